@@ -1,0 +1,4 @@
+# nameko services run on eventlet; patch before anything imports socket or threading.
+import eventlet
+
+eventlet.monkey_patch()

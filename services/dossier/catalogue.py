@@ -1,0 +1,790 @@
+"""The procedure catalogue (danh mục thủ tục hành chính, TTHC) of the dossier service.
+
+The catalogue is data: YAML files under ``procedures/`` next to this module, one file per field
+(lĩnh vực) by convention. Each file looks like::
+
+    field: civil_status          # default for every procedure in the file
+    field_name: Hộ tịch
+    procedures:
+      - code: "1.001193"         # national procedure code (Cơ sở dữ liệu quốc gia về TTHC)
+        version: 1
+        effective_from: 2016-01-01
+        name: Đăng ký khai sinh
+        ...
+
+A procedure code may appear with several versions. A dossier keeps the version it was received
+under, so lookups are by date (``Catalogue.get(code, at=received_at)``) or by version number
+(``Catalogue.get_version``), never "whatever is newest".
+
+Everything is validated when the catalogue loads, and every problem is reported with the file,
+the line and the key path (``procedures/land.yaml:42: procedures[3].steps[1].allotment: ...``):
+the files are edited by hand by people who are not developers, and a wrong duration silently
+becomes a wrong appointment date on a citizen's receipt.
+
+Plain Python on purpose (no nameko, no SQL): the service, the tests and offline tools such as a
+catalogue linter all import it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+SHIPPED_DIRECTORY = Path(__file__).resolve().parent / "procedures"
+
+# Vietnam has had no daylight saving time since 1975, so a fixed offset is exact and spares a
+# dependency on the system tz database for "which version is in force today".
+VIETNAM_TIME = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
+
+LEVELS = ("commune", "district", "province")
+CHANNELS = ("counter", "online", "postal")
+ONLINE_LEVELS = ("full", "partial")  # toàn trình / một phần (Decree 42/2022)
+STEP_CODES = ("receive", "appraise", "approve", "sign", "stamp", "return", "transfer")
+
+WORKING_DAYS = "working_days"
+WORKING_HOURS = "working_hours"
+SAME_DAY = "same_day"
+
+# The canonical spelling shared.workcalendar.Duration.parse reads. Stricter than that parser
+# (no leading zeros, single spaces) so the files stay uniform and greppable.
+_DURATION_RE = re.compile(
+    r"^(?:(?P<amount>[1-9]\d*) (?P<unit>working_days|working_hours)|same_day)$"
+)
+
+# Who performs a step: the one-stop desk, a level's People's Committee ("district"), one of its
+# agencies by short code ("province:STP" = Sở Tư pháp), or a vertically organised agency.
+_AGENCY_RE = re.compile(
+    r"^(?:receiving_unit|tax|social_insurance|police|(?:commune|district|province)(?::[A-Z][A-Z0-9_]*)?)$"
+)
+
+# National TTHC codes are "1.001193" / "2.000635"; the suffixed per-province forms
+# ("1.001193.000.00.00.H12") are derived from these and not stored in the catalogue.
+_CODE_RE = re.compile(r"^\d\.\d{6}$")
+
+
+def split_duration(text: str) -> tuple[str, int] | None:
+    """``(unit, amount)`` of a duration string, ``("same_day", 0)``; None if it is not one."""
+    match = _DURATION_RE.match(text)
+    if match is None:
+        return None
+    if match.group("unit") is None:
+        return SAME_DAY, 0
+    return match.group("unit"), int(match.group("amount"))
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a procedure's processing plan, with its share of the total time."""
+
+    code: str
+    name: str
+    agency: str
+    allotment: str
+
+
+@dataclass(frozen=True)
+class Fee:
+    name: str
+    amount_vnd: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RequiredDocument:
+    """A document of the dossier: how many originals (bản chính) and copies (bản sao)."""
+
+    name: str
+    original: int = 0
+    copies: int = 1
+
+
+@dataclass(frozen=True)
+class Procedure:
+    code: str
+    version: int
+    effective_from: date
+    name: str
+    name_en: str
+    field: str
+    field_name: str
+    levels: tuple[str, ...]
+    duration: str
+    steps: tuple[Step, ...]
+    fees: tuple[Fee, ...]
+    required_documents: tuple[RequiredDocument, ...]
+    channels: tuple[str, ...]
+    postal_return: bool
+    online_level: str | None
+    legal_basis: tuple[str, ...]
+    # The version stops applying on this date (procedure abolished or moved), exclusive.
+    repealed_from: date | None = None
+    # Free text for maintainers: sources, what is unconfirmed, province-specific values.
+    note: str = ""
+    # "procedures/land.yaml:12", so runtime errors can point back at the data.
+    source: str = field(default="", compare=False)
+
+    @property
+    def agencies(self) -> tuple[str, ...]:
+        """The handling agencies of the plan, in order of first appearance, desk excluded."""
+        seen: dict[str, None] = {}
+        for step in self.steps:
+            if step.agency != "receiving_unit":
+                seen.setdefault(step.agency)
+        return tuple(seen)
+
+    @property
+    def interlinked(self) -> bool:
+        """Một cửa liên thông: more than one competent agency handles the dossier.
+
+        The receiving desk does not count: every procedure passes through it, and the desk
+        belongs to the handling level anyway.
+        """
+        return len(self.agencies) > 1
+
+    def in_force(self, on: date) -> bool:
+        return self.effective_from <= on and (self.repealed_from is None or on < self.repealed_from)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str  # as shown to people: "procedures/land.yaml"
+    line: int | None
+    path: str  # "procedures[3].steps[1].allotment"; "" for the whole file
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class CatalogueError(ValueError):
+    """The catalogue files are wrong. Lists every problem found, each with file, line and key."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+class UnknownProcedure(KeyError):
+    """No procedure (or no version of it in force at the given date) under that code."""
+
+    def __init__(
+        self, code: str, at: date | None = None, version: int | None = None, known: str = ""
+    ) -> None:
+        self.code, self.at, self.version = code, at, version
+        if not known:
+            message = f"unknown procedure {code!r}"
+            if at is not None:
+                message += f" (looked up for {at.isoformat()})"
+        elif version is not None:
+            message = f"procedure {code} has no version {version}; it has {known}"
+        else:
+            message = f"no version of procedure {code} in force on {at}; it has {known}"
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # KeyError would repr() the message, quotes included
+        return str(self.args[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Schemas: marshmallow validates the shape; messages carry the offending value so that the
+# file:line report is enough to fix the file without opening the code.
+
+
+class _StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE  # a misspelt key must fail loudly, not be silently ignored
+
+
+class _StrictBoolean(fields.Field):
+    """Only YAML true/false: marshmallow's Boolean would also take 1, "yes", "on"."""
+
+    default_error_messages = {"invalid": "not a boolean (write true or false): {input!r}"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class _StrictDate(fields.Field):
+    """A calendar date: YAML's 2025-07-01 or the quoted string; datetimes are refused."""
+
+    default_error_messages = {"invalid": "not a date (write YYYY-MM-DD): {input!r}"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
+        if isinstance(value, datetime):  # a date with a time of day is a data-entry mistake
+            raise self.make_error("invalid", input=value)
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise self.make_error("invalid", input=value)
+
+
+def _validate_duration(value: str) -> None:
+    if split_duration(value) is None:
+        raise ValidationError(
+            f"not a duration: {value!r} (write 'N working_days', 'N working_hours' or 'same_day')"
+        )
+
+
+def _one_of(choices: Iterable[str]) -> validate.OneOf:
+    return validate.OneOf(tuple(choices), error="must be one of {choices}, not {input!r}")
+
+
+def _text(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, error="must not be empty"), **kwargs)
+
+
+def _count(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=0), **kwargs)
+
+
+def _unique(values: list[Any], key: str) -> None:
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        raise ValidationError(f"listed more than once: {', '.join(map(str, duplicates))}", key)
+
+
+class StepSchema(_StrictSchema):
+    code = fields.String(required=True, validate=_one_of(STEP_CODES))
+    name = _text(required=True)
+    agency = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            _AGENCY_RE,
+            error="not an agency: {input!r} (receiving_unit, commune, district, province, "
+            "province:XYZ, tax, social_insurance or police)",
+        ),
+    )
+    allotment = fields.String(required=True, validate=_validate_duration)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Step:
+        return Step(**data)
+
+
+class FeeSchema(_StrictSchema):
+    name = _text(required=True)
+    amount_vnd = _count(required=True)
+    note = fields.String(load_default="")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Fee:
+        return Fee(**data)
+
+
+class RequiredDocumentSchema(_StrictSchema):
+    name = _text(required=True)
+    original = _count(load_default=0)
+    copies = _count(load_default=1)
+
+    @validates_schema
+    def _not_nothing(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("original", 0) + data.get("copies", 1) < 1:
+            raise ValidationError("a document needs at least one original or one copy", "copies")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> RequiredDocument:
+        return RequiredDocument(**data)
+
+
+class ProcedureSchema(_StrictSchema):
+    code = fields.String(
+        required=True,
+        # unquoted, YAML reads 1.001193 as a number and drops trailing zeros: say so
+        error_messages={"invalid": 'must be a quoted string like "1.001193"'},
+        validate=validate.Regexp(
+            _CODE_RE, error="not a national procedure code like '1.001193': {input!r}"
+        ),
+    )
+    version = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    effective_from = _StrictDate(required=True)
+    repealed_from = _StrictDate(load_default=None, allow_none=True)
+    name = _text(required=True)
+    name_en = _text(required=True)
+    field = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]*$"))
+    field_name = _text(required=True)
+    levels = fields.List(
+        fields.String(validate=_one_of(LEVELS)),
+        required=True,
+        validate=validate.Length(min=1, error="list at least one level"),
+    )
+    duration = fields.String(required=True, validate=_validate_duration)
+    steps = fields.List(
+        fields.Nested(StepSchema),
+        required=True,
+        validate=validate.Length(min=2, error="a plan needs at least a receive and a return step"),
+    )
+    # Required even when the procedure is free: an explicit [] or a 0 fee says "checked, free".
+    fees = fields.List(fields.Nested(FeeSchema), required=True)
+    required_documents = fields.List(fields.Nested(RequiredDocumentSchema), required=True)
+    channels = fields.List(
+        fields.String(validate=_one_of(CHANNELS)),
+        required=True,
+        validate=validate.Length(min=1, error="list at least one channel"),
+    )
+    postal_return = _StrictBoolean(required=True)
+    online_level = fields.String(
+        load_default=None, allow_none=True, validate=_one_of(ONLINE_LEVELS)
+    )
+    legal_basis = fields.List(
+        _text(), required=True, validate=validate.Length(min=1, error="cite at least one text")
+    )
+    note = fields.String(load_default="")
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
+        _unique(data["levels"], "levels")
+        _unique(data["channels"], "channels")
+        online = "online" in data["channels"]
+        if online and data["online_level"] is None:
+            raise ValidationError("an online procedure needs online_level: full or partial",
+                                  "online_level")
+        if not online and data["online_level"] is not None:
+            raise ValidationError("online_level is set but 'online' is not among the channels",
+                                  "online_level")
+        repealed = data["repealed_from"]
+        if repealed is not None and repealed <= data["effective_from"]:
+            raise ValidationError("must be after effective_from", "repealed_from")
+        _check_plan(data["duration"], data["steps"])
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Procedure:
+        for key in ("levels", "steps", "fees", "required_documents", "channels", "legal_basis"):
+            data[key] = tuple(data[key])
+        return Procedure(**data)
+
+
+def _check_plan(duration: str, steps: list[Step]) -> None:
+    """The step allotments must account for the whole legal duration, in the same unit.
+
+    Mixed units (hours inside a day-based plan) cannot be checked without a working calendar,
+    whose day length is configurable, so they are refused rather than trusted. Inside a
+    day-based plan a step may take "same_day": done within the day it starts, no whole day used
+    (receipt and hand-over, the return); otherwise a 3-day procedure could not have its four
+    steps without fractions.
+    """
+    if steps[0].code != "receive":
+        raise ValidationError({"steps": {0: {"code": ["the first step must be 'receive'"]}}})
+    if steps[-1].code != "return":
+        last = len(steps) - 1
+        raise ValidationError({"steps": {last: {"code": ["the last step must be 'return'"]}}})
+    unit, amount = split_duration(duration) or (SAME_DAY, 0)
+    allowed = {SAME_DAY: {SAME_DAY}, WORKING_DAYS: {WORKING_DAYS, SAME_DAY},
+               WORKING_HOURS: {WORKING_HOURS}}[unit]
+    total = 0
+    for index, step in enumerate(steps):
+        step_unit, step_amount = split_duration(step.allotment) or (SAME_DAY, 0)
+        if step_unit not in allowed:
+            raise ValidationError({"steps": {index: {"allotment": [
+                f"{step.allotment!r} does not fit a plan of {duration!r} "
+                f"(allowed units: {', '.join(sorted(allowed))})"
+            ]}}})
+        total += step_amount
+    if unit != SAME_DAY and total != amount:
+        raise ValidationError(
+            f"step allotments add up to {total} {unit} but the duration is {duration!r}", "steps"
+        )
+
+
+class CatalogueFileSchema(_StrictSchema):
+    # Defaults for every procedure of the file; a procedure may override them.
+    field = fields.String(load_default=None)
+    field_name = fields.String(load_default=None)
+    procedures = fields.List(fields.Nested(ProcedureSchema), required=True)
+
+
+# --------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+KeyPath = tuple[str | int, ...]
+
+
+def _format_path(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _LinedDocument:
+    """A parsed YAML file plus the line of every key and list item, by key path."""
+
+    def __init__(self, data: Any, lines: dict[KeyPath, int]) -> None:
+        self.data, self.lines = data, lines
+
+    def line_of(self, path: KeyPath) -> int | None:
+        # a missing key has no line of its own: point at the nearest enclosing entry
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+def _read_yaml(text: str, label: str) -> tuple[_LinedDocument | None, list[Problem]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, [Problem(label, 1, "", "the file is empty")]
+        problems = _duplicate_keys(node, (), label)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else None
+        path = _format_path(_path_at_error(text)) or "(top level)"
+        message = f"YAML syntax error: {error.problem or error}"
+        if error.context:
+            message += f" ({error.context})"
+        return None, [Problem(label, line, path, message)]
+    except yaml.YAMLError as error:
+        return None, [Problem(label, None, "", f"YAML error: {error}")]
+    finally:
+        loader.dispose()
+    lines: dict[KeyPath, int] = {(): node.start_mark.line + 1}
+    # walked after construction: merge keys (<<) are flattened by then, so merged-in entries
+    # get lines too (the anchor's), and explicit keys, coming last, win
+    _record_lines(node, (), lines)
+    return _LinedDocument(data, lines), problems
+
+
+def _record_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                child = (*path, key.value)
+                lines[child] = key.start_mark.line + 1
+                _record_lines(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            lines[child] = item.start_mark.line + 1
+            _record_lines(item, child, lines)
+
+
+def _duplicate_keys(node: yaml.Node, path: KeyPath, label: str) -> list[Problem]:
+    """PyYAML keeps the last of two equal keys without a word; in a catalogue that hides edits."""
+    problems: list[Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key.start_mark.line + 1
+            if key.value in first_line:
+                problems.append(Problem(label, line, _format_path((*path, key.value)),
+                                        f"duplicate key (first at line {first_line[key.value]})"))
+            else:
+                first_line[key.value] = line
+            problems += _duplicate_keys(value, (*path, key.value), label)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _duplicate_keys(item, (*path, index), label)
+    return problems
+
+
+def _path_at_error(text: str) -> KeyPath:
+    """Where in the key structure the parser was when it hit a syntax error.
+
+    Replays the event stream up to the error, keeping a stack of open mappings and sequences;
+    the composed tree is not available then, but the events before the error are.
+    """
+    # each frame: [kind, key or index, expecting_a_key]
+    stack: list[list[Any]] = []
+
+    def value_starts() -> None:
+        if stack and stack[-1][0] == "seq":
+            stack[-1][1] += 1
+
+    def value_ends() -> None:
+        if stack and stack[-1][0] == "map":
+            stack[-1][2] = True
+
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            top = stack[-1] if stack else None
+            is_key = top is not None and top[0] == "map" and top[2]
+            if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+                if is_key:
+                    top[1], top[2] = getattr(event, "value", "*"), False
+                else:
+                    value_starts()
+                    value_ends()
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if is_key:  # a complex key; the path cannot name it, keep the structure sane
+                    top[2] = False
+                else:
+                    value_starts()
+                kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
+                stack.append([kind, None, True] if kind == "map" else [kind, -1, False])
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                stack.pop()
+                value_ends()
+    except yaml.YAMLError:
+        pass
+    return tuple(frame[1] for frame in stack if frame[1] is not None and frame[1] != -1)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _flatten(messages: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """marshmallow's nested {key: {index: {key: [msg]}}} into (path, message) pairs."""
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            child = path if key == "_schema" else (*path, key)
+            yield from _flatten(value, child)
+    elif isinstance(messages, list | tuple):
+        for message in messages:
+            yield from _flatten(message, path)
+    else:
+        yield path, str(messages)
+
+
+def _schema_at(path: KeyPath) -> Schema | None:
+    """The schema that validates the mapping at ``path``, to suggest the key that was meant."""
+    schema: Schema | None = CatalogueFileSchema()
+    for part in path:
+        if isinstance(part, int) or schema is None:
+            continue
+        found = schema.fields.get(part)
+        if isinstance(found, fields.List):
+            found = found.inner
+        schema = found.schema if isinstance(found, fields.Nested) else None
+    return schema
+
+
+def _explain(path: KeyPath, message: str) -> str:
+    if message != "Unknown field.":
+        return message
+    schema = _schema_at(path[:-1])
+    allowed = sorted(schema.fields) if schema is not None else []
+    close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+    return f"unknown key ({hint})"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """Where a validated procedure came from, to report problems found across entries."""
+
+    label: str
+    index: int
+    document: _LinedDocument
+
+    def problem(self, key: str, message: str) -> Problem:
+        path = ("procedures", self.index, key)
+        return Problem(self.label, self.document.line_of(path), _format_path(path), message)
+
+
+def _load_file(path: Path, label: str) -> tuple[list[tuple[Procedure, _Entry]], list[Problem]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        return [], [Problem(label, None, "", f"cannot read: {error}")]
+    document, problems = _read_yaml(text, label)
+    if document is None:
+        return [], problems
+    data = document.data
+    if not isinstance(data, dict):
+        return [], [*problems, Problem(label, 1, "", "expected a mapping with 'procedures'")]
+    # file-level field/field_name are defaults: copy them into each entry before validation so
+    # a missing field is reported on the entry that lacks it
+    entries = data.get("procedures")
+    if isinstance(entries, list):
+        for entry in entries:
+            if isinstance(entry, dict):
+                for key in ("field", "field_name"):
+                    if key not in entry and data.get(key) is not None:
+                        entry[key] = data[key]
+    try:
+        loaded = CatalogueFileSchema().load(data)
+    except ValidationError as error:
+        for key_path, message in _flatten(error.messages, ()):
+            problems.append(Problem(label, document.line_of(key_path), _format_path(key_path),
+                                    _explain(key_path, message)))
+        return [], problems
+    located = []
+    for index, procedure in enumerate(loaded["procedures"]):
+        entry = _Entry(label, index, document)
+        source = f"{label}:{document.line_of(('procedures', index))}"
+        located.append((replace(procedure, source=source), entry))
+    return located, problems
+
+
+def _cross_check(located: list[tuple[Procedure, _Entry]]) -> list[Problem]:
+    """Rules across entries and files: unique (code, version), dates rising with versions."""
+    problems: list[Problem] = []
+    seen: dict[tuple[str, int], Procedure] = {}
+    by_code: dict[str, list[tuple[Procedure, _Entry]]] = {}
+    field_names: dict[str, Procedure] = {}
+    for procedure, entry in located:
+        key = (procedure.code, procedure.version)
+        if key in seen:
+            problems.append(entry.problem("version", f"duplicate: {procedure.code} version "
+                                          f"{procedure.version} is already defined at "
+                                          f"{seen[key].source}"))
+            continue
+        seen[key] = procedure
+        by_code.setdefault(procedure.code, []).append((procedure, entry))
+        first = field_names.setdefault(procedure.field, procedure)
+        if first.field_name != procedure.field_name:
+            # fields() maps a code to one name; two spellings would make it depend on file order
+            problems.append(entry.problem("field_name", f"{procedure.field_name!r} differs from "
+                                          f"{first.field_name!r} given for field "
+                                          f"{procedure.field!r} at {first.source}"))
+    for versions in by_code.values():
+        versions.sort(key=lambda item: item[0].version)
+        for (earlier, _), (later, entry) in zip(versions, versions[1:], strict=False):
+            # otherwise "the version in force on a date" would be ambiguous
+            if later.effective_from <= earlier.effective_from:
+                problems.append(entry.problem(
+                    "effective_from",
+                    f"{later.effective_from} is not after {earlier.effective_from}, when version "
+                    f"{earlier.version} took effect ({earlier.source})",
+                ))
+    return problems
+
+
+def load_procedures(directory: str | Path | None = None) -> list[Procedure]:
+    """Every version of every procedure in the ``*.yaml`` files of ``directory``, validated."""
+    folder = Path(directory) if directory is not None else SHIPPED_DIRECTORY
+    if not folder.is_dir():
+        raise CatalogueError([Problem(str(folder), None, "", "not a directory")])
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    if not files:
+        raise CatalogueError([Problem(str(folder), None, "", "no *.yaml procedure files")])
+    problems: list[Problem] = []
+    located: list[tuple[Procedure, _Entry]] = []
+    for path in files:
+        # shown as "procedures/land.yaml": enough to find it, short enough to read
+        found, file_problems = _load_file(path, f"{folder.name}/{path.name}")
+        located += found
+        problems += file_problems
+    problems += _cross_check(located)
+    if problems:
+        # report everything at once, in file order: fixing one error per run is slow
+        raise CatalogueError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.path)))
+    return [procedure for procedure, _ in located]
+
+
+# --------------------------------------------------------------------------------------------
+# The catalogue
+
+
+def _day(at: date | datetime | None) -> date:
+    if at is None:
+        return datetime.now(VIETNAM_TIME).date()
+    if isinstance(at, datetime):  # before the date check: datetime is a date subclass
+        # naive datetimes are taken as Vietnam local time, aware ones converted to it
+        return at.astimezone(VIETNAM_TIME).date() if at.tzinfo else at.date()
+    return at
+
+
+class Catalogue:
+    """Every version of every procedure, looked up by code and date or version."""
+
+    def __init__(self, procedures: Iterable[Procedure]) -> None:
+        self._versions: dict[str, tuple[Procedure, ...]] = {}
+        grouped: dict[str, list[Procedure]] = {}
+        for procedure in procedures:
+            grouped.setdefault(procedure.code, []).append(procedure)
+        for code in sorted(grouped):
+            self._versions[code] = tuple(sorted(grouped[code], key=lambda p: p.version))
+
+    @classmethod
+    def load(cls, directory: str | Path | None = None) -> Catalogue:
+        """Load and validate ``directory`` (default: the shipped ``procedures/`` folder)."""
+        return cls(load_procedures(directory))
+
+    def get(self, code: str, at: date | datetime | None = None) -> Procedure:
+        """The version of ``code`` in force at ``at`` (default: today, Vietnam time).
+
+        For a dossier pass its receipt time: it is handled under the rules it was received
+        under, even if the procedure changed since.
+        """
+        day = _day(at)
+        candidates = [p for p in self._versions.get(code, ()) if p.effective_from <= day]
+        if not candidates or not candidates[-1].in_force(day):
+            raise UnknownProcedure(code, at=day, known=self._describe(code))
+        return candidates[-1]
+
+    def get_version(self, code: str, version: int) -> Procedure:
+        for procedure in self._versions.get(code, ()):
+            if procedure.version == version:
+                return procedure
+        raise UnknownProcedure(code, version=version, known=self._describe(code))
+
+    def _describe(self, code: str) -> str:
+        """"version 1 from 2021-01-04 (until 2025-07-01), version 2 from 2025-07-01", or ""."""
+        return ", ".join(
+            f"version {p.version} from {p.effective_from}"
+            + (f" (until {p.repealed_from})" if p.repealed_from else "")
+            for p in self._versions.get(code, ())
+        )
+
+    def versions(self, code: str) -> tuple[Procedure, ...]:
+        """All versions of ``code``, oldest first."""
+        if code not in self._versions:
+            raise UnknownProcedure(code)
+        return self._versions[code]
+
+    def in_force(self, at: date | datetime | None = None) -> tuple[Procedure, ...]:
+        """The version of each procedure in force at ``at`` (default today), by code."""
+        day = _day(at)
+        found = []
+        for code in self._versions:
+            try:
+                found.append(self.get(code, day))
+            except UnknownProcedure:
+                continue
+        return tuple(found)
+
+    def codes(self) -> tuple[str, ...]:
+        """Every code in the catalogue, in force today or not."""
+        return tuple(self._versions)
+
+    def fields(self) -> dict[str, str]:
+        """Field code -> field name, over every version (a field does not vanish with a repeal)."""
+        return {
+            procedure.field: procedure.field_name
+            for versions in self._versions.values()
+            for procedure in versions
+        }
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._versions
+
+    def __iter__(self) -> Iterator[Procedure]:
+        return iter(self.in_force())
+
+    def __len__(self) -> int:
+        return len(self.in_force())

@@ -1,0 +1,139 @@
+"""Service configuration: nameko YAML with ``${VAR:default}`` substitution, checked at start.
+
+Each service ships a ``config.yml``; every value may come from the environment. A missing or
+malformed setting stops the service at start with a message naming the setting, instead of
+failing on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _substitute(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            if default is None:
+                raise ConfigurationError(f"environment variable {name} is required and not set")
+            return default
+        return value
+
+    return _ENV.sub(replace, text)
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a service's config.yml, substituting ``${VAR:default}`` from the environment."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read configuration file {source}: {exc}") from exc
+    try:
+        loaded = yaml.safe_load(_substitute(text)) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigurationError(f"{source}: top level must be a mapping")
+    return loaded
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting a service needs: its config key, how to parse it, and what it is for."""
+
+    key: str
+    parse: Callable[[Any], Any] = str
+    required: bool = True
+    description: str = ""
+
+
+def _url(value: Any) -> str:
+    text = str(value)
+    if "://" not in text:
+        raise ValueError(f"not a URL: {text!r}")
+    return text
+
+
+def _address(value: Any) -> str:
+    text = str(value)
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port, got {text!r}")
+    return text
+
+
+def _positive(value: Any) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError(f"must be positive, got {value!r}")
+    return number
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number <= 0 or number != float(value):
+        raise ValueError(f"must be a positive whole number, got {value!r}")
+    return number
+
+
+def _secret(value: Any) -> str:
+    text = str(value)
+    if len(text) < 16:
+        raise ValueError("must be at least 16 characters")
+    return text
+
+
+def _optional_path(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    path = Path(str(value))
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    return str(path)
+
+
+COMMON_SETTINGS: tuple[Setting, ...] = (
+    Setting("AMQP_URI", _url, description="RabbitMQ connection URI"),
+    Setting("DATABASE_URL", _url, description="SQLAlchemy database URL of this service"),
+    Setting("WEB_SERVER_ADDRESS", _address, description="host:port the HTTP API listens on"),
+    Setting("JWT_SECRET", _secret, description="HS256 key that signs bearer tokens"),
+    Setting("UNITS_FILE", _optional_path, required=False,
+            description="administrative-unit hierarchy file; empty = today's national map"),
+    Setting("OUTBOX_POLL_SECONDS", _positive, description="how often the relay looks for events"),
+    Setting("OUTBOX_BATCH_SIZE", _positive_int, description="events published per confirm round"),
+    Setting("EVENT_MAX_ATTEMPTS", _positive_int,
+            description="deliveries of a failing event before it is dead-lettered"),
+)
+
+
+def validate(config: Mapping[str, Any], settings: tuple[Setting, ...] = COMMON_SETTINGS) -> dict:
+    """Check and parse every setting; raise ConfigurationError naming each one at fault."""
+    problems: list[str] = []
+    parsed: dict[str, Any] = {}
+    for setting in settings:
+        value = config.get(setting.key)
+        if value in (None, "") and setting.required:
+            problems.append(f"{setting.key}: missing ({setting.description})")
+            continue
+        try:
+            parsed[setting.key] = setting.parse(value) if value not in (None, "") else None
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{setting.key}: {exc}")
+    if problems:
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems))
+    return parsed

@@ -1,0 +1,201 @@
+"""The event contract (CONTRACTS §1) in one place: envelope, routing keys, exchanges, catalogue.
+
+Every domain event of every service is a CloudEvents 1.0 JSON document published to the durable
+topic exchange ``egov.events`` with routing key ``<source>.<event>.<receiving unit path>``; when the
+handling unit differs, the ``CC`` header carries the key for the handling unit's path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+EXCHANGE = "egov.events"
+DEAD_LETTER_EXCHANGE = "egov.events.dlx"
+CONTENT_TYPE = "application/cloudevents+json"
+SPEC_VERSION = "1.0"
+SOURCES = ("dossier", "postal", "esign", "metrics")
+
+_WORD = re.compile(r"^[a-z][a-z0-9_]*$")
+_PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+class InvalidEvent(ValueError):
+    """A message that is not a well-formed event of this contract."""
+
+
+class CloudEventSchema(Schema):
+    """The CloudEvents 1.0 structured-mode envelope with motcua's extension attributes."""
+
+    specversion = fields.String(required=True, validate=validate.Equal(SPEC_VERSION))
+    id = fields.UUID(required=True)
+    source = fields.String(required=True, validate=validate.Regexp(r"^/motcua/[a-z]+$"))
+    type = fields.String(required=True, validate=validate.Regexp(r"^vn\.motcua\.[a-z]+\.[a-z0-9_]+$"))
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    time = fields.AwareDateTime(required=True, format="iso")
+    datacontenttype = fields.String(required=True, validate=validate.Equal("application/json"))
+    data = fields.Dict(required=True)
+    unitpath = fields.String(required=True, validate=validate.Regexp(_PATH))
+    handlingunitpath = fields.String(validate=validate.Regexp(_PATH))
+    sequence = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+_ENVELOPE = CloudEventSchema()
+
+
+def routing_key(source: str, name: str, unit_path: str) -> str:
+    """``dossier.received.79.26734``: how a subscriber selects events by kind and jurisdiction."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown event source {source!r}")
+    if not _WORD.match(name):
+        raise ValueError(f"event name must be snake_case, got {name!r}")
+    if not _PATH.match(unit_path):
+        raise ValueError(f"unit path must be dot-separated unit codes, got {unit_path!r}")
+    return f"{source}.{name}.{unit_path}"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One domain event, as it travels: the envelope attributes plus the minimal ``data``."""
+
+    source: str
+    name: str
+    subject: str
+    data: Mapping[str, Any]
+    unit_path: str
+    sequence: int
+    handling_unit_path: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def type(self) -> str:
+        return f"vn.motcua.{self.source}.{self.name}"
+
+    @property
+    def routing_key(self) -> str:
+        return routing_key(self.source, self.name, self.unit_path)
+
+    @property
+    def cc(self) -> list[str]:
+        """Routing keys of the other jurisdictions that must receive this same message."""
+        if self.handling_unit_path and self.handling_unit_path != self.unit_path:
+            return [routing_key(self.source, self.name, self.handling_unit_path)]
+        return []
+
+    def envelope(self) -> dict[str, Any]:
+        document = {
+            "specversion": SPEC_VERSION,
+            "id": self.id,
+            "source": f"/motcua/{self.source}",
+            "type": self.type,
+            "subject": self.subject,
+            "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "datacontenttype": "application/json",
+            "data": dict(self.data),
+            "unitpath": self.unit_path,
+            "sequence": self.sequence,
+        }
+        if self.handling_unit_path:
+            document["handlingunitpath"] = self.handling_unit_path
+        return document
+
+    def to_json(self) -> str:
+        return json.dumps(self.envelope(), ensure_ascii=False, separators=(",", ":"), default=str)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        """Parse and validate a received message; InvalidEvent says what is wrong."""
+        try:
+            document = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidEvent(f"not JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise InvalidEvent("envelope must be a JSON object")
+        try:
+            loaded = _ENVELOPE.load(document)
+        except ValidationError as exc:
+            raise InvalidEvent(f"not a motcua CloudEvent: {exc.messages}") from exc
+        source = loaded["source"].rsplit("/", 1)[-1]
+        name = loaded["type"].rsplit(".", 1)[-1]
+        if loaded["type"] != f"vn.motcua.{source}.{name}":
+            raise InvalidEvent(f"type {loaded['type']!r} does not match source {source!r}")
+        return cls(
+            source=source,
+            name=name,
+            subject=loaded["subject"],
+            data=loaded["data"],
+            unit_path=loaded["unitpath"],
+            handling_unit_path=loaded.get("handlingunitpath"),
+            sequence=loaded["sequence"],
+            id=str(loaded["id"]),
+            time=loaded["time"],
+        )
+
+
+@dataclass(frozen=True)
+class EventType:
+    """A catalogue entry: what the event means and the schema of its ``data``."""
+
+    source: str
+    name: str
+    summary: str
+    schema: type[Schema]
+
+    @property
+    def type(self) -> str:
+        return f"vn.motcua.{self.source}.{self.name}"
+
+
+CATALOGUE: dict[str, EventType] = {}
+
+
+def event_type(source: str, name: str, summary: str):
+    """Class decorator registering a marshmallow schema as the ``data`` of an event type."""
+
+    def register(schema: type[Schema]) -> type[Schema]:
+        routing_key(source, name, "0")  # validates source and name
+        entry = EventType(source, name, summary, schema)
+        if CATALOGUE.get(entry.type, entry).schema is not schema:
+            raise ValueError(f"event type {entry.type} registered twice")
+        CATALOGUE[entry.type] = entry
+        return schema
+
+    return register
+
+
+def build_event(
+    source: str,
+    name: str,
+    *,
+    subject: str,
+    data: Mapping[str, Any],
+    unit_path: str,
+    sequence: int,
+    handling_unit_path: str | None = None,
+) -> Event:
+    """The one place events are built: validates ``data`` against the catalogue schema."""
+    entry = CATALOGUE.get(f"vn.motcua.{source}.{name}")
+    if entry is None:
+        raise ValueError(f"event type vn.motcua.{source}.{name} is not in the catalogue")
+    schema = entry.schema()
+    payload = schema.dump(data)
+    errors = schema.validate(payload)
+    if errors:
+        raise ValueError(f"data of {entry.type} does not match its schema: {errors}")
+    return Event(
+        source=source,
+        name=name,
+        subject=subject,
+        data=payload,
+        unit_path=unit_path,
+        sequence=sequence,
+        handling_unit_path=handling_unit_path,
+    )

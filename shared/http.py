@@ -1,0 +1,246 @@
+"""HTTP for every service: the entrypoint, JSON in and out, problem responses, idempotent writes.
+
+``@api("POST", "/api/v1/dossiers")`` is nameko's ``@http`` with three differences: a dict or list
+result becomes JSON, every error (ours, werkzeug's 404/405, an unexpected crash) becomes an RFC 9457
+problem built in :meth:`ApiEntrypoint.response_from_exception`, and each request is counted and timed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from marshmallow import Schema, ValidationError
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
+
+from shared import metrics
+from shared.problems import (
+    PROBLEM_CONTENT_TYPE,
+    BadRequest,
+    IdempotencyKeyReused,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+JSON_TYPES = ("application/json", "application/problem+json")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_default)
+
+
+def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(dumps(body), status=status, headers=headers,
+                    content_type="application/json; charset=utf-8")
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> Response:
+    return Response(dumps(problem.to_dict(instance)), status=problem.status,
+                    content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _from_werkzeug(exc: HTTPException) -> Problem:
+    if exc.code == 404:
+        return NotFound("no such resource; the API lives under /api/v1/ (see /api/v1/openapi.json)")
+    if exc.code == 405:
+        return MethodNotAllowed(f"{exc.description}")
+    problem = Problem(exc.description or exc.name)
+    problem.status, problem.title = exc.code or 500, exc.name
+    problem.slug = exc.name.lower().replace(" ", "-")
+    return problem
+
+
+class ProblemWsgiApp(WsgiApp):
+    """nameko's WSGI app, with routing errors (404, 405) answered as problems too."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except HTTPException as exc:
+            response = problem_response(_from_werkzeug(exc), request.path)
+        return response(environ, start_response)
+
+
+class ProblemWebServer(WebServer):
+    def get_wsgi_app(self):
+        return ProblemWsgiApp(self)
+
+
+class ApiEntrypoint(HttpRequestHandler):
+    server = ProblemWebServer()
+
+    def __init__(self, method: str, url: str, **kwargs: Any) -> None:
+        kwargs.setdefault("expected_exceptions", (Problem,))
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        started = time.perf_counter()
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            response = problem_response(
+                PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes"), request.path
+            )
+        else:
+            request.max_content_length = MAX_BODY_BYTES
+            response = super().handle_request(request)
+        service = self.container.service_name
+        metrics.HTTP_REQUESTS.labels(service, self.method, self.url, str(response.status_code)).inc()
+        metrics.HTTP_DURATION.labels(service, self.method, self.url).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, tuple) and len(result) in (2, 3) and isinstance(result[0], int):
+            status, body, *rest = result
+            return json_response(body, status, rest[0] if rest else None)
+        return json_response(result)
+
+    def response_from_exception(self, exc):
+        if isinstance(exc, Problem):
+            return problem_response(exc)
+        if isinstance(exc, HTTPException):
+            return problem_response(_from_werkzeug(exc))
+        log.error("unexpected error answering a request", exc_info=exc)
+        return problem_response(Problem("an unexpected error occurred; it has been logged"))
+
+
+api = ApiEntrypoint.decorator
+
+
+def read_json(request, schema: Schema) -> Any:
+    """Parse and validate a JSON body; 415/400/413/422 problems name what is wrong."""
+    mimetype = (request.mimetype or "").lower()
+    if mimetype not in JSON_TYPES:
+        raise UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'")
+    try:
+        raw = request.get_data(cache=True)
+    except HTTPException as exc:
+        raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes") from exc
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    try:
+        return schema.load(document)
+    except ValidationError as exc:
+        raise ValidationFailed.from_messages(exc.messages) from exc
+
+
+def read_query(request, schema: Schema) -> Any:
+    """Validate query parameters (repeated parameters become lists where the schema says so)."""
+    data: dict[str, Any] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        field = schema.fields.get(key)
+        many = field is not None and field.__class__.__name__ == "List"
+        data[key] = values if many else values[-1]
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise ValidationFailed.from_messages(exc.messages) from exc
+
+
+def page_links(request, page: int, page_size: int, count: int) -> dict[str, str | None]:
+    """``next`` and ``previous`` URLs for a paginated list (CONTRACTS §2)."""
+
+    def url(number: int) -> str:
+        args = request.args.copy()
+        args["page"], args["page_size"] = str(number), str(page_size)
+        query = "&".join(f"{k}={v}" for k, values in args.lists() for v in values)
+        return f"{request.base_url}?{query}"
+
+    last = max(1, -(-count // page_size))
+    return {
+        "next": url(page + 1) if page < last else None,
+        "previous": url(page - 1) if page > 1 and page - 1 <= last else None,
+    }
+
+
+def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int, Any, dict]:
+    """Run a write once per ``Idempotency-Key``: the same key and body return the first response.
+
+    ``handler(tx)`` returns ``(status, body)`` or ``(status, body, headers)``; the response is stored
+    in the same transaction as the change, so a replay can never see a half-applied write.
+    """
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise BadRequest("Idempotency-Key must be 1 to 200 characters")
+    body_hash = hashlib.sha256(
+        request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data(cache=True)
+    ).hexdigest()
+    for _attempt in range(3):
+        try:
+            with uow.transaction() as tx:
+                if key is not None:
+                    stored = _stored_response(tx, principal_sub, key, body_hash)
+                    if stored is not None:
+                        return stored
+                status, body, *rest = handler(tx)
+                headers = rest[0] if rest else {}
+                if key is not None and status < 500:
+                    table = uow.tables.idempotency_keys
+                    tx.session.execute(table.insert().values(
+                        principal=principal_sub, key=key, method=request.method,
+                        path=request.path, request_hash=body_hash, status=status,
+                        headers=headers, body=dumps(body), created_at=datetime.now(UTC),
+                    ))
+                return status, body, headers
+        except sa.exc.IntegrityError:
+            # A concurrent request with the same key committed first: replay its answer.
+            if key is None:
+                raise
+            continue
+    raise Problem("could not complete the request; retry with the same Idempotency-Key")
+
+
+def _stored_response(tx, principal_sub: str, key: str, body_hash: str):
+    table = tx.tables.idempotency_keys
+    row = tx.session.execute(
+        sa.select(table).where(table.c.principal == principal_sub, table.c.key == key)
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != body_hash:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was used for a different request "
+            f"({row.method} {row.path}); use a new key for a new request"
+        )
+    headers = dict(row.headers or {})
+    headers["Idempotent-Replayed"] = "true"
+    return row.status, json.loads(row.body), headers

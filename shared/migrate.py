@@ -1,0 +1,51 @@
+"""Database migrations, per service: ``python -m shared.migrate dossier [revision]``.
+
+Each service keeps its alembic scripts in ``services/<name>/migrations`` and its own version table
+(``alembic_version_<name>``), so services can share one database and still migrate independently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from shared.config import ConfigurationError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(service: str, database_url: str) -> Config:
+    folder = ROOT / "services" / service / "migrations"
+    if not folder.is_dir():
+        raise ConfigurationError(f"service {service!r} has no migrations folder at {folder}")
+    config = Config()
+    config.set_main_option("script_location", str(folder))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["service"] = service
+    return config
+
+
+def upgrade(service: str, database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(service, database_url), revision)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Apply a service's database migrations.")
+    parser.add_argument("service")
+    parser.add_argument("revision", nargs="?", default="head")
+    parser.add_argument("--config", help="config.yml (default services/<service>/config.yml)")
+    args = parser.parse_args(argv)
+    config_path = args.config or ROOT / "services" / args.service / "config.yml"
+    url = load_config(config_path).get("DATABASE_URL")
+    if not url:
+        parser.error(f"{config_path}: DATABASE_URL is not set")
+    upgrade(args.service, url, args.revision)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""OpenAPI 3 documents built from the marshmallow schemas that validate the requests.
+
+A service lists its operations as :class:`Operation` records; :func:`build` turns them (and the
+operational endpoints every service has) into the document served at ``/api/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from shared.problems import PROBLEM_CONTENT_TYPE
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    instance = fields.String()
+    errors = fields.List(fields.Dict(), metadata={"description": "one entry per invalid field: "
+                                                                 "pointer (JSON pointer), detail"})
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    operation_id: str
+    tag: str
+    request: type[Schema] | None = None
+    response: type[Schema] | None = None
+    status: int = 200
+    query: type[Schema] | None = None
+    errors: tuple[int, ...] = (400, 401, 403, 404, 422)
+    public: bool = False
+    description: str = ""
+    extra_responses: dict = field(default_factory=dict)
+
+
+ERROR_TEXT = {
+    400: "malformed request",
+    401: "missing or invalid bearer token",
+    403: "outside the caller's role or jurisdiction",
+    404: "not found (or outside the caller's jurisdiction)",
+    409: "not allowed in the dossier's current status",
+    413: "body too large",
+    415: "body is not JSON",
+    422: "invalid fields, or an Idempotency-Key reused for another request",
+    503: "a dependency (database, broker) is unavailable",
+}
+
+
+def _openapi_path(path: str) -> str:
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", path)
+
+
+def build(*, title: str, version: str, description: str, operations: Iterable[Operation]) -> dict:
+    spec = APISpec(title=title, version=version, openapi_version="3.0.3",
+                   plugins=[MarshmallowPlugin()], info={"description": description})
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
+                                               "bearerFormat": "JWT"})
+    spec.components.schema("Problem", schema=ProblemSchema)
+    paths: dict[str, dict] = {}
+    for op in operations:
+        path = _openapi_path(op.path)
+        parameters = [
+            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", path)
+        ]
+        if op.query is not None:
+            parameters.append({"in": "query", "schema": op.query})
+        if op.method in ("POST", "PUT", "PATCH", "DELETE"):
+            parameters.append({
+                "in": "header", "name": "Idempotency-Key", "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+                "description": "repeat a write safely: the same key and body return the first "
+                               "response",
+            })
+        responses: dict = {
+            str(op.status): {
+                "description": "success",
+                **({"content": {"application/json": {"schema": op.response}}} if op.response else {}),
+            }
+        }
+        codes = set(op.errors) | ({415, 413} if op.request else set())
+        for code in sorted(codes):
+            responses[str(code)] = {
+                "description": ERROR_TEXT.get(code, "error"),
+                "content": {PROBLEM_CONTENT_TYPE: {"schema": "Problem"}},
+            }
+        responses.update(op.extra_responses)
+        operation = {
+            "summary": op.summary,
+            "operationId": op.operation_id,
+            "tags": [op.tag],
+            "parameters": parameters,
+            "responses": responses,
+        }
+        if op.description:
+            operation["description"] = op.description
+        if not op.public:
+            operation["security"] = [{"bearer": []}]
+        if op.request is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": op.request}},
+            }
+        paths.setdefault(path, {})[op.method.lower()] = operation
+    for path, operations_of_path in paths.items():
+        spec.path(path=path, operations=operations_of_path)
+    return spec.to_dict()
+
+
+OPERATIONAL = (
+    Operation("GET", "/health/live", "The process is up", "health_live", "operations",
+              public=True, errors=()),
+    Operation("GET", "/health/ready", "The database and the broker are reachable", "health_ready",
+              "operations", public=True, errors=(503,)),
+    Operation("GET", "/metrics", "Prometheus metrics of this service", "metrics", "operations",
+              public=True, errors=()),
+    Operation("GET", "/api/v1/openapi.json", "This document", "openapi", "operations",
+              public=True, errors=()),
+)

@@ -1,0 +1,216 @@
+"""Transactional outbox: events are rows written with the state change; the relay publishes them.
+
+A service never publishes from a request: it records its events in the ``outbox`` table in the same
+transaction as the change (:func:`record`). The relay reads unpublished rows in id order, publishes
+them with confirms, and marks only the confirmed, contiguous prefix as published, so a crash or a
+broker outage at any point gives at worst a duplicate, never a gap or a reordering within a dossier.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from shared import metrics
+from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing
+from shared.events import Event
+
+log = logging.getLogger(__name__)
+
+
+def record(connection: Connection | sa.orm.Session, table: sa.Table, events: list[Event]) -> None:
+    """Add events to the outbox inside the caller's transaction."""
+    if not events:
+        return
+    now = datetime.now(UTC)
+    connection.execute(
+        table.insert(),
+        [
+            {
+                "event_id": event.id,
+                "subject": event.subject,
+                "event_type": event.type,
+                "routing_key": event.routing_key,
+                "cc": event.cc or None,
+                "body": event.to_json(),
+                "created_at": now,
+                "unroutable": False,
+            }
+            for event in events
+        ],
+    )
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to the broker, in order, through outages and restarts."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        table: sa.Table,
+        amqp_uri: str,
+        *,
+        service: str,
+        batch_size: int = 500,
+        poll_seconds: float = 0.5,
+        confirm_timeout: float = 10.0,
+        sleep=None,
+    ) -> None:
+        self.engine = engine
+        self.table = table
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.publisher = ConfirmingPublisher(amqp_uri, confirm_timeout=confirm_timeout)
+        self._wake = threading.Event()
+        self._running = False
+        self._sleep = sleep
+        self._lock_connection: Connection | None = None
+        self._backoff = poll_seconds
+
+    def notify(self) -> None:
+        """Called after a commit that recorded events: publish now rather than at the next poll."""
+        self._wake.set()
+
+    def _pending_rows(self) -> list[sa.Row]:
+        t = self.table
+        with self.engine.begin() as connection:
+            return connection.execute(
+                sa.select(t.c.id, t.c.event_id, t.c.event_type, t.c.routing_key, t.c.cc, t.c.body)
+                .where(t.c.published_at.is_(None))
+                .order_by(t.c.id)
+                .limit(self.batch_size)
+            ).all()
+
+    def _mark_published(self, published: list[int], unroutable: list[int]) -> None:
+        now = datetime.now(UTC)
+        t = self.table
+        with self.engine.begin() as connection:
+            if published:
+                connection.execute(
+                    t.update().where(t.c.id.in_(published)).values(published_at=now)
+                )
+            if unroutable:
+                connection.execute(
+                    t.update().where(t.c.id.in_(unroutable)).values(unroutable=True)
+                )
+
+    def relay_once(self) -> int:
+        """Publish one batch; return how many rows were confirmed (0 when there was nothing)."""
+        rows = self._pending_rows()
+        if not rows:
+            return 0
+        outcomes = self.publisher.publish(
+            [
+                Outgoing(
+                    message_id=row.event_id,
+                    event_type=row.event_type,
+                    routing_key=row.routing_key,
+                    body=row.body.encode("utf-8"),
+                    cc=tuple(row.cc or ()),
+                )
+                for row in rows
+            ]
+        )
+        published: list[int] = []
+        unroutable: list[int] = []
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if not outcome.confirmed:
+                break  # keep order: everything after a nack is published again
+            published.append(row.id)
+            metrics.EVENTS_PUBLISHED.labels(self.service, row.event_type).inc()
+            if outcome.unroutable:
+                unroutable.append(row.id)
+                metrics.EVENTS_UNROUTABLE.labels(self.service).inc()
+        self._mark_published(published, unroutable)
+        return len(published)
+
+    def update_gauges(self) -> None:
+        t = self.table
+        with self.engine.begin() as connection:
+            count, oldest = connection.execute(
+                sa.select(sa.func.count(), sa.func.min(t.c.created_at)).where(
+                    t.c.published_at.is_(None)
+                )
+            ).one()
+        metrics.OUTBOX_PENDING.labels(self.service).set(count)
+        if oldest is not None:
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            age = (datetime.now(UTC) - oldest).total_seconds()
+        else:
+            age = 0.0
+        metrics.OUTBOX_OLDEST_PENDING.labels(self.service).set(max(age, 0.0))
+
+    def _acquire_leadership(self) -> bool:
+        """One relay per database: on PostgreSQL an advisory lock elects it among replicas."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        if self._lock_connection is not None:
+            return True
+        key = zlib.crc32(f"motcua-outbox-{self.service}".encode())
+        connection = self.engine.connect()
+        got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+        connection.commit()
+        if got:
+            self._lock_connection = connection
+            return True
+        connection.close()
+        return False
+
+    def run(self) -> None:
+        """The relay loop; returns when :meth:`stop` is called."""
+        self._running = True
+        while self._running:
+            try:
+                if not self._acquire_leadership():
+                    self._wait(5 * self.poll_seconds)
+                    continue
+                sent = self.relay_once()
+                self.update_gauges()
+                self._backoff = self.poll_seconds
+                if sent < self.batch_size:
+                    self._wait(self.poll_seconds)
+            except BrokerUnavailable as exc:
+                log.warning("outbox relay of %s: broker unavailable (%s); retrying in %.1fs",
+                            self.service, exc, self._backoff)
+                self._safe_gauges()
+                self._wait(self._backoff)
+                self._backoff = min(self._backoff * 2, 30.0)
+            except sa.exc.SQLAlchemyError as exc:
+                log.error("outbox relay of %s: database error (%s)", self.service, exc)
+                self._release_lock()
+                self._wait(self._backoff)
+                self._backoff = min(self._backoff * 2, 30.0)
+
+    def _safe_gauges(self) -> None:
+        try:
+            self.update_gauges()
+        except sa.exc.SQLAlchemyError:
+            log.exception("cannot read outbox gauges")
+
+    def _wait(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+            return
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _release_lock(self) -> None:
+        connection, self._lock_connection = self._lock_connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except sa.exc.SQLAlchemyError:
+                log.debug("closing the relay's lock connection failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._running = False
+        self._wake.set()
+        self.publisher.close()
+        self._release_lock()

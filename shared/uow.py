@@ -1,0 +1,134 @@
+"""The unit of work: one database transaction, the events it records, the events it has seen.
+
+A service method does::
+
+    with self.uow.transaction() as tx:
+        dossier = ...                       # change state through tx.session
+        tx.emit(event)                      # recorded in the outbox, same transaction
+
+and a consumer::
+
+    with self.uow.transaction() as tx:
+        if not tx.first_delivery(event, "metrics.dossier-events"):
+            return False                    # a redelivery: change nothing
+        ...
+
+After the commit the outbox relay is woken; if the commit fails, neither the change nor its events
+exist. The relay runs inside the service process as a managed thread of this dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from nameko.extensions import DependencyProvider
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared import config as settings
+from shared.db import PipelineTables, create_engine
+from shared.events import Event
+from shared.outbox import OutboxRelay, record
+
+log = logging.getLogger(__name__)
+
+
+class Transaction:
+    """What a handler gets inside ``with uow.transaction()``."""
+
+    def __init__(self, session: Session, tables: PipelineTables) -> None:
+        self.session = session
+        self.tables = tables
+        self.events: list[Event] = []
+
+    def emit(self, *events: Event) -> None:
+        """Record events to publish once this transaction commits."""
+        self.events.extend(events)
+
+    def first_delivery(self, event: Event, consumer: str) -> bool:
+        """Claim an event id for a consumer; False when it was already handled (a redelivery)."""
+        inbox = self.tables.inbox
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert(inbox) if dialect == "postgresql" else sqlite.insert(inbox)
+        result = self.session.execute(
+            insert.values(
+                consumer=consumer,
+                event_id=event.id,
+                event_type=event.type,
+                received_at=datetime.now(UTC),
+            ).on_conflict_do_nothing()
+        )
+        return result.rowcount == 1
+
+
+class UnitOfWorkFactory:
+    """Opens transactions on a service's database; shared by its workers."""
+
+    def __init__(self, engine: sa.Engine, tables: PipelineTables, relay: OutboxRelay | None,
+                 amqp_uri: str) -> None:
+        self.engine = engine
+        self.amqp_uri = amqp_uri
+        self.tables = tables
+        self.relay = relay
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        session = self._sessions()
+        tx = Transaction(session, self.tables)
+        try:
+            with session.begin():
+                yield tx
+                if tx.events:
+                    record(session, self.tables.outbox, tx.events)
+        finally:
+            session.close()
+        if tx.events and self.relay is not None:
+            self.relay.notify()
+
+
+class UnitOfWork(DependencyProvider):
+    """nameko dependency: a service's database, unit of work and outbox relay.
+
+    Validates the common settings at start, so a wrong setting stops the service with its name.
+    """
+
+    def __init__(self, tables: PipelineTables, *, relay: bool = True) -> None:
+        self.tables = tables
+        self.with_relay = relay
+        self.factory: UnitOfWorkFactory | None = None
+        self.relay: OutboxRelay | None = None
+
+    def setup(self) -> None:
+        conf = settings.validate(self.container.config)
+        engine = create_engine(conf["DATABASE_URL"])
+        if self.with_relay:
+            self.relay = OutboxRelay(
+                engine,
+                self.tables.outbox,
+                conf["AMQP_URI"],
+                service=self.container.service_name,
+                batch_size=conf["OUTBOX_BATCH_SIZE"],
+                poll_seconds=conf["OUTBOX_POLL_SECONDS"],
+            )
+        self.factory = UnitOfWorkFactory(engine, self.tables, self.relay, conf["AMQP_URI"])
+
+    def start(self) -> None:
+        if self.relay is not None:
+            self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
+
+    def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+        if self.factory is not None:
+            self.factory.engine.dispose()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx) -> UnitOfWorkFactory:
+        return self.factory

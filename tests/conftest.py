@@ -1,0 +1,74 @@
+"""Fixtures shared by the integration and end-to-end tests: real databases, a real broker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from shared.auth import DEV_SECRET, mint
+from shared.migrate import upgrade
+
+POSTGRES_ADMIN_URL = os.environ.get("MOTCUA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASES = [d.strip() for d in os.environ.get("MOTCUA_TEST_DATABASES", "sqlite,postgresql").split(",")]
+
+
+def _postgres_database():
+    name = f"motcua_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path):
+    """An empty database of each kind the integration tests run against."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    elif request.param == "postgresql":
+        yield from _postgres_database()
+    else:
+        raise ValueError(f"unknown test database kind {request.param!r}")
+
+
+@pytest.fixture
+def dossier_database(database_url):
+    upgrade("dossier", database_url)
+    return database_url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def service_config(rabbit_config, dossier_database):
+    port = free_port()
+    return {
+        "AMQP_URI": rabbit_config["AMQP_URI"],
+        "DATABASE_URL": dossier_database,
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+        "JWT_SECRET": DEV_SECRET,
+        "UNITS_FILE": "",
+        "OUTBOX_POLL_SECONDS": 0.2,
+        "OUTBOX_BATCH_SIZE": 200,
+        "EVENT_MAX_ATTEMPTS": 3,
+        "max_workers": 10,
+    }
+
+
+def bearer(role: str, *units: str, sub: str | None = None) -> dict[str, str]:
+    token = mint(DEV_SECRET, sub=sub or f"{role}@{'+'.join(units)}", roles=[role], units=units)
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,162 @@
+"""The transactional outbox and its relay against the real broker and real databases."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlparse
+
+import pytest
+import sqlalchemy as sa
+
+from services.dossier.models import pipeline
+from shared.broker import BrokerUnavailable
+from shared.db import create_engine
+from shared.events import Event
+from shared.outbox import OutboxRelay, record
+from shared.uow import UnitOfWorkFactory
+from tests.support.broker import Subscriber
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+
+def make_events(dossier: str, count: int, unit: str = "79.26740", handling: str | None = None):
+    return [
+        Event(source="dossier", name="received", subject=dossier, data={"n": n}, unit_path=unit,
+              sequence=n, handling_unit_path=handling)
+        for n in range(1, count + 1)
+    ]
+
+
+@pytest.fixture
+def engine(dossier_database):
+    engine = create_engine(dossier_database)
+    yield engine
+    engine.dispose()
+
+
+def pending(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.select(sa.func.count()).select_from(pipeline.outbox)
+            .where(pipeline.outbox.c.published_at.is_(None))
+        ).scalar_one()
+
+
+def test_relay_publishes_committed_events_with_the_contract_envelope(engine, rabbit_config):
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.*.79.#")
+    relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+    with engine.begin() as connection:
+        record(connection, pipeline.outbox, make_events("D-1", 3))
+    try:
+        assert relay.relay_once() == 3
+        messages = subscriber.drain(expect=3)
+    finally:
+        relay.stop()
+        subscriber.close()
+    assert [m.delivery_info["routing_key"] for m in messages] == ["dossier.received.79.26740"] * 3
+    assert all(m.properties["delivery_mode"] == 2 for m in messages)
+    assert all(m.properties["content_type"] == "application/cloudevents+json" for m in messages)
+    bodies = [json.loads(m.body) for m in messages]
+    assert [b["sequence"] for b in bodies] == [1, 2, 3]
+    assert {b["type"] for b in bodies} == {"vn.motcua.dossier.received"}
+    assert [m.properties["message_id"] for m in messages] == [b["id"] for b in bodies]
+    assert pending(engine) == 0
+
+
+def test_rolled_back_transaction_leaves_no_event(engine, rabbit_config):
+    factory = UnitOfWorkFactory(engine, pipeline, None, rabbit_config["AMQP_URI"])
+    with pytest.raises(RuntimeError), factory.transaction() as tx:
+        tx.emit(*make_events("D-2", 1))
+        raise RuntimeError("the change failed")
+    assert pending(engine) == 0
+
+
+def test_cc_header_reaches_the_handling_jurisdiction_once(engine, rabbit_config):
+    receiving = Subscriber(rabbit_config["AMQP_URI"], "dossier.*.79.26740")
+    handling = Subscriber(rabbit_config["AMQP_URI"], "dossier.*.79.79-STP")
+    province = Subscriber(rabbit_config["AMQP_URI"], "dossier.*.79.#")
+    relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+    with engine.begin() as connection:
+        record(connection, pipeline.outbox, make_events("D-3", 1, handling="79.79-STP"))
+    try:
+        relay.relay_once()
+        assert len(receiving.drain(expect=1)) == 1
+        assert len(handling.drain(expect=1)) == 1
+        # The province matches both keys of one message and still gets one copy.
+        assert len(province.drain(expect=1)) == 1
+    finally:
+        relay.stop()
+        for subscriber in (receiving, handling, province):
+            subscriber.close()
+    assert handling.messages[0].headers["CC"] == ["dossier.received.79.79-STP"]
+
+
+def test_unroutable_event_is_flagged_not_silent(engine, rabbit_config):
+    relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+    with engine.begin() as connection:
+        record(connection, pipeline.outbox, make_events("D-4", 1, unit="01.00004"))
+    try:
+        assert relay.relay_once() == 1
+    finally:
+        relay.stop()
+    with engine.connect() as connection:
+        flags = connection.execute(sa.select(pipeline.outbox.c.unroutable)).scalars().all()
+    assert flags == [True]
+
+
+def test_events_wait_through_an_outage_then_all_go_out_in_order(engine, rabbit_config):
+    uri = urlparse(rabbit_config["AMQP_URI"])
+    proxy = TcpProxy(uri.hostname, uri.port or 5672)
+    proxied = rabbit_config["AMQP_URI"].replace(uri.netloc.split("@")[-1], f"127.0.0.1:{proxy.port}")
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.#")
+    relay = OutboxRelay(engine, pipeline.outbox, proxied, service="dossier", confirm_timeout=2)
+    try:
+        with engine.begin() as connection:
+            record(connection, pipeline.outbox, make_events("D-5", 5))
+        assert relay.relay_once() == 5
+        proxy.cut()
+        with engine.begin() as connection:
+            record(connection, pipeline.outbox, make_events("D-5", 10)[5:])
+        with pytest.raises(BrokerUnavailable):
+            relay.relay_once()
+        assert pending(engine) == 5
+        proxy.restore()
+        assert relay.relay_once() == 5
+        subscriber.drain(expect=10)
+    finally:
+        relay.stop()
+        proxy.close()
+        subscriber.close()
+    assert [e["sequence"] for e in subscriber.envelopes] == list(range(1, 11))
+    assert pending(engine) == 0
+
+
+def test_relay_killed_before_marking_resends_and_leaves_no_gap(engine, rabbit_config, monkeypatch):
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.#")
+    relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+    with engine.begin() as connection:
+        record(connection, pipeline.outbox, make_events("D-6", 4))
+
+    def crash(*_args):
+        raise KeyboardInterrupt("relay killed after the broker confirmed, before marking")
+
+    monkeypatch.setattr(relay, "_mark_published", crash)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            relay.relay_once()
+        assert pending(engine) == 4
+        restarted = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+        assert restarted.relay_once() == 4
+        restarted.stop()
+        subscriber.drain(expect=8)
+    finally:
+        relay.publisher.close()
+        subscriber.close()
+    envelopes = subscriber.envelopes
+    assert len(envelopes) == 8  # every event twice: duplicates are allowed, gaps are not
+    unique = {}
+    for envelope in envelopes:
+        unique.setdefault(envelope["id"], envelope)
+    assert sorted(e["sequence"] for e in unique.values()) == [1, 2, 3, 4]
+    assert pending(engine) == 0
