@@ -72,7 +72,7 @@ def _url(value: Any) -> str:
 def _address(value: Any) -> str:
     text = str(value)
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected host:port, got {text!r}")
     return text
 

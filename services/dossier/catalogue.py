@@ -774,11 +774,12 @@ class Catalogue:
 
     def fields(self) -> dict[str, str]:
         """Field code -> field name, over every version (a field does not vanish with a repeal)."""
-        return {
+        names = {
             procedure.field: procedure.field_name
             for versions in self._versions.values()
             for procedure in versions
         }
+        return dict(sorted(names.items()))
 
     def __contains__(self, code: object) -> bool:
         return code in self._versions
