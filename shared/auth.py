@@ -24,14 +24,14 @@ ISSUER = "motcua"
 DEV_SECRET = "motcua-development-secret-change-me"
 
 ROLES = (
-    "portal",            # the provincial public service portal, filing on citizens' behalf
-    "desk_officer",      # one-stop desk (Bộ phận Một cửa): receive, refuse, supplement, return
+    "portal",  # the provincial public service portal, filing on citizens' behalf
+    "desk_officer",  # one-stop desk (Bộ phận Một cửa): receive, refuse, supplement, return
     "handling_officer",  # handling agency (cơ quan giải quyết): appraise, transfer
-    "leader",            # competent person: approve/reject, sign
-    "clerk",             # văn thư: applies the organisation's signature (the seal)
-    "auditor",           # read-only over a jurisdiction (district/province office)
-    "postal_operator",   # the public postal operator's integration
-    "admin",             # operations
+    "leader",  # competent person: approve/reject, sign
+    "clerk",  # văn thư: applies the organisation's signature (the seal)
+    "auditor",  # read-only over a jurisdiction (district/province office)
+    "postal_operator",  # the public postal operator's integration
+    "admin",  # operations
 )
 
 
@@ -52,8 +52,9 @@ class Principal:
         return registry.covers(self.units, unit)
 
 
-def mint(secret: str, *, sub: str, roles: Iterable[str], units: Iterable[str],
-         ttl: timedelta = timedelta(hours=8)) -> str:
+def mint(
+    secret: str, *, sub: str, roles: Iterable[str], units: Iterable[str], ttl: timedelta = timedelta(hours=8)
+) -> str:
     now = datetime.now(UTC)
     claims = {
         "sub": sub,
@@ -74,7 +75,10 @@ def verify(secret: str, authorization: str | None) -> Principal:
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     try:
         claims = jwt.decode(
-            token.strip(), secret, algorithms=[ALGORITHM], issuer=ISSUER,
+            token.strip(),
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
             options={"require": ["sub", "exp", "iss"]},
         )
     except jwt.ExpiredSignatureError as exc:
@@ -84,8 +88,7 @@ def verify(secret: str, authorization: str | None) -> Principal:
     roles, units = claims.get("roles", []), claims.get("units", [])
     if not isinstance(roles, list) or not isinstance(units, list):
         raise Unauthorized("invalid token: 'roles' and 'units' must be lists")
-    return Principal(sub=str(claims["sub"]), roles=frozenset(map(str, roles)),
-                     units=tuple(map(str, units)))
+    return Principal(sub=str(claims["sub"]), roles=frozenset(map(str, roles)), units=tuple(map(str, units)))
 
 
 class Authenticator:
@@ -112,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Mint a development bearer token for motcua.")
     parser.add_argument("--role", action="append", required=True, choices=ROLES)
-    parser.add_argument("--unit", action="append", default=[],
-                        help="unit code of the caller's jurisdiction (repeatable)")
+    parser.add_argument(
+        "--unit", action="append", default=[], help="unit code of the caller's jurisdiction (repeatable)"
+    )
     parser.add_argument("--sub", default=None, help="subject (default: <role>@<unit>)")
     parser.add_argument("--hours", type=float, default=8.0)
     args = parser.parse_args(argv)
@@ -123,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown unit code {unit!r}")
     secret = os.environ.get("JWT_SECRET", DEV_SECRET)
     sub = args.sub or f"{args.role[0]}@{'+'.join(args.unit) or 'none'}"
-    print(mint(secret, sub=sub, roles=args.role, units=args.unit,
-               ttl=timedelta(hours=args.hours)))
+    print(mint(secret, sub=sub, roles=args.role, units=args.unit, ttl=timedelta(hours=args.hours)))
     return 0
 
 

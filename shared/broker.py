@@ -149,8 +149,11 @@ class ConfirmingPublisher:
         outcome = self._by_id.get(message.properties.get("message_id"))
         if outcome is not None:
             outcome.unroutable = True
-            log.error("unroutable event %s (routing key %s): no queue is bound for it",
-                      message.properties.get("message_id"), routing_key)
+            log.error(
+                "unroutable event %s (routing key %s): no queue is bound for it",
+                message.properties.get("message_id"),
+                routing_key,
+            )
 
     def publish(self, messages: Sequence[Outgoing]) -> list[Confirmation]:
         """Publish a batch and wait for every confirm; raises BrokerUnavailable on a lost link."""
@@ -179,8 +182,9 @@ class ConfirmingPublisher:
                 self._by_id[message.message_id] = outcome
                 self._next_tag += 1
                 outcomes.append(outcome)
-                channel.basic_publish(outgoing, exchange=message.exchange,
-                                      routing_key=message.routing_key, mandatory=True)
+                channel.basic_publish(
+                    outgoing, exchange=message.exchange, routing_key=message.routing_key, mandatory=True
+                )
             deadline = time.monotonic() + self.confirm_timeout
             while self._pending:
                 remaining = deadline - time.monotonic()

@@ -112,12 +112,19 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", _url, description="SQLAlchemy database URL of this service"),
     Setting("WEB_SERVER_ADDRESS", _address, description="host:port the HTTP API listens on"),
     Setting("JWT_SECRET", _secret, description="HS256 key that signs bearer tokens"),
-    Setting("UNITS_FILE", _optional_path, required=False,
-            description="administrative-unit hierarchy file; empty = today's national map"),
+    Setting(
+        "UNITS_FILE",
+        _optional_path,
+        required=False,
+        description="administrative-unit hierarchy file; empty = today's national map",
+    ),
     Setting("OUTBOX_POLL_SECONDS", _positive, description="how often the relay looks for events"),
     Setting("OUTBOX_BATCH_SIZE", _positive_int, description="events published per confirm round"),
-    Setting("EVENT_MAX_ATTEMPTS", _positive_int,
-            description="deliveries of a failing event before it is dead-lettered"),
+    Setting(
+        "EVENT_MAX_ATTEMPTS",
+        _positive_int,
+        description="deliveries of a failing event before it is dead-lettered",
+    ),
 )
 
 

@@ -33,8 +33,7 @@ class EventQueueConsumer(QueueConsumer):
 
     def get_consumers(self, consumer_cls, channel):
         for provider in self._providers:
-            declare_consumer_queue(channel, provider.queue_name, provider.routing_keys,
-                                   provider.max_attempts)
+            declare_consumer_queue(channel, provider.queue_name, provider.routing_keys, provider.max_attempts)
             consumer = consumer_cls(
                 queues=[Queue(provider.queue_name, no_declare=True)],
                 on_message=partial(self.handle_message, provider),
@@ -91,9 +90,7 @@ class EventConsumer(Entrypoint):
         )
 
     def _handle_result(self, message, started, worker_ctx, result, exc_info):
-        metrics.EVENT_HANDLING.labels(self.service, self.queue_name).observe(
-            time.perf_counter() - started
-        )
+        metrics.EVENT_HANDLING.labels(self.service, self.queue_name).observe(time.perf_counter() - started)
         if exc_info is None:
             outcome = "duplicate" if result is False else "processed"
             metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, outcome).inc()
@@ -104,8 +101,13 @@ class EventConsumer(Entrypoint):
         if attempts >= self.max_attempts:
             self._dead_letter(message, reason, attempts=attempts)
         else:
-            log.warning("%s: attempt %d/%d failed (%s); requeued", self.queue_name, attempts,
-                        self.max_attempts, reason)
+            log.warning(
+                "%s: attempt %d/%d failed (%s); requeued",
+                self.queue_name,
+                attempts,
+                self.max_attempts,
+                reason,
+            )
             metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, "retried").inc()
             self.queue_consumer.requeue_message(message)
         return result, exc_info
@@ -130,8 +132,7 @@ class EventConsumer(Entrypoint):
                         message_id=str(properties.get("message_id") or ""),
                         event_type=str(properties.get("type") or ""),
                         routing_key=self.queue_name,
-                        body=message.body if isinstance(message.body, bytes)
-                        else str(message.body).encode(),
+                        body=message.body if isinstance(message.body, bytes) else str(message.body).encode(),
                         exchange=DEAD_LETTER_EXCHANGE,
                         headers=headers,
                     )

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 
+
 @dataclass(frozen=True)
 class PipelineTables:
     outbox: sa.Table

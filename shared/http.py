@@ -60,13 +60,15 @@ def dumps(value: Any) -> str:
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(dumps(body), status=status, headers=headers,
-                    content_type="application/json; charset=utf-8")
+    return Response(
+        dumps(body), status=status, headers=headers, content_type="application/json; charset=utf-8"
+    )
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
-    return Response(dumps(problem.to_dict(instance)), status=problem.status,
-                    content_type=PROBLEM_CONTENT_TYPE)
+    return Response(
+        dumps(problem.to_dict(instance)), status=problem.status, content_type=PROBLEM_CONTENT_TYPE
+    )
 
 
 def _from_werkzeug(exc: HTTPException) -> Problem:
@@ -118,9 +120,7 @@ class ApiEntrypoint(HttpRequestHandler):
             response = super().handle_request(request)
         service = self.container.service_name
         metrics.HTTP_REQUESTS.labels(service, self.method, self.url, str(response.status_code)).inc()
-        metrics.HTTP_DURATION.labels(service, self.method, self.url).observe(
-            time.perf_counter() - started
-        )
+        metrics.HTTP_DURATION.labels(service, self.method, self.url).observe(time.perf_counter() - started)
         return response
 
     def response_from_result(self, result):
@@ -215,11 +215,19 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
                 headers = rest[0] if rest else {}
                 if key is not None and status < 500:
                     table = uow.tables.idempotency_keys
-                    tx.session.execute(table.insert().values(
-                        principal=principal_sub, key=key, method=request.method,
-                        path=request.path, request_hash=body_hash, status=status,
-                        headers=headers, body=dumps(body), created_at=datetime.now(UTC),
-                    ))
+                    tx.session.execute(
+                        table.insert().values(
+                            principal=principal_sub,
+                            key=key,
+                            method=request.method,
+                            path=request.path,
+                            request_hash=body_hash,
+                            status=status,
+                            headers=headers,
+                            body=dumps(body),
+                            created_at=datetime.now(UTC),
+                        )
+                    )
                 return status, body, headers
         except sa.exc.IntegrityError:
             # A concurrent request with the same key committed first: replay its answer.

@@ -25,8 +25,9 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     instance = fields.String()
-    errors = fields.List(fields.Dict(), metadata={"description": "one entry per invalid field: "
-                                                                 "pointer (JSON pointer), detail"})
+    errors = fields.List(
+        fields.Dict(), metadata={"description": "one entry per invalid field: pointer (JSON pointer), detail"}
+    )
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,14 @@ def _openapi_path(path: str) -> str:
 
 
 def build(*, title: str, version: str, description: str, operations: Iterable[Operation]) -> dict:
-    spec = APISpec(title=title, version=version, openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()], info={"description": description})
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
-                                               "bearerFormat": "JWT"})
+    spec = APISpec(
+        title=title,
+        version=version,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": description},
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Problem", schema=ProblemSchema)
     paths: dict[str, dict] = {}
     for op in operations:
@@ -79,12 +84,15 @@ def build(*, title: str, version: str, description: str, operations: Iterable[Op
         if op.query is not None:
             parameters.append({"in": "query", "schema": op.query})
         if op.method in ("POST", "PUT", "PATCH", "DELETE"):
-            parameters.append({
-                "in": "header", "name": "Idempotency-Key", "required": False,
-                "schema": {"type": "string", "maxLength": 200},
-                "description": "repeat a write safely: the same key and body return the first "
-                               "response",
-            })
+            parameters.append(
+                {
+                    "in": "header",
+                    "name": "Idempotency-Key",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 200},
+                    "description": "repeat a write safely: the same key and body return the first response",
+                }
+            )
         responses: dict = {
             str(op.status): {
                 "description": "success",
@@ -121,12 +129,28 @@ def build(*, title: str, version: str, description: str, operations: Iterable[Op
 
 
 OPERATIONAL = (
-    Operation("GET", "/health/live", "The process is up", "health_live", "operations",
-              public=True, errors=()),
-    Operation("GET", "/health/ready", "The database and the broker are reachable", "health_ready",
-              "operations", public=True, errors=(503,)),
-    Operation("GET", "/metrics", "Prometheus metrics of this service", "metrics", "operations",
-              public=True, errors=()),
-    Operation("GET", "/api/v1/openapi.json", "This document", "openapi", "operations",
-              public=True, errors=()),
+    Operation(
+        "GET", "/health/live", "The process is up", "health_live", "operations", public=True, errors=()
+    ),
+    Operation(
+        "GET",
+        "/health/ready",
+        "The database and the broker are reachable",
+        "health_ready",
+        "operations",
+        public=True,
+        errors=(503,),
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        "Prometheus metrics of this service",
+        "metrics",
+        "operations",
+        public=True,
+        errors=(),
+    ),
+    Operation(
+        "GET", "/api/v1/openapi.json", "This document", "openapi", "operations", public=True, errors=()
+    ),
 )

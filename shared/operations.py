@@ -37,8 +37,9 @@ class OperationalEndpoints:
         except BrokerUnavailable as exc:
             checks["broker"] = f"down: {exc}"
         if any(value != "up" for value in checks.values()):
-            raise ServiceUnavailable("not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()),
-                                     checks=checks)
+            raise ServiceUnavailable(
+                "not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()), checks=checks
+            )
         return {"status": "ready", "checks": checks}
 
     @api("GET", "/metrics")

@@ -92,13 +92,9 @@ class OutboxRelay:
         t = self.table
         with self.engine.begin() as connection:
             if published:
-                connection.execute(
-                    t.update().where(t.c.id.in_(published)).values(published_at=now)
-                )
+                connection.execute(t.update().where(t.c.id.in_(published)).values(published_at=now))
             if unroutable:
-                connection.execute(
-                    t.update().where(t.c.id.in_(unroutable)).values(unroutable=True)
-                )
+                connection.execute(t.update().where(t.c.id.in_(unroutable)).values(unroutable=True))
 
     def relay_once(self) -> int:
         """Publish one batch; return how many rows were confirmed (0 when there was nothing)."""
@@ -134,9 +130,7 @@ class OutboxRelay:
         t = self.table
         with self.engine.begin() as connection:
             count, oldest = connection.execute(
-                sa.select(sa.func.count(), sa.func.min(t.c.created_at)).where(
-                    t.c.published_at.is_(None)
-                )
+                sa.select(sa.func.count(), sa.func.min(t.c.created_at)).where(t.c.published_at.is_(None))
             ).one()
         metrics.OUTBOX_PENDING.labels(self.service).set(count)
         if oldest is not None:
@@ -177,8 +171,12 @@ class OutboxRelay:
                 if sent < self.batch_size:
                     self._wait(self.poll_seconds)
             except BrokerUnavailable as exc:
-                log.warning("outbox relay of %s: broker unavailable (%s); retrying in %.1fs",
-                            self.service, exc, self._backoff)
+                log.warning(
+                    "outbox relay of %s: broker unavailable (%s); retrying in %.1fs",
+                    self.service,
+                    exc,
+                    self._backoff,
+                )
                 self._safe_gauges()
                 self._wait(self._backoff)
                 self._backoff = min(self._backoff * 2, 30.0)

@@ -18,8 +18,7 @@ class Problem(Exception):
     slug = "internal-error"
     title = "Internal error"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None,
-                 **extensions: Any) -> None:
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None, **extensions: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []

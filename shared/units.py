@@ -121,9 +121,7 @@ class UnitRegistry:
         for index, raw in enumerate(units):
             unit = self._coerce(raw, index)
             if unit.code in records:
-                where = (
-                    f"units[{entry_of[unit.code]}]" if unit.code in entry_of else "the default map"
-                )
+                where = f"units[{entry_of[unit.code]}]" if unit.code in entry_of else "the default map"
                 raise self._error(index, unit.code, f"duplicate code (already defined by {where})")
             records[unit.code] = unit
             entry_of[unit.code] = index
@@ -135,19 +133,13 @@ class UnitRegistry:
             allowed = _ALLOWED_PARENT_LEVELS[unit.level]
             if unit.parent is None:
                 if allowed:
-                    raise self._error(
-                        entry_of[code], code, f"field 'parent' is required for a {unit.level}"
-                    )
+                    raise self._error(entry_of[code], code, f"field 'parent' is required for a {unit.level}")
                 continue
             if not allowed:
-                raise self._error(
-                    entry_of[code], code, f"a {unit.level} is a root and cannot have a parent"
-                )
+                raise self._error(entry_of[code], code, f"a {unit.level} is a root and cannot have a parent")
             parent = records.get(unit.parent)
             if parent is None:
-                raise self._error(
-                    entry_of[code], code, f"field 'parent': unknown unit {unit.parent!r}"
-                )
+                raise self._error(entry_of[code], code, f"field 'parent': unknown unit {unit.parent!r}")
             if parent.level not in allowed:
                 raise self._error(
                     entry_of[code],
@@ -229,14 +221,10 @@ class UnitRegistry:
         if not isinstance(fields["name"], str):
             raise self._error(index, code, f"field 'name' must be a string, got {fields['name']!r}")
         if not _CODE_RE.fullmatch(code):
-            raise self._error(
-                index, code, "field 'code' may only contain letters, digits, '_' and '-'"
-            )
+            raise self._error(index, code, "field 'code' may only contain letters, digits, '_' and '-'")
         level = fields["level"]
         if level not in _ALLOWED_PARENT_LEVELS:
-            raise self._error(
-                index, code, f"field 'level' must be one of {', '.join(LEVELS)}, got {level!r}"
-            )
+            raise self._error(index, code, f"field 'level' must be one of {', '.join(LEVELS)}, got {level!r}")
         return Unit(
             code=code,
             name=fields["name"],
@@ -249,9 +237,7 @@ class UnitRegistry:
         self, records: dict[str, Unit], new_codes: list[str], entry_of: dict[str, int]
     ) -> dict[str, tuple[str, ...]]:
         # Units from `base` already carry a valid path; only new ones need computing.
-        paths: dict[str, tuple[str, ...]] = {
-            c: u.path for c, u in records.items() if c not in entry_of
-        }
+        paths: dict[str, tuple[str, ...]] = {c: u.path for c, u in records.items() if c not in entry_of}
         for code in new_codes:
             chain: list[str] = []
             on_chain: set[str] = set()
@@ -259,9 +245,7 @@ class UnitRegistry:
             while current is not None and current not in paths:
                 if current in on_chain:
                     cycle = chain[chain.index(current) :] + [current]
-                    raise self._error(
-                        entry_of[current], current, f"cycle in parents: {' -> '.join(cycle)}"
-                    )
+                    raise self._error(entry_of[current], current, f"cycle in parents: {' -> '.join(cycle)}")
                 chain.append(current)
                 on_chain.add(current)
                 current = records[current].parent

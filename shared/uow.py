@@ -68,8 +68,9 @@ class Transaction:
 class UnitOfWorkFactory:
     """Opens transactions on a service's database; shared by its workers."""
 
-    def __init__(self, engine: sa.Engine, tables: PipelineTables, relay: OutboxRelay | None,
-                 amqp_uri: str) -> None:
+    def __init__(
+        self, engine: sa.Engine, tables: PipelineTables, relay: OutboxRelay | None, amqp_uri: str
+    ) -> None:
         self.engine = engine
         self.amqp_uri = amqp_uri
         self.tables = tables

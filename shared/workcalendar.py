@@ -190,9 +190,7 @@ class WorkingCalendar:
         except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise ValueError(f"timezone: unknown zone {timezone!r}") from None
 
-        self.sessions: tuple[tuple[time, time], ...] = tuple(
-            _parse_session(session) for session in sessions
-        )
+        self.sessions: tuple[tuple[time, time], ...] = tuple(_parse_session(session) for session in sessions)
         if not self.sessions:
             raise ValueError("sessions: at least one office session is needed")
         bounds = [(_micros_of_day(s), _micros_of_day(e)) for s, e in self.sessions]
@@ -209,9 +207,7 @@ class WorkingCalendar:
         self.cutoff = _parse_time(cutoff, "cutoff")
         self._cutoff_micros = _micros_of_day(self.cutoff)
         self.extra_days_off = frozenset(_parse_date(d, "extra_days_off") for d in extra_days_off)
-        self.extra_working_days = frozenset(
-            _parse_date(d, "extra_working_days") for d in extra_working_days
-        )
+        self.extra_working_days = frozenset(_parse_date(d, "extra_working_days") for d in extra_working_days)
         clash = self.extra_days_off & self.extra_working_days
         if clash:
             raise ValueError(f"dates both off and worked: {sorted(clash)}")
@@ -231,9 +227,7 @@ class WorkingCalendar:
         settings = dict(settings or {})
         for key in settings:
             if key not in cls.SETTINGS_KEYS:
-                raise ValueError(
-                    f"unknown calendar setting {key!r}; known: {sorted(cls.SETTINGS_KEYS)}"
-                )
+                raise ValueError(f"unknown calendar setting {key!r}; known: {sorted(cls.SETTINGS_KEYS)}")
         return cls(**settings)
 
     @property
@@ -282,9 +276,7 @@ class WorkingCalendar:
         """True inside an office session (ends included) on a working day."""
         local = self._local(moment)
         clock = _micros_of_day(local.time())
-        return self.is_working_day(local.date()) and any(
-            start <= clock <= end for start, end in self._bounds
-        )
+        return self.is_working_day(local.date()) and any(start <= clock <= end for start, end in self._bounds)
 
     def deadline(self, received_at: datetime, duration: DurationLike) -> datetime:
         """The due instant (UTC) of a dossier received at ``received_at``."""

@@ -63,9 +63,7 @@ SAME_DAY = "same_day"
 
 # The canonical spelling shared.workcalendar.Duration.parse reads. Stricter than that parser
 # (no leading zeros, single spaces) so the files stay uniform and greppable.
-_DURATION_RE = re.compile(
-    r"^(?:(?P<amount>[1-9]\d*) (?P<unit>working_days|working_hours)|same_day)$"
-)
+_DURATION_RE = re.compile(r"^(?:(?P<amount>[1-9]\d*) (?P<unit>working_days|working_hours)|same_day)$")
 
 # Who performs a step: the one-stop desk, a level's People's Committee ("district"), one of its
 # agencies by short code ("province:STP" = Sở Tư pháp), or a vertically organised agency.
@@ -262,7 +260,11 @@ def _text(**kwargs: Any) -> fields.String:
 
 
 def _count(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(strict=True, validate=validate.Range(min=0), **kwargs)
+    return fields.Integer(strict=True, validate=_at_least(0), **kwargs)
+
+
+def _at_least(minimum: int) -> validate.Range:
+    return validate.Range(min=minimum, error="must be at least {min}, not {input!r}")
 
 
 def _unique(values: list[Any], key: str) -> None:
@@ -319,11 +321,9 @@ class ProcedureSchema(_StrictSchema):
         required=True,
         # unquoted, YAML reads 1.001193 as a number and drops trailing zeros: say so
         error_messages={"invalid": 'must be a quoted string like "1.001193"'},
-        validate=validate.Regexp(
-            _CODE_RE, error="not a national procedure code like '1.001193': {input!r}"
-        ),
+        validate=validate.Regexp(_CODE_RE, error="not a national procedure code like '1.001193': {input!r}"),
     )
-    version = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    version = fields.Integer(strict=True, required=True, validate=_at_least(1))
     effective_from = _StrictDate(required=True)
     repealed_from = _StrictDate(load_default=None, allow_none=True)
     name = _text(required=True)
@@ -350,9 +350,7 @@ class ProcedureSchema(_StrictSchema):
         validate=validate.Length(min=1, error="list at least one channel"),
     )
     postal_return = _StrictBoolean(required=True)
-    online_level = fields.String(
-        load_default=None, allow_none=True, validate=_one_of(ONLINE_LEVELS)
-    )
+    online_level = fields.String(load_default=None, allow_none=True, validate=_one_of(ONLINE_LEVELS))
     legal_basis = fields.List(
         _text(), required=True, validate=validate.Length(min=1, error="cite at least one text")
     )
@@ -364,11 +362,11 @@ class ProcedureSchema(_StrictSchema):
         _unique(data["channels"], "channels")
         online = "online" in data["channels"]
         if online and data["online_level"] is None:
-            raise ValidationError("an online procedure needs online_level: full or partial",
-                                  "online_level")
+            raise ValidationError("an online procedure needs online_level: full or partial", "online_level")
         if not online and data["online_level"] is not None:
-            raise ValidationError("online_level is set but 'online' is not among the channels",
-                                  "online_level")
+            raise ValidationError(
+                "online_level is set but 'online' is not among the channels", "online_level"
+            )
         repealed = data["repealed_from"]
         if repealed is not None and repealed <= data["effective_from"]:
             raise ValidationError("must be after effective_from", "repealed_from")
@@ -396,16 +394,25 @@ def _check_plan(duration: str, steps: list[Step]) -> None:
         last = len(steps) - 1
         raise ValidationError({"steps": {last: {"code": ["the last step must be 'return'"]}}})
     unit, amount = split_duration(duration) or (SAME_DAY, 0)
-    allowed = {SAME_DAY: {SAME_DAY}, WORKING_DAYS: {WORKING_DAYS, SAME_DAY},
-               WORKING_HOURS: {WORKING_HOURS}}[unit]
+    allowed = {SAME_DAY: {SAME_DAY}, WORKING_DAYS: {WORKING_DAYS, SAME_DAY}, WORKING_HOURS: {WORKING_HOURS}}[
+        unit
+    ]
     total = 0
     for index, step in enumerate(steps):
         step_unit, step_amount = split_duration(step.allotment) or (SAME_DAY, 0)
         if step_unit not in allowed:
-            raise ValidationError({"steps": {index: {"allotment": [
-                f"{step.allotment!r} does not fit a plan of {duration!r} "
-                f"(allowed units: {', '.join(sorted(allowed))})"
-            ]}}})
+            raise ValidationError(
+                {
+                    "steps": {
+                        index: {
+                            "allotment": [
+                                f"{step.allotment!r} does not fit a plan of {duration!r} "
+                                f"(allowed units: {', '.join(sorted(allowed))})"
+                            ]
+                        }
+                    }
+                }
+            )
         total += step_amount
     if unit != SAME_DAY and total != amount:
         raise ValidationError(
@@ -448,8 +455,22 @@ class _LinedDocument:
         return None
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text.
+
+    PyYAML turns 2016-13-01 into a ValueError with no position; as text, the date reaches
+    the schema, which reports it with file, line and key like any other bad value.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _read_yaml(text: str, label: str) -> tuple[_LinedDocument | None, list[Problem]]:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -459,12 +480,12 @@ def _read_yaml(text: str, label: str) -> tuple[_LinedDocument | None, list[Probl
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
-        path = _format_path(_path_at_error(text)) or "(top level)"
+        path = _format_path(_path_at_error(text, mark.line if mark else -1)) or "(top level)"
         message = f"YAML syntax error: {error.problem or error}"
         if error.context:
             message += f" ({error.context})"
         return None, [Problem(label, line, path, message)]
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError, TypeError) as error:  # no position available
         return None, [Problem(label, None, "", f"YAML error: {error}")]
     finally:
         loader.dispose()
@@ -499,8 +520,14 @@ def _duplicate_keys(node: yaml.Node, path: KeyPath, label: str) -> list[Problem]
                 continue
             line = key.start_mark.line + 1
             if key.value in first_line:
-                problems.append(Problem(label, line, _format_path((*path, key.value)),
-                                        f"duplicate key (first at line {first_line[key.value]})"))
+                problems.append(
+                    Problem(
+                        label,
+                        line,
+                        _format_path((*path, key.value)),
+                        f"duplicate key (first at line {first_line[key.value]})",
+                    )
+                )
             else:
                 first_line[key.value] = line
             problems += _duplicate_keys(value, (*path, key.value), label)
@@ -510,13 +537,15 @@ def _duplicate_keys(node: yaml.Node, path: KeyPath, label: str) -> list[Problem]
     return problems
 
 
-def _path_at_error(text: str) -> KeyPath:
+def _path_at_error(text: str, error_line: int) -> KeyPath:
     """Where in the key structure the parser was when it hit a syntax error.
 
     Replays the event stream up to the error, keeping a stack of open mappings and sequences;
     the composed tree is not available then, but the events before the error are.
     """
-    # each frame: [kind, key or index, expecting_a_key]
+    # each frame: [kind, key or index, expecting_a_key, line of the key]; between two entries
+    # a mapping is named without its previous key, unless the error is on that key's line
+    # ("name: a: b" fails after the value "a" was read)
     stack: list[list[Any]] = []
 
     def value_starts() -> None:
@@ -533,7 +562,7 @@ def _path_at_error(text: str) -> KeyPath:
             is_key = top is not None and top[0] == "map" and top[2]
             if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
                 if is_key:
-                    top[1], top[2] = getattr(event, "value", "*"), False
+                    top[1:] = [getattr(event, "value", "*"), False, event.start_mark.line]
                 else:
                     value_starts()
                     value_ends()
@@ -543,13 +572,21 @@ def _path_at_error(text: str) -> KeyPath:
                 else:
                     value_starts()
                 kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
-                stack.append([kind, None, True] if kind == "map" else [kind, -1, False])
+                stack.append([kind, None, True, -1] if kind == "map" else [kind, -1, False, -1])
             elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
                 stack.pop()
                 value_ends()
     except yaml.YAMLError:
         pass
-    return tuple(frame[1] for frame in stack if frame[1] is not None and frame[1] != -1)
+    path: list[str | int] = []
+    for kind, position, expecting_key, key_line in stack:
+        if kind == "seq":
+            named = position >= 0
+        else:
+            named = position is not None and (not expecting_key or key_line == error_line)
+        if named:
+            path.append(position)
+    return tuple(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,7 +619,32 @@ def _schema_at(path: KeyPath) -> Schema | None:
     return schema
 
 
-def _explain(path: KeyPath, message: str) -> str:
+# marshmallow's stock messages, reworded for people editing YAML; the value is appended
+_TYPE_MESSAGES = {
+    "Missing data for required field.": "required key is missing",
+    "Not a valid string.": "not a text value",
+    "Not a valid integer.": "not a whole number",
+    "Not a valid list.": "not a list",
+    "Invalid input type.": "not a mapping",
+    "Field may not be null.": "must not be empty (null)",
+}
+
+
+def _value_at(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _explain(path: KeyPath, message: str, data: Any) -> str:
+    if message in _TYPE_MESSAGES:
+        text = _TYPE_MESSAGES[message]
+        if message == "Missing data for required field.":
+            return text
+        return f"{text}: {_value_at(data, path)!r}"
     if message != "Unknown field.":
         return message
     schema = _schema_at(path[:-1])
@@ -629,8 +691,14 @@ def _load_file(path: Path, label: str) -> tuple[list[tuple[Procedure, _Entry]], 
         loaded = CatalogueFileSchema().load(data)
     except ValidationError as error:
         for key_path, message in _flatten(error.messages, ()):
-            problems.append(Problem(label, document.line_of(key_path), _format_path(key_path),
-                                    _explain(key_path, message)))
+            problems.append(
+                Problem(
+                    label,
+                    document.line_of(key_path),
+                    _format_path(key_path),
+                    _explain(key_path, message, data),
+                )
+            )
         return [], problems
     located = []
     for index, procedure in enumerate(loaded["procedures"]):
@@ -649,28 +717,40 @@ def _cross_check(located: list[tuple[Procedure, _Entry]]) -> list[Problem]:
     for procedure, entry in located:
         key = (procedure.code, procedure.version)
         if key in seen:
-            problems.append(entry.problem("version", f"duplicate: {procedure.code} version "
-                                          f"{procedure.version} is already defined at "
-                                          f"{seen[key].source}"))
+            problems.append(
+                entry.problem(
+                    "version",
+                    f"duplicate: {procedure.code} version "
+                    f"{procedure.version} is already defined at "
+                    f"{seen[key].source}",
+                )
+            )
             continue
         seen[key] = procedure
         by_code.setdefault(procedure.code, []).append((procedure, entry))
         first = field_names.setdefault(procedure.field, procedure)
         if first.field_name != procedure.field_name:
             # fields() maps a code to one name; two spellings would make it depend on file order
-            problems.append(entry.problem("field_name", f"{procedure.field_name!r} differs from "
-                                          f"{first.field_name!r} given for field "
-                                          f"{procedure.field!r} at {first.source}"))
+            problems.append(
+                entry.problem(
+                    "field_name",
+                    f"{procedure.field_name!r} differs from "
+                    f"{first.field_name!r} given for field "
+                    f"{procedure.field!r} at {first.source}",
+                )
+            )
     for versions in by_code.values():
         versions.sort(key=lambda item: item[0].version)
         for (earlier, _), (later, entry) in zip(versions, versions[1:], strict=False):
             # otherwise "the version in force on a date" would be ambiguous
             if later.effective_from <= earlier.effective_from:
-                problems.append(entry.problem(
-                    "effective_from",
-                    f"{later.effective_from} is not after {earlier.effective_from}, when version "
-                    f"{earlier.version} took effect ({earlier.source})",
-                ))
+                problems.append(
+                    entry.problem(
+                        "effective_from",
+                        f"{later.effective_from} is not after {earlier.effective_from}, when version "
+                        f"{earlier.version} took effect ({earlier.source})",
+                    )
+                )
     return problems
 
 
@@ -744,7 +824,7 @@ class Catalogue:
         raise UnknownProcedure(code, version=version, known=self._describe(code))
 
     def _describe(self, code: str) -> str:
-        """"version 1 from 2021-01-04 (until 2025-07-01), version 2 from 2025-07-01", or ""."""
+        """ "version 1 from 2021-01-04 (until 2025-07-01), version 2 from 2025-07-01", or ""."""
         return ", ".join(
             f"version {p.version} from {p.effective_from}"
             + (f" (until {p.repealed_from})" if p.repealed_from else "")

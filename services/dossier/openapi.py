@@ -10,13 +10,28 @@ from shared.openapi import OPERATIONAL, Operation, build
 VERSION = "0.1.0"
 
 OPERATIONS = (
-    Operation("POST", "/api/v1/dossiers", "Receive a dossier at the one-stop desk", "receive",
-              "dossiers", request=ReceiptRequestSchema, response=DossierSchema, status=201,
-              description="Role desk_officer, in the receiving unit's jurisdiction. Allocates the "
-                          "dossier code and computes the appointment in working time; publishes "
-                          "dossier.received."),
-    Operation("GET", "/api/v1/dossiers/<code>", "A dossier", "get_dossier", "dossiers",
-              response=DossierSchema, errors=(401, 404)),
+    Operation(
+        "POST",
+        "/api/v1/dossiers",
+        "Receive a dossier at the one-stop desk",
+        "receive",
+        "dossiers",
+        request=ReceiptRequestSchema,
+        response=DossierSchema,
+        status=201,
+        description="Role desk_officer, in the receiving unit's jurisdiction. Allocates the "
+        "dossier code and computes the appointment in working time; publishes "
+        "dossier.received.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/dossiers/<code>",
+        "A dossier",
+        "get_dossier",
+        "dossiers",
+        response=DossierSchema,
+        errors=(401, 404),
+    ),
     *OPERATIONAL,
 )
 

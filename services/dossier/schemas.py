@@ -21,8 +21,9 @@ class ApplicantSchema(Schema):
     full_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     id_number = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[0-9]{9}$|^[0-9]{12}$",
-                                 error="must be a 12-digit citizen ID or a 9-digit ID card number"),
+        validate=validate.Regexp(
+            r"^[0-9]{9}$|^[0-9]{12}$", error="must be a 12-digit citizen ID or a 9-digit ID card number"
+        ),
     )
     phone = fields.String(validate=validate.Regexp(r"^\+?[0-9]{9,15}$", error="not a phone number"))
     email = fields.Email()
@@ -35,8 +36,7 @@ class ReceiptRequestSchema(Schema):
     procedure_code = fields.String(required=True, validate=validate.Length(min=1, max=40))
     receiving_unit = fields.String(required=True, validate=UNIT_CODE)
     channel = fields.String(load_default="counter", validate=validate.OneOf(list(CHANNELS)))
-    return_method = fields.String(load_default="counter",
-                                  validate=validate.OneOf(list(RETURN_METHODS)))
+    return_method = fields.String(load_default="counter", validate=validate.OneOf(list(RETURN_METHODS)))
     applicant = fields.Nested(ApplicantSchema, required=True)
 
 

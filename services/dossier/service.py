@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from services.dossier import repository
 from services.dossier.catalogue import Catalogue, UnknownProcedure
-from services.dossier.domain.model import Channel, Dossier, DomainError, ReturnMethod
+from services.dossier.domain.model import Channel, DomainError, Dossier, ReturnMethod
 from services.dossier.events import collect
 from services.dossier.models import SERVICE, pipeline
 from services.dossier.openapi import document as openapi_document
@@ -61,11 +61,13 @@ class DossierService(OperationalEndpoints):
         except UnknownProcedure as exc:
             raise _field_error("/procedure_code", str(exc.args[0])) from exc
         if body["channel"] not in procedure.channels:
-            raise _field_error("/channel", f"procedure {procedure.code} is not offered through "
-                                           f"channel {body['channel']!r}")
+            raise _field_error(
+                "/channel", f"procedure {procedure.code} is not offered through channel {body['channel']!r}"
+            )
         if body["return_method"] == "postal" and not procedure.postal_return:
-            raise _field_error("/return_method",
-                               f"procedure {procedure.code} does not return results by post")
+            raise _field_error(
+                "/return_method", f"procedure {procedure.code} does not return results by post"
+            )
         unit = self.units.get(unit_code)
         deadline = self.calendar.deadline(now, Duration.parse(procedure.duration))
         local_day = now.astimezone(self.calendar.timezone).date()

@@ -20,7 +20,8 @@ QUEUE = "probe.dossier-events"
 metadata = sa.MetaData()
 pipeline = add_pipeline_tables(metadata, "probe")
 handled = sa.Table(
-    "probe_handled", metadata,
+    "probe_handled",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("event_id", sa.String(36), nullable=False),
     sa.Column("sequence", sa.Integer, nullable=False),
@@ -48,9 +49,15 @@ class ProbeService:
 def probe(rabbit_config, database_url, container_factory):
     engine = create_engine(database_url)
     metadata.create_all(engine)
-    config = {"AMQP_URI": rabbit_config["AMQP_URI"], "DATABASE_URL": database_url,
-              "WEB_SERVER_ADDRESS": "127.0.0.1:0", "JWT_SECRET": "x" * 32,
-              "OUTBOX_POLL_SECONDS": 1, "OUTBOX_BATCH_SIZE": 10, "EVENT_MAX_ATTEMPTS": 3}
+    config = {
+        "AMQP_URI": rabbit_config["AMQP_URI"],
+        "DATABASE_URL": database_url,
+        "WEB_SERVER_ADDRESS": "127.0.0.1:0",
+        "JWT_SECRET": "x" * 32,
+        "OUTBOX_POLL_SECONDS": 1,
+        "OUTBOX_BATCH_SIZE": 10,
+        "EVENT_MAX_ATTEMPTS": 3,
+    }
     container = container_factory(ProbeService, config)
     container.start()
     yield engine
@@ -62,20 +69,24 @@ def publish(amqp_uri: str, *bodies: bytes, routing_key: str = "dossier.received.
     channel = connection.channel()
     declare_exchanges(channel)
     for body in bodies:
-        channel.basic_publish(amqp.Message(body, delivery_mode=2), exchange=EXCHANGE,
-                              routing_key=routing_key)
+        channel.basic_publish(amqp.Message(body, delivery_mode=2), exchange=EXCHANGE, routing_key=routing_key)
     connection.close()
 
 
 def event(sequence: int, **data) -> Event:
-    return Event(source="dossier", name="received", subject="D-1", data=data,
-                 unit_path="79.26740", sequence=sequence)
+    return Event(
+        source="dossier", name="received", subject="D-1", data=data, unit_path="79.26740", sequence=sequence
+    )
 
 
 def rows(engine) -> list[tuple[str, int]]:
     with engine.connect() as connection:
-        return [tuple(r) for r in connection.execute(
-            sa.select(handled.c.event_id, handled.c.sequence).order_by(handled.c.id))]
+        return [
+            tuple(r)
+            for r in connection.execute(
+                sa.select(handled.c.event_id, handled.c.sequence).order_by(handled.c.id)
+            )
+        ]
 
 
 def wait_for(predicate, timeout: float = 15.0):
@@ -105,17 +116,19 @@ def dead_letters(amqp_uri: str, expect: int, timeout: float = 15.0) -> list[amqp
 
 def test_a_redelivered_event_changes_nothing(probe, rabbit_config):
     first = event(1)
-    publish(rabbit_config["AMQP_URI"], first.to_json().encode(), first.to_json().encode(),
-            event(2).to_json().encode())
+    publish(
+        rabbit_config["AMQP_URI"],
+        first.to_json().encode(),
+        first.to_json().encode(),
+        event(2).to_json().encode(),
+    )
     assert wait_for(lambda: len(rows(probe)) >= 2)
     time.sleep(0.5)  # room for a wrongly counted duplicate to show up
     # Workers run concurrently, so handling order is free; each event counts exactly once.
     assert sorted(sequence for _id, sequence in rows(probe)) == [1, 2]
 
 
-def test_unparseable_message_is_dead_lettered_with_reason_and_consumer_carries_on(
-    probe, rabbit_config
-):
+def test_unparseable_message_is_dead_lettered_with_reason_and_consumer_carries_on(probe, rabbit_config):
     publish(rabbit_config["AMQP_URI"], b"{not json", b'{"specversion": "1.0"}')
     publish(rabbit_config["AMQP_URI"], event(1).to_json().encode())
     dead = dead_letters(rabbit_config["AMQP_URI"], expect=2)

@@ -14,11 +14,13 @@ from tests.support.broker import Subscriber
 pytestmark = pytest.mark.integration
 
 CATALOGUE = Catalogue.load()
-COMMUNE_PROCEDURE = next(
-    p.code for p in CATALOGUE if "commune" in p.levels and "counter" in p.channels
-)
-APPLICANT = {"full_name": "Nguyễn Văn An", "id_number": "079203001234", "phone": "0901234567",
-             "address": "12 Lê Lợi, Phường Sài Gòn"}
+COMMUNE_PROCEDURE = next(p.code for p in CATALOGUE if "commune" in p.levels and "counter" in p.channels)
+APPLICANT = {
+    "full_name": "Nguyễn Văn An",
+    "id_number": "079203001234",
+    "phone": "0901234567",
+    "address": "12 Lê Lợi, Phường Sài Gòn",
+}
 
 
 @pytest.fixture
@@ -30,10 +32,10 @@ def three_level(service_config, container_factory):
 
 
 def receive(base: str, unit: str, **extra):
-    body = {"procedure_code": COMMUNE_PROCEDURE, "receiving_unit": unit, "applicant": APPLICANT,
-            **extra}
-    return requests.post(f"{base}/api/v1/dossiers", json=body,
-                         headers=bearer("desk_officer", unit), timeout=10)
+    body = {"procedure_code": COMMUNE_PROCEDURE, "receiving_unit": unit, "applicant": APPLICANT, **extra}
+    return requests.post(
+        f"{base}/api/v1/dossiers", json=body, headers=bearer("desk_officer", unit), timeout=10
+    )
 
 
 def test_each_jurisdiction_receives_exactly_its_events(three_level, rabbit_config):
@@ -77,6 +79,7 @@ def test_receipt_allocates_codes_and_an_appointment(three_level):
     assert first["code"].rsplit("-", 1)[0] == second["code"].rsplit("-", 1)[0]
     assert int(second["code"][-4:]) == int(first["code"][-4:]) + 1
     assert first["due_at"] > first["received_at"]
-    fetched = requests.get(f"{three_level}/api/v1/dossiers/{first['code']}",
-                           headers=bearer("auditor", "883"), timeout=10)
+    fetched = requests.get(
+        f"{three_level}/api/v1/dossiers/{first['code']}", headers=bearer("auditor", "883"), timeout=10
+    )
     assert fetched.status_code == 200 and fetched.json()["code"] == first["code"]

@@ -22,8 +22,15 @@ pytestmark = pytest.mark.integration
 
 def make_events(dossier: str, count: int, unit: str = "79.26740", handling: str | None = None):
     return [
-        Event(source="dossier", name="received", subject=dossier, data={"n": n}, unit_path=unit,
-              sequence=n, handling_unit_path=handling)
+        Event(
+            source="dossier",
+            name="received",
+            subject=dossier,
+            data={"n": n},
+            unit_path=unit,
+            sequence=n,
+            handling_unit_path=handling,
+        )
         for n in range(1, count + 1)
     ]
 
@@ -38,7 +45,8 @@ def engine(dossier_database):
 def pending(engine) -> int:
     with engine.connect() as connection:
         return connection.execute(
-            sa.select(sa.func.count()).select_from(pipeline.outbox)
+            sa.select(sa.func.count())
+            .select_from(pipeline.outbox)
             .where(pipeline.outbox.c.published_at.is_(None))
         ).scalar_one()
 

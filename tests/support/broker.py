@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import amqp
@@ -36,7 +35,7 @@ class Subscriber:
                 break
             try:
                 self.connection.drain_events(timeout=0.1)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
         return self.messages
 

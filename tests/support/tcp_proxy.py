@@ -3,6 +3,7 @@ from the service, without stopping the broker the other tests use."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -70,10 +71,8 @@ class TcpProxy:
         with self._lock:
             links, self._links = self._links, []
         for sock in links:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def restore(self) -> None:
         self.up = True

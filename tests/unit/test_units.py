@@ -369,9 +369,7 @@ def forests(draw: st.DrawFn) -> list[dict[str, str | None]]:
         records.append({"code": f"P{i}", "name": f"Tỉnh {i}", "level": "province", "parent": None})
     for i in range(extra):
         parent = draw(st.sampled_from([r["code"] for r in records]))
-        records.append(
-            {"code": f"A{i}", "name": f"Cơ quan {i}", "level": "agency", "parent": parent}
-        )
+        records.append({"code": f"A{i}", "name": f"Cơ quan {i}", "level": "agency", "parent": parent})
     seed = draw(st.integers(min_value=0, max_value=2**32 - 1))
     random.Random(seed).shuffle(records)
     return records

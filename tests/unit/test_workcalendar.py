@@ -233,25 +233,17 @@ def test_working_time_between():
     assert CAL.working_time_between(vn(2026, 3, 2, 11), vn(2026, 3, 2, 14)) == timedelta(hours=1.5)
     assert CAL.working_time_between(vn(2026, 3, 3), vn(2026, 3, 2)) == timedelta(0)
     # across Tết: Fri 13 Feb 16:00 to Mon 23 Feb 09:30
-    assert CAL.working_time_between(vn(2026, 2, 13, 16), vn(2026, 2, 23, 9, 30)) == timedelta(
-        hours=3
-    )
+    assert CAL.working_time_between(vn(2026, 2, 13, 16), vn(2026, 2, 23, 9, 30)) == timedelta(hours=3)
     # across a year boundary: Wed 31 Dec 2025 16:00 to Fri 2 Jan 2026 08:30
-    assert CAL.working_time_between(vn(2025, 12, 31, 16), vn(2026, 1, 2, 8, 30)) == timedelta(
-        hours=2
-    )
+    assert CAL.working_time_between(vn(2025, 12, 31, 16), vn(2026, 1, 2, 8, 30)) == timedelta(hours=2)
 
 
 def test_working_time_between_grows_the_calendar_both_ways():
     cal = WorkingCalendar()  # fresh: nothing cached yet
     assert cal.working_time_between(vn(2030, 1, 2, 9), vn(2030, 1, 3, 9)) == timedelta(hours=8)
     start, end = date(2019, 12, 31), date(2030, 1, 2)
-    worked = sum(
-        is_working_day_oracle(start + timedelta(days=n)) for n in range((end - start).days)
-    )
-    assert cal.working_time_between(vn(2019, 12, 31, 9), vn(2030, 1, 2, 9)) == worked * timedelta(
-        hours=8
-    )
+    worked = sum(is_working_day_oracle(start + timedelta(days=n)) for n in range((end - start).days))
+    assert cal.working_time_between(vn(2019, 12, 31, 9), vn(2030, 1, 2, 9)) == worked * timedelta(hours=8)
 
 
 def test_working_days_between():
@@ -265,9 +257,7 @@ def test_resume():
     # stopped Mon 13:00 with 4 + 8 + 8 = 20 h left; resumed Thu 13:00: 4 h Thu + 8 Fri + 8 Mon
     assert CAL.resume(deadline, vn(2026, 3, 2, 13), vn(2026, 3, 5, 13)) == utc(2026, 3, 9, 10)
     # stopped over lunch and resumed the same afternoon: nothing lost
-    assert CAL.resume(deadline, vn(2026, 3, 2, 11, 45), vn(2026, 3, 2, 12, 30)) == utc(
-        2026, 3, 4, 10
-    )
+    assert CAL.resume(deadline, vn(2026, 3, 2, 11, 45), vn(2026, 3, 2, 12, 30)) == utc(2026, 3, 4, 10)
     # already late when stopped: the deadline stays where it was
     assert CAL.resume(deadline, vn(2026, 3, 5, 9), vn(2026, 3, 9, 9)) == utc(2026, 3, 4, 10)
     with pytest.raises(ValueError, match="before"):
@@ -294,9 +284,7 @@ def test_from_settings():
     assert cal.start_day(vn(2026, 3, 2, 15, 30)) == date(2026, 3, 2)
     assert cal.deadline(vn(2026, 3, 2, 9), "1 working_days") == utc(2026, 3, 2, 10, 30)
     assert cal.deadline(vn(2026, 3, 2, 11), "2 working_hours") == utc(2026, 3, 2, 7, 30)
-    assert WorkingCalendar.from_settings(None).deadline(vn(2026, 3, 2, 9), "same_day") == utc(
-        2026, 3, 2, 10
-    )
+    assert WorkingCalendar.from_settings(None).deadline(vn(2026, 3, 2, 9), "same_day") == utc(2026, 3, 2, 10)
 
 
 def test_from_settings_names_the_bad_key():
@@ -422,9 +410,7 @@ def test_longer_duration_never_gives_an_earlier_deadline(received, unit, amount,
     shorter = CAL.deadline(received, Duration(unit, amount))
     longer = CAL.deadline(received, Duration(unit, amount + extra))
     assert longer > shorter
-    assert CAL.deadline(received, Duration("same_day")) <= CAL.deadline(
-        received, Duration("working_days", 1)
-    )
+    assert CAL.deadline(received, Duration("same_day")) <= CAL.deadline(received, Duration("working_days", 1))
 
 
 @FAST

@@ -16,16 +16,16 @@ from typing import Any
 class Status(IntEnum):
     """The national portal's dossier statuses."""
 
-    REGISTERED = 1            # Mới đăng ký
-    RECEIVED = 2              # Được tiếp nhận
-    REFUSED = 3               # Không được tiếp nhận
-    PROCESSING = 4            # Đang xử lý
+    REGISTERED = 1  # Mới đăng ký
+    RECEIVED = 2  # Được tiếp nhận
+    REFUSED = 3  # Không được tiếp nhận
+    PROCESSING = 4  # Đang xử lý
     SUPPLEMENT_REQUESTED = 5  # Yêu cầu bổ sung giấy tờ
-    AWAITING_PAYMENT = 6      # Yêu cầu thực hiện nghĩa vụ tài chính
-    WITHDRAWN = 7             # Công dân yêu cầu rút hồ sơ
-    STOPPED = 8               # Dừng xử lý
-    RESOLVED = 9              # Đã xử lý xong
-    RETURNED = 10             # Đã trả kết quả
+    AWAITING_PAYMENT = 6  # Yêu cầu thực hiện nghĩa vụ tài chính
+    WITHDRAWN = 7  # Công dân yêu cầu rút hồ sơ
+    STOPPED = 8  # Dừng xử lý
+    RESOLVED = 9  # Đã xử lý xong
+    RETURNED = 10  # Đã trả kết quả
 
     @property
     def label(self) -> str:
