@@ -92,7 +92,11 @@ def split_duration(text: str) -> tuple[str, int] | None:
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a procedure's processing plan, with its share of the total time."""
+    """One step of a procedure's processing plan, with its share of the total time.
+
+    ``allotment`` is a duration string in the procedure's unit; in a day-based plan a step may
+    also take "same_day" (done within the day it starts, using none of the whole days).
+    """
 
     code: str
     name: str
@@ -118,6 +122,8 @@ class RequiredDocument:
 
 @dataclass(frozen=True)
 class Procedure:
+    """One version of a TTHC as published, in force from ``effective_from``."""
+
     code: str
     version: int
     effective_from: date
@@ -440,6 +446,10 @@ def _format_path(path: KeyPath) -> str:
     return text
 
 
+# far deeper than any catalogue file; only a recursive alias gets there
+_MAX_DEPTH = 32
+
+
 class _LinedDocument:
     """A parsed YAML file plus the line of every key and list item, by key path."""
 
@@ -496,23 +506,27 @@ def _read_yaml(text: str, label: str) -> tuple[_LinedDocument | None, list[Probl
     return _LinedDocument(data, lines), problems
 
 
-def _record_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
+def _record_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], depth: int = 0) -> None:
+    if depth > _MAX_DEPTH:  # a recursive alias (&a [*a]) would never end
+        return
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
                 child = (*path, key.value)
                 lines[child] = key.start_mark.line + 1
-                _record_lines(value, child, lines)
+                _record_lines(value, child, lines, depth + 1)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = (*path, index)
             lines[child] = item.start_mark.line + 1
-            _record_lines(item, child, lines)
+            _record_lines(item, child, lines, depth + 1)
 
 
 def _duplicate_keys(node: yaml.Node, path: KeyPath, label: str) -> list[Problem]:
     """PyYAML keeps the last of two equal keys without a word; in a catalogue that hides edits."""
     problems: list[Problem] = []
+    if len(path) > _MAX_DEPTH:
+        return problems
     if isinstance(node, yaml.MappingNode):
         first_line: dict[str, int] = {}
         for key, value in node.value:

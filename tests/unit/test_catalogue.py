@@ -542,27 +542,51 @@ def test_loader_accepts_a_plan_exactly_when_it_adds_up(total: int, parts: list[i
 def test_error_on_the_line_of_a_key_names_that_key(tmp_path: Path) -> None:
     text = catalogue_file(entry()).replace("    name: Đăng ký khai sinh", "    name: Đăng ký: khai sinh")
     write(tmp_path, "broken.yaml", text)
-    assert_reported(load_error(tmp_path), "broken.yaml", line_of(text, "Đăng ký: khai sinh"),
-                    "procedures[0].name", "YAML syntax error")
+    assert_reported(
+        load_error(tmp_path),
+        "broken.yaml",
+        line_of(text, "Đăng ký: khai sinh"),
+        "procedures[0].name",
+        "YAML syntax error",
+    )
 
 
 @pytest.mark.parametrize(
     ("old", "new", "path", "words"),
     [
-        ("effective_from: 2016-01-01", "effective_from: 2016-13-01",
-         "procedures[0].effective_from", ("not a date", "'2016-13-01'")),
-        ("effective_from: 2016-01-01", "effective_from: 2016-01-01 08:00:00",
-         "procedures[0].effective_from", ("not a date",)),
-        ("postal_return: true", "postal_return: 1",
-         "procedures[0].postal_return", ("not a boolean",)),
+        (
+            "effective_from: 2016-01-01",
+            "effective_from: 2016-13-01",
+            "procedures[0].effective_from",
+            ("not a date", "'2016-13-01'"),
+        ),
+        (
+            "effective_from: 2016-01-01",
+            "effective_from: 2016-01-01 08:00:00",
+            "procedures[0].effective_from",
+            ("not a date",),
+        ),
+        ("postal_return: true", "postal_return: 1", "procedures[0].postal_return", ("not a boolean",)),
         ("version: 1", "version: 1.5", "procedures[0].version", ("not a whole number: 1.5",)),
-        ("original: 1, copies: 0", "original: 0, copies: 0",
-         "procedures[0].required_documents[0].copies", ("at least one original",)),
+        (
+            "original: 1, copies: 0",
+            "original: 0, copies: 0",
+            "procedures[0].required_documents[0].copies",
+            ("at least one original",),
+        ),
         ("amount_vnd: 0", "amount_vnd: -5", "procedures[0].fees[0].amount_vnd", ("-5",)),
-        ("agency: commune", "agency: ministry", "procedures[0].steps[1].agency",
-         ("not an agency: 'ministry'",)),
-        ("levels: [commune]", "levels: [commune, commune]", "procedures[0].levels",
-         ("more than once: commune",)),
+        (
+            "agency: commune",
+            "agency: ministry",
+            "procedures[0].steps[1].agency",
+            ("not an agency: 'ministry'",),
+        ),
+        (
+            "levels: [commune]",
+            "levels: [commune, commune]",
+            "procedures[0].levels",
+            ("more than once: commune",),
+        ),
         ("levels: [commune]", "levels: [ward]", "procedures[0].levels[0]", ("'ward'",)),
     ],
 )
@@ -576,8 +600,13 @@ def test_value_errors(tmp_path: Path, old: str, new: str, path: str, words: tupl
 def test_missing_key_points_at_the_entry(tmp_path: Path) -> None:
     text = catalogue_file(entry()).replace("field: civil_status\n", "")
     write(tmp_path, "bad.yaml", text)
-    assert_reported(load_error(tmp_path), "bad.yaml", line_of(text, "- code:"),
-                    "procedures[0].field", "required key is missing")
+    assert_reported(
+        load_error(tmp_path),
+        "bad.yaml",
+        line_of(text, "- code:"),
+        "procedures[0].field",
+        "required key is missing",
+    )
 
 
 def test_procedure_may_override_the_file_field(tmp_path: Path) -> None:
@@ -593,5 +622,10 @@ def test_field_names_must_agree_across_files(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", catalogue_file(entry()))
     text = catalogue_file(entry(code="1.000656")).replace("field_name: Hộ tịch", "field_name: Ho tich")
     write(tmp_path, "b.yaml", text)
-    assert_reported(load_error(tmp_path), "b.yaml", line_of(text, "- code:"),
-                    "procedures[0].field_name", "'Ho tich' differs from 'Hộ tịch'")
+    assert_reported(
+        load_error(tmp_path),
+        "b.yaml",
+        line_of(text, "- code:"),
+        "procedures[0].field_name",
+        "'Ho tich' differs from 'Hộ tịch'",
+    )

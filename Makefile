@@ -1,0 +1,64 @@
+# motcua — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: run test test-unit test-integration bench demo lint format token docs migrate clean services
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "motcua needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade 'pip>=23' 
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ)
+run: $(STAMP)
+	@scripts/ensure-services.sh rabbitmq
+	$(BIN)/python scripts/run.py
+
+## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
+test: $(STAMP)
+	@scripts/ensure-services.sh all
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	@scripts/ensure-services.sh all
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+## bench: benchmarks (not part of make test); figures as ratios to same-run baselines
+bench: $(STAMP)
+	@scripts/ensure-services.sh all
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+## demo: a working day of one province through the HTTP API (with `make run` going)
+demo: $(STAMP)
+	$(BIN)/python -m scripts.demo $(DEMO_ARGS)
+
+## token: a development bearer token, e.g. make token ROLE=desk_officer UNIT=26740
+token: $(STAMP)
+	@$(BIN)/python -m shared.auth --role $(or $(ROLE),desk_officer) $(foreach u,$(or $(UNIT),26740),--unit $(u))
+
+## docs: regenerate the OpenAPI and AsyncAPI documents under docs/
+docs: $(STAMP)
+	$(BIN)/python -m scripts.docs
+
+migrate: $(STAMP)
+	@for s in services/*/migrations; do s=$${s#services/}; s=$${s%/migrations}; $(BIN)/python -m shared.migrate $$s; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf data .bench .pytest_cache .hypothesis

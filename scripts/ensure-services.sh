@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Make sure RabbitMQ (with its management plugin, which the broker tests use) and PostgreSQL are up.
+# Starts them when they are installed and stopped; says how to get them when they are not.
+#   ensure-services.sh rabbitmq        only the broker (make run)
+#   ensure-services.sh all             broker and PostgreSQL (make test)
+set -u
+want=${1:-all}
+AMQP_HOST=${AMQP_HOST:-127.0.0.1}
+PG_HOST=${PG_HOST:-127.0.0.1}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && exec 3>&- ; }
+
+wait_port() {  # host port seconds
+  for _ in $(seq 1 "$3"); do port_open "$1" "$2" && return 0; sleep 1; done
+  return 1
+}
+
+ensure_rabbitmq() {
+  if ! port_open "$AMQP_HOST" 5672; then
+    if command -v rabbitmq-server >/dev/null 2>&1; then
+      echo "motcua: starting RabbitMQ (rabbitmq-server -detached) ..."
+      rabbitmq-server -detached >/dev/null 2>&1 || true
+      wait_port "$AMQP_HOST" 5672 60 || { echo "motcua: RabbitMQ did not come up on $AMQP_HOST:5672 within 60 s" >&2; return 1; }
+    else
+      cat >&2 <<'MSG'
+motcua: no RabbitMQ on 127.0.0.1:5672, and none is installed here. Get one with either:
+  sudo apt-get install rabbitmq-server && sudo rabbitmq-server -detached
+  docker run -d --name rabbitmq -p 5672:5672 -p 15672:15672 rabbitmq:3-management
+or point AMQP_URI at an existing broker.
+MSG
+      return 1
+    fi
+  fi
+  if ! port_open "$AMQP_HOST" 15672 && command -v rabbitmq-plugins >/dev/null 2>&1; then
+    rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || true
+    wait_port "$AMQP_HOST" 15672 30 || echo "motcua: RabbitMQ management API (15672) is not up; broker tests need it" >&2
+  fi
+  return 0
+}
+
+ensure_postgres() {
+  port_open "$PG_HOST" 5432 && return 0
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    version=$(ls /etc/postgresql | sort -V | tail -1)
+    echo "motcua: starting PostgreSQL $version ..."
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
+    wait_port "$PG_HOST" 5432 30 && return 0
+  fi
+  echo "motcua: no PostgreSQL on $PG_HOST:5432 (install postgresql, trust auth for user postgres)" >&2
+  return 1
+}
+
+status=0
+ensure_rabbitmq || status=1
+if [ "$want" = all ]; then ensure_postgres || status=1; fi
+exit $status

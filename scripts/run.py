@@ -1,0 +1,99 @@
+"""``make run``: migrate, then start every service that exists, each in its own process.
+
+Prints where each service listens; Ctrl-C stops them all. Services without a ``service.py`` and a
+``config.yml`` under ``services/`` are not started (they arrive with their own issues).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDER = ("dossier", "postal", "esign", "metrics")
+DEFAULT_PORTS = {"dossier": 8000, "postal": 8001, "esign": 8002, "metrics": 8003}
+
+
+def services() -> list[str]:
+    found = [p.name for p in (ROOT / "services").iterdir()
+             if (p / "service.py").is_file() and (p / "config.yml").is_file()]
+    return sorted(found, key=lambda name: ORDER.index(name) if name in ORDER else len(ORDER))
+
+
+def address(name: str) -> str:
+    value = os.environ.get(f"{name.upper()}_ADDRESS", f"0.0.0.0:{DEFAULT_PORTS.get(name, 8010)}")
+    host, _, port = value.rpartition(":")
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+
+def wait_live(url: str, process: subprocess.Popen, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/health/live", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    (ROOT / "data").mkdir(exist_ok=True)
+    names = services()
+    python = sys.executable
+    for name in names:
+        if (ROOT / "services" / name / "migrations").is_dir():
+            print(f"migrating {name} ...", flush=True)
+            subprocess.run([python, "-m", "shared.migrate", name], check=True)
+    processes: dict[str, subprocess.Popen] = {}
+
+    def stop_all(*_args) -> None:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in 15 s; killing it", flush=True)
+                process.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    try:
+        for name in names:
+            config = ROOT / "services" / name / "config.yml"
+            processes[name] = subprocess.Popen(
+                [python, "-m", "nameko", "run", "--config", str(config), f"services.{name}.service"],
+            )
+        for name, process in processes.items():
+            url = address(name)
+            if wait_live(url, process):
+                print(f"  {name:8} listening on {url}  (OpenAPI: {url}/api/v1/openapi.json)", flush=True)
+            else:
+                print(f"  {name:8} FAILED to start (see its log above)", flush=True)
+                stop_all()
+                return 1
+        print("motcua is running. Ctrl-C stops every service.", flush=True)
+        while all(process.poll() is None for process in processes.values()):
+            time.sleep(0.5)
+        crashed = [name for name, process in processes.items() if process.poll() is not None]
+        print(f"service(s) stopped unexpectedly: {', '.join(crashed)}; stopping the rest", flush=True)
+        stop_all()
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        stop_all()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The event catalogue as an AsyncAPI 2.6 document and JSON Schemas, from the schemas the code uses.
+
+Every ``@event_type`` registered in a service's ``schemas`` module appears here; ``make docs`` writes
+``docs/asyncapi.yaml`` and ``docs/schemas/<type>.json``, and a test keeps them equal to the code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.openapi import OpenAPIConverter
+
+from shared.events import CATALOGUE, CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, EventType
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = "1.0.0"
+
+
+def load_catalogue() -> dict[str, EventType]:
+    """Import every service's schemas so that their event types register themselves."""
+    for folder in sorted((ROOT / "services").iterdir()):
+        if (folder / "schemas.py").is_file():
+            importlib.import_module(f"services.{folder.name}.schemas")
+    return dict(sorted(CATALOGUE.items()))
+
+
+def _converter() -> OpenAPIConverter:
+    spec = APISpec("motcua events", VERSION, "3.0.3", plugins=[MarshmallowPlugin()])
+    return spec.plugins[0].converter
+
+
+def data_schema(entry: EventType) -> dict[str, Any]:
+    schema = _converter().schema2jsonschema(entry.schema)
+    return {"title": f"{entry.type} data", "description": entry.summary, **schema}
+
+
+def envelope_schema(entry: EventType) -> dict[str, Any]:
+    """JSON Schema of the whole CloudEvent carrying this type."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://motcua.github.io/schemas/{entry.type}.json",
+        "title": entry.type,
+        "description": entry.summary,
+        "type": "object",
+        "required": ["specversion", "id", "source", "type", "subject", "time", "datacontenttype",
+                     "data", "unitpath", "sequence"],
+        "properties": {
+            "specversion": {"const": "1.0"},
+            "id": {"type": "string", "format": "uuid", "description": "idempotency key"},
+            "source": {"const": f"/motcua/{entry.source}"},
+            "type": {"const": entry.type},
+            "subject": {"type": "string", "description": "the dossier code (mã hồ sơ)"},
+            "time": {"type": "string", "format": "date-time"},
+            "datacontenttype": {"const": "application/json"},
+            "unitpath": {"type": "string", "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+                         "description": "receiving unit path, province first"},
+            "handlingunitpath": {"type": "string", "description": "handling unit path"},
+            "sequence": {"type": "integer", "minimum": 1, "description": "per-dossier counter"},
+            "data": data_schema(entry),
+        },
+    }
+
+
+def build() -> dict[str, Any]:
+    catalogue = load_catalogue()
+    channels: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for entry in catalogue.values():
+        name = entry.type.removeprefix("vn.motcua.").replace(".", "_")
+        messages[name] = {
+            "name": entry.type,
+            "title": entry.type,
+            "summary": entry.summary,
+            "contentType": CONTENT_TYPE,
+            "payload": {"$ref": f"schemas/{entry.type}.json"},
+        }
+        channels[f"{entry.source}.{entry.name}.{{unitpath}}"] = {
+            "description": f"{entry.summary} Routing key on the `{EXCHANGE}` topic exchange; the "
+                           "handling unit's key travels in the CC header when it differs.",
+            "parameters": {"unitpath": {"$ref": "#/components/parameters/unitpath"}},
+            "subscribe": {"operationId": f"on_{name}", "message": {"$ref": f"#/components/messages/{name}"}},
+            "bindings": {"amqp": {"is": "routingKey", "exchange": {
+                "name": EXCHANGE, "type": "topic", "durable": True, "autoDelete": False, "vhost": "/"}}},
+        }
+    return {
+        "asyncapi": "2.6.0",
+        "info": {
+            "title": "motcua events",
+            "version": VERSION,
+            "description": (
+                "Domain events of the motcua services on RabbitMQ (CONTRACTS §1): CloudEvents 1.0 in "
+                f"JSON structured mode, persistent, on the durable topic exchange `{EXCHANGE}`; failed "
+                f"deliveries go to `{DEAD_LETTER_EXCHANGE}`. Bind `dossier.*.79.26740` for a commune, "
+                "`dossier.*.89.883.#` for a district, `dossier.*.79.#` for a province, `#` for all. "
+                "Delivery is at least once: de-duplicate by `id`, order by `sequence`."
+            ),
+        },
+        "defaultContentType": CONTENT_TYPE,
+        "servers": {"local": {"url": "127.0.0.1:5672", "protocol": "amqp", "protocolVersion": "0.9.1"}},
+        "channels": dict(sorted(channels.items())),
+        "components": {
+            "messages": dict(sorted(messages.items())),
+            "parameters": {"unitpath": {
+                "description": "administrative unit codes from the province down, dot-separated",
+                "schema": {"type": "string"}}},
+        },
+    }

@@ -1,0 +1,109 @@
+"""Bearer tokens, the jurisdiction rule and configuration checks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from shared.auth import DEV_SECRET, main, mint, verify
+from shared.config import ConfigurationError, load_config, validate
+from shared.problems import Forbidden, Unauthorized
+from shared.units import EXAMPLE_3LEVEL_FILE, UnitRegistry
+
+UNITS = UnitRegistry.from_file(EXAMPLE_3LEVEL_FILE)
+
+
+def header(token: str) -> str:
+    return f"Bearer {token}"
+
+
+def test_a_minted_token_verifies_to_its_claims():
+    principal = verify(DEV_SECRET, header(mint(DEV_SECRET, sub="a", roles=["auditor"], units=["883"])))
+    assert principal.sub == "a" and principal.roles == {"auditor"} and principal.units == ("883",)
+
+
+@pytest.mark.parametrize("authorization", [None, "", "Basic abc", "Bearer ", "Bearer not-a-jwt"])
+def test_missing_or_malformed_credentials_are_401(authorization):
+    with pytest.raises(Unauthorized):
+        verify(DEV_SECRET, authorization)
+
+
+def test_wrong_key_and_expired_tokens_are_401():
+    with pytest.raises(Unauthorized, match="invalid"):
+        verify(DEV_SECRET, header(mint("another-secret-of-enough-length", sub="a", roles=[], units=[])))
+    expired = mint(DEV_SECRET, sub="a", roles=[], units=[], ttl=timedelta(seconds=-5))
+    with pytest.raises(Unauthorized, match="expired"):
+        verify(DEV_SECRET, header(expired))
+
+
+def test_claims_of_the_wrong_shape_are_refused():
+    token = jwt.encode({"sub": "a", "iss": "motcua", "exp": 4102444800, "roles": "leader"}, DEV_SECRET)
+    with pytest.raises(Unauthorized, match="lists"):
+        verify(DEV_SECRET, header(token))
+
+
+def test_a_unit_covers_its_descendants_and_nothing_else():
+    district = verify(DEV_SECRET, header(mint(DEV_SECRET, sub="d", roles=["auditor"], units=["883"])))
+    assert district.covers(UNITS, "883") and district.covers(UNITS, "30280")
+    assert not district.covers(UNITS, "30316") and not district.covers(UNITS, "89")
+
+
+def test_require_role_is_403():
+    principal = verify(DEV_SECRET, header(mint(DEV_SECRET, sub="a", roles=["auditor"], units=[])))
+    with pytest.raises(Forbidden, match="desk_officer"):
+        principal.require_role("desk_officer")
+
+
+def test_token_command_mints_a_usable_token(capsys):
+    assert main(["--role", "desk_officer", "--unit", "26740"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert verify(DEV_SECRET, header(token)).units == ("26740",)
+
+
+def test_token_command_refuses_an_unknown_unit():
+    with pytest.raises(SystemExit):
+        main(["--role", "desk_officer", "--unit", "99999"])
+
+
+GOOD = {"AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/", "DATABASE_URL": "sqlite:///x.db",
+        "WEB_SERVER_ADDRESS": "0.0.0.0:8000", "JWT_SECRET": "s" * 20, "OUTBOX_POLL_SECONDS": "0.5",
+        "OUTBOX_BATCH_SIZE": 100, "EVENT_MAX_ATTEMPTS": 5}
+
+
+def test_a_good_configuration_parses():
+    parsed = validate(GOOD)
+    assert parsed["OUTBOX_POLL_SECONDS"] == 0.5 and parsed["UNITS_FILE"] is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("AMQP_URI", None), ("DATABASE_URL", "not a url"), ("WEB_SERVER_ADDRESS", "8000"),
+     ("JWT_SECRET", "short"), ("OUTBOX_BATCH_SIZE", "0"), ("OUTBOX_POLL_SECONDS", "-1"),
+     ("UNITS_FILE", "/no/such/file.yaml")],
+)
+def test_a_wrong_or_missing_setting_is_named(key, value):
+    with pytest.raises(ConfigurationError, match=key):
+        validate({**GOOD, key: value})
+
+
+def test_config_file_substitutes_environment(tmp_path, monkeypatch):
+    path = tmp_path / "config.yml"
+    path.write_text("A: ${MOTCUA_T_A:fallback}\nB: ${MOTCUA_T_B:2}\n")
+    monkeypatch.setenv("MOTCUA_T_A", "from-env")
+    assert load_config(path) == {"A": "from-env", "B": 2}
+
+
+def test_config_file_required_variable_is_named(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("A: ${MOTCUA_T_REQUIRED}\n")
+    with pytest.raises(ConfigurationError, match="MOTCUA_T_REQUIRED"):
+        load_config(path)
+
+
+def test_shipped_service_configs_validate():
+    from pathlib import Path
+
+    for config in sorted(Path("services").glob("*/config.yml")):
+        validate(load_config(config))

@@ -1,0 +1,105 @@
+"""The event contract: envelope, routing keys, CC, catalogue validation."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from marshmallow import Schema, fields
+
+from shared.events import CATALOGUE, Event, InvalidEvent, build_event, event_type, routing_key
+
+
+def sample(**overrides) -> Event:
+    values = dict(source="dossier", name="received", subject="26740-261123-0001", data={"status": 2},
+                  unit_path="79.26740", sequence=1)
+    values.update(overrides)
+    return Event(**values)
+
+
+def test_routing_key_is_source_event_and_unit_path():
+    assert routing_key("dossier", "received", "79.26740") == "dossier.received.79.26740"
+    assert sample(unit_path="89.883.30280").routing_key == "dossier.received.89.883.30280"
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "path"),
+    [("desk", "received", "79"), ("dossier", "Received", "79"), ("dossier", "received", "79.#"),
+     ("dossier", "received", ""), ("dossier", "re.ceived", "79")],
+)
+def test_routing_key_refuses_what_would_break_bindings(source, name, path):
+    with pytest.raises(ValueError):
+        routing_key(source, name, path)
+
+
+def test_cc_only_when_the_handling_unit_differs():
+    assert sample().cc == []
+    assert sample(handling_unit_path="79.26740").cc == []
+    assert sample(handling_unit_path="79.79-STP").cc == ["dossier.received.79.79-STP"]
+
+
+def test_envelope_is_cloudevents_structured_mode():
+    event = sample(handling_unit_path="79.79-STP")
+    document = json.loads(event.to_json())
+    assert document["specversion"] == "1.0"
+    assert uuid.UUID(document["id"])
+    assert document["source"] == "/motcua/dossier"
+    assert document["type"] == "vn.motcua.dossier.received"
+    assert document["subject"] == "26740-261123-0001"
+    assert document["time"].endswith("Z")
+    assert document["datacontenttype"] == "application/json"
+    assert document["unitpath"] == "79.26740"
+    assert document["handlingunitpath"] == "79.79-STP"
+    assert document["sequence"] == 1
+
+
+def test_round_trip_keeps_every_attribute():
+    event = sample(handling_unit_path="79.79-STP", data={"status": 2, "name": "Đăng ký khai sinh"})
+    assert Event.from_json(event.to_json()) == event
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[]", b"{}", json.dumps({"specversion": "0.3"}).encode(), b"\xff\xfe"],
+)
+def test_malformed_messages_are_invalid_events(body):
+    with pytest.raises(InvalidEvent):
+        Event.from_json(body)
+
+
+def test_a_wrong_attribute_is_named():
+    document = json.loads(sample().to_json())
+    document["sequence"] = 0
+    with pytest.raises(InvalidEvent, match="sequence"):
+        Event.from_json(json.dumps(document))
+
+
+def test_build_event_checks_data_against_the_catalogue():
+    @event_type("postal", "probe_checked", "A probe event for this test.")
+    class ProbeSchema(Schema):
+        count = fields.Integer(required=True)
+
+    try:
+        built = build_event("postal", "probe_checked", subject="X", data={"count": 3},
+                            unit_path="79", sequence=1)
+        assert built.data == {"count": 3}
+        with pytest.raises(ValueError, match="count"):
+            build_event("postal", "probe_checked", subject="X", data={}, unit_path="79", sequence=1)
+        with pytest.raises(ValueError, match="not in the catalogue"):
+            build_event("postal", "never_registered", subject="X", data={}, unit_path="79", sequence=1)
+    finally:
+        CATALOGUE.pop("vn.motcua.postal.probe_checked", None)
+
+
+@given(
+    path=st.lists(st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True), min_size=1, max_size=4),
+    sequence=st.integers(min_value=1, max_value=10**9),
+)
+def test_any_valid_event_survives_the_wire(path, sequence):
+    event = sample(unit_path=".".join(path), sequence=sequence)
+    again = Event.from_json(event.to_json().encode())
+    assert again == event
+    assert again.routing_key.split(".")[2:] == path
