@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
+# eventlet and nameko's pkg_resources import announce their deprecation on every start
+export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
 
 .PHONY: run test test-unit test-integration bench demo lint format token docs migrate clean services
 

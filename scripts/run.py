@@ -68,11 +68,13 @@ def main() -> int:
                 process.kill()
 
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    # Ctrl-C, even when started from a shell that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for name in names:
             config = ROOT / "services" / name / "config.yml"
             processes[name] = subprocess.Popen(
-                [python, "-m", "nameko", "run", "--config", str(config), f"services.{name}.service"],
+                [python, "-m", "shared.runner", name, "--config", str(config)],
             )
         for name, process in processes.items():
             url = address(name)
