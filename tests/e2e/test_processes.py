@@ -1,0 +1,78 @@
+"""The running system: services started as `make run` starts them, one process each."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from shared.auth import DEV_SECRET
+from tests.conftest import bearer, free_port
+from tests.integration.test_dossier_receipt import APPLICANT, COMMUNE_PROCEDURE
+from tests.support.broker import Subscriber
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(service: str, env: dict[str, str]) -> subprocess.Popen:
+    subprocess.run([sys.executable, "-m", "shared.migrate", service], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    return subprocess.Popen([sys.executable, "-m", "shared.runner", service], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_live(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            if requests.get(f"{url}/health/live", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up in {seconds} s")
+
+
+@pytest.fixture
+def environment(rabbit_config, database_url):
+    env = {**os.environ, "AMQP_URI": rabbit_config["AMQP_URI"], "JWT_SECRET": DEV_SECRET,
+           "PYTHONPATH": str(ROOT), "OUTBOX_POLL_SECONDS": "0.2"}
+    env["DOSSIER_DATABASE_URL"] = database_url
+    env["DOSSIER_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    return env
+
+
+def test_dossier_process_receives_publishes_and_stops_cleanly(environment, rabbit_config):
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.*.79.#")
+    process = start("dossier", environment)
+    url = f"http://{environment['DOSSIER_ADDRESS']}"
+    try:
+        wait_live(url, process)
+        response = requests.post(
+            f"{url}/api/v1/dossiers", headers=bearer("desk_officer", "26740"), timeout=10,
+            json={"procedure_code": COMMUNE_PROCEDURE, "receiving_unit": "26740", "applicant": APPLICANT},
+        )
+        assert response.status_code == 201, response.text
+        subscriber.drain(expect=1)
+        assert [e["subject"] for e in subscriber.envelopes] == [response.json()["code"]]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        subscriber.close()
+        if process.poll() is None:
+            process.kill()
+
+
+def test_a_wrong_setting_stops_the_service_with_its_name(environment):
+    environment["JWT_SECRET"] = "short"
+    process = start("dossier", environment)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "JWT_SECRET" in output and "Traceback" not in output
