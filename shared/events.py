@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import UTC, datetime
 from typing import Any
 
@@ -171,6 +172,12 @@ def event_type(source: str, name: str, summary: str):
     return register
 
 
+@cache
+def _schema_instance(schema: type[Schema]) -> Schema:
+    # Instantiating a marshmallow schema deep-copies its fields: once per type, not per event.
+    return schema()
+
+
 def build_event(
     source: str,
     name: str,
@@ -185,7 +192,7 @@ def build_event(
     entry = CATALOGUE.get(f"vn.motcua.{source}.{name}")
     if entry is None:
         raise ValueError(f"event type vn.motcua.{source}.{name} is not in the catalogue")
-    schema = entry.schema()
+    schema = _schema_instance(entry.schema)
     payload = schema.dump(data)
     errors = schema.validate(payload)
     if errors:
