@@ -149,3 +149,20 @@ def test_receipts_succeed_while_the_broker_is_down_and_every_event_follows(
         received.setdefault(envelope["id"], envelope)
     assert sorted(e["subject"] for e in received.values()) == sorted(codes)
     assert outbox_rows(service_config["DATABASE_URL"], published=False) == 0
+
+
+def test_dossier_metrics_pass_promtool(dossier):
+    import os
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing (Debian's prometheus package)")
+        pytest.skip("install Debian's prometheus package for promtool")
+    requests.post(f"{dossier}/api/v1/dossiers", json=receipt(), headers=bearer("desk_officer", UNIT), timeout=5)
+    text = requests.get(f"{dossier}/metrics", timeout=5).text
+    assert "motcua_events_published_total" in text or "motcua_outbox_pending" in text
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr

@@ -1,0 +1,38 @@
+# motcua: one image for every service; MOTCUA_SERVICE (or the container's args) chooses which one runs.
+#   docker build -t motcua:dev .
+#   docker run --rm -e MOTCUA_SERVICE=dossier -e DOSSIER_DATABASE_URL=postgresql://... -p 8000:8000 motcua:dev
+# Kubernetes runs `python -m shared.migrate <service>` in an initContainer and
+# `python -m shared.runner <service>` in the main container (deploy/k8s/base).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONWARNINGS="ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning"
+
+WORKDIR /app
+
+# Dependencies first, so a code change does not reinstall them. Every pin is a manylinux wheel for
+# CPython 3.11 (psycopg2-binary included) or pure Python (psycogreen's sdist): no compiler needed.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY pyproject.toml ./
+COPY shared/ shared/
+COPY services/ services/
+COPY scripts/ scripts/
+
+# Byte-compile now: at run time the root filesystem is read-only (PYTHONDONTWRITEBYTECODE above).
+RUN python -m compileall -q shared services scripts \
+    && groupadd --system --gid 10001 motcua \
+    && useradd --system --uid 10001 --gid motcua --home-dir /tmp --no-create-home --shell /usr/sbin/nologin motcua
+
+# Numeric, so Kubernetes can verify runAsNonRoot without a runAsUser of its own.
+USER 10001:10001
+
+# dossier 8000, postal 8001, esign 8002, metrics 8003 (CONTRACTS.md section 2).
+EXPOSE 8000 8001 8002 8003
+
+CMD ["sh", "-c", "exec python -m shared.runner \"${MOTCUA_SERVICE:?set MOTCUA_SERVICE to dossier, postal, esign or metrics}\""]
