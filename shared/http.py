@@ -154,7 +154,8 @@ def read_json(request, schema: Schema) -> Any:
         raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes") from exc
     try:
         document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # RecursionError: a body nested thousands of levels deep is refused, not a crash.
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     try:
         return schema.load(document)
@@ -199,8 +200,8 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
     in the same transaction as the change, so a replay can never see a half-applied write.
     """
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 200:
-        raise BadRequest("Idempotency-Key must be 1 to 200 characters")
+    if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
+        raise BadRequest("Idempotency-Key must be 1 to 200 printable characters")
     body_hash = hashlib.sha256(
         request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data(cache=True)
     ).hexdigest()

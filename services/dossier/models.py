@@ -3,12 +3,14 @@ onto the plain domain classes of :mod:`services.dossier.domain.model`."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import registry
 
-from services.dossier.domain.model import Channel, Dossier, ReturnMethod, Status
-from shared.db import UTCDateTime, add_pipeline_tables
+from services.dossier.domain.model import Channel, Dossier, PlanStep, ReturnMethod, Status
+from shared.db import BigId, UTCDateTime, add_pipeline_tables
 
 SERVICE = "dossier"
 metadata = sa.MetaData()
@@ -32,6 +34,34 @@ class IntEnumType(sa.types.TypeDecorator):
         return None if value is None else self.enum(value)
 
 
+class PlanType(sa.types.TypeDecorator):
+    """The dossier's step plan as JSON; the domain replaces the list on every change (never mutates)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return []
+        return [
+            {
+                "code": step.code,
+                "name": step.name,
+                "agency": step.agency,
+                "allotment": step.allotment,
+                "stage": step.stage,
+                "due_at": step.due_at.isoformat() if step.due_at else None,
+            }
+            for step in value
+        ]
+
+    def process_result_value(self, value, dialect):
+        return [
+            PlanStep(**{**item, "due_at": datetime.fromisoformat(item["due_at"]) if item["due_at"] else None})
+            for item in value or []
+        ]
+
+
 dossiers = sa.Table(
     "dossiers",
     metadata,
@@ -39,17 +69,58 @@ dossiers = sa.Table(
     sa.Column("procedure_code", sa.String(40), nullable=False),
     sa.Column("procedure_version", sa.Integer, nullable=False),
     sa.Column("procedure_field", sa.String(60), nullable=False),
+    sa.Column("duration", sa.String(40), nullable=False),
+    sa.Column("online_level", sa.String(10), nullable=True),
     sa.Column("receiving_unit", sa.String(40), nullable=False),
     sa.Column("handling_unit", sa.String(40), nullable=False),
+    # Dot-joined unit paths (``79.26734``): jurisdiction filters become index-friendly prefix matches.
+    sa.Column("receiving_path", sa.String(200), nullable=False),
+    sa.Column("handling_path", sa.String(200), nullable=False),
     sa.Column("channel", IntEnumType(Channel), nullable=False),
     sa.Column("return_method", IntEnumType(ReturnMethod), nullable=False),
     sa.Column("status", IntEnumType(Status), nullable=False),
-    sa.Column("received_at", UTCDateTime, nullable=False),
-    sa.Column("due_at", UTCDateTime, nullable=False),
     sa.Column("applicant", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("submitted_by", sa.String(200), nullable=True),
+    sa.Column("registered_at", UTCDateTime, nullable=True),
+    sa.Column("received_at", UTCDateTime, nullable=True),
+    sa.Column("due_at", UTCDateTime, nullable=True),
+    sa.Column("original_due_at", UTCDateTime, nullable=True),
+    sa.Column("clock_stopped_at", UTCDateTime, nullable=True),
+    sa.Column("paused_seconds", sa.Float, nullable=False),
+    sa.Column("supplement_count", sa.Integer, nullable=False),
+    sa.Column("appraisal_count", sa.Integer, nullable=False),
+    sa.Column("apology_count", sa.Integer, nullable=False),
+    sa.Column("decision", sa.String(10), nullable=True),
+    sa.Column("decision_reason", sa.Text, nullable=True),
+    sa.Column("signed_at", UTCDateTime, nullable=True),
+    sa.Column("stamped_at", UTCDateTime, nullable=True),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
+    sa.Column("returned_at", UTCDateTime, nullable=True),
+    sa.Column("timeliness", sa.String(10), nullable=True),
+    sa.Column("working_days", sa.Float, nullable=True),
+    sa.Column("plan", PlanType, nullable=False),
+    sa.Column("stage", sa.Integer, nullable=False),
+    sa.Column("watch_flags", sa.JSON, nullable=False),
+    # When the overdue watch next has something to say; NULL when the clock does not run.
+    sa.Column("watch_at", UTCDateTime, nullable=True),
     sa.Column("event_sequence", sa.Integer, nullable=False),
     sa.Index("ix_dossiers_receiving_unit_received_at", "receiving_unit", "received_at"),
     sa.Index("ix_dossiers_status_due_at", "status", "due_at"),
+    sa.Index("ix_dossiers_watch", "status", "watch_at"),
+    sa.Index(
+        "ix_dossiers_receiving_path",
+        "receiving_path",
+        "created_at",
+        postgresql_ops={"receiving_path": "text_pattern_ops"},
+    ),
+    sa.Index(
+        "ix_dossiers_handling_path",
+        "handling_path",
+        "created_at",
+        postgresql_ops={"handling_path": "text_pattern_ops"},
+    ),
+    sa.Index("ix_dossiers_submitted_by", "submitted_by", "created_at"),
 )
 
 # Mã hồ sơ: a per-unit daily counter, incremented atomically inside the receipt's transaction.
@@ -61,11 +132,50 @@ dossier_code_counters = sa.Table(
     sa.Column("last", sa.Integer, nullable=False),
 )
 
+# Phiếu kiểm soát quá trình giải quyết hồ sơ: one row per hand-over, written once.
+dossier_handovers = sa.Table(
+    "dossier_handovers",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("dossier_code", sa.String(60), sa.ForeignKey("dossiers.code"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("from_unit", sa.String(40), nullable=False),
+    sa.Column("to_unit", sa.String(40), nullable=True),
+    sa.Column("stage", sa.Integer, nullable=False),
+    sa.Column("step", sa.String(20), nullable=False),
+    sa.Column("step_name", sa.String(500), nullable=False),
+    sa.Column("step_due_at", UTCDateTime, nullable=True),
+    sa.Column("timeliness", sa.String(10), nullable=True),
+    sa.Column("actor", sa.String(200), nullable=True),
+    sa.Index("ix_dossier_handovers_dossier", "dossier_code", "id"),
+)
+
+# The audit trail: who (token sub and roles), what, when, why, status before → after. Append-only:
+# the migration adds triggers that refuse UPDATE and DELETE.
+dossier_audit = sa.Table(
+    "dossier_audit",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("dossier_code", sa.String(60), sa.ForeignKey("dossiers.code"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("status_before", sa.SmallInteger, nullable=True),
+    sa.Column("status_after", sa.SmallInteger, nullable=False),
+    sa.Column("request_id", sa.String(100), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_dossier_audit_dossier", "dossier_code", "id"),
+)
+
 mapper_registry = registry(metadata=metadata)
 mapper_registry.map_imperatively(Dossier, dossiers)
 
 
 @event.listens_for(Dossier, "load")
-def _fresh_event_list(dossier: Dossier, _context) -> None:
-    # Loaded aggregates start with no pending events (dataclass __init__ is not called on load).
+def _fresh_pending_lists(dossier: Dossier, _context) -> None:
+    # Loaded aggregates start with nothing pending (dataclass __init__ is not called on load).
     dossier.events = []
+    dossier.handovers = []

@@ -1,13 +1,108 @@
-"""The dossier service's OpenAPI document, from the schemas in :mod:`services.dossier.schemas`."""
+"""The dossier service's OpenAPI document, from the schemas in :mod:`services.dossier.schemas`.
+
+Every lifecycle action is its own path (``/api/v1/dossiers/{code}/actions/receive`` …) so that each
+is documented with its own body, roles and resulting event, though one entrypoint serves them all.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 
-from services.dossier.schemas import DossierSchema, ReceiptRequestSchema
+from services.dossier.access import ACTORS, FILER_ACTIONS
+from services.dossier.domain.model import ALLOWED_FROM, Action
+from services.dossier.schemas import (
+    ACTION_BODIES,
+    ApologyFormSchema,
+    AuditTrailSchema,
+    DossierPageSchema,
+    DossierQuerySchema,
+    DossierSchema,
+    NoticeFormSchema,
+    ProcessControlFormSchema,
+    ReceiptFormSchema,
+    ReceiptRequestSchema,
+    RegistrationRequestSchema,
+    SupplementRequestFormSchema,
+)
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
+
+# What each action publishes (docs/dossier-events.md).
+EVENTS = {
+    Action.RECEIVE: "received",
+    Action.REFUSE: "refused",
+    Action.START_PROCESSING: "processing_started",
+    Action.REQUEST_SUPPLEMENT: "supplement_requested",
+    Action.SUPPLEMENT: "supplemented",
+    Action.REQUEST_PAYMENT: "payment_requested",
+    Action.RECORD_PAYMENT: "paid",
+    Action.APPRAISE: "appraised",
+    Action.TRANSFER: "transferred",
+    Action.DECIDE: "decided",
+    Action.SIGN: "signed",
+    Action.STAMP: "stamped",
+    Action.RESOLVE: "resolved",
+    Action.RETURN: "returned",
+    Action.WITHDRAW: "withdrawn",
+    Action.STOP: "stopped",
+    Action.RESUME: "resumed",
+    Action.APOLOGIZE: "apologized",
+}
+
+SUMMARIES = {
+    Action.RECEIVE: "Receive a registered (online or postal) dossier at the desk",
+    Action.REFUSE: "Refuse a registered dossier with a reason (Form 03)",
+    Action.START_PROCESSING: "Hand a received dossier to the handling agency",
+    Action.REQUEST_SUPPLEMENT: "Request a supplement listing every missing item (Form 02), once",
+    Action.SUPPLEMENT: "Record the completed supplement: filing time reset, full duration again",
+    Action.REQUEST_PAYMENT: "Ask for fees or taxes; the clock stops",
+    Action.RECORD_PAYMENT: "Record the payment; the clock resumes",
+    Action.APPRAISE: "Record the appraisal by the agency holding the dossier",
+    Action.TRANSFER: "Transfer an interlinked dossier to the plan's next agency",
+    Action.DECIDE: "Approve, or reject with a reason",
+    Action.SIGN: "Sign the result (competent person)",
+    Action.STAMP: "Apply the organisation's signature (the seal)",
+    Action.RESOLVE: "Mark the result ready; timeliness and working days are fixed",
+    Action.RETURN: "Return the result at the counter or by post",
+    Action.WITHDRAW: "Record the applicant's withdrawal",
+    Action.STOP: "Stop processing with a notice (Form 05); the clock stops",
+    Action.RESUME: "Resume processing after a stop",
+    Action.APOLOGIZE: "Apologise with a new appointment (Form 04); the dossier still counts as late",
+}
+
+
+def _action_operation(action: Action) -> Operation:
+    who = "; ".join(f"{role} of the {side} unit" for role, side in ACTORS[action])
+    if action in FILER_ACTIONS:
+        who += "; or the portal that filed it"
+    statuses = ", ".join(f"{int(s)} {s.label}" for s in sorted(ALLOWED_FROM[action]))
+    return Operation(
+        "POST",
+        f"/api/v1/dossiers/<code>/actions/{action.value}",
+        SUMMARIES[action],
+        f"act_{action.value}",
+        "lifecycle",
+        request=ACTION_BODIES[action],
+        response=DossierSchema,
+        errors=(400, 401, 403, 404, 409, 422),
+        description=f"Who: {who}. From status: {statuses}. Publishes dossier.{EVENTS[action]}. "
+        "409 (with current_status and allowed_actions) when the rules forbid it now; nothing changes.",
+    )
+
+
+def _form_operation(form: str, title: str, schema) -> Operation:
+    return Operation(
+        "GET",
+        f"/api/v1/dossiers/<code>/forms/{form}",
+        title,
+        f"form_{form}",
+        "forms",
+        response=schema,
+        errors=(401, 404),
+        description="404 when the dossier has no such form, or is outside the caller's jurisdiction.",
+    )
+
 
 OPERATIONS = (
     Operation(
@@ -24,6 +119,32 @@ OPERATIONS = (
         "dossier.received.",
     ),
     Operation(
+        "POST",
+        "/api/v1/registrations",
+        "Register a dossier filed online or picked up by post",
+        "register",
+        "dossiers",
+        request=RegistrationRequestSchema,
+        response=DossierSchema,
+        status=201,
+        description="Role portal or postal_operator, whose units cover the receiving unit. Allocates "
+        "the dossier code; the desk receives it later (actions/receive). Publishes dossier.registered. "
+        "The filer sees only the dossiers it registered.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/dossiers",
+        "Search dossiers",
+        "list_dossiers",
+        "dossiers",
+        query=DossierQuerySchema,
+        response=DossierPageSchema,
+        errors=(401, 403, 422),
+        description="Staff roles see the dossiers received or handled in their jurisdiction; the "
+        "portal sees what it registered. overdue: past original_due_at with the clock running "
+        "(or stopped after it). Newest first; page_size at most 500.",
+    ),
+    Operation(
         "GET",
         "/api/v1/dossiers/<code>",
         "A dossier",
@@ -31,6 +152,37 @@ OPERATIONS = (
         "dossiers",
         response=DossierSchema,
         errors=(401, 404),
+    ),
+    *(_action_operation(action) for action in Action),
+    Operation(
+        "GET",
+        "/api/v1/dossiers/<code>/audit",
+        "The dossier's audit trail: who, what, when, why, before → after",
+        "audit_trail",
+        "dossiers",
+        response=AuditTrailSchema,
+        errors=(401, 404),
+        description="Staff roles of the jurisdiction (auditor included); append-only.",
+    ),
+    _form_operation("receipt", "Form 01: receipt and appointment", ReceiptFormSchema),
+    _form_operation("supplement_request", "Form 02: supplement request", SupplementRequestFormSchema),
+    _form_operation("refusal", "Form 03: refusal", NoticeFormSchema),
+    _form_operation("apology", "Form 04: apology and new appointment", ApologyFormSchema),
+    _form_operation("stop_notice", "Form 05: notice of stopping", NoticeFormSchema),
+    _form_operation("process_control", "The process-control slip", ProcessControlFormSchema),
+    Operation(
+        "GET",
+        "/api/v1/dossiers/<code>/forms/receipt.pdf",
+        "Form 01 as a printable PDF (QR code of the dossier code)",
+        "form_receipt_pdf",
+        "forms",
+        errors=(401, 404, 409),
+        extra_responses={
+            "200": {
+                "description": "the slip",
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
     ),
     *OPERATIONAL,
 )
@@ -41,6 +193,8 @@ def document() -> dict:
     return build(
         title="motcua dossier service",
         version=VERSION,
-        description="The one-stop dossier lifecycle (hồ sơ một cửa): receipt, processing, result.",
+        description="The one-stop dossier lifecycle (hồ sơ một cửa): registration, receipt, processing, "
+        "result. Actions: POST /api/v1/dossiers/{code}/actions/{action}; forms as JSON and the receipt "
+        "slip as PDF; Idempotency-Key on every write; errors are RFC 9457 problems.",
         operations=OPERATIONS,
     )

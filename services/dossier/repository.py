@@ -1,21 +1,25 @@
-"""Storing and loading dossiers, and allocating their codes, inside a unit of work."""
+"""Storing and loading dossiers, their hand-overs and audit trail, inside a unit of work."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.dossier.domain.model import Dossier
-from services.dossier.models import dossier_code_counters
+from services.dossier.domain.model import CLOCK_RUNNING, OVERDUE_CANDIDATES, Dossier
+from services.dossier.models import dossier_audit, dossier_code_counters, dossier_handovers, dossiers
+from shared.units import UnitRegistry
 
 
 def next_dossier_code(session: Session, *, unit: str, identifier: str, day: date) -> str:
     """Mã hồ sơ ``{agency identifier}-{YYMMDD}-{NNNN}``: a per-unit daily sequence.
 
-    One atomic upsert per receipt: concurrent receipts at one desk serialise on the counter row,
+    One atomic upsert per dossier: concurrent filings at one desk serialise on the counter row,
     so no two dossiers ever share a code.
     """
     stamp = day.strftime("%y%m%d")
@@ -40,6 +44,180 @@ def get(session: Session, code: str, *, for_update: bool = False) -> Dossier | N
     return session.execute(query).scalar_one_or_none()
 
 
-def add(session: Session, dossier: Dossier) -> None:
+def save(session: Session, dossier: Dossier, units: UnitRegistry, *, actor: str | None) -> None:
+    """Add or update the dossier and write its pending hand-overs (process-control slip rows)."""
+    dossier.receiving_path = units.routing_path(dossier.receiving_unit)
+    dossier.handling_path = units.routing_path(dossier.handling_unit)
     session.add(dossier)
     session.flush()
+    pending, dossier.handovers = list(dossier.handovers), []
+    if pending:
+        session.execute(
+            dossier_handovers.insert(),
+            [
+                {
+                    "dossier_code": dossier.code,
+                    "at": handover.at,
+                    "action": handover.action,
+                    "from_unit": handover.from_unit,
+                    "to_unit": handover.to_unit,
+                    "stage": handover.stage,
+                    "step": handover.step,
+                    "step_name": handover.step_name,
+                    "step_due_at": handover.step_due_at,
+                    "timeliness": handover.timeliness,
+                    "actor": actor,
+                }
+                for handover in pending
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    roles: list[str]
+    action: str
+    reason: str | None
+    status_before: int | None
+    status_after: int
+    request_id: str
+    details: Mapping[str, Any]
+
+
+def audit(session: Session, code: str, entry: AuditEntry) -> None:
+    """Append one line to the dossier's audit trail (the table refuses updates and deletes)."""
+    session.execute(
+        dossier_audit.insert().values(
+            dossier_code=code,
+            at=entry.at,
+            actor=entry.actor,
+            roles=sorted(entry.roles),
+            action=entry.action,
+            reason=entry.reason,
+            status_before=entry.status_before,
+            status_after=entry.status_after,
+            request_id=entry.request_id,
+            details=dict(entry.details),
+        )
+    )
+
+
+def audit_trail(session: Session, code: str) -> list[AuditEntry]:
+    t = dossier_audit
+    rows = session.execute(
+        sa.select(
+            t.c.at,
+            t.c.actor,
+            t.c.roles,
+            t.c.action,
+            t.c.reason,
+            t.c.status_before,
+            t.c.status_after,
+            t.c.request_id,
+            t.c.details,
+        )
+        .where(t.c.dossier_code == code)
+        .order_by(t.c.id)
+    ).all()
+    return [AuditEntry(**row._mapping) for row in rows]
+
+
+def handovers(session: Session, code: str) -> list[sa.Row]:
+    t = dossier_handovers
+    return session.execute(sa.select(t).where(t.c.dossier_code == code).order_by(t.c.id)).all()
+
+
+@dataclass(frozen=True)
+class Search:
+    """A list request, already checked: the service decides what the caller may see."""
+
+    submitted_by: str | None = None  # the portal sees only what it filed
+    jurisdiction: tuple[str, ...] = ()  # unit paths whose subtrees the caller covers
+    unit_path: str | None = None
+    statuses: tuple[int, ...] = ()
+    overdue: bool | None = None
+    procedure: str | None = None
+    field: str | None = None
+    channel: int | None = None
+    received_from: datetime | None = None
+    received_before: datetime | None = None
+
+
+def _within(column: sa.Column, path: str) -> sa.ColumnElement[bool]:
+    # A prefix match on the dotted path: the unit itself or anything under it.
+    return sa.or_(column == path, column.startswith(f"{path}.", autoescape=True))
+
+
+def _overdue(now: datetime) -> sa.ColumnElement[bool]:
+    """SQL twin of :meth:`Dossier.is_overdue`."""
+    return sa.and_(
+        dossiers.c.status.in_([int(s) for s in OVERDUE_CANDIDATES]),
+        dossiers.c.original_due_at < sa.func.coalesce(dossiers.c.clock_stopped_at, now),
+    )
+
+
+def _conditions(search: Search, now: datetime) -> list[sa.ColumnElement[bool]]:
+    c = dossiers.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    if search.submitted_by is not None:
+        conditions.append(c.submitted_by == search.submitted_by)
+    else:
+        conditions.append(
+            sa.or_(
+                sa.false(),
+                *(_within(c.receiving_path, p) for p in search.jurisdiction),
+                *(_within(c.handling_path, p) for p in search.jurisdiction),
+            )
+        )
+    if search.unit_path is not None:
+        conditions.append(
+            sa.or_(_within(c.receiving_path, search.unit_path), _within(c.handling_path, search.unit_path))
+        )
+    if search.statuses:
+        conditions.append(c.status.in_(search.statuses))
+    if search.overdue is not None:
+        conditions.append(_overdue(now) if search.overdue else sa.not_(_overdue(now)))
+    if search.procedure is not None:
+        conditions.append(c.procedure_code == search.procedure)
+    if search.field is not None:
+        conditions.append(c.procedure_field == search.field)
+    if search.channel is not None:
+        conditions.append(c.channel == search.channel)
+    if search.received_from is not None:
+        conditions.append(c.received_at >= search.received_from)
+    if search.received_before is not None:
+        conditions.append(c.received_at < search.received_before)
+    return conditions
+
+
+def search(
+    session: Session, query: Search, *, now: datetime, offset: int, limit: int
+) -> tuple[int, list[Dossier]]:
+    """One page of the dossiers matching ``query``, newest first, and how many match in all."""
+    conditions = _conditions(query, now)
+    count = session.execute(sa.select(sa.func.count()).select_from(dossiers).where(*conditions)).scalar_one()
+    if offset >= count:
+        return count, []
+    page = session.execute(
+        sa.select(Dossier)
+        .where(*conditions)
+        .order_by(dossiers.c.created_at.desc(), dossiers.c.code.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return count, list(page.scalars())
+
+
+def due_for_watch(session: Session, now: datetime, limit: int) -> list[str]:
+    """Codes of dossiers the overdue watch must look at now, most urgent first."""
+    c = dossiers.c
+    return list(
+        session.execute(
+            sa.select(c.code)
+            .where(c.status.in_([int(s) for s in CLOCK_RUNNING]), c.watch_at <= now)
+            .order_by(c.watch_at)
+            .limit(limit)
+        ).scalars()
+    )

@@ -1,24 +1,68 @@
 """marshmallow schemas of the dossier service: request bodies, responses and event payloads.
 
 The same schemas validate requests, render responses, generate the OpenAPI document and — for
-events — the AsyncAPI catalogue, so the documents cannot drift from the code.
+events — the AsyncAPI catalogue, so the documents cannot drift from the code. Unknown fields are
+refused everywhere (marshmallow's default ``RAISE``): a misspelt field is an error, not ignored.
 """
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from datetime import UTC, date, datetime, timedelta
 
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.dossier.domain.model import Action, Decision, Status
+from services.dossier.domain.timing import TIMELINESS
 from shared.events import event_type
 
 CHANNELS = {"counter": 1, "online": 2, "postal": 3}
 RETURN_METHODS = {"counter": 0, "postal": 1}
 UNIT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="not a unit code")
+# Dates a person could mean: anything else is a typo (a year 20255) or a probe.
+EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2100, 12, 31)
+MAX_APPOINTMENT_AHEAD = timedelta(days=3 * 366)
+MAX_PAGE_SIZE = 500
+DOSSIER_CODE = r"^[A-Za-z0-9._-]{1,60}$"
+FORMS = ("receipt", "supplement_request", "refusal", "apology", "stop_notice", "process_control")
+
+
+class Text(fields.String):
+    """A string without control characters: none belongs in a dossier, and NUL breaks PostgreSQL text."""
+
+    default_error_messages = {"control": "must not contain control characters"}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in text):
+            raise self.make_error("control")
+        return text
+
+
+def _reason(**kwargs) -> Text:
+    return Text(
+        validate=[
+            validate.Length(min=1, max=2000),
+            validate.Regexp(r"\S", error="must not be blank"),
+        ],
+        **kwargs,
+    )
+
+
+def _future_appointment(value: datetime) -> None:
+    now = datetime.now(UTC)
+    if value <= now:
+        raise ValidationError("must be in the future")
+    if value > now + MAX_APPOINTMENT_AHEAD:
+        raise ValidationError("must be within three years from now")
 
 
 class ApplicantSchema(Schema):
     """Personal data: stored with the dossier, never put on an event."""
 
-    full_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    full_name = Text(
+        required=True,
+        validate=[validate.Length(min=1, max=200), validate.Regexp(r"\S", error="must not be blank")],
+    )
     id_number = fields.String(
         required=True,
         validate=validate.Regexp(
@@ -26,23 +70,152 @@ class ApplicantSchema(Schema):
         ),
     )
     phone = fields.String(validate=validate.Regexp(r"^\+?[0-9]{9,15}$", error="not a phone number"))
-    email = fields.Email()
-    address = fields.String(validate=validate.Length(max=500))
+    email = fields.Email(validate=validate.Length(max=254))
+    address = Text(validate=validate.Length(max=500))
 
 
 class ReceiptRequestSchema(Schema):
     """Tiếp nhận at the desk: the dossier is complete and valid; the appointment is computed."""
 
-    procedure_code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    procedure_code = Text(required=True, validate=validate.Length(min=1, max=40))
     receiving_unit = fields.String(required=True, validate=UNIT_CODE)
     channel = fields.String(load_default="counter", validate=validate.OneOf(list(CHANNELS)))
     return_method = fields.String(load_default="counter", validate=validate.OneOf(list(RETURN_METHODS)))
     applicant = fields.Nested(ApplicantSchema, required=True)
 
 
-class DossierSchema(Schema):
+class RegistrationRequestSchema(Schema):
+    """Mới đăng ký: filed through the public service portal, or picked up by the postal operator."""
+
+    procedure_code = Text(required=True, validate=validate.Length(min=1, max=40))
+    receiving_unit = fields.String(
+        required=True, validate=UNIT_CODE, metadata={"description": "the desk that will check and receive it"}
+    )
+    channel = fields.String(required=True, validate=validate.OneOf(["online", "postal"]))
+    return_method = fields.String(load_default="counter", validate=validate.OneOf(list(RETURN_METHODS)))
+    applicant = fields.Nested(ApplicantSchema, required=True)
+
+
+# --- action bodies (POST /api/v1/dossiers/{code}/actions/{action}) -----------------------------
+
+
+class EmptyActionSchema(Schema):
+    """No fields: send ``{}`` (or no body)."""
+
+
+class ReasonActionSchema(Schema):
+    reason = _reason(required=True)
+
+
+class StartProcessingSchema(Schema):
+    handling_unit = fields.String(
+        validate=UNIT_CODE,
+        metadata={
+            "description": "the handling agency (default: the plan's first agency, else the desk's unit)"
+        },
+    )
+
+
+class SupplementRequestSchema(Schema):
+    """Form 02: every missing or wrong item, in one request."""
+
+    items = fields.List(
+        Text(validate=[validate.Length(min=1, max=500), validate.Regexp(r"\S", error="must not be blank")]),
+        required=True,
+        validate=validate.Length(min=1, max=50),
+    )
+    reason = _reason(required=True)
+
+
+class NoteActionSchema(Schema):
+    note = Text(validate=validate.Length(max=2000))
+
+
+class PaymentRequestSchema(Schema):
+    amount_vnd = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10**13))
+    reason = _reason()
+
+
+class PaymentSchema(Schema):
+    receipt_number = Text(validate=validate.Length(min=1, max=100))
+
+
+class AppraisalSchema(Schema):
+    opinion = Text(validate=validate.Length(max=2000), metadata={"description": "the appraisal's finding"})
+
+
+class TransferSchema(Schema):
+    to_unit = fields.String(
+        validate=UNIT_CODE,
+        metadata={"description": "the agency of the plan's next stage (default: resolved from the plan)"},
+    )
+    reason = _reason()
+
+
+class DecisionSchema(Schema):
+    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    reason = _reason(metadata={"description": "required when rejecting"})
+
+    @validates_schema
+    def _reasoned_rejection(self, data: dict, **kwargs) -> None:
+        if data.get("decision") == Decision.REJECTED and not data.get("reason"):
+            raise ValidationError("a rejection must give its reason", "reason")
+
+
+class ReturnSchema(Schema):
+    method = fields.String(
+        validate=validate.OneOf(list(RETURN_METHODS)),
+        metadata={"description": "default: the return method chosen at filing"},
+    )
+
+
+class ApologySchema(Schema):
+    """Form 04: the reason for the delay and a new appointment."""
+
+    reason = _reason(required=True)
+    new_due_at = fields.AwareDateTime(required=True, validate=_future_appointment)
+
+
+# Each action: its request body and what it does, for the API and its documentation.
+ACTION_BODIES: dict[Action, type[Schema]] = {
+    Action.RECEIVE: EmptyActionSchema,
+    Action.REFUSE: ReasonActionSchema,
+    Action.START_PROCESSING: StartProcessingSchema,
+    Action.REQUEST_SUPPLEMENT: SupplementRequestSchema,
+    Action.SUPPLEMENT: NoteActionSchema,
+    Action.REQUEST_PAYMENT: PaymentRequestSchema,
+    Action.RECORD_PAYMENT: PaymentSchema,
+    Action.APPRAISE: AppraisalSchema,
+    Action.TRANSFER: TransferSchema,
+    Action.DECIDE: DecisionSchema,
+    Action.SIGN: EmptyActionSchema,
+    Action.STAMP: EmptyActionSchema,
+    Action.RESOLVE: EmptyActionSchema,
+    Action.RETURN: ReturnSchema,
+    Action.WITHDRAW: ReasonActionSchema,
+    Action.STOP: ReasonActionSchema,
+    Action.RESUME: NoteActionSchema,
+    Action.APOLOGIZE: ApologySchema,
+}
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class PlanStepSchema(Schema):
     code = fields.String()
-    status = fields.Function(lambda d: int(d.status))
+    name = fields.String()
+    agency = fields.String()
+    allotment = fields.String()
+    stage = fields.Integer()
+    due_at = fields.AwareDateTime(allow_none=True)
+
+
+class DossierSummarySchema(Schema):
+    """A dossier in a list: status and dates, no personal data."""
+
+    code = fields.String()
+    status = fields.Function(lambda d: int(d.status), metadata={"description": "portal status code 1-10"})
     status_name = fields.Function(lambda d: d.status.label)
     procedure_code = fields.String()
     procedure_version = fields.Integer()
@@ -51,27 +224,218 @@ class DossierSchema(Schema):
     handling_unit = fields.String()
     channel = fields.Function(lambda d: d.channel.name.lower())
     return_method = fields.Function(lambda d: d.return_method.name.lower())
-    received_at = fields.AwareDateTime()
-    due_at = fields.AwareDateTime(metadata={"description": "appointment: the result is due"})
+    online_level = fields.String(allow_none=True)
+    registered_at = fields.AwareDateTime(allow_none=True)
+    received_at = fields.AwareDateTime(allow_none=True, metadata={"description": "filing time"})
+    due_at = fields.AwareDateTime(allow_none=True, metadata={"description": "appointment: the result is due"})
+    original_due_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "the appointment timeliness is judged against"}
+    )
+    resolved_at = fields.AwareDateTime(allow_none=True)
+    returned_at = fields.AwareDateTime(allow_none=True)
+    timeliness = fields.String(allow_none=True)
+    working_days = fields.Float(allow_none=True)
+    overdue = fields.Boolean(metadata={"description": "past the appointment, not resolved"})
+
+
+class DossierSchema(DossierSummarySchema):
     applicant = fields.Nested(ApplicantSchema)
+    decision = fields.String(allow_none=True)
+    decision_reason = fields.String(allow_none=True)
+    supplement_count = fields.Integer()
+    apology_count = fields.Integer()
+    clock_stopped_at = fields.AwareDateTime(allow_none=True)
+    stage = fields.Integer(metadata={"description": "index of the plan stage the dossier is in"})
+    plan = fields.List(fields.Nested(PlanStepSchema))
     event_sequence = fields.Integer()
+    allowed_actions = fields.List(
+        fields.String(), metadata={"description": "what the rules allow now (not who may do it)"}
+    )
+
+
+class DossierPageSchema(Schema):
+    count = fields.Integer()
+    next = fields.String(allow_none=True)
+    previous = fields.String(allow_none=True)
+    results = fields.List(fields.Nested(DossierSummarySchema))
+
+
+class DossierQuerySchema(Schema):
+    """Search: every filter optional; the caller's jurisdiction always applies."""
+
+    unit = fields.String(validate=UNIT_CODE, metadata={"description": "receiving or handling unit, subtree"})
+    status = fields.List(
+        fields.Integer(validate=validate.Range(1, 10)), metadata={"description": "repeatable"}
+    )
+    overdue = fields.Boolean()
+    procedure = fields.String(
+        validate=validate.Regexp(r"^[A-Za-z0-9._-]{1,40}$", error="not a procedure code")
+    )
+    field = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,59}$"))
+    channel = fields.String(validate=validate.OneOf(list(CHANNELS)))
+    received_from = fields.Date(validate=validate.Range(EARLIEST_DATE, LATEST_DATE))
+    received_to = fields.Date(validate=validate.Range(EARLIEST_DATE, LATEST_DATE))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(1, MAX_PAGE_SIZE))
+
+    @validates_schema
+    def _ordered_range(self, data: dict, **kwargs) -> None:
+        start, end = data.get("received_from"), data.get("received_to")
+        if start and end and start > end:
+            raise ValidationError("must not be before received_from", "received_to")
+
+
+class AuditEntrySchema(Schema):
+    """One line of the append-only audit trail: who, what, when, why, before → after."""
+
+    at = fields.AwareDateTime()
+    actor = fields.String(metadata={"description": "token subject"})
+    roles = fields.List(fields.String())
+    action = fields.String()
+    reason = fields.String(allow_none=True)
+    status_before = fields.Integer(allow_none=True)
+    status_after = fields.Integer()
+    request_id = fields.String()
+    details = fields.Dict()
+
+
+class AuditTrailSchema(Schema):
+    code = fields.String()
+    entries = fields.List(fields.Nested(AuditEntrySchema))
+
+
+# --- forms (JSON; times as Vietnam local ISO 8601) -----------------------------------------------
+
+
+class DocumentLineSchema(Schema):
+    name = fields.String()
+    original = fields.Integer()
+    copies = fields.Integer()
+
+
+class FeeLineSchema(Schema):
+    name = fields.String()
+    amount_vnd = fields.Integer()
+
+
+class FormSchema(Schema):
+    form = fields.String(metadata={"description": "form number (01-05) or process_control"})
+    title = fields.String()
+    code = fields.String()
+    unit_name = fields.String()
+    unit_identifier = fields.String()
+    procedure_code = fields.String()
+    procedure_name = fields.String()
+    applicant_name = fields.String()
+
+
+class ReceiptFormSchema(FormSchema):
+    """Form 01: Giấy tiếp nhận hồ sơ và hẹn trả kết quả."""
+
+    applicant_id_number = fields.String()
+    received_at = fields.String()
+    due_at = fields.String()
+    documents = fields.List(fields.Nested(DocumentLineSchema))
+    fees = fields.List(fields.Nested(FeeLineSchema))
+    return_method = fields.String()
+    channel = fields.String()
+    officer = fields.String()
+
+
+class SupplementRequestFormSchema(FormSchema):
+    """Form 02: Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ."""
+
+    requested_at = fields.String()
+    officer = fields.String()
+    items = fields.List(fields.String())
+    reason = fields.String()
+
+
+class NoticeFormSchema(FormSchema):
+    """Forms 03 (refusal) and 05 (stop notice): the reason, when and by whom."""
+
+    issued_at = fields.String()
+    officer = fields.String()
+    reason = fields.String()
+
+
+class ApologyFormSchema(FormSchema):
+    """Form 04: Phiếu xin lỗi và hẹn lại ngày trả kết quả."""
+
+    issued_at = fields.String()
+    officer = fields.String()
+    reason = fields.String()
+    original_due_at = fields.String()
+    new_due_at = fields.String()
+
+
+class HandoverLineSchema(Schema):
+    at = fields.String()
+    from_unit = fields.String()
+    from_unit_name = fields.String()
+    to_unit = fields.String(allow_none=True)
+    to_unit_name = fields.String(metadata={"description": "the applicant when the result was returned"})
+    step = fields.String()
+    step_name = fields.String()
+    step_due_at = fields.String(allow_none=True)
+    timeliness = fields.String(allow_none=True)
+
+
+class ProcessControlFormSchema(FormSchema):
+    """Phiếu kiểm soát quá trình giải quyết hồ sơ: the plan and every hand-over."""
+
+    received_at = fields.String()
+    due_at = fields.String()
+    steps = fields.List(fields.Dict())
+    handovers = fields.List(fields.Nested(HandoverLineSchema))
+
+
+# --- events (CONTRACTS §1; docs/dossier-events.md) -----------------------------------------------
+
+
+def _moment(**kwargs) -> fields.AwareDateTime:
+    return fields.AwareDateTime(required=True, **kwargs)
+
+
+def _timeliness(**kwargs) -> fields.String:
+    return fields.String(required=True, validate=validate.OneOf(TIMELINESS), **kwargs)
 
 
 class StatusEventSchema(Schema):
     """What every dossier status event carries: codes, statuses, units, dates — no personal data."""
 
     code = fields.String(required=True, metadata={"description": "mã hồ sơ"})
-    status = fields.Integer(required=True, validate=validate.Range(1, 10))
-    status_name = fields.String(required=True)
+    status = fields.Integer(required=True, validate=validate.OneOf([int(s) for s in Status]))
+    status_name = fields.String(required=True, validate=validate.OneOf([s.label for s in Status]))
     procedure_code = fields.String(required=True)
     procedure_version = fields.Integer(required=True)
     procedure_field = fields.String(required=True)
     receiving_unit = fields.String(required=True)
     handling_unit = fields.String(required=True)
-    channel = fields.Integer(required=True, validate=validate.OneOf([1, 2, 3]))
-    return_method = fields.Integer(required=True, validate=validate.OneOf([0, 1]))
-    received_at = fields.AwareDateTime(required=True)
-    due_at = fields.AwareDateTime(required=True)
+    channel = fields.Integer(required=True, validate=validate.OneOf(list(CHANNELS.values())))
+    return_method = fields.Integer(required=True, validate=validate.OneOf(list(RETURN_METHODS.values())))
+    online_level = fields.String(required=True, allow_none=True, validate=validate.OneOf(["full", "partial"]))
+    received_at = _moment(allow_none=True, metadata={"description": "filing time; null before receipt"})
+    due_at = _moment(allow_none=True, metadata={"description": "the current appointment"})
+    original_due_at = _moment(
+        allow_none=True, metadata={"description": "the appointment timeliness is judged against"}
+    )
+    occurred_at = _moment()
+
+
+class ReasonEventSchema(StatusEventSchema):
+    reason = fields.String(required=True)
+
+
+class StepEventSchema(StatusEventSchema):
+    step = fields.String(required=True, metadata={"description": "step code of the procedure's plan"})
+
+
+@event_type(
+    "dossier", "registered", "A dossier was filed online or by post; the desk has not checked it yet."
+)
+class RegisteredEventSchema(StatusEventSchema):
+    pass
 
 
 @event_type("dossier", "received", "A desk received a dossier; the clock runs from now.")
@@ -79,9 +443,137 @@ class ReceivedEventSchema(StatusEventSchema):
     pass
 
 
-class ProblemSchema(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    errors = fields.List(fields.Dict())
+@event_type("dossier", "refused", "The desk refused a dossier, with a reason (Form 03); final.")
+class RefusedEventSchema(ReasonEventSchema):
+    pass
+
+
+@event_type("dossier", "processing_started", "The desk handed the dossier to the handling agency.")
+class ProcessingStartedEventSchema(StepEventSchema):
+    pass
+
+
+@event_type(
+    "dossier",
+    "supplement_requested",
+    "A supplement was requested (Form 02), listing every item; the clock stops.",
+)
+class SupplementRequestedEventSchema(ReasonEventSchema):
+    items = fields.List(fields.String(), required=True)
+
+
+@event_type(
+    "dossier", "supplemented", "The supplement is complete: filing time reset, the full duration runs again."
+)
+class SupplementedEventSchema(StatusEventSchema):
+    pass
+
+
+@event_type("dossier", "payment_requested", "Fees or taxes must be paid; the clock stops.")
+class PaymentRequestedEventSchema(StatusEventSchema):
+    amount_vnd = fields.Integer(required=True)
+
+
+@event_type("dossier", "paid", "The financial obligations were paid; the clock resumes, due times shifted.")
+class PaidEventSchema(StatusEventSchema):
+    pass
+
+
+@event_type("dossier", "appraised", "The agency holding the dossier appraised it.")
+class AppraisedEventSchema(StepEventSchema):
+    step_timeliness = _timeliness(allow_none=True)
+
+
+@event_type(
+    "dossier",
+    "transferred",
+    "An interlinked dossier passed to the next agency of the plan; `step`/`step_due_at` are the step "
+    "now starting there, `step_timeliness` that of `finished_step`.",
+)
+class TransferredEventSchema(StepEventSchema):
+    from_unit = fields.String(required=True)
+    to_unit = fields.String(required=True)
+    step_due_at = _moment(allow_none=True)
+    step_timeliness = _timeliness(allow_none=True)
+    finished_step = fields.String(required=True)
+
+
+@event_type("dossier", "decided", "The competent person approved, or rejected with a reason.")
+class DecidedEventSchema(StatusEventSchema):
+    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    reason = fields.String(required=True, allow_none=True)
+
+
+@event_type("dossier", "signed", "The result was signed by the competent person.")
+class SignedEventSchema(StatusEventSchema):
+    signer_role = fields.String(required=True)
+
+
+@event_type("dossier", "stamped", "The organisation's signature (the seal) was applied to the result.")
+class StampedEventSchema(StatusEventSchema):
+    pass
+
+
+@event_type(
+    "dossier",
+    "resolved",
+    "The result is ready. Timeliness is judged against original_due_at (an apologised dossier is late); "
+    "working_days run from filing to resolution, clock stops excluded.",
+)
+class ResolvedEventSchema(StatusEventSchema):
+    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    resolved_at = _moment()
+    timeliness = _timeliness()
+    working_days = fields.Float(required=True)
+
+
+@event_type("dossier", "returned", "The result was handed over at the counter or delivered by post; final.")
+class ReturnedEventSchema(StatusEventSchema):
+    method = fields.String(required=True, validate=validate.OneOf(list(RETURN_METHODS)))
+    returned_at = _moment()
+
+
+@event_type("dossier", "withdrawn", "The applicant withdrew the dossier; final.")
+class WithdrawnEventSchema(ReasonEventSchema):
+    pass
+
+
+@event_type(
+    "dossier", "stopped", "Processing stopped with a notice and its reason (Form 05); the clock stops."
+)
+class StoppedEventSchema(ReasonEventSchema):
+    pass
+
+
+@event_type("dossier", "resumed", "Processing resumed after a stop; due times shifted by the pause.")
+class ResumedEventSchema(StatusEventSchema):
+    pass
+
+
+@event_type(
+    "dossier",
+    "apologized",
+    "An apology with a new appointment (Form 04): due_at moves, original_due_at does not; still late.",
+)
+class ApologizedEventSchema(ReasonEventSchema):
+    new_due_at = _moment()
+
+
+@event_type(
+    "dossier",
+    "due_soon",
+    "The appointment is near: at most DUE_SOON_HOURS working hours left (half-way for short procedures).",
+)
+class DueSoonEventSchema(StatusEventSchema):
+    lead_hours = fields.Float(required=True, metadata={"description": "working hours left until due_at"})
+
+
+@event_type(
+    "dossier",
+    "overdue",
+    "A due time passed without the dossier being resolved: the appointment (step null) or a plan step's.",
+)
+class OverdueEventSchema(StatusEventSchema):
+    overdue_since = _moment()
+    step = fields.String(required=True, allow_none=True, metadata={"description": "null: the appointment"})
+    step_due_at = _moment(allow_none=True)

@@ -2,15 +2,33 @@
 
 Statuses carry the national portal's codes (DOMAIN.md). Every change of state goes through a method
 of :class:`Dossier`, which checks the rule and records a :class:`DomainEvent`; the service layer turns
-those into published events through the outbox.
+those into published events through the outbox (:mod:`services.dossier.events`).
+
+Where to look:
+
+* ``ALLOWED_FROM`` — which statuses each action may start from; ``Dossier._guard_*`` — the extra rules
+  (supplement once, decide after appraisal, sign after deciding, stamp after signing …).
+* Time is always passed in (``now``, ``calendar``): the model never reads a clock, so every rule runs
+  in a unit test in microseconds.
+* The procedure's step plan is grouped into *stages*: consecutive steps done by one agency. A stage
+  ends when the dossier changes hands (start of processing, transfer, resolution, return); each
+  hand-over is a row of the process-control slip (Phiếu kiểm soát quá trình giải quyết hồ sơ).
+
+To add a status or an action: add it to :class:`Status` / :class:`Action` and ``ALLOWED_FROM``, write
+the method here, register its event schema in :mod:`services.dossier.schemas`, and expose it in
+:mod:`services.dossier.actions`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import IntEnum
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum, StrEnum
+from typing import Any, Protocol
+
+from services.dossier.domain.timing import LATE, judge, step_due_times, warning_time
+from shared.workcalendar import Duration, WorkingCalendar
 
 
 class Status(IntEnum):
@@ -32,6 +50,14 @@ class Status(IntEnum):
         return self.name.lower()
 
 
+FINAL = frozenset({Status.REFUSED, Status.WITHDRAWN, Status.RETURNED})
+# The clock runs only here; supplement, payment and stop freeze it (DOMAIN.md, Time).
+CLOCK_RUNNING = frozenset({Status.RECEIVED, Status.PROCESSING})
+# Can be past the appointment: the clock runs, or it was stopped (payment, stop) after the due time.
+# A supplement request is not here: the supplement resets the appointment.
+OVERDUE_CANDIDATES = CLOCK_RUNNING | {Status.AWAITING_PAYMENT, Status.STOPPED}
+
+
 class Channel(IntEnum):
     """Kênh: how the dossier reached the desk."""
 
@@ -47,8 +73,110 @@ class ReturnMethod(IntEnum):
     POSTAL = 1
 
 
+class Decision(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Action(StrEnum):
+    """What people do to a dossier; each is one method of :class:`Dossier`."""
+
+    RECEIVE = "receive"
+    REFUSE = "refuse"
+    START_PROCESSING = "start_processing"
+    REQUEST_SUPPLEMENT = "request_supplement"
+    SUPPLEMENT = "supplement"
+    REQUEST_PAYMENT = "request_payment"
+    RECORD_PAYMENT = "record_payment"
+    APPRAISE = "appraise"
+    TRANSFER = "transfer"
+    DECIDE = "decide"
+    SIGN = "sign"
+    STAMP = "stamp"
+    RESOLVE = "resolve"
+    RETURN = "return"
+    WITHDRAW = "withdraw"
+    STOP = "stop"
+    RESUME = "resume"
+    APOLOGIZE = "apologize"
+
+
+S = Status
+ALLOWED_FROM: dict[Action, frozenset[Status]] = {
+    Action.RECEIVE: frozenset({S.REGISTERED}),
+    Action.REFUSE: frozenset({S.REGISTERED}),
+    Action.START_PROCESSING: frozenset({S.RECEIVED}),
+    Action.REQUEST_SUPPLEMENT: frozenset({S.RECEIVED, S.PROCESSING}),
+    Action.SUPPLEMENT: frozenset({S.SUPPLEMENT_REQUESTED}),
+    Action.REQUEST_PAYMENT: frozenset({S.PROCESSING}),
+    Action.RECORD_PAYMENT: frozenset({S.AWAITING_PAYMENT}),
+    Action.APPRAISE: frozenset({S.PROCESSING}),
+    Action.TRANSFER: frozenset({S.PROCESSING}),
+    Action.DECIDE: frozenset({S.PROCESSING}),
+    Action.SIGN: frozenset({S.PROCESSING}),
+    Action.STAMP: frozenset({S.PROCESSING}),
+    Action.RESOLVE: frozenset({S.PROCESSING}),
+    Action.RETURN: frozenset({S.RESOLVED}),
+    # At the applicant's request, any time before the result is ready (DOMAIN.md).
+    Action.WITHDRAW: frozenset(
+        {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.AWAITING_PAYMENT, S.STOPPED}
+    ),
+    Action.STOP: frozenset({S.RECEIVED, S.PROCESSING}),
+    Action.RESUME: frozenset({S.STOPPED}),
+    Action.APOLOGIZE: frozenset({S.RECEIVED, S.PROCESSING}),
+}
+del S
+
+
 class DomainError(Exception):
     """A rule of the lifecycle forbids what was asked."""
+
+
+class TransitionNotAllowed(DomainError):
+    """The action is not possible now; nothing changed. Carries what *is* possible."""
+
+    def __init__(self, action: Action, status: Status, allowed: list[str], reason: str) -> None:
+        super().__init__(reason)
+        self.action, self.status, self.allowed, self.reason = action, status, allowed, reason
+
+
+class InvalidArgument(DomainError):
+    """A value given to an action breaks a rule of the domain; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Rules a province may configure (DOMAIN.md: *configurable*)."""
+
+    # One supplement request per dossier, listing every item (Decree 61/2018; wording unconfirmed).
+    supplement_once: bool = True
+
+
+DEFAULT_RULES = Rules()
+
+
+class StepTerms(Protocol):
+    code: str
+    name: str
+    agency: str
+    allotment: str
+
+
+class ProcedureTerms(Protocol):
+    """What the lifecycle needs of a procedure version (the catalogue's ``Procedure`` has it)."""
+
+    code: str
+    version: int
+    field: str
+    duration: str
+    online_level: str | None
+
+    @property
+    def steps(self) -> Sequence[StepTerms]: ...
 
 
 @dataclass(frozen=True)
@@ -57,68 +185,592 @@ class DomainEvent:
     data: dict[str, Any]
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
+class PlanStep:
+    """One step of the dossier's copy of the procedure's plan, with its own due time."""
+
+    code: str
+    name: str
+    agency: str
+    allotment: str
+    stage: int
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Handover:
+    """A row of the process-control slip: a stage finished and the dossier changed hands."""
+
+    at: datetime
+    action: str
+    from_unit: str
+    to_unit: str | None  # None: handed to the applicant
+    stage: int
+    step: str  # the last step of the finished stage
+    step_name: str
+    step_due_at: datetime | None
+    timeliness: str | None
+
+
+def _stages(steps: Iterable[StepTerms]) -> list[PlanStep]:
+    """Consecutive steps of one agency form a stage: the dossier stays in the same hands."""
+    plan: list[PlanStep] = []
+    for step in steps:
+        stage = 0 if not plan else plan[-1].stage + (plan[-1].agency != step.agency)
+        plan.append(
+            PlanStep(
+                code=step.code, name=step.name, agency=step.agency, allotment=step.allotment, stage=stage
+            )
+        )
+    return plan
+
+
+@dataclass(kw_only=True)
 class Dossier:
-    """A dossier received by a one-stop desk (receiving unit) and handled by an agency."""
+    """A dossier filed with a one-stop desk (receiving unit) and handled by an agency."""
 
     code: str
     procedure_code: str
     procedure_version: int
     procedure_field: str
+    duration: str
+    online_level: str | None = None
     receiving_unit: str
     handling_unit: str
     channel: Channel
     return_method: ReturnMethod
     status: Status
-    received_at: datetime
-    due_at: datetime
     applicant: dict[str, Any]
+    created_at: datetime
+    submitted_by: str | None = None  # the portal (token sub) that registered it
+    registered_at: datetime | None = None
+    # Filing time: receipt, reset when a requested supplement is complete.
+    received_at: datetime | None = None
+    # The current appointment (moves with clock stops and apologies).
+    due_at: datetime | None = None
+    # What timeliness is judged against (moves with clock stops and supplements, never apologies).
+    original_due_at: datetime | None = None
+    clock_stopped_at: datetime | None = None
+    paused_seconds: float = 0.0  # office time the clock stood still since filing
+    supplement_count: int = 0
+    appraisal_count: int = 0
+    apology_count: int = 0
+    decision: str | None = None
+    decision_reason: str | None = None
+    signed_at: datetime | None = None
+    stamped_at: datetime | None = None
+    resolved_at: datetime | None = None
+    returned_at: datetime | None = None
+    timeliness: str | None = None
+    working_days: float | None = None
+    plan: list[PlanStep] = field(default_factory=list)
+    stage: int = 0
+    watch_flags: list[str] = field(default_factory=list)
+    watch_at: datetime | None = None
     event_sequence: int = 0
     events: list[DomainEvent] = field(default_factory=list, repr=False, compare=False)
+    handovers: list[Handover] = field(default_factory=list, repr=False, compare=False)
+
+    # --- creation ----------------------------------------------------------------------------
 
     @classmethod
-    def receive(
+    def _new(
         cls,
         *,
         code: str,
-        procedure_code: str,
-        procedure_version: int,
-        procedure_field: str,
+        procedure: ProcedureTerms,
         receiving_unit: str,
-        handling_unit: str,
         channel: Channel,
         return_method: ReturnMethod,
-        received_at: datetime,
-        due_at: datetime,
         applicant: dict[str, Any],
+        status: Status,
+        now: datetime,
     ) -> Dossier:
-        """Tiếp nhận: a complete, valid dossier is received with its appointment date (Form 01)."""
-        if due_at <= received_at:
-            raise DomainError("the appointment must come after the receipt")
-        dossier = cls(
+        return cls(
             code=code,
-            procedure_code=procedure_code,
-            procedure_version=procedure_version,
-            procedure_field=procedure_field,
+            procedure_code=procedure.code,
+            procedure_version=procedure.version,
+            procedure_field=procedure.field,
+            duration=str(Duration.parse(procedure.duration)),
+            online_level=procedure.online_level,
             receiving_unit=receiving_unit,
-            handling_unit=handling_unit,
+            handling_unit=receiving_unit,
             channel=channel,
             return_method=return_method,
-            status=Status.RECEIVED,
-            received_at=received_at,
-            due_at=due_at,
+            status=status,
             applicant=applicant,
+            created_at=now,
+            plan=_stages(procedure.steps),
         )
-        dossier._record("received")
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        code: str,
+        procedure: ProcedureTerms,
+        receiving_unit: str,
+        channel: Channel,
+        return_method: ReturnMethod,
+        applicant: dict[str, Any],
+        submitted_by: str,
+        now: datetime,
+    ) -> Dossier:
+        """Mới đăng ký: filed online or handed to the postal operator; the desk has not checked it."""
+        if channel not in (Channel.ONLINE, Channel.POSTAL):
+            raise InvalidArgument("channel", "only online and postal dossiers are registered before receipt")
+        dossier = cls._new(
+            code=code,
+            procedure=procedure,
+            receiving_unit=receiving_unit,
+            channel=channel,
+            return_method=return_method,
+            applicant=applicant,
+            status=Status.REGISTERED,
+            now=now,
+        )
+        dossier.submitted_by = submitted_by
+        dossier.registered_at = now
+        dossier._record("registered", now)
         return dossier
 
-    def _record(self, name: str, **extra: Any) -> None:
-        self.event_sequence += 1
-        if not hasattr(self, "events") or self.events is None:
-            self.events = []
-        self.events.append(DomainEvent(name, {**self.status_facts(), **extra}))
+    @classmethod
+    def receive_at_counter(
+        cls,
+        *,
+        code: str,
+        procedure: ProcedureTerms,
+        receiving_unit: str,
+        channel: Channel,
+        return_method: ReturnMethod,
+        applicant: dict[str, Any],
+        now: datetime,
+        calendar: WorkingCalendar,
+    ) -> Dossier:
+        """Tiếp nhận at the desk: complete and valid, received with its appointment (Form 01)."""
+        dossier = cls._new(
+            code=code,
+            procedure=procedure,
+            receiving_unit=receiving_unit,
+            channel=channel,
+            return_method=return_method,
+            applicant=applicant,
+            status=Status.RECEIVED,
+            now=now,
+        )
+        dossier._file(now, calendar)
+        dossier._record("received", now)
+        return dossier
 
-    def status_facts(self) -> dict[str, Any]:
+    # --- the desk ----------------------------------------------------------------------------
+
+    def receive(self, *, now: datetime, calendar: WorkingCalendar) -> None:
+        """Receive a registered dossier: the filing time is now (for post: the hand-over record)."""
+        self._check(Action.RECEIVE)
+        self._file(now, calendar)
+        self.status = Status.RECEIVED
+        self._record("received", now)
+
+    def refuse(self, *, reason: str, now: datetime) -> None:
+        """Không được tiếp nhận (Form 03): refused at the desk with a reason; final."""
+        self._check(Action.REFUSE)
+        _require_text("reason", reason)
+        self.status = Status.REFUSED
+        self._record("refused", now, reason=reason)
+
+    def start_processing(
+        self, *, now: datetime, calendar: WorkingCalendar, to_unit: str | None = None
+    ) -> None:
+        """The desk hands the dossier to the handling agency: processing starts."""
+        self._check(Action.START_PROCESSING)
+        self.status = Status.PROCESSING
+        self._hand_over(Action.START_PROCESSING, now, calendar, to_unit or self.handling_unit)
+        self._record("processing_started", now, step=self._stage_first_step().code)
+
+    def request_supplement(
+        self, *, items: Sequence[str], reason: str, now: datetime, rules: Rules = DEFAULT_RULES
+    ) -> None:
+        """Yêu cầu bổ sung (Form 02): every missing item in one request; the clock stops."""
+        self._check(Action.REQUEST_SUPPLEMENT, rules)
+        items = [item.strip() for item in items]
+        if not items or any(not item for item in items):
+            raise InvalidArgument("items", "list every missing or wrong item, at least one, none empty")
+        if len(set(items)) != len(items):
+            raise InvalidArgument("items", "an item is listed twice")
+        _require_text("reason", reason)
+        self.status = Status.SUPPLEMENT_REQUESTED
+        self.supplement_count += 1
+        self.clock_stopped_at = now
+        self._record("supplement_requested", now, items=list(items), reason=reason)
+
+    def supplement(self, *, now: datetime, calendar: WorkingCalendar) -> None:
+        """The supplement is complete: filing time is now and the full duration runs again."""
+        self._check(Action.SUPPLEMENT)
+        self.status = Status.PROCESSING
+        self.clock_stopped_at = None
+        self._file(now, calendar, replan_from=self.stage)
+        if self.stage == 0:
+            self._hand_over(Action.SUPPLEMENT, now, calendar, self.handling_unit)
+        self._record("supplemented", now)
+
+    def return_result(
+        self, *, now: datetime, calendar: WorkingCalendar, method: ReturnMethod | None = None
+    ) -> None:
+        """Trả kết quả: handed over at the counter or delivered by post; final."""
+        self._check(Action.RETURN)
+        if method is not None:
+            self.return_method = method
+        self.status = Status.RETURNED
+        self.returned_at = now
+        last = self._stage_last_step()
+        self.handovers.append(
+            Handover(
+                at=now,
+                action=Action.RETURN.value,
+                from_unit=self.receiving_unit,
+                to_unit=None,
+                stage=self.stage,
+                step=last.code,
+                step_name=last.name,
+                step_due_at=last.due_at,
+                timeliness=judge(calendar, now, last.due_at) if last.due_at else None,
+            )
+        )
+        self._record("returned", now, method=self.return_method.name.lower(), returned_at=now)
+
+    def withdraw(self, *, reason: str, now: datetime) -> None:
+        """Rút hồ sơ at the applicant's request, any time before the result is ready; final."""
+        self._check(Action.WITHDRAW)
+        _require_text("reason", reason)
+        self.status = Status.WITHDRAWN
+        self._record("withdrawn", now, reason=reason)
+
+    # --- the handling agency -----------------------------------------------------------------
+
+    def request_payment(self, *, amount_vnd: int, now: datetime) -> None:
+        """Financial obligations (fees, taxes) to pay; the clock stops until they are paid."""
+        self._check(Action.REQUEST_PAYMENT)
+        if isinstance(amount_vnd, bool) or not isinstance(amount_vnd, int) or amount_vnd <= 0:
+            raise InvalidArgument("amount_vnd", "the amount must be a positive whole number of đồng")
+        self.status = Status.AWAITING_PAYMENT
+        self.clock_stopped_at = now
+        self._record("payment_requested", now, amount_vnd=amount_vnd)
+
+    def record_payment(self, *, now: datetime, calendar: WorkingCalendar) -> None:
+        """Paid: processing goes on and every due time moves by the office time paused."""
+        self._check(Action.RECORD_PAYMENT)
+        self._restart_clock(now, calendar)
+        self.status = Status.PROCESSING
+        self._record("paid", now)
+
+    def appraise(self, *, now: datetime, calendar: WorkingCalendar) -> None:
+        """Thẩm định by the agency holding the dossier (each agency of an interlinked plan may)."""
+        self._check(Action.APPRAISE)
+        step = next((s for s in self._stage_steps() if s.code == "appraise"), self._stage_last_step())
+        self.appraisal_count += 1
+        self._record(
+            "appraised",
+            now,
+            step=step.code,
+            step_timeliness=judge(calendar, now, step.due_at) if step.due_at else None,
+        )
+
+    def transfer(self, *, to_unit: str, now: datetime, calendar: WorkingCalendar) -> None:
+        """Liên thông: hand the dossier to the agency of the plan's next stage."""
+        self._check(Action.TRANSFER)
+        if to_unit == self.handling_unit:
+            raise InvalidArgument("to_unit", f"the dossier is already at {to_unit}")
+        from_unit = self.handling_unit
+        finished = self._stage_last_step()
+        timeliness = self._hand_over(Action.TRANSFER, now, calendar, to_unit)
+        started = self._stage_first_step()
+        self._record(
+            "transferred",
+            now,
+            from_unit=from_unit,
+            to_unit=to_unit,
+            step=started.code,
+            step_due_at=self._stage_last_step().due_at,
+            step_timeliness=timeliness,
+            finished_step=finished.code,
+        )
+
+    def decide(self, *, decision: Decision, reason: str | None, now: datetime) -> None:
+        """Phê duyệt: approve, or reject with the reason, after the appraisal."""
+        self._check(Action.DECIDE)
+        decision = Decision(decision)
+        if decision is Decision.REJECTED:
+            _require_text("reason", reason)
+        self.decision = decision.value
+        self.decision_reason = reason
+        self._record("decided", now, decision=decision.value, reason=reason)
+
+    def sign(self, *, signer_role: str, now: datetime) -> None:
+        """The competent person signs the result (digitally, later through the e-signature service)."""
+        self._check(Action.SIGN)
+        self.signed_at = now
+        self._record("signed", now, signer_role=signer_role)
+
+    def stamp(self, *, now: datetime) -> None:
+        """Đóng dấu: the clerk applies the organisation's signature after the leader's."""
+        self._check(Action.STAMP)
+        self.stamped_at = now
+        self._record("stamped", now)
+
+    def resolve(self, *, now: datetime, calendar: WorkingCalendar) -> None:
+        """Đã xử lý xong: the result goes back to the desk; timeliness and working days are fixed."""
+        self._check(Action.RESOLVE)
+        assert self.received_at is not None and self.original_due_at is not None
+        # An apology admits the delay: the dossier counts as late whatever the date (DOMAIN.md).
+        self.timeliness = LATE if self.apology_count else judge(calendar, now, self.original_due_at)
+        office = calendar.working_time_between(self.received_at, now).total_seconds() - self.paused_seconds
+        self.working_days = round(max(office, 0.0) / calendar.day_length.total_seconds(), 3)
+        self.resolved_at = now
+        self.status = Status.RESOLVED
+        if self.plan and self.stage < self.plan[-1].stage:
+            self._hand_over(Action.RESOLVE, now, calendar, self.receiving_unit, to_stage=self.plan[-1].stage)
+        self._record(
+            "resolved",
+            now,
+            decision=self.decision,
+            resolved_at=now,
+            timeliness=self.timeliness,
+            working_days=self.working_days,
+        )
+
+    def stop(self, *, reason: str, now: datetime) -> None:
+        """Dừng xử lý (Form 05): a notice with the reason; the clock stops."""
+        self._check(Action.STOP)
+        _require_text("reason", reason)
+        self.status = Status.STOPPED
+        self.clock_stopped_at = now
+        self._record("stopped", now, reason=reason)
+
+    def resume(self, *, now: datetime, calendar: WorkingCalendar) -> None:
+        """Processing goes on after a stop; due times move by the office time paused."""
+        self._check(Action.RESUME)
+        self._restart_clock(now, calendar)
+        self.status = Status.PROCESSING
+        if self.stage == 0:
+            self._hand_over(Action.RESUME, now, calendar, self.handling_unit)
+        self._record("resumed", now)
+
+    def apologize(self, *, reason: str, new_due_at: datetime, now: datetime) -> None:
+        """Thư xin lỗi (Form 04): a reason and a new appointment; the dossier still counts as late."""
+        self._check(Action.APOLOGIZE)
+        _require_text("reason", reason)
+        assert self.due_at is not None
+        if new_due_at <= now:
+            raise InvalidArgument("new_due_at", "the new appointment must be in the future")
+        if new_due_at <= self.due_at:
+            raise InvalidArgument(
+                "new_due_at", f"the new appointment must be later than the current one ({_iso(self.due_at)})"
+            )
+        self.apology_count += 1
+        self.due_at = new_due_at.astimezone(UTC)
+        self._record("apologized", now, reason=reason, new_due_at=self.due_at)
+
+    # --- the overdue watch -------------------------------------------------------------------
+
+    def watch(self, *, now: datetime, calendar: WorkingCalendar, lead: timedelta) -> None:
+        """Record ``due_soon`` / ``overdue`` once per due time that is near or passed."""
+        for at, key, name, extra in sorted(self._watch_triggers(calendar, lead), key=lambda t: t[0]):
+            if at > now or key in self.watch_flags:
+                continue
+            self.watch_flags = [*self.watch_flags, key]
+            if name == "due_soon" and self.due_at is not None and now >= self.due_at:
+                continue  # too late to warn: the overdue event says it
+            self._record(name, now, **extra)
+        self.schedule_watch(calendar, lead)
+
+    def schedule_watch(self, calendar: WorkingCalendar, lead: timedelta) -> None:
+        """Set ``watch_at``: when the watch next has something to say about this dossier."""
+        pending = [at for at, key, *_ in self._watch_triggers(calendar, lead) if key not in self.watch_flags]
+        self.watch_at = min(pending) if pending else None
+
+    def _watch_triggers(
+        self, calendar: WorkingCalendar, lead: timedelta
+    ) -> list[tuple[datetime, str, str, dict[str, Any]]]:
+        if self.status not in CLOCK_RUNNING or self.due_at is None or self.received_at is None:
+            return []
+        # "Passed" means strictly after: a due time at close of office is still met at 17:00.
+        after = timedelta(microseconds=1)
+        triggers: list[tuple[datetime, str, str, dict[str, Any]]] = []
+        if self.due_at > self.received_at:
+            warn_at = warning_time(calendar, self.received_at, self.due_at, lead)
+            left = calendar.working_time_between(warn_at, self.due_at)
+            triggers.append(
+                (
+                    warn_at,
+                    f"due_soon@{_iso(self.due_at)}",
+                    "due_soon",
+                    {"lead_hours": round(left.total_seconds() / 3600, 2)},
+                )
+            )
+        for due in dict.fromkeys(d for d in (self.original_due_at, self.due_at) if d is not None):
+            extra = {"overdue_since": due, "step": None, "step_due_at": None}
+            triggers.append((due + after, f"overdue@{_iso(due)}", "overdue", extra))
+        if self.plan and self.stage < self.plan[-1].stage:
+            last = self._stage_last_step()
+            if last.due_at is not None:
+                triggers.append(
+                    (
+                        last.due_at + after,
+                        f"step_overdue@{self.stage}@{_iso(last.due_at)}",
+                        "overdue",
+                        {"overdue_since": last.due_at, "step": last.code, "step_due_at": last.due_at},
+                    )
+                )
+        return triggers
+
+    # --- what is possible now ------------------------------------------------------------------
+
+    def available_actions(self, rules: Rules = DEFAULT_RULES) -> list[str]:
+        """The actions whose rules allow them now (the 409 answer lists these)."""
+        return [action.value for action in Action if self._refusal(action, rules) is None]
+
+    def next_agency(self) -> str | None:
+        """The plan's agency for the stage after the current one (``province:STP``, ``police`` …)."""
+        upcoming = [step.agency for step in self.plan if step.stage == self.stage + 1]
+        return upcoming[0] if upcoming else None
+
+    def is_overdue(self, now: datetime) -> bool:
+        """Past the appointment it is judged against, with the clock running (or stopped late)."""
+        if self.status not in OVERDUE_CANDIDATES:
+            return False
+        if self.original_due_at is None:
+            return False
+        return (self.clock_stopped_at or now) > self.original_due_at
+
+    def _check(self, action: Action, rules: Rules = DEFAULT_RULES) -> None:
+        reason = self._refusal(action, rules)
+        if reason is not None:
+            raise TransitionNotAllowed(action, self.status, self.available_actions(rules), reason)
+
+    def _refusal(self, action: Action, rules: Rules) -> str | None:
+        if self.status not in ALLOWED_FROM[action]:
+            return f"a dossier that is {self.status.label} cannot be {_PAST.get(action, action.value)}"
+        guard = getattr(self, f"_guard_{action.value}", None)
+        return guard(rules) if guard is not None else None
+
+    def _guard_request_supplement(self, rules: Rules) -> str | None:
+        if rules.supplement_once and self.supplement_count:
+            return (
+                "a supplement was already requested for this dossier; the request must list every "
+                "missing item at once, so a second one is not allowed"
+            )
+        return None
+
+    def _guard_appraise(self, rules: Rules) -> str | None:
+        return "the dossier is already decided" if self.decision else None
+
+    def _guard_transfer(self, rules: Rules) -> str | None:
+        if not self.plan or self.stage + 1 >= self.plan[-1].stage:
+            return "the procedure's plan has no further agency to transfer the dossier to"
+        return None
+
+    def _guard_decide(self, rules: Rules) -> str | None:
+        if self.decision:
+            return "the dossier is already decided"
+        if not self.appraisal_count:
+            return "the dossier must be appraised before it is decided"
+        return None
+
+    def _guard_sign(self, rules: Rules) -> str | None:
+        if not self.decision:
+            return "there is no decision to sign yet"
+        return "the result is already signed" if self.signed_at else None
+
+    def _guard_stamp(self, rules: Rules) -> str | None:
+        if not self.signed_at:
+            return "the result must be signed by the competent person before it is stamped"
+        return "the result is already stamped" if self.stamped_at else None
+
+    def _guard_resolve(self, rules: Rules) -> str | None:
+        if not self.decision:
+            return "the dossier has no decision yet"
+        if self.decision == Decision.APPROVED and not self.stamped_at:
+            return "an approved result must be signed and stamped before it is ready"
+        return None
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _file(self, now: datetime, calendar: WorkingCalendar, replan_from: int = 0) -> None:
+        """Set the filing time to ``now`` and lay the appointment and the step plan out from it."""
+        due = calendar.deadline(now, self.duration)
+        if due <= now:
+            raise DomainError("the appointment must come after the filing time")
+        self.received_at, self.due_at, self.original_due_at = now, due, due
+        self.paused_seconds = 0.0
+        dues = step_due_times(calendar, now, self.duration, [step.allotment for step in self.plan])
+        self.plan = [
+            replace(step, due_at=due_at) if step.stage >= replan_from else step
+            for step, due_at in zip(self.plan, dues, strict=True)
+        ]
+
+    def _restart_clock(self, now: datetime, calendar: WorkingCalendar) -> None:
+        """After a payment or a stop: every due time still ahead moves by the paused office time."""
+        stopped = self.clock_stopped_at
+        assert stopped is not None and self.due_at is not None and self.original_due_at is not None
+        self.due_at = calendar.resume(self.due_at, stopped, now)
+        self.original_due_at = calendar.resume(self.original_due_at, stopped, now)
+        self.plan = [
+            replace(step, due_at=calendar.resume(step.due_at, stopped, now))
+            if step.stage >= self.stage and step.due_at is not None
+            else step
+            for step in self.plan
+        ]
+        self.paused_seconds += calendar.working_time_between(stopped, now).total_seconds()
+        self.clock_stopped_at = None
+
+    def _hand_over(
+        self,
+        action: Action,
+        now: datetime,
+        calendar: WorkingCalendar,
+        to_unit: str,
+        to_stage: int | None = None,
+    ) -> str | None:
+        """Finish the current stage, move to the next (or ``to_stage``); return its timeliness."""
+        if not self.plan:
+            self.handling_unit = to_unit
+            return None
+        last = self._stage_last_step()
+        timeliness = judge(calendar, now, last.due_at) if last.due_at else None
+        self.handovers.append(
+            Handover(
+                at=now,
+                action=action.value,
+                from_unit=self.handling_unit,
+                to_unit=to_unit,
+                stage=self.stage,
+                step=last.code,
+                step_name=last.name,
+                step_due_at=last.due_at,
+                timeliness=timeliness,
+            )
+        )
+        self.stage = min(self.stage + 1 if to_stage is None else to_stage, self.plan[-1].stage)
+        if action is not Action.RESOLVE:
+            self.handling_unit = to_unit
+        return timeliness
+
+    def _stage_steps(self) -> list[PlanStep]:
+        return [step for step in self.plan if step.stage == self.stage]
+
+    def _stage_first_step(self) -> PlanStep:
+        return self._stage_steps()[0]
+
+    def _stage_last_step(self) -> PlanStep:
+        return self._stage_steps()[-1]
+
+    def _record(self, name: str, now: datetime, **extra: Any) -> None:
+        self.event_sequence += 1
+        if getattr(self, "events", None) is None:
+            self.events = []
+        self.events.append(DomainEvent(name, {**self.status_facts(now), **extra}))
+
+    def status_facts(self, now: datetime) -> dict[str, Any]:
         """The minimal, non-personal facts every status event carries (CONTRACTS §1)."""
         return {
             "code": self.code,
@@ -131,6 +783,40 @@ class Dossier:
             "handling_unit": self.handling_unit,
             "channel": int(self.channel),
             "return_method": int(self.return_method),
+            "online_level": self.online_level,
             "received_at": self.received_at,
             "due_at": self.due_at,
+            "original_due_at": self.original_due_at,
+            "occurred_at": now,
         }
+
+
+_PAST = {
+    Action.RECEIVE: "received",
+    Action.REFUSE: "refused",
+    Action.START_PROCESSING: "handed over for processing",
+    Action.REQUEST_SUPPLEMENT: "asked for a supplement",
+    Action.SUPPLEMENT: "supplemented",
+    Action.REQUEST_PAYMENT: "asked for payment",
+    Action.RECORD_PAYMENT: "marked paid",
+    Action.APPRAISE: "appraised",
+    Action.TRANSFER: "transferred",
+    Action.DECIDE: "decided",
+    Action.SIGN: "signed",
+    Action.STAMP: "stamped",
+    Action.RESOLVE: "resolved",
+    Action.RETURN: "returned",
+    Action.WITHDRAW: "withdrawn",
+    Action.STOP: "stopped",
+    Action.RESUME: "resumed",
+    Action.APOLOGIZE: "given an apology",
+}
+
+
+def _require_text(name: str, value: str | None) -> None:
+    if value is None or not value.strip():
+        raise InvalidArgument(name, f"{name} is required and must not be blank")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,94 @@
+"""Who may see and do what with a dossier (CONTRACTS §2): roles, and the side of the dossier they act on.
+
+* The desk (``desk_officer``) acts on dossiers of its **receiving** unit; agencies (``handling_officer``,
+  ``leader``, ``clerk``) on dossiers their unit is **handling**; a unit covers its descendants.
+* ``portal`` / ``postal_operator`` file dossiers and see only the ones they filed (their token ``sub``).
+* ``auditor`` reads everything in its jurisdiction and changes nothing.
+* Reads outside the jurisdiction answer 404 (existence is not revealed), actions 403.
+"""
+
+from __future__ import annotations
+
+from services.dossier.domain.model import Action, Dossier
+from shared.auth import Principal
+from shared.problems import Forbidden
+from shared.units import UnitRegistry, UnknownUnit
+
+STAFF_ROLES = ("desk_officer", "handling_officer", "leader", "clerk", "auditor", "admin")
+FILING_ROLES = ("portal", "postal_operator")
+RECEIVING, HANDLING = "receiving", "handling"
+
+_DESK = ("desk_officer", RECEIVING)
+_AGENCY = ("handling_officer", HANDLING)
+_LEADER = ("leader", HANDLING)
+_CLERK = ("clerk", HANDLING)
+
+# Each action: the (role, side of the dossier) pairs that may perform it.
+ACTORS: dict[Action, tuple[tuple[str, str], ...]] = {
+    Action.RECEIVE: (_DESK,),
+    Action.REFUSE: (_DESK,),
+    Action.START_PROCESSING: (_DESK,),
+    Action.REQUEST_SUPPLEMENT: (_DESK, _AGENCY),
+    Action.SUPPLEMENT: (_DESK,),
+    Action.REQUEST_PAYMENT: (_AGENCY, _DESK),
+    Action.RECORD_PAYMENT: (_DESK, _AGENCY),
+    Action.APPRAISE: (_AGENCY,),
+    Action.TRANSFER: (_AGENCY,),
+    Action.DECIDE: (_LEADER,),
+    Action.SIGN: (_LEADER,),
+    Action.STAMP: (_CLERK,),
+    Action.RESOLVE: (_AGENCY, _LEADER, _CLERK),
+    Action.RETURN: (_DESK,),
+    Action.WITHDRAW: (_DESK,),  # and the portal that filed it: see authorise()
+    Action.STOP: (_AGENCY, _LEADER),
+    Action.RESUME: (_AGENCY, _LEADER),
+    Action.APOLOGIZE: (_AGENCY, _LEADER),
+}
+# The applicant withdraws through the portal that filed the dossier.
+FILER_ACTIONS = frozenset({Action.WITHDRAW})
+
+
+def roles_for(action: Action) -> tuple[str, ...]:
+    roles = tuple(dict.fromkeys(role for role, _ in ACTORS[action]))
+    return roles + (FILING_ROLES if action in FILER_ACTIONS else ())
+
+
+def covers(principal: Principal, units: UnitRegistry, unit: str) -> bool:
+    """Principal.covers, with a token naming a unit the map does not know covering nothing."""
+    try:
+        return principal.covers(units, unit)
+    except UnknownUnit:
+        return any(own in units and units.is_within(unit, own) for own in principal.units)
+
+
+def is_staff(principal: Principal) -> bool:
+    return principal.has_role(*STAFF_ROLES)
+
+
+def filed_by(principal: Principal, dossier: Dossier) -> bool:
+    return principal.has_role(*FILING_ROLES) and dossier.submitted_by == principal.sub
+
+
+def can_read(principal: Principal, dossier: Dossier, units: UnitRegistry) -> bool:
+    if filed_by(principal, dossier):
+        return True
+    return is_staff(principal) and (
+        covers(principal, units, dossier.receiving_unit) or covers(principal, units, dossier.handling_unit)
+    )
+
+
+def can_audit(principal: Principal, dossier: Dossier, units: UnitRegistry) -> bool:
+    """The audit trail names officers: staff of the jurisdiction only."""
+    return is_staff(principal) and can_read(principal, dossier, units)
+
+
+def authorise(principal: Principal, action: Action, dossier: Dossier, units: UnitRegistry) -> str:
+    """The role the caller acts in; Forbidden when no role of the caller may act on this dossier."""
+    for role, side in ACTORS[action]:
+        unit = dossier.receiving_unit if side == RECEIVING else dossier.handling_unit
+        if principal.has_role(role) and covers(principal, units, unit):
+            return role
+    if action in FILER_ACTIONS and filed_by(principal, dossier):
+        return next(role for role in FILING_ROLES if principal.has_role(role))
+    needed = ", ".join(f"{role} of the {side} unit" for role, side in ACTORS[action])
+    raise Forbidden(f"'{action.value}' on dossier {dossier.code} needs: {needed}")
