@@ -39,16 +39,33 @@ def _free_port() -> int:
 class RunningDossier:
     def __init__(self, amqp_uri: str, database_url: str) -> None:
         self.port = _free_port()
-        self.env = {**os.environ, "AMQP_URI": amqp_uri, "DOSSIER_DATABASE_URL": database_url,
-                    "DOSSIER_ADDRESS": f"127.0.0.1:{self.port}", "JWT_SECRET": DEV_SECRET,
-                    "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING", "MAX_WORKERS": "20"}
+        self.env = {
+            **os.environ,
+            "AMQP_URI": amqp_uri,
+            "DOSSIER_DATABASE_URL": database_url,
+            "DOSSIER_ADDRESS": f"127.0.0.1:{self.port}",
+            "JWT_SECRET": DEV_SECRET,
+            "PYTHONPATH": str(ROOT),
+            "LOG_LEVEL": "WARNING",
+            "MAX_WORKERS": "20",
+        }
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> RunningDossier:
-        subprocess.run([sys.executable, "-m", "shared.migrate", "dossier"], cwd=ROOT, env=self.env,
-                       check=True, capture_output=True)
-        self.process = subprocess.Popen([sys.executable, "-m", "shared.runner", "dossier"], cwd=ROOT,
-                                        env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "shared.migrate", "dossier"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "shared.runner", "dossier"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -66,13 +83,19 @@ class RunningDossier:
             self.process.kill()
 
 
-def receipts(amqp_uri: str, database_url: str, count: int, concurrency: int = 8,
-             procedure: str = "1.001193", unit: str = "26740") -> dict:
+def receipts(
+    amqp_uri: str,
+    database_url: str,
+    count: int,
+    concurrency: int = 8,
+    procedure: str = "1.001193",
+    unit: str = "26740",
+) -> dict:
     """Receipts per second, end to end, and p50/p99 latency from request to event received."""
     token = mint(DEV_SECRET, sub="bench", roles=["desk_officer"], units=[unit])
     headers = {"Authorization": f"Bearer {token}"}
     body = json.dumps({"procedure_code": procedure, "receiving_unit": unit, "applicant": APPLICANT})
-    subscriber = Subscriber(amqp_uri, f"dossier.received.#")
+    subscriber = Subscriber(amqp_uri, "dossier.received.#")
     sent_at: dict[str, float] = {}
     arrived_at: dict[str, float] = {}
     stop = threading.Event()
@@ -87,8 +110,12 @@ def receipts(amqp_uri: str, database_url: str, count: int, concurrency: int = 8,
 
     with RunningDossier(amqp_uri, database_url) as service:
         session = requests.Session()
-        session.post(f"{service.url}/api/v1/dossiers", data=body, timeout=30,
-                     headers={**headers, "Content-Type": "application/json"})  # warm-up
+        session.post(
+            f"{service.url}/api/v1/dossiers",
+            data=body,
+            timeout=30,
+            headers={**headers, "Content-Type": "application/json"},
+        )  # warm-up
         subscriber.drain(expect=1, timeout=10, quiet=0.2)
         subscriber.messages.clear()
         listener = threading.Thread(target=listen, daemon=True)
@@ -99,8 +126,12 @@ def receipts(amqp_uri: str, database_url: str, count: int, concurrency: int = 8,
             client = getattr(sessions, "client", None) or requests.Session()
             sessions.client = client
             started = time.perf_counter()
-            response = client.post(f"{service.url}/api/v1/dossiers", data=body, timeout=60,
-                                   headers={**headers, "Content-Type": "application/json"})
+            response = client.post(
+                f"{service.url}/api/v1/dossiers",
+                data=body,
+                timeout=60,
+                headers={**headers, "Content-Type": "application/json"},
+            )
             if response.status_code != 201:
                 raise RuntimeError(f"receipt failed: {response.status_code} {response.text[:200]}")
             sent_at[response.json()["code"]] = started

@@ -46,8 +46,18 @@ def envelope_schema(entry: EventType) -> dict[str, Any]:
         "title": entry.type,
         "description": entry.summary,
         "type": "object",
-        "required": ["specversion", "id", "source", "type", "subject", "time", "datacontenttype",
-                     "data", "unitpath", "sequence"],
+        "required": [
+            "specversion",
+            "id",
+            "source",
+            "type",
+            "subject",
+            "time",
+            "datacontenttype",
+            "data",
+            "unitpath",
+            "sequence",
+        ],
         "properties": {
             "specversion": {"const": "1.0"},
             "id": {"type": "string", "format": "uuid", "description": "idempotency key"},
@@ -56,8 +66,11 @@ def envelope_schema(entry: EventType) -> dict[str, Any]:
             "subject": {"type": "string", "description": "the dossier code (mã hồ sơ)"},
             "time": {"type": "string", "format": "date-time"},
             "datacontenttype": {"const": "application/json"},
-            "unitpath": {"type": "string", "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
-                         "description": "receiving unit path, province first"},
+            "unitpath": {
+                "type": "string",
+                "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+                "description": "receiving unit path, province first",
+            },
             "handlingunitpath": {"type": "string", "description": "handling unit path"},
             "sequence": {"type": "integer", "minimum": 1, "description": "per-dossier counter"},
             "data": data_schema(entry),
@@ -80,11 +93,21 @@ def build() -> dict[str, Any]:
         }
         channels[f"{entry.source}.{entry.name}.{{unitpath}}"] = {
             "description": f"{entry.summary} Routing key on the `{EXCHANGE}` topic exchange; the "
-                           "handling unit's key travels in the CC header when it differs.",
+            "handling unit's key travels in the CC header when it differs.",
             "parameters": {"unitpath": {"$ref": "#/components/parameters/unitpath"}},
             "subscribe": {"operationId": f"on_{name}", "message": {"$ref": f"#/components/messages/{name}"}},
-            "bindings": {"amqp": {"is": "routingKey", "exchange": {
-                "name": EXCHANGE, "type": "topic", "durable": True, "autoDelete": False, "vhost": "/"}}},
+            "bindings": {
+                "amqp": {
+                    "is": "routingKey",
+                    "exchange": {
+                        "name": EXCHANGE,
+                        "type": "topic",
+                        "durable": True,
+                        "autoDelete": False,
+                        "vhost": "/",
+                    },
+                }
+            },
         }
     return {
         "asyncapi": "2.6.0",
@@ -104,8 +127,11 @@ def build() -> dict[str, Any]:
         "channels": dict(sorted(channels.items())),
         "components": {
             "messages": dict(sorted(messages.items())),
-            "parameters": {"unitpath": {
-                "description": "administrative unit codes from the province down, dot-separated",
-                "schema": {"type": "string"}}},
+            "parameters": {
+                "unitpath": {
+                    "description": "administrative unit codes from the province down, dot-separated",
+                    "schema": {"type": "string"},
+                }
+            },
         },
     }

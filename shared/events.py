@@ -12,8 +12,8 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate

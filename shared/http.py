@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -100,6 +101,12 @@ class ProblemWsgiApp(WsgiApp):
 class ProblemWebServer(WebServer):
     def get_wsgi_app(self):
         return ProblemWsgiApp(self)
+
+    def process_request(self, sock, address):
+        # eventlet.wsgi writes headers and body separately: with Nagle's algorithm on, a body of
+        # more than one segment waits for the client's delayed ACK (about 40 ms per response).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().process_request(sock, address)
 
 
 class ApiEntrypoint(HttpRequestHandler):

@@ -23,18 +23,27 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import config as settings
-from shared.db import PipelineTables, create_engine
+from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.events import Event
 from shared.outbox import OutboxRelay, record
 
 log = logging.getLogger(__name__)
+
+
+@cache
+def _claim_statement(inbox: str) -> sa.TextClause:
+    # Plain SQL, the same on SQLite and PostgreSQL, and cacheable (the dialect upserts are not).
+    return sa.text(
+        f"INSERT INTO {inbox} (consumer, event_id, event_type, received_at) "
+        "VALUES (:consumer, :event_id, :event_type, :received_at) ON CONFLICT DO NOTHING"
+    ).bindparams(sa.bindparam("received_at", type_=UTCDateTime()))
 
 
 class Transaction:
@@ -51,16 +60,14 @@ class Transaction:
 
     def first_delivery(self, event: Event, consumer: str) -> bool:
         """Claim an event id for a consumer; False when it was already handled (a redelivery)."""
-        inbox = self.tables.inbox
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert(inbox) if dialect == "postgresql" else sqlite.insert(inbox)
         result = self.session.execute(
-            insert.values(
-                consumer=consumer,
-                event_id=event.id,
-                event_type=event.type,
-                received_at=datetime.now(UTC),
-            ).on_conflict_do_nothing()
+            _claim_statement(self.tables.inbox.name),
+            {
+                "consumer": consumer,
+                "event_id": event.id,
+                "event_type": event.type,
+                "received_at": datetime.now(UTC),
+            },
         )
         return result.rowcount == 1
 

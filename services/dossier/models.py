@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import registry
 
-from services.dossier.domain.model import Channel, Dossier, PlanStep, ReturnMethod, Status
+from services.dossier.domain.model import OVERDUE_CANDIDATES, Channel, Dossier, PlanStep, ReturnMethod, Status
 from shared.db import BigId, UTCDateTime, add_pipeline_tables
 
 SERVICE = "dossier"
@@ -62,6 +62,9 @@ class PlanType(sa.types.TypeDecorator):
         ]
 
 
+# The statuses in which a dossier can be overdue (the overdue search's partial indexes).
+_OPEN = ", ".join(str(int(status)) for status in sorted(OVERDUE_CANDIDATES))
+
 dossiers = sa.Table(
     "dossiers",
     metadata,
@@ -106,8 +109,37 @@ dossiers = sa.Table(
     sa.Column("watch_at", UTCDateTime, nullable=True),
     sa.Column("event_sequence", sa.Integer, nullable=False),
     sa.Index("ix_dossiers_receiving_unit_received_at", "receiving_unit", "received_at"),
-    sa.Index("ix_dossiers_status_due_at", "status", "due_at"),
-    sa.Index("ix_dossiers_watch", "status", "watch_at"),
+    # watch_at is set only while the clock runs: a partial index keeps the watch's scan small and
+    # leaves no index led by ``status`` for the planner to AND into selective searches.
+    sa.Index(
+        "ix_dossiers_watch",
+        "watch_at",
+        postgresql_where=sa.text("watch_at IS NOT NULL"),
+        sqlite_where=sa.text("watch_at IS NOT NULL"),
+    ),
+    # "This month in my subtree": an index-only count on PostgreSQL.
+    sa.Index(
+        "ix_dossiers_received_at_paths",
+        "received_at",
+        postgresql_include=["receiving_path", "handling_path"],
+    ),
+    # List pages, newest first.
+    sa.Index("ix_dossiers_created_at_code", sa.text("created_at DESC"), sa.text("code DESC")),
+    # "Overdue in my unit": only dossiers that can be overdue, by unit path.
+    sa.Index(
+        "ix_dossiers_open_receiving_path",
+        "receiving_path",
+        postgresql_ops={"receiving_path": "text_pattern_ops"},
+        postgresql_where=sa.text(f"status IN ({_OPEN})"),
+        sqlite_where=sa.text(f"status IN ({_OPEN})"),
+    ),
+    sa.Index(
+        "ix_dossiers_open_handling_path",
+        "handling_path",
+        postgresql_ops={"handling_path": "text_pattern_ops"},
+        postgresql_where=sa.text(f"status IN ({_OPEN})"),
+        sqlite_where=sa.text(f"status IN ({_OPEN})"),
+    ),
     sa.Index(
         "ix_dossiers_receiving_path",
         "receiving_path",

@@ -8,12 +8,18 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.dossier.domain.model import CLOCK_RUNNING, OVERDUE_CANDIDATES, Dossier
 from services.dossier.models import dossier_audit, dossier_code_counters, dossier_handovers, dossiers
 from shared.units import UnitRegistry
+
+# Plain SQL, valid on SQLite (3.35+) and PostgreSQL: the dialect upsert constructs are not cacheable,
+# so SQLAlchemy would compile them again for every dossier.
+_NEXT_NUMBER = sa.text(
+    f"INSERT INTO {dossier_code_counters.name} (unit, day, last) VALUES (:unit, :day, 1) "
+    f"ON CONFLICT (unit, day) DO UPDATE SET last = {dossier_code_counters.name}.last + 1 RETURNING last"
+)
 
 
 def next_dossier_code(session: Session, *, unit: str, identifier: str, day: date) -> str:
@@ -23,16 +29,7 @@ def next_dossier_code(session: Session, *, unit: str, identifier: str, day: date
     so no two dossiers ever share a code.
     """
     stamp = day.strftime("%y%m%d")
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(dossier_code_counters)
-    statement = (
-        insert.values(unit=unit, day=stamp, last=1)
-        .on_conflict_do_update(
-            index_elements=["unit", "day"], set_={"last": dossier_code_counters.c.last + 1}
-        )
-        .returning(dossier_code_counters.c.last)
-    )
-    number = session.execute(statement).scalar_one()
+    number = session.execute(_NEXT_NUMBER, {"unit": unit, "day": stamp}).scalar_one()
     return f"{identifier}-{stamp}-{number:04d}"
 
 
@@ -163,7 +160,9 @@ def _conditions(search: Search, now: datetime) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if search.submitted_by is not None:
         conditions.append(c.submitted_by == search.submitted_by)
-    else:
+    elif search.unit_path is None:
+        # With a unit filter the service has already checked the unit lies in the caller's
+        # jurisdiction, so the (index-defeating) jurisdiction disjunction would add nothing.
         conditions.append(
             sa.or_(
                 sa.false(),

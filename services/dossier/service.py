@@ -56,6 +56,15 @@ from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 CATALOGUE = Catalogue.load()
+
+# marshmallow schemas are stateless once built, and building one deep-copies its fields: build each once.
+RECEIPT_REQUEST = ReceiptRequestSchema()
+REGISTRATION_REQUEST = RegistrationRequestSchema()
+DOSSIER_QUERY = DossierQuerySchema()
+DOSSIER = DossierSchema()
+DOSSIER_SUMMARY = DossierSummarySchema()
+AUDIT_ENTRIES = AuditEntrySchema(many=True)
+ACTION_SCHEMAS = {action: schema() for action, schema in ACTION_BODIES.items()}
 _CODE = re.compile(DOSSIER_CODE)
 
 
@@ -97,7 +106,7 @@ class DossierService(OperationalEndpoints):
         """Receive a dossier at the desk: code, appointment, ``dossier.received``."""
         principal = self.auth.principal(request)
         principal.require_role("desk_officer")
-        body = read_json(request, ReceiptRequestSchema())
+        body = read_json(request, RECEIPT_REQUEST)
         now = datetime.now(UTC)
         unit, procedure = self._filing_terms(principal, body, now)
 
@@ -122,7 +131,7 @@ class DossierService(OperationalEndpoints):
         """Register a dossier filed online (portal) or picked up by post: ``dossier.registered``."""
         principal = self.auth.principal(request)
         principal.require_role(*access.FILING_ROLES)
-        body = read_json(request, RegistrationRequestSchema())
+        body = read_json(request, REGISTRATION_REQUEST)
         now = datetime.now(UTC)
         unit, procedure = self._filing_terms(principal, body, now)
 
@@ -153,7 +162,7 @@ class DossierService(OperationalEndpoints):
         except ValueError:
             raise NotFound(f"no action {action!r}; actions: {', '.join(a.value for a in Action)}") from None
         principal.require_role(*access.roles_for(action))
-        body = _action_body(request, ACTION_BODIES[action]())
+        body = _action_body(request, ACTION_SCHEMAS[action])
         settings = self.lifecycle
 
         def change(tx):
@@ -190,7 +199,7 @@ class DossierService(OperationalEndpoints):
     def list_dossiers(self, request):
         """Search within the caller's jurisdiction (the portal: what it filed), newest first."""
         principal = self.auth.principal(request)
-        query = read_query(request, DossierQuerySchema())
+        query = read_query(request, DOSSIER_QUERY)
         now = datetime.now(UTC)
         search = self._search(principal, query)
         page, size = query["page"], query["page_size"]
@@ -217,7 +226,7 @@ class DossierService(OperationalEndpoints):
             if not access.can_audit(principal, dossier, self.units):
                 raise NotFound(f"no dossier {code}")
             entries = repository.audit_trail(tx.session, code)
-        return {"code": code, "entries": AuditEntrySchema(many=True).dump(entries)}
+        return {"code": code, "entries": AUDIT_ENTRIES.dump(entries)}
 
     @api("GET", "/api/v1/dossiers/<string:code>/forms/<string:form>")
     def form(self, request, code, form):
@@ -336,13 +345,13 @@ class DossierService(OperationalEndpoints):
 
     def _present(self, dossier: Dossier, now: datetime) -> dict[str, Any]:
         return {
-            **DossierSchema().dump(dossier),
+            **DOSSIER.dump(dossier),
             "overdue": dossier.is_overdue(now),
             "allowed_actions": dossier.available_actions(self.lifecycle.rules),
         }
 
     def _summary(self, dossier: Dossier, now: datetime) -> dict[str, Any]:
-        return {**DossierSummarySchema().dump(dossier), "overdue": dossier.is_overdue(now)}
+        return {**DOSSIER_SUMMARY.dump(dossier), "overdue": dossier.is_overdue(now)}
 
     def _search(self, principal: Principal, query: dict) -> repository.Search:
         if access.is_staff(principal):
