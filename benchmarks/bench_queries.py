@@ -41,7 +41,9 @@ def _spread(database_url: str, template: str, province: str, communes: list[str]
             "due_at": f"now() - {age} + interval '5 days'",
             "original_due_at": f"now() - {age} + interval '5 days'",
             # 70 % returned, 10 % resolved, 15 % in process, 5 % waiting for a supplement.
-            "status": f"CASE WHEN {draw} < 14 THEN 10 WHEN {draw} < 16 THEN 9 WHEN {draw} < 19 THEN 4 ELSE 5 END",
+            "status": (
+                f"CASE WHEN {draw} < 14 THEN 10 WHEN {draw} < 16 THEN 9 WHEN {draw} < 19 THEN 4 ELSE 5 END"
+            ),
             "watch_at": "NULL",
         }
         select = ", ".join(varied.get(c, f"t.{c}") for c in columns)

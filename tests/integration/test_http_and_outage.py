@@ -47,7 +47,8 @@ def test_health_metrics_and_openapi(dossier):
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "up", "broker": "up"}
     requests.get(f"{dossier}/health/live", timeout=5)
     metrics = requests.get(f"{dossier}/metrics", timeout=5).text
-    assert 'motcua_http_requests_total{method="GET",route="/health/live",service="dossier",status="200"}' in metrics
+    series = 'motcua_http_requests_total{method="GET",route="/health/live",service="dossier",status="200"}'
+    assert series in metrics
     document = requests.get(f"{dossier}/api/v1/openapi.json", timeout=5).json()
     assert document["openapi"].startswith("3.") and "/api/v1/dossiers" in document["paths"]
 
@@ -161,7 +162,8 @@ def test_dossier_metrics_pass_promtool(dossier):
         if os.environ.get("CI"):
             pytest.fail("promtool is missing (Debian's prometheus package)")
         pytest.skip("install Debian's prometheus package for promtool")
-    requests.post(f"{dossier}/api/v1/dossiers", json=receipt(), headers=bearer("desk_officer", UNIT), timeout=5)
+    headers = bearer("desk_officer", UNIT)
+    requests.post(f"{dossier}/api/v1/dossiers", json=receipt(), headers=headers, timeout=5)
     text = requests.get(f"{dossier}/metrics", timeout=5).text
     assert "motcua_events_published_total" in text or "motcua_outbox_pending" in text
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)

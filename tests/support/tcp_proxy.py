@@ -59,10 +59,8 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_RDWR)  # wakes the other direction's reader
-            except OSError:
-                pass
             source.close()
 
     def cut(self) -> None:
