@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zlib
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
 from shared.config import ConfigurationError, load_config
+from shared.db import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +34,30 @@ def alembic_config(service: str, database_url: str) -> Config:
 
 def upgrade(service: str, database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(service, database_url), revision)
+
+
+def run_migrations(context, metadata: sa.MetaData, service: str) -> None:
+    """The body of every service's ``migrations/env.py``.
+
+    On PostgreSQL an advisory lock serialises concurrent runs (two replicas' init containers starting
+    together): the second waits, then finds nothing left to do.
+    """
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url"), pool_size=1)
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            key = zlib.crc32(f"motcua-migrate-{service}".encode())
+            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            connection.commit()
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table=f"alembic_version_{service}",
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+    engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
