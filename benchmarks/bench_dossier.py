@@ -1,31 +1,38 @@
 """End-to-end dossier transitions: HTTP request → committed → event confirmed on the broker → received.
 
-The dossier service runs as its own process (as ``make run`` starts it) on SQLite or PostgreSQL; a client
-pool sends receipts over HTTP while a subscriber on ``egov.events`` takes the events. Throughput counts
-transitions whose event reached the subscriber; latency is measured per transition from the request
-being sent to its event arriving.
+The dossier service runs as its own process (as ``make run`` starts it) on SQLite or PostgreSQL. ``wrk``
+(a C load generator, so the client does not eat the CPU it measures) sends transitions for a fixed time
+while a subscriber on ``egov.events`` takes their events. Two transitions are measured: the receipt at the
+counter (a new dossier, status 2) and ``start_processing`` on those dossiers (status 4). Throughput counts
+transitions whose event reached the subscriber; latency is wrk's request latency (to the commit) and the
+event lag (the event's time, set in the transaction, to its arrival at the subscriber).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import requests
 
 from shared.auth import DEV_SECRET, mint
-from tests.support.broker import Subscriber
+from shared.broker import connect, declare_exchanges
+from shared.events import EXCHANGE
 
 ROOT = Path(__file__).resolve().parent.parent
 APPLICANT = {"full_name": "Nguyễn Văn An", "id_number": "079203001234"}
+UNIT = "26740"
 
 
 def _free_port() -> int:
@@ -37,6 +44,8 @@ def _free_port() -> int:
 
 
 class RunningDossier:
+    """The dossier service as its own process, migrated, on the given database and broker."""
+
     def __init__(self, amqp_uri: str, database_url: str) -> None:
         self.port = _free_port()
         self.env = {
@@ -83,72 +92,147 @@ class RunningDossier:
             self.process.kill()
 
 
-def receipts(
-    amqp_uri: str,
-    database_url: str,
-    count: int,
-    concurrency: int = 8,
-    procedure: str = "1.001193",
-    unit: str = "26740",
-) -> dict:
-    """Receipts per second, end to end, and p50/p99 latency from request to event received."""
-    token = mint(DEV_SECRET, sub="bench", roles=["desk_officer"], units=[unit])
-    headers = {"Authorization": f"Bearer {token}"}
-    body = json.dumps({"procedure_code": procedure, "receiving_unit": unit, "applicant": APPLICANT})
-    subscriber = Subscriber(amqp_uri, "dossier.received.#")
-    sent_at: dict[str, float] = {}
-    arrived_at: dict[str, float] = {}
-    stop = threading.Event()
+def _lua(token: str, body: str | None, paths: list[str] | None, method: str = "POST") -> str:
+    """A wrk script: JSON POSTs, to one path or cycling through ``paths``."""
+    lines = [
+        f'wrk.method = "{method}"',
+        'wrk.headers["Content-Type"] = "application/json"',
+        f'wrk.headers["Authorization"] = "Bearer {token}"',
+    ]
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(body)}")
+    if paths:
+        lines.append("paths = {" + ",".join(json.dumps(p) for p in paths) + "}")
+        # Each wrk thread takes its own interleaved share of the paths, so none is sent twice.
+        lines.append("threads = 0")
+        lines.append("setup = function(thread) thread:set('id', threads); threads = threads + 1 end")
+        lines.append("counter = 0")
+        lines.append(
+            "request = function() local n = counter * 2 + id; counter = counter + 1; "
+            "return wrk.format(nil, paths[(n % #paths) + 1]) end"
+        )
+    lines.append(
+        "done = function(summary, latency, requests) io.write(string.format("
+        '"RESULT %d %d %d %d %d\\n", summary.requests, latency:percentile(50), '
+        "latency:percentile(99), summary.errors.status, summary.duration)) end"
+    )
+    return "\n".join(lines) + "\n"
 
-    def listen() -> None:
-        while not stop.is_set() and len(arrived_at) < count:
-            before = len(subscriber.messages)
-            subscriber.drain(timeout=0.2, quiet=0)
-            now = time.perf_counter()
-            for message in subscriber.messages[before:]:
-                arrived_at.setdefault(json.loads(message.body)["subject"], now)
 
-    with RunningDossier(amqp_uri, database_url) as service:
-        session = requests.Session()
-        session.post(
-            f"{service.url}/api/v1/dossiers",
-            data=body,
-            timeout=30,
-            headers={**headers, "Content-Type": "application/json"},
-        )  # warm-up
-        subscriber.drain(expect=1, timeout=10, quiet=0.2)
-        subscriber.messages.clear()
-        listener = threading.Thread(target=listen, daemon=True)
-        listener.start()
-        sessions = threading.local()
-
-        def one(_n: int) -> None:
-            client = getattr(sessions, "client", None) or requests.Session()
-            sessions.client = client
-            started = time.perf_counter()
-            response = client.post(
-                f"{service.url}/api/v1/dossiers",
-                data=body,
-                timeout=60,
-                headers={**headers, "Content-Type": "application/json"},
-            )
-            if response.status_code != 201:
-                raise RuntimeError(f"receipt failed: {response.status_code} {response.text[:200]}")
-            sent_at[response.json()["code"]] = started
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(one, range(count)))
-        listener.join(timeout=120)
-        elapsed = max(arrived_at.values(), default=time.perf_counter()) - started
-        stop.set()
-    subscriber.close()
-    latencies = sorted(arrived_at[code] - sent_at[code] for code in sent_at if code in arrived_at)
-    if len(latencies) < count:
-        raise RuntimeError(f"only {len(latencies)} of {count} events arrived")
+def _wrk(url: str, script: str, seconds: int, connections: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        output = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", handle.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
+    match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", output)
+    if not match:
+        raise RuntimeError(f"wrk said: {output}")
+    requests_done, p50, p99, errors, duration_us = map(int, match.groups())
     return {
-        "transitions": count,
-        "per_s": count / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "requests": requests_done,
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+        "non_2xx": errors,
+        "seconds": duration_us / 1e6,
     }
+
+
+class _Listener:
+    """Takes the events of one kind as they arrive, noting each one's lag from its event time."""
+
+    def __init__(self, amqp_uri: str, binding: str) -> None:
+        self.connection = connect(amqp_uri)
+        channel = self.connection.channel()
+        declare_exchanges(channel)
+        queue, _, _ = channel.queue_declare("", exclusive=True, auto_delete=True)
+        channel.queue_bind(queue, EXCHANGE, binding)
+        channel.basic_consume(queue, callback=self._on_message, no_ack=True)
+        self.lags: list[float] = []
+        self.subjects: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _on_message(self, message) -> None:
+        arrived = time.time()
+        envelope = json.loads(message.body)
+        sent = datetime.fromisoformat(envelope["time"].replace("Z", "+00:00")).timestamp()
+        self.lags.append(arrived - sent)
+        self.subjects.append(envelope["subject"])
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.connection.drain_events(timeout=0.2)
+            except (TimeoutError, OSError):
+                continue
+
+    def wait_for(self, count: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.lags) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.connection.close()
+
+
+def _figures(load: dict, listener: _Listener, last_arrival_wait: float) -> dict:
+    lags = sorted(listener.lags)
+    # Requests still in flight when wrk stops complete too: count what reached the subscriber.
+    ok = len(lags)
+    return {
+        "transitions": ok,
+        "per_s": round(ok / (load["seconds"] + last_arrival_wait), 1),
+        "http_p50_ms": load["p50_ms"],
+        "http_p99_ms": load["p99_ms"],
+        "event_lag_p50_ms": round(statistics.median(lags) * 1000, 1) if lags else None,
+        "event_lag_p99_ms": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))] * 1000, 1)
+        if lags
+        else None,
+        "non_2xx": load["non_2xx"],
+    }
+
+
+def transitions(
+    amqp_uri: str, database_url: str, seconds: int = 10, connections: int = 16, procedure: str = "1.001193"
+) -> dict:
+    """Receipts, then start_processing on the received dossiers, end to end."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("the dossier benchmark needs wrk: apt-get install wrk")
+    desk = mint(DEV_SECRET, sub="bench-desk", roles=["desk_officer"], units=[UNIT])
+    receipt = json.dumps({"procedure_code": procedure, "receiving_unit": UNIT, "applicant": APPLICANT})
+    results = {}
+    with RunningDossier(amqp_uri, database_url) as service:
+        warm = requests.post(
+            f"{service.url}/api/v1/dossiers",
+            data=receipt,
+            timeout=30,
+            headers={"Authorization": f"Bearer {desk}", "Content-Type": "application/json"},
+        )
+        warm.raise_for_status()
+        listener = _Listener(amqp_uri, "dossier.received.#")
+        load = _wrk(f"{service.url}/api/v1/dossiers", _lua(desk, receipt, None), seconds, connections)
+        started_wait = time.monotonic()
+        listener.wait_for(load["requests"] - load["non_2xx"])
+        results["receive"] = _figures(load, listener, time.monotonic() - started_wait)
+        codes = list(dict.fromkeys(listener.subjects))
+        listener.close()
+
+        listener = _Listener(amqp_uri, "dossier.processing_started.#")
+        paths = [f"/api/v1/dossiers/{code}/actions/start_processing" for code in codes]
+        # Each dossier can start processing once; later requests on it are 409s and are not counted.
+        load = _wrk(service.url, _lua(desk, "{}", paths), seconds, connections)
+        started_wait = time.monotonic()
+        listener.wait_for(min(len(codes), load["requests"] - load["non_2xx"]))
+        results["start_processing"] = _figures(load, listener, time.monotonic() - started_wait)
+        listener.close()
+    return results

@@ -71,13 +71,58 @@ def outbox(count: int, runs: int) -> dict:
     }
 
 
+def dossier(seconds: int) -> dict:
+    """End-to-end transitions on SQLite and PostgreSQL, against the raw broker in the same run."""
+    from benchmarks import bench_dossier
+
+    base = bench_outbox.baseline(AMQP_URI, 20000)
+    scratch = ROOT / ".bench"
+    scratch.mkdir(exist_ok=True)
+    path = scratch / f"dossier-{uuid.uuid4().hex[:6]}.sqlite3"
+    try:
+        on_sqlite = bench_dossier.transitions(AMQP_URI, f"sqlite:///{path}", seconds=seconds)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with Postgres() as url:
+        on_postgres = bench_dossier.transitions(AMQP_URI, url, seconds=seconds)
+    figures: dict = {"baseline_msgs_per_s": round(base), "target_ratio": 0.15}
+    for database, results in (("sqlite", on_sqlite), ("postgresql", on_postgres)):
+        for transition, values in results.items():
+            figures[f"{database}.{transition}"] = {**values, "ratio": round(values["per_s"] / base, 4)}
+    return figures
+
+
+def queries(count: int) -> dict:
+    from benchmarks import bench_queries
+
+    with Postgres() as url:
+        return bench_queries.million(AMQP_URI, url, count=count)
+
+
+def metrics(n_events: int, n_dossiers: int) -> dict:
+    from benchmarks import bench_metrics
+
+    with Postgres() as url:
+        projection = bench_metrics.projection_throughput(AMQP_URI, url, n_events)
+    with Postgres() as url:
+        render = bench_metrics.metrics_render(url, n_dossiers=n_dossiers)
+    return {"projection": projection, "render": render}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke test)")
     parser.add_argument("--only", action="append", help="run only these benchmarks")
     args = parser.parse_args()
-    count, runs = (2000, 1) if args.quick else (20000, 3)
-    benches = {"outbox": lambda: outbox(count, runs)}
+    quick = args.quick
+    count, runs = (2000, 1) if quick else (20000, 3)
+    benches = {
+        "outbox": lambda: outbox(count, runs),
+        "dossier": lambda: dossier(3 if quick else 15),
+        "queries": lambda: queries(20_000 if quick else 1_000_000),
+        "metrics": lambda: metrics(2000 if quick else 20000, 20_000 if quick else 1_000_000),
+    }
     results = {}
     for name, bench in benches.items():
         if args.only and name not in args.only:
@@ -85,7 +130,7 @@ def main() -> int:
         print(f"== {name} ...", flush=True)
         results[name] = bench()
         for key, value in results[name].items():
-            print(f"   {key:32} {value}")
+            print(f"   {key:32} {json.dumps(value) if isinstance(value, dict) else value}")
     out = ROOT / ".bench" / "results.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
