@@ -155,6 +155,7 @@ class _Listener:
         channel.queue_bind(queue, EXCHANGE, binding)
         channel.basic_consume(queue, callback=self._on_message, no_ack=True)
         self.lags: list[float] = []
+        self.arrivals: list[float] = []
         self.subjects: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -165,6 +166,7 @@ class _Listener:
         envelope = json.loads(message.body)
         sent = datetime.fromisoformat(envelope["time"].replace("Z", "+00:00")).timestamp()
         self.lags.append(arrived - sent)
+        self.arrivals.append(arrived)
         self.subjects.append(envelope["subject"])
 
     def _run(self) -> None:
@@ -185,13 +187,15 @@ class _Listener:
         self.connection.close()
 
 
-def _figures(load: dict, listener: _Listener, last_arrival_wait: float) -> dict:
+def _figures(load: dict, listener: _Listener) -> dict:
     lags = sorted(listener.lags)
-    # Requests still in flight when wrk stops complete too: count what reached the subscriber.
+    # The rate of transitions whose event arrived, between the first and the last arrival: it does
+    # not count the time wrk spent on 409s once every dossier had been moved.
     ok = len(lags)
+    span = max(listener.arrivals) - min(listener.arrivals) if ok > 1 else float("inf")
     return {
         "transitions": ok,
-        "per_s": round(ok / (load["seconds"] + last_arrival_wait), 1),
+        "per_s": round((ok - 1) / span, 1),
         "http_p50_ms": load["p50_ms"],
         "http_p99_ms": load["p99_ms"],
         "event_lag_p50_ms": round(statistics.median(lags) * 1000, 1) if lags else None,
@@ -221,9 +225,8 @@ def transitions(
         warm.raise_for_status()
         listener = _Listener(amqp_uri, "dossier.received.#")
         load = _wrk(f"{service.url}/api/v1/dossiers", _lua(desk, receipt, None), seconds, connections)
-        started_wait = time.monotonic()
         listener.wait_for(load["requests"] - load["non_2xx"])
-        results["receive"] = _figures(load, listener, time.monotonic() - started_wait)
+        results["receive"] = _figures(load, listener)
         codes = list(dict.fromkeys(listener.subjects))
         listener.close()
 
@@ -231,8 +234,7 @@ def transitions(
         paths = [f"/api/v1/dossiers/{code}/actions/start_processing" for code in codes]
         # Each dossier can start processing once; later requests on it are 409s and are not counted.
         load = _wrk(service.url, _lua(desk, "{}", paths), seconds, connections)
-        started_wait = time.monotonic()
         listener.wait_for(min(len(codes), load["requests"] - load["non_2xx"]))
-        results["start_processing"] = _figures(load, listener, time.monotonic() - started_wait)
+        results["start_processing"] = _figures(load, listener)
         listener.close()
     return results

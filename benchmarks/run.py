@@ -17,7 +17,34 @@ import sqlalchemy as sa
 from benchmarks import bench_outbox
 
 ROOT = Path(__file__).resolve().parent.parent
-AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+BROKER = os.environ.get("MOTCUA_BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672")
+MANAGEMENT = os.environ.get("MOTCUA_BENCH_MANAGEMENT", "http://guest:guest@127.0.0.1:15672")
+AMQP_URI = ""  # set by main(): a virtual host of the benchmark's own
+
+
+class BenchVhost:
+    """A throw-away RabbitMQ virtual host, so benchmark traffic never reaches a running system."""
+
+    def __enter__(self) -> str:
+        import requests
+
+        self.name = f"motcua-bench-{uuid.uuid4().hex[:8]}"
+        self.api = f"{MANAGEMENT}/api/vhosts/{self.name}"
+        requests.put(self.api, timeout=10).raise_for_status()
+        user = sa.engine.make_url(BROKER.replace("amqp", "postgresql", 1)).username or "guest"
+        requests.put(
+            f"{MANAGEMENT}/api/permissions/{self.name}/{user}",
+            timeout=10,
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        return f"{BROKER}/{self.name}"
+
+    def __exit__(self, *exc) -> None:
+        import requests
+
+        requests.delete(self.api, timeout=30)
+
+
 POSTGRES_ADMIN = os.environ.get("MOTCUA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -123,19 +150,25 @@ def main() -> int:
         "queries": lambda: queries(20_000 if quick else 1_000_000),
         "metrics": lambda: metrics(2000 if quick else 20000, 20_000 if quick else 1_000_000),
     }
-    results = {}
-    for name, bench in benches.items():
-        if args.only and name not in args.only:
-            continue
-        print(f"== {name} ...", flush=True)
-        results[name] = bench()
-        for key, value in results[name].items():
-            print(f"   {key:32} {json.dumps(value) if isinstance(value, dict) else value}")
+    global AMQP_URI
+    results: dict = {}
+    with BenchVhost() as AMQP_URI:
+        run_all(benches, results, args.only)
     out = ROOT / ".bench" / "results.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"results written to {out}")
     return 0
+
+
+def run_all(benches: dict, results: dict, only: list[str] | None) -> None:
+    for name, bench in benches.items():
+        if only and name not in only:
+            continue
+        print(f"== {name} ...", flush=True)
+        results[name] = bench()
+        for key, value in results[name].items():
+            print(f"   {key:32} {json.dumps(value) if isinstance(value, dict) else value}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,401 @@
+"""Metrics service benchmarks: projection throughput against a raw consumer, and /metrics render time.
+
+``projection_throughput``: the metrics service runs as its own process (as ``make run`` starts it, with
+MAX_WORKERS=200 so that its projector writes big batches) and projects ``n_events`` dossier events
+waiting in its queue; the baseline is a plain consumer acking the same number of messages from a
+queue of the same kind (durable quorum queue, same prefetch), in the same run. For context it also
+measures a nameko ``@event_consumer`` that does nothing: the ceiling of any consumer built on the
+shared entrypoint. Rates come from the first and last message handled. Events go straight into the
+queues through the default exchange, so nothing else bound to ``egov.events`` receives them; still,
+use a broker (or vhost) where no metrics service is running — the benchmark refuses a queue with
+consumers.
+
+``metrics_render``: one province (the largest of the default map, every commune, every catalogue
+field) with ``n_dossiers`` projected dossiers bulk-inserted as facts and totals, then the /metrics page
+rendered (database queries and text) several times.
+
+Targets (issue 4): projection at least 30% of the raw consume rate; render under 250 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import amqp
+import requests
+import sqlalchemy as sa
+
+from services.dossier.catalogue import Catalogue
+from services.metrics import repository
+from services.metrics.exposition import SlaCollector, UnitLabels, render
+from services.metrics.models import dossier_facts, pipeline
+from services.metrics.projection import RATINGS, DossierFacts
+from services.metrics.service import QUEUE
+from shared.auth import DEV_SECRET
+from shared.broker import ConfirmingPublisher, Outgoing, connect, declare_consumer_queue
+from shared.consumer import event_consumer
+from shared.db import create_engine
+from shared.events import Event
+from shared.migrate import upgrade
+from shared.units import UnitRegistry
+from tests.support.metrics_streams import Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFETCH = 200  # the service's MAX_WORKERS, which nameko also uses as its prefetch count
+NOOP_QUEUE = "bench.nameko-noop"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _dossier_events(n_events: int, seed: int) -> list[Event]:
+    """``n_events`` realistic dossier events, dossiers interleaved, each dossier's in order."""
+    registry = UnitRegistry.default()
+    units = sorted(registry.descendants(_largest_province(registry)))
+    now = datetime.now(UTC)
+    simulator = Simulator(seed, registry, now)
+    rng = random.Random(seed)
+    streams: list[Iterator[Event]] = []
+    total = 0
+    while total < n_events:
+        truth = simulator.dossier(rng.choice(units), now - timedelta(days=rng.uniform(1, 40)))
+        streams.append(iter(truth.events))
+        total += len(truth.events)
+    events: list[Event] = []
+    while streams and len(events) < n_events:
+        index = rng.randrange(len(streams))
+        event = next(streams[index], None)
+        if event is None:
+            streams[index] = streams[-1]
+            streams.pop()
+        else:
+            events.append(event)
+    return events
+
+
+def _fill(amqp_uri: str, queue: str, bodies: list[bytes]) -> None:
+    """Put the messages straight into ``queue`` (default exchange): persistent, confirmed."""
+    publisher = ConfirmingPublisher(amqp_uri, confirm_timeout=60)
+    try:
+        for start in range(0, len(bodies), 1000):
+            outcomes = publisher.publish(
+                [
+                    Outgoing(message_id="", event_type="", routing_key=queue, body=body, exchange="")
+                    for body in bodies[start : start + 1000]
+                ]
+            )
+            if not all(o.confirmed and not o.unroutable for o in outcomes):
+                raise RuntimeError(f"the broker did not take every message for {queue}")
+    finally:
+        publisher.close()
+
+
+def _empty_queue(amqp_uri: str, queue: str, *, bindings: list[str]) -> None:
+    connection = connect(amqp_uri)
+    channel = connection.channel()
+    declare_consumer_queue(channel, queue, bindings, max_attempts=5)
+    _name, _messages, consumers = channel.queue_declare(queue, passive=True)
+    if consumers:
+        connection.close()
+        raise RuntimeError(
+            f"queue {queue} already has {consumers} consumer(s): stop that metrics service first"
+        )
+    channel.queue_purge(queue)
+    connection.close()
+
+
+def raw_consume(amqp_uri: str, bodies: list[bytes]) -> float:
+    """Messages per second of a plain consumer acking each message of a quorum queue."""
+    queue = f"bench.raw-consume-{uuid.uuid4().hex[:8]}"
+    _empty_queue(amqp_uri, queue, bindings=[])
+    _fill(amqp_uri, queue, bodies)
+    connection = connect(amqp_uri, timeout=30)
+    channel = connection.channel()
+    channel.basic_qos(0, PREFETCH, False)
+    stamps: list[float] = []
+
+    def on_message(message: amqp.Message) -> None:
+        channel.basic_ack(message.delivery_tag)
+        stamps.append(time.perf_counter())
+
+    tag = channel.basic_consume(queue, callback=on_message)
+    deadline = time.monotonic() + 600
+    while len(stamps) < len(bodies) and time.monotonic() < deadline:
+        connection.drain_events(timeout=10)
+    channel.basic_cancel(tag)
+    channel.queue_delete(queue)
+    connection.close()
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+class NoopConsumer:
+    """The shared entrypoint with nothing behind it: what nameko itself costs per message."""
+
+    name = "bench_noop"
+    handled: list[float] = []
+
+    @event_consumer(NOOP_QUEUE, [])
+    def handle(self, event: Event) -> bool:
+        NoopConsumer.handled.append(time.perf_counter())
+        return True
+
+
+def _run_noop_consumer(amqp_uri: str, count: int) -> None:
+    """In a child process (eventlet patched): consume ``count`` messages, print the rate."""
+    import eventlet
+    from nameko.containers import ServiceContainer
+
+    container = ServiceContainer(NoopConsumer, {"AMQP_URI": amqp_uri, "max_workers": PREFETCH})
+    container.start()
+    while len(NoopConsumer.handled) < count:
+        eventlet.sleep(0.05)
+    container.stop()
+    stamps = NoopConsumer.handled
+    print((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+
+
+def nameko_noop(amqp_uri: str, bodies: list[bytes]) -> float:
+    """Messages per second of a do-nothing ``@event_consumer`` service (the entrypoint's ceiling)."""
+    _empty_queue(amqp_uri, NOOP_QUEUE, bindings=[])
+    _fill(amqp_uri, NOOP_QUEUE, bodies)
+    child = (
+        "import eventlet; eventlet.monkey_patch()\n"
+        "from benchmarks.bench_metrics import _run_noop_consumer\n"
+        f"_run_noop_consumer({amqp_uri!r}, {len(bodies)})"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    connection = connect(amqp_uri)
+    connection.channel().queue_delete(NOOP_QUEUE)
+    connection.close()
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+class RunningMetrics:
+    """The metrics service as its own process, on the given broker and database."""
+
+    def __init__(self, amqp_uri: str, database_url: str) -> None:
+        self.port = _free_port()
+        self.env = {
+            **os.environ,
+            "AMQP_URI": amqp_uri,
+            "METRICS_DATABASE_URL": database_url,
+            "METRICS_ADDRESS": f"127.0.0.1:{self.port}",
+            "JWT_SECRET": DEV_SECRET,
+            "PYTHONPATH": str(ROOT),
+            "LOG_LEVEL": "WARNING",
+            "MAX_WORKERS": str(PREFETCH),
+        }
+
+    def __enter__(self) -> RunningMetrics:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "shared.runner", "metrics"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/health/live", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("the metrics service did not start")
+
+    def __exit__(self, *exc) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def projection_throughput(amqp_uri: str, database_url: str, n_events: int) -> dict:
+    """Events projected per second by the metrics service, against a raw consumer in the same run."""
+    upgrade("metrics", database_url)
+    events = _dossier_events(n_events, seed=random.randrange(1 << 30))
+    bodies = [event.to_json().encode() for event in events]
+    raw = raw_consume(amqp_uri, bodies)
+    ceiling = nameko_noop(amqp_uri, bodies)
+
+    _empty_queue(amqp_uri, QUEUE, bindings=["dossier.#"])
+    _fill(amqp_uri, QUEUE, bodies)
+    engine = create_engine(database_url, pool_size=1)
+    inbox = pipeline.inbox
+    since = datetime.now(UTC)
+    handled = sa.select(
+        sa.func.count(), sa.func.min(inbox.c.received_at), sa.func.max(inbox.c.received_at)
+    ).where(inbox.c.consumer == QUEUE, inbox.c.received_at >= since)
+    try:
+        with RunningMetrics(amqp_uri, database_url):
+            deadline = time.monotonic() + 1800
+            while time.monotonic() < deadline:
+                with engine.connect() as connection:
+                    count, first, last = connection.execute(handled).one()
+                if count >= len(events):
+                    break
+                time.sleep(0.5)
+        with engine.connect() as connection:
+            waiting = repository.waiting_count(connection)
+    finally:
+        engine.dispose()
+    if count < len(events):
+        raise RuntimeError(f"only {count} of {len(events)} events projected in time")
+    projected = (count - 1) / (last - first).total_seconds()
+    return {
+        "events": len(events),
+        "database": sa.engine.make_url(database_url).get_backend_name(),
+        "raw_consume_msgs_per_s": round(raw),
+        "nameko_noop_consumer_msgs_per_s": round(ceiling),
+        "projected_events_per_s": round(projected),
+        "ratio": round(projected / raw, 3),
+        "target_ratio": 0.3,
+        "noop_ratio": round(ceiling / raw, 3),
+        "events_left_waiting": waiting,
+    }
+
+
+def _largest_province(registry: UnitRegistry) -> str:
+    provinces = registry.units_at_level("province")
+    return max(provinces, key=lambda province: len(registry.descendants(province.code))).code
+
+
+def _synthetic_facts(
+    n_dossiers: int, units: list[str], now: datetime, seed: int = 766
+) -> Iterator[DossierFacts]:
+    """A province's dossiers of the last year: mostly decided and returned, some in process and late."""
+    rng = random.Random(seed)
+    fields = sorted(Catalogue.load().fields())
+    today = now.date()
+    for number in range(n_dossiers):
+        received_at = now - timedelta(days=rng.uniform(0, 365))
+        due_at = received_at + timedelta(days=rng.choice((1, 3, 5, 10, 15, 30)) * 1.4)
+        values: dict = {"status": 10}
+        draw = rng.random()
+        if draw < 0.05:
+            values = {"status": 4, "due_at": now + timedelta(hours=rng.uniform(-200, 200))}
+        elif draw < 0.08:
+            values = {"status": 7}
+        else:
+            resolved_at = received_at + (due_at - received_at) * rng.uniform(0.2, 1.2)
+            values.update(
+                resolved_at=resolved_at,
+                timeliness=rng.choices(("early", "on_time", "late"), weights=(7, 2, 1))[0],
+                working_days=round(rng.uniform(0.2, 30), 2),
+            )
+            if rng.random() < 0.9:
+                values.update(
+                    returned_at=resolved_at, returned_by="postal" if rng.random() < 0.3 else "counter"
+                )
+            else:
+                values["status"] = 9
+        yield DossierFacts(
+            code=f"BENCH-{number:08d}",
+            receiving_unit=rng.choice(units),
+            handling_unit=units[0],
+            procedure_code="1.001193",
+            procedure_field=rng.choice(fields),
+            channel=rng.choices((1, 2, 3), weights=(6, 3, 1))[0],
+            return_method=0,
+            received_at=received_at,
+            received_on=min(received_at.date(), today),
+            original_due_at=due_at,
+            supplements=1 if rng.random() < 0.15 else 0,
+            last_sequence=8,
+            **{"due_at": due_at, **values},
+        )
+
+
+def metrics_render(database_url: str, n_dossiers: int = 1_000_000, runs: int = 7) -> dict:
+    """Time to render /metrics, and its series count, for one province with ``n_dossiers`` dossiers."""
+    upgrade("metrics", database_url)
+    registry = UnitRegistry.default()
+    province = _largest_province(registry)
+    units = sorted(registry.descendants(province))
+    now = datetime.now(UTC)
+    engine = create_engine(database_url)
+    try:
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            repository.bulk_insert_facts(connection, _synthetic_facts(n_dossiers, units, now), chunk=10_000)
+        with sa.orm.Session(engine) as session, session.begin():
+            for unit in units:  # a few ratings per unit, every kind
+                codes = session.execute(
+                    sa.select(dossier_facts.c.code)
+                    .where(dossier_facts.c.receiving_unit == unit, dossier_facts.c.returned_at.is_not(None))
+                    .limit(len(RATINGS))
+                ).scalars()
+                for code, rating in zip(codes, RATINGS, strict=False):
+                    repository.add_rating(session, repository.load_facts(session, code), rating, now, "bench")
+        if engine.dialect.name == "postgresql":
+            # As autovacuum leaves a table in steady state: statistics, and the visibility map that
+            # lets the gauges' query read the in-process index alone.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(sa.text("VACUUM ANALYZE metrics_dossier_facts"))
+        loaded = time.perf_counter() - started
+        collector = SlaCollector(engine, UnitLabels(registry, 2), timedelta(hours=24))
+        render(collector)  # warm: connections, caches
+        timings, page = [], b""
+        for _ in range(runs):
+            begin = time.perf_counter()
+            page = render(collector)
+            timings.append((time.perf_counter() - begin) * 1000)
+    finally:
+        engine.dispose()
+    series = sum(1 for line in page.decode().splitlines() if line and not line.startswith("#"))
+    return {
+        "dossiers": n_dossiers,
+        "database": engine.dialect.name,
+        "province": province,
+        "units": len(units),
+        "series": series,
+        "render_ms_median": round(statistics.median(timings), 1),
+        "render_ms_max": round(max(timings), 1),
+        "target_ms": 250,
+        "load_seconds": round(loaded, 1),
+    }
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Run the metrics benchmarks once.")
+    parser.add_argument(
+        "--amqp-uri", default=os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--dossiers", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=("projection", "render"))
+    args = parser.parse_args()
+    if args.only in (None, "projection"):
+        print(json.dumps(projection_throughput(args.amqp_uri, args.database_url, args.events), indent=2))
+    if args.only in (None, "render"):
+        print(json.dumps(metrics_render(args.database_url, args.dossiers), indent=2))
