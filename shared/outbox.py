@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import zlib
 from datetime import UTC, datetime
 
@@ -72,6 +73,7 @@ class OutboxRelay:
         self._sleep = sleep
         self._lock_connection: Connection | None = None
         self._backoff = poll_seconds
+        self._next_gauges = 0.0
 
     def notify(self) -> None:
         """Called after a commit that recorded events: publish now rather than at the next poll."""
@@ -166,7 +168,10 @@ class OutboxRelay:
                     self._wait(5 * self.poll_seconds)
                     continue
                 sent = self.relay_once()
-                self.update_gauges()
+                if time.monotonic() >= self._next_gauges:
+                    # Two aggregate queries: at most once a second, however busy the relay is.
+                    self.update_gauges()
+                    self._next_gauges = time.monotonic() + 1.0
                 self._backoff = self.poll_seconds
                 if sent < self.batch_size:
                     self._wait(self.poll_seconds)
