@@ -1,0 +1,121 @@
+"""marshmallow schemas of the metrics service: the rating request, the report's query and answer.
+
+The same schemas validate requests and generate the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields as dataclass_fields
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.metrics.projection import GROUPINGS, RATINGS, Tally
+
+UNIT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="not a unit code")
+MAX_REPORT_DAYS = 3660
+
+
+class RatingRequestSchema(Schema):
+    """Đánh giá mức độ hài lòng: the applicant's rating on the desk tablet after the result is returned."""
+
+    dossier_code = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    rating = fields.String(
+        required=True,
+        validate=validate.OneOf(RATINGS),
+        metadata={
+            "description": "satisfied (hài lòng), normal (bình thường), not_satisfied (không hài lòng)"
+        },
+    )
+
+
+class RatingSchema(Schema):
+    dossier_code = fields.String()
+    rating = fields.String()
+    unit = fields.String(metadata={"description": "the receiving unit, whose rating this is"})
+    rated_at = fields.AwareDateTime()
+
+
+class ReportQuerySchema(Schema):
+    unit = fields.String(
+        required=True, validate=UNIT_CODE, metadata={"description": "unit code; its whole subtree counts"}
+    )
+    period_from = fields.Date(
+        data_key="from",
+        metadata={"description": "first receipt day (Vietnam time); default: 1st of this month"},
+    )
+    period_to = fields.Date(data_key="to", metadata={"description": "last receipt day; default: today"})
+    group_by = fields.String(load_default="unit", validate=validate.OneOf(GROUPINGS))
+    format = fields.String(
+        validate=validate.OneOf(("json", "csv")),
+        metadata={"description": "csv, or send 'Accept: text/csv'; default json"},
+    )
+
+    @validates_schema
+    def _ordered(self, data, **kwargs) -> None:
+        first, last = data.get("period_from"), data.get("period_to")
+        if first and last and first > last:
+            raise ValidationError("must not be after 'to'", field_name="from")
+        if first and last and (last - first).days >= MAX_REPORT_DAYS:
+            raise ValidationError(f"a report spans at most {MAX_REPORT_DAYS} days", field_name="to")
+
+
+_COUNT_DESCRIPTIONS = {
+    "received": "dossiers received in the period (first receipt)",
+    "decided_early": "decided before the due date",
+    "decided_on_time": "decided on the due date",
+    "decided_late": "decided after the due date",
+    "withdrawn": "withdrawn at the applicant's request",
+    "in_process_within_deadline": "in process and not overdue now",
+    "in_process_overdue": "in process and overdue now",
+    "supplemented": "with at least one supplement request",
+    "received_online": "received through the online channel",
+    "received_postal": "received by post",
+    "returned": "result handed over",
+    "returned_postal": "result delivered by post",
+    "rated": "with a satisfaction rating",
+    "rated_not_satisfied": "rated not satisfied",
+}
+
+
+_RATE_DESCRIPTIONS = {
+    "on_time_rate": "(early + on time) / decided",
+    "online_share": "received online / received",
+    "postal_share": "results returned by post / received",
+    "postal_receipt_share": "received by post / received",
+    "supplement_rate": "supplemented / received",
+    "satisfaction_rate": "(decided - rated not satisfied) / decided",
+    "progress_score": "Decision 766: 20 x (in process within deadline + decided early or on time "
+    "+ withdrawn) / received",
+}
+
+# Every count of a Tally, then the rates: a count without a description fails at import.
+FiguresSchema = Schema.from_dict(
+    {
+        **{
+            name: fields.Integer(metadata={"description": _COUNT_DESCRIPTIONS[name]})
+            for name in (f.name for f in dataclass_fields(Tally))
+        },
+        "decided": fields.Integer(metadata={"description": "decided early + on time + late"}),
+        **{
+            name: fields.Float(allow_none=True, metadata={"description": f"{text}; null when dividing by 0"})
+            for name, text in _RATE_DESCRIPTIONS.items()
+        },
+    },
+    name="Figures",
+)
+
+
+class ReportGroupSchema(FiguresSchema):
+    key = fields.String(metadata={"description": "unit code, procedure code, field code or YYYY-MM"})
+    name = fields.String()
+
+
+class ReportSchema(Schema):
+    unit = fields.String()
+    unit_name = fields.String()
+    period_from = fields.Date(data_key="from")
+    period_to = fields.Date(data_key="to")
+    group_by = fields.String()
+    as_of = fields.AwareDateTime(metadata={"description": "when the figures were computed"})
+    total = fields.Nested(FiguresSchema)
+    groups = fields.List(fields.Nested(ReportGroupSchema))

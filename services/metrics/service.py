@@ -1,0 +1,141 @@
+"""The metrics service's entrypoints: the dossier-event consumer, /metrics, ratings, the SLA report.
+
+Where a dossier's SLA facts are decided: :mod:`services.metrics.projection`.
+Where they are stored and counted: :mod:`services.metrics.repository`.
+Where a new metric goes: :mod:`services.metrics.exposition` (a ``Family``, and its values in ``snapshot``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from werkzeug.wrappers import Response
+
+from services.metrics import repository
+from services.metrics.dependencies import Projector, Settings, SlaMetrics
+from services.metrics.models import SERVICE, pipeline
+from services.metrics.openapi import document as openapi_document
+from services.metrics.projection import Period
+from services.metrics.report import assemble
+from services.metrics.schemas import RatingRequestSchema, RatingSchema, ReportQuerySchema
+from shared.auth import Auth
+from shared.consumer import event_consumer
+from shared.events import Event
+from shared.http import api, idempotent, read_json, read_query
+from shared.operations import OperationalEndpoints
+from shared.problems import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.providers import Calendar, Units
+from shared.uow import UnitOfWork
+
+QUEUE = "metrics.dossier-events"
+REPORT_ROLES = ("auditor", "desk_officer", "handling_officer", "leader")
+
+
+class MetricsService(OperationalEndpoints):
+    name = SERVICE
+    openapi_document = staticmethod(openapi_document)
+
+    uow = UnitOfWork(pipeline, relay=False)
+    auth = Auth()
+    units = Units()
+    calendar = Calendar()
+    settings = Settings()
+    sla_metrics = SlaMetrics()
+    projector = Projector(QUEUE)
+
+    @event_consumer(QUEUE, ["dossier.#"])
+    def project(self, event: Event):
+        """Fold a dossier event into the projection, once (inbox), in sequence order (event log)."""
+        return self.projector.project(event)
+
+    @api("GET", "/metrics")
+    def metrics(self, request):
+        return Response(self.sla_metrics.render(self.uow.engine), content_type=CONTENT_TYPE_LATEST)
+
+    @api("POST", "/api/v1/ratings")
+    def rate(self, request):
+        """The desk tablet: one satisfaction rating per returned dossier, within the window."""
+        principal = self.auth.principal(request)
+        principal.require_role("desk_officer")
+        body = read_json(request, RatingRequestSchema())
+        code, window = body["dossier_code"], self.settings.satisfaction_window
+
+        def change(tx):
+            now = datetime.now(UTC)
+            facts = repository.load_facts(tx.session, code)
+            if facts is None or not facts.is_received:
+                raise NotFound(f"no dossier {code}")
+            if facts.receiving_unit not in self.units or not principal.covers(
+                self.units, facts.receiving_unit
+            ):
+                raise Forbidden(
+                    f"dossier {code} was received by unit {facts.receiving_unit}, outside your jurisdiction"
+                )
+            if facts.returned_at is None:
+                raise Conflict(
+                    f"dossier {code} has no result returned yet; rate it when the result is handed over"
+                )
+            closed = facts.returned_at + window
+            if now > closed:
+                raise Conflict(
+                    f"the rating window of dossier {code} closed on {closed:%Y-%m-%d %H:%M} UTC, "
+                    f"{window.days} days after its result was returned"
+                )
+            if not repository.add_rating(tx.session, facts, body["rating"], now, principal.sub):
+                raise Conflict(f"dossier {code} has already been rated; a dossier is rated once")
+            rating = {
+                "dossier_code": code,
+                "rating": body["rating"],
+                "unit": facts.receiving_unit,
+                "rated_at": now,
+            }
+            return 201, RatingSchema().dump(rating)
+
+        return idempotent(self.uow, principal.sub, request, change)
+
+    @api("GET", "/api/v1/reports/sla")
+    def sla_report(self, request):
+        """SLA figures of a unit's subtree for a period, grouped; JSON or CSV."""
+        principal = self.auth.principal(request)
+        principal.require_role(*REPORT_ROLES)
+        query = read_query(request, ReportQuerySchema())
+        unit = query["unit"]
+        if unit not in self.units:
+            detail = f"unknown unit code {unit!r}"
+            raise ValidationFailed(detail, errors=[{"pointer": "/unit", "detail": detail}])
+        # A report is an action on a unit, not a read of a dossier: 403, as the unit's existence is public.
+        if not principal.covers(self.units, unit):
+            raise Forbidden(f"unit {unit} is outside your jurisdiction")
+        now = datetime.now(UTC)
+        today = now.astimezone(self.calendar.timezone).date()
+        period = Period(
+            query.get("period_from") or today.replace(day=1),
+            query.get("period_to") or today,
+            self.calendar.timezone,
+        )
+        with self.uow.transaction() as tx:
+            rows = repository.report_tallies(
+                tx.session, self.units.descendants(unit), period, now, query["group_by"]
+            )
+        report = assemble(
+            rows,
+            unit=unit,
+            first=period.first,
+            last=period.last,
+            group_by=query["group_by"],
+            as_of=now,
+            registry=self.units,
+        )
+        wanted = query.get("format") or (
+            "csv"
+            if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+            else "json"
+        )
+        if wanted == "csv":
+            return Response(
+                report.to_csv(),
+                content_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{report.filename}"'},
+            )
+        return report.as_dict()

@@ -1,0 +1,205 @@
+"""The projection and the SQL report on both databases, without the broker.
+
+Events reach the consumer's own method (``MetricsService.project`` through nameko's worker_factory,
+with the real unit of work): shuffled across and within dossiers, some delivered twice. The report
+is then compared, figure by figure, with the oracle's recomputation from the ground truth; a province
+with the sum of its units; and the projection with its own rebuild from the event log.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from nameko.testing.services import worker_factory
+
+from services.metrics import repository
+from services.metrics.dependencies import Projection
+from services.metrics.exposition import SlaCollector, UnitLabels, families, snapshot
+from services.metrics.models import event_log, pipeline, totals
+from services.metrics.projection import FIGURES, GROUPINGS, RATINGS, Period
+from services.metrics.rebuild import rebuild
+from services.metrics.report import assemble
+from services.metrics.service import QUEUE, MetricsService
+from shared.db import create_engine
+from shared.migrate import upgrade
+from shared.units import UnitRegistry
+from shared.uow import UnitOfWorkFactory
+from shared.workcalendar import WorkingCalendar
+from tests.support.metrics_oracle import assert_same_figures, oracle_report
+from tests.support.metrics_streams import simulate_period
+
+pytestmark = pytest.mark.integration
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+REGISTRY = UnitRegistry.default()
+PROVINCE = "79"
+COMMUNES = [unit.code for unit in REGISTRY.children(PROVINCE)[:5]]
+
+
+@pytest.fixture
+def metrics_db(database_url):
+    upgrade("metrics", database_url)
+    engine = create_engine(database_url)
+    yield database_url, UnitOfWorkFactory(engine, pipeline, None, "amqp://unused")
+    engine.dispose()
+
+
+def consumer(uow):
+    """The consumer's entrypoint method with the real projection, one event per transaction."""
+    projection = Projection(uow.engine, VN, QUEUE)
+    return worker_factory(MetricsService, uow=uow, calendar=WorkingCalendar(), projector=projection)
+
+
+def report(uow, unit, period, now, group_by) -> dict[str, dict]:
+    with uow.transaction() as tx:
+        rows = repository.report_tallies(tx.session, REGISTRY.descendants(unit), period, now, group_by)
+    answer = assemble(
+        rows, unit=unit, first=period.first, last=period.last, group_by=group_by, as_of=now, registry=REGISTRY
+    ).as_dict()
+    return {"total": answer["total"], **{group["key"]: group for group in answer["groups"]}}
+
+
+def everything(uow, period, now) -> dict:
+    """Everything the projection answers: the report in every grouping, the totals, the metrics."""
+    with uow.engine.connect() as connection:
+        rows = sorted(tuple(row) for row in connection.execute(sa.select(totals)))
+        waiting = (
+            connection.execute(sa.select(event_log.c.event_id).where(event_log.c.waiting)).scalars().all()
+        )
+    collector = SlaCollector(uow.engine, UnitLabels(REGISTRY, 2), timedelta(hours=24), clock=lambda: now)
+    metrics = sorted(
+        (s.name, tuple(sorted(s.labels.items())), s.value) for f in collector.collect() for s in f.samples
+    )
+    reports = {g: report(uow, PROVINCE, period, now, g) for g in GROUPINGS}
+    return {"totals": rows, "waiting": sorted(waiting), "metrics": metrics, "reports": reports}
+
+
+def test_shuffled_redelivered_month_matches_the_oracle_and_survives_a_rebuild(metrics_db):
+    url, uow = metrics_db
+    now = datetime.now(UTC)
+    first = (now - timedelta(days=30)).astimezone(VN).date()
+    last = now.astimezone(VN).date()
+    truths = simulate_period(11, REGISTRY, [PROVINCE, *COMMUNES], first - timedelta(days=5), 35, 350, now)
+    rng = random.Random(11)
+    deliveries = [event for truth in truths for event in truth.events]
+    twice = rng.sample(deliveries, len(deliveries) // 20)  # at-least-once: some come twice
+    deliveries += twice
+    rng.shuffle(deliveries)  # and in any order, within a dossier too
+    # Written as the projector writes them: batches of any size, a duplicate possibly in the same one.
+    projection = Projection(uow.engine, VN, QUEUE)
+    outcomes: list[bool] = []
+    while len(outcomes) < len(deliveries):
+        size = rng.choice((1, 2, 7, 40, 150))
+        outcomes += projection.write(deliveries[len(outcomes) : len(outcomes) + size])
+    assert outcomes.count(False) == len(twice)
+
+    ratings = {}
+    for truth in truths:
+        if truth.returned_at and rng.random() < 0.5:
+            ratings[truth.code] = rng.choice(RATINGS)
+            with uow.transaction() as tx:
+                facts = repository.load_facts(tx.session, truth.code)
+                assert repository.add_rating(tx.session, facts, ratings[truth.code], now, "tablet")
+
+    period = Period(first, last, VN)
+    for unit in (PROVINCE, COMMUNES[0]):
+        for group_by in GROUPINGS:
+            expected = oracle_report(truths, ratings, REGISTRY, unit, first, last, group_by, now)
+            assert_same_figures(report(uow, unit, period, now, group_by), expected)
+
+    # A province's figures are exactly the sum of its units' figures: each commune's group is that
+    # commune's own report, and the province's own desk is the rest.
+    by_unit = report(uow, PROVINCE, period, now, "unit")
+    communes = [key for key in by_unit if key not in ("total", PROVINCE)]
+    assert len(communes) == len(COMMUNES) and PROVINCE in by_unit
+    own_reports = {key: report(uow, key, period, now, "unit")["total"] for key in communes}
+    for key in communes:
+        assert {n: own_reports[key][n] for n in FIGURES} == {n: by_unit[key][n] for n in FIGURES}
+    counts = [name for name in FIGURES if isinstance(by_unit["total"][name], int)]
+    for name in counts:
+        summed = sum(own_reports[key][name] for key in communes) + by_unit[PROVINCE][name]
+        assert by_unit["total"][name] == summed, name
+
+    before = everything(uow, period, now)
+    assert before["totals"] and before["waiting"] == []
+    assert rebuild(url, VN) == len([t for t in truths if t.events])
+    assert everything(uow, period, now) == before
+
+
+def test_an_event_after_a_gap_waits_and_the_rebuild_keeps_it_waiting(metrics_db):
+    url, uow = metrics_db
+    now = datetime.now(UTC)
+    first = (now - timedelta(days=20)).astimezone(VN).date()
+    truth = next(
+        t
+        for t in simulate_period(3, REGISTRY, COMMUNES, first, 10, 40, now)
+        if len(t.events) >= 4 and t.events[0].name == "received"
+    )
+    service = consumer(uow)
+    one, two, three = truth.events[:3]
+    assert service.project(one) and service.project(three)
+    with uow.transaction() as tx:
+        assert repository.load_facts(tx.session, truth.code).last_sequence == 1
+    before = everything(uow, Period(first, now.astimezone(VN).date(), VN), now)
+    assert before["waiting"] == [three.id]
+    rebuild(url, VN)
+    assert everything(uow, Period(first, now.astimezone(VN).date(), VN), now) == before
+    assert service.project(two)
+    with uow.transaction() as tx:
+        assert repository.load_facts(tx.session, truth.code).last_sequence == 3
+    assert everything(uow, Period(first, now.astimezone(VN).date(), VN), now)["waiting"] == []
+
+
+def test_a_second_event_claiming_a_taken_sequence_changes_nothing(metrics_db):
+    _url, uow = metrics_db
+    now = datetime.now(UTC)
+    truth = simulate_period(5, REGISTRY, COMMUNES, (now - timedelta(days=10)).date(), 5, 5, now)[0]
+    service = consumer(uow)
+    assert service.project(truth.events[0])
+    impostor = type(truth.events[0])(
+        **{**truth.events[0].__dict__, "id": "00000000-0000-4000-8000-000000000001"}
+    )
+    assert service.project(impostor) is False
+    with uow.engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(event_log)).scalar_one() == 1
+
+
+def test_counters_come_from_the_totals_and_gauges_from_the_clock(metrics_db):
+    _url, uow = metrics_db
+    now = datetime.now(UTC)
+    truths = simulate_period(9, REGISTRY, COMMUNES, (now - timedelta(days=40)).date(), 40, 120, now)
+    service = consumer(uow)
+    for truth in truths:
+        for event in truth.events:
+            service.project(event)
+    with uow.engine.connect() as connection:
+        backlog = repository.backlog_rows(connection, now, timedelta(hours=24))
+        table = repository.totals_rows(connection)
+    labels = UnitLabels(REGISTRY, 1)
+    by_name = {f.name: f for f in families(snapshot(table, backlog, 0, labels))}
+    received = sum(s.value for s in by_name["motcua_dossiers_received"].samples)
+    assert received == sum(1 for t in truths if t.first_received_at)
+    in_process = sum(1 for t in truths if t.first_received_at and t.status in (2, 4, 5, 6, 8))
+    assert by_name["motcua_dossiers_in_process"].samples[0].value == in_process
+    overdue = sum(
+        1
+        for t in truths
+        if t.first_received_at and t.status in (2, 4, 5, 6, 8) and t.due_at < (t.clock_stopped_at or now)
+    )
+    assert sum(s.value for s in by_name["motcua_dossiers_overdue"].samples) == overdue
+    # A week on, with no event at all, more of them are overdue.
+    with uow.engine.connect() as connection:
+        later = repository.backlog_rows(connection, now + timedelta(days=7), timedelta(hours=24))
+    later_overdue = sum(row.overdue for row in later)
+    assert later_overdue == sum(
+        1
+        for t in truths
+        if t.first_received_at
+        and t.status in (2, 4, 5, 6, 8)
+        and t.due_at < (t.clock_stopped_at or now + timedelta(days=7))
+    )
+    assert later_overdue > overdue
