@@ -107,3 +107,19 @@ def test_shipped_service_configs_validate():
 
     for config in sorted(Path("services").glob("*/config.yml")):
         validate(load_config(config))
+
+
+def test_calendar_block_of_each_config_builds_the_calendar(monkeypatch):
+    from datetime import date
+    from pathlib import Path
+
+    from shared.workcalendar import WorkingCalendar
+
+    monkeypatch.setenv("CALENDAR_EXTRA_DAYS_OFF", '["2026-12-31"]')
+    for config in sorted(Path("services").glob("*/config.yml")):
+        settings = load_config(config).get("CALENDAR")
+        if settings is None:
+            continue
+        calendar = WorkingCalendar.from_settings(settings)
+        assert not calendar.is_working_day(date(2026, 12, 31)), config
+        assert calendar.is_working_day(date(2026, 12, 30)), config
