@@ -1,14 +1,15 @@
 """Metrics service benchmarks: projection throughput against a raw consumer, and /metrics render time.
 
-``projection_throughput``: the metrics service runs as its own process (as ``make run`` starts it, with
-MAX_WORKERS=200 so that its projector writes big batches) and projects ``n_events`` dossier events
-waiting in its queue; the baseline is a plain consumer acking the same number of messages from a
-queue of the same kind (durable quorum queue, same prefetch), in the same run. For context it also
-measures a nameko ``@event_consumer`` that does nothing: the ceiling of any consumer built on the
-shared entrypoint. Rates come from the first and last message handled. Events go straight into the
-queues through the default exchange, so nothing else bound to ``egov.events`` receives them; still,
-use a broker (or vhost) where no metrics service is running — the benchmark refuses a queue with
-consumers.
+``projection_throughput``: the metrics service runs as its own process (as ``make run`` starts it)
+and projects ``n_events`` dossier events waiting in its queue, in batches (``@event_batch_consumer``);
+the baseline is a plain consumer acking the same number of messages from a queue of the same kind
+(durable quorum queue, prefetch 200), in the same run. For context it also measures do-nothing
+nameko consumers: an ``@event_consumer`` (one worker per message) and an ``@event_batch_consumer``
+with the service's batch settings, the ceilings of consumers built on the shared entrypoints. Rates
+run from the first to the last handling started (a batch's events share its start; the events of the
+last batch are not counted). Events go straight into the queues through the default exchange, so
+nothing else bound to ``egov.events`` receives them; still, use a broker (or vhost) where no metrics
+service is running — the benchmark refuses a queue with consumers.
 
 ``metrics_render``: one province (the largest of the default map, every commune, every catalogue
 field) with ``n_dossiers`` projected dossiers bulk-inserted as facts and totals, then the /metrics page
@@ -40,18 +41,19 @@ from services.metrics import repository
 from services.metrics.exposition import SlaCollector, UnitLabels, render
 from services.metrics.models import dossier_facts, pipeline
 from services.metrics.projection import RATINGS, DossierFacts
-from services.metrics.service import QUEUE
+from services.metrics.service import BATCH_SIZE, BATCH_WAIT, QUEUE
 from shared.auth import DEV_SECRET
 from shared.broker import ConfirmingPublisher, Outgoing, connect, declare_consumer_queue
-from shared.consumer import event_consumer
+from shared.consumer import event_batch_consumer, event_consumer
 from shared.db import create_engine
 from shared.events import Event
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
+from shared.workcalendar import WorkingCalendar
 from tests.support.metrics_streams import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
-PREFETCH = 200  # the service's MAX_WORKERS, which nameko also uses as its prefetch count
+PREFETCH = 200  # MAX_WORKERS of the services under test, which nameko also uses as its prefetch count
 NOOP_QUEUE = "bench.nameko-noop"
 
 
@@ -143,40 +145,63 @@ def raw_consume(amqp_uri: str, bodies: list[bytes]) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
+HANDLED: list[float] = []  # when the handling of each message started (the child process's)
+
+
 class NoopConsumer:
     """The shared entrypoint with nothing behind it: what nameko itself costs per message."""
 
     name = "bench_noop"
-    handled: list[float] = []
 
     @event_consumer(NOOP_QUEUE, [])
     def handle(self, event: Event) -> bool:
-        NoopConsumer.handled.append(time.perf_counter())
+        HANDLED.append(time.perf_counter())
         return True
 
 
-def _run_noop_consumer(amqp_uri: str, count: int) -> None:
+class NoopBatchConsumer:
+    """The batch entrypoint, with the metrics service's settings, and nothing behind it."""
+
+    name = "bench_noop_batch"
+
+    @event_batch_consumer(NOOP_QUEUE, [], batch_size=BATCH_SIZE, batch_wait=BATCH_WAIT)
+    def handle(self, events: list[Event]) -> None:
+        HANDLED.extend([time.perf_counter()] * len(events))
+
+
+def rate(stamps: list) -> float:
+    """Items per second from the first to the last start; the items started last are not counted."""
+    first, last = min(stamps), max(stamps)
+    return (len(stamps) - stamps.count(last)) / _seconds(last - first)
+
+
+def _seconds(span) -> float:
+    return span.total_seconds() if isinstance(span, timedelta) else span
+
+
+def _run_noop_consumer(amqp_uri: str, count: int, batch: bool = False) -> None:
     """In a child process (eventlet patched): consume ``count`` messages, print the rate."""
     import eventlet
     from nameko.containers import ServiceContainer
 
-    container = ServiceContainer(NoopConsumer, {"AMQP_URI": amqp_uri, "max_workers": PREFETCH})
+    service = NoopBatchConsumer if batch else NoopConsumer
+    container = ServiceContainer(service, {"AMQP_URI": amqp_uri, "max_workers": PREFETCH})
     container.start()
-    while len(NoopConsumer.handled) < count:
+    while len(HANDLED) < count:
         eventlet.sleep(0.05)
     container.stop()
-    stamps = NoopConsumer.handled
-    print((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    print(rate(HANDLED))
 
 
-def nameko_noop(amqp_uri: str, bodies: list[bytes]) -> float:
-    """Messages per second of a do-nothing ``@event_consumer`` service (the entrypoint's ceiling)."""
+def nameko_noop(amqp_uri: str, bodies: list[bytes], *, batch: bool = False) -> float:
+    """Messages per second of a do-nothing ``@event_consumer`` (or ``@event_batch_consumer``) service:
+    the entrypoint's ceiling."""
     _empty_queue(amqp_uri, NOOP_QUEUE, bindings=[])
     _fill(amqp_uri, NOOP_QUEUE, bodies)
     child = (
         "import eventlet; eventlet.monkey_patch()\n"
         "from benchmarks.bench_metrics import _run_noop_consumer\n"
-        f"_run_noop_consumer({amqp_uri!r}, {len(bodies)})"
+        f"_run_noop_consumer({amqp_uri!r}, {len(bodies)}, batch={batch})"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(
@@ -243,40 +268,44 @@ def projection_throughput(amqp_uri: str, database_url: str, n_events: int) -> di
     bodies = [event.to_json().encode() for event in events]
     raw = raw_consume(amqp_uri, bodies)
     ceiling = nameko_noop(amqp_uri, bodies)
+    batch_ceiling = nameko_noop(amqp_uri, bodies, batch=True)
 
     _empty_queue(amqp_uri, QUEUE, bindings=["dossier.#"])
     _fill(amqp_uri, QUEUE, bodies)
     engine = create_engine(database_url, pool_size=1)
     inbox = pipeline.inbox
     since = datetime.now(UTC)
-    handled = sa.select(
-        sa.func.count(), sa.func.min(inbox.c.received_at), sa.func.max(inbox.c.received_at)
-    ).where(inbox.c.consumer == QUEUE, inbox.c.received_at >= since)
+    handled = sa.select(sa.func.count()).where(inbox.c.consumer == QUEUE, inbox.c.received_at >= since)
+    # When each event's transaction started: a batch's events share one.
+    claimed = sa.select(inbox.c.received_at).where(inbox.c.consumer == QUEUE, inbox.c.received_at >= since)
     try:
         with RunningMetrics(amqp_uri, database_url):
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
                 with engine.connect() as connection:
-                    count, first, last = connection.execute(handled).one()
+                    count = connection.execute(handled).scalar_one()
                 if count >= len(events):
                     break
                 time.sleep(0.5)
         with engine.connect() as connection:
             waiting = repository.waiting_count(connection)
+            stamps = list(connection.execute(claimed).scalars())
     finally:
         engine.dispose()
     if count < len(events):
         raise RuntimeError(f"only {count} of {len(events)} events projected in time")
-    projected = (count - 1) / (last - first).total_seconds()
+    projected = rate(stamps)
     return {
         "events": len(events),
         "database": sa.engine.make_url(database_url).get_backend_name(),
         "raw_consume_msgs_per_s": round(raw),
         "nameko_noop_consumer_msgs_per_s": round(ceiling),
+        "nameko_noop_batch_consumer_msgs_per_s": round(batch_ceiling),
         "projected_events_per_s": round(projected),
         "ratio": round(projected / raw, 3),
         "target_ratio": 0.3,
         "noop_ratio": round(ceiling / raw, 3),
+        "noop_batch_ratio": round(batch_ceiling / raw, 3),
         "events_left_waiting": waiting,
     }
 
@@ -359,7 +388,9 @@ def metrics_render(database_url: str, n_dossiers: int = 1_000_000, runs: int = 7
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.execute(sa.text("VACUUM ANALYZE metrics_dossier_facts"))
         loaded = time.perf_counter() - started
-        collector = SlaCollector(engine, UnitLabels(registry, 2), timedelta(hours=24))
+        collector = SlaCollector(
+            engine, UnitLabels(registry, 2), timedelta(hours=24), WorkingCalendar().day_length
+        )
         render(collector)  # warm: connections, caches
         timings, page = [], b""
         for _ in range(runs):

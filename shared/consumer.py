@@ -1,4 +1,4 @@
-"""Consuming events from ``egov.events``: the entrypoint, retries and the dead-letter path.
+"""Consuming events from ``egov.events``: the entrypoints, retries and the dead-letter path.
 
 ``@event_consumer("metrics.dossier-events", ["dossier.#"])`` declares a durable quorum queue bound
 to ``egov.events`` and hands each parsed :class:`~shared.events.Event` to the decorated method.
@@ -6,16 +6,31 @@ A message that cannot be parsed goes straight to ``egov.events.dlx`` with the re
 that raises is retried (the message is requeued) and, on its last attempt, dead-lettered with the
 exception as the reason, so the consumer carries on and nothing is dropped or retried forever.
 De-duplication by event id happens in the handler's own transaction (``Transaction.first_delivery``).
+
+``@event_batch_consumer(queue, keys, batch_size=500, batch_wait=0.05)`` is the same contract for a
+handler that takes a list of events: nameko's one worker per message is what limits a consumer, so
+here the broker's callback only parses and buffers, and one worker takes each batch (full, or
+``batch_wait`` seconds after its first message). A batch that succeeds is acked message by message; one
+whose handler raises is handled again one event per call, so a poison event is retried and
+dead-lettered alone, exactly as above, while its neighbours are acked. Batches run one at a time,
+in arrival order; the broker sends up to ``prefetch`` (default twice ``batch_size``) unacked messages, so
+the next batch fills while one is handled. On stop, buffered messages are not acked: the broker
+delivers them again, and the handler's de-duplication keeps them from counting twice.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
+from eventlet.event import Event as Done
+from eventlet.queue import Empty, LightQueue
 from kombu import Queue
+from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint
 from nameko.messaging import QueueConsumer
 
@@ -39,15 +54,15 @@ class EventQueueConsumer(QueueConsumer):
                 on_message=partial(self.handle_message, provider),
                 accept=None,
             )
-            consumer.qos(prefetch_count=self.prefetch_count)
+            # basic.qos holds for the consumers started after it on the channel: start each one at
+            # once, so that every entrypoint gets its own prefetch (kombu will not start it twice).
+            consumer.qos(prefetch_count=provider.prefetch_count)
+            consumer.consume()
             self._consumers[provider] = consumer
         return self._consumers.values()
 
     def handle_message(self, provider, message):
-        self.container.spawn_managed_thread(
-            partial(provider.handle_message, message),
-            identifier=f"EventConsumer.handle_message[{provider.queue_name}]",
-        )
+        provider.receive(message)
 
 
 class EventConsumer(Entrypoint):
@@ -74,6 +89,18 @@ class EventConsumer(Entrypoint):
     def service(self) -> str:
         return self.container.service_name
 
+    @property
+    def prefetch_count(self) -> int:
+        """Unacked messages the broker may send: one per worker."""
+        return self.container.max_workers
+
+    def receive(self, message) -> None:
+        """Called by the queue consumer's thread for each delivery: one thread per message."""
+        self.container.spawn_managed_thread(
+            partial(self.handle_message, message),
+            identifier=f"EventConsumer.handle_message[{self.queue_name}]",
+        )
+
     def handle_message(self, message) -> None:
         try:
             event = Event.from_json(message.body)
@@ -91,11 +118,16 @@ class EventConsumer(Entrypoint):
 
     def _handle_result(self, message, started, worker_ctx, result, exc_info):
         metrics.EVENT_HANDLING.labels(self.service, self.queue_name).observe(time.perf_counter() - started)
+        self._settle(message, result, exc_info)
+        return result, exc_info
+
+    def _settle(self, message, result, exc_info) -> None:
+        """Ack a handled message; requeue a failed one, or dead-letter it on its last attempt."""
         if exc_info is None:
             outcome = "duplicate" if result is False else "processed"
             metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, outcome).inc()
             self.queue_consumer.ack_message(message)
-            return result, exc_info
+            return
         attempts = int((message.headers or {}).get("x-delivery-count", 0) or 0) + 1
         reason = f"{exc_info[0].__name__}: {exc_info[1]}"
         if attempts >= self.max_attempts:
@@ -110,7 +142,6 @@ class EventConsumer(Entrypoint):
             )
             metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, "retried").inc()
             self.queue_consumer.requeue_message(message)
-        return result, exc_info
 
     def _dead_letter(self, message, reason: str, *, attempts: int) -> None:
         """Copy the message, with why it failed, to the dead-letter exchange; then ack it."""
@@ -151,4 +182,155 @@ class EventConsumer(Entrypoint):
         self.queue_consumer.ack_message(message)
 
 
+class EventBatchConsumer(EventConsumer):
+    """The entrypoint of :func:`event_batch_consumer`: the handler takes a list of events.
+
+    What the handler returns for a batch may be one answer per event, False for a redelivery it
+    ignored (counted as a duplicate), as :class:`EventConsumer` reads a single handler's answer.
+    ``motcua_event_handling_seconds`` observes, for each event, the handling of the call it was in.
+    """
+
+    def __init__(
+        self,
+        queue_name: str,
+        routing_keys: list[str],
+        *,
+        batch_size: int = 500,
+        batch_wait: float = 0.05,
+        prefetch: int | None = None,
+        **kwargs,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"{queue_name}: batch_size must be at least 1, not {batch_size}")
+        if batch_wait < 0:
+            raise ValueError(f"{queue_name}: batch_wait must not be negative, not {batch_wait}")
+        prefetch = 2 * batch_size if prefetch is None else prefetch
+        if prefetch < batch_size:
+            raise ValueError(f"{queue_name}: prefetch {prefetch} is smaller than batch_size {batch_size}")
+        self.batch_size = batch_size
+        self.batch_wait = batch_wait
+        self.prefetch = prefetch
+        self._arrivals: LightQueue | None = None
+        self._stopping = False
+        super().__init__(queue_name, routing_keys, **kwargs)
+
+    @property
+    def prefetch_count(self) -> int:
+        return self.prefetch
+
+    def setup(self) -> None:
+        self._arrivals = LightQueue()
+        self._stopping = False
+        super().setup()
+
+    def start(self) -> None:
+        self.container.spawn_managed_thread(
+            self._run_batches, identifier=f"EventBatchConsumer[{self.queue_name}]"
+        )
+
+    def stop(self) -> None:
+        # No batch starts after this; whatever is buffered stays unacked and the broker delivers it
+        # again. The batch being handled, if any, finishes first (the container waits for workers).
+        self._stopping = True
+        self._arrivals.put(None)
+        super().stop()
+
+    def receive(self, message) -> None:
+        """In the queue consumer's thread: parse and buffer, nothing else."""
+        try:
+            event = Event.from_json(message.body)
+        except InvalidEvent as exc:
+            self.container.spawn_managed_thread(
+                partial(self._dead_letter, message, f"unparseable: {exc}", attempts=1),
+                identifier=f"EventBatchConsumer.dead_letter[{self.queue_name}]",
+            )
+            return
+        self._arrivals.put((message, event))
+
+    def _run_batches(self) -> None:
+        while not self._stopping:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._handle_batch(batch)
+
+    def _next_batch(self) -> list[tuple[Any, Event]] | None:
+        """Wait for a first message, then take more until the batch is full or ``batch_wait`` is up."""
+        item = self._arrivals.get()
+        if item is None:
+            return None
+        batch = [item]
+        deadline = time.monotonic() + self.batch_wait
+        while len(batch) < self.batch_size:
+            try:
+                item = self._arrivals.get_nowait()
+            except Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._arrivals.get(timeout=remaining)
+                except Empty:
+                    break
+            if item is None:
+                return None
+            batch.append(item)
+        return batch
+
+    def _call(self, events: list[Event]) -> tuple[Any, Any] | None:
+        """Run the handler on ``events`` in a worker; its result and exc_info, None if being killed."""
+        done = Done()
+
+        def handle_result(worker_ctx, result, exc_info):
+            done.send((result, exc_info))
+            return result, exc_info
+
+        try:
+            self.container.spawn_worker(self, (events,), {}, context_data={}, handle_result=handle_result)
+        except ContainerBeingKilled:
+            return None
+        return done.wait()
+
+    def _handle_batch(self, batch: list[tuple[Any, Event]]) -> None:
+        started = time.perf_counter()
+        outcome = self._call([event for _message, event in batch])
+        if outcome is None:
+            return
+        result, exc_info = outcome
+        handling = metrics.EVENT_HANDLING.labels(self.service, self.queue_name)
+        elapsed = time.perf_counter() - started
+        if exc_info is None or len(batch) == 1:
+            answers = _answers(result, len(batch))
+            for (message, _event), answer in zip(batch, answers, strict=True):
+                handling.observe(elapsed)
+                self._settle(message, answer, exc_info)
+            return
+        log.warning(
+            "%s: a batch of %d events failed (%s: %s); handling them one by one",
+            self.queue_name,
+            len(batch),
+            exc_info[0].__name__,
+            exc_info[1],
+        )
+        del exc_info
+        for message, event in batch:
+            if self._stopping:
+                return  # the rest stays unacked: delivered again
+            started = time.perf_counter()
+            outcome = self._call([event])
+            if outcome is None:
+                return
+            result, exc_info = outcome
+            handling.observe(time.perf_counter() - started)
+            self._settle(message, _answers(result, 1)[0], exc_info)
+
+
+def _answers(result: Any, count: int) -> Sequence[Any]:
+    """A batch handler's answer per event: its list if it gave one per event, else None for each."""
+    if isinstance(result, Sequence) and not isinstance(result, str | bytes) and len(result) == count:
+        return result
+    return [None] * count
+
+
 event_consumer = EventConsumer.decorator
+event_batch_consumer = EventBatchConsumer.decorator

@@ -1,25 +1,19 @@
-"""nameko dependencies of the metrics service: its settings, the batching projector, the renderer.
+"""nameko dependencies of the metrics service: its settings, the projector, the renderer.
 
-The projector is why the consumer keeps up: nameko hands each message to its own worker, and a
-transaction per event would spend most of its time on statements and commits. Workers instead hand
-their event to one writer greenthread and wait; the writer folds every event that arrived while it
-was busy into a single transaction, then answers each worker, which acks (or, on an error, retries
-and at last dead-letters) its own message as before. A batch that fails is written again one event
-per transaction, so a poison event cannot take its neighbours down with it.
+The projector writes a batch of consumed events in one transaction: the consumer is an
+``@event_batch_consumer`` (shared/consumer.py), so one worker gets up to a few hundred events at once
+instead of one worker per message and a transaction per event. If a batch fails, the entrypoint
+hands its events over again one per call, so a poison event is retried and dead-lettered alone.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from typing import Any
 
-import eventlet
 import sqlalchemy as sa
-from eventlet.event import Event as Done
-from eventlet.queue import Empty, LightQueue
 from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session
 
@@ -30,9 +24,6 @@ from shared.db import create_engine
 from shared.events import Event
 from shared.units import UnitRegistry
 from shared.workcalendar import WorkingCalendar
-
-log = logging.getLogger(__name__)
-MAX_BATCH = 500
 
 SETTINGS = (
     Setting("METRICS_UNIT_DEPTH", _positive_int, description="depth of the 'unit' label (1 = province)"),
@@ -73,7 +64,8 @@ class Settings(DependencyProvider):
 
 
 class SlaMetrics(DependencyProvider):
-    """``self.sla_metrics.render(engine)``: the /metrics page, SLA metrics read from the projection."""
+    """``self.sla_metrics.render(engine, day_length)``: the /metrics page, SLA metrics read from the
+    projection, resolution times in seconds of ``day_length`` (the calendar's) per working day."""
 
     def setup(self) -> None:
         config = self.container.config
@@ -83,8 +75,8 @@ class SlaMetrics(DependencyProvider):
         self.unit_labels = UnitLabels(registry, settings.unit_depth)
         self.due_soon = settings.due_soon
 
-    def render(self, engine: sa.Engine) -> bytes:
-        return render(SlaCollector(engine, self.unit_labels, self.due_soon))
+    def render(self, engine: sa.Engine, day_length: timedelta) -> bytes:
+        return render(SlaCollector(engine, self.unit_labels, self.due_soon, day_length))
 
     def get_dependency(self, worker_ctx) -> SlaMetrics:
         return self
@@ -102,12 +94,9 @@ class Projection:
         with Session(self.engine) as session, session.begin():
             return repository.project_batch(session, events, self.timezone, self.consumer)
 
-    def project(self, event: Event) -> bool:
-        return self.write([event])[0]
-
 
 class Projector(DependencyProvider):
-    """``self.projector.project(event)``: True once folded in (or logged to wait), False if seen."""
+    """``self.projector``: the :class:`Projection` on the service's database (its own small pool)."""
 
     def __init__(self, consumer: str) -> None:
         self.consumer = consumer
@@ -117,55 +106,13 @@ class Projector(DependencyProvider):
         url = validate(config)["DATABASE_URL"]
         timezone = WorkingCalendar.from_settings(config.get("CALENDAR") or None).timezone
         self.projection = Projection(create_engine(url, pool_size=2), timezone, self.consumer)
-        self.queue: LightQueue = LightQueue()
-
-    def start(self) -> None:
-        self.container.spawn_managed_thread(self._write_batches, identifier="metrics-projector")
 
     def stop(self) -> None:
-        # Workers have finished by now (nameko stops dependencies after them): let the writer go.
-        self.queue.put(None)
+        # Workers have finished by now: nameko stops dependencies after them.
         self.projection.engine.dispose()
 
     def kill(self) -> None:
         self.stop()
 
-    def get_dependency(self, worker_ctx) -> Projector:
-        return self
-
-    def project(self, event: Event) -> bool:
-        done = Done()
-        self.queue.put((event, done))
-        return done.wait()
-
-    def _write_batches(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self.queue.get_nowait()
-                except Empty:
-                    break
-                if item is None:
-                    self.queue.put(None)
-                    break
-                batch.append(item)
-            self._write(batch)
-            eventlet.sleep(0)  # let the workers just answered ack and take the next messages
-
-    def _write(self, batch: list[tuple[Event, Done]]) -> None:
-        try:
-            answers = self.projection.write([event for event, _ in batch])
-        except Exception as exc:  # noqa: BLE001 - answered below, to the workers that wait
-            if len(batch) == 1:
-                batch[0][1].send_exception(exc)  # the worker raises: retried, then dead-lettered
-                return
-            log.warning("a batch of %d events failed; writing them one by one", len(batch), exc_info=True)
-            for item in batch:
-                self._write([item])
-            return
-        for (_, done), answer in zip(batch, answers, strict=True):
-            done.send(answer)
+    def get_dependency(self, worker_ctx) -> Projection:
+        return self.projection

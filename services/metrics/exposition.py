@@ -5,6 +5,11 @@ gauges are counted from the facts at the moment of the scrape, so "overdue" foll
 right from the first scrape after a restart. Every series is labelled by the receiving unit taken at
 ``METRICS_UNIT_DEPTH`` (``UnitRegistry.at_depth``).
 
+Resolution time is exposed in the base unit Prometheus asks for, seconds of office (working) time:
+the projection keeps it in working days, as the dossier events carry it, and one working day is the
+calendar's ``day_length`` (8 h = 28,800 s by default). The bucket bounds are the projection's
+``RESOLUTION_BUCKETS`` (1, 3, 5, 10, 20 working days) in those seconds.
+
 Cardinality budget (a province with all its communes and all procedure fields under 20,000 series).
 Every family below is zero-filled over the units and (unit, field) pairs that have any dossier, so the
 worst case is every pair present. For Hồ Chí Minh City (168 communes + the province's own desk = 169
@@ -41,7 +46,12 @@ from services.metrics.projection import CHANNELS, MICRO, RATINGS, RESOLUTION_BUC
 from shared.units import UnitRegistry
 
 SERVICE = "metrics"
-BUCKET_BOUNDS = tuple(repr(float(bound)) for bound in RESOLUTION_BUCKETS)
+
+
+def bucket_bounds(day_length: timedelta) -> tuple[str, ...]:
+    """The ``le`` labels of the resolution histogram: ``RESOLUTION_BUCKETS`` working days in seconds."""
+    day_seconds = day_length.total_seconds()
+    return tuple(floatToGoString(bound * day_seconds) for bound in RESOLUTION_BUCKETS)
 
 
 class UnitLabels:
@@ -106,9 +116,10 @@ RATED = Family(
     ("unit", "rating"),
 )
 RESOLUTION = Family(
-    "motcua_dossier_resolution_working_days",
+    "motcua_dossier_resolution_working_seconds",
     "histogram",
-    "Working days from filing to decision (clock stops excluded), by receiving unit and field.",
+    "Office (working) time from filing to decision in seconds, clock stops excluded; one working day "
+    "is the calendar's day length (28800 s by default). By receiving unit and field.",
     ("unit", "procedure_field"),
 )
 IN_PROCESS = Family(
@@ -144,15 +155,22 @@ class Snapshot:
     """Every SLA series of one scrape: label values -> value, per family (histograms apart)."""
 
     values: dict[Family, dict[tuple[str, ...], float]] = field(default_factory=dict)
-    # (unit, field) -> cumulative counts per bucket bound, then the count and the sum.
+    # (unit, field) -> cumulative counts per bucket bound, then the count and the sum (seconds).
     resolution: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    # The ``le`` label of each bucket bound, in seconds.
+    bounds: tuple[str, ...] = ()
 
 
 def snapshot(
-    totals: Iterable[tuple], backlog: Iterable[Any], waiting: int, unit_of: Callable[[str], str]
+    totals: Iterable[tuple],
+    backlog: Iterable[Any],
+    waiting: int,
+    unit_of: Callable[[str], str],
+    day_length: timedelta,
 ) -> Snapshot:
     """Sum totals rows (``TOTALS_ROW`` tuples) and backlog rows to the series of the configured unit
-    depth. Positional and list-based on purpose: it runs over thousands of rows per scrape."""
+    depth; resolution times turn from working days into seconds of ``day_length`` each. Positional
+    and list-based on purpose: it runs over thousands of rows per scrape."""
     at = {name: index for index, name in enumerate(TOTALS_ROW)}
     resolved_at = [at[f"resolved_{timeliness}"] for timeliness in TIMELINESS]
     rated_at = [at[f"rated_{rating}"] for rating in RATINGS]
@@ -193,10 +211,11 @@ def snapshot(
         key = (unit, row.procedure_field)
         overdue[key] = overdue.get(key, 0.0) + row.overdue
     first = 1 + len(TIMELINESS)
+    day_seconds = day_length.total_seconds()
     resolution = {}
     for pair in pairs:
         observed = per_pair[pair][first:]
-        observed[-1] /= MICRO
+        observed[-1] = observed[-1] * day_seconds / MICRO  # millionths of a working day -> seconds
         resolution[pair] = observed
     return Snapshot(
         values={
@@ -223,6 +242,7 @@ def snapshot(
             WAITING: {(SERVICE,): float(waiting)},
         },
         resolution=resolution,
+        bounds=bucket_bounds(day_length),
     )
 
 
@@ -233,9 +253,7 @@ def families(shot: Snapshot) -> Iterator[Metric]:
         if family is RESOLUTION:
             for pair, observed in shot.resolution.items():
                 labels = dict(zip(family.labels, pair, strict=True))
-                for bound, count in zip(
-                    (*BUCKET_BOUNDS, "+Inf"), (*observed[:-2], observed[-2]), strict=True
-                ):
+                for bound, count in zip((*shot.bounds, "+Inf"), (*observed[:-2], observed[-2]), strict=True):
                     metric.samples.append(Sample(f"{family.name}_bucket", {**labels, "le": bound}, count))
                 metric.samples.append(Sample(f"{family.name}_count", labels, observed[-2]))
                 metric.samples.append(Sample(f"{family.name}_sum", labels, observed[-1]))
@@ -263,9 +281,7 @@ def text(shot: Snapshot) -> str:
         if family is RESOLUTION:
             for pair, observed in shot.resolution.items():
                 labels = ",".join(f'{n}="{_escape(pair[i])}"' for n, i in zip(names, order, strict=True))
-                for bound, count in zip(
-                    (*BUCKET_BOUNDS, "+Inf"), (*observed[:-2], observed[-2]), strict=True
-                ):
+                for bound, count in zip((*shot.bounds, "+Inf"), (*observed[:-2], observed[-2]), strict=True):
                     lines.append(f'{name}_bucket{{le="{bound}",{labels}}} {floatToGoString(count)}\n')
                 lines.append(f"{name}_count{{{labels}}} {floatToGoString(observed[-2])}\n")
                 lines.append(f"{name}_sum{{{labels}}} {floatToGoString(observed[-1])}\n")
@@ -292,11 +308,13 @@ class SlaCollector(Collector):
         engine: sa.Engine,
         unit_labels: UnitLabels,
         due_soon: timedelta,
+        day_length: timedelta,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
         self.unit_labels = unit_labels
         self.due_soon = due_soon
+        self.day_length = day_length
         self.clock = clock
 
     def snapshot(self) -> Snapshot:
@@ -305,7 +323,7 @@ class SlaCollector(Collector):
             totals = repository.totals_rows(connection)
             backlog = repository.backlog_rows(connection, now, self.due_soon)
             waiting = repository.waiting_count(connection)
-        return snapshot(totals, backlog, waiting, self.unit_labels)
+        return snapshot(totals, backlog, waiting, self.unit_labels, self.day_length)
 
     def collect(self) -> Iterator[Metric]:
         yield from families(self.snapshot())

@@ -68,8 +68,12 @@ def publish(amqp_uri: str, *bodies: bytes, routing_key: str = "dossier.received.
     connection = connect(amqp_uri)
     channel = connection.channel()
     declare_exchanges(channel)
+    channel.confirm_select()
     for body in bodies:
-        channel.basic_publish(amqp.Message(body, delivery_mode=2), exchange=EXCHANGE, routing_key=routing_key)
+        # Wait for the broker's confirm: closing right after an unconfirmed publish can lose it.
+        channel.basic_publish_confirm(
+            amqp.Message(body, delivery_mode=2), exchange=EXCHANGE, routing_key=routing_key
+        )
     connection.close()
 
 

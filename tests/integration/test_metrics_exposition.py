@@ -9,6 +9,8 @@ returned at the counter and by post, supplemented, rated every way, and overdue 
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -87,7 +89,8 @@ def test_a_whole_province_with_every_field_stays_under_the_series_budget(databas
                 facts = repository.load_facts(session, code)
                 assert repository.add_rating(session, facts, rating, now, "tablet")
 
-    page = render(SlaCollector(engine, UnitLabels(REGISTRY, 2), timedelta(hours=24))).decode()
+    eight_hours = timedelta(hours=8)
+    page = render(SlaCollector(engine, UnitLabels(REGISTRY, 2), timedelta(hours=24), eight_hours)).decode()
     engine.dispose()
 
     series = [line for line in page.splitlines() if line and not line.startswith("#")]
@@ -100,3 +103,16 @@ def test_a_whole_province_with_every_field_stays_under_the_series_budget(databas
     assert all(s.value > 0 for s in sla if s.name.endswith(("_total", "_count", "_overdue")))
     print(f"{province}: {len(units)} units x {len(fields)} fields -> {len(series)} series")
     assert len(series) < BUDGET
+    # CONTRACTS §4: promtool reports nothing, for the worst case too (test_metrics_service requires
+    # promtool on CI; here it is checked where installed).
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        result = subprocess.run(
+            [promtool, "check", "metrics"],
+            input=page,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout

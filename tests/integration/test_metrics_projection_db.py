@@ -38,6 +38,7 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 REGISTRY = UnitRegistry.default()
 PROVINCE = "79"
 COMMUNES = [unit.code for unit in REGISTRY.children(PROVINCE)[:5]]
+DAY_LENGTH = WorkingCalendar().day_length
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def metrics_db(database_url):
 
 
 def consumer(uow):
-    """The consumer's entrypoint method with the real projection, one event per transaction."""
+    """The consumer's entrypoint method with the real projection (call it with a batch of events)."""
     projection = Projection(uow.engine, VN, QUEUE)
     return worker_factory(MetricsService, uow=uow, calendar=WorkingCalendar(), projector=projection)
 
@@ -70,7 +71,9 @@ def everything(uow, period, now) -> dict:
         waiting = (
             connection.execute(sa.select(event_log.c.event_id).where(event_log.c.waiting)).scalars().all()
         )
-    collector = SlaCollector(uow.engine, UnitLabels(REGISTRY, 2), timedelta(hours=24), clock=lambda: now)
+    collector = SlaCollector(
+        uow.engine, UnitLabels(REGISTRY, 2), timedelta(hours=24), DAY_LENGTH, clock=lambda: now
+    )
     metrics = sorted(
         (s.name, tuple(sorted(s.labels.items())), s.value) for f in collector.collect() for s in f.samples
     )
@@ -141,14 +144,14 @@ def test_an_event_after_a_gap_waits_and_the_rebuild_keeps_it_waiting(metrics_db)
     )
     service = consumer(uow)
     one, two, three = truth.events[:3]
-    assert service.project(one) and service.project(three)
+    assert service.project([one]) == [True] and service.project([three]) == [True]
     with uow.transaction() as tx:
         assert repository.load_facts(tx.session, truth.code).last_sequence == 1
     before = everything(uow, Period(first, now.astimezone(VN).date(), VN), now)
     assert before["waiting"] == [three.id]
     rebuild(url, VN)
     assert everything(uow, Period(first, now.astimezone(VN).date(), VN), now) == before
-    assert service.project(two)
+    assert service.project([two]) == [True]
     with uow.transaction() as tx:
         assert repository.load_facts(tx.session, truth.code).last_sequence == 3
     assert everything(uow, Period(first, now.astimezone(VN).date(), VN), now)["waiting"] == []
@@ -159,11 +162,11 @@ def test_a_second_event_claiming_a_taken_sequence_changes_nothing(metrics_db):
     now = datetime.now(UTC)
     truth = simulate_period(5, REGISTRY, COMMUNES, (now - timedelta(days=10)).date(), 5, 5, now)[0]
     service = consumer(uow)
-    assert service.project(truth.events[0])
+    assert service.project([truth.events[0]]) == [True]
     impostor = type(truth.events[0])(
         **{**truth.events[0].__dict__, "id": "00000000-0000-4000-8000-000000000001"}
     )
-    assert service.project(impostor) is False
+    assert service.project([impostor]) == [False]
     with uow.engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(event_log)).scalar_one() == 1
 
@@ -174,13 +177,12 @@ def test_counters_come_from_the_totals_and_gauges_from_the_clock(metrics_db):
     truths = simulate_period(9, REGISTRY, COMMUNES, (now - timedelta(days=40)).date(), 40, 120, now)
     service = consumer(uow)
     for truth in truths:
-        for event in truth.events:
-            service.project(event)
+        service.project(list(truth.events))
     with uow.engine.connect() as connection:
         backlog = repository.backlog_rows(connection, now, timedelta(hours=24))
         table = repository.totals_rows(connection)
     labels = UnitLabels(REGISTRY, 1)
-    by_name = {f.name: f for f in families(snapshot(table, backlog, 0, labels))}
+    by_name = {f.name: f for f in families(snapshot(table, backlog, 0, labels, DAY_LENGTH))}
     received = sum(s.value for s in by_name["motcua_dossiers_received"].samples)
     assert received == sum(1 for t in truths if t.first_received_at)
     in_process = sum(1 for t in truths if t.first_received_at and t.status in (2, 4, 5, 6, 8))

@@ -28,10 +28,12 @@ from services.metrics.projection import (
 )
 from services.metrics.report import assemble
 from shared.units import UnitRegistry
+from shared.workcalendar import WorkingCalendar
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 RECEIVED_AT = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 09:00 in Hà Nội / HCMC
 DUE_AT = datetime(2026, 3, 6, 10, 0, tzinfo=UTC)  # Friday 17:00 local
+EIGHT_HOURS = WorkingCalendar().day_length  # the default calendar's working day: 28,800 s
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -285,20 +287,40 @@ def test_families_sum_units_to_the_label_depth_and_zero_fill_the_gauges():
         totals_row(b, "land", 2, received=1, resolved_late=1, **one),
     ]
     backlog = [Row(receiving_unit=b, procedure_field="land", in_process=4, overdue=1, due_soon=2)]
-    by_name = {f.name: f for f in families(snapshot(totals, backlog, 0, UnitLabels(registry, 1)))}
+    by_name = {
+        f.name: f for f in families(snapshot(totals, backlog, 0, UnitLabels(registry, 1), EIGHT_HOURS))
+    }
     received = {tuple(s.labels.values()): s.value for s in by_name["motcua_dossiers_received"].samples}
     assert received == {("79", "counter"): 3, ("79", "online"): 1}
-    histogram = {
-        s.labels.get("le"): s.value
-        for s in by_name["motcua_dossier_resolution_working_days"].samples
-        if s.name.endswith("_bucket")
+    resolution = by_name["motcua_dossier_resolution_working_seconds"].samples
+    histogram = {s.labels.get("le"): s.value for s in resolution if s.name.endswith("_bucket")}
+    # 1, 3, 5, 10 and 20 working days of 8 office hours, in seconds.
+    assert histogram == {"28800.0": 0, "86400.0": 1, "144000.0": 2, "288000.0": 2, "576000.0": 2, "+Inf": 3}
+    (total,) = (s.value for s in resolution if s.name.endswith("_sum"))
+    assert total == 34 * 28_800  # 4 + 30 working days
+    by_unit = {
+        f.name: f for f in families(snapshot(totals, backlog, 0, UnitLabels(registry, 2), EIGHT_HOURS))
     }
-    assert histogram == {"1.0": 0, "3.0": 1, "5.0": 2, "10.0": 2, "20.0": 2, "+Inf": 3}
-    by_unit = {f.name: f for f in families(snapshot(totals, backlog, 0, UnitLabels(registry, 2)))}
     overdue = {tuple(s.labels.values()): s.value for s in by_unit["motcua_dossiers_overdue"].samples}
     assert overdue == {(a, "land"): 0, (b, "land"): 1}
     in_process = {s.labels["unit"]: s.value for s in by_unit["motcua_dossiers_in_process"].samples}
     assert in_process == {a: 0, b: 4}
+
+
+def test_resolution_seconds_follow_the_calendars_day_length():
+    assert EIGHT_HOURS.total_seconds() == 28_800
+    registry = UnitRegistry.default()
+    a = registry.children("79")[0].code
+    totals = [totals_row(a, "land", 1, received=1, resolution_count=1, resolution_microdays=1_500_000)]
+    short_days = WorkingCalendar(sessions=[("08:00", "12:00"), ("13:00", "16:30")]).day_length
+    samples = next(
+        f.samples
+        for f in families(snapshot(totals, [], 0, UnitLabels(registry, 2), short_days))
+        if f.name == "motcua_dossier_resolution_working_seconds"
+    )
+    bounds = [s.labels["le"] for s in samples if s.name.endswith("_bucket")]
+    assert bounds == ["27000.0", "81000.0", "135000.0", "270000.0", "540000.0", "+Inf"]
+    assert next(s.value for s in samples if s.name.endswith("_sum")) == 1.5 * 27_000
 
 
 def test_the_fast_text_format_is_what_prometheus_client_writes():
@@ -315,8 +337,8 @@ def test_the_fast_text_format_is_what_prometheus_client_writes():
 
     class Fixed(Collector):
         def collect(self):
-            return families(snapshot(totals, backlog, 3, labels))
+            return families(snapshot(totals, backlog, 3, labels, EIGHT_HOURS))
 
     expected = CollectorRegistry(auto_describe=False)
     expected.register(Fixed())
-    assert text(snapshot(totals, backlog, 3, labels)) == generate_latest(expected).decode()
+    assert text(snapshot(totals, backlog, 3, labels, EIGHT_HOURS)) == generate_latest(expected).decode()

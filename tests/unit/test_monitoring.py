@@ -47,7 +47,7 @@ _COUNTERS_AND_GAUGES = {
     "motcua_http_requests_total",
 }
 _HISTOGRAMS = {
-    "motcua_dossier_resolution_working_days",
+    "motcua_dossier_resolution_working_seconds",
     "motcua_event_handling_seconds",
     "motcua_http_request_duration_seconds",
 }
