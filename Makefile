@@ -37,6 +37,7 @@ test-integration: $(STAMP)
 ## bench: benchmarks (not part of make test); figures as ratios to same-run baselines
 bench: $(STAMP)
 	@scripts/ensure-services.sh all
+	@command -v wrk >/dev/null || { echo "make bench needs wrk (a C HTTP load generator): apt-get install wrk"; exit 1; }
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 ## demo: a working day of one province through the HTTP API (with `make run` going)
