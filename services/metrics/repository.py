@@ -44,6 +44,7 @@ from services.metrics.projection import (
 )
 from shared.db import UTCDateTime
 from shared.events import Event
+from shared.uow import claim_first_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -106,25 +107,13 @@ def _stream_event(row: Any) -> StreamEvent:
     return StreamEvent(name=row.name, sequence=row.sequence, time=row.time, data=row.data)
 
 
-def claim_first_deliveries(session: Session, events: list[Event], consumer: str) -> set[str]:
-    """The bulk twin of ``Transaction.first_delivery``: the ids seen by ``consumer`` for the first time."""
-    inbox = pipeline.inbox
-    now = datetime.now(UTC)
-    rows = {
-        e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "received_at": now}
-        for e in events
-    }
-    claim = _insert(session, inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
-    return set(session.execute(claim, list(rows.values())).scalars())
-
-
 def project_batch(session: Session, events: list[Event], timezone: tzinfo, consumer: str) -> list[bool]:
     """Claim, log and fold a batch of consumed dossier events in the caller's transaction.
 
     One answer per event: True if it was new (folded in, or logged to wait for an earlier one), False
     for a redelivery or for an event whose dossier sequence number another event already holds.
     """
-    first_time = claim_first_deliveries(session, events, consumer) if events else set()
+    first_time = claim_first_deliveries(session, pipeline.inbox, events, consumer) if events else set()
     fresh: dict[str, list[Event]] = defaultdict(list)
     answered: set[str] = set()
     for event in events:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import time
 
-import amqp
 import pytest
 import sqlalchemy as sa
 
-from shared.broker import connect, declare_exchanges
+from shared.broker import connect
 from shared.consumer import EventBatchConsumer, event_batch_consumer
 from shared.db import add_pipeline_tables, create_engine
-from shared.events import EXCHANGE, Event
+from shared.events import Event
 from shared.uow import UnitOfWork
+from tests.support.broker import dead_letters, probe_event, publish, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,23 +93,6 @@ def probe(config, container_factory):
     engine.dispose()
 
 
-def publish(amqp_uri: str, *bodies: bytes, routing_key: str = "dossier.received.79.26740"):
-    """Persistent and confirmed: a quorum queue may drop unconfirmed messages of a closing publisher."""
-    connection = connect(amqp_uri)
-    channel = connection.channel()
-    declare_exchanges(channel)
-    for body in bodies:
-        message = amqp.Message(body, delivery_mode=2)
-        channel.basic_publish_confirm(message, exchange=EXCHANGE, routing_key=routing_key)
-    connection.close()
-
-
-def event(sequence: int, **data) -> Event:
-    return Event(
-        source="dossier", name="received", subject="D-1", data=data, unit_path="79.26740", sequence=sequence
-    )
-
-
 def sequences(engine) -> list[int]:
     with engine.connect() as connection:
         return sorted(connection.execute(sa.select(handled.c.sequence)).scalars())
@@ -123,31 +106,6 @@ def waiting_messages(amqp_uri: str, queue: str) -> int:
     return messages
 
 
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
-
-
-def dead_letters(amqp_uri: str, queue: str, expect: int, timeout: float = 15.0) -> list[amqp.Message]:
-    connection = connect(amqp_uri)
-    channel = connection.channel()
-    found: list[amqp.Message] = []
-    deadline = time.monotonic() + timeout
-    while len(found) < expect and time.monotonic() < deadline:
-        message = channel.basic_get(f"{queue}.dead-letter", no_ack=True)
-        if message is None:
-            time.sleep(0.1)
-        else:
-            found.append(message)
-    connection.close()
-    return found
-
-
 def test_prefetch_must_hold_a_batch():
     with pytest.raises(ValueError, match="smaller than batch_size"):
         EventBatchConsumer(QUEUE, ["dossier.#"], batch_size=100, prefetch=50)
@@ -159,7 +117,7 @@ def test_prefetch_must_hold_a_batch():
 def test_a_batch_of_good_events_is_handled_in_few_calls_and_acked_once(probe, rabbit_config):
     engine, container = probe
     amqp_uri = rabbit_config["AMQP_URI"]
-    publish(amqp_uri, *(event(n).to_json().encode() for n in range(1, 31)))
+    publish(amqp_uri, *(probe_event(n).to_json().encode() for n in range(1, 31)))
     assert wait_for(lambda: len(sequences(engine)) == 30)
     assert sequences(engine) == list(range(1, 31))
     assert sum(calls) == 30 and len(calls) <= 3, calls  # batches, not one call per message
@@ -171,8 +129,8 @@ def test_a_batch_of_good_events_is_handled_in_few_calls_and_acked_once(probe, ra
 def test_a_poison_event_is_dead_lettered_alone_and_the_rest_of_its_batch_projected(probe, rabbit_config):
     engine, container = probe
     amqp_uri = rabbit_config["AMQP_URI"]
-    poison = event(3, fail=True)
-    bodies = [(poison if n == 3 else event(n)).to_json().encode() for n in range(1, 7)]
+    poison = probe_event(3, fail=True)
+    bodies = [(poison if n == 3 else probe_event(n)).to_json().encode() for n in range(1, 7)]
     publish(amqp_uri, *bodies)
     dead = dead_letters(amqp_uri, QUEUE, expect=1)
     assert len(dead) == 1
@@ -190,7 +148,7 @@ def test_a_poison_event_is_dead_lettered_alone_and_the_rest_of_its_batch_project
 def test_a_redelivered_event_counts_once_in_the_same_batch_or_a_later_one(probe, rabbit_config):
     engine, container = probe
     amqp_uri = rabbit_config["AMQP_URI"]
-    first, second = event(1), event(2)
+    first, second = probe_event(1), probe_event(2)
     publish(amqp_uri, first.to_json().encode(), first.to_json().encode(), second.to_json().encode())
     assert wait_for(lambda: len(sequences(engine)) >= 2)
     publish(amqp_uri, second.to_json().encode(), first.to_json().encode())
@@ -204,8 +162,8 @@ def test_a_redelivered_event_counts_once_in_the_same_batch_or_a_later_one(probe,
 def test_an_unparseable_message_is_dead_lettered_with_its_reason_and_the_batch_goes_on(probe, rabbit_config):
     engine, _container = probe
     amqp_uri = rabbit_config["AMQP_URI"]
-    publish(amqp_uri, event(1).to_json().encode(), b"{not json", b'{"specversion": "1.0"}')
-    publish(amqp_uri, event(2).to_json().encode())
+    publish(amqp_uri, probe_event(1).to_json().encode(), b"{not json", b'{"specversion": "1.0"}')
+    publish(amqp_uri, probe_event(2).to_json().encode())
     dead = dead_letters(amqp_uri, QUEUE, expect=2)
     assert len(dead) == 2
     assert all(m.headers["x-motcua-reason"].startswith("unparseable") for m in dead)
@@ -218,7 +176,7 @@ def test_buffered_messages_are_not_acked_on_stop_and_come_again(config, containe
     amqp_uri = config["AMQP_URI"]
     container = container_factory(HeldProbeService, config)
     container.start()
-    publish(amqp_uri, *(event(n).to_json().encode() for n in range(1, 6)))
+    publish(amqp_uri, *(probe_event(n).to_json().encode() for n in range(1, 6)))
     time.sleep(1.0)  # delivered into the buffer, where the batch waits to fill
     assert calls == []
     container.stop()
@@ -227,7 +185,7 @@ def test_buffered_messages_are_not_acked_on_stop_and_come_again(config, containe
     # Started again, the five come back; 45 more fill the batch of 50.
     again = container_factory(HeldProbeService, config)
     again.start()
-    publish(amqp_uri, *(event(n).to_json().encode() for n in range(6, 51)))
+    publish(amqp_uri, *(probe_event(n).to_json().encode() for n in range(6, 51)))
     engine = create_engine(config["DATABASE_URL"])
     try:
         assert wait_for(lambda: sequences(engine) == list(range(1, 51)))

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import time
 
-import amqp
 import pytest
 import sqlalchemy as sa
 
-from shared.broker import connect, declare_exchanges
 from shared.consumer import event_consumer
 from shared.db import add_pipeline_tables, create_engine
-from shared.events import EXCHANGE, Event
+from shared.events import Event
 from shared.uow import UnitOfWork
+from tests.support.broker import dead_letters, probe_event, publish, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,25 +63,6 @@ def probe(rabbit_config, database_url, container_factory):
     engine.dispose()
 
 
-def publish(amqp_uri: str, *bodies: bytes, routing_key: str = "dossier.received.79.26740"):
-    connection = connect(amqp_uri)
-    channel = connection.channel()
-    declare_exchanges(channel)
-    channel.confirm_select()
-    for body in bodies:
-        # Wait for the broker's confirm: closing right after an unconfirmed publish can lose it.
-        channel.basic_publish_confirm(
-            amqp.Message(body, delivery_mode=2), exchange=EXCHANGE, routing_key=routing_key
-        )
-    connection.close()
-
-
-def event(sequence: int, **data) -> Event:
-    return Event(
-        source="dossier", name="received", subject="D-1", data=data, unit_path="79.26740", sequence=sequence
-    )
-
-
 def rows(engine) -> list[tuple[str, int]]:
     with engine.connect() as connection:
         return [
@@ -93,38 +73,13 @@ def rows(engine) -> list[tuple[str, int]]:
         ]
 
 
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
-
-
-def dead_letters(amqp_uri: str, expect: int, timeout: float = 15.0) -> list[amqp.Message]:
-    connection = connect(amqp_uri)
-    channel = connection.channel()
-    found: list[amqp.Message] = []
-    deadline = time.monotonic() + timeout
-    while len(found) < expect and time.monotonic() < deadline:
-        message = channel.basic_get(f"{QUEUE}.dead-letter", no_ack=True)
-        if message is None:
-            time.sleep(0.1)
-        else:
-            found.append(message)
-    connection.close()
-    return found
-
-
 def test_a_redelivered_event_changes_nothing(probe, rabbit_config):
-    first = event(1)
+    first = probe_event(1)
     publish(
         rabbit_config["AMQP_URI"],
         first.to_json().encode(),
         first.to_json().encode(),
-        event(2).to_json().encode(),
+        probe_event(2).to_json().encode(),
     )
     assert wait_for(lambda: len(rows(probe)) >= 2)
     time.sleep(0.5)  # room for a wrongly counted duplicate to show up
@@ -134,8 +89,8 @@ def test_a_redelivered_event_changes_nothing(probe, rabbit_config):
 
 def test_unparseable_message_is_dead_lettered_with_reason_and_consumer_carries_on(probe, rabbit_config):
     publish(rabbit_config["AMQP_URI"], b"{not json", b'{"specversion": "1.0"}')
-    publish(rabbit_config["AMQP_URI"], event(1).to_json().encode())
-    dead = dead_letters(rabbit_config["AMQP_URI"], expect=2)
+    publish(rabbit_config["AMQP_URI"], probe_event(1).to_json().encode())
+    dead = dead_letters(rabbit_config["AMQP_URI"], QUEUE, expect=2)
     assert len(dead) == 2
     assert all(m.headers["x-motcua-reason"].startswith("unparseable") for m in dead)
     assert dead[0].body == b"{not json"
@@ -143,9 +98,9 @@ def test_unparseable_message_is_dead_lettered_with_reason_and_consumer_carries_o
 
 
 def test_a_failing_event_is_retried_then_dead_lettered_not_dropped(probe, rabbit_config):
-    poison = event(1, fail=True)
-    publish(rabbit_config["AMQP_URI"], poison.to_json().encode(), event(2).to_json().encode())
-    dead = dead_letters(rabbit_config["AMQP_URI"], expect=1)
+    poison = probe_event(1, fail=True)
+    publish(rabbit_config["AMQP_URI"], poison.to_json().encode(), probe_event(2).to_json().encode())
+    dead = dead_letters(rabbit_config["AMQP_URI"], QUEUE, expect=1)
     assert len(dead) == 1
     assert dead[0].headers["x-motcua-attempts"] == 3
     assert "RuntimeError: cannot project D-1" in dead[0].headers["x-motcua-reason"]

@@ -9,7 +9,7 @@ import time
 import amqp
 
 from shared.broker import connect, declare_exchanges
-from shared.events import EXCHANGE
+from shared.events import EXCHANGE, Event
 
 
 class Subscriber:
@@ -48,3 +48,49 @@ class Subscriber:
         # The test is over; the broker removes exclusive queues whatever happens here.
         with contextlib.suppress(Exception):
             self.connection.close()
+
+
+def publish(amqp_uri: str, *bodies: bytes, routing_key: str = "dossier.received.79.26740") -> None:
+    """Persistent and confirmed: a quorum queue may drop unconfirmed messages of a closing publisher."""
+    connection = connect(amqp_uri)
+    channel = connection.channel()
+    declare_exchanges(channel)
+    channel.confirm_select()
+    for body in bodies:
+        message = amqp.Message(body, delivery_mode=2)
+        channel.basic_publish_confirm(message, exchange=EXCHANGE, routing_key=routing_key)
+    connection.close()
+
+
+def probe_event(sequence: int, **data) -> Event:
+    """An event of dossier D-1 at commune 26740, for consumer tests."""
+    return Event(
+        source="dossier", name="received", subject="D-1", data=data, unit_path="79.26740", sequence=sequence
+    )
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    """Poll ``predicate`` until it returns something truthy or the time is up; return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
+
+
+def dead_letters(amqp_uri: str, queue: str, expect: int, timeout: float = 15.0) -> list[amqp.Message]:
+    """Take up to ``expect`` messages from ``<queue>.dead-letter``."""
+    connection = connect(amqp_uri)
+    channel = connection.channel()
+    found: list[amqp.Message] = []
+    deadline = time.monotonic() + timeout
+    while len(found) < expect and time.monotonic() < deadline:
+        message = channel.basic_get(f"{queue}.dead-letter", no_ack=True)
+        if message is None:
+            time.sleep(0.1)
+        else:
+            found.append(message)
+    connection.close()
+    return found
