@@ -91,6 +91,15 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def parse_delays(value: Any) -> tuple[float, ...]:
+    """``"1,5,30,120"`` (or a list) as seconds: the delay before each retry of a failing event."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    delays = tuple(float(item) for item in items if str(item).strip())
+    if not delays or any(delay < 0 for delay in delays):
+        raise ValueError(f"expected comma-separated non-negative seconds, got {value!r}")
+    return delays
+
+
 def _secret(value: Any) -> str:
     text = str(value)
     if len(text) < 16:
@@ -124,6 +133,18 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
         "EVENT_MAX_ATTEMPTS",
         _positive_int,
         description="deliveries of a failing event before it is dead-lettered",
+    ),
+    Setting(
+        "EVENT_RETRY_DELAYS",
+        parse_delays,
+        required=False,
+        description="seconds before each retry of a failing event, comma-separated; the last repeats",
+    ),
+    Setting(
+        "EVENT_OUTAGE_BACKOFF_MAX_SECONDS",
+        _positive,
+        required=False,
+        description="longest wait between tries of an event held while the database is down",
     ),
 )
 

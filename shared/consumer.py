@@ -2,10 +2,20 @@
 
 ``@event_consumer("metrics.dossier-events", ["dossier.#"])`` declares a durable quorum queue bound
 to ``egov.events`` and hands each parsed :class:`~shared.events.Event` to the decorated method.
-A message that cannot be parsed goes straight to ``egov.events.dlx`` with the reason; a handler
-that raises is retried (the message is requeued) and, on its last attempt, dead-lettered with the
-exception as the reason, so the consumer carries on and nothing is dropped or retried forever.
 De-duplication by event id happens in the handler's own transaction (``Transaction.first_delivery``).
+
+Two kinds of failure, told apart by :func:`shared.transient.is_transient`:
+
+- **The infrastructure's** (the database stopped, a connection reset, a lock timeout): the message is
+  held, unacked, and handled again after a back-off (``EVENT_OUTAGE_BACKOFF_MAX_SECONDS`` at most
+  between tries) until the database answers. It spends none of its attempts, so an outage of any length
+  dead-letters nothing; while the held messages fill the prefetch window the broker sends no more, which
+  is what pauses the consumer.
+- **The message's own** (the handler raised anything else): the attempt counts. The message is requeued
+  after a delay growing with each attempt (``EVENT_RETRY_DELAYS``, default 1 s, 5 s, 30 s, 2 min) and,
+  on its last attempt (``EVENT_MAX_ATTEMPTS``), dead-lettered with the exception as the reason, so the
+  consumer carries on and nothing is dropped or retried forever. A message that cannot be parsed goes
+  straight to ``egov.events.dlx`` with the reason.
 
 ``@event_batch_consumer(queue, keys, batch_size=500, batch_wait=0.05)`` is the same contract for a
 handler that takes a list of events: nameko's one worker per message is what limits a consumer, so
@@ -27,6 +37,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import eventlet
 from eventlet.event import Event as Done
 from eventlet.queue import Empty, LightQueue
 from kombu import Queue
@@ -36,11 +47,26 @@ from nameko.messaging import QueueConsumer
 
 from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing, declare_consumer_queue
+from shared.config import parse_delays
 from shared.events import DEAD_LETTER_EXCHANGE, Event, InvalidEvent
+from shared.transient import describe, is_transient
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0)
+DEFAULT_OUTAGE_BACKOFF_MAX = 10.0
+OUTAGE_BACKOFF_FIRST = 0.5
+
+
+def retry_delay(delays: Sequence[float], attempt: int) -> float:
+    """The wait after failed attempt ``attempt`` (1-based); the last delay repeats."""
+    return delays[min(attempt, len(delays)) - 1]
+
+
+def outage_backoff(round_: int, ceiling: float) -> float:
+    """The wait before handling a held message again: 0.5 s, 1 s, 2 s … up to ``ceiling``."""
+    return min(OUTAGE_BACKOFF_FIRST * 2 ** min(round_, 16), ceiling)
 
 
 class EventQueueConsumer(QueueConsumer):
@@ -72,11 +98,18 @@ class EventConsumer(Entrypoint):
         self.queue_name = queue_name
         self.routing_keys = list(routing_keys)
         self.max_attempts = DEFAULT_MAX_ATTEMPTS
+        self.retry_delays = DEFAULT_RETRY_DELAYS
+        self.outage_backoff_max = DEFAULT_OUTAGE_BACKOFF_MAX
         self._dead_letters: ConfirmingPublisher | None = None
         super().__init__(**kwargs)
 
     def setup(self) -> None:
-        self.max_attempts = int(self.container.config.get("EVENT_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+        config = self.container.config
+        self.max_attempts = int(config.get("EVENT_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+        self.retry_delays = parse_delays(config.get("EVENT_RETRY_DELAYS") or DEFAULT_RETRY_DELAYS)
+        self.outage_backoff_max = float(
+            config.get("EVENT_OUTAGE_BACKOFF_MAX_SECONDS") or DEFAULT_OUTAGE_BACKOFF_MAX
+        )
         self._dead_letters = ConfirmingPublisher(self.container.config["AMQP_URI"])
         self.queue_consumer.register_provider(self)
 
@@ -101,28 +134,47 @@ class EventConsumer(Entrypoint):
             identifier=f"EventConsumer.handle_message[{self.queue_name}]",
         )
 
-    def handle_message(self, message) -> None:
+    def handle_message(self, message, outage_round: int = 0) -> None:
         try:
             event = Event.from_json(message.body)
         except InvalidEvent as exc:
             self._dead_letter(message, f"unparseable: {exc}", attempts=1)
             return
         started = time.perf_counter()
-        self.container.spawn_worker(
-            self,
-            (event,),
-            {},
-            context_data={},
-            handle_result=partial(self._handle_result, message, started),
-        )
+        try:
+            self.container.spawn_worker(
+                self,
+                (event,),
+                {},
+                context_data={},
+                handle_result=partial(self._handle_result, message, started, outage_round),
+            )
+        except ContainerBeingKilled:
+            return  # unacked: the broker delivers it again
 
-    def _handle_result(self, message, started, worker_ctx, result, exc_info):
+    def _handle_result(self, message, started, outage_round, worker_ctx, result, exc_info):
         metrics.EVENT_HANDLING.labels(self.service, self.queue_name).observe(time.perf_counter() - started)
-        self._settle(message, result, exc_info)
+        if exc_info is not None and is_transient(exc_info[1]):
+            self._hold(message, exc_info[1], outage_round)
+        else:
+            self._settle(message, result, exc_info)
         return result, exc_info
 
+    def _hold(self, message, exc: BaseException, outage_round: int) -> None:
+        """The infrastructure failed, not the message: handle it again later, spending no attempt."""
+        wait = outage_backoff(outage_round, self.outage_backoff_max)
+        log.warning("%s: %s; event held, handled again in %.1fs", self.queue_name, describe(exc), wait)
+        metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, "deferred").inc()
+
+        def again() -> None:
+            eventlet.sleep(wait)
+            self.handle_message(message, outage_round + 1)
+
+        self.container.spawn_managed_thread(again, identifier=f"EventConsumer.hold[{self.queue_name}]")
+
     def _settle(self, message, result, exc_info) -> None:
-        """Ack a handled message; requeue a failed one, or dead-letter it on its last attempt."""
+        """Ack a handled message; requeue a failed one after its delay, or dead-letter it on its last
+        attempt."""
         if exc_info is None:
             outcome = "duplicate" if result is False else "processed"
             metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, outcome).inc()
@@ -132,16 +184,24 @@ class EventConsumer(Entrypoint):
         reason = f"{exc_info[0].__name__}: {exc_info[1]}"
         if attempts >= self.max_attempts:
             self._dead_letter(message, reason, attempts=attempts)
-        else:
-            log.warning(
-                "%s: attempt %d/%d failed (%s); requeued",
-                self.queue_name,
-                attempts,
-                self.max_attempts,
-                reason,
-            )
-            metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, "retried").inc()
+            return
+        delay = retry_delay(self.retry_delays, attempts)
+        log.warning(
+            "%s: attempt %d/%d failed (%s); requeued in %.1fs",
+            self.queue_name,
+            attempts,
+            self.max_attempts,
+            reason,
+            delay,
+        )
+        metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, "retried").inc()
+
+        def requeue() -> None:
+            # Held unacked meanwhile: if the process dies, the broker delivers it again at once.
+            eventlet.sleep(delay)
             self.queue_consumer.requeue_message(message)
+
+        self.container.spawn_managed_thread(requeue, identifier=f"EventConsumer.retry[{self.queue_name}]")
 
     def _dead_letter(self, message, reason: str, *, attempts: int) -> None:
         """Copy the message, with why it failed, to the dead-letter exchange; then ack it."""
@@ -291,9 +351,33 @@ class EventBatchConsumer(EventConsumer):
             return None
         return done.wait()
 
+    def _call_through_outages(self, events: list[Event]) -> tuple[Any, Any] | None:
+        """:meth:`_call`, again after a back-off while the infrastructure fails; None when stopping."""
+        outage_round = 0
+        while True:
+            outcome = self._call(events)
+            if outcome is None or outcome[1] is None or not is_transient(outcome[1][1]):
+                return outcome
+            wait = outage_backoff(outage_round, self.outage_backoff_max)
+            log.warning(
+                "%s: %s; %d event(s) held, handled again in %.1fs",
+                self.queue_name,
+                describe(outcome[1][1]),
+                len(events),
+                wait,
+            )
+            metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, "deferred").inc(len(events))
+            del outcome
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if self._stopping:
+                    return None  # unacked: the broker delivers them again
+                eventlet.sleep(min(0.2, wait))
+            outage_round += 1
+
     def _handle_batch(self, batch: list[tuple[Any, Event]]) -> None:
         started = time.perf_counter()
-        outcome = self._call([event for _message, event in batch])
+        outcome = self._call_through_outages([event for _message, event in batch])
         if outcome is None:
             return
         result, exc_info = outcome
@@ -317,7 +401,7 @@ class EventBatchConsumer(EventConsumer):
             if self._stopping:
                 return  # the rest stays unacked: delivered again
             started = time.perf_counter()
-            outcome = self._call([event])
+            outcome = self._call_through_outages([event])
             if outcome is None:
                 return
             result, exc_info = outcome

@@ -34,13 +34,17 @@ from shared.problems import (
     NotFound,
     PayloadTooLarge,
     Problem,
+    ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from shared.transient import describe, is_transient
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+# What a client is told to wait while the database or the broker is down (Retry-After, seconds).
+RETRY_AFTER_SECONDS = 5
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
@@ -67,8 +71,12 @@ def json_response(body: Any, status: int = 200, headers: dict | None = None) -> 
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if problem.status == 503 else None
     return Response(
-        dumps(problem.to_dict(instance)), status=problem.status, content_type=PROBLEM_CONTENT_TYPE
+        dumps(problem.to_dict(instance)),
+        status=problem.status,
+        headers=headers,
+        content_type=PROBLEM_CONTENT_TYPE,
     )
 
 
@@ -143,6 +151,12 @@ class ApiEntrypoint(HttpRequestHandler):
             return problem_response(exc)
         if isinstance(exc, HTTPException):
             return problem_response(_from_werkzeug(exc))
+        if is_transient(exc):
+            # The database or the broker, not the request: the client may retry the same request.
+            log.warning("answering 503: %s", describe(exc))
+            return problem_response(
+                ServiceUnavailable(f"a dependency is unavailable ({describe(exc)}); retry later")
+            )
         log.error("unexpected error answering a request", exc_info=exc)
         return problem_response(Problem("an unexpected error occurred; it has been logged"))
 

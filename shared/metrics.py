@@ -29,7 +29,7 @@ OUTBOX_OLDEST_PENDING = Gauge(
 )
 EVENTS_CONSUMED = Counter(
     "motcua_events_consumed_total",
-    "Events taken from a queue, by outcome (processed, duplicate, retried, dead_lettered).",
+    "Events taken from a queue, by outcome (processed, duplicate, retried, deferred, dead_lettered).",
     ["service", "queue", "outcome"],
 )
 EVENT_HANDLING = Histogram(

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from shared.broker import BrokerUnavailable, connect
 from shared.http import api, json_response
 from shared.problems import ServiceUnavailable
+from shared.transient import describe
 
 
 class OperationalEndpoints:
@@ -30,7 +31,10 @@ class OperationalEndpoints:
                 connection.execute(sa.text("SELECT 1"))
             checks["database"] = "up"
         except sa.exc.SQLAlchemyError as exc:
-            checks["database"] = f"down: {type(exc).__name__}"
+            since = self.uow.health.down_since
+            checks["database"] = f"down: {describe(exc)}" + (
+                f" (since {since:%Y-%m-%dT%H:%M:%SZ})" if since else ""
+            )
         try:
             connect(self.uow.amqp_uri, timeout=2.0).close()
             checks["broker"] = "up"

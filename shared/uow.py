@@ -20,6 +20,7 @@ exist. The relay runs inside the service process as a managed thread of this dep
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from shared import config as settings
 from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.events import Event
 from shared.outbox import OutboxRelay, record
+from shared.transient import DatabaseUnavailable, describe, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,40 @@ class Transaction:
         return result.rowcount == 1
 
 
+class DatabaseHealth:
+    """What the service last learnt of its database, so requests fail fast while it is down.
+
+    After a transient failure, transactions for the next ``probe_seconds`` raise
+    :class:`DatabaseUnavailable` at once (an HTTP 503) instead of each waiting on a dead connection;
+    then one is let through to try, and the first success closes the outage.
+    """
+
+    def __init__(self, probe_seconds: float = 1.0) -> None:
+        self.probe_seconds = probe_seconds
+        self.down_since: datetime | None = None
+        self.reason = ""
+        self._next_try = 0.0
+
+    def check(self) -> None:
+        if self.down_since is not None and time.monotonic() < self._next_try:
+            raise DatabaseUnavailable(
+                f"database unavailable since {self.down_since:%H:%M:%S} UTC ({self.reason})"
+            )
+        self._next_try = time.monotonic() + self.probe_seconds  # one try per interval while down
+
+    def failed(self, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = datetime.now(UTC)
+            log.error("database unavailable: %s", describe(exc))
+        self.reason = describe(exc)
+        self._next_try = time.monotonic() + self.probe_seconds
+
+    def succeeded(self) -> None:
+        if self.down_since is not None:
+            log.warning("database back after %s", datetime.now(UTC) - self.down_since)
+            self.down_since = None
+
+
 class UnitOfWorkFactory:
     """Opens transactions on a service's database; shared by its workers."""
 
@@ -100,10 +136,13 @@ class UnitOfWorkFactory:
         self.amqp_uri = amqp_uri
         self.tables = tables
         self.relay = relay
+        self.health = DatabaseHealth()
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
+        """One transaction; raises DatabaseUnavailable at once while the database is known down."""
+        self.health.check()
         session = self._sessions()
         tx = Transaction(session, self.tables)
         try:
@@ -111,6 +150,12 @@ class UnitOfWorkFactory:
                 yield tx
                 if tx.events:
                     record(session, self.tables.outbox, tx.events)
+        except Exception as exc:
+            if is_transient(exc):
+                self.health.failed(exc)
+            raise
+        else:
+            self.health.succeeded()
         finally:
             session.close()
         if tx.events and self.relay is not None:

@@ -27,6 +27,11 @@ handled = sa.Table(
 )
 
 
+# Event id -> how many more times handling it meets a "connection reset" (an infrastructure failure).
+OUTAGES: dict[str, int] = {}
+RETRY_DELAYS = (0.4, 0.8)
+
+
 class ProbeService:
     """A minimal projection: records every event it handles, once."""
 
@@ -37,6 +42,9 @@ class ProbeService:
     def on_event(self, event: Event):
         if event.data.get("fail"):
             raise RuntimeError(f"cannot project {event.subject}")
+        if OUTAGES.get(event.id, 0) > 0:
+            OUTAGES[event.id] -= 1
+            raise ConnectionResetError("connection reset by peer")
         with self.uow.transaction() as tx:
             if not tx.first_delivery(event, QUEUE):
                 return False
@@ -56,6 +64,8 @@ def probe(rabbit_config, database_url, container_factory):
         "OUTBOX_POLL_SECONDS": 1,
         "OUTBOX_BATCH_SIZE": 10,
         "EVENT_MAX_ATTEMPTS": 3,
+        "EVENT_RETRY_DELAYS": ",".join(map(str, RETRY_DELAYS)),
+        "EVENT_OUTAGE_BACKOFF_MAX_SECONDS": 0.5,
     }
     container = container_factory(ProbeService, config)
     container.start()
@@ -99,10 +109,23 @@ def test_unparseable_message_is_dead_lettered_with_reason_and_consumer_carries_o
 
 def test_a_failing_event_is_retried_then_dead_lettered_not_dropped(probe, rabbit_config):
     poison = probe_event(1, fail=True)
+    published = time.monotonic()
     publish(rabbit_config["AMQP_URI"], poison.to_json().encode(), probe_event(2).to_json().encode())
     dead = dead_letters(rabbit_config["AMQP_URI"], QUEUE, expect=1)
+    # Three attempts, with the configured waits between them (0.4 s, then 0.8 s), not a tight loop.
+    assert time.monotonic() - published >= sum(RETRY_DELAYS)
     assert len(dead) == 1
     assert dead[0].headers["x-motcua-attempts"] == 3
     assert "RuntimeError: cannot project D-1" in dead[0].headers["x-motcua-reason"]
     assert Event.from_json(dead[0].body).id == poison.id
     assert [sequence for _id, sequence in wait_for(lambda: rows(probe))] == [2]
+
+
+def test_an_infrastructure_failure_spends_no_attempt(probe, rabbit_config):
+    """Six connection resets in a row, twice the attempt limit: held and retried, never dead-lettered."""
+    event = probe_event(1)
+    OUTAGES[event.id] = 2 * 3
+    publish(rabbit_config["AMQP_URI"], event.to_json().encode())
+    assert wait_for(lambda: rows(probe), timeout=20) == [(event.id, 1)]
+    assert OUTAGES[event.id] == 0
+    assert dead_letters(rabbit_config["AMQP_URI"], QUEUE, expect=1, timeout=1.0) == []
