@@ -36,8 +36,12 @@ def wrapped(kind: type[sa.exc.DBAPIError], orig: Exception) -> sa.exc.DBAPIError
         (wrapped(sa.exc.OperationalError, PgError("deadlock detected", "40P01")), True),
         (wrapped(sa.exc.OperationalError, PgError("could not serialize access", "40001")), True),
         (wrapped(sa.exc.OperationalError, PgError("could not extend file: No space left", "53100")), True),
-        (wrapped(sa.exc.OperationalError, PgError("canceling statement due to statement timeout", "57014")),
-         True),
+        (
+            wrapped(
+                sa.exc.OperationalError, PgError("canceling statement due to statement timeout", "57014")
+            ),
+            True,
+        ),
         (wrapped(sa.exc.InterfaceError, PgError("connection already closed", None)), True),
         (wrapped(sa.exc.OperationalError, sqlite3.OperationalError("database is locked")), True),
         (DatabaseUnavailable("database unavailable"), True),
