@@ -4,6 +4,16 @@ The topology: the durable topic exchange ``egov.events`` that carries every doma
 dead-letter exchange ``egov.events.dlx``. Each consumer queue is a durable quorum queue with a
 delivery limit, dead-lettering to ``egov.events.dlx`` under its own name, where a ``<queue>.dead-letter``
 queue keeps what could not be handled.
+
+Nothing unroutable is lost: the fanout exchange ``egov.events.unrouted`` feeds the durable queue of the
+same name, and it is ``egov.events``' *alternate exchange*, so an event no queue is bound for lands
+there, whoever published it, until an operator replays it (``python -m shared.ops replay-unrouted``).
+The alternate exchange is set by a **policy** (``python -m shared.ops broker-setup``), not by an
+argument of ``exchange.declare``: RabbitMQ refuses to re-declare an existing exchange with a different
+``alternate-exchange`` argument (406 PRECONDITION_FAILED), so adding the argument would break every
+broker that already has ``egov.events`` and every subscriber that declares it without the argument.
+Where the policy is missing, the relay keeps the promise itself: an event the broker returns as
+unroutable is published to ``egov.events.unrouted`` directly (:mod:`shared.outbox`).
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from urllib.parse import unquote, urlparse
 
 import amqp
 
-from shared.events import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE
+from shared.events import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, UNROUTED_EXCHANGE, UNROUTED_QUEUE
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,11 @@ def connect(amqp_uri: str, *, heartbeat: int = 0, timeout: float = 5.0) -> amqp.
 def declare_exchanges(channel: amqp.Channel) -> None:
     channel.exchange_declare(EXCHANGE, "topic", durable=True, auto_delete=False)
     channel.exchange_declare(DEAD_LETTER_EXCHANGE, "topic", durable=True, auto_delete=False)
+    channel.exchange_declare(UNROUTED_EXCHANGE, "fanout", durable=True, auto_delete=False)
+    channel.queue_declare(
+        UNROUTED_QUEUE, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"}
+    )
+    channel.queue_bind(UNROUTED_QUEUE, UNROUTED_EXCHANGE, "")
 
 
 def queue_arguments(queue: str, max_attempts: int) -> dict:

@@ -20,6 +20,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 EXCHANGE = "egov.events"
 DEAD_LETTER_EXCHANGE = "egov.events.dlx"
+# Where an event no queue is bound for is kept (egov.events' alternate exchange; see shared.broker).
+UNROUTED_EXCHANGE = "egov.events.unrouted"
+UNROUTED_QUEUE = "egov.events.unrouted"
 CONTENT_TYPE = "application/cloudevents+json"
 SPEC_VERSION = "1.0"
 SOURCES = ("dossier", "postal", "esign", "metrics")

@@ -19,9 +19,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing
-from shared.events import Event
+from shared.events import UNROUTED_EXCHANGE, Event
 
 log = logging.getLogger(__name__)
+
+
+def leader_lock_key(service: str) -> int:
+    """The PostgreSQL advisory lock that elects a service's relay among its replicas."""
+    return zlib.crc32(f"motcua-outbox-{service}".encode())
 
 
 def record(connection: Connection | sa.orm.Session, table: sa.Table, events: list[Event]) -> None:
@@ -103,22 +108,22 @@ class OutboxRelay:
         rows = self._pending_rows()
         if not rows:
             return 0
-        outcomes = self.publisher.publish(
-            [
-                Outgoing(
-                    message_id=row.event_id,
-                    event_type=row.event_type,
-                    routing_key=row.routing_key,
-                    body=row.body.encode("utf-8"),
-                    cc=tuple(row.cc or ()),
-                )
-                for row in rows
-            ]
-        )
+        messages = [
+            Outgoing(
+                message_id=row.event_id,
+                event_type=row.event_type,
+                routing_key=row.routing_key,
+                body=row.body.encode("utf-8"),
+                cc=tuple(row.cc or ()),
+            )
+            for row in rows
+        ]
+        outcomes = self.publisher.publish(messages)
+        kept = self._keep_unroutable(messages, outcomes)
         published: list[int] = []
         unroutable: list[int] = []
         for row, outcome in zip(rows, outcomes, strict=True):
-            if not outcome.confirmed:
+            if not outcome.confirmed or (outcome.unroutable and row.event_id not in kept):
                 break  # keep order: everything after a nack is published again
             published.append(row.id)
             metrics.EVENTS_PUBLISHED.labels(self.service, row.event_type).inc()
@@ -127,6 +132,28 @@ class OutboxRelay:
                 metrics.EVENTS_UNROUTABLE.labels(self.service).inc()
         self._mark_published(published, unroutable)
         return len(published)
+
+    def _keep_unroutable(self, messages: list[Outgoing], outcomes: list) -> set[str]:
+        """Events the broker returned (no queue bound, no alternate-exchange policy): publish them to
+        ``egov.events.unrouted`` directly; the ids whose copy the broker confirmed there."""
+        returned = [
+            Outgoing(
+                message_id=m.message_id,
+                event_type=m.event_type,
+                routing_key=m.routing_key,
+                body=m.body,
+                cc=m.cc,
+                exchange=UNROUTED_EXCHANGE,
+            )
+            for m, outcome in zip(messages, outcomes, strict=True)
+            if outcome.confirmed and outcome.unroutable
+        ]
+        if not returned:
+            return set()
+        copies = self.publisher.publish(returned)
+        return {
+            m.message_id for m, c in zip(returned, copies, strict=True) if c.confirmed and not c.unroutable
+        }
 
     def update_gauges(self) -> None:
         t = self.table
@@ -148,8 +175,12 @@ class OutboxRelay:
         if self.engine.dialect.name != "postgresql":
             return True
         if self._lock_connection is not None:
-            return True
-        key = zlib.crc32(f"motcua-outbox-{self.service}".encode())
+            if self._still_leader():
+                return True
+            log.error("outbox relay of %s: lost its leadership lock; standing down", self.service)
+            self._release_lock()
+            return False
+        key = leader_lock_key(self.service)
         connection = self.engine.connect()
         got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
         connection.commit()
@@ -158,6 +189,22 @@ class OutboxRelay:
             return True
         connection.close()
         return False
+
+    def _still_leader(self) -> bool:
+        """Checked every round: a lock connection cut by a restart or a network fault, or a lock ended
+        by ``pg_terminate_backend``, means another relay may be publishing already."""
+        try:
+            held = self._lock_connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = :key"
+                ),
+                {"key": leader_lock_key(self.service)},
+            ).scalar()
+            self._lock_connection.commit()
+        except sa.exc.SQLAlchemyError:
+            return False
+        return bool(held)
 
     def run(self) -> None:
         """The relay loop; returns when :meth:`stop` is called."""

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 
 from services.dossier.models import pipeline
-from shared.broker import BrokerUnavailable
+from shared.broker import BrokerUnavailable, connect
 from shared.db import create_engine
-from shared.events import Event
+from shared.events import UNROUTED_QUEUE, Event
 from shared.outbox import OutboxRelay, record
 from shared.uow import UnitOfWorkFactory
-from tests.support.broker import Subscriber
+from tests.support.broker import Subscriber, wait_for
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -100,10 +100,11 @@ def test_cc_header_reaches_the_handling_jurisdiction_once(engine, rabbit_config)
     assert handling.messages[0].headers["CC"] == ["dossier.received.79.79-STP"]
 
 
-def test_unroutable_event_is_flagged_not_silent(engine, rabbit_config):
+def test_unroutable_event_is_flagged_and_kept_in_the_unrouted_queue(engine, rabbit_config):
     relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+    events = make_events("D-4", 1, unit="01.00004")
     with engine.begin() as connection:
-        record(connection, pipeline.outbox, make_events("D-4", 1, unit="01.00004"))
+        record(connection, pipeline.outbox, events)
     try:
         assert relay.relay_once() == 1
     finally:
@@ -111,6 +112,12 @@ def test_unroutable_event_is_flagged_not_silent(engine, rabbit_config):
     with engine.connect() as connection:
         flags = connection.execute(sa.select(pipeline.outbox.c.unroutable)).scalars().all()
     assert flags == [True]
+    # No queue was bound and no alternate-exchange policy set: the relay kept the event itself.
+    connection = connect(rabbit_config["AMQP_URI"])
+    kept = connection.channel().basic_get(UNROUTED_QUEUE, no_ack=True)
+    connection.close()
+    assert kept is not None and kept.properties["message_id"] == events[0].id
+    assert kept.delivery_info["routing_key"] == "dossier.received.01.00004"
 
 
 def test_events_wait_through_an_outage_then_all_go_out_in_order(engine, rabbit_config):
@@ -168,3 +175,23 @@ def test_relay_killed_before_marking_resends_and_leaves_no_gap(engine, rabbit_co
         unique.setdefault(envelope["id"], envelope)
     assert sorted(e["sequence"] for e in unique.values()) == [1, 2, 3, 4]
     assert pending(engine) == 0
+
+
+def test_a_relay_whose_lock_was_cut_stands_down_and_another_takes_over(engine, rabbit_config):
+    """Leadership loss: the leader's lock connection is ended (as a network fault or a DBA would); at its
+    next round it sees that and publishes nothing more, and the other replica takes the lock."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("leader election is PostgreSQL's advisory lock; SQLite has one process")
+    first = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+    second = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+    try:
+        assert first._acquire_leadership() and not second._acquire_leadership()
+        pid = first._lock_connection.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        first._lock_connection.commit()
+        with engine.connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert wait_for(second._acquire_leadership)
+        assert not first._acquire_leadership()  # re-checked: it no longer holds the lock
+    finally:
+        first.stop()
+        second.stop()
