@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 # eventlet and nameko's pkg_resources import announce their deprecation on every start
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
 
-.PHONY: run test test-unit test-integration bench demo lint format token docs migrate clean services
+.PHONY: run test test-unit test-integration bench chaos demo lint format token docs migrate clean services
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "motcua needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
@@ -45,6 +45,11 @@ bench: $(STAMP)
 	@scripts/ensure-services.sh all
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (a C HTTP load generator): apt-get install wrk"; exit 1; }
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+## chaos: faults under load against private databases (not part of make test; minutes long), a table
+chaos: $(STAMP)
+	@scripts/ensure-services.sh rabbitmq
+	$(BIN)/python -m chaos.run $(CHAOS_ARGS)
 
 ## demo: a working day of one province through the HTTP API (with `make run` going)
 demo: $(STAMP)

@@ -77,6 +77,7 @@ class OutboxRelay:
         self._running = False
         self._sleep = sleep
         self._lock_connection: Connection | None = None
+        self._looping = False
         self._backoff = poll_seconds
         self._next_gauges = 0.0
 
@@ -208,7 +209,15 @@ class OutboxRelay:
 
     def run(self) -> None:
         """The relay loop; returns when :meth:`stop` is called."""
-        self._running = True
+        self._running = self._looping = True
+        try:
+            self._loop()
+        finally:
+            # Only this thread uses the lock connection: closing it under a query would hang.
+            self._looping = False
+            self._release_lock()
+
+    def _loop(self) -> None:
         while self._running:
             try:
                 if not self._acquire_leadership():
@@ -263,4 +272,5 @@ class OutboxRelay:
         self._running = False
         self._wake.set()
         self.publisher.close()
-        self._release_lock()
+        if not self._looping:
+            self._release_lock()

@@ -1,0 +1,626 @@
+"""``make chaos``: each reliability promise under its fault, with the dossier database as the oracle.
+
+    make chaos                                   # every scenario, the issue's durations (long)
+    make chaos CHAOS_ARGS="--broker-outage 60 --db-outage 30 --kills 50"
+    make chaos CHAOS_ARGS="--only kill-9 --kills 5"
+
+The stack is private to the run: two PostgreSQL servers of its own (dossier, metrics) started with
+``initdb``/``pg_ctl`` on free ports, a throw-away vhost on the local RabbitMQ, two dossier processes (two
+relays, one leader by advisory lock) and a metrics process, each talking to the broker and to its
+database through a fault proxy (chaos/proxy.py). A second process (chaos/load.py) files receipts at a
+steady rate during every scenario, retrying with the same Idempotency-Key until accepted. An independent
+subscriber queue binds ``dossier.#``.
+
+After each scenario the load stops, the system is given time to settle, and three figures are compared
+with the oracle — every dossier in the dossier service's own database:
+
+- **lost (subscriber)**: dossiers whose ``dossier.received`` never reached the independent subscriber;
+- **lost (projection)**: dossiers the metrics projection does not know;
+- **double-counted**: receipts the projection counted more than once (its received total minus the
+  dossiers it knows).
+
+Figures are cumulative over the run; every one must be 0. Nothing here touches the shared PostgreSQL,
+and on the shared RabbitMQ only the run's own vhost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+import sqlalchemy as sa
+
+from chaos.proxy import FaultProxy
+from shared.auth import DEV_SECRET
+from shared.broker import connect, declare_exchanges
+from shared.events import EXCHANGE
+from shared.migrate import upgrade
+from tests.support.private_postgres import PrivatePostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBSCRIBER_QUEUE = "chaos.independent-subscriber"
+METRICS_QUEUE = "metrics.dossier-events"
+SCENARIOS = (
+    "broker-outage",
+    "kill-9",
+    "db-restart-dossier",
+    "db-restart-metrics",
+    "db-outage-dossier",
+    "db-outage-metrics",
+    "poison",
+    "leadership-loss",
+    "latency",
+    "reset",
+    "half-open",
+)
+
+
+@dataclass
+class Settings:
+    broker_outage: float = 600.0
+    db_outage: float = 120.0
+    kills: int = 50
+    rate: float = 5.0
+    latency: float = 0.2
+    fault_seconds: float = 20.0
+    settle_timeout: float = 300.0
+    seed: int = 12
+    only: list[str] = field(default_factory=lambda: list(SCENARIOS))
+    rabbit_host: str = "127.0.0.1"
+    rabbit_port: int = 5672
+    rabbit_api: str = "http://guest:guest@127.0.0.1:15672"
+
+
+@dataclass
+class Row:
+    scenario: str
+    parameters: str
+    seconds: float = 0.0
+    receipts: int = 0
+    http: str = ""
+    lost_subscriber: int = 0
+    lost_projection: int = 0
+    double_counted: int = 0
+    dead_letters: int = 0
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.lost_subscriber == 0 and self.lost_projection == 0 and self.double_counted == 0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Vhost:
+    """A throw-away vhost on the shared broker, created and deleted through the management API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.name = f"motcua-chaos-{uuid.uuid4().hex[:8]}"
+        self.api = settings.rabbit_api.rstrip("/")
+        requests.put(f"{self.api}/api/vhosts/{quote(self.name, safe='')}", timeout=10).raise_for_status()
+        requests.put(
+            f"{self.api}/api/permissions/{quote(self.name, safe='')}/guest",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+            timeout=10,
+        ).raise_for_status()
+
+    def delete(self) -> None:
+        requests.delete(f"{self.api}/api/vhosts/{quote(self.name, safe='')}", timeout=10)
+
+
+class Stack:
+    """The services, their private databases and fault proxies, and the independent subscriber."""
+
+    SERVICES = {"dossier-a": "dossier", "dossier-b": "dossier", "metrics": "metrics"}
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.vhost = Vhost(settings)
+        self.amqp_direct = (
+            f"amqp://guest:guest@{settings.rabbit_host}:{settings.rabbit_port}/{self.vhost.name}"
+        )
+        self.broker_proxy = FaultProxy(settings.rabbit_host, settings.rabbit_port)
+        self.amqp_proxied = f"amqp://guest:guest@127.0.0.1:{self.broker_proxy.port}/{self.vhost.name}"
+        self.pg: dict[str, PrivatePostgres] = {}
+        self.db_proxy: dict[str, FaultProxy] = {}
+        self.db_direct: dict[str, str] = {}
+        for service in ("dossier", "metrics"):
+            server = PrivatePostgres()
+            self.pg[service] = server
+            self.db_direct[service] = server.create_database(service)
+            upgrade(service, self.db_direct[service])
+            self.db_proxy[service] = FaultProxy("127.0.0.1", server.port)
+        self.engines = {s: sa.create_engine(url, pool_pre_ping=True) for s, url in self.db_direct.items()}
+        connection = connect(self.amqp_direct)
+        channel = connection.channel()
+        declare_exchanges(channel)
+        channel.queue_declare(SUBSCRIBER_QUEUE, durable=True, auto_delete=False)
+        channel.queue_bind(SUBSCRIBER_QUEUE, EXCHANGE, "dossier.#")
+        connection.close()
+        self.ports = {name: free_port() for name in self.SERVICES}
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.seen: set[str] = set()
+        self.duplicates = 0
+
+    # -- processes ------------------------------------------------------------------------------------
+
+    def env(self, name: str) -> dict[str, str]:
+        service = self.SERVICES[name]
+        db = f"postgresql://postgres@127.0.0.1:{self.db_proxy[service].port}/{service}"
+        return {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "AMQP_URI": self.amqp_proxied,
+            "JWT_SECRET": DEV_SECRET,
+            f"{service.upper()}_DATABASE_URL": db,
+            f"{service.upper()}_ADDRESS": f"127.0.0.1:{self.ports[name]}",
+            "OUTBOX_POLL_SECONDS": "0.2",
+            "EVENT_RETRY_DELAYS": "0.2,0.5,1,2",
+            "EVENT_OUTAGE_BACKOFF_MAX_SECONDS": "2",
+            "MAX_WORKERS": "10",
+            "LOG_LEVEL": "WARNING",
+        }
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def start(self, name: str) -> None:
+        log = open(self.workdir / f"{name}.log", "a", encoding="utf-8")  # noqa: SIM115 - the child owns it
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "shared.runner", self.SERVICES[name]],
+            cwd=ROOT,
+            env=self.env(name),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_live(self, name: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.processes[name].returncode}; see {name}.log")
+            try:
+                if requests.get(f"{self.url(name)}/health/live", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not come up in {timeout:.0f} s")
+
+    def kill(self, name: str) -> None:
+        process = self.processes[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def start_all(self) -> None:
+        for name in ("metrics", "dossier-a", "dossier-b"):
+            self.start(name)
+        for name in self.processes:
+            self.wait_live(name)
+
+    # -- the load -------------------------------------------------------------------------------------
+
+    def start_load(self) -> tuple[subprocess.Popen, Path]:
+        stats = self.workdir / f"load-{uuid.uuid4().hex[:6]}.json"
+        command = [
+            sys.executable,
+            "-m",
+            "chaos.load",
+            "--rate",
+            str(self.settings.rate),
+            "--stats",
+            str(stats),
+        ]
+        for name in ("dossier-a", "dossier-b"):
+            command += ["--url", self.url(name)]
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return process, stats
+
+    @staticmethod
+    def stop_load(load: tuple[subprocess.Popen, Path]) -> dict:
+        process, stats = load
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        return json.loads(stats.read_text(encoding="utf-8"))
+
+    # -- the oracle and the figures -------------------------------------------------------------------
+
+    def oracle(self) -> set[str]:
+        with self.engines["dossier"].connect() as connection:
+            return set(connection.execute(sa.text("SELECT code FROM dossiers")).scalars())
+
+    def projection(self) -> tuple[set[str], int]:
+        with self.engines["metrics"].connect() as connection:
+            known = set(connection.execute(sa.text("SELECT code FROM metrics_dossier_facts")).scalars())
+            counted = connection.execute(
+                sa.text("SELECT coalesce(sum(received), 0) FROM metrics_totals")
+            ).scalar()
+        return known, int(counted)
+
+    def outbox_pending(self) -> int:
+        with self.engines["dossier"].connect() as connection:
+            return connection.execute(
+                sa.text("SELECT count(*) FROM dossier_outbox WHERE published_at IS NULL")
+            ).scalar()
+
+    def drain_subscriber(self) -> None:
+        connection = connect(self.amqp_direct)
+        channel = connection.channel()
+        while (message := channel.basic_get(SUBSCRIBER_QUEUE, no_ack=True)) is not None:
+            try:
+                envelope = json.loads(message.body)
+            except ValueError:
+                continue  # the poison scenario's unparseable message
+            if envelope.get("type") != "vn.motcua.dossier.received":
+                continue
+            if envelope["subject"] in self.seen:
+                self.duplicates += 1
+            self.seen.add(envelope["subject"])
+        connection.close()
+
+    def dead_letters(self) -> int:
+        connection = connect(self.amqp_direct)
+        try:
+            return connection.channel().queue_declare(f"{METRICS_QUEUE}.dead-letter", passive=True)[1]
+        except Exception:  # noqa: BLE001 - not declared yet: none
+            return 0
+        finally:
+            connection.collect()
+
+    def settle(self, row: Row) -> None:
+        """Wait until everything the oracle holds has reached the subscriber and the projection."""
+        deadline = time.monotonic() + self.settings.settle_timeout
+        while True:
+            self.drain_subscriber()
+            oracle = self.oracle()
+            known, counted = self.projection()
+            done = self.outbox_pending() == 0 and oracle <= self.seen and oracle <= known
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        row.receipts = len(oracle)
+        row.lost_subscriber = len(oracle - self.seen)
+        row.lost_projection = len(oracle - known)
+        row.double_counted = max(0, counted - len(known)) + len(known - oracle - {"POISON-1"})
+        row.dead_letters = self.dead_letters()
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for engine in self.engines.values():
+            engine.dispose()
+        for proxy in (self.broker_proxy, *self.db_proxy.values()):
+            proxy.close()
+        for server in self.pg.values():
+            server.destroy()
+        self.vhost.delete()
+
+
+# -- scenarios ----------------------------------------------------------------------------------------
+
+
+def under_load(stack: Stack, row: Row, fault) -> None:
+    """Run ``fault`` with the load going; record the HTTP answers; settle and measure."""
+    started = time.monotonic()
+    load = stack.start_load()
+    time.sleep(2.0)
+    try:
+        fault()
+    finally:
+        time.sleep(3.0)
+        stats = stack.stop_load(load)
+    row.seconds = round(time.monotonic() - started, 1)
+    answers = stats["answers"]
+    row.http = " ".join(f"{k}:{v}" for k, v in sorted(answers.items()))
+    if answers.get("500"):
+        row.note += f" {answers['500']} HTTP 500 (must be 503);"
+    stack.settle(row)
+
+
+def broker_outage(stack: Stack, s: Settings) -> Row:
+    row = Row("broker-outage", f"{s.broker_outage:.0f} s, all services, {s.rate:g} receipts/s")
+
+    def fault():
+        stack.broker_proxy.cut()
+        time.sleep(s.broker_outage)
+        stack.broker_proxy.restore()
+
+    under_load(stack, row, fault)
+    return row
+
+
+def kill_9(stack: Stack, s: Settings) -> Row:
+    rng = random.Random(s.seed)
+    counts = {name: 0 for name in stack.SERVICES}
+    row = Row("kill-9", f"{s.kills} kills at random points of dossier-a/b (relay) and metrics")
+
+    def fault():
+        for _ in range(s.kills):
+            name = rng.choice(list(stack.SERVICES))
+            # After it is up and working: a random moment within the next 1.5 s of traffic, which
+            # falls between commit and publish, confirm and mark-sent, or commit and ack alike.
+            time.sleep(rng.uniform(0.0, 1.5))
+            stack.kill(name)
+            counts[name] += 1
+            stack.start(name)
+            stack.wait_live(name)
+
+    under_load(stack, row, fault)
+    row.note += " " + ", ".join(f"{k} x{v}" for k, v in counts.items())
+    return row
+
+
+def db_restart(service: str):
+    def scenario(stack: Stack, s: Settings) -> Row:
+        row = Row(f"db-restart-{service}", f"pg_ctl stop -m fast; start, {service}'s PostgreSQL")
+
+        def fault():
+            stack.pg[service].stop()
+            stack.pg[service].start()
+            time.sleep(3.0)
+
+        under_load(stack, row, fault)
+        return row
+
+    return scenario
+
+
+def db_outage(service: str):
+    def scenario(stack: Stack, s: Settings) -> Row:
+        row = Row(f"db-outage-{service}", f"{s.db_outage:.0f} s, {service}'s PostgreSQL stopped")
+
+        def fault():
+            stack.pg[service].stop()
+            time.sleep(s.db_outage)
+            stack.pg[service].start()
+
+        under_load(stack, row, fault)
+        return row
+
+    return scenario
+
+
+def poison(stack: Stack, s: Settings) -> Row:
+    row = Row("poison", "1 unparseable + 1 event the projection rejects, among valid ones")
+    before = stack.dead_letters()
+
+    def fault():
+        from shared.events import Event
+
+        bad = Event(
+            source="dossier",
+            name="received",
+            subject="POISON-1",
+            data={"status": "?"},
+            unit_path="79.26740",
+            sequence=1,
+        )
+        connection = connect(stack.amqp_direct)
+        channel = connection.channel()
+        channel.confirm_select()
+        import amqp
+
+        for body in (b"{not an event", bad.to_json().encode()):
+            channel.basic_publish_confirm(
+                amqp.Message(body, delivery_mode=2),
+                exchange=EXCHANGE,
+                routing_key="dossier.received.79.26740",
+            )
+        connection.close()
+        time.sleep(10.0)
+
+    under_load(stack, row, fault)
+    added = row.dead_letters - before
+    alert = _dead_lettered_total(stack)
+    row.note += f" dead-lettered {added} (expected 2); motcua_dead_lettered_total={alert:g} (alert fires);"
+    if added != 2:
+        row.note += " UNEXPECTED;"
+    return row
+
+
+def _dead_lettered_total(stack: Stack) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{stack.url('metrics')}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "motcua_dead_lettered_total"
+    )
+
+
+def leadership_loss(stack: Stack, s: Settings) -> Row:
+    row = Row("leadership-loss", "the relay leader's lock connection terminated, twice")
+    leaders: list[str] = []
+
+    def leader() -> int | None:
+        from shared.outbox import leader_lock_key
+
+        with stack.engines["dossier"].connect() as connection:
+            return connection.execute(
+                sa.text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND ((classid::bigint << 32) | objid::bigint) = :key"
+                ),
+                {"key": leader_lock_key("dossier")},
+            ).scalar()
+
+    def fault():
+        for _ in range(2):
+            pid = leader()
+            leaders.append(str(pid))
+            with stack.engines["dossier"].connect() as connection:
+                connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                connection.commit()
+            time.sleep(5.0)
+        leaders.append(str(leader()))
+
+    under_load(stack, row, fault)
+    row.note += f" leader backends {' -> '.join(leaders)};"
+    return row
+
+
+def latency(stack: Stack, s: Settings) -> Row:
+    row = Row(
+        "latency", f"+{s.latency * 1000:.0f} ms per chunk, broker and both databases, {s.fault_seconds:.0f} s"
+    )
+    proxies = [stack.broker_proxy, *stack.db_proxy.values()]
+
+    def fault():
+        for proxy in proxies:
+            proxy.latency = s.latency
+        time.sleep(s.fault_seconds)
+        for proxy in proxies:
+            proxy.latency = 0.0
+
+    under_load(stack, row, fault)
+    return row
+
+
+def reset(stack: Stack, s: Settings) -> Row:
+    row = Row("reset", "every broker and database connection reset, 5 times")
+    proxies = [stack.broker_proxy, *stack.db_proxy.values()]
+
+    def fault():
+        for _ in range(5):
+            for proxy in proxies:
+                proxy.reset()
+            time.sleep(s.fault_seconds / 5)
+
+    under_load(stack, row, fault)
+    return row
+
+
+def half_open(stack: Stack, s: Settings) -> Row:
+    row = Row("half-open", f"broker and metrics database swallow traffic {s.fault_seconds:.0f} s, then reset")
+    proxies = [stack.broker_proxy, stack.db_proxy["metrics"]]
+
+    def fault():
+        for proxy in proxies:
+            proxy.half_open()
+        time.sleep(s.fault_seconds)
+        for proxy in proxies:
+            proxy.reset()
+
+    under_load(stack, row, fault)
+    return row
+
+
+RUNNERS = {
+    "broker-outage": broker_outage,
+    "kill-9": kill_9,
+    "db-restart-dossier": db_restart("dossier"),
+    "db-restart-metrics": db_restart("metrics"),
+    "db-outage-dossier": db_outage("dossier"),
+    "db-outage-metrics": db_outage("metrics"),
+    "poison": poison,
+    "leadership-loss": leadership_loss,
+    "latency": latency,
+    "reset": reset,
+    "half-open": half_open,
+}
+
+
+def table(rows: list[Row]) -> str:
+    header = (
+        "scenario",
+        "parameters",
+        "s",
+        "receipts",
+        "lost (subscriber)",
+        "lost (projection)",
+        "double-counted",
+        "dead letters",
+        "HTTP answers during the run",
+        "notes",
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = (
+            r.scenario,
+            r.parameters,
+            f"{r.seconds:g}",
+            r.receipts,
+            r.lost_subscriber,
+            r.lost_projection,
+            r.double_counted,
+            r.dead_letters,
+            r.http,
+            r.note.strip(),
+        )
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def run(settings: Settings, out=sys.stdout) -> list[Row]:
+    workdir = Path(tempfile.mkdtemp(prefix="motcua-chaos-"))
+    out.write(f"chaos: logs in {workdir}\n")
+    stack = Stack(settings, workdir)
+    rows: list[Row] = []
+    try:
+        stack.start_all()
+        for name in settings.only:
+            out.write(f"chaos: {name} ...\n")
+            out.flush()
+            row = RUNNERS[name](stack, settings)
+            rows.append(row)
+            out.write(table([row]).splitlines()[-1] + "\n")
+            out.flush()
+    finally:
+        stack.close()
+    out.write("\n" + table(rows) + "\n")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--broker-outage", type=float, default=defaults.broker_outage, help="seconds")
+    parser.add_argument("--db-outage", type=float, default=defaults.db_outage, help="seconds")
+    parser.add_argument("--kills", type=int, default=defaults.kills)
+    parser.add_argument("--rate", type=float, default=defaults.rate, help="receipts a second")
+    parser.add_argument("--latency", type=float, default=defaults.latency, help="seconds per chunk")
+    parser.add_argument("--fault-seconds", type=float, default=defaults.fault_seconds)
+    parser.add_argument("--settle-timeout", type=float, default=defaults.settle_timeout)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--only", action="append", choices=SCENARIOS, help="run only these (repeatable)")
+    args = parser.parse_args(argv)
+    settings = Settings(
+        broker_outage=args.broker_outage,
+        db_outage=args.db_outage,
+        kills=args.kills,
+        rate=args.rate,
+        latency=args.latency,
+        fault_seconds=args.fault_seconds,
+        settle_timeout=args.settle_timeout,
+        seed=args.seed,
+        only=args.only or list(SCENARIOS),
+    )
+    rows = run(settings)
+    return 0 if rows and all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
