@@ -5,7 +5,9 @@
     make chaos CHAOS_ARGS="--only kill-9 --kills 5"
 
 The stack is private to the run: two PostgreSQL servers of its own (dossier, metrics) started with
-``initdb``/``pg_ctl`` on free ports, a throw-away vhost on the local RabbitMQ, two dossier processes (two
+``initdb``/``pg_ctl`` on free ports, a RabbitMQ node of its own (own node name, ports and directories;
+``--broker shared`` uses a throw-away vhost on the local broker instead, without the alarm scenario),
+two dossier processes (two
 relays, one leader by advisory lock) and a metrics process, each talking to the broker and to its
 database through a fault proxy (chaos/proxy.py). A second process (chaos/load.py) files receipts at a
 steady rate during every scenario, retrying with the same Idempotency-Key until accepted. An independent
@@ -19,8 +21,8 @@ with the oracle — every dossier in the dossier service's own database:
 - **double-counted**: receipts the projection counted more than once (its received total minus the
   dossiers it knows).
 
-Figures are cumulative over the run; every one must be 0. Nothing here touches the shared PostgreSQL,
-and on the shared RabbitMQ only the run's own vhost.
+Figures are cumulative over the run; every one must be 0. Nothing here touches the shared PostgreSQL
+or, unless ``--broker shared``, the shared RabbitMQ.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from shared.broker import connect, declare_exchanges
 from shared.events import EXCHANGE
 from shared.migrate import upgrade
 from tests.support.private_postgres import PrivatePostgres
+from tests.support.private_rabbitmq import PrivateRabbitMQ
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIBER_QUEUE = "chaos.independent-subscriber"
@@ -64,6 +67,7 @@ SCENARIOS = (
     "latency",
     "reset",
     "half-open",
+    "broker-alarm",
 )
 
 
@@ -78,6 +82,8 @@ class Settings:
     settle_timeout: float = 300.0
     seed: int = 12
     only: list[str] = field(default_factory=lambda: list(SCENARIOS))
+    # "private": a RabbitMQ node of the run's own (needed for the alarm); "shared": a vhost on the local one.
+    broker: str = "private"
     rabbit_host: str = "127.0.0.1"
     rabbit_port: int = 5672
     rabbit_api: str = "http://guest:guest@127.0.0.1:15672"
@@ -134,12 +140,17 @@ class Stack:
     def __init__(self, settings: Settings, workdir: Path) -> None:
         self.settings = settings
         self.workdir = workdir
-        self.vhost = Vhost(settings)
-        self.amqp_direct = (
-            f"amqp://guest:guest@{settings.rabbit_host}:{settings.rabbit_port}/{self.vhost.name}"
-        )
-        self.broker_proxy = FaultProxy(settings.rabbit_host, settings.rabbit_port)
-        self.amqp_proxied = f"amqp://guest:guest@127.0.0.1:{self.broker_proxy.port}/{self.vhost.name}"
+        self.rabbit: PrivateRabbitMQ | None = None
+        self.vhost: Vhost | None = None
+        if settings.broker == "private":
+            self.rabbit = PrivateRabbitMQ()
+            host, port, vhost = "127.0.0.1", self.rabbit.port, ""
+        else:
+            self.vhost = Vhost(settings)
+            host, port, vhost = settings.rabbit_host, settings.rabbit_port, self.vhost.name
+        self.amqp_direct = f"amqp://guest:guest@{host}:{port}/{vhost}"
+        self.broker_proxy = FaultProxy(host, port)
+        self.amqp_proxied = f"amqp://guest:guest@127.0.0.1:{self.broker_proxy.port}/{vhost}"
         self.pg: dict[str, PrivatePostgres] = {}
         self.db_proxy: dict[str, FaultProxy] = {}
         self.db_direct: dict[str, str] = {}
@@ -314,7 +325,10 @@ class Stack:
             proxy.close()
         for server in self.pg.values():
             server.destroy()
-        self.vhost.delete()
+        if self.vhost is not None:
+            self.vhost.delete()
+        if self.rabbit is not None:
+            self.rabbit.destroy()
 
 
 # -- scenarios ----------------------------------------------------------------------------------------
@@ -528,6 +542,28 @@ def half_open(stack: Stack, s: Settings) -> Row:
     return row
 
 
+def broker_alarm(stack: Stack, s: Settings) -> Row:
+    row = Row("broker-alarm", f"memory alarm on the (private) broker node, {s.fault_seconds:.0f} s")
+    if stack.rabbit is None:
+        row.note = "skipped: needs --broker private;"
+        return row
+    peak = [0]
+
+    def fault():
+        stack.rabbit.memory_alarm(True)
+        try:
+            deadline = time.monotonic() + s.fault_seconds
+            while time.monotonic() < deadline:
+                peak[0] = max(peak[0], stack.outbox_pending())
+                time.sleep(1.0)
+        finally:
+            stack.rabbit.memory_alarm(False)
+
+    under_load(stack, row, fault)
+    row.note += f" publishers blocked: the outbox grew to {peak[0]} waiting events;"
+    return row
+
+
 RUNNERS = {
     "broker-outage": broker_outage,
     "kill-9": kill_9,
@@ -540,6 +576,7 @@ RUNNERS = {
     "latency": latency,
     "reset": reset,
     "half-open": half_open,
+    "broker-alarm": broker_alarm,
 }
 
 
@@ -605,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-seconds", type=float, default=defaults.fault_seconds)
     parser.add_argument("--settle-timeout", type=float, default=defaults.settle_timeout)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--broker", choices=("private", "shared"), default=defaults.broker)
     parser.add_argument("--only", action="append", choices=SCENARIOS, help="run only these (repeatable)")
     args = parser.parse_args(argv)
     settings = Settings(
@@ -616,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_seconds=args.fault_seconds,
         settle_timeout=args.settle_timeout,
         seed=args.seed,
+        broker=args.broker,
         only=args.only or list(SCENARIOS),
     )
     rows = run(settings)
