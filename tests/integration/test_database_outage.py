@@ -18,11 +18,10 @@ import pytest
 import requests
 
 from services.metrics.service import QUEUE, MetricsService
-from shared.auth import DEV_SECRET
 from shared.broker import connect
 from shared.migrate import upgrade
-from tests.conftest import bearer, free_port
-from tests.integration.test_metrics_service import COMMUNE_A, Client, Dossier, publish
+from tests.conftest import bearer
+from tests.integration.test_metrics_service import COMMUNE_A, Client, Dossier, metrics_settings, publish
 from tests.support.broker import wait_for as wait_until
 from tests.support.private_postgres import PrivatePostgres
 
@@ -77,20 +76,9 @@ def test_a_database_outage_dead_letters_nothing_and_http_answers_503(
     url = private_postgres.create_database("metrics")
     upgrade("metrics", url)
     config = {
-        "AMQP_URI": rabbit_config["AMQP_URI"],
-        "DATABASE_URL": url,
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
-        "JWT_SECRET": DEV_SECRET,
-        "UNITS_FILE": "",
-        "OUTBOX_POLL_SECONDS": 0.2,
-        "OUTBOX_BATCH_SIZE": 200,
-        "EVENT_MAX_ATTEMPTS": 3,
+        **metrics_settings(rabbit_config["AMQP_URI"], url),
         "EVENT_RETRY_DELAYS": "0.1",
         "EVENT_OUTAGE_BACKOFF_MAX_SECONDS": 2,
-        "METRICS_UNIT_DEPTH": 2,
-        "SATISFACTION_WINDOW_DAYS": 30,
-        "METRICS_DUE_SOON_HOURS": 24,
-        "max_workers": 10,
     }
     container = container_factory(MetricsService, config)
     container.start()

@@ -130,8 +130,13 @@ def promtool() -> str:
 @pytest.fixture
 def metrics_config(rabbit_config, database_url):
     upgrade("metrics", database_url)
+    return metrics_settings(rabbit_config["AMQP_URI"], database_url)
+
+
+def metrics_settings(amqp_uri: str, database_url: str) -> dict:
+    """The metrics service's configuration for a test, on a free port."""
     return {
-        "AMQP_URI": rabbit_config["AMQP_URI"],
+        "AMQP_URI": amqp_uri,
         "DATABASE_URL": database_url,
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         "JWT_SECRET": DEV_SECRET,
