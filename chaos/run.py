@@ -194,12 +194,15 @@ class Stack:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, crash_at: str | None = None) -> None:
         log = open(self.workdir / f"{name}.log", "a", encoding="utf-8")  # noqa: SIM115 - the child owns it
+        env = self.env(name)
+        if crash_at:
+            env["MOTCUA_CRASH_AT"] = crash_at
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "shared.runner", self.SERVICES[name]],
             cwd=ROOT,
-            env=self.env(name),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -364,24 +367,67 @@ def broker_outage(stack: Stack, s: Settings) -> Row:
     return row
 
 
+# Crash points (shared/failpoints.py) and the process that reaches them; a dossier replica reaches the
+# relay's only while it leads, so the other replica is down meanwhile.
+CRASHES = {
+    "uow.after_commit": "dossier-a",
+    "relay.after_confirm": "dossier-a",
+    "consumer.after_commit": "metrics",
+}
+
+
 def kill_9(stack: Stack, s: Settings) -> Row:
+    """Half the kills are ``kill -9`` at a random moment of traffic; the other half are the process
+    killing itself with SIGKILL at a crash point: between commit and publish, between the broker's
+    confirm and marking the rows sent, between the projection's commit and the ack."""
     rng = random.Random(s.seed)
-    counts = {name: 0 for name in stack.SERVICES}
-    row = Row("kill-9", f"{s.kills} kills at random points of dossier-a/b (relay) and metrics")
+    counts: dict[str, int] = {}
+    row = Row(
+        "kill-9", f"{s.kills} kills of dossier-a/b (relays) and metrics: random moments and crash points"
+    )
+
+    def killed(what: str) -> None:
+        counts[what] = counts.get(what, 0) + 1
+
+    def crash_at(point: str) -> None:
+        name = CRASHES[point]
+        others = [n for n in ("dossier-a", "dossier-b") if n != name] if name.startswith("dossier") else []
+        for other in others:
+            stack.kill(other)
+            killed(f"{other} (random)")
+        stack.kill(name)
+        killed(f"{name} (random)")
+        stack.start(name, crash_at=point)
+        deadline = time.monotonic() + 60
+        while stack.processes[name].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if stack.processes[name].poll() is None:
+            stack.kill(name)
+            killed(f"{point} not reached in 60 s")
+        elif stack.processes[name].returncode == -signal.SIGKILL:
+            killed(point)
+        for restart in (name, *others):
+            stack.start(restart)
+        for restart in (name, *others):
+            stack.wait_live(restart)
 
     def fault():
-        for _ in range(s.kills):
+        points = list(CRASHES)
+        rounds = 0
+        while sum(counts.values()) < s.kills:
+            rounds += 1
+            if rounds % 2 == 0:
+                crash_at(points[(rounds // 2 - 1) % len(points)])
+                continue
             name = rng.choice(list(stack.SERVICES))
-            # After it is up and working: a random moment within the next 1.5 s of traffic, which
-            # falls between commit and publish, confirm and mark-sent, or commit and ack alike.
-            time.sleep(rng.uniform(0.0, 1.5))
+            time.sleep(rng.uniform(0.0, 1.5))  # a random moment of traffic after it is up
             stack.kill(name)
-            counts[name] += 1
+            killed(f"{name} (random)")
             stack.start(name)
             stack.wait_live(name)
 
     under_load(stack, row, fault)
-    row.note += " " + ", ".join(f"{k} x{v}" for k, v in counts.items())
+    row.note += " " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) + ";"
     return row
 
 

@@ -49,6 +49,7 @@ from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing, declare_consumer_queue
 from shared.config import parse_delays
 from shared.events import DEAD_LETTER_EXCHANGE, Event, InvalidEvent
+from shared.failpoints import crash_point
 from shared.transient import describe, is_transient
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,8 @@ class EventConsumer(Entrypoint):
         if exc_info is not None and is_transient(exc_info[1]):
             self._hold(message, exc_info[1], outage_round)
         else:
+            if exc_info is None:
+                crash_point("consumer.after_commit")
             self._settle(message, result, exc_info)
         return result, exc_info
 
@@ -384,6 +387,8 @@ class EventBatchConsumer(EventConsumer):
         handling = metrics.EVENT_HANDLING.labels(self.service, self.queue_name)
         elapsed = time.perf_counter() - started
         if exc_info is None or len(batch) == 1:
+            if exc_info is None:
+                crash_point("consumer.after_commit")
             answers = _answers(result, len(batch))
             for (message, _event), answer in zip(batch, answers, strict=True):
                 handling.observe(elapsed)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing
 from shared.events import UNROUTED_EXCHANGE, Event
+from shared.failpoints import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class OutboxRelay:
         ]
         outcomes = self.publisher.publish(messages)
         kept = self._keep_unroutable(messages, outcomes)
+        crash_point("relay.after_confirm")
         published: list[int] = []
         unroutable: list[int] = []
         for row, outcome in zip(rows, outcomes, strict=True):

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared import config as settings
 from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.events import Event
+from shared.failpoints import crash_point
 from shared.outbox import OutboxRelay, record
 from shared.transient import DatabaseUnavailable, describe, is_transient
 
@@ -156,6 +157,7 @@ class UnitOfWorkFactory:
             raise
         else:
             self.health.succeeded()
+            crash_point("uow.after_commit")
         finally:
             session.close()
         if tx.events and self.relay is not None:
