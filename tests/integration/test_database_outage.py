@@ -18,10 +18,10 @@ import pytest
 import requests
 
 from services.metrics.service import QUEUE, MetricsService
-from shared.broker import connect
+from shared.broker import ConfirmingPublisher, Outgoing, connect
 from shared.migrate import upgrade
 from tests.conftest import bearer
-from tests.integration.test_metrics_service import COMMUNE_A, Client, Dossier, metrics_settings, publish
+from tests.integration.test_metrics_service import COMMUNE_A, Client, Dossier, metrics_settings
 from tests.support.broker import wait_for as wait_until
 from tests.support.private_postgres import PrivatePostgres
 
@@ -57,11 +57,22 @@ class SteadyReceipts:
 
     def _run(self) -> None:
         now = datetime.now(UTC)
-        while not self._stop.is_set():
-            dossier = Dossier(COMMUNE_A, received_at=now - timedelta(hours=1), due_at=now + timedelta(days=3))
-            publish(self.amqp_uri, dossier.event("received", 2))
-            self.published += 1
-            self._stop.wait(self.interval)
+        publisher = ConfirmingPublisher(self.amqp_uri)
+        try:
+            while not self._stop.is_set():
+                dossier = Dossier(
+                    COMMUNE_A, received_at=now - timedelta(hours=1), due_at=now + timedelta(days=3)
+                )
+                event = dossier.event("received", 2)
+                outgoing = Outgoing(
+                    event.id, event.type, event.routing_key, event.to_json().encode(), event.cc
+                )
+                [outcome] = publisher.publish([outgoing])
+                assert outcome.confirmed and not outcome.unroutable
+                self.published += 1
+                self._stop.wait(self.interval)
+        finally:
+            publisher.close()
 
     def stop(self) -> int:
         self._stop.set()
@@ -89,6 +100,7 @@ def test_a_database_outage_dead_letters_nothing_and_http_answers_503(
     try:
         assert wait_until(lambda: (metrics.value("motcua_dossiers_received_total") or 0) >= 5)
         private_postgres.stop()
+        before = load.published
         answers: list[requests.Response] = []
         deadline = time.monotonic() + OUTAGE_SECONDS
         while time.monotonic() < deadline:
@@ -96,12 +108,13 @@ def test_a_database_outage_dead_letters_nothing_and_http_answers_503(
                 answers.append(requests.get(f"{metrics.base}{path}", timeout=10))
             answers.append(metrics.report(headers, **report))
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+        during = load.published - before
     finally:
         published = load.stop()
         if not private_postgres.running():
             private_postgres.start()
-    # At 10 events a second, an outage of more than a few seconds is hundreds of events.
-    assert published >= EVENTS_PER_SECOND * OUTAGE_SECONDS * 0.8
+    # Events kept coming throughout (10 a second asked; at least one a second on a busy machine).
+    assert during >= OUTAGE_SECONDS
     assert [a.status_code for a in answers] == [503] * len(answers)
     assert all(a.headers["Retry-After"].isdigit() for a in answers)
     assert all(a.headers["Content-Type"] == "application/problem+json" for a in answers)
