@@ -120,7 +120,9 @@ class Shipment:
         """The operator accepted an order: the shipment exists, status ``created``."""
         shipment = cls(**terms)
         shipment.status_at = shipment.created_at
-        shipment._record("ordered", shipment.created_at)
+        shipment._record(
+            "ordered", shipment.created_at, fee_vnd=shipment.fee_vnd, charged_to=shipment.charged_to
+        )
         return shipment
 
     def track(self, report: Report) -> TrackingOutcome:
