@@ -74,7 +74,7 @@ def run(
         )
 
     def shipments(code: str) -> list[dict]:
-        return postal.request("GET", f"/api/v1/dossiers/{code}/shipments", token=desk).json()["results"]
+        return postal.request("GET", f"/api/v1/shipments/{code}", token=desk).json()["results"]
 
     for pickup in pickups:
         _wait(

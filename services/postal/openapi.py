@@ -61,7 +61,7 @@ OPERATIONS = (
     ),
     Operation(
         "GET",
-        "/api/v1/dossiers/<code>/shipments",
+        "/api/v1/shipments/<code>",
         "A dossier's shipments, both directions (no contact data)",
         "dossier_shipments",
         "shipments",
@@ -108,7 +108,7 @@ OPERATIONS = (
     ),
     Operation(
         "PUT",
-        "/api/v1/dossiers/<code>/postal-return",
+        "/api/v1/postal-returns/<code>",
         "Give the recipient of a postal return and/or the signed result's reference",
         "give_postal_return",
         "returns",
@@ -121,7 +121,7 @@ OPERATIONS = (
     ),
     Operation(
         "GET",
-        "/api/v1/dossiers/<code>/postal-return",
+        "/api/v1/postal-returns/<code>",
         "A dossier's return by post and its latest delivery",
         "get_postal_return",
         "returns",
@@ -130,7 +130,7 @@ OPERATIONS = (
     ),
     Operation(
         "POST",
-        "/api/v1/dossiers/<code>/deliveries",
+        "/api/v1/postal-returns/<code>/deliveries",
         "Deliver the result again after it came back to the desk",
         "deliver_again",
         "returns",

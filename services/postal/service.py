@@ -95,7 +95,7 @@ class PostalService(OperationalEndpoints):
             lambda tx: postal.store_pickup(tx, prepared, name, datetime.now(UTC)),
         )
 
-    @api("GET", "/api/v1/dossiers/<string:code>/shipments")
+    @api("GET", "/api/v1/shipments/<string:code>")
     def shipments(self, request, code):
         """A dossier's shipments, both directions, oldest first (no contact data)."""
         principal = self._staff(request)
@@ -144,7 +144,7 @@ class PostalService(OperationalEndpoints):
 
     # --- returns by post ---------------------------------------------------------------------------
 
-    @api("PUT", "/api/v1/dossiers/<string:code>/postal-return")
+    @api("PUT", "/api/v1/postal-returns/<string:code>")
     def give_return_address(self, request, code):
         """Where the result goes (recipient, address, phone) and which signed document it is."""
         principal = self.auth.principal(request)
@@ -163,13 +163,13 @@ class PostalService(OperationalEndpoints):
             log.warning("delivery of %s not opened yet (the watch retries): %s", code, exc.detail)
         return self._postal_return(principal, code)
 
-    @api("GET", "/api/v1/dossiers/<string:code>/postal-return")
+    @api("GET", "/api/v1/postal-returns/<string:code>")
     def postal_return(self, request, code):
         principal = self.auth.principal(request)
         principal.require_role(*RETURN_ROLES, *STAFF_ROLES)
         return self._postal_return(principal, code)
 
-    @api("POST", "/api/v1/dossiers/<string:code>/deliveries")
+    @api("POST", "/api/v1/postal-returns/<string:code>/deliveries")
     def deliver_again(self, request, code):
         """After returned_to_sender, the desk sends the result again; the fee goes to whoever caused it."""
         principal = self.auth.principal(request)

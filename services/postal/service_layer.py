@@ -135,10 +135,11 @@ def receive_webhook(
             if shipment is None:
                 raise NotFound(f"no consignment {report['consignment']} of {cmd.operator} is known here")
             recipient = report["recipient"] or {}
+            mapped = map_status(cmd.operator, report["status"])
             outcome = shipment.track(
                 Report(
                     operator_status=report["status"],
-                    status=map_status(cmd.operator, report["status"]),
+                    status=mapped,
                     occurred_at=report["occurred_at"],
                     recipient_kind=recipient.get("kind"),
                     recipient_name=recipient.get("name"),
@@ -152,9 +153,7 @@ def receive_webhook(
                     received_at=now,
                     shipment_id=shipment.id,
                     operator_status=report["status"],
-                    status=None
-                    if map_status(cmd.operator, report["status"]) is None
-                    else shipment.status.value,
+                    status=None if mapped is None else mapped.value,  # as reported, mapped
                     occurred_at=report["occurred_at"],
                     outcome=outcome.value,
                     body=cmd.raw_body.decode("utf-8"),

@@ -58,7 +58,7 @@ class System:
         return r.json()
 
     def shipments(self, code: str) -> list[dict]:
-        r = requests.get(f"{self.postal}/api/v1/dossiers/{code}/shipments", headers=DESK, timeout=10)
+        r = requests.get(f"{self.postal}/api/v1/shipments/{code}", headers=DESK, timeout=10)
         return r.json()["results"] if r.status_code == 200 else []
 
     def act(self, code: str, action: str, headers: dict, body: dict | None = None) -> dict:
