@@ -607,9 +607,12 @@ def watch(uow, operator: OperatorAdapter, units: UnitRegistry, now: datetime) ->
             )
             .limit(100)
         ).all()
-    for direction, status, count in counts:
-        metrics.SHIPMENTS.labels(direction, status).set(count)
+    by_status = {(direction, status): count for direction, status, count in counts}
     for direction in Direction:
+        for status in ShipmentStatus:  # every pair, so a status nobody is in any more reads 0
+            metrics.SHIPMENTS.labels(direction.value, status.value).set(
+                by_status.get((direction.value, status.value), 0)
+            )
         metrics.SHIPMENTS_OVERDUE.labels(direction.value).set(overdue.get(direction.value, 0))
     metrics.RETURNS_AWAITING_ADDRESS.set(sum(1 for row in waiting if row.recipient_address is None))
     for row in waiting:

@@ -191,7 +191,7 @@ def test_pickup_hand_over_then_postal_return_delivered(system):
     pickup = system.pickup(return_method="postal")
     code = pickup["dossier_code"]
     registered = system.dossier_of(code, PORTAL)
-    assert (registered["status"], registered["channel"]) == (1, "postal") or registered["status"] == 1
+    assert (registered["status"], registered["channel"]) == (1, "postal")  # the portal sees it at once
     assert wait_for(lambda: _status_of(system, code, "pickup") == "delivered"), system.shipments(code)
 
     record = system.hand_over(
@@ -227,3 +227,24 @@ def test_failed_delivery_returned_to_sender_then_counter_return(system):
     assert system.dossier_of(code)["status"] == 9  # waits at the desk
     returned = system.act(code, "return", DESK, {"method": "counter"})
     assert returned["status"] == 10 and returned["return_method"] == "counter"
+
+
+def test_a_dossier_refused_on_the_hand_over_record_is_refused_with_its_reason(system):
+    pickup = system.pickup()
+    code = pickup["dossier_code"]
+    reason = "Thiếu tờ khai có chữ ký"
+    record = system.hand_over(
+        pickup["consignment"],
+        "pickup",
+        [{"consignment": pickup["consignment"], "outcome": "refused", "reason": reason}],
+    )
+    refused = wait_for(lambda: (d := system.dossier_of(code)) and d["status"] == 3 and d)
+    assert refused, system.dossier_of(code)
+    assert record["items"][0]["outcome"] == "refused" and refused["received_at"] is None
+    again = requests.post(
+        f"{system.postal}/api/v1/handover-records/{record['id']}/signatures",
+        json={},
+        headers=OPERATOR,
+        timeout=10,
+    )
+    assert again.status_code == 409  # a signed record cannot be signed again

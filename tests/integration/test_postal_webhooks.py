@@ -28,7 +28,7 @@ from shared.db import create_engine
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
 from tests.conftest import free_port
-from tests.support.broker import Subscriber
+from tests.support.broker import Subscriber, wait_for
 from tests.support.postal import FOREIGN_SECRET, NEW_SECRET, SECRET, postal_config, signed
 
 pytestmark = pytest.mark.integration
@@ -238,3 +238,35 @@ def test_an_unknown_status_is_stored_alerted_and_moves_nothing(postal):
             [promtool, "check", "metrics"], input=metrics, capture_output=True, text=True
         )
         assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
+
+
+def test_the_watch_counts_shipments_and_flags_the_stuck_ones(rabbit_config, database_url, container_factory):
+    upgrade("postal", database_url)
+    config = postal_config(rabbit_config["AMQP_URI"], database_url, free_port(), POSTAL_WATCH_SECONDS=0.3)
+    engine = create_engine(database_url)
+    arrange = Postal(config, engine)
+    on_time, stuck = arrange.shipment(), arrange.shipment()
+    with engine.begin() as connection:  # the operator promised one of them for an hour ago
+        connection.execute(
+            shipments.update()
+            .where(shipments.c.id == stuck.id)
+            .values(promised_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+        connection.execute(
+            shipments.update()
+            .where(shipments.c.id == on_time.id)
+            .values(promised_at=datetime.now(UTC) + timedelta(hours=1))
+        )
+    container_factory(PostalService, config).start()
+    url = f"http://{config['WEB_SERVER_ADDRESS']}/metrics"
+
+    def gauges() -> str | None:
+        text = requests.get(url, timeout=10).text
+        return text if 'motcua_postal_shipments_overdue{direction="delivery"} 1.0' in text else None
+
+    text = wait_for(gauges, timeout=10)
+    engine.dispose()
+    assert text, "the stuck shipment was not flagged"
+    assert 'motcua_postal_shipments{direction="delivery",status="created"} 2.0' in text
+    assert 'motcua_postal_shipments{direction="delivery",status="delivered"} 0.0' in text
+    assert 'motcua_postal_shipments_overdue{direction="pickup"} 0.0' in text
