@@ -71,7 +71,7 @@ class System:
         assert r.status_code == 200, (action, r.text)
         return r.json()
 
-    def pickup(self, **extra) -> dict:
+    def pickup(self, key: str | None = None, **extra) -> dict:
         body = {
             "procedure_code": PROCEDURE,
             "receiving_unit": COMMUNE,
@@ -83,7 +83,7 @@ class System:
         r = requests.post(
             f"{self.postal}/api/v1/pickups",
             json=body,
-            headers={**PORTAL, "Idempotency-Key": "p-" + str(time.time())},
+            headers={**PORTAL, "Idempotency-Key": key or f"p-{time.time()}"},
             timeout=30,
         )
         assert r.status_code == 201, r.text
@@ -230,7 +230,9 @@ def test_failed_delivery_returned_to_sender_then_counter_return(system):
 
 
 def test_a_dossier_refused_on_the_hand_over_record_is_refused_with_its_reason(system):
-    pickup = system.pickup()
+    pickup = system.pickup(key="one-pickup")
+    # the portal retries: the same dossier, the same order (the registration and the order were keyed)
+    assert system.pickup(key="one-pickup") == pickup
     code = pickup["dossier_code"]
     reason = "Thiếu tờ khai có chữ ký"
     record = system.hand_over(
