@@ -20,29 +20,29 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ)
 run: $(STAMP)
 	@scripts/ensure-services.sh rabbitmq
-	$(BIN)/python scripts/run.py
+	MOTCUA_ENV=development $(BIN)/python scripts/run.py
 
 ## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
 test: $(STAMP)
 	@scripts/ensure-services.sh all
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP)
 	@scripts/ensure-services.sh all
-	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 ## bench: benchmarks (not part of make test); figures as ratios to same-run baselines
 bench: $(STAMP)
 	@scripts/ensure-services.sh all
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (a C HTTP load generator): apt-get install wrk"; exit 1; }
-	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 ## demo: a working day of one province through the HTTP API (with `make run` going)
 demo: $(STAMP)
-	$(BIN)/python -m scripts.demo $(DEMO_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m scripts.demo $(DEMO_ARGS)
 
 ## token: a development bearer token, e.g. make token ROLE=desk_officer UNIT=26740
 token: $(STAMP)

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from scripts.run import DEFAULT_PORTS
+from shared.auth import auth_settings
 from shared.config import load_config, validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -381,6 +382,7 @@ def test_local_overlay_values_pass_the_services_configuration_check(
             monkeypatch.setenv(name, value)
     config = load_config(ROOT / "services" / service / "config.yml")
     validate(config)
+    assert auth_settings(config, service).development  # the local overlay runs in development mode
     if importlib.util.find_spec(f"services.{service}.dependencies") is not None:
         own = getattr(importlib.import_module(f"services.{service}.dependencies"), "SETTINGS", ())
         validate(config, own)  # the settings the service adds to COMMON_SETTINGS
