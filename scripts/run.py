@@ -20,8 +20,11 @@ DEFAULT_PORTS = {"dossier": 8000, "postal": 8001, "esign": 8002, "metrics": 8003
 
 
 def services() -> list[str]:
-    found = [p.name for p in (ROOT / "services").iterdir()
-             if (p / "service.py").is_file() and (p / "config.yml").is_file()]
+    found = [
+        p.name
+        for p in (ROOT / "services").iterdir()
+        if (p / "service.py").is_file() and (p / "config.yml").is_file()
+    ]
     return sorted(found, key=lambda name: ORDER.index(name) if name in ORDER else len(ORDER))
 
 
