@@ -6,6 +6,10 @@ A message that cannot be parsed goes straight to ``egov.events.dlx`` with the re
 that raises is retried (the message is requeued) and, on its last attempt, dead-lettered with the
 exception as the reason, so the consumer carries on and nothing is dropped or retried forever.
 De-duplication by event id happens in the handler's own transaction (``Transaction.first_delivery``).
+Before any handler sees an event, :func:`shared.verification.verify_delivery` checks it (routing key,
+source, type, schema, units); what fails is dead-lettered at once with the reason, as is an event a
+handler refuses by raising :class:`shared.verification.EventRejected`. A queue's name starts with its
+service's name (``metrics.…``): the service's broker user may use no other (shared/broker_users.py).
 
 ``@event_batch_consumer(queue, keys, batch_size=500, batch_wait=0.05)`` is the same contract for a
 handler that takes a list of events: nameko's one worker per message is what limits a consumer, so
@@ -80,6 +84,11 @@ class EventConsumer(Entrypoint):
         super().__init__(**kwargs)
 
     def setup(self) -> None:
+        if not self.queue_name.startswith(f"{self.service}."):
+            # The service's broker user may declare and read only queues named so (shared/broker_users.py).
+            raise ValueError(
+                f"queue {self.queue_name!r} of service {self.service} must start with '{self.service}.'"
+            )
         self.max_attempts = int(self.container.config.get("EVENT_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
         self.units = UnitRegistry.from_settings(self.container.config.get("UNITS_FILE") or None)
         self._dead_letters = ConfirmingPublisher(self.container.config["AMQP_URI"])
