@@ -25,7 +25,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared import metrics
+from shared import logs, metrics
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
@@ -41,6 +41,8 @@ from shared.problems import (
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+PRIVATE_PREFIX = "/api/v1/"
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
@@ -116,6 +118,10 @@ class ApiEntrypoint(HttpRequestHandler):
         kwargs.setdefault("expected_exceptions", (Problem,))
         super().__init__(method, url, **kwargs)
 
+    def setup(self) -> None:
+        logs.install()  # a service that takes applicants' data logs none of it
+        super().setup()
+
     def handle_request(self, request):
         started = time.perf_counter()
         if (request.content_length or 0) > MAX_BODY_BYTES:
@@ -125,6 +131,9 @@ class ApiEntrypoint(HttpRequestHandler):
         else:
             request.max_content_length = MAX_BODY_BYTES
             response = super().handle_request(request)
+        if request.path.startswith(PRIVATE_PREFIX) and request.path not in PUBLIC_PATHS:
+            # Dossiers, forms, audit trails, reports: applicants' data, never kept by a shared cache.
+            response.headers.setdefault("Cache-Control", "no-store")
         service = self.container.service_name
         metrics.HTTP_REQUESTS.labels(service, self.method, self.url, str(response.status_code)).inc()
         metrics.HTTP_DURATION.labels(service, self.method, self.url).observe(time.perf_counter() - started)

@@ -22,6 +22,7 @@ import logging.config  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from shared import logs  # noqa: E402
 from shared.auth import auth_settings  # noqa: E402
 from shared.config import ConfigurationError, load_config, validate  # noqa: E402
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if "LOGGING" in config:
         logging.config.dictConfig(config["LOGGING"])
+    logs.install()
     from nameko.cli.run import run
 
     run([service_class(args.service)], config)
