@@ -18,8 +18,8 @@ from tests.support.broker import dead_letters, probe_event, publish, wait_for
 
 pytestmark = pytest.mark.integration
 
-QUEUE = "probe.batched-dossier-events"
-HELD_QUEUE = "probe.held-dossier-events"
+QUEUE = "batchprobe.dossier-events"
+HELD_QUEUE = "batchprobe.held-dossier-events"
 metadata = sa.MetaData()
 pipeline = add_pipeline_tables(metadata, "batchprobe")
 handled = sa.Table(
