@@ -148,6 +148,12 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
         description="HS256 key of development tokens (MOTCUA_ENV=development; checked in shared/auth.py)",
     ),
     Setting(
+        "PUBLIC_BASE_URL",
+        _url,
+        required=False,
+        description="where clients reach the API; pagination links start with it (empty: paths)",
+    ),
+    Setting(
         "UNITS_FILE",
         _optional_path,
         required=False,
