@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 # eventlet and nameko's pkg_resources import announce their deprecation on every start
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
 
-.PHONY: run test test-unit test-integration bench demo lint format token docs migrate clean services
+.PHONY: check-config run test test-unit test-integration bench demo lint format token docs migrate clean services
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "motcua needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
@@ -53,6 +53,10 @@ demo: $(STAMP)
 ## token: a development bearer token, e.g. make token ROLE=desk_officer UNIT=26740
 token: $(STAMP)
 	@$(BIN)/python -m shared.auth --role $(or $(ROLE),desk_officer) $(foreach u,$(or $(UNIT),26740),--unit $(u))
+
+## check-config: list what is unsafe in the configuration the services would start with (this environment)
+check-config: $(STAMP)
+	@$(BIN)/python -m shared.deployment_check $(SERVICES)
 
 ## docs: regenerate the OpenAPI and AsyncAPI documents under docs/
 docs: $(STAMP)
