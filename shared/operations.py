@@ -9,18 +9,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 
 import amqp
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
+from nameko.timer import timer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
+from shared import retention
 from shared.broker import BrokerUnavailable, connect
+from shared.config import ConfigurationError
 from shared.http import api, json_response
 from shared.problems import ServiceUnavailable
 
 log = logging.getLogger(__name__)
+RETENTION_INTERVAL_SECONDS = 3600
 
 
 class BrokerCheck:
@@ -81,9 +86,25 @@ class Readiness(DependencyProvider):
         return self.check
 
 
+class RetentionDays(DependencyProvider):
+    """``self.retention_days``: days kept per ``RETENTION_*`` setting, checked at start."""
+
+    def setup(self) -> None:
+        try:
+            self.days = retention.retention_days(self.container.config)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    def get_dependency(self, worker_ctx) -> dict[str, int]:
+        return self.days
+
+
 class OperationalEndpoints:
     openapi_document = staticmethod(lambda: {})
     readiness = Readiness()
+    retention_days = RetentionDays()
+    # A service's own tables pruned by age besides the pipeline's (shared/retention.py).
+    retained: tuple[retention.Prunable, ...] = ()
 
     @api("GET", "/health/live")
     def health_live(self, request):
@@ -106,6 +127,15 @@ class OperationalEndpoints:
                 "not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()), checks=checks
             )
         return {"status": "ready", "checks": checks}
+
+    @timer(interval=RETENTION_INTERVAL_SECONDS)
+    def prune_expired(self) -> dict[str, int]:
+        """Delete idempotency keys, inbox rows, published outbox rows (and ``retained``) past retention."""
+        prunables = [*retention.pipeline_prunables(self.uow.tables), *self.retained]
+        deleted = retention.prune(self.uow.engine, prunables, self.retention_days, datetime.now(UTC))
+        if any(deleted.values()):
+            log.info("retention: deleted %s", ", ".join(f"{n} from {t}" for t, n in deleted.items() if n))
+        return deleted
 
     @api("GET", "/metrics")
     def metrics(self, request):
