@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.dossier.domain.model import Action, Decision, Status
-from services.dossier.domain.timing import TIMELINESS
 from shared.events import event_type
+from shared.timeliness import TIMELINESS
 
 CHANNELS = {"counter": 1, "online": 2, "postal": 3}
 RETURN_METHODS = {"counter": 0, "postal": 1}
