@@ -102,7 +102,9 @@ def test_officers_free_text_stays_behind_the_api_and_events_carry_codes(
         code = requests.post(f"{base}/api/v1/dossiers", json=body, headers=desk, timeout=10).json()["code"]
         action = f"{base}/api/v1/dossiers/{code}/actions"
         officer = bearer("handling_officer", UNIT)
-        assert requests.post(f"{action}/start_processing", json={}, headers=desk, timeout=10).status_code == 200
+        assert (
+            requests.post(f"{action}/start_processing", json={}, headers=desk, timeout=10).status_code == 200
+        )
         items = ["Giấy ủy quyền của bà Trịnh Thị Khánh Vân", "Bản sao CCCD 079303009871"]
         reason = "Gọi bà Vân 0987654321 để bổ sung"
         supplement = {"items": items, "reason": reason, "reason_code": "incomplete_dossier"}
