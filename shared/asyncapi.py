@@ -93,7 +93,13 @@ def build() -> dict[str, Any]:
         }
         channels[f"{entry.source}.{entry.name}.{{unitpath}}"] = {
             "description": f"{entry.summary} Routing key on the `{EXCHANGE}` topic exchange; the "
-            "handling unit's key travels in the CC header when it differs.",
+            "handling unit's key travels in the CC header when it differs."
+            + (
+                " The CC header lists both handling paths: the unit taking the dossier and the unit "
+                "handing it over."
+                if entry.name == "transferred"
+                else ""
+            ),
             "parameters": {"unitpath": {"$ref": "#/components/parameters/unitpath"}},
             "subscribe": {"operationId": f"on_{name}", "message": {"$ref": f"#/components/messages/{name}"}},
             "bindings": {

@@ -42,7 +42,15 @@ def collect(dossier: Dossier, units: UnitRegistry, *, reason_code: str | None = 
             data=public_data(domain_event.data, reason_code),
             unit_path=receiving,
             handling_unit_path=handling,
+            also_unit_paths=departed_from(domain_event.name, domain_event.data, units),
             sequence=first + offset,
         )
         for offset, domain_event in enumerate(pending)
     ]
+
+
+def departed_from(name: str, data: dict, units: UnitRegistry) -> tuple[str, ...]:
+    """A ``transferred`` event also goes to the unit that hands the dossier over (CONTRACTS §1)."""
+    if name != "transferred" or not data.get("from_unit"):
+        return ()
+    return (units.routing_path(data["from_unit"]),)

@@ -118,7 +118,7 @@ ALLOWED_FROM: dict[Action, frozenset[Status]] = {
     Action.STAMP: frozenset({S.PROCESSING}),
     Action.RESOLVE: frozenset({S.PROCESSING}),
     Action.RETURN: frozenset({S.RESOLVED}),
-    # At the applicant's request, any time before the result is ready (DOMAIN.md).
+    # At the applicant's request, any time before the result is decided (guard: no decision yet).
     Action.WITHDRAW: frozenset(
         {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.AWAITING_PAYMENT, S.STOPPED}
     ),
@@ -440,7 +440,7 @@ class Dossier:
         self._record("returned", now, method=self.return_method.name.lower(), returned_at=now)
 
     def withdraw(self, *, reason: str, now: datetime) -> None:
-        """Rút hồ sơ at the applicant's request, any time before the result is ready; final."""
+        """Rút hồ sơ at the applicant's request, any time before the result is decided; final."""
         self._check(Action.WITHDRAW)
         _require_text("reason", reason)
         self.status = Status.WITHDRAWN
@@ -659,6 +659,12 @@ class Dossier:
                 "missing item at once, so a second one is not allowed"
             )
         return None
+
+    def _guard_withdraw(self, rules: Rules) -> str | None:
+        # The result is decided once there is a decision: withdrawal comes before that (DOMAIN.md).
+        return (
+            "the result is already decided; the dossier can no longer be withdrawn" if self.decision else None
+        )
 
     def _guard_appraise(self, rules: Rules) -> str | None:
         return "the dossier is already decided" if self.decision else None
