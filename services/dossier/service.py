@@ -339,7 +339,7 @@ class DossierService(OperationalEndpoints):
     ) -> None:
         """Store the change, its hand-overs, its audit line and its events in one transaction."""
         dossier.schedule_watch(self.calendar, self.lifecycle.due_soon_lead)
-        tx.emit(*collect(dossier, self.units))
+        tx.emit(*collect(dossier, self.units, reason_code=body.get("reason_code")))
         repository.save(tx.session, dossier, self.units, actor=principal.sub)
         details = {k: v for k, v in json.loads(dumps(body)).items() if k != "applicant"}
         repository.audit(
