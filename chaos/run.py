@@ -182,6 +182,7 @@ class Stack:
             "PYTHONPATH": str(ROOT),
             "AMQP_URI": self.amqp_proxied,
             "JWT_SECRET": DEV_SECRET,
+            "MOTCUA_ENV": "development",
             f"{service.upper()}_DATABASE_URL": db,
             f"{service.upper()}_ADDRESS": f"127.0.0.1:{self.ports[name]}",
             "OUTBOX_POLL_SECONDS": "0.2",
@@ -246,7 +247,8 @@ class Stack:
         ]
         for name in ("dossier-a", "dossier-b"):
             command += ["--url", self.url(name)]
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "MOTCUA_ENV": "development"}
+        process = subprocess.Popen(command, cwd=ROOT, env=env)
         return process, stats
 
     @staticmethod

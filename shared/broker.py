@@ -8,12 +8,15 @@ queue keeps what could not be handled.
 Nothing unroutable is lost: the fanout exchange ``egov.events.unrouted`` feeds the durable queue of the
 same name, and it is ``egov.events``' *alternate exchange*, so an event no queue is bound for lands
 there, whoever published it, until an operator replays it (``python -m shared.ops replay-unrouted``).
-The alternate exchange is set by a **policy** (``python -m shared.ops broker-setup``), not by an
-argument of ``exchange.declare``: RabbitMQ refuses to re-declare an existing exchange with a different
-``alternate-exchange`` argument (406 PRECONDITION_FAILED), so adding the argument would break every
-broker that already has ``egov.events`` and every subscriber that declares it without the argument.
-Where the policy is missing, the relay keeps the promise itself: an event the broker returns as
-unroutable is published to ``egov.events.unrouted`` directly (:mod:`shared.outbox`).
+Both, and the alternate exchange, are set up by the operator (``python -m shared.ops broker-setup``; in
+production the Topology Operator's ``Policy``), not by the services: the alternate exchange is a
+**policy**, not an argument of ``exchange.declare``, because RabbitMQ refuses to re-declare an existing
+exchange with a different ``alternate-exchange`` argument (406 PRECONDITION_FAILED), which would break
+every broker that already has ``egov.events`` and every subscriber that declares it without the argument.
+The services' broker users get no rights on ``egov.events.unrouted``: what lands there has passed the
+topic permissions of ``egov.events``, so a replay cannot carry an event its publisher could not send.
+Where the policy is missing, the broker returns an unroutable event (``mandatory``) and the relay flags
+it in the outbox, as before.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ def connect(amqp_uri: str, *, heartbeat: int = 0, timeout: float = 5.0) -> amqp.
 def declare_exchanges(channel: amqp.Channel) -> None:
     channel.exchange_declare(EXCHANGE, "topic", durable=True, auto_delete=False)
     channel.exchange_declare(DEAD_LETTER_EXCHANGE, "topic", durable=True, auto_delete=False)
+
+
+def declare_unrouted(channel: amqp.Channel) -> None:
+    """The operator's part: where ``egov.events``' alternate exchange keeps what nobody is bound for."""
     channel.exchange_declare(UNROUTED_EXCHANGE, "fanout", durable=True, auto_delete=False)
     channel.queue_declare(
         UNROUTED_QUEUE, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"}

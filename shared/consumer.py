@@ -3,6 +3,10 @@
 ``@event_consumer("metrics.dossier-events", ["dossier.#"])`` declares a durable quorum queue bound
 to ``egov.events`` and hands each parsed :class:`~shared.events.Event` to the decorated method.
 De-duplication by event id happens in the handler's own transaction (``Transaction.first_delivery``).
+Before any handler sees an event, :func:`shared.verification.verify_delivery` checks it (routing key,
+source, type, schema, units); what fails is dead-lettered at once with the reason, as is an event a
+handler refuses by raising :class:`shared.verification.EventRejected`. A queue's name starts with its
+service's name (``metrics.…``): the service's broker user may use no other (shared/broker_users.py).
 
 Two kinds of failure, told apart by :func:`shared.transient.is_transient`:
 
@@ -51,6 +55,8 @@ from shared.config import parse_delays
 from shared.events import DEAD_LETTER_EXCHANGE, Event, InvalidEvent
 from shared.failpoints import crash_point
 from shared.transient import describe, is_transient
+from shared.units import UnitRegistry
+from shared.verification import EventRejected, verify_delivery
 
 log = logging.getLogger(__name__)
 
@@ -95,22 +101,30 @@ class EventQueueConsumer(QueueConsumer):
 class EventConsumer(Entrypoint):
     queue_consumer = EventQueueConsumer()
 
-    def __init__(self, queue_name: str, routing_keys: list[str], **kwargs) -> None:
+    def __init__(self, queue_name: str, routing_keys: list[str], *, verify: bool = True, **kwargs) -> None:
         self.queue_name = queue_name
         self.routing_keys = list(routing_keys)
         self.max_attempts = DEFAULT_MAX_ATTEMPTS
         self.retry_delays = DEFAULT_RETRY_DELAYS
         self.outage_backoff_max = DEFAULT_OUTAGE_BACKOFF_MAX
+        self.verify = verify
+        self.units: UnitRegistry | None = None
         self._dead_letters: ConfirmingPublisher | None = None
         super().__init__(**kwargs)
 
     def setup(self) -> None:
+        if not self.queue_name.startswith(f"{self.service}."):
+            # The service's broker user may declare and read only queues named so (shared/broker_users.py).
+            raise ValueError(
+                f"queue {self.queue_name!r} of service {self.service} must start with '{self.service}.'"
+            )
         config = self.container.config
         self.max_attempts = int(config.get("EVENT_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
         self.retry_delays = parse_delays(config.get("EVENT_RETRY_DELAYS") or DEFAULT_RETRY_DELAYS)
         self.outage_backoff_max = float(
             config.get("EVENT_OUTAGE_BACKOFF_MAX_SECONDS") or DEFAULT_OUTAGE_BACKOFF_MAX
         )
+        self.units = UnitRegistry.from_settings(self.container.config.get("UNITS_FILE") or None)
         self._dead_letters = ConfirmingPublisher(self.container.config["AMQP_URI"])
         self.queue_consumer.register_provider(self)
 
@@ -135,11 +149,26 @@ class EventConsumer(Entrypoint):
             identifier=f"EventConsumer.handle_message[{self.queue_name}]",
         )
 
-    def handle_message(self, message, outage_round: int = 0) -> None:
+    def accept(self, message) -> tuple[Event | None, str | None]:
+        """The message's event, or None and why it is refused (shared/verification.py)."""
         try:
             event = Event.from_json(message.body)
         except InvalidEvent as exc:
-            self._dead_letter(message, f"unparseable: {exc}", attempts=1)
+            return None, f"unparseable: {exc}"
+        if self.verify:
+            headers = message.headers or {}
+            try:
+                verify_delivery(
+                    event, message.delivery_info.get("routing_key", ""), headers.get("CC") or (), self.units
+                )
+            except EventRejected as exc:
+                return None, f"rejected: {exc}"
+        return event, None
+
+    def handle_message(self, message, outage_round: int = 0) -> None:
+        event, refusal = self.accept(message)
+        if event is None:
+            self._dead_letter(message, refusal, attempts=1)
             return
         started = time.perf_counter()
         try:
@@ -185,6 +214,10 @@ class EventConsumer(Entrypoint):
             return
         attempts = int((message.headers or {}).get("x-delivery-count", 0) or 0) + 1
         reason = f"{exc_info[0].__name__}: {exc_info[1]}"
+        if issubclass(exc_info[0], EventRejected):
+            # The handler refuses the event itself (its sequence number is taken): retrying changes nothing.
+            self._dead_letter(message, f"rejected: {exc_info[1]}", attempts=attempts)
+            return
         if attempts >= self.max_attempts:
             self._dead_letter(message, reason, attempts=attempts)
             return
@@ -299,12 +332,11 @@ class EventBatchConsumer(EventConsumer):
         super().stop()
 
     def receive(self, message) -> None:
-        """In the queue consumer's thread: parse and buffer, nothing else."""
-        try:
-            event = Event.from_json(message.body)
-        except InvalidEvent as exc:
+        """In the queue consumer's thread: parse, check and buffer, nothing else."""
+        event, refusal = self.accept(message)
+        if event is None:
             self.container.spawn_managed_thread(
-                partial(self._dead_letter, message, f"unparseable: {exc}", attempts=1),
+                partial(self._dead_letter, message, refusal, attempts=1),
                 identifier=f"EventBatchConsumer.dead_letter[{self.queue_name}]",
             )
             return

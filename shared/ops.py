@@ -37,7 +37,7 @@ import amqp
 import requests
 import sqlalchemy as sa
 
-from shared.broker import connect, declare_exchanges
+from shared.broker import connect, declare_exchanges, declare_unrouted
 from shared.events import EXCHANGE, UNROUTED_EXCHANGE, UNROUTED_QUEUE
 from shared.outbox import leader_lock_key
 
@@ -318,9 +318,9 @@ def replay_unrouted(amqp_uri: str, *, limit: int | None, out: TextIO) -> tuple[i
     """Publish what ``egov.events.unrouted`` holds to ``egov.events`` again, with the original routing
     key and CC header; returns (replayed, left in the queue afterwards).
 
-    An event still nobody's is not lost: with the alternate-exchange policy its copy lands in the
-    unrouted queue again (behind the ones being replayed, so this run does not see it twice); without
-    the policy the broker returns the copy and the original stays.
+    An event still nobody's is not lost: its copy lands in the unrouted queue again (behind the ones
+    being replayed, so this run does not see it twice); should the policy be gone, the broker returns
+    the copy and the original stays.
     """
     replayed = 0
     with channel(amqp_uri) as chan:
@@ -343,6 +343,7 @@ def broker_setup(amqp_uri: str, out: TextIO) -> None:
     exchange of ``egov.events`` by policy."""
     with channel(amqp_uri) as chan:
         declare_exchanges(chan)
+        declare_unrouted(chan)
     Management(amqp_uri).set_policy(
         ALTERNATE_EXCHANGE_POLICY,
         "^" + EXCHANGE.replace(".", r"\.") + "$",

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing
-from shared.events import UNROUTED_EXCHANGE, Event
+from shared.events import Event
 from shared.failpoints import crash_point
 
 log = logging.getLogger(__name__)
@@ -121,12 +121,11 @@ class OutboxRelay:
             for row in rows
         ]
         outcomes = self.publisher.publish(messages)
-        kept = self._keep_unroutable(messages, outcomes)
         crash_point("relay.after_confirm")
         published: list[int] = []
         unroutable: list[int] = []
         for row, outcome in zip(rows, outcomes, strict=True):
-            if not outcome.confirmed or (outcome.unroutable and row.event_id not in kept):
+            if not outcome.confirmed:
                 break  # keep order: everything after a nack is published again
             published.append(row.id)
             metrics.EVENTS_PUBLISHED.labels(self.service, row.event_type).inc()
@@ -135,28 +134,6 @@ class OutboxRelay:
                 metrics.EVENTS_UNROUTABLE.labels(self.service).inc()
         self._mark_published(published, unroutable)
         return len(published)
-
-    def _keep_unroutable(self, messages: list[Outgoing], outcomes: list) -> set[str]:
-        """Events the broker returned (no queue bound, no alternate-exchange policy): publish them to
-        ``egov.events.unrouted`` directly; the ids whose copy the broker confirmed there."""
-        returned = [
-            Outgoing(
-                message_id=m.message_id,
-                event_type=m.event_type,
-                routing_key=m.routing_key,
-                body=m.body,
-                cc=m.cc,
-                exchange=UNROUTED_EXCHANGE,
-            )
-            for m, outcome in zip(messages, outcomes, strict=True)
-            if outcome.confirmed and outcome.unroutable
-        ]
-        if not returned:
-            return set()
-        copies = self.publisher.publish(returned)
-        return {
-            m.message_id for m, c in zip(returned, copies, strict=True) if c.confirmed and not c.unroutable
-        }
 
     def update_gauges(self) -> None:
         t = self.table

@@ -45,7 +45,7 @@ class OpsProbeService:
     name = "opsprobe"
     uow = UnitOfWork(pipeline, relay=False)
 
-    @event_consumer(QUEUE, ["dossier.#"])
+    @event_consumer(QUEUE, ["dossier.#"], verify=False)
     def on_event(self, event: Event):
         if event.id in BROKEN:
             raise RuntimeError(f"cannot handle {event.subject} yet")
@@ -134,6 +134,7 @@ def test_an_event_nobody_was_bound_for_is_kept_and_replayed(rabbit_config, servi
     """Through the dossier service's relay: the receipt's event has no queue yet; a subscriber that binds
     later still gets it, once, after the operator replays the unrouted."""
     uri = rabbit_config["AMQP_URI"]
+    alternate_exchange_in_force(uri)
     container_factory(DossierService, service_config).start()
     base = f"http://{service_config['WEB_SERVER_ADDRESS']}"
     body = {"procedure_code": COMMUNE_PROCEDURE, "receiving_unit": "26740", "applicant": APPLICANT}
@@ -153,6 +154,16 @@ def test_an_event_nobody_was_bound_for_is_kept_and_replayed(rabbit_config, servi
     assert len(subscriber.messages) == kept == len(envelopes)
     assert {e["subject"] for e in envelopes.values()} == {created.json()["code"]}
     assert depth(uri, UNROUTED_QUEUE) == 0
+
+
+def alternate_exchange_in_force(uri: str) -> None:
+    """``broker-setup``, then wait until the broker applies the policy (it does so asynchronously)."""
+    run("broker-setup", uri=uri)
+    probe = probe_event(99).to_json().encode()
+    assert wait_for(
+        lambda: publish(uri, probe, routing_key="dossier.received.01") or depth(uri, UNROUTED_QUEUE)
+    )
+    run("purge", UNROUTED_QUEUE, "--yes", uri=uri)
 
 
 def test_broker_setup_makes_the_unrouted_queue_the_alternate_exchange(rabbit_config):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import uuid
+from dataclasses import replace
 from urllib.parse import urlparse
 
 import pytest
 import sqlalchemy as sa
 
 from services.dossier.models import pipeline
+from shared import ops
 from shared.broker import BrokerUnavailable, connect
 from shared.db import create_engine
 from shared.events import UNROUTED_QUEUE, Event
@@ -100,24 +104,44 @@ def test_cc_header_reaches_the_handling_jurisdiction_once(engine, rabbit_config)
     assert handling.messages[0].headers["CC"] == ["dossier.received.79.79-STP"]
 
 
-def test_unroutable_event_is_flagged_and_kept_in_the_unrouted_queue(engine, rabbit_config):
-    relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
-    events = make_events("D-4", 1, unit="01.00004")
+def test_unroutable_event_is_flagged_without_the_policy_and_kept_with_it(engine, rabbit_config):
+    uri = rabbit_config["AMQP_URI"]
+    relay = OutboxRelay(engine, pipeline.outbox, uri, service="dossier")
+    nobody = make_events("D-4", 1, unit="01.00004")
     with engine.begin() as connection:
-        record(connection, pipeline.outbox, events)
+        record(connection, pipeline.outbox, nobody)
     try:
         assert relay.relay_once() == 1
+        with engine.connect() as connection:
+            flags = connection.execute(sa.select(pipeline.outbox.c.unroutable)).scalars().all()
+        assert flags == [True]  # no alternate exchange yet: returned by the broker, flagged and counted
+        ops.main(["--amqp-uri", uri, "broker-setup"], out=io.StringIO())
+        # RabbitMQ applies a new policy asynchronously: relay further nobody's events until one is kept.
+        sequence = 1
+
+        def kept() -> bool:
+            nonlocal sequence
+            sequence += 1
+            with engine.begin() as connection:
+                record(
+                    connection, pipeline.outbox, [replace(nobody[0], id=str(uuid.uuid4()), sequence=sequence)]
+                )
+            relay.relay_once()
+            with ops.channel(uri) as chan:
+                return chan.queue_declare(UNROUTED_QUEUE, passive=True)[1] > 0
+
+        assert wait_for(kept)
     finally:
         relay.stop()
     with engine.connect() as connection:
-        flags = connection.execute(sa.select(pipeline.outbox.c.unroutable)).scalars().all()
-    assert flags == [True]
-    # No queue was bound and no alternate-exchange policy set: the relay kept the event itself.
-    connection = connect(rabbit_config["AMQP_URI"])
-    kept = connection.channel().basic_get(UNROUTED_QUEUE, no_ack=True)
+        last = connection.execute(
+            sa.select(pipeline.outbox.c.unroutable).order_by(pipeline.outbox.c.id.desc()).limit(1)
+        ).scalar()
+    assert last is False  # routed to egov.events.unrouted: nothing returned, nothing to flag
+    connection = connect(uri)
+    message = connection.channel().basic_get(UNROUTED_QUEUE, no_ack=True)
     connection.close()
-    assert kept is not None and kept.properties["message_id"] == events[0].id
-    assert kept.delivery_info["routing_key"] == "dossier.received.01.00004"
+    assert message.delivery_info["routing_key"] == "dossier.received.01.00004"
 
 
 def test_events_wait_through_an_outage_then_all_go_out_in_order(engine, rabbit_config):
