@@ -17,7 +17,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ)
+# The test PKI's keys are encrypted with this passphrase; a deployment sets its own in the environment.
+ESIGN_KEY_PASSPHRASE ?= motcua-development-keys-not-for-production
+export ESIGN_KEY_PASSPHRASE
+
+## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ, a test TSA)
 run: $(STAMP)
 	@scripts/ensure-services.sh rabbitmq
 	$(BIN)/python scripts/run.py

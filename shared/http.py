@@ -112,18 +112,19 @@ class ProblemWebServer(WebServer):
 class ApiEntrypoint(HttpRequestHandler):
     server = ProblemWebServer()
 
-    def __init__(self, method: str, url: str, **kwargs: Any) -> None:
+    def __init__(self, method: str, url: str, *, max_body: int = MAX_BODY_BYTES, **kwargs: Any) -> None:
         kwargs.setdefault("expected_exceptions", (Problem,))
+        self.max_body = max_body
         super().__init__(method, url, **kwargs)
 
     def handle_request(self, request):
         started = time.perf_counter()
-        if (request.content_length or 0) > MAX_BODY_BYTES:
+        if (request.content_length or 0) > self.max_body:
             response = problem_response(
-                PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes"), request.path
+                PayloadTooLarge(f"request bodies are limited to {self.max_body} bytes"), request.path
             )
         else:
-            request.max_content_length = MAX_BODY_BYTES
+            request.max_content_length = self.max_body
             response = super().handle_request(request)
         service = self.container.service_name
         metrics.HTTP_REQUESTS.labels(service, self.method, self.url, str(response.status_code)).inc()
