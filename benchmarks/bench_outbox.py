@@ -23,8 +23,14 @@ PAYLOAD = {"padding": "x" * 700}  # brings the envelope to about 1 KiB
 
 
 def _event(n: int) -> Event:
-    return Event(source="dossier", name="received", subject=f"BENCH-{n // 10}", data=PAYLOAD,
-                 unit_path="79.26740", sequence=n % 10 + 1)
+    return Event(
+        source="dossier",
+        name="received",
+        subject=f"BENCH-{n // 10}",
+        data=PAYLOAD,
+        unit_path="79.26740",
+        sequence=n % 10 + 1,
+    )
 
 
 def _fresh_queue(amqp_uri: str) -> None:
@@ -54,9 +60,15 @@ def baseline(amqp_uri: str, count: int, window: int = 500) -> float:
     while sent < count:
         for body in bodies[sent : sent + window]:
             channel.basic_publish(
-                amqp.Message(body, delivery_mode=2, content_type="application/cloudevents+json",
-                             message_id=str(uuid.uuid4())),
-                exchange=EXCHANGE, routing_key="dossier.received.79.26740", mandatory=True,
+                amqp.Message(
+                    body,
+                    delivery_mode=2,
+                    content_type="application/cloudevents+json",
+                    message_id=str(uuid.uuid4()),
+                ),
+                exchange=EXCHANGE,
+                routing_key="dossier.received.79.26740",
+                mandatory=True,
             )
         sent = min(count, sent + window)
         while acked < sent:
@@ -90,7 +102,8 @@ def relay(amqp_uri: str, database_url: str, count: int, batch_size: int = 500) -
     worker.stop()
     with engine.connect() as connection:
         left = connection.execute(
-            sa.select(sa.func.count()).select_from(pipeline.outbox)
+            sa.select(sa.func.count())
+            .select_from(pipeline.outbox)
             .where(pipeline.outbox.c.published_at.is_(None))
         ).scalar_one()
     engine.dispose()

@@ -22,8 +22,11 @@ DEFAULT_PORTS = {"dossier": 8000, "postal": 8001, "esign": 8002, "metrics": 8003
 
 
 def services() -> list[str]:
-    found = [p.name for p in (ROOT / "services").iterdir()
-             if (p / "service.py").is_file() and (p / "config.yml").is_file()]
+    found = [
+        p.name
+        for p in (ROOT / "services").iterdir()
+        if (p / "service.py").is_file() and (p / "config.yml").is_file()
+    ]
     return sorted(found, key=lambda name: ORDER.index(name) if name in ORDER else len(ORDER))
 
 
@@ -31,6 +34,11 @@ def address(name: str) -> str:
     value = os.environ.get(f"{name.upper()}_ADDRESS", f"0.0.0.0:{DEFAULT_PORTS.get(name, 8010)}")
     host, _, port = value.rpartition(":")
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+
+def simulator_address() -> str:
+    host, _, port = os.environ.get("SIMULATOR_ADDRESS", "127.0.0.1:8011").rpartition(":")
+    return f"http://{host}:{port}"
 
 
 def wait_live(url: str, process: subprocess.Popen, seconds: float = 60) -> bool:
@@ -85,11 +93,18 @@ def main() -> int:
             processes[name] = subprocess.Popen(
                 [python, "-m", "shared.runner", name, "--config", str(config)],
             )
+        if "postal" in processes:
+            # The postal operator stands in as a simulator (simulators/postal_operator.py); its
+            # webhooks go to the postal service's receiver.
+            webhooks = f"{address('postal')}/api/v1/webhooks/vnpost"
+            processes["postal-operator-simulator"] = subprocess.Popen(
+                [python, "-m", "simulators.postal_operator", "--webhook-url", webhooks]
+            )
         for name, process in processes.items():
             if name == "tsa":
                 print(f"  test TSA listening on {os.environ['ESIGN_TSA_URL']}", flush=True)
                 continue
-            url = address(name)
+            url = address(name) if name != "postal-operator-simulator" else simulator_address()
             if wait_live(url, process):
                 print(f"  {name:8} listening on {url}  (OpenAPI: {url}/api/v1/openapi.json)", flush=True)
             else:

@@ -22,10 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(service: str, env: dict[str, str]) -> subprocess.Popen:
-    subprocess.run([sys.executable, "-m", "shared.migrate", service], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
-    return subprocess.Popen([sys.executable, "-m", "shared.runner", service], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "shared.migrate", service], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "shared.runner", service],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_live(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
@@ -42,8 +49,13 @@ def wait_live(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
 
 @pytest.fixture
 def environment(rabbit_config, database_url):
-    env = {**os.environ, "AMQP_URI": rabbit_config["AMQP_URI"], "JWT_SECRET": DEV_SECRET,
-           "PYTHONPATH": str(ROOT), "OUTBOX_POLL_SECONDS": "0.2"}
+    env = {
+        **os.environ,
+        "AMQP_URI": rabbit_config["AMQP_URI"],
+        "JWT_SECRET": DEV_SECRET,
+        "PYTHONPATH": str(ROOT),
+        "OUTBOX_POLL_SECONDS": "0.2",
+    }
     env["DOSSIER_DATABASE_URL"] = database_url
     env["DOSSIER_ADDRESS"] = f"127.0.0.1:{free_port()}"
     return env
@@ -56,7 +68,9 @@ def test_dossier_process_receives_publishes_and_stops_cleanly(environment, rabbi
     try:
         wait_live(url, process)
         response = requests.post(
-            f"{url}/api/v1/dossiers", headers=bearer("desk_officer", "26740"), timeout=10,
+            f"{url}/api/v1/dossiers",
+            headers=bearer("desk_officer", "26740"),
+            timeout=10,
             json={"procedure_code": COMMUNE_PROCEDURE, "receiving_unit": "26740", "applicant": APPLICANT},
         )
         assert response.status_code == 201, response.text

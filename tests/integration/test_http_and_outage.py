@@ -63,12 +63,17 @@ def test_health_metrics_and_openapi(dossier):
         (bearer("desk_officer", UNIT), {**receipt(), "channel": 7}, 422, "/channel"),
         (bearer("desk_officer", UNIT), {**receipt(), "receiving_unit": "99999"}, 422, "/receiving_unit"),
         (bearer("desk_officer", UNIT), {**receipt(), "procedure_code": "9.999999"}, 422, "/procedure_code"),
-        (bearer("desk_officer", UNIT), {**receipt(), "applicant": {"full_name": "A", "id_number": "12"}},
-         422, "/applicant/id_number"),
+        (
+            bearer("desk_officer", UNIT),
+            {**receipt(), "applicant": {"full_name": "A", "id_number": "12"}},
+            422,
+            "/applicant/id_number",
+        ),
     ],
 )
-def test_bad_receipts_are_4xx_problems_and_change_nothing(dossier, service_config, headers, body, status,
-                                                          pointer):
+def test_bad_receipts_are_4xx_problems_and_change_nothing(
+    dossier, service_config, headers, body, status, pointer
+):
     response = requests.post(f"{dossier}/api/v1/dossiers", json=body, headers=headers, timeout=5)
     assert response.status_code == status, response.text
     problem = response.json()
@@ -81,14 +86,23 @@ def test_bad_receipts_are_4xx_problems_and_change_nothing(dossier, service_confi
 
 def test_not_json_and_oversized_bodies(dossier, service_config):
     headers = bearer("desk_officer", UNIT)
-    text = requests.post(f"{dossier}/api/v1/dossiers", data="x", timeout=5,
-                         headers={**headers, "Content-Type": "text/plain"})
+    text = requests.post(
+        f"{dossier}/api/v1/dossiers", data="x", timeout=5, headers={**headers, "Content-Type": "text/plain"}
+    )
     assert text.status_code == 415
-    broken = requests.post(f"{dossier}/api/v1/dossiers", data="{", timeout=5,
-                           headers={**headers, "Content-Type": "application/json"})
+    broken = requests.post(
+        f"{dossier}/api/v1/dossiers",
+        data="{",
+        timeout=5,
+        headers={**headers, "Content-Type": "application/json"},
+    )
     assert broken.status_code == 400
-    huge = requests.post(f"{dossier}/api/v1/dossiers", data="[" + "1," * 200_000 + "1]", timeout=5,
-                         headers={**headers, "Content-Type": "application/json"})
+    huge = requests.post(
+        f"{dossier}/api/v1/dossiers",
+        data="[" + "1," * 200_000 + "1]",
+        timeout=5,
+        headers={**headers, "Content-Type": "application/json"},
+    )
     assert huge.status_code == 413
     assert outbox_rows(service_config["DATABASE_URL"]) == 0
 
@@ -100,8 +114,9 @@ def test_idempotency_key_replays_the_first_response(dossier, service_config):
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
     assert outbox_rows(service_config["DATABASE_URL"], published=None) == 1
-    other = requests.post(f"{dossier}/api/v1/dossiers", json={**receipt(), "channel": "online"},
-                          headers=headers, timeout=5)
+    other = requests.post(
+        f"{dossier}/api/v1/dossiers", json={**receipt(), "channel": "online"}, headers=headers, timeout=5
+    )
     assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
 
 
@@ -122,19 +137,26 @@ def test_receipts_succeed_while_the_broker_is_down_and_every_event_follows(
     uri = urlparse(rabbit_config["AMQP_URI"])
     proxy = TcpProxy(uri.hostname, uri.port or 5672)
     service_config["AMQP_URI"] = rabbit_config["AMQP_URI"].replace(
-        uri.netloc.split("@")[-1], f"127.0.0.1:{proxy.port}")
+        uri.netloc.split("@")[-1], f"127.0.0.1:{proxy.port}"
+    )
     subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.#")
     container = container_factory(DossierService, service_config)
     container.start()
     base = f"http://{service_config['WEB_SERVER_ADDRESS']}"
     headers = bearer("desk_officer", UNIT)
     try:
-        codes = [requests.post(f"{base}/api/v1/dossiers", json=receipt(), headers=headers, timeout=5)
-                 .json()["code"] for _ in range(3)]
+        codes = [
+            requests.post(f"{base}/api/v1/dossiers", json=receipt(), headers=headers, timeout=5).json()[
+                "code"
+            ]
+            for _ in range(3)
+        ]
         subscriber.drain(expect=3)
         proxy.cut()
-        during = [requests.post(f"{base}/api/v1/dossiers", json=receipt(), headers=headers, timeout=10)
-                  for _ in range(5)]
+        during = [
+            requests.post(f"{base}/api/v1/dossiers", json=receipt(), headers=headers, timeout=10)
+            for _ in range(5)
+        ]
         assert [r.status_code for r in during] == [201] * 5
         codes += [r.json()["code"] for r in during]
         time.sleep(1.0)

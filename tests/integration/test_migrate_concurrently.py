@@ -19,8 +19,13 @@ def test_concurrent_migrations_on_postgresql(database_url, tmp_path):
     config = tmp_path / "config.yml"
     config.write_text(f"DATABASE_URL: {database_url}\n")
     runs = [
-        subprocess.Popen([sys.executable, "-m", "shared.migrate", "dossier", "--config", str(config)],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "shared.migrate", "dossier", "--config", str(config)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(3)
     ]
     outputs = [run.communicate(timeout=120)[0] for run in runs]

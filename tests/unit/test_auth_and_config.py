@@ -67,9 +67,15 @@ def test_token_command_refuses_an_unknown_unit():
         main(["--role", "desk_officer", "--unit", "99999"])
 
 
-GOOD = {"AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/", "DATABASE_URL": "sqlite:///x.db",
-        "WEB_SERVER_ADDRESS": "0.0.0.0:8000", "JWT_SECRET": "s" * 20, "OUTBOX_POLL_SECONDS": "0.5",
-        "OUTBOX_BATCH_SIZE": 100, "EVENT_MAX_ATTEMPTS": 5}
+GOOD = {
+    "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
+    "DATABASE_URL": "sqlite:///x.db",
+    "WEB_SERVER_ADDRESS": "0.0.0.0:8000",
+    "JWT_SECRET": "s" * 20,
+    "OUTBOX_POLL_SECONDS": "0.5",
+    "OUTBOX_BATCH_SIZE": 100,
+    "EVENT_MAX_ATTEMPTS": 5,
+}
 
 
 def test_a_good_configuration_parses():
@@ -79,9 +85,15 @@ def test_a_good_configuration_parses():
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("AMQP_URI", None), ("DATABASE_URL", "not a url"), ("WEB_SERVER_ADDRESS", "8000"),
-     ("JWT_SECRET", "short"), ("OUTBOX_BATCH_SIZE", "0"), ("OUTBOX_POLL_SECONDS", "-1"),
-     ("UNITS_FILE", "/no/such/file.yaml")],
+    [
+        ("AMQP_URI", None),
+        ("DATABASE_URL", "not a url"),
+        ("WEB_SERVER_ADDRESS", "8000"),
+        ("JWT_SECRET", "short"),
+        ("OUTBOX_BATCH_SIZE", "0"),
+        ("OUTBOX_POLL_SECONDS", "-1"),
+        ("UNITS_FILE", "/no/such/file.yaml"),
+    ],
 )
 def test_a_wrong_or_missing_setting_is_named(key, value):
     with pytest.raises(ConfigurationError, match=key):

@@ -7,7 +7,8 @@ from scripts.docs import rendered
 
 def test_committed_documents_match_the_code():
     stale = [
-        str(path) for path, text in rendered().items()
+        str(path)
+        for path, text in rendered().items()
         if not path.is_file() or path.read_text(encoding="utf-8") != text
     ]
     assert not stale, f"run `make docs` and commit: {stale}"

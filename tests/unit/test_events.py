@@ -14,8 +14,14 @@ from shared.events import CATALOGUE, Event, InvalidEvent, build_event, event_typ
 
 
 def sample(**overrides) -> Event:
-    values = dict(source="dossier", name="received", subject="26740-261123-0001", data={"status": 2},
-                  unit_path="79.26740", sequence=1)
+    values = dict(
+        source="dossier",
+        name="received",
+        subject="26740-261123-0001",
+        data={"status": 2},
+        unit_path="79.26740",
+        sequence=1,
+    )
     values.update(overrides)
     return Event(**values)
 
@@ -27,8 +33,13 @@ def test_routing_key_is_source_event_and_unit_path():
 
 @pytest.mark.parametrize(
     ("source", "name", "path"),
-    [("desk", "received", "79"), ("dossier", "Received", "79"), ("dossier", "received", "79.#"),
-     ("dossier", "received", ""), ("dossier", "re.ceived", "79")],
+    [
+        ("desk", "received", "79"),
+        ("dossier", "Received", "79"),
+        ("dossier", "received", "79.#"),
+        ("dossier", "received", ""),
+        ("dossier", "re.ceived", "79"),
+    ],
 )
 def test_routing_key_refuses_what_would_break_bindings(source, name, path):
     with pytest.raises(ValueError):
@@ -83,8 +94,9 @@ def test_build_event_checks_data_against_the_catalogue():
         count = fields.Integer(required=True)
 
     try:
-        built = build_event("postal", "probe_checked", subject="X", data={"count": 3},
-                            unit_path="79", sequence=1)
+        built = build_event(
+            "postal", "probe_checked", subject="X", data={"count": 3}, unit_path="79", sequence=1
+        )
         assert built.data == {"count": 3}
         with pytest.raises(ValueError, match="count"):
             build_event("postal", "probe_checked", subject="X", data={}, unit_path="79", sequence=1)
