@@ -53,7 +53,7 @@ OPERATIONS = (
     ),
     Operation(
         "GET",
-        "/api/v1/dossiers/{code}/signing-request",
+        "/api/v1/results/{code}/signing-request",
         "The latest signing request of a dossier",
         "get_dossier_request",
         "signing",
@@ -62,7 +62,7 @@ OPERATIONS = (
     ),
     Operation(
         "GET",
-        "/api/v1/dossiers/{code}/result",
+        "/api/v1/results/{code}",
         "The latest result document of a dossier (PDF), e.g. to post it",
         "get_result",
         "signing",

@@ -176,12 +176,12 @@ class EsignService(OperationalEndpoints):
             raise NotFound(f"the document of request {request_id} is no longer kept")
         return _pdf(data, found.dossier_code, found.document_sha256)
 
-    @api("GET", "/api/v1/dossiers/<string:code>/signing-request")
+    @api("GET", "/api/v1/results/<string:code>/signing-request")
     def get_dossier_request(self, request, code):
         """The latest signing request of a dossier."""
         return _as_dict(self._readable_dossier(self.auth.principal(request), code))
 
-    @api("GET", "/api/v1/dossiers/<string:code>/result")
+    @api("GET", "/api/v1/results/<string:code>")
     def get_result(self, request, code):
         """The latest result document of a dossier (the desk, the portal, the postal service)."""
         found = self._readable_dossier(self.auth.principal(request), code)

@@ -76,7 +76,7 @@ class Client:
 
         deadline = time.monotonic() + timeout
         while True:
-            response = self.get(f"/dossiers/{code}/result", headers)
+            response = self.get(f"/results/{code}", headers)
             if response.status_code == 200 or time.monotonic() > deadline:
                 return response
             time.sleep(0.2)
@@ -135,7 +135,7 @@ def test_decided_dossier_is_signed_sealed_downloaded_and_verified(esign, rabbit_
         result = esign.wait_for_result(code, DESK)
         assert result.status_code == 200 and result.content.startswith(b"%PDF-")
         assert esign.verify(result.content).json()["verdict"].startswith("unsigned")
-        request = esign.get(f"/dossiers/{code}/signing-request", LEADER).json()
+        request = esign.get(f"/results/{code}/signing-request", LEADER).json()
         assert request["signers"] == [
             {"role": "leader", "unit": COMMUNE, "purpose": "signature"},
             {"role": "clerk", "unit": COMMUNE, "purpose": "seal"},
@@ -178,7 +178,7 @@ def test_decided_dossier_is_signed_sealed_downloaded_and_verified(esign, rabbit_
         assert sealed.json()["stage"] == "sealed"
 
         # The postal service downloads the sealed result for a postal return.
-        posted = esign.get(f"/dossiers/{code}/result", POSTAL)
+        posted = esign.get(f"/results/{code}", POSTAL)
         assert posted.status_code == 200
         assert posted.headers["ETag"].strip('"') == sealed.json()["document_sha256"]
         final = posted.content
