@@ -17,7 +17,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
-from services.dossier import access, forms, postal_intake, repository
+from services.dossier import access, esign_intake, forms, postal_intake, repository
 from services.dossier.actions import Context, audit_reason, perform
 from services.dossier.catalogue import Catalogue, Procedure, UnknownProcedure
 from services.dossier.dependencies import Lifecycle, watch_timer
@@ -262,6 +262,13 @@ class DossierService(OperationalEndpoints):
     def follow_postal(self, event: Event):
         """Pickups received at the hand-over record's time; results delivered by post are returned."""
         return postal_intake.apply(self.uow, event, self.units, self.calendar, self.lifecycle)
+
+    # --- what the e-signature service tells (services/dossier/esign_intake.py) ----------------------
+
+    @event_consumer(esign_intake.QUEUE, esign_intake.BINDINGS)
+    def follow_esign(self, event: Event):
+        """The sign and stamp steps from digital signatures; a refusal sends the dossier back."""
+        return esign_intake.apply(self.uow, event, self.units, self.calendar, self.lifecycle)
 
     # --- the overdue watch ---------------------------------------------------------------------
 

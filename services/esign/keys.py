@@ -91,7 +91,7 @@ class Issued:
     key: object  # a cryptography private key, kept in memory only
 
 
-class TestPki:
+class DevelopmentPki:
     """The development CA on disk; creates what is missing, never overwrites what exists."""
 
     def __init__(self, folder: str | Path, passphrase: str, algorithm: str = "rsa-pss") -> None:
@@ -245,7 +245,7 @@ def _private_key_info(key) -> asn1_keys.PrivateKeyInfo:
 class FileKeyStore:
     """Development keys: the test PKI's encrypted key files, decrypted in memory when signing."""
 
-    def __init__(self, pki: TestPki) -> None:
+    def __init__(self, pki: DevelopmentPki) -> None:
         self.pki = pki
         self._signers: dict[str, Signer] = {}
 
@@ -283,7 +283,7 @@ class Pkcs11KeyStore:
     and its certificate issued by the CA: the provisioning a real deployment does once per signer.
     """
 
-    def __init__(self, settings: Pkcs11Settings, pki: TestPki) -> None:
+    def __init__(self, settings: Pkcs11Settings, pki: DevelopmentPki) -> None:
         import pkcs11
 
         self.pki = pki

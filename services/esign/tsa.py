@@ -24,7 +24,7 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from services.esign.keys import TestPki, _private_key_info, to_asn1_cert
+from services.esign.keys import DevelopmentPki, _private_key_info, to_asn1_cert
 
 log = logging.getLogger("motcua.tsa")
 MAX_QUERY_BYTES = 16 * 1024
@@ -81,7 +81,7 @@ class TsaClient(TimeStamper):
         return self.request_tsa_response(req)
 
 
-def timestamper(pki: TestPki) -> DummyTimeStamper:
+def timestamper(pki: DevelopmentPki) -> DummyTimeStamper:
     issued = pki.obtain("tsa")
     return DummyTimeStamper(
         tsa_cert=to_asn1_cert(issued.certificate),
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("ESIGN_TSA_PORT", "8010")))
     parser.add_argument("--pki-dir", default=os.environ.get("ESIGN_PKI_DIR", "data/esign/pki"))
     args = parser.parse_args(argv)
-    pki = TestPki(args.pki_dir, os.environ.get("ESIGN_KEY_PASSPHRASE", ""))
+    pki = DevelopmentPki(args.pki_dir, os.environ.get("ESIGN_KEY_PASSPHRASE", ""))
     server = ThreadingHTTPServer((args.host, args.port), handler_for(timestamper(pki)))
     print(f"test TSA listening on http://{args.host}:{server.server_port}/", flush=True)
     try:

@@ -20,7 +20,7 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from services.esign import pades
 from services.esign.document import LEADER_BOX, ResultDocument, render_result
-from services.esign.keys import FileKeyStore, KeyUnavailable, TestPki, _private_key_info, to_asn1_cert
+from services.esign.keys import FileKeyStore, KeyUnavailable, DevelopmentPki, _private_key_info, to_asn1_cert
 from services.esign.storage import DocumentStore, sha256_hex
 
 NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
@@ -48,8 +48,8 @@ def result(**changes) -> ResultDocument:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> TestPki:
-    return TestPki(tmp_path_factory.mktemp("pki"), "unit-test-passphrase")
+def pki(tmp_path_factory) -> DevelopmentPki:
+    return DevelopmentPki(tmp_path_factory.mktemp("pki"), "unit-test-passphrase")
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_both_signatures_valid_trusted_timestamped_pss_sha256(pki, signed_twice)
 
 
 def test_a_foreign_root_is_not_trusted(signed_twice, tmp_path):
-    stranger = TestPki(tmp_path / "other", "another-passphrase")
+    stranger = DevelopmentPki(tmp_path / "other", "another-passphrase")
     reports = pades.verify(signed_twice, [to_asn1_cert(stranger.root.certificate)])
     assert not any(r.trusted for r in reports)
     assert pades.overall(reports).startswith("not valid")
@@ -159,7 +159,7 @@ def test_appearance_time_is_iso_8601_vietnam_time():
 
 
 def test_keys_are_encrypted_at_rest_and_need_the_passphrase(tmp_path):
-    pki = TestPki(tmp_path, "right-passphrase")
+    pki = DevelopmentPki(tmp_path, "right-passphrase")
     issued = pki.obtain("person:leader.an", "Nguyễn Văn An")
     key_file = tmp_path / "person-leader.an.key.pem"
     assert key_file.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
@@ -168,9 +168,9 @@ def test_keys_are_encrypted_at_rest_and_need_the_passphrase(tmp_path):
     assert key_usage.digital_signature and key_usage.content_commitment  # nonRepudiation
     assert "CN=MOTCUA TEST ROOT" in pki.root.certificate.subject.rfc4514_string()
     with pytest.raises(KeyUnavailable, match="PASSPHRASE"):
-        TestPki(tmp_path, "wrong-passphrase")
+        DevelopmentPki(tmp_path, "wrong-passphrase")
     with pytest.raises(KeyUnavailable):
-        TestPki(tmp_path / "empty", "")
+        DevelopmentPki(tmp_path / "empty", "")
 
 
 def test_the_store_is_content_addressed_and_immutable(tmp_path):

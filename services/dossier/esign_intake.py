@@ -1,0 +1,88 @@
+"""How a dossier follows the e-signature service's events (DOMAIN.md "Signatures"; issue 10).
+
+* ``esign.signed``: the competent leader signed the result digitally — the dossier's sign step.
+* ``esign.sealed``: the clerk applied the organisation's signature — the stamp step (đóng dấu).
+* ``esign.refused``: the leader refused to sign, with a reason — the decision is withdrawn and the
+  dossier goes back to the handling agency for appraisal (:meth:`Dossier.send_back_for_appraisal`).
+
+Each event is applied once (the inbox), through the same domain methods as the manual ``sign`` and
+``stamp`` actions, which remain for results signed on paper. The audit line names the signer (their
+account and name) and says ``via: esign`` with the signing request and the signed document's SHA-256,
+so the audit trail shows which way each dossier went. An event the dossier's status no longer allows
+(signed on paper meanwhile) is logged and acknowledged: retrying cannot make it apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from services.dossier import repository
+from services.dossier.dependencies import LifecycleSettings
+from services.dossier.domain.model import DomainError
+from services.dossier.events import collect
+from shared.events import Event
+from shared.units import UnitRegistry
+from shared.workcalendar import WorkingCalendar
+
+log = logging.getLogger(__name__)
+
+QUEUE = "dossier.esign-events"
+BINDINGS = ["esign.signed.#", "esign.sealed.#", "esign.refused.#"]
+ACTIONS = {"signed": "sign", "sealed": "stamp", "refused": "send_back_for_appraisal"}
+
+
+def apply(
+    uow, event: Event, units: UnitRegistry, calendar: WorkingCalendar, lifecycle: LifecycleSettings
+) -> bool | None:
+    """Apply one esign event to its dossier; False for a redelivery (nothing changes)."""
+    data = event.data
+    action = ACTIONS.get(event.name)
+    if action is None:
+        return None
+    with uow.transaction() as tx:
+        if not tx.first_delivery(event, QUEUE):
+            return False
+        dossier = repository.get(tx.session, event.subject, for_update=True)
+        if dossier is None:
+            log.warning("%s for unknown dossier %s: ignored", event.type, event.subject)
+            return None
+        before = dossier.status
+        at = datetime.fromisoformat(data["occurred_at"])
+        details = {"via": "esign", "request_id": data["request_id"], "signer_name": data["signer_name"]}
+        try:
+            if event.name == "signed":
+                dossier.sign(signer_role=data["signer_role"], now=at)
+                reason = f"signed digitally by {data['signer_name']}"
+                details["document_sha256"] = data["document_sha256"]
+            elif event.name == "sealed":
+                dossier.stamp(now=at)
+                reason = f"organisation's signature applied digitally by {data['signer_name']}"
+                details["document_sha256"] = data["document_sha256"]
+            else:
+                dossier.send_back_for_appraisal(reason=data["reason"], now=at)
+                reason = data["reason"]
+        except DomainError as exc:
+            log.warning(
+                "%s for dossier %s not applied (status %s): %s", event.type, dossier.code, before, exc
+            )
+            return None
+        dossier.schedule_watch(calendar, lifecycle.due_soon_lead)
+        tx.emit(*collect(dossier, units))
+        repository.save(tx.session, dossier, units, actor=data["signer_sub"])
+        repository.audit(
+            tx.session,
+            dossier.code,
+            repository.AuditEntry(
+                at=at,
+                actor=data["signer_sub"],
+                roles=[data["signer_role"]],
+                action=action,
+                reason=reason,
+                status_before=int(before),
+                status_after=int(dossier.status),
+                request_id=event.id,
+                details=details,
+            ),
+        )
+    return None
