@@ -24,8 +24,8 @@ from fpdf.enums import Align, XPos, YPos
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 ASSETS = Path(__file__).with_name("assets")
-FONT_REGULAR = ASSETS / "NotoSans-Regular.ttf"
-FONT_BOLD = ASSETS / "NotoSans-Bold.ttf"
+FONT_REGULAR = ASSETS / "NotoSans-Regular-vi.ttf"
+FONT_BOLD = ASSETS / "NotoSans-Bold-vi.ttf"
 MOTTO_1 = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
 MOTTO_2 = "Độc lập - Tự do - Hạnh phúc"
 DECISIONS = {"approved": "CHẤP THUẬN", "rejected": "TỪ CHỐI"}
