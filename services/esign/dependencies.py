@@ -16,7 +16,14 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
-from services.esign.keys import ALGORITHMS, FileKeyStore, KeyStore, Pkcs11KeyStore, Pkcs11Settings, DevelopmentPki
+from services.esign.keys import (
+    ALGORITHMS,
+    DevelopmentPki,
+    FileKeyStore,
+    KeyStore,
+    Pkcs11KeyStore,
+    Pkcs11Settings,
+)
 from services.esign.signing import Tools
 from services.esign.storage import DocumentStore
 from services.esign.tsa import TsaClient
@@ -71,7 +78,9 @@ def settings_from(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def key_store(parsed: Mapping[str, Any]) -> KeyStore:
-    pki = DevelopmentPki(parsed["ESIGN_PKI_DIR"], parsed["ESIGN_KEY_PASSPHRASE"], parsed["ESIGN_KEY_ALGORITHM"])
+    pki = DevelopmentPki(
+        parsed["ESIGN_PKI_DIR"], parsed["ESIGN_KEY_PASSPHRASE"], parsed["ESIGN_KEY_ALGORITHM"]
+    )
     if parsed["ESIGN_KEYSTORE"] == "pkcs11":
         return Pkcs11KeyStore(
             Pkcs11Settings(

@@ -20,7 +20,7 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from services.esign import pades
 from services.esign.document import LEADER_BOX, ResultDocument, render_result
-from services.esign.keys import FileKeyStore, KeyUnavailable, DevelopmentPki, _private_key_info, to_asn1_cert
+from services.esign.keys import DevelopmentPki, FileKeyStore, KeyUnavailable, _private_key_info, to_asn1_cert
 from services.esign.storage import DocumentStore, sha256_hex
 
 NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
