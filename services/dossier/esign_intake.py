@@ -60,15 +60,19 @@ def apply(
                 reason = f"organisation's signature applied digitally by {data['signer_name']}"
                 details["document_sha256"] = data["document_sha256"]
             else:
-                dossier.send_back_for_appraisal(reason=data["reason"], now=at)
-                reason = data["reason"]
+                # The leader's own words are on the signing request (e-signature API), not on the bus.
+                reason = (
+                    f"the leader refused to sign the result ({data['reason_code']}); "
+                    f"see signing request {data['request_id']}"
+                )
+                dossier.send_back_for_appraisal(reason=reason, now=at)
         except DomainError as exc:
             log.warning(
                 "%s for dossier %s not applied (status %s): %s", event.type, dossier.code, before, exc
             )
             return None
         dossier.schedule_watch(calendar, lifecycle.due_soon_lead)
-        tx.emit(*collect(dossier, units))
+        tx.emit(*collect(dossier, units, reason_code=data.get("reason_code")))
         repository.save(tx.session, dossier, units, actor=data["signer_sub"])
         repository.audit(
             tx.session,

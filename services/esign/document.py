@@ -29,6 +29,18 @@ FONT_BOLD = ASSETS / "NotoSans-Bold-vi.ttf"
 MOTTO_1 = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
 MOTTO_2 = "Độc lập - Tự do - Hạnh phúc"
 DECISIONS = {"approved": "CHẤP THUẬN", "rejected": "TỪ CHỐI"}
+# The dossier service's reason codes (its events carry the code, never the officer's text), as printed.
+REASON_LABELS = {
+    "incomplete_dossier": "Hồ sơ chưa đầy đủ",
+    "invalid_documents": "Giấy tờ không hợp lệ",
+    "outside_competence": "Không thuộc thẩm quyền giải quyết",
+    "conditions_not_met": "Không đủ điều kiện theo quy định",
+    "verification_needed": "Cần xác minh thêm",
+    "awaiting_other_agency": "Chờ ý kiến của cơ quan khác",
+    "applicant_request": "Theo đề nghị của người nộp hồ sơ",
+    "workload": "Chưa giải quyết kịp",
+    "other": "Lý do khác (chi tiết tại văn bản thẩm định)",
+}
 
 PAGE_W, PAGE_H = 210.0, 297.0
 MM = 72 / 25.4

@@ -137,7 +137,9 @@ def messages(request: SigningRequest, units: UnitRegistry) -> list[Event]:
             "occurred_at": event.at,
         }
         if isinstance(event, Refused):
-            data["reason"] = event.reason
+            # The leader's words stay behind the API (GET the request); the bus gets a code and a flag.
+            data["reason_code"] = event.reason_code
+            data["has_reason_text"] = bool(event.reason)
         else:
             data["document_sha256"] = event.document_sha256
             data["document_number"] = request.document_number

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from services.esign.document import REASON_LABELS
 from services.esign.domain.model import Stage
 from shared.events import event_type
 
@@ -41,6 +42,11 @@ class ConfirmSchema(Schema):
 
 class RefuseSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason_code = fields.String(
+        load_default="other",
+        validate=validate.OneOf(list(REASON_LABELS)),
+        metadata={"description": "the reason as a code: events carry it, the text stays behind the API"},
+    )
     signer_name = fields.String(load_default=None, validate=validate.Length(min=1, max=120))
 
 
@@ -141,4 +147,7 @@ class SealedEventSchema(DocumentEventSchema):
     "The leader refused to sign, with a reason: back to the handling agency for appraisal.",
 )
 class RefusedEventSchema(SignatureEventSchema):
-    reason = fields.String(required=True)
+    reason_code = fields.String(required=True, validate=validate.OneOf(list(REASON_LABELS)))
+    has_reason_text = fields.Boolean(
+        required=True, metadata={"description": "the leader wrote a reason: read it through the API"}
+    )

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from services.esign import pades, signing
 from services.esign.dependencies import Signing, VerifyLimits
+from services.esign.document import REASON_LABELS
 from services.esign.domain.model import InvalidArgument, NotPermitted, OutOfTurn, Signer, SigningRequest
 from services.esign.models import SERVICE, pipeline
 from services.esign.openapi import document as openapi_document
@@ -117,10 +118,14 @@ class EsignService(OperationalEndpoints):
     def open_from_decision(self, event: Event) -> bool:
         """A decided dossier (approved, or rejected with its reason) gets its result document."""
         data = event.data
+        # A rejection's text stays in the dossier service; the document states the reason's code.
+        reason = (
+            REASON_LABELS.get(data.get("reason_code") or "other") if data["decision"] == "rejected" else None
+        )
         command = signing.OpenRequest(
             dossier_code=data["code"],
             decision=data["decision"],
-            reason=data.get("reason"),
+            reason=reason,
             procedure_code=data["procedure_code"],
             receiving_unit=data["receiving_unit"],
             handling_unit=data["handling_unit"],
@@ -211,6 +216,7 @@ class EsignService(OperationalEndpoints):
             signer=_signer(principal, body.get("signer_name")),
             units=principal.units,
             reason=body["reason"],
+            reason_code=body["reason_code"],
             now=datetime.now(UTC),
         )
         return idempotent(self.uow, principal.sub, request, self._run(signing.refuse, command))

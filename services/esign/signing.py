@@ -73,6 +73,7 @@ class Refuse:
     signer: Signer
     units: tuple[str, ...]
     reason: str
+    reason_code: str
     now: datetime
 
 
@@ -193,6 +194,13 @@ def confirm(command: Confirm, uow, tools: Tools) -> SigningRequest:
 
 def refuse(command: Refuse, uow, tools: Tools) -> SigningRequest:
     request = _load(uow, command.request_id)
-    request.refuse(command.signer, command.units, tools.units.covers, now=command.now, reason=command.reason)
+    request.refuse(
+        command.signer,
+        command.units,
+        tools.units.covers,
+        now=command.now,
+        reason=command.reason,
+        reason_code=command.reason_code,
+    )
     uow.requests.save(request)
     return request

@@ -168,7 +168,7 @@ def test_a_refusal_sends_the_dossier_back_for_appraisal(system):
     request = wait_for(lambda: system.signing_request(code), timeout=20)
     r = requests.post(
         f"{system.esign}/signing-requests/{request['id']}/refusal",
-        json={"reason": "Cần xác minh thêm"},
+        json={"reason": "Cần xác minh thêm", "reason_code": "verification_needed"},
         headers=LEADER,
         timeout=10,
     )
@@ -176,7 +176,8 @@ def test_a_refusal_sends_the_dossier_back_for_appraisal(system):
     back = wait_for(lambda: (d := system.dossier_of(code)) and d.get("decision") is None and d, timeout=20)
     assert back and back["status"] == 4, system.dossier_of(code)
     (entry,) = [e for e in system.audit(code) if e["action"] == "send_back_for_appraisal"]
-    assert entry["actor"] == "leader.an@26740" and entry["reason"] == "Cần xác minh thêm"
+    assert entry["actor"] == "leader.an@26740" and "verification_needed" in entry["reason"]
+    assert request["id"] in entry["reason"]
     # Appraised and decided again: a new signing request for the new decision.
     system.act(code, "appraise", HANDLING, {"opinion": "Đã xác minh"})
     system.act(code, "decide", LEADER, {"decision": "approved"})

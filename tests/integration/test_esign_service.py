@@ -93,7 +93,7 @@ DESK = bearer("desk_officer", COMMUNE)
 POSTAL = bearer("postal_operator", PROVINCE, sub="vnpost")
 
 
-def decided_event(code: str, decision: str = "approved", reason: str | None = None) -> Event:
+def decided_event(code: str, decision: str = "approved", reason_code: str | None = None) -> Event:
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     data = {
         "code": code,
@@ -112,7 +112,8 @@ def decided_event(code: str, decision: str = "approved", reason: str | None = No
         "original_due_at": now,
         "occurred_at": now,
         "decision": decision,
-        "reason": reason,
+        "reason_code": reason_code,
+        "has_reason_text": reason_code is not None,
     }
     path = REGISTRY.routing_path(COMMUNE)
     return Event("dossier", "decided", code, data, path, 7, handling_unit_path=path)
@@ -233,7 +234,11 @@ def test_refused_request_cannot_be_signed(esign, rabbit_config):
     subscriber = Subscriber(rabbit_config["AMQP_URI"], "esign.refused.#")
     try:
         assert esign.post(f"/signing-requests/{rid}/refusal", {"reason": "  "}, LEADER).status_code == 422
-        refused = esign.post(f"/signing-requests/{rid}/refusal", {"reason": "Cần thẩm định lại"}, LEADER)
+        refused = esign.post(
+            f"/signing-requests/{rid}/refusal",
+            {"reason": "Cần thẩm định lại", "reason_code": "verification_needed"},
+            LEADER,
+        )
         assert refused.status_code == 200 and refused.json()["stage"] == "refused"
         body = {"document_sha256": digest}
         assert esign.post(f"/signing-requests/{rid}/signature", body, LEADER).status_code == 409
@@ -241,7 +246,10 @@ def test_refused_request_cannot_be_signed(esign, rabbit_config):
         (message,) = subscriber.drain(expect=1)
         envelope = json.loads(message.body)
         assert envelope["type"] == "vn.motcua.esign.refused"
-        assert envelope["data"]["reason"] == "Cần thẩm định lại"
+        # The leader's words stay behind the API; the event carries the code and a flag.
+        assert envelope["data"]["reason_code"] == "verification_needed"
+        assert envelope["data"]["has_reason_text"] is True and "reason" not in envelope["data"]
+        assert esign.get(f"/signing-requests/{rid}", LEADER).json()["refusal_reason"] == "Cần thẩm định lại"
         # Decided again after the new appraisal: a new request with a new document number.
         reopened = esign.post(
             "/signing-requests",

@@ -131,3 +131,11 @@ def test_a_refusal_states_its_reason_and_comes_before_signing():
     r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
     with pytest.raises(OutOfTurn, match="already signed"):
         r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="too late")
+
+
+def test_the_reason_codes_printed_are_the_dossier_services_codes():
+    """The codes the dossier events carry instead of an officer's text (issue 11) each have a label."""
+    from services.dossier.schemas import REASON_CODES
+    from services.esign.document import REASON_LABELS
+
+    assert set(REASON_LABELS) == set(REASON_CODES)

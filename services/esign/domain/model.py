@@ -91,6 +91,7 @@ class Refused:
     signer_name: str
     at: datetime
     reason: str
+    reason_code: str
 
 
 DomainEvent = Signed | Sealed | Refused
@@ -176,7 +177,14 @@ class SigningRequest:
         self._record(Sealed(self.id, signer.sub, signer.name, now, document_sha256))
 
     def refuse(
-        self, signer: Signer, units: tuple[str, ...], covers: Covers, *, now: datetime, reason: str
+        self,
+        signer: Signer,
+        units: tuple[str, ...],
+        covers: Covers,
+        *,
+        now: datetime,
+        reason: str,
+        reason_code: str = "other",
     ) -> None:
         """The leader declines to sign; the dossier goes back to the handling agency for appraisal."""
         if not (reason or "").strip():
@@ -188,7 +196,7 @@ class SigningRequest:
             raise OutOfTurn("the result is already signed; a signed result is not refused")
         self.stage = Stage.REFUSED
         self.refused_by, self.refused_at, self.refusal_reason = signer.sub, now, reason.strip()
-        self._record(Refused(self.id, signer.sub, signer.name, now, reason.strip()))
+        self._record(Refused(self.id, signer.sub, signer.name, now, reason.strip(), reason_code))
 
     def _record(self, event: DomainEvent) -> None:
         self.event_sequence += 1
