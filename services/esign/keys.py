@@ -280,7 +280,8 @@ class Pkcs11KeyStore:
     """Keys in a PKCS#11 token, labelled by identity; certificates from the CA, as files.
 
     A key missing from the token is generated inside it (``extractable`` false, so it never leaves),
-    and its certificate issued by the CA: the provisioning a real deployment does once per signer.
+    and its certificate issued by the CA: the provisioning a real deployment does once per signer. A key
+    already in the token without a certificate on file is certified as it is.
     """
 
     def __init__(self, settings: Pkcs11Settings, pki: DevelopmentPki) -> None:
@@ -314,10 +315,12 @@ class Pkcs11KeyStore:
             self._session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label})
         )
         if found:
-            raise KeyUnavailable(f"token holds a key {label!r} without a certificate; re-provision it")
-        public, _private = self._session.generate_keypair(
-            KeyType.RSA, 2048, label=label, store=True, private_template={Attribute.EXTRACTABLE: False}
-        )
+            # Provisioned before (another CA, or its certificate lost): certify the key the token holds.
+            public = found[0]
+        else:
+            public, _private = self._session.generate_keypair(
+                KeyType.RSA, 2048, label=label, store=True, private_template={Attribute.EXTRACTABLE: False}
+            )
         der = pkcs11.util.rsa.encode_rsa_public_key(public)
         public_key = serialization.load_der_public_key(
             asn1_keys.PublicKeyInfo(
