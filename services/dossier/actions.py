@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.dossier.domain.model import Action, Decision, Dossier, InvalidArgument, ReturnMethod, Rules
-from services.dossier.schemas import RETURN_METHODS
+from services.dossier.domain.model import Action, Dossier, InvalidArgument, Rules
 from shared.units import UnitRegistry
+from shared.vocabulary import Decision, ReturnMethod
 from shared.workcalendar import WorkingCalendar
 
 # Vertically organised agencies hang under the province in the unit map by this suffix convention
@@ -88,7 +88,7 @@ def _return(dossier: Dossier, body: Mapping[str, Any], ctx: Context) -> None:
     dossier.return_result(
         now=ctx.now,
         calendar=ctx.calendar,
-        method=None if method is None else ReturnMethod(RETURN_METHODS[method]),
+        method=None if method is None else ReturnMethod.of(method),
     )
 
 

@@ -46,6 +46,8 @@ from marshmallow import (
     validates_schema,
 )
 
+from shared.vocabulary import CHANNELS, DURATION_UNITS, ONLINE_LEVELS
+
 SHIPPED_DIRECTORY = Path(__file__).resolve().parent / "procedures"
 
 # Vietnam has had no daylight saving time since 1975, so a fixed offset is exact and spares a
@@ -53,13 +55,8 @@ SHIPPED_DIRECTORY = Path(__file__).resolve().parent / "procedures"
 VIETNAM_TIME = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 
 LEVELS = ("commune", "district", "province")
-CHANNELS = ("counter", "online", "postal")
-ONLINE_LEVELS = ("full", "partial")  # toàn trình / một phần (Decree 42/2022)
 STEP_CODES = ("receive", "appraise", "approve", "sign", "stamp", "return", "transfer")
-
-WORKING_DAYS = "working_days"
-WORKING_HOURS = "working_hours"
-SAME_DAY = "same_day"
+WORKING_DAYS, WORKING_HOURS, SAME_DAY = DURATION_UNITS
 
 # The canonical spelling shared.workcalendar.Duration.parse reads. Stricter than that parser
 # (no leading zeros, single spaces) so the files stay uniform and greppable.

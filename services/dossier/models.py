@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import registry
 
-from services.dossier.domain.model import OVERDUE_CANDIDATES, Channel, Dossier, PlanStep, ReturnMethod, Status
+from services.dossier.domain.model import Dossier, PlanStep
 from shared.db import BigId, UTCDateTime, add_pipeline_tables
+from shared.vocabulary import OVERDUE_CANDIDATES, Channel, ReturnMethod, Status
 
 SERVICE = "dossier"
 metadata = sa.MetaData()

@@ -10,9 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.dossier.domain.model import CLOCK_RUNNING, OVERDUE_CANDIDATES, Dossier
+from services.dossier.domain.model import Dossier
 from services.dossier.models import dossier_audit, dossier_code_counters, dossier_handovers, dossiers
 from shared.units import UnitRegistry
+from shared.vocabulary import CLOCK_RUNNING, OVERDUE_CANDIDATES
 
 # Plain SQL, valid on SQLite (3.35+) and PostgreSQL: the dialect upsert constructs are not cacheable,
 # so SQLAlchemy would compile them again for every dossier.

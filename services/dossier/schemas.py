@@ -11,12 +11,20 @@ from datetime import UTC, date, datetime, timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.dossier.domain.model import Action, Decision, Status
-from services.dossier.domain.timing import TIMELINESS
+from services.dossier.domain.model import Action
 from shared.events import event_type
+from shared.vocabulary import (
+    CHANNELS,
+    DECISIONS,
+    ONLINE_LEVELS,
+    RETURN_METHODS,
+    TIMELINESS,
+    Channel,
+    Decision,
+    ReturnMethod,
+    Status,
+)
 
-CHANNELS = {"counter": 1, "online": 2, "postal": 3}
-RETURN_METHODS = {"counter": 0, "postal": 1}
 UNIT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="not a unit code")
 # Dates a person could mean: anything else is a typo (a year 20255) or a probe.
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2100, 12, 31)
@@ -153,7 +161,7 @@ class TransferSchema(Schema):
 
 
 class DecisionSchema(Schema):
-    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
     reason = _reason(metadata={"description": "required when rejecting"})
 
     @validates_schema
@@ -412,9 +420,9 @@ class StatusEventSchema(Schema):
     procedure_field = fields.String(required=True)
     receiving_unit = fields.String(required=True)
     handling_unit = fields.String(required=True)
-    channel = fields.Integer(required=True, validate=validate.OneOf(list(CHANNELS.values())))
-    return_method = fields.Integer(required=True, validate=validate.OneOf(list(RETURN_METHODS.values())))
-    online_level = fields.String(required=True, allow_none=True, validate=validate.OneOf(["full", "partial"]))
+    channel = fields.Integer(required=True, validate=validate.OneOf([int(c) for c in Channel]))
+    return_method = fields.Integer(required=True, validate=validate.OneOf([int(m) for m in ReturnMethod]))
+    online_level = fields.String(required=True, allow_none=True, validate=validate.OneOf(ONLINE_LEVELS))
     received_at = _moment(allow_none=True, metadata={"description": "filing time; null before receipt"})
     due_at = _moment(allow_none=True, metadata={"description": "the current appointment"})
     original_due_at = _moment(
@@ -500,7 +508,7 @@ class TransferredEventSchema(StepEventSchema):
 
 @event_type("dossier", "decided", "The competent person approved, or rejected with a reason.")
 class DecidedEventSchema(StatusEventSchema):
-    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
     reason = fields.String(required=True, allow_none=True)
 
 
@@ -521,7 +529,7 @@ class StampedEventSchema(StatusEventSchema):
     "working_days run from filing to resolution, clock stops excluded.",
 )
 class ResolvedEventSchema(StatusEventSchema):
-    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
     resolved_at = _moment()
     timeliness = _timeliness()
     working_days = fields.Float(required=True)

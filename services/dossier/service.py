@@ -23,12 +23,9 @@ from services.dossier.catalogue import Catalogue, Procedure, UnknownProcedure
 from services.dossier.dependencies import Lifecycle, watch_timer
 from services.dossier.domain.model import (
     Action,
-    Channel,
     DomainError,
     Dossier,
     InvalidArgument,
-    ReturnMethod,
-    Status,
     TransitionNotAllowed,
 )
 from services.dossier.events import collect
@@ -36,10 +33,8 @@ from services.dossier.models import SERVICE, pipeline
 from services.dossier.openapi import document as openapi_document
 from services.dossier.schemas import (
     ACTION_BODIES,
-    CHANNELS,
     DOSSIER_CODE,
     FORMS,
-    RETURN_METHODS,
     AuditEntrySchema,
     DossierQuerySchema,
     DossierSchema,
@@ -53,6 +48,7 @@ from shared.operations import OperationalEndpoints
 from shared.problems import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.providers import Calendar, Units
 from shared.uow import UnitOfWork
+from shared.vocabulary import Channel, ReturnMethod, Status
 
 log = logging.getLogger(__name__)
 CATALOGUE = Catalogue.load()
@@ -115,8 +111,8 @@ class DossierService(OperationalEndpoints):
                 code=self._next_code(tx, unit, now),
                 procedure=procedure,
                 receiving_unit=unit,
-                channel=Channel(CHANNELS[body["channel"]]),
-                return_method=ReturnMethod(RETURN_METHODS[body["return_method"]]),
+                channel=Channel.of(body["channel"]),
+                return_method=ReturnMethod.of(body["return_method"]),
                 applicant=body["applicant"],
                 now=now,
                 calendar=self.calendar,
@@ -140,8 +136,8 @@ class DossierService(OperationalEndpoints):
                 code=self._next_code(tx, unit, now),
                 procedure=procedure,
                 receiving_unit=unit,
-                channel=Channel(CHANNELS[body["channel"]]),
-                return_method=ReturnMethod(RETURN_METHODS[body["return_method"]]),
+                channel=Channel.of(body["channel"]),
+                return_method=ReturnMethod.of(body["return_method"]),
                 applicant=body["applicant"],
                 submitted_by=principal.sub,
                 now=now,
@@ -377,7 +373,7 @@ class DossierService(OperationalEndpoints):
             overdue=query.get("overdue"),
             procedure=query.get("procedure"),
             field=query.get("field"),
-            channel=CHANNELS[query["channel"]] if "channel" in query else None,
+            channel=Channel.of(query["channel"]) if "channel" in query else None,
             received_from=None if start is None else datetime.combine(start, time(), tzinfo=zone),
             received_before=None
             if end is None

@@ -42,10 +42,19 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from services.metrics import repository
-from services.metrics.projection import CHANNELS, MICRO, RATINGS, RESOLUTION_BUCKETS, TIMELINESS, TOTALS_ROW
+from services.metrics.projection import MICRO, RESOLUTION_BUCKETS, TOTALS_ROW
 from shared.units import UnitRegistry
+from shared.vocabulary import RATINGS, TIMELINESS, Channel
 
 SERVICE = "metrics"
+
+
+def _channel_label(code: int) -> str:
+    """The ``channel`` label value; a code the vocabulary does not know shows as itself."""
+    try:
+        return Channel(code).label
+    except ValueError:
+        return str(code)
 
 
 def bucket_bounds(day_length: timedelta) -> tuple[str, ...]:
@@ -185,7 +194,7 @@ def snapshot(
     width = 1 + len(resolved_at) + len(histogram_at)
     for row in totals:
         unit, procedure_field = unit_of(row[0]), row[1]
-        received[unit, CHANNELS.get(row[2]) or str(row[2])] += row[received_at]
+        received[unit, _channel_label(row[2])] += row[received_at]
         counts = per_unit.get(unit)
         if counts is None:
             counts = per_unit[unit] = [0.0] * (2 + len(rated_at))

@@ -37,16 +37,17 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
-# Portal status codes (DOMAIN.md): which ones mean "still being handled" and "clock stopped".
-REGISTERED, RECEIVED, REFUSED, PROCESSING = 1, 2, 3, 4
-SUPPLEMENT_REQUESTED, AWAITING_PAYMENT, WITHDRAWN, STOPPED, RESOLVED, RETURNED = 5, 6, 7, 8, 9, 10
-IN_PROCESS = frozenset({RECEIVED, PROCESSING, SUPPLEMENT_REQUESTED, AWAITING_PAYMENT, STOPPED})
-CLOCK_STOPPED = frozenset({SUPPLEMENT_REQUESTED, AWAITING_PAYMENT, STOPPED})
+from shared.vocabulary import (
+    CLOCK_STOPPED,
+    IN_PROCESS,
+    RATINGS,
+    Channel,
+    Rating,
+    ReturnMethod,
+    Status,
+    Timeliness,
+)
 
-TIMELINESS = ("early", "on_time", "late")
-CHANNELS = {1: "counter", 2: "online", 3: "postal"}
-RETURN_METHODS = {0: "counter", 1: "postal"}
-RATINGS = ("satisfied", "normal", "not_satisfied")
 GROUPINGS = ("unit", "procedure", "field", "month")
 
 # Upper bounds (working days) of the resolution-time histogram. Counts are kept per bound in the
@@ -128,8 +129,8 @@ class DossierFacts:
         if not self.is_received:
             return None
         if self.resolved_at is not None:
-            return self.timeliness or "on_time"
-        if self.status == WITHDRAWN:
+            return self.timeliness or Timeliness.ON_TIME
+        if self.status == Status.WITHDRAWN:
             return "withdrawn"
         if self.is_overdue(now):
             return "overdue"
@@ -171,7 +172,7 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
             procedure_field=str(data["procedure_field"]),
             channel=int(data["channel"]),
             return_method=int(data.get("return_method", 0)),
-            status=REGISTERED,
+            status=Status.REGISTERED,
         )
     status = int(data.get("status", facts.status))
     due_at = _instant(data["due_at"]) if "due_at" in data else facts.due_at
@@ -186,7 +187,11 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
         "original_due_at": _instant(data.get("original_due_at")) or due_at or facts.original_due_at,
     }
     received_at = _instant(data.get("received_at"))
-    if facts.received_at is None and received_at is not None and status not in (REGISTERED, REFUSED):
+    if (
+        facts.received_at is None
+        and received_at is not None
+        and status not in (Status.REGISTERED, Status.REFUSED)
+    ):
         changes["received_at"] = received_at
         changes["received_on"] = received_at.astimezone(timezone).date()
     if status in CLOCK_STOPPED:
@@ -209,7 +214,7 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
         )
     elif event.name == "returned" and facts.returned_at is None:
         changes["returned_at"] = _instant(data.get("returned_at")) or at
-        changes["returned_by"] = data.get("method") or RETURN_METHODS.get(changes["return_method"])
+        changes["returned_by"] = data.get("method") or ReturnMethod(changes["return_method"]).label
     elif event.name == "withdrawn" and facts.withdrawn_at is None:
         changes["withdrawn_at"] = at
     return replace(facts, **changes)
@@ -275,7 +280,9 @@ def contribution(facts: DossierFacts | None) -> dict[str, int]:
                 if facts.working_days <= bound:
                     counts[f"resolution_le_{int(bound)}"] = 1
     if facts.returned_at is not None:
-        counts["returned_postal" if facts.returned_by == "postal" else "returned_counter"] = 1
+        counts[
+            "returned_postal" if facts.returned_by == ReturnMethod.POSTAL.label else "returned_counter"
+        ] = 1
     return counts
 
 
@@ -308,9 +315,9 @@ class Tally:
     rated_not_satisfied: int = 0
 
     STANDING_COLUMNS: ClassVar[dict[str, str]] = {
-        "early": "decided_early",
-        "on_time": "decided_on_time",
-        "late": "decided_late",
+        Timeliness.EARLY: "decided_early",
+        Timeliness.ON_TIME: "decided_on_time",
+        Timeliness.LATE: "decided_late",
         "withdrawn": "withdrawn",
         "within_deadline": "in_process_within_deadline",
         "overdue": "in_process_overdue",
@@ -325,12 +332,14 @@ class Tally:
         column = self.STANDING_COLUMNS[standing]
         setattr(self, column, getattr(self, column) + 1)
         self.supplemented += facts.supplements > 0
-        self.received_online += facts.channel == 2
-        self.received_postal += facts.channel == 3
+        self.received_online += facts.channel == Channel.ONLINE
+        self.received_postal += facts.channel == Channel.POSTAL
         self.returned += facts.returned_at is not None
-        self.returned_postal += facts.returned_at is not None and facts.returned_by == "postal"
+        self.returned_postal += (
+            facts.returned_at is not None and facts.returned_by == ReturnMethod.POSTAL.label
+        )
         self.rated += rating is not None
-        self.rated_not_satisfied += rating == "not_satisfied"
+        self.rated_not_satisfied += rating == Rating.NOT_SATISFIED
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})

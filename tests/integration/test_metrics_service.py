@@ -24,6 +24,7 @@ from shared.broker import ConfirmingPublisher, Outgoing
 from shared.events import Event
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
+from shared.vocabulary import Status
 from tests.conftest import bearer, free_port
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,6 @@ REGISTRY = UnitRegistry.default()
 PROVINCE = "79"
 COMMUNE_A, COMMUNE_B = (unit.code for unit in REGISTRY.children(PROVINCE)[:2])
 OTHER_PROVINCE_COMMUNE = REGISTRY.children("01")[0].code
-STATUS_NAMES = {2: "received", 4: "processing", 5: "supplement_requested", 9: "resolved", 10: "returned"}
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -65,7 +65,7 @@ class Dossier:
     def event(self, name: str, status: int, at: datetime | None = None, **extra) -> Event:
         self.sequence += 1
         at = at or datetime.now(UTC)
-        data = {**self.facts, "status": status, "status_name": STATUS_NAMES[status], "occurred_at": iso(at)}
+        data = {**self.facts, "status": status, "status_name": Status(status).label, "occurred_at": iso(at)}
         data.update({k: iso(v) if isinstance(v, datetime) else v for k, v in extra.items()})
         handling = REGISTRY.routing_path(data["handling_unit"])
         return Event(

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from shared.events import Event
 from shared.units import UnitRegistry
+from shared.vocabulary import Status
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 FIELDS = {
@@ -84,7 +85,7 @@ class Simulator:
         data = {
             "code": truth.code,
             "status": truth.status,
-            "status_name": STATUS_NAMES[truth.status],
+            "status_name": Status(truth.status).label,
             "procedure_code": truth.procedure_code,
             "procedure_version": 1,
             "procedure_field": truth.procedure_field,
@@ -240,20 +241,6 @@ class Simulator:
             returned_at = resolved_at + timedelta(hours=rng.uniform(1, 100))
             if self._emit(truth, "returned", returned_at, 10, method=method, returned_at=returned_at):
                 truth.returned_at, truth.returned_by = returned_at, method
-
-
-STATUS_NAMES = {
-    1: "registered",
-    2: "received",
-    3: "refused",
-    4: "processing",
-    5: "supplement_requested",
-    6: "awaiting_payment",
-    7: "withdrawn",
-    8: "stopped",
-    9: "resolved",
-    10: "returned",
-}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -16,28 +16,18 @@ from services.dossier.catalogue import Catalogue
 from services.dossier.domain.model import (
     ALLOWED_FROM,
     DEFAULT_RULES,
-    FINAL,
     Action,
-    Channel,
-    Decision,
     Dossier,
     InvalidArgument,
-    ReturnMethod,
     Rules,
-    Status,
     TransitionNotAllowed,
 )
-from services.dossier.domain.timing import (
-    EARLY,
-    LATE,
-    ON_TIME,
-    TIMELINESS,
-    judge,
-    step_due_times,
-    warning_time,
-)
+from services.dossier.domain.timing import judge, step_due_times, warning_time
 from shared.units import EXAMPLE_3LEVEL_FILE, UnitRegistry
+from shared.vocabulary import FINAL, TIMELINESS, Channel, Decision, ReturnMethod, Status
 from shared.workcalendar import Duration, WorkingCalendar
+
+EARLY, ON_TIME, LATE = "early", "on_time", "late"  # the contract's timeliness values
 
 CAL = WorkingCalendar()
 VN = CAL.timezone

@@ -24,58 +24,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any, Protocol
 
-from services.dossier.domain.timing import LATE, judge, step_due_times, warning_time
+from services.dossier.domain.timing import judge, step_due_times, warning_time
+from shared.vocabulary import (
+    CLOCK_RUNNING,
+    OVERDUE_CANDIDATES,
+    Channel,
+    Decision,
+    ReturnMethod,
+    Status,
+    StatusFacts,
+    Timeliness,
+)
 from shared.workcalendar import Duration, WorkingCalendar
-
-
-class Status(IntEnum):
-    """The national portal's dossier statuses."""
-
-    REGISTERED = 1  # Mới đăng ký
-    RECEIVED = 2  # Được tiếp nhận
-    REFUSED = 3  # Không được tiếp nhận
-    PROCESSING = 4  # Đang xử lý
-    SUPPLEMENT_REQUESTED = 5  # Yêu cầu bổ sung giấy tờ
-    AWAITING_PAYMENT = 6  # Yêu cầu thực hiện nghĩa vụ tài chính
-    WITHDRAWN = 7  # Công dân yêu cầu rút hồ sơ
-    STOPPED = 8  # Dừng xử lý
-    RESOLVED = 9  # Đã xử lý xong
-    RETURNED = 10  # Đã trả kết quả
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-FINAL = frozenset({Status.REFUSED, Status.WITHDRAWN, Status.RETURNED})
-# The clock runs only here; supplement, payment and stop freeze it (DOMAIN.md, Time).
-CLOCK_RUNNING = frozenset({Status.RECEIVED, Status.PROCESSING})
-# Can be past the appointment: the clock runs, or it was stopped (payment, stop) after the due time.
-# A supplement request is not here: the supplement resets the appointment.
-OVERDUE_CANDIDATES = CLOCK_RUNNING | {Status.AWAITING_PAYMENT, Status.STOPPED}
-
-
-class Channel(IntEnum):
-    """Kênh: how the dossier reached the desk."""
-
-    COUNTER = 1
-    ONLINE = 2
-    POSTAL = 3
-
-
-class ReturnMethod(IntEnum):
-    """How the result goes back to the applicant."""
-
-    COUNTER = 0
-    POSTAL = 1
-
-
-class Decision(StrEnum):
-    APPROVED = "approved"
-    REJECTED = "rejected"
 
 
 class Action(StrEnum):
@@ -522,7 +485,9 @@ class Dossier:
         self._check(Action.RESOLVE)
         assert self.received_at is not None and self.original_due_at is not None
         # An apology admits the delay: the dossier counts as late whatever the date (DOMAIN.md).
-        self.timeliness = LATE if self.apology_count else judge(calendar, now, self.original_due_at)
+        self.timeliness = (
+            Timeliness.LATE if self.apology_count else judge(calendar, now, self.original_due_at)
+        )
         office = calendar.working_time_between(self.received_at, now).total_seconds() - self.paused_seconds
         self.working_days = round(max(office, 0.0) / calendar.day_length.total_seconds(), 3)
         self.resolved_at = now
@@ -772,23 +737,22 @@ class Dossier:
 
     def status_facts(self, now: datetime) -> dict[str, Any]:
         """The minimal, non-personal facts every status event carries (CONTRACTS §1)."""
-        return {
-            "code": self.code,
-            "status": int(self.status),
-            "status_name": self.status.label,
-            "procedure_code": self.procedure_code,
-            "procedure_version": self.procedure_version,
-            "procedure_field": self.procedure_field,
-            "receiving_unit": self.receiving_unit,
-            "handling_unit": self.handling_unit,
-            "channel": int(self.channel),
-            "return_method": int(self.return_method),
-            "online_level": self.online_level,
-            "received_at": self.received_at,
-            "due_at": self.due_at,
-            "original_due_at": self.original_due_at,
-            "occurred_at": now,
-        }
+        return StatusFacts(
+            code=self.code,
+            status=self.status,
+            procedure_code=self.procedure_code,
+            procedure_version=self.procedure_version,
+            procedure_field=self.procedure_field,
+            receiving_unit=self.receiving_unit,
+            handling_unit=self.handling_unit,
+            channel=self.channel,
+            return_method=self.return_method,
+            online_level=self.online_level,
+            received_at=self.received_at,
+            due_at=self.due_at,
+            original_due_at=self.original_due_at,
+            occurred_at=now,
+        ).as_data()
 
 
 _PAST = {

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from shared.workcalendar import SAME_DAY, Duration, WorkingCalendar
-
-EARLY, ON_TIME, LATE = "early", "on_time", "late"
-TIMELINESS = (EARLY, ON_TIME, LATE)
+from shared.vocabulary import DurationUnit, Timeliness
+from shared.workcalendar import Duration, WorkingCalendar
 
 
 def step_due_times(
@@ -30,23 +28,23 @@ def step_due_times(
     used = 0
     for allotment in allotments:
         used += Duration.parse(allotment).amount
-        if total.unit == SAME_DAY or used == 0:
-            dues.append(calendar.deadline(filed_at, Duration(SAME_DAY)))
+        if total.unit == DurationUnit.SAME_DAY or used == 0:
+            dues.append(calendar.deadline(filed_at, Duration(DurationUnit.SAME_DAY)))
         else:
             dues.append(calendar.deadline(filed_at, Duration(total.unit, used)))
     return dues
 
 
-def judge(calendar: WorkingCalendar, finished_at: datetime, due_at: datetime) -> str:
+def judge(calendar: WorkingCalendar, finished_at: datetime, due_at: datetime) -> Timeliness:
     """Timeliness on Vietnam local dates: before the due day early, on it (by close) on time, else late."""
     zone = calendar.timezone
     finished, due = finished_at.astimezone(zone), due_at.astimezone(zone)
     if finished.date() < due.date():
-        return EARLY
+        return Timeliness.EARLY
     close = datetime.combine(due.date(), calendar.sessions[-1][1], tzinfo=zone)
     if finished.date() == due.date() and (finished_at <= due_at or finished <= close):
-        return ON_TIME
-    return LATE
+        return Timeliness.ON_TIME
+    return Timeliness.LATE
 
 
 def warning_time(
