@@ -115,5 +115,10 @@ def test_no_service_restates_the_vocabulary():
     # The words are written in shared/vocabulary.py; a second literal table is a second source of truth.
     for path in Path("services").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
-        for restated in ('"supplement_requested": ', '{"counter": 1', '("early", "on_time", "late")', "== 2\n"):
+        for restated in (
+            '"supplement_requested": ',
+            '{"counter": 1',
+            '("early", "on_time", "late")',
+            "== 2\n",
+        ):
             assert restated not in text, f"{path} restates the vocabulary: {restated!r}"
