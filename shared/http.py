@@ -37,6 +37,7 @@ from shared.problems import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from shared.uow import StoredResponse
 
 log = logging.getLogger(__name__)
 
@@ -222,20 +223,10 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
                 status, body, *rest = handler(tx)
                 headers = rest[0] if rest else {}
                 if key is not None and status < 500:
-                    table = uow.tables.idempotency_keys
-                    tx.session.execute(
-                        table.insert().values(
-                            principal=principal_sub,
-                            key=key,
-                            method=request.method,
-                            path=request.path,
-                            request_hash=body_hash,
-                            status=status,
-                            headers=headers,
-                            body=dumps(body),
-                            created_at=datetime.now(UTC),
-                        )
+                    answer = StoredResponse(
+                        request.method, request.path, body_hash, status, headers, dumps(body)
                     )
+                    tx.remember(principal_sub, key, answer)
                 return status, body, headers
         except sa.exc.IntegrityError:
             # A concurrent request with the same key committed first: replay its answer.
@@ -246,10 +237,7 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
 
 
 def _stored_response(tx, principal_sub: str, key: str, body_hash: str):
-    table = tx.tables.idempotency_keys
-    row = tx.session.execute(
-        sa.select(table).where(table.c.principal == principal_sub, table.c.key == key)
-    ).first()
+    row = tx.recall(principal_sub, key)
     if row is None:
         return None
     if row.request_hash != body_hash:

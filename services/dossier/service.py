@@ -28,7 +28,6 @@ from services.dossier.domain.model import (
     InvalidArgument,
     TransitionNotAllowed,
 )
-from services.dossier.events import collect
 from services.dossier.models import SERVICE, pipeline
 from services.dossier.openapi import document as openapi_document
 from services.dossier.schemas import (
@@ -107,8 +106,9 @@ class DossierService(OperationalEndpoints):
         unit, procedure = self._filing_terms(principal, body, now)
 
         def change(tx):
+            dossiers = repository.Dossiers(tx, self.units, actor=principal.sub)
             dossier = Dossier.receive_at_counter(
-                code=self._next_code(tx, unit, now),
+                code=self._next_code(dossiers, unit, now),
                 procedure=procedure,
                 receiving_unit=unit,
                 channel=Channel.of(body["channel"]),
@@ -117,7 +117,8 @@ class DossierService(OperationalEndpoints):
                 now=now,
                 calendar=self.calendar,
             )
-            self._commit(tx, request, principal, dossier, "receive", None, body, now)
+            dossiers.add(dossier)
+            self._commit(dossiers, request, principal, dossier, "receive", None, body, now)
             return 201, self._present(dossier, now), {"Location": f"/api/v1/dossiers/{dossier.code}"}
 
         return idempotent(self.uow, principal.sub, request, change)
@@ -132,8 +133,9 @@ class DossierService(OperationalEndpoints):
         unit, procedure = self._filing_terms(principal, body, now)
 
         def change(tx):
+            dossiers = repository.Dossiers(tx, self.units, actor=principal.sub)
             dossier = Dossier.register(
-                code=self._next_code(tx, unit, now),
+                code=self._next_code(dossiers, unit, now),
                 procedure=procedure,
                 receiving_unit=unit,
                 channel=Channel.of(body["channel"]),
@@ -142,7 +144,8 @@ class DossierService(OperationalEndpoints):
                 submitted_by=principal.sub,
                 now=now,
             )
-            self._commit(tx, request, principal, dossier, "register", None, body, now)
+            dossiers.add(dossier)
+            self._commit(dossiers, request, principal, dossier, "register", None, body, now)
             return 201, self._present(dossier, now), {"Location": f"/api/v1/dossiers/{dossier.code}"}
 
         return idempotent(self.uow, principal.sub, request, change)
@@ -162,7 +165,8 @@ class DossierService(OperationalEndpoints):
         settings = self.lifecycle
 
         def change(tx):
-            dossier = repository.get(tx.session, code, for_update=True) if _CODE.match(code) else None
+            dossiers = repository.Dossiers(tx, self.units, actor=principal.sub)
+            dossier = dossiers.get(code, for_update=True) if _CODE.match(code) else None
             if dossier is None:
                 raise NotFound(f"no dossier {code}")
             now = datetime.now(UTC)  # read under the row lock, so a dossier's events never go back in time
@@ -184,7 +188,7 @@ class DossierService(OperationalEndpoints):
                 raise _field_error(f"/{exc.field}", exc.message) from exc
             except DomainError as exc:
                 raise Conflict(str(exc)) from exc
-            self._commit(tx, request, principal, dossier, action.value, before, body, now)
+            self._commit(dossiers, request, principal, dossier, action.value, before, body, now)
             return 200, self._present(dossier, now)
 
         return idempotent(self.uow, principal.sub, request, change)
@@ -262,12 +266,10 @@ class DossierService(OperationalEndpoints):
         for code in codes:
             try:
                 with self.uow.transaction() as tx:
-                    dossier = repository.get(tx.session, code, for_update=True)
+                    dossier = repository.Dossiers(tx, self.units, actor=None).get(code, for_update=True)
                     if dossier is None:
                         continue
                     dossier.watch(now=now, calendar=self.calendar, lead=settings.due_soon_lead)
-                    tx.emit(*collect(dossier, self.units))
-                    repository.save(tx.session, dossier, self.units, actor=None)
             except Exception:
                 # One broken dossier (a unit gone from the map …) must not stop the watch for the others.
                 log.exception("overdue watch: dossier %s skipped", code)
@@ -295,14 +297,14 @@ class DossierService(OperationalEndpoints):
             )
         return unit, procedure
 
-    def _next_code(self, tx, unit: str, now: datetime) -> str:
+    def _next_code(self, dossiers: repository.Dossiers, unit: str, now: datetime) -> str:
         identifier = self.units.get(unit).identifier
         day = now.astimezone(self.calendar.timezone).date()
-        return repository.next_dossier_code(tx.session, unit=unit, identifier=identifier, day=day)
+        return dossiers.next_code(unit=unit, identifier=identifier, day=day)
 
     def _commit(
         self,
-        tx,
+        dossiers: repository.Dossiers,
         request,
         principal: Principal,
         dossier: Dossier,
@@ -311,13 +313,10 @@ class DossierService(OperationalEndpoints):
         body: dict,
         now: datetime,
     ) -> None:
-        """Store the change, its hand-overs, its audit line and its events in one transaction."""
+        """Write the audit line; the unit of work stores the dossier, its hand-overs and events."""
         dossier.schedule_watch(self.calendar, self.lifecycle.due_soon_lead)
-        tx.emit(*collect(dossier, self.units))
-        repository.save(tx.session, dossier, self.units, actor=principal.sub)
         details = {k: v for k, v in json.loads(dumps(body)).items() if k != "applicant"}
-        repository.audit(
-            tx.session,
+        dossiers.audit(
             dossier.code,
             repository.AuditEntry(
                 at=now,

@@ -12,13 +12,15 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.dossier.domain.events import EVENTS
+from services.dossier.events import envelope
 from shared.events import Event
 from shared.units import UnitRegistry
-from shared.vocabulary import Status
+from shared.vocabulary import Channel, OnlineLevel, ReturnMethod, Status, StatusFacts
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 FIELDS = {
@@ -31,6 +33,7 @@ FIELDS = {
 DURATION_DAYS = (1, 3, 5, 10, 15)
 # Events never fall this close to "now", so a report made a few seconds later sees the same thing.
 MARGIN = timedelta(minutes=30)
+EVENT_CLASSES = {event.name: event for event in EVENTS}
 
 
 @dataclass
@@ -82,34 +85,29 @@ class Simulator:
             return False
         if status is not None:
             truth.status = status
-        data = {
-            "code": truth.code,
-            "status": truth.status,
-            "status_name": Status(truth.status).label,
-            "procedure_code": truth.procedure_code,
-            "procedure_version": 1,
-            "procedure_field": truth.procedure_field,
-            "receiving_unit": truth.receiving_unit,
-            "handling_unit": truth.handling_unit,
-            "channel": truth.channel,
-            "return_method": truth.return_method,
-            "online_level": "full" if truth.channel == 2 else None,
-            "received_at": _iso(truth.filed_at),
-            "due_at": _iso(truth.due_at),
-            "original_due_at": _iso(truth.original_due_at),
-            "occurred_at": _iso(at),
-            **{key: _iso(value) if isinstance(value, datetime) else value for key, value in extra.items()},
-        }
-        handling = self.registry.routing_path(truth.handling_unit)
+        facts = StatusFacts(
+            code=truth.code,
+            status=Status(truth.status),
+            procedure_code=truth.procedure_code,
+            procedure_version=1,
+            procedure_field=truth.procedure_field,
+            receiving_unit=truth.receiving_unit,
+            handling_unit=truth.handling_unit,
+            channel=Channel(truth.channel),
+            return_method=ReturnMethod(truth.return_method),
+            online_level=OnlineLevel.FULL.value if truth.channel == Channel.ONLINE else None,
+            received_at=truth.filed_at,
+            due_at=truth.due_at,
+            original_due_at=truth.original_due_at,
+            occurred_at=at,
+        )
+        # The dossier service's own event classes and envelope: its payload is what we fold.
         truth.events.append(
-            Event(
-                source="dossier",
-                name=name,
-                subject=truth.code,
-                data=data,
-                unit_path=self.registry.routing_path(truth.receiving_unit),
-                handling_unit_path=handling,
-                sequence=len(truth.events) + 1,
+            envelope(
+                EVENT_CLASSES[name](facts=facts, **extra),
+                self.registry.routing_path(truth.receiving_unit),
+                self.registry.routing_path(truth.handling_unit),
+                len(truth.events) + 1,
                 id=self._id(),
                 time=at,
             )
@@ -215,24 +213,36 @@ class Simulator:
             previous = truth.handling_unit
             truth.handling_unit = handling_unit
             if not self._emit(
-                truth, "transferred", later(), 4, from_unit=previous, to_unit=handling_unit, step="approve"
+                truth,
+                "transferred",
+                later(),
+                4,
+                from_unit=previous,
+                to_unit=handling_unit,
+                step="approve",
+                step_due_at=None,
+                step_timeliness=None,
+                finished_step="appraise",
             ):
                 truth.handling_unit = previous
                 return
         # Resolution anywhere from well before to well after the appointment.
         span = truth.original_due_at - truth.filed_at
         resolved_at = truth.filed_at + span * rng.uniform(0.2, 1.35)
-        for name in ("decided", "signed", "stamped"):
-            if not self._emit(truth, name, min(later(), resolved_at), 4):
-                return
+        if not self._emit(truth, "decided", min(later(), resolved_at), 4, decision="approved", reason=None):
+            return
+        if not self._emit(truth, "signed", min(later(), resolved_at), 4, signer_role="leader"):
+            return
+        if not self._emit(truth, "stamped", min(later(), resolved_at), 4):
+            return
         working_days = round((resolved_at - truth.filed_at) / timedelta(days=1) * 0.7, 2)
         extra: dict[str, Any] = {
             "decision": "approved",
             "resolved_at": resolved_at,
             "working_days": working_days,
         }
-        if rng.random() < 0.8:  # the rest leave timeliness to the projection's own judgement
-            extra["timeliness"] = local_timeliness(resolved_at, truth.original_due_at)
+        rng.random()  # (once: whether to leave timeliness out; the dossier service always sends it)
+        extra["timeliness"] = local_timeliness(resolved_at, truth.original_due_at)
         if not self._emit(truth, "resolved", resolved_at, 9, **extra):
             return
         truth.resolved_at, truth.working_days = resolved_at, working_days
@@ -241,10 +251,6 @@ class Simulator:
             returned_at = resolved_at + timedelta(hours=rng.uniform(1, 100))
             if self._emit(truth, "returned", returned_at, 10, method=method, returned_at=returned_at):
                 truth.returned_at, truth.returned_by = returned_at, method
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def local_timeliness(resolved_at: datetime, due_at: datetime) -> str:

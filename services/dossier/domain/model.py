@@ -1,8 +1,8 @@
 """The dossier (hồ sơ) and its life, as plain Python: no framework, no SQL.
 
 Statuses carry the national portal's codes (DOMAIN.md). Every change of state goes through a method
-of :class:`Dossier`, which checks the rule and records a :class:`DomainEvent`; the service layer turns
-those into published events through the outbox (:mod:`services.dossier.events`).
+of :class:`Dossier`, which checks the rule and records a domain event (:mod:`.events`); the unit of
+work that loaded the dossier writes those to the outbox at commit.
 
 Where to look:
 
@@ -27,6 +27,30 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from services.dossier.domain.events import (
+    Apologized,
+    Appraised,
+    Decided,
+    DossierEvent,
+    DueSoon,
+    Overdue,
+    Paid,
+    PaymentRequested,
+    ProcessingStarted,
+    Received,
+    Refused,
+    Registered,
+    Resolved,
+    Resumed,
+    Returned,
+    Signed,
+    Stamped,
+    Stopped,
+    Supplemented,
+    SupplementRequested,
+    Transferred,
+    Withdrawn,
+)
 from services.dossier.domain.timing import judge, step_due_times, warning_time
 from shared.vocabulary import (
     CLOCK_RUNNING,
@@ -142,12 +166,6 @@ class ProcedureTerms(Protocol):
     def steps(self) -> Sequence[StepTerms]: ...
 
 
-@dataclass(frozen=True)
-class DomainEvent:
-    name: str
-    data: dict[str, Any]
-
-
 @dataclass(frozen=True, kw_only=True)
 class PlanStep:
     """One step of the dossier's copy of the procedure's plan, with its own due time."""
@@ -231,7 +249,7 @@ class Dossier:
     watch_flags: list[str] = field(default_factory=list)
     watch_at: datetime | None = None
     event_sequence: int = 0
-    events: list[DomainEvent] = field(default_factory=list, repr=False, compare=False)
+    events: list[DossierEvent] = field(default_factory=list, repr=False, compare=False)
     handovers: list[Handover] = field(default_factory=list, repr=False, compare=False)
 
     # --- creation ----------------------------------------------------------------------------
@@ -294,7 +312,7 @@ class Dossier:
         )
         dossier.submitted_by = submitted_by
         dossier.registered_at = now
-        dossier._record("registered", now)
+        dossier._record(Registered, now)
         return dossier
 
     @classmethod
@@ -322,7 +340,7 @@ class Dossier:
             now=now,
         )
         dossier._file(now, calendar)
-        dossier._record("received", now)
+        dossier._record(Received, now)
         return dossier
 
     # --- the desk ----------------------------------------------------------------------------
@@ -332,14 +350,14 @@ class Dossier:
         self._check(Action.RECEIVE)
         self._file(now, calendar)
         self.status = Status.RECEIVED
-        self._record("received", now)
+        self._record(Received, now)
 
     def refuse(self, *, reason: str, now: datetime) -> None:
         """Không được tiếp nhận (Form 03): refused at the desk with a reason; final."""
         self._check(Action.REFUSE)
         _require_text("reason", reason)
         self.status = Status.REFUSED
-        self._record("refused", now, reason=reason)
+        self._record(Refused, now, reason=reason)
 
     def start_processing(
         self, *, now: datetime, calendar: WorkingCalendar, to_unit: str | None = None
@@ -348,7 +366,7 @@ class Dossier:
         self._check(Action.START_PROCESSING)
         self.status = Status.PROCESSING
         self._hand_over(Action.START_PROCESSING, now, calendar, to_unit or self.handling_unit)
-        self._record("processing_started", now, step=self._stage_first_step().code)
+        self._record(ProcessingStarted, now, step=self._stage_first_step().code)
 
     def request_supplement(
         self, *, items: Sequence[str], reason: str, now: datetime, rules: Rules = DEFAULT_RULES
@@ -364,7 +382,7 @@ class Dossier:
         self.status = Status.SUPPLEMENT_REQUESTED
         self.supplement_count += 1
         self.clock_stopped_at = now
-        self._record("supplement_requested", now, items=list(items), reason=reason)
+        self._record(SupplementRequested, now, items=list(items), reason=reason)
 
     def supplement(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """The supplement is complete: filing time is now and the full duration runs again."""
@@ -374,7 +392,7 @@ class Dossier:
         self._file(now, calendar, replan_from=self.stage)
         if self.stage == 0:
             self._hand_over(Action.SUPPLEMENT, now, calendar, self.handling_unit)
-        self._record("supplemented", now)
+        self._record(Supplemented, now)
 
     def return_result(
         self, *, now: datetime, calendar: WorkingCalendar, method: ReturnMethod | None = None
@@ -399,14 +417,14 @@ class Dossier:
                 timeliness=judge(calendar, now, last.due_at) if last.due_at else None,
             )
         )
-        self._record("returned", now, method=self.return_method.name.lower(), returned_at=now)
+        self._record(Returned, now, method=self.return_method.name.lower(), returned_at=now)
 
     def withdraw(self, *, reason: str, now: datetime) -> None:
         """Rút hồ sơ at the applicant's request, any time before the result is ready; final."""
         self._check(Action.WITHDRAW)
         _require_text("reason", reason)
         self.status = Status.WITHDRAWN
-        self._record("withdrawn", now, reason=reason)
+        self._record(Withdrawn, now, reason=reason)
 
     # --- the handling agency -----------------------------------------------------------------
 
@@ -417,14 +435,14 @@ class Dossier:
             raise InvalidArgument("amount_vnd", "the amount must be a positive whole number of đồng")
         self.status = Status.AWAITING_PAYMENT
         self.clock_stopped_at = now
-        self._record("payment_requested", now, amount_vnd=amount_vnd)
+        self._record(PaymentRequested, now, amount_vnd=amount_vnd)
 
     def record_payment(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Paid: processing goes on and every due time moves by the office time paused."""
         self._check(Action.RECORD_PAYMENT)
         self._restart_clock(now, calendar)
         self.status = Status.PROCESSING
-        self._record("paid", now)
+        self._record(Paid, now)
 
     def appraise(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Thẩm định by the agency holding the dossier (each agency of an interlinked plan may)."""
@@ -432,7 +450,7 @@ class Dossier:
         step = next((s for s in self._stage_steps() if s.code == "appraise"), self._stage_last_step())
         self.appraisal_count += 1
         self._record(
-            "appraised",
+            Appraised,
             now,
             step=step.code,
             step_timeliness=judge(calendar, now, step.due_at) if step.due_at else None,
@@ -448,7 +466,7 @@ class Dossier:
         timeliness = self._hand_over(Action.TRANSFER, now, calendar, to_unit)
         started = self._stage_first_step()
         self._record(
-            "transferred",
+            Transferred,
             now,
             from_unit=from_unit,
             to_unit=to_unit,
@@ -466,19 +484,19 @@ class Dossier:
             _require_text("reason", reason)
         self.decision = decision.value
         self.decision_reason = reason
-        self._record("decided", now, decision=decision.value, reason=reason)
+        self._record(Decided, now, decision=decision.value, reason=reason)
 
     def sign(self, *, signer_role: str, now: datetime) -> None:
         """The competent person signs the result (digitally, later through the e-signature service)."""
         self._check(Action.SIGN)
         self.signed_at = now
-        self._record("signed", now, signer_role=signer_role)
+        self._record(Signed, now, signer_role=signer_role)
 
     def stamp(self, *, now: datetime) -> None:
         """Đóng dấu: the clerk applies the organisation's signature after the leader's."""
         self._check(Action.STAMP)
         self.stamped_at = now
-        self._record("stamped", now)
+        self._record(Stamped, now)
 
     def resolve(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Đã xử lý xong: the result goes back to the desk; timeliness and working days are fixed."""
@@ -495,7 +513,7 @@ class Dossier:
         if self.plan and self.stage < self.plan[-1].stage:
             self._hand_over(Action.RESOLVE, now, calendar, self.receiving_unit, to_stage=self.plan[-1].stage)
         self._record(
-            "resolved",
+            Resolved,
             now,
             decision=self.decision,
             resolved_at=now,
@@ -509,7 +527,7 @@ class Dossier:
         _require_text("reason", reason)
         self.status = Status.STOPPED
         self.clock_stopped_at = now
-        self._record("stopped", now, reason=reason)
+        self._record(Stopped, now, reason=reason)
 
     def resume(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Processing goes on after a stop; due times move by the office time paused."""
@@ -518,7 +536,7 @@ class Dossier:
         self.status = Status.PROCESSING
         if self.stage == 0:
             self._hand_over(Action.RESUME, now, calendar, self.handling_unit)
-        self._record("resumed", now)
+        self._record(Resumed, now)
 
     def apologize(self, *, reason: str, new_due_at: datetime, now: datetime) -> None:
         """Thư xin lỗi (Form 04): a reason and a new appointment; the dossier still counts as late."""
@@ -533,19 +551,19 @@ class Dossier:
             )
         self.apology_count += 1
         self.due_at = new_due_at.astimezone(UTC)
-        self._record("apologized", now, reason=reason, new_due_at=self.due_at)
+        self._record(Apologized, now, reason=reason, new_due_at=self.due_at)
 
     # --- the overdue watch -------------------------------------------------------------------
 
     def watch(self, *, now: datetime, calendar: WorkingCalendar, lead: timedelta) -> None:
         """Record ``due_soon`` / ``overdue`` once per due time that is near or passed."""
-        for at, key, name, extra in sorted(self._watch_triggers(calendar, lead), key=lambda t: t[0]):
+        for at, key, event, extra in sorted(self._watch_triggers(calendar, lead), key=lambda t: t[0]):
             if at > now or key in self.watch_flags:
                 continue
             self.watch_flags = [*self.watch_flags, key]
-            if name == "due_soon" and self.due_at is not None and now >= self.due_at:
+            if event is DueSoon and self.due_at is not None and now >= self.due_at:
                 continue  # too late to warn: the overdue event says it
-            self._record(name, now, **extra)
+            self._record(event, now, **extra)
         self.schedule_watch(calendar, lead)
 
     def schedule_watch(self, calendar: WorkingCalendar, lead: timedelta) -> None:
@@ -555,12 +573,12 @@ class Dossier:
 
     def _watch_triggers(
         self, calendar: WorkingCalendar, lead: timedelta
-    ) -> list[tuple[datetime, str, str, dict[str, Any]]]:
+    ) -> list[tuple[datetime, str, type[DossierEvent], dict[str, Any]]]:
         if self.status not in CLOCK_RUNNING or self.due_at is None or self.received_at is None:
             return []
         # "Passed" means strictly after: a due time at close of office is still met at 17:00.
         after = timedelta(microseconds=1)
-        triggers: list[tuple[datetime, str, str, dict[str, Any]]] = []
+        triggers: list[tuple[datetime, str, type[DossierEvent], dict[str, Any]]] = []
         if self.due_at > self.received_at:
             warn_at = warning_time(calendar, self.received_at, self.due_at, lead)
             left = calendar.working_time_between(warn_at, self.due_at)
@@ -568,13 +586,13 @@ class Dossier:
                 (
                     warn_at,
                     f"due_soon@{_iso(self.due_at)}",
-                    "due_soon",
+                    DueSoon,
                     {"lead_hours": round(left.total_seconds() / 3600, 2)},
                 )
             )
         for due in dict.fromkeys(d for d in (self.original_due_at, self.due_at) if d is not None):
             extra = {"overdue_since": due, "step": None, "step_due_at": None}
-            triggers.append((due + after, f"overdue@{_iso(due)}", "overdue", extra))
+            triggers.append((due + after, f"overdue@{_iso(due)}", Overdue, extra))
         if self.plan and self.stage < self.plan[-1].stage:
             last = self._stage_last_step()
             if last.due_at is not None:
@@ -582,7 +600,7 @@ class Dossier:
                     (
                         last.due_at + after,
                         f"step_overdue@{self.stage}@{_iso(last.due_at)}",
-                        "overdue",
+                        Overdue,
                         {"overdue_since": last.due_at, "step": last.code, "step_due_at": last.due_at},
                     )
                 )
@@ -729,13 +747,14 @@ class Dossier:
     def _stage_last_step(self) -> PlanStep:
         return self._stage_steps()[-1]
 
-    def _record(self, name: str, now: datetime, **extra: Any) -> None:
+    def _record(self, event: type[DossierEvent], now: datetime, **extra: Any) -> None:
+        """Record a domain event; the unit of work that loaded or added this dossier publishes it."""
         self.event_sequence += 1
         if getattr(self, "events", None) is None:
-            self.events = []
-        self.events.append(DomainEvent(name, {**self.status_facts(now), **extra}))
+            self.events = []  # loaded from the database: the mapper does not run __init__
+        self.events.append(event(facts=self.status_facts(now), **extra))
 
-    def status_facts(self, now: datetime) -> dict[str, Any]:
+    def status_facts(self, now: datetime) -> StatusFacts:
         """The minimal, non-personal facts every status event carries (CONTRACTS §1)."""
         return StatusFacts(
             code=self.code,
@@ -752,7 +771,7 @@ class Dossier:
             due_at=self.due_at,
             original_due_at=self.original_due_at,
             occurred_at=now,
-        ).as_data()
+        )
 
 
 _PAST = {
