@@ -23,3 +23,21 @@ class DomainEvent:
     def data(self) -> dict[str, Any]:
         """The event's ``data`` members, in field order."""
         return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+class DomainError(Exception):
+    """A rule of the domain forbids what was asked; nothing changed. The API answers 409 with
+    ``facts`` as members of the problem (shared/http.py maps every domain error, in one place)."""
+
+    def __init__(self, detail: str, **facts: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.facts = facts
+
+
+class InvalidArgument(DomainError):
+    """A value given breaks a rule of the domain; ``field`` names it. The API answers 422."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message

@@ -26,9 +26,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from shared import metrics
+from shared.domain import DomainError, InvalidArgument
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
+    Conflict,
     IdempotencyKeyReused,
     MethodNotAllowed,
     NotFound,
@@ -114,7 +116,7 @@ class ApiEntrypoint(HttpRequestHandler):
     server = ProblemWebServer()
 
     def __init__(self, method: str, url: str, **kwargs: Any) -> None:
-        kwargs.setdefault("expected_exceptions", (Problem,))
+        kwargs.setdefault("expected_exceptions", (Problem, DomainError))
         super().__init__(method, url, **kwargs)
 
     def handle_request(self, request):
@@ -140,6 +142,8 @@ class ApiEntrypoint(HttpRequestHandler):
         return json_response(result)
 
     def response_from_exception(self, exc):
+        if isinstance(exc, DomainError):
+            exc = problem_for(exc)
         if isinstance(exc, Problem):
             return problem_response(exc)
         if isinstance(exc, HTTPException):
@@ -149,6 +153,16 @@ class ApiEntrypoint(HttpRequestHandler):
 
 
 api = ApiEntrypoint.decorator
+
+
+def problem_for(error: DomainError) -> Problem:
+    """The one mapping of domain errors to HTTP: a bad value 422 (pointing at it), a rule 409."""
+    if isinstance(error, InvalidArgument):
+        pointer = f"/{error.field}"
+        return ValidationFailed(
+            f"{error.field}: {error.message}", errors=[{"pointer": pointer, "detail": error.message}]
+        )
+    return Conflict(error.detail, **error.facts)
 
 
 def read_json(request, schema: Schema) -> Any:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
+from services.dossier import catalogue
 from services.dossier.domain.model import Rules
 from shared.config import Setting, boolean, positive, positive_int, validate
 
@@ -72,3 +74,19 @@ class WatchTimer(Timer):
 
 
 watch_timer = WatchTimer.decorator
+
+
+@cache
+def _shipped_catalogue() -> catalogue.Catalogue:
+    # Read and checked once per process: the procedure files ship with the code.
+    return catalogue.Catalogue.load()
+
+
+class Catalogue(DependencyProvider):
+    """``self.catalogue``: the procedure catalogue (services/dossier/procedures), loaded at start."""
+
+    def setup(self) -> None:
+        self.catalogue = _shipped_catalogue()
+
+    def get_dependency(self, worker_ctx) -> catalogue.Catalogue:
+        return self.catalogue

@@ -248,6 +248,10 @@ class Dossiers:
             self.seen.setdefault(dossier.code, dossier)
         return dossier
 
+    def read(self, code: str) -> Dossier | None:
+        """A dossier to look at, not to change: not seen, so nothing of it is stored at commit."""
+        return get(self.session, code)
+
     def add(self, dossier: Dossier) -> None:
         """A new dossier: inserted now, so that its audit line and code can refer to it."""
         save(self.session, dossier, self.units, actor=self.actor)

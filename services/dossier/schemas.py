@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.dossier.domain.model import Action
 from shared.events import event_type
 from shared.vocabulary import (
     CHANNELS,
@@ -182,29 +181,6 @@ class ApologySchema(Schema):
 
     reason = _reason(required=True)
     new_due_at = fields.AwareDateTime(required=True, validate=_future_appointment)
-
-
-# Each action: its request body and what it does, for the API and its documentation.
-ACTION_BODIES: dict[Action, type[Schema]] = {
-    Action.RECEIVE: EmptyActionSchema,
-    Action.REFUSE: ReasonActionSchema,
-    Action.START_PROCESSING: StartProcessingSchema,
-    Action.REQUEST_SUPPLEMENT: SupplementRequestSchema,
-    Action.SUPPLEMENT: NoteActionSchema,
-    Action.REQUEST_PAYMENT: PaymentRequestSchema,
-    Action.RECORD_PAYMENT: PaymentSchema,
-    Action.APPRAISE: AppraisalSchema,
-    Action.TRANSFER: TransferSchema,
-    Action.DECIDE: DecisionSchema,
-    Action.SIGN: EmptyActionSchema,
-    Action.STAMP: EmptyActionSchema,
-    Action.RESOLVE: EmptyActionSchema,
-    Action.RETURN: ReturnSchema,
-    Action.WITHDRAW: ReasonActionSchema,
-    Action.STOP: ReasonActionSchema,
-    Action.RESUME: NoteActionSchema,
-    Action.APOLOGIZE: ApologySchema,
-}
 
 
 # --- responses ------------------------------------------------------------------------------

@@ -1,38 +1,26 @@
-"""The dossier service's entrypoints: parse, check who may act, call the domain, respond.
+"""The dossier service's entrypoints: parse, authenticate, call one use case, respond.
 
-Where a dossier's life is decided: :mod:`services.dossier.domain.model`.
-Who may do what: :mod:`services.dossier.access`. Body → domain method: :mod:`services.dossier.actions`.
-Where its events leave: the outbox of :class:`shared.uow.UnitOfWork`.
+A table of contents: each method is an HTTP route or the timer. Use cases: :mod:`.handlers` (the
+service layer). A dossier's rules: :mod:`.domain.model`. Each action's registry entry: :mod:`.actions`.
+Where its events leave: the unit of work's outbox (:mod:`shared.uow`). Domain errors become HTTP
+problems in one place (:func:`shared.http.problem_for`).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import re
 import uuid
-from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
-from services.dossier import access, forms, repository
-from services.dossier.actions import Context, audit_reason, perform
-from services.dossier.catalogue import Catalogue, Procedure, UnknownProcedure
-from services.dossier.dependencies import Lifecycle, watch_timer
-from services.dossier.domain.model import (
-    Action,
-    DomainError,
-    Dossier,
-    InvalidArgument,
-    TransitionNotAllowed,
-)
+from services.dossier import access, handlers
+from services.dossier.actions import REGISTRY
+from services.dossier.dependencies import Catalogue, Lifecycle, watch_timer
+from services.dossier.domain.model import Action, Dossier
 from services.dossier.models import SERVICE, pipeline
 from services.dossier.openapi import document as openapi_document
 from services.dossier.schemas import (
-    ACTION_BODIES,
-    DOSSIER_CODE,
     FORMS,
     AuditEntrySchema,
     DossierQuerySchema,
@@ -41,16 +29,12 @@ from services.dossier.schemas import (
     ReceiptRequestSchema,
     RegistrationRequestSchema,
 )
-from shared.auth import Auth, Principal
-from shared.http import api, dumps, idempotent, page_links, read_json, read_query
+from shared.auth import Auth
+from shared.http import api, idempotent, page_links, read_json, read_query
 from shared.operations import OperationalEndpoints
-from shared.problems import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.problems import Conflict, NotFound, ValidationFailed
 from shared.providers import Calendar, Units
 from shared.uow import UnitOfWork
-from shared.vocabulary import Channel, ReturnMethod, Status
-
-log = logging.getLogger(__name__)
-CATALOGUE = Catalogue.load()
 
 # marshmallow schemas are stateless once built, and building one deep-copies its fields: build each once.
 RECEIPT_REQUEST = ReceiptRequestSchema()
@@ -59,14 +43,7 @@ DOSSIER_QUERY = DossierQuerySchema()
 DOSSIER = DossierSchema()
 DOSSIER_SUMMARY = DossierSummarySchema()
 AUDIT_ENTRIES = AuditEntrySchema(many=True)
-ACTION_SCHEMAS = {action: schema() for action, schema in ACTION_BODIES.items()}
-_CODE = re.compile(DOSSIER_CODE)
-
-
-def _field_error(pointer: str, detail: str) -> ValidationFailed:
-    return ValidationFailed(
-        f"{pointer.lstrip('/')}: {detail}", errors=[{"pointer": pointer, "detail": detail}]
-    )
+ACTION_SCHEMAS = {action: entry.body() for action, entry in REGISTRY.items()}
 
 
 def _request_id(request) -> str:
@@ -92,6 +69,7 @@ class DossierService(OperationalEndpoints):
     auth = Auth()
     units = Units()
     calendar = Calendar()
+    catalogue = Catalogue()
     lifecycle = Lifecycle()
 
     # --- filing --------------------------------------------------------------------------------
@@ -100,55 +78,21 @@ class DossierService(OperationalEndpoints):
     def receive(self, request):
         """Receive a dossier at the desk: code, appointment, ``dossier.received``."""
         principal = self.auth.principal(request)
-        principal.require_role("desk_officer")
-        body = read_json(request, RECEIPT_REQUEST)
-        now = datetime.now(UTC)
-        unit, procedure = self._filing_terms(principal, body, now)
-
-        def change(tx):
-            dossiers = repository.Dossiers(tx, self.units, actor=principal.sub)
-            dossier = Dossier.receive_at_counter(
-                code=self._next_code(dossiers, unit, now),
-                procedure=procedure,
-                receiving_unit=unit,
-                channel=Channel.of(body["channel"]),
-                return_method=ReturnMethod.of(body["return_method"]),
-                applicant=body["applicant"],
-                now=now,
-                calendar=self.calendar,
-            )
-            dossiers.add(dossier)
-            self._commit(dossiers, request, principal, dossier, "receive", None, body, now)
-            return 201, self._present(dossier, now), {"Location": f"/api/v1/dossiers/{dossier.code}"}
-
-        return idempotent(self.uow, principal.sub, request, change)
+        principal.require_role(access.DESK_OFFICER)
+        command = handlers.Receive(principal, read_json(request, RECEIPT_REQUEST), _request_id(request))
+        return idempotent(
+            self.uow, principal.sub, request, lambda tx: self._created(handlers.receive, command, tx)
+        )
 
     @api("POST", "/api/v1/registrations")
     def register(self, request):
         """Register a dossier filed online (portal) or picked up by post: ``dossier.registered``."""
         principal = self.auth.principal(request)
         principal.require_role(*access.FILING_ROLES)
-        body = read_json(request, REGISTRATION_REQUEST)
-        now = datetime.now(UTC)
-        unit, procedure = self._filing_terms(principal, body, now)
-
-        def change(tx):
-            dossiers = repository.Dossiers(tx, self.units, actor=principal.sub)
-            dossier = Dossier.register(
-                code=self._next_code(dossiers, unit, now),
-                procedure=procedure,
-                receiving_unit=unit,
-                channel=Channel.of(body["channel"]),
-                return_method=ReturnMethod.of(body["return_method"]),
-                applicant=body["applicant"],
-                submitted_by=principal.sub,
-                now=now,
-            )
-            dossiers.add(dossier)
-            self._commit(dossiers, request, principal, dossier, "register", None, body, now)
-            return 201, self._present(dossier, now), {"Location": f"/api/v1/dossiers/{dossier.code}"}
-
-        return idempotent(self.uow, principal.sub, request, change)
+        command = handlers.Register(principal, read_json(request, REGISTRATION_REQUEST), _request_id(request))
+        return idempotent(
+            self.uow, principal.sub, request, lambda tx: self._created(handlers.register, command, tx)
+        )
 
     # --- the lifecycle -------------------------------------------------------------------------
 
@@ -160,36 +104,12 @@ class DossierService(OperationalEndpoints):
             action = Action(action)
         except ValueError:
             raise NotFound(f"no action {action!r}; actions: {', '.join(a.value for a in Action)}") from None
-        principal.require_role(*access.roles_for(action))
+        principal.require_role(*access.roles_for(REGISTRY[action]))
         body = _action_body(request, ACTION_SCHEMAS[action])
-        settings = self.lifecycle
+        command = handlers.Act(principal, code, action, body, _request_id(request))
 
         def change(tx):
-            dossiers = repository.Dossiers(tx, self.units, actor=principal.sub)
-            dossier = dossiers.get(code, for_update=True) if _CODE.match(code) else None
-            if dossier is None:
-                raise NotFound(f"no dossier {code}")
-            now = datetime.now(UTC)  # read under the row lock, so a dossier's events never go back in time
-            role = access.authorise(principal, action, dossier, self.units)
-            before = dossier.status
-            context = Context(
-                now=now, calendar=self.calendar, rules=settings.rules, units=self.units, role=role
-            )
-            try:
-                perform(action, dossier, body, context)
-            except TransitionNotAllowed as exc:
-                raise Conflict(
-                    exc.reason,
-                    current_status=int(exc.status),
-                    current_status_name=exc.status.label,
-                    allowed_actions=dossier.available_actions(settings.rules),
-                ) from exc
-            except InvalidArgument as exc:
-                raise _field_error(f"/{exc.field}", exc.message) from exc
-            except DomainError as exc:
-                raise Conflict(str(exc)) from exc
-            self._commit(dossiers, request, principal, dossier, action.value, before, body, now)
-            return 200, self._present(dossier, now)
+            return 200, self._present(handlers.act(command, tx, self._office()))
 
         return idempotent(self.uow, principal.sub, request, change)
 
@@ -200,32 +120,28 @@ class DossierService(OperationalEndpoints):
         """Search within the caller's jurisdiction (the portal: what it filed), newest first."""
         principal = self.auth.principal(request)
         query = read_query(request, DOSSIER_QUERY)
-        now = datetime.now(UTC)
-        search = self._search(principal, query)
+        office = self._office()
+        now = office.clock()
+        search = handlers.search_terms(handlers.ListDossiers(principal, query), office)
         page, size = query["page"], query["page_size"]
         with self.uow.transaction() as tx:
-            count, found = repository.search(
-                tx.session, search, now=now, offset=(page - 1) * size, limit=size
+            count, found = office.dossiers(tx, None).search(
+                search, now=now, offset=(page - 1) * size, limit=size
             )
-            results = [self._summary(dossier, now) for dossier in found]
+            results = [{**DOSSIER_SUMMARY.dump(d), "overdue": d.is_overdue(now)} for d in found]
         return {"count": count, **page_links(request, page, size, count), "results": results}
 
     @api("GET", "/api/v1/dossiers/<string:code>")
     def get_dossier(self, request, code):
         principal = self.auth.principal(request)
-        now = datetime.now(UTC)
         with self.uow.transaction() as tx:
-            dossier = self._readable(tx, principal, code)
-            return self._present(dossier, now)
+            return self._present(handlers.readable(tx, self._office(), principal, code))
 
     @api("GET", "/api/v1/dossiers/<string:code>/audit")
     def audit_trail(self, request, code):
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
-            dossier = self._readable(tx, principal, code)
-            if not access.can_audit(principal, dossier, self.units):
-                raise NotFound(f"no dossier {code}")
-            entries = repository.audit_trail(tx.session, code)
+            entries = handlers.audit_trail(tx, self._office(), principal, code)
         return {"code": code, "entries": AUDIT_ENTRIES.dump(entries)}
 
     @api("GET", "/api/v1/dossiers/<string:code>/forms/<string:form>")
@@ -234,13 +150,15 @@ class DossierService(OperationalEndpoints):
         principal = self.auth.principal(request)
         if form not in FORMS:
             raise NotFound(f"no form {form!r}; forms: {', '.join(FORMS)}, receipt.pdf")
-        return self._form(principal, code, form)
+        with self.uow.transaction() as tx:
+            return handlers.form(tx, self._office(), principal, code, form)
 
     @api("GET", "/api/v1/dossiers/<string:code>/forms/receipt.pdf")
     def receipt_pdf(self, request, code):
         """Form 01 as a printable PDF with the dossier code as a QR code."""
         principal = self.auth.principal(request)
-        slip = self._form(principal, code, "receipt")
+        with self.uow.transaction() as tx:
+            slip = handlers.form(tx, self._office(), principal, code, "receipt")
         # Imported here: the PDF stack (fonts, fpdf2) loads only when a slip is printed.
         from services.dossier.pdf import render_receipt_pdf
 
@@ -259,140 +177,22 @@ class DossierService(OperationalEndpoints):
     @watch_timer
     def watch_deadlines(self) -> int:
         """Emit ``due_soon`` / ``overdue`` once per due time; flags commit with the outbox rows."""
-        now = datetime.now(UTC)
-        settings = self.lifecycle
-        with self.uow.transaction() as tx:
-            codes = repository.due_for_watch(tx.session, now, settings.watch_batch)
-        for code in codes:
-            try:
-                with self.uow.transaction() as tx:
-                    dossier = repository.Dossiers(tx, self.units, actor=None).get(code, for_update=True)
-                    if dossier is None:
-                        continue
-                    dossier.watch(now=now, calendar=self.calendar, lead=settings.due_soon_lead)
-            except Exception:
-                # One broken dossier (a unit gone from the map …) must not stop the watch for the others.
-                log.exception("overdue watch: dossier %s skipped", code)
-        return len(codes)
+        return handlers.watch(self.uow, self._office())
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _filing_terms(self, principal: Principal, body: dict, now: datetime) -> tuple[str, Procedure]:
-        unit = body["receiving_unit"]
-        if unit not in self.units:
-            raise _field_error("/receiving_unit", f"unknown unit code {unit!r}")
-        if not access.covers(principal, self.units, unit):
-            raise Forbidden(f"unit {unit} is outside your jurisdiction")
-        try:
-            procedure = CATALOGUE.get(body["procedure_code"], at=now)
-        except UnknownProcedure as exc:
-            raise _field_error("/procedure_code", str(exc)) from exc
-        if body["channel"] not in procedure.channels:
-            raise _field_error(
-                "/channel", f"procedure {procedure.code} is not offered through channel {body['channel']!r}"
-            )
-        if body["return_method"] == "postal" and not procedure.postal_return:
-            raise _field_error(
-                "/return_method", f"procedure {procedure.code} does not return results by post"
-            )
-        return unit, procedure
-
-    def _next_code(self, dossiers: repository.Dossiers, unit: str, now: datetime) -> str:
-        identifier = self.units.get(unit).identifier
-        day = now.astimezone(self.calendar.timezone).date()
-        return dossiers.next_code(unit=unit, identifier=identifier, day=day)
-
-    def _commit(
-        self,
-        dossiers: repository.Dossiers,
-        request,
-        principal: Principal,
-        dossier: Dossier,
-        action: str,
-        before: Status | None,
-        body: dict,
-        now: datetime,
-    ) -> None:
-        """Write the audit line; the unit of work stores the dossier, its hand-overs and events."""
-        dossier.schedule_watch(self.calendar, self.lifecycle.due_soon_lead)
-        details = {k: v for k, v in json.loads(dumps(body)).items() if k != "applicant"}
-        dossiers.audit(
-            dossier.code,
-            repository.AuditEntry(
-                at=now,
-                actor=principal.sub,
-                roles=sorted(principal.roles),
-                action=action,
-                reason=audit_reason(body),
-                status_before=None if before is None else int(before),
-                status_after=int(dossier.status),
-                request_id=_request_id(request),
-                details=details,
-            ),
+    def _office(self) -> handlers.Office:
+        return handlers.Office(
+            units=self.units, calendar=self.calendar, catalogue=self.catalogue, settings=self.lifecycle
         )
 
-    def _readable(self, tx, principal: Principal, code: str) -> Dossier:
-        dossier = repository.get(tx.session, code) if _CODE.match(code) else None
-        # Outside the caller's jurisdiction a dossier does not exist (CONTRACTS §2).
-        if dossier is None or not access.can_read(principal, dossier, self.units):
-            raise NotFound(f"no dossier {code}")
-        return dossier
+    def _created(self, use_case, command, tx) -> tuple[int, dict[str, Any], dict[str, str]]:
+        dossier = use_case(command, tx, self._office())
+        return 201, self._present(dossier), {"Location": f"/api/v1/dossiers/{dossier.code}"}
 
-    def _present(self, dossier: Dossier, now: datetime) -> dict[str, Any]:
+    def _present(self, dossier: Dossier) -> dict[str, Any]:
         return {
             **DOSSIER.dump(dossier),
-            "overdue": dossier.is_overdue(now),
+            "overdue": dossier.is_overdue(self._office().clock()),
             "allowed_actions": dossier.available_actions(self.lifecycle.rules),
         }
-
-    def _summary(self, dossier: Dossier, now: datetime) -> dict[str, Any]:
-        return {**DOSSIER_SUMMARY.dump(dossier), "overdue": dossier.is_overdue(now)}
-
-    def _search(self, principal: Principal, query: dict) -> repository.Search:
-        if access.is_staff(principal):
-            scope: dict[str, Any] = {
-                "jurisdiction": tuple(self.units.routing_path(u) for u in principal.units if u in self.units)
-            }
-        elif principal.has_role(*access.FILING_ROLES):
-            scope = {"submitted_by": principal.sub}
-        else:
-            raise Forbidden("listing dossiers needs a staff role, or the portal role for its own filings")
-        unit = query.get("unit")
-        if unit is not None:
-            if unit not in self.units:
-                raise _field_error("/unit", f"unknown unit code {unit!r}")
-            if access.is_staff(principal) and not access.covers(principal, self.units, unit):
-                raise Forbidden(f"unit {unit} is outside your jurisdiction")
-        zone = self.calendar.timezone
-        start, end = query.get("received_from"), query.get("received_to")
-        return repository.Search(
-            **scope,
-            unit_path=None if unit is None else self.units.routing_path(unit),
-            statuses=tuple(query.get("status", ())),
-            overdue=query.get("overdue"),
-            procedure=query.get("procedure"),
-            field=query.get("field"),
-            channel=Channel.of(query["channel"]) if "channel" in query else None,
-            received_from=None if start is None else datetime.combine(start, time(), tzinfo=zone),
-            received_before=None
-            if end is None
-            else datetime.combine(end + timedelta(days=1), time(), tzinfo=zone),
-        )
-
-    def _form(self, principal: Principal, code: str, form: str) -> dict[str, Any]:
-        with self.uow.transaction() as tx:
-            dossier = self._readable(tx, principal, code)
-            trail = repository.audit_trail(tx.session, code)
-            handovers = repository.handovers(tx.session, code) if form == "process_control" else []
-        try:
-            return forms.build(
-                form,
-                dossier=dossier,
-                procedure=CATALOGUE.get_version(dossier.procedure_code, dossier.procedure_version),
-                units=self.units,
-                trail=trail,
-                handovers=handovers,
-                zone=self.calendar.timezone,
-            )
-        except forms.FormNotIssued as exc:
-            raise NotFound(str(exc)) from exc

@@ -87,6 +87,9 @@ class FakeDossiers:
             self.seen[code] = dossier
         return dossier
 
+    def read(self, code: str) -> Dossier | None:
+        return self.state.dossiers.get(code)
+
     def add(self, dossier: Dossier) -> None:
         self.units.routing_path(dossier.receiving_unit)  # an unknown unit fails here, as in SQL
         self.state.dossiers[dossier.code] = dossier
