@@ -44,7 +44,7 @@ from prometheus_client.utils import floatToGoString
 from services.metrics import repository
 from services.metrics.projection import MICRO, RESOLUTION_BUCKETS, TOTALS_ROW
 from shared.units import UnitRegistry
-from shared.vocabulary import RATINGS, TIMELINESS, Channel
+from shared.vocabulary import RATINGS, RETURN_METHODS, TIMELINESS, Channel
 
 SERVICE = "metrics"
 
@@ -237,7 +237,7 @@ def snapshot(
             RETURNED: {
                 (unit, method): per_unit[unit][offset]
                 for unit in units
-                for offset, method in enumerate(("counter", "postal"))
+                for offset, method in enumerate(RETURN_METHODS)
             },
             SUPPLEMENTS: {pair: per_pair[pair][0] for pair in pairs},
             RATED: {

@@ -9,9 +9,9 @@ The vocabulary (DOMAIN.md "Figures that offices are judged by"):
   day (Vietnam time) and in its **receiving unit** (the desk the citizen deals with) for good, even
   when a completed supplement later resets its filing time or another agency handles it. One unit
   per dossier is what makes a province's figures exactly the sum of its units'.
-* *Timeliness* of a decided dossier (đã giải quyết) compares the Vietnam-local date of the
-  decision with that of ``original_due_at``: before it ``early``, on it ``on_time``, after ``late``.
-  The dossier service sends it on ``dossier.resolved``; :func:`judge_timeliness` is the fallback.
+* *Timeliness* of a decided dossier (đã giải quyết) is judged against ``original_due_at`` by the
+  one rule of :mod:`shared.timeliness`. The dossier service sends it on ``dossier.resolved``; the
+  same function is the fallback for events without it.
 * A dossier *in process* (received, not decided, withdrawn or refused) is *overdue* once its due
   time has passed: by the passing of time, no event needed. While its clock is stopped
   (supplement, payment, stop) it is judged at the moment the clock stopped: a dossier stopped
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
+from shared.timeliness import judge_timeliness
 from shared.vocabulary import (
     CLOCK_STOPPED,
     IN_PROCESS,
@@ -146,16 +147,6 @@ def _instant(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
-def judge_timeliness(resolved_at: datetime, due_at: datetime | None, timezone: tzinfo) -> str:
-    """Early / on time / late by the local dates of the decision and of the due time."""
-    if due_at is None:
-        return "on_time"
-    decided, due = resolved_at.astimezone(timezone).date(), due_at.astimezone(timezone).date()
-    if decided < due:
-        return "early"
-    return "on_time" if decided == due else "late"
-
-
 def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> DossierFacts:
     """The facts after ``event``; ``facts`` must end at ``event.sequence - 1`` (None before 1)."""
     expected = (facts.last_sequence if facts else 0) + 1
@@ -208,8 +199,7 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
         changes.update(
             resolved_at=resolved_at,
             decision=data.get("decision"),
-            timeliness=data.get("timeliness")
-            or judge_timeliness(resolved_at, changes["original_due_at"], timezone),
+            timeliness=data.get("timeliness") or _fallback_timeliness(resolved_at, changes, timezone),
             working_days=None if working_days is None else float(working_days),
         )
     elif event.name == "returned" and facts.returned_at is None:
@@ -218,6 +208,15 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
     elif event.name == "withdrawn" and facts.withdrawn_at is None:
         changes["withdrawn_at"] = at
     return replace(facts, **changes)
+
+
+def _fallback_timeliness(resolved_at: datetime, changes: Mapping[str, Any], timezone: tzinfo) -> str:
+    """For ``resolved`` events that do not carry the dossier service's judgement: the same rule.
+
+    Events do not name the duration unit, so the fallback judges by dates (shared/timeliness.py).
+    """
+    due = changes["original_due_at"]
+    return Timeliness.ON_TIME if due is None else judge_timeliness(resolved_at, due, None, timezone)
 
 
 def fold(facts: DossierFacts | None, events: Iterable[StreamEvent], timezone: tzinfo) -> DossierFacts | None:

@@ -43,7 +43,7 @@ from services.metrics.projection import (
 from shared.db import UTCDateTime
 from shared.events import Event
 from shared.uow import claim_first_deliveries
-from shared.vocabulary import IN_PROCESS, Channel, Status, Timeliness
+from shared.vocabulary import IN_PROCESS, Channel, Rating, ReturnMethod, Status, Timeliness
 
 log = logging.getLogger(__name__)
 
@@ -321,11 +321,11 @@ def report_tallies(
             count(facts.channel == int(Channel.ONLINE)).label("received_online"),
             count(facts.channel == int(Channel.POSTAL)).label("received_postal"),
             count(facts.returned_at.is_not(None)).label("returned"),
-            count(sa.and_(facts.returned_at.is_not(None), facts.returned_by == "postal")).label(
-                "returned_postal"
-            ),
+            count(
+                sa.and_(facts.returned_at.is_not(None), facts.returned_by == ReturnMethod.POSTAL.label)
+            ).label("returned_postal"),
             count(ratings.c.rating.is_not(None)).label("rated"),
-            count(ratings.c.rating == "not_satisfied").label("rated_not_satisfied"),
+            count(ratings.c.rating == Rating.NOT_SATISFIED.value).label("rated_not_satisfied"),
         )
         .select_from(dossier_facts.outerjoin(ratings, ratings.c.dossier_code == facts.code))
         .where(

@@ -138,7 +138,7 @@ def test_a_completed_supplement_restarts_the_clock_but_not_the_receipt_day():
     ],
 )
 def test_timeliness_compares_vietnam_local_dates(resolved_local, expected):
-    assert judge_timeliness(resolved_local.astimezone(UTC), DUE_AT, VN) == expected
+    assert judge_timeliness(resolved_local.astimezone(UTC), DUE_AT, "working_days", VN) == expected
     # Without timeliness on the event, the projection judges against original_due_at itself.
     assert resolved(resolved_local.astimezone(UTC)).timeliness == expected
 

@@ -52,8 +52,9 @@ from services.dossier.domain.events import (
     Transferred,
     Withdrawn,
 )
-from services.dossier.domain.timing import judge, step_due_times, warning_time
+from services.dossier.domain.timing import step_due_times, warning_time
 from shared.domain import DomainError, InvalidArgument
+from shared.timeliness import is_overdue, judge_timeliness
 from shared.vocabulary import (
     CLOCK_RUNNING,
     OVERDUE_CANDIDATES,
@@ -475,7 +476,7 @@ class Dossier:
                 step=last.code,
                 step_name=last.name,
                 step_due_at=last.due_at,
-                timeliness=judge(calendar, now, last.due_at) if last.due_at else None,
+                timeliness=self._judge(calendar, now, last.due_at) if last.due_at else None,
             )
         )
         self._record(Returned, now, method=self.return_method.name.lower(), returned_at=now)
@@ -514,7 +515,7 @@ class Dossier:
             Appraised,
             now,
             step=step.code,
-            step_timeliness=judge(calendar, now, step.due_at) if step.due_at else None,
+            step_timeliness=self._judge(calendar, now, step.due_at) if step.due_at else None,
         )
 
     @transition(Action.TRANSFER, {S.PROCESSING}, "transferred", guard=_has_next_agency)
@@ -565,7 +566,7 @@ class Dossier:
         assert self.received_at is not None and self.original_due_at is not None
         # An apology admits the delay: the dossier counts as late whatever the date (DOMAIN.md).
         self.timeliness = (
-            Timeliness.LATE if self.apology_count else judge(calendar, now, self.original_due_at)
+            Timeliness.LATE if self.apology_count else self._judge(calendar, now, self.original_due_at)
         )
         office = calendar.working_time_between(self.received_at, now).total_seconds() - self.paused_seconds
         self.working_days = round(max(office, 0.0) / calendar.day_length.total_seconds(), 3)
@@ -682,9 +683,7 @@ class Dossier:
         """Past the appointment it is judged against, with the clock running (or stopped late)."""
         if self.status not in OVERDUE_CANDIDATES:
             return False
-        if self.original_due_at is None:
-            return False
-        return (self.clock_stopped_at or now) > self.original_due_at
+        return is_overdue(self.original_due_at, now, self.clock_stopped_at)
 
     def _check(self, action: Action, rules: Rules = DEFAULT_RULES) -> None:
         reason = self._refusal(action, rules)
@@ -716,10 +715,10 @@ class Dossier:
         """After a payment or a stop: every due time still ahead moves by the paused office time."""
         stopped = self.clock_stopped_at
         assert stopped is not None and self.due_at is not None and self.original_due_at is not None
-        self.due_at = calendar.resume(self.due_at, stopped, now)
-        self.original_due_at = calendar.resume(self.original_due_at, stopped, now)
+        self.due_at = calendar.resume(self.due_at, stopped, now, self.duration)
+        self.original_due_at = calendar.resume(self.original_due_at, stopped, now, self.duration)
         self.plan = [
-            replace(step, due_at=calendar.resume(step.due_at, stopped, now))
+            replace(step, due_at=calendar.resume(step.due_at, stopped, now, self.duration))
             if step.stage >= self.stage and step.due_at is not None
             else step
             for step in self.plan
@@ -740,7 +739,7 @@ class Dossier:
             self.handling_unit = to_unit
             return None
         last = self._stage_last_step()
-        timeliness = judge(calendar, now, last.due_at) if last.due_at else None
+        timeliness = self._judge(calendar, now, last.due_at) if last.due_at else None
         self.handovers.append(
             Handover(
                 at=now,
@@ -758,6 +757,10 @@ class Dossier:
         if action is not Action.RESOLVE:
             self.handling_unit = to_unit
         return timeliness
+
+    def _judge(self, calendar: WorkingCalendar, finished_at: datetime, due_at: datetime) -> str:
+        """Timeliness by the one rule (shared/timeliness.py) for this dossier's duration unit."""
+        return judge_timeliness(finished_at, due_at, Duration.parse(self.duration).unit, calendar.timezone)
 
     def _stage_steps(self) -> list[PlanStep]:
         return [step for step in self.plan if step.stage == self.stage]

@@ -1,8 +1,8 @@
 """Deadline arithmetic of the lifecycle on top of the working calendar: plain functions, no state.
 
 The calendar (:class:`shared.workcalendar.WorkingCalendar`) knows office hours; this module knows
-what the lifecycle asks of it: the due time of each step of a procedure's plan, whether something
-finished early, on time or late, and when to warn that a due time is near.
+what the lifecycle asks of it: the due time of each step of a procedure's plan, and when to warn that
+a due time is near. Timeliness (early / on time / late) is judged in :mod:`shared.timeliness`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from shared.vocabulary import DurationUnit, Timeliness
+from shared.vocabulary import DurationUnit
 from shared.workcalendar import Duration, WorkingCalendar
 
 
@@ -19,9 +19,11 @@ def step_due_times(
 ) -> list[datetime]:
     """Due time of each step, in sequence: step i is due when the allotments up to i are used.
 
-    Counting cumulative allotments from the filing time (rather than chaining step after step)
-    keeps the last step's due equal to the dossier's appointment: a "same_day" step inside a
-    day-based plan uses no whole day, so it ends with the day of the step before it.
+    Each step's allotment counts like any day-based period, from the previous step's due day
+    without counting that day (Civil Code 2015, Art. 147(1)); that is the same as counting the
+    allotments used so far from the filing time, which is how it is computed, so the last step's
+    due is the dossier's appointment. A "same_day" step inside a day-based plan uses no whole day:
+    it ends with the day of the step before it (the first one: on the start day).
     """
     total = Duration.parse(duration)
     dues: list[datetime] = []
@@ -33,18 +35,6 @@ def step_due_times(
         else:
             dues.append(calendar.deadline(filed_at, Duration(total.unit, used)))
     return dues
-
-
-def judge(calendar: WorkingCalendar, finished_at: datetime, due_at: datetime) -> Timeliness:
-    """Timeliness on Vietnam local dates: before the due day early, on it (by close) on time, else late."""
-    zone = calendar.timezone
-    finished, due = finished_at.astimezone(zone), due_at.astimezone(zone)
-    if finished.date() < due.date():
-        return Timeliness.EARLY
-    close = datetime.combine(due.date(), calendar.sessions[-1][1], tzinfo=zone)
-    if finished.date() == due.date() and (finished_at <= due_at or finished <= close):
-        return Timeliness.ON_TIME
-    return Timeliness.LATE
 
 
 def warning_time(
