@@ -328,10 +328,6 @@ class WorkingCalendar:
         self._cover(local_start.year, local_end.year)
         return timedelta(microseconds=self._office_clock(end) - self._office_clock(start))
 
-    def working_days_between(self, start: datetime, end: datetime) -> float:
-        """Office time from ``start`` to ``end`` in working days (fractional)."""
-        return _micros(self.working_time_between(start, end)) / self._day_micros
-
     def resume(
         self,
         deadline: datetime,

@@ -204,10 +204,17 @@ dossier_audit = sa.Table(
 )
 
 mapper_registry = registry(metadata=metadata)
-mapper_registry.map_imperatively(Dossier, dossiers)
 
 
-@event.listens_for(Dossier, "load")
+def start_mappers() -> None:
+    """Map the plain Dossier onto its table, once per process. The repository calls it: importing the
+    domain, or this module, changes no class (cosmicpython's ``start_mappers``)."""
+    if any(mapper.class_ is Dossier for mapper in mapper_registry.mappers):
+        return
+    mapper_registry.map_imperatively(Dossier, dossiers)
+    event.listen(Dossier, "load", _fresh_pending_lists)
+
+
 def _fresh_pending_lists(dossier: Dossier, _context) -> None:
     # Loaded aggregates start with nothing pending (dataclass __init__ is not called on load).
     dossier.events = []

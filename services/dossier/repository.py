@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session
 
 from services.dossier.domain.model import Dossier
 from services.dossier.events import envelopes
-from services.dossier.models import dossier_audit, dossier_code_counters, dossier_handovers, dossiers
+from services.dossier.models import (
+    dossier_audit,
+    dossier_code_counters,
+    dossier_handovers,
+    dossiers,
+    start_mappers,
+)
 from shared.events import Event
 from shared.units import UnitRegistry
 from shared.uow import Transaction
@@ -236,6 +242,7 @@ class Dossiers:
     commit each seen dossier is stored with its hand-overs and its domain events go to the outbox."""
 
     def __init__(self, tx: Transaction, units: UnitRegistry, *, actor: str | None) -> None:
+        start_mappers()
         self.session = tx.session
         self.units = units
         self.actor = actor  # who the hand-over rows name; None for the overdue watch

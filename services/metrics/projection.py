@@ -119,12 +119,6 @@ class DossierFacts:
             return False
         return self.due_at < (self.clock_stopped_at or now)
 
-    def is_due_soon(self, now: datetime, lead: timedelta) -> bool:
-        """Clock running and due within ``lead`` from now (not yet overdue)."""
-        if not self.in_process or self.due_at is None or self.clock_stopped_at is not None:
-            return False
-        return now <= self.due_at < now + lead
-
     def standing(self, now: datetime) -> str | None:
         """Where a received dossier stands for the report: one bucket each, None if not received."""
         if not self.is_received:
@@ -223,17 +217,6 @@ def fold(facts: DossierFacts | None, events: Iterable[StreamEvent], timezone: tz
     for event in events:
         facts = apply(facts, event, timezone)
     return facts
-
-
-def applicable(last_sequence: int, waiting: Iterable[StreamEvent]) -> list[StreamEvent]:
-    """The waiting events that now follow on without a gap, in sequence order."""
-    ready: list[StreamEvent] = []
-    for event in sorted(waiting, key=lambda e: e.sequence):
-        if event.sequence == last_sequence + 1 + len(ready):
-            ready.append(event)
-        elif event.sequence > last_sequence + 1 + len(ready):
-            break
-    return ready
 
 
 # -- counters: what each dossier adds to the totals behind the Prometheus counters -----------------

@@ -112,7 +112,7 @@ def publish(amqp_uri: str, *events: Event) -> None:
 
 @pytest.fixture
 def promtool() -> str:
-    """As in tests/unit/test_monitoring.py: missing promtool fails on CI and skips elsewhere."""
+    """As in tests/assets/test_monitoring.py: missing promtool fails on CI and skips elsewhere."""
     path = shutil.which("promtool")
     if path is None:
         message = "install Debian's prometheus package for promtool"

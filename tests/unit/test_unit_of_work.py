@@ -73,3 +73,20 @@ def test_every_domain_event_is_a_catalogue_event_with_the_same_fields_in_order()
         assert list(entry.schema().fields) == status_facts + own, event.name
     names = {event.name for event in events.EVENTS}
     assert names == {entry.name for entry in CATALOGUE.values() if entry.source == "dossier"}
+
+
+def test_importing_the_service_maps_nothing_onto_the_domain():
+    """The ORM is an adapter: the first repository maps the dossier, importing code does not."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import services.dossier.service\n"
+        "from services.dossier.domain.model import Dossier\n"
+        "assert not hasattr(Dossier, '__mapper__'), 'mapped at import'\n"
+        "from services.dossier.models import start_mappers\n"
+        "start_mappers(); start_mappers()\n"
+        "assert hasattr(Dossier, '__mapper__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -3,7 +3,7 @@
 Each carries the :class:`~shared.vocabulary.StatusFacts` every status event has, plus its own fields
 (in the order they are published). The event's marshmallow schema of the same name in
 :mod:`services.dossier.schemas` validates it on the way out and documents it in the AsyncAPI file;
-``tests/unit/test_dossier_service_layer.py`` checks that both list the same fields.
+``tests/unit/test_unit_of_work.py`` checks that both list the same fields.
 """
 
 from __future__ import annotations
