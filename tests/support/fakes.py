@@ -19,6 +19,7 @@ from typing import Any
 from services.dossier.domain.model import Dossier
 from services.dossier.events import envelopes
 from services.dossier.repository import AuditEntry, Search
+from services.metrics.projection import DossierFacts
 from shared.events import Event
 from shared.units import UnitRegistry
 from shared.uow import StoredResponse, Transaction
@@ -180,3 +181,20 @@ def received_at_counter(code: str, now: datetime = MONDAY) -> Dossier:
         now=now,
         calendar=CALENDAR,
     )
+
+
+class FakeRatings:
+    """:class:`services.metrics.handlers.Ratings` in memory: facts by code, one rating each."""
+
+    def __init__(self, *facts: DossierFacts) -> None:
+        self.by_code = {f.code: f for f in facts}
+        self.ratings: dict[str, tuple[str, datetime, str]] = {}
+
+    def facts(self, code: str) -> DossierFacts | None:
+        return self.by_code.get(code)
+
+    def add(self, facts: DossierFacts, rating: str, rated_at: datetime, rated_by: str) -> bool:
+        if facts.code in self.ratings:
+            return False
+        self.ratings[facts.code] = (rating, rated_at, rated_by)
+        return True
