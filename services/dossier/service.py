@@ -1,6 +1,6 @@
 """The dossier service's entrypoints: parse, authenticate, call one use case, respond.
 
-A table of contents: each method is an HTTP route or the timer. Use cases: :mod:`.handlers` (the
+A table of contents: each method is an HTTP route or the timer. Use cases: :mod:`.service_layer` (the
 service layer). A dossier's rules: :mod:`.domain.model`. Each action's registry entry: :mod:`.actions`.
 Where its events leave: the unit of work's outbox (:mod:`shared.uow`). Domain errors become HTTP
 problems in one place (:func:`shared.http.problem_for`).
@@ -14,7 +14,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
-from services.dossier import access, handlers
+from services.dossier import access, postal_intake, service_layer
 from services.dossier.actions import REGISTRY
 from services.dossier.dependencies import Catalogue, Lifecycle, watch_timer
 from services.dossier.domain.model import Action, Dossier
@@ -30,6 +30,8 @@ from services.dossier.schemas import (
     RegistrationRequestSchema,
 )
 from shared.auth import Auth
+from shared.consumer import event_consumer
+from shared.events import Event
 from shared.http import api, idempotent, page_links, read_json, read_query
 from shared.operations import OperationalEndpoints
 from shared.problems import Conflict, NotFound, ValidationFailed
@@ -79,9 +81,9 @@ class DossierService(OperationalEndpoints):
         """Receive a dossier at the desk: code, appointment, ``dossier.received``."""
         principal = self.auth.principal(request)
         principal.require_role(access.DESK_OFFICER)
-        command = handlers.Receive(principal, read_json(request, RECEIPT_REQUEST), _request_id(request))
+        command = service_layer.Receive(principal, read_json(request, RECEIPT_REQUEST), _request_id(request))
         return idempotent(
-            self.uow, principal.sub, request, lambda tx: self._created(handlers.receive, command, tx)
+            self.uow, principal.sub, request, lambda tx: self._created(service_layer.receive, command, tx)
         )
 
     @api("POST", "/api/v1/registrations")
@@ -89,9 +91,11 @@ class DossierService(OperationalEndpoints):
         """Register a dossier filed online (portal) or picked up by post: ``dossier.registered``."""
         principal = self.auth.principal(request)
         principal.require_role(*access.FILING_ROLES)
-        command = handlers.Register(principal, read_json(request, REGISTRATION_REQUEST), _request_id(request))
+        command = service_layer.Register(
+            principal, read_json(request, REGISTRATION_REQUEST), _request_id(request)
+        )
         return idempotent(
-            self.uow, principal.sub, request, lambda tx: self._created(handlers.register, command, tx)
+            self.uow, principal.sub, request, lambda tx: self._created(service_layer.register, command, tx)
         )
 
     # --- the lifecycle -------------------------------------------------------------------------
@@ -106,10 +110,10 @@ class DossierService(OperationalEndpoints):
             raise NotFound(f"no action {action!r}; actions: {', '.join(a.value for a in Action)}") from None
         principal.require_role(*access.roles_for(REGISTRY[action]))
         body = _action_body(request, ACTION_SCHEMAS[action])
-        command = handlers.Act(principal, code, action, body, _request_id(request))
+        command = service_layer.Act(principal, code, action, body, _request_id(request))
 
         def change(tx):
-            return 200, self._present(handlers.act(command, tx, self._office()))
+            return 200, self._present(service_layer.act(command, tx, self._office()))
 
         return idempotent(self.uow, principal.sub, request, change)
 
@@ -122,7 +126,7 @@ class DossierService(OperationalEndpoints):
         query = read_query(request, DOSSIER_QUERY)
         office = self._office()
         now = office.clock()
-        search = handlers.search_terms(handlers.ListDossiers(principal, query), office)
+        search = service_layer.search_terms(service_layer.ListDossiers(principal, query), office)
         page, size = query["page"], query["page_size"]
         with self.uow.transaction() as tx:
             count, found = office.dossiers(tx, None).search(
@@ -135,13 +139,13 @@ class DossierService(OperationalEndpoints):
     def get_dossier(self, request, code):
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
-            return self._present(handlers.readable(tx, self._office(), principal, code))
+            return self._present(service_layer.readable(tx, self._office(), principal, code))
 
     @api("GET", "/api/v1/dossiers/<string:code>/audit")
     def audit_trail(self, request, code):
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
-            entries = handlers.audit_trail(tx, self._office(), principal, code)
+            entries = service_layer.audit_trail(tx, self._office(), principal, code)
         return {"code": code, "entries": AUDIT_ENTRIES.dump(entries)}
 
     @api("GET", "/api/v1/dossiers/<string:code>/forms/<string:form>")
@@ -151,14 +155,14 @@ class DossierService(OperationalEndpoints):
         if form not in FORMS:
             raise NotFound(f"no form {form!r}; forms: {', '.join(FORMS)}, receipt.pdf")
         with self.uow.transaction() as tx:
-            return handlers.form(tx, self._office(), principal, code, form)
+            return service_layer.form(tx, self._office(), principal, code, form)
 
     @api("GET", "/api/v1/dossiers/<string:code>/forms/receipt.pdf")
     def receipt_pdf(self, request, code):
         """Form 01 as a printable PDF with the dossier code as a QR code."""
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
-            slip = handlers.form(tx, self._office(), principal, code, "receipt")
+            slip = service_layer.form(tx, self._office(), principal, code, "receipt")
         # Imported here: the PDF stack (fonts, fpdf2) loads only when a slip is printed.
         from services.dossier.pdf import render_receipt_pdf
 
@@ -172,17 +176,24 @@ class DossierService(OperationalEndpoints):
             headers={"Content-Disposition": f'inline; filename="{code}.pdf"'},
         )
 
+    # --- what the postal service tells (services/dossier/postal_intake.py) -------------------------
+
+    @event_consumer(postal_intake.QUEUE, postal_intake.BINDINGS)
+    def follow_postal(self, event: Event):
+        """Pickups received at the hand-over record's time; results delivered by post are returned."""
+        return postal_intake.apply(event, self.uow, self._office())
+
     # --- the overdue watch ---------------------------------------------------------------------
 
     @watch_timer
     def watch_deadlines(self) -> int:
         """Emit ``due_soon`` / ``overdue`` once per due time; flags commit with the outbox rows."""
-        return handlers.watch(self.uow, self._office())
+        return service_layer.watch(self.uow, self._office())
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _office(self) -> handlers.Office:
-        return handlers.Office(
+    def _office(self) -> service_layer.Office:
+        return service_layer.Office(
             units=self.units, calendar=self.calendar, catalogue=self.catalogue, settings=self.lifecycle
         )
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session
 
-from services.metrics import handlers
+from services.metrics import service_layer
 from services.metrics.exposition import SlaCollector, UnitLabels, render
 from shared.config import Setting, positive, positive_int, validate
 from shared.db import create_engine
@@ -100,7 +100,7 @@ class Projection:
 
     def write(self, events: list[Event]) -> list[bool]:
         with Session(self.engine) as session, session.begin():
-            return handlers.project(session, events, self.timezone, self.consumer)
+            return service_layer.project(session, events, self.timezone, self.consumer)
 
 
 class Projector(DependencyProvider):

@@ -12,8 +12,9 @@ The vocabulary (DOMAIN.md "Figures that offices are judged by"):
 * *Timeliness* of a decided dossier (đã giải quyết) is judged against ``original_due_at`` by the
   one rule of :mod:`shared.timeliness`. The dossier service sends it on ``dossier.resolved``; the
   same function is the fallback for events without it.
-* A dossier *in process* (received, not decided, withdrawn or refused) is *overdue* once its due
-  time has passed: by the passing of time, no event needed. While its clock is stopped
+* A dossier *in process* (received, not decided, withdrawn or refused) is *overdue* once its
+  original appointment (``original_due_at``; a Form 04 apology's new one does not count) has
+  passed: by the passing of time, no event needed. While its clock is stopped
   (supplement, payment, stop) it is judged at the moment the clock stopped: a dossier stopped
   before its deadline cannot fall behind while the citizen holds the next move; one stopped after
   it stays overdue.
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
-from shared.timeliness import judge_timeliness
+from shared.timeliness import is_overdue, judge_timeliness
 from shared.vocabulary import (
     CLOCK_STOPPED,
     IN_PROCESS,
@@ -103,6 +104,7 @@ class DossierFacts:
     withdrawn_at: datetime | None = None
     supplements: int = 0
     clock_stops: int = 0
+    apologies: int = 0
     last_sequence: int = 0
 
     @property
@@ -114,10 +116,11 @@ class DossierFacts:
         return self.is_received and self.status in IN_PROCESS
 
     def is_overdue(self, now: datetime) -> bool:
-        """Past its due time now, or already past it when its clock stopped."""
-        if not self.in_process or self.due_at is None:
-            return False
-        return self.due_at < (self.clock_stopped_at or now)
+        """Past its original appointment now, or already past it when its clock stopped.
+
+        An apology's new appointment (``due_at``) does not count: the dossier stays overdue.
+        """
+        return self.in_process and is_overdue(self.original_due_at, now, self.clock_stopped_at)
 
     def standing(self, now: datetime) -> str | None:
         """Where a received dossier stands for the report: one bucket each, None if not received."""
@@ -187,13 +190,15 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
         changes["clock_stopped_at"] = None
     if event.name == "supplement_requested":
         changes["supplements"] = facts.supplements + 1
+    elif event.name == "apologized":
+        changes["apologies"] = facts.apologies + 1
     elif event.name == "resolved" and facts.resolved_at is None:
         resolved_at = _instant(data.get("resolved_at")) or at
         working_days = data.get("working_days")
         changes.update(
             resolved_at=resolved_at,
             decision=data.get("decision"),
-            timeliness=data.get("timeliness") or _fallback_timeliness(resolved_at, changes, timezone),
+            timeliness=data.get("timeliness") or _fallback_timeliness(resolved_at, facts, changes, timezone),
             working_days=None if working_days is None else float(working_days),
         )
     elif event.name == "returned" and facts.returned_at is None:
@@ -204,11 +209,16 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
     return replace(facts, **changes)
 
 
-def _fallback_timeliness(resolved_at: datetime, changes: Mapping[str, Any], timezone: tzinfo) -> str:
+def _fallback_timeliness(
+    resolved_at: datetime, facts: DossierFacts, changes: Mapping[str, Any], timezone: tzinfo
+) -> str:
     """For ``resolved`` events that do not carry the dossier service's judgement: the same rule.
 
-    Events do not name the duration unit, so the fallback judges by dates (shared/timeliness.py).
+    An apology admits the delay: late whatever the date (DOMAIN.md). Events do not name the
+    duration unit, so the fallback judges by dates (shared/timeliness.py).
     """
+    if facts.apologies:
+        return Timeliness.LATE
     due = changes["original_due_at"]
     return Timeliness.ON_TIME if due is None else judge_timeliness(resolved_at, due, None, timezone)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
-from services.metrics import handlers, repository
+from services.metrics import repository, service_layer
 from services.metrics.dependencies import Projector, Settings, SlaMetrics
 from services.metrics.models import SERVICE, pipeline
 from services.metrics.openapi import document as openapi_document
@@ -64,11 +64,11 @@ class MetricsService(OperationalEndpoints):
         principal = self.auth.principal(request)
         principal.require_role("desk_officer")
         body = read_json(request, RATING_REQUEST)
-        command = handlers.Rate(principal, body["dossier_code"], body["rating"])
-        desk = handlers.RatingDesk(self.units, self.settings.satisfaction_window)
+        command = service_layer.Rate(principal, body["dossier_code"], body["rating"])
+        desk = service_layer.RatingDesk(self.units, self.settings.satisfaction_window)
 
         def change(tx):
-            return 201, RATING.dump(handlers.rate(command, handlers.SqlRatings(tx.session), desk))
+            return 201, RATING.dump(service_layer.rate(command, service_layer.SqlRatings(tx.session), desk))
 
         return idempotent(self.uow, principal.sub, request, change)
 

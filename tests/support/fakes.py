@@ -184,7 +184,7 @@ def received_at_counter(code: str, now: datetime = MONDAY) -> Dossier:
 
 
 class FakeRatings:
-    """:class:`services.metrics.handlers.Ratings` in memory: facts by code, one rating each."""
+    """:class:`services.metrics.service_layer.Ratings` in memory: facts by code, one rating each."""
 
     def __init__(self, *facts: DossierFacts) -> None:
         self.by_code = {f.code: f for f in facts}

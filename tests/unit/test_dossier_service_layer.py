@@ -1,4 +1,4 @@
-"""The dossier service layer (services/dossier/handlers.py) on the in-memory unit of work: who may act,
+"""The dossier service layer (services/dossier/service_layer.py) on the in-memory unit of work: who may act,
 what the rules refuse (409), what a retried request does, and which events leave — no broker, no
 database, a few milliseconds a test. The HTTP tests (tests/integration/test_dossier_api.py) keep to
 what only HTTP shows: status codes, headers, bodies on the wire."""
@@ -11,7 +11,7 @@ import pytest
 from marshmallow import Schema
 from werkzeug.test import EnvironBuilder
 
-from services.dossier import handlers
+from services.dossier import service_layer
 from services.dossier.actions import REGISTRY
 from services.dossier.dependencies import _shipped_catalogue, lifecycle_settings
 from services.dossier.domain.events import DossierEvent
@@ -72,8 +72,8 @@ def uow() -> FakeUnitOfWork:
 
 
 @pytest.fixture
-def office() -> handlers.Office:
-    return handlers.Office(
+def office() -> service_layer.Office:
+    return service_layer.Office(
         units=UNITS,
         calendar=CALENDAR,
         catalogue=_shipped_catalogue(),
@@ -95,18 +95,20 @@ def filing(channel: str = "counter") -> dict:
 
 def receive(uow, office, principal: Principal = DESK) -> str:
     with uow.transaction() as tx:
-        return handlers.receive(handlers.Receive(principal, filing(), "req-1"), tx, office).code
+        return service_layer.receive(service_layer.Receive(principal, filing(), "req-1"), tx, office).code
 
 
 def register(uow, office) -> str:
     with uow.transaction() as tx:
-        return handlers.register(handlers.Register(PORTAL, filing("online"), "req-1"), tx, office).code
+        return service_layer.register(
+            service_layer.Register(PORTAL, filing("online"), "req-1"), tx, office
+        ).code
 
 
 def act(uow, office, code: str, action: Action, body: dict | None = None, principal: Principal | None = None):
     with uow.transaction() as tx:
-        command = handlers.Act(principal or ACTOR[action], code, action, body or {}, "req-2")
-        return handlers.act(command, tx, office)
+        command = service_layer.Act(principal or ACTOR[action], code, action, body or {}, "req-2")
+        return service_layer.act(command, tx, office)
 
 
 def status(uow, code: str) -> Status:
@@ -193,7 +195,7 @@ def test_filing_outside_the_jurisdiction_or_with_an_unknown_procedure_is_refused
         receive(uow, office, person("desk_officer", OTHER_COMMUNE))
     with pytest.raises(InvalidArgument) as refused, uow.transaction() as tx:
         body = {**filing(), "procedure_code": "9.999999"}
-        handlers.receive(handlers.Receive(DESK, body, "req"), tx, office)
+        service_layer.receive(service_layer.Receive(DESK, body, "req"), tx, office)
     assert refused.value.field == "procedure_code"
     assert uow.published == [] and uow.state.dossiers == {}
 
@@ -201,9 +203,9 @@ def test_filing_outside_the_jurisdiction_or_with_an_unknown_procedure_is_refused
 def test_a_dossier_outside_the_jurisdiction_does_not_exist_for_a_reader(uow, office):
     code = receive(uow, office)
     with pytest.raises(NotFound), uow.transaction() as tx:
-        handlers.readable(tx, office, person("auditor", OTHER_COMMUNE), code)
+        service_layer.readable(tx, office, person("auditor", OTHER_COMMUNE), code)
     with uow.transaction() as tx:
-        assert handlers.readable(tx, office, person("auditor", PROVINCE), code).code == code
+        assert service_layer.readable(tx, office, person("auditor", PROVINCE), code).code == code
 
 
 # --- the rules say no: 409 -----------------------------------------------------------------------
@@ -222,7 +224,7 @@ def test_a_forbidden_transition_is_a_409_saying_what_is_possible_and_changes_not
 
 def test_the_409_lists_what_the_configured_rules_allow(uow, office):
     """With SUPPLEMENT_ONCE off, a second supplement request is among the allowed actions."""
-    lenient = handlers.Office(
+    lenient = service_layer.Office(
         **{**vars(office), "settings": lifecycle_settings({"SUPPLEMENT_ONCE": "false"})}
     )
     code = receive(uow, lenient)
@@ -257,8 +259,8 @@ def test_a_retried_request_with_the_same_key_changes_and_publishes_once(uow, off
     ).get_request()
 
     def start(tx):
-        command = handlers.Act(DESK, code, Action.START_PROCESSING, {}, "req-3")
-        return 200, {"status": int(handlers.act(command, tx, office).status)}
+        command = service_layer.Act(DESK, code, Action.START_PROCESSING, {}, "req-3")
+        return 200, {"status": int(service_layer.act(command, tx, office).status)}
 
     first = idempotent(uow, DESK.sub, request, start)
     again = idempotent(uow, DESK.sub, request, start)
@@ -272,7 +274,7 @@ def test_the_audit_trail_names_who_did_what_and_why(uow, office):
     act(uow, office, code, Action.START_PROCESSING)
     act(uow, office, code, Action.STOP, {"reason": "chờ xác minh"})
     with uow.transaction() as tx:
-        trail = handlers.audit_trail(tx, office, person("auditor", PROVINCE), code)
+        trail = service_layer.audit_trail(tx, office, person("auditor", PROVINCE), code)
     assert [(e.action, e.actor, e.status_before, e.status_after, e.reason) for e in trail] == [
         ("receive", DESK.sub, None, 2, None),
         ("start_processing", DESK.sub, 2, 4, None),
@@ -289,9 +291,9 @@ def test_the_watch_says_overdue_once_per_due_time(uow, office):
     overdue, each said once; no due_soon, as it is too late to warn."""
     code = receive(uow, office)
     due = uow.state.dossiers[code].original_due_at
-    later = handlers.Office(**{**vars(office), "clock": lambda: due + timedelta(days=1)})
-    assert handlers.watch(uow, later) == 1
-    handlers.watch(uow, later)
+    later = service_layer.Office(**{**vars(office), "clock": lambda: due + timedelta(days=1)})
+    assert service_layer.watch(uow, later) == 1
+    service_layer.watch(uow, later)
     overdue = [event.data["step"] for event in uow.published if event.name == "overdue"]
     assert sorted(overdue, key=str) == [None, "receive"]
     assert "due_soon" not in uow.published_names()

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.metrics import handlers
+from services.metrics import service_layer
 from services.metrics.projection import DossierFacts
 from shared.auth import Principal
 from shared.problems import Conflict, Forbidden, NotFound
@@ -30,15 +30,17 @@ RETURNED = DossierFacts(
 )
 
 
-def desk(days_after_return: float) -> handlers.RatingDesk:
+def desk(days_after_return: float) -> service_layer.RatingDesk:
     moment = RETURNED.returned_at + timedelta(days=days_after_return)
-    return handlers.RatingDesk(UNITS, timedelta(days=30), clock=lambda: moment)
+    return service_layer.RatingDesk(UNITS, timedelta(days=30), clock=lambda: moment)
 
 
 def rate(
     ratings: FakeRatings, days_after_return: float = 1, principal: Principal = DESK, code: str = RETURNED.code
 ):
-    return handlers.rate(handlers.Rate(principal, code, "satisfied"), ratings, desk(days_after_return))
+    return service_layer.rate(
+        service_layer.Rate(principal, code, "satisfied"), ratings, desk(days_after_return)
+    )
 
 
 def test_a_returned_dossier_is_rated_once():
