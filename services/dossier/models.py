@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import registry
 
-from services.dossier.domain.model import Dossier, PlanStep
+from services.dossier.domain.model import Action, Dossier, Notice, PlanStep
 from shared.db import BigId, UTCDateTime, add_pipeline_tables
 from shared.vocabulary import OVERDUE_CANDIDATES, Channel, ReturnMethod, Status
 
@@ -63,6 +63,37 @@ class PlanType(sa.types.TypeDecorator):
         ]
 
 
+class NoticesType(sa.types.TypeDecorator):
+    """The notices a dossier was given (forms 02-05) as JSON; replaced on every change, never mutated."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return [
+            {
+                "action": notice.action.value,
+                "issued_at": notice.issued_at.isoformat(),
+                "reason": notice.reason,
+                "items": list(notice.items),
+                "new_due_at": notice.new_due_at.isoformat() if notice.new_due_at else None,
+            }
+            for notice in value or []
+        ]
+
+    def process_result_value(self, value, dialect):
+        return [
+            Notice(
+                action=Action(item["action"]),
+                issued_at=datetime.fromisoformat(item["issued_at"]),
+                reason=item["reason"],
+                items=tuple(item.get("items") or ()),
+                new_due_at=datetime.fromisoformat(item["new_due_at"]) if item.get("new_due_at") else None,
+            )
+            for item in value or []
+        ]
+
+
 # The statuses in which a dossier can be overdue (the overdue search's partial indexes).
 _OPEN = ", ".join(str(int(status)) for status in sorted(OVERDUE_CANDIDATES))
 
@@ -106,6 +137,7 @@ dossiers = sa.Table(
     sa.Column("plan", PlanType, nullable=False),
     sa.Column("stage", sa.Integer, nullable=False),
     sa.Column("watch_flags", sa.JSON, nullable=False),
+    sa.Column("notices", NoticesType, nullable=False),
     # When the overdue watch next has something to say; NULL when the clock does not run.
     sa.Column("watch_at", UTCDateTime, nullable=True),
     sa.Column("event_sequence", sa.Integer, nullable=False),

@@ -5,6 +5,7 @@ what only HTTP shows: status codes, headers, bodies on the wire."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -297,3 +298,36 @@ def test_the_watch_says_overdue_once_per_due_time(uow, office):
     overdue = [event.data["step"] for event in uow.published if event.name == "overdue"]
     assert sorted(overdue, key=str) == [None, "receive"]
     assert "due_soon" not in uow.published_names()
+
+
+# --- forms ---------------------------------------------------------------------------------------
+
+
+def test_forms_02_and_04_say_what_the_dossier_was_told_not_what_a_request_body_held(uow, office):
+    code = receive(uow, office)
+    act(uow, office, code, Action.START_PROCESSING)
+    act(
+        uow,
+        office,
+        code,
+        Action.REQUEST_SUPPLEMENT,
+        {"items": ["Bản sao CCCD", "Tờ khai"], "reason": "thiếu"},
+    )
+    act(uow, office, code, Action.SUPPLEMENT)
+    new_due = uow.state.dossiers[code].due_at + timedelta(days=3)
+    act(uow, office, code, Action.APOLOGIZE, {"reason": "cần xác minh", "new_due_at": new_due})
+    # Tomorrow an API field is renamed: the audit rows' copies of the request bodies say nothing more.
+    uow.state.audit[code] = [dataclasses.replace(entry, details={}) for entry in uow.state.audit[code]]
+    with uow.transaction() as tx:
+        supplement = service_layer.form(tx, office, AGENCY, code, "supplement_request")
+        apology = service_layer.form(tx, office, AGENCY, code, "apology")
+    assert (supplement["form"], supplement["items"], supplement["reason"]) == (
+        "02",
+        ["Bản sao CCCD", "Tờ khai"],
+        "thiếu",
+    )
+    assert supplement["officer"] == DESK.sub
+    assert (apology["form"], apology["reason"], apology["officer"]) == ("04", "cần xác minh", LEADER.sub)
+    assert apology["new_due_at"] == new_due.astimezone(CALENDAR.timezone).isoformat(timespec="seconds")
+    with pytest.raises(NotFound, match="no stop notice"), uow.transaction() as tx:
+        service_layer.form(tx, office, AGENCY, code, "stop_notice")

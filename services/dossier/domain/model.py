@@ -164,6 +164,18 @@ class Handover:
     timeliness: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Notice:
+    """A notice the dossier was given (Form 02 supplement request, 03 refusal, 04 apology, 05 stop):
+    what it said, kept on the dossier so the form is built from domain state, not a request's copy."""
+
+    action: Action
+    issued_at: datetime
+    reason: str
+    items: tuple[str, ...] = ()  # Form 02: every missing or wrong item
+    new_due_at: datetime | None = None  # Form 04: the new appointment
+
+
 def _stages(steps: Iterable[StepTerms]) -> list[PlanStep]:
     """Consecutive steps of one agency form a stage: the dossier stays in the same hands."""
     plan: list[PlanStep] = []
@@ -308,6 +320,7 @@ class Dossier:
     event_sequence: int = 0
     events: list[DossierEvent] = field(default_factory=list, repr=False, compare=False)
     handovers: list[Handover] = field(default_factory=list, repr=False, compare=False)
+    notices: list[Notice] = field(default_factory=list)
 
     # --- creation ----------------------------------------------------------------------------
 
@@ -414,6 +427,7 @@ class Dossier:
         """Không được tiếp nhận (Form 03): refused at the desk with a reason; final."""
         _require_text("reason", reason)
         self.status = Status.REFUSED
+        self._notify(Notice(action=Action.REFUSE, issued_at=now, reason=reason))
         self._record(Refused, now, reason=reason)
 
     @transition(Action.START_PROCESSING, {S.RECEIVED}, "handed over for processing")
@@ -444,6 +458,9 @@ class Dossier:
         self.status = Status.SUPPLEMENT_REQUESTED
         self.supplement_count += 1
         self.clock_stopped_at = now
+        self._notify(
+            Notice(action=Action.REQUEST_SUPPLEMENT, issued_at=now, reason=reason, items=tuple(items))
+        )
         self._record(SupplementRequested, now, items=list(items), reason=reason)
 
     @transition(Action.SUPPLEMENT, {S.SUPPLEMENT_REQUESTED}, "supplemented")
@@ -589,6 +606,7 @@ class Dossier:
         _require_text("reason", reason)
         self.status = Status.STOPPED
         self.clock_stopped_at = now
+        self._notify(Notice(action=Action.STOP, issued_at=now, reason=reason))
         self._record(Stopped, now, reason=reason)
 
     @transition(Action.RESUME, {S.STOPPED}, "resumed")
@@ -613,6 +631,7 @@ class Dossier:
             )
         self.apology_count += 1
         self.due_at = new_due_at.astimezone(UTC)
+        self._notify(Notice(action=Action.APOLOGIZE, issued_at=now, reason=reason, new_due_at=self.due_at))
         self._record(Apologized, now, reason=reason, new_due_at=self.due_at)
 
     # --- the overdue watch -------------------------------------------------------------------
@@ -770,6 +789,13 @@ class Dossier:
 
     def _stage_last_step(self) -> PlanStep:
         return self._stage_steps()[-1]
+
+    def latest_notice(self, action: Action) -> Notice | None:
+        """The last notice the dossier was given by ``action`` (a form shows the latest)."""
+        return next((notice for notice in reversed(self.notices) if notice.action is action), None)
+
+    def _notify(self, notice: Notice) -> None:
+        self.notices = [*self.notices, notice]  # replaced, never mutated: the column is JSON
 
     def _record(self, event: type[DossierEvent], now: datetime, **extra: Any) -> None:
         """Record a domain event; the unit of work that loaded or added this dossier publishes it."""
