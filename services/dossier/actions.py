@@ -251,7 +251,7 @@ REGISTRY: dict[Action, ActionEntry] = _entries(
         body=schemas.ReasonActionSchema,
         handler=lambda d, b, c: d.withdraw(reason=b["reason"], now=c.now),
         event=events.Withdrawn,
-        summary="Record the applicant's withdrawal",
+        summary="Record the applicant's withdrawal (only before the result is decided)",
         filer_may=True,
     ),
     ActionEntry(

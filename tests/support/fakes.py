@@ -97,9 +97,9 @@ class FakeDossiers:
         self.seen[dossier.code] = dossier
 
     def next_code(self, *, unit: str, identifier: str, day: date) -> str:
-        stamp = day.strftime("%y%m%d")
-        number = self.state.counters.get((unit, stamp), 0) + 1
-        self.state.counters[unit, stamp] = number
+        stamp = day.strftime("%y%m%d")  # a daily sequence per identifier, as in SQL
+        number = self.state.counters.get((identifier, stamp), 0) + 1
+        self.state.counters[identifier, stamp] = number
         return f"{identifier}-{stamp}-{number:04d}"
 
     def audit(self, code: str, entry: AuditEntry) -> None:

@@ -441,6 +441,21 @@ def test_no_withdrawal_once_resolved():
         in_status(Status.RESOLVED).withdraw(reason="muộn", now=at(days=5))
 
 
+@pytest.mark.parametrize(
+    "done", [(Action.DECIDE,), (Action.DECIDE, Action.SIGN), (Action.DECIDE, Action.SIGN, Action.STAMP)]
+)
+def test_no_withdrawal_once_the_result_is_decided(done):
+    dossier = drive(in_status(Status.PROCESSING), Action.APPRAISE, *done)
+    assert dossier.status is Status.PROCESSING and "withdraw" not in dossier.available_actions()
+    with pytest.raises(TransitionNotAllowed) as raised:
+        dossier.withdraw(reason="Công dân xin rút", now=at(days=2))
+    assert "already decided" in raised.value.reason and dossier.status is Status.PROCESSING
+    # appraised but not decided yet: still possible
+    undecided = drive(in_status(Status.PROCESSING), Action.APPRAISE)
+    undecided.withdraw(reason="Công dân xin rút", now=at(days=2))
+    assert undecided.status is Status.WITHDRAWN
+
+
 # --- processing: appraise, transfer, decide, sign, stamp ---------------------------------------------
 
 

@@ -92,7 +92,7 @@ class Action(StrEnum):
 
 
 S = Status
-# At the applicant's request, any time before the result is ready (DOMAIN.md).
+# At the applicant's request, any time before the result is decided (guard: no decision yet).
 WITHDRAWABLE = {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.AWAITING_PAYMENT, S.STOPPED}
 
 
@@ -235,6 +235,13 @@ def _supplement_once(dossier: Dossier, rules: Rules) -> str | None:
             "missing item at once, so a second one is not allowed"
         )
     return None
+
+
+def _withdrawable(dossier: Dossier, rules: Rules) -> str | None:
+    # The result is decided once there is a decision: withdrawal comes before that (DOMAIN.md).
+    return (
+        "the result is already decided; the dossier can no longer be withdrawn" if dossier.decision else None
+    )
 
 
 def _not_yet_decided(dossier: Dossier, rules: Rules) -> str | None:
@@ -498,9 +505,9 @@ class Dossier:
         )
         self._record(Returned, now, method=self.return_method.name.lower(), returned_at=now)
 
-    @transition(Action.WITHDRAW, WITHDRAWABLE, "withdrawn")
+    @transition(Action.WITHDRAW, WITHDRAWABLE, "withdrawn", guard=_withdrawable)
     def withdraw(self, *, reason: str, now: datetime) -> None:
-        """Rút hồ sơ at the applicant's request, any time before the result is ready; final."""
+        """Rút hồ sơ at the applicant's request, any time before the result is decided; final."""
         _require_text("reason", reason)
         self.status = Status.WITHDRAWN
         self._record(Withdrawn, now, reason=reason)
