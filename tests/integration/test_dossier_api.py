@@ -238,18 +238,6 @@ def test_an_illegal_transition_is_409_and_changes_nothing(api, rabbit_config):
     assert api.counts() == counts and later == []
 
 
-def test_a_second_supplement_request_is_refused(api):
-    code = received(api)["code"]
-    body = {"items": ["Bản sao Giấy chứng nhận", "Tờ khai lệ phí trước bạ"], "reason": "Thiếu giấy tờ"}
-    assert api.act(code, "request_supplement", DESK_OFFICER, body).status_code == 200
-    form = api.get(f"/api/v1/dossiers/{code}/forms/supplement_request", DESK_OFFICER).json()
-    assert form["form"] == "02" and form["items"] == body["items"]
-    assert api.act(code, "supplement", DESK_OFFICER).status_code == 200
-    again = api.act(code, "request_supplement", DESK_OFFICER, {"items": ["Khác"], "reason": "Quên"})
-    assert again.status_code == 409 and "already requested" in again.json()["detail"]
-    assert "request_supplement" not in again.json()["allowed_actions"]
-
-
 def test_apology_stop_and_forms(api):
     code = received(api)["code"]
     assert api.act(code, "start_processing", DESK_OFFICER).status_code == 200

@@ -331,3 +331,13 @@ def test_forms_02_and_04_say_what_the_dossier_was_told_not_what_a_request_body_h
     assert apology["new_due_at"] == new_due.astimezone(CALENDAR.timezone).isoformat(timespec="seconds")
     with pytest.raises(NotFound, match="no stop notice"), uow.transaction() as tx:
         service_layer.form(tx, office, AGENCY, code, "stop_notice")
+
+
+def test_a_second_supplement_request_is_a_409_that_no_longer_offers_it(uow, office):
+    code = receive(uow, office)
+    act(uow, office, code, Action.REQUEST_SUPPLEMENT, {"items": ["Bản sao CCCD"], "reason": "thiếu"})
+    act(uow, office, code, Action.SUPPLEMENT)
+    with pytest.raises(TransitionNotAllowed, match="already requested") as refused:
+        act(uow, office, code, Action.REQUEST_SUPPLEMENT, {"items": ["Khác"], "reason": "quên"})
+    assert "request_supplement" not in refused.value.facts["allowed_actions"]
+    assert uow.published_names().count("supplement_requested") == 1
