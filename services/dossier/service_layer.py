@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from services.dossier import access, forms
@@ -104,42 +105,33 @@ class ListDossiers:
 def receive(cmd: Receive, tx: Transaction, office: Office) -> Dossier:
     """A dossier received at the desk: code, appointment, ``dossier.received``."""
     cmd.principal.require_role(access.DESK_OFFICER)
-    now = office.clock()
-    unit, procedure = _filing_terms(cmd.principal, cmd.body, office, now)
-    dossiers = office.dossiers(tx, cmd.principal.sub)
-    dossier = Dossier.receive_at_counter(
-        code=_next_code(dossiers, office, unit, now),
-        procedure=procedure,
-        receiving_unit=unit,
-        channel=Channel.of(cmd.body["channel"]),
-        return_method=ReturnMethod.of(cmd.body["return_method"]),
-        applicant=cmd.body["applicant"],
-        now=now,
-        calendar=office.calendar,
-    )
-    dossiers.add(dossier)
-    _audit(dossiers, office, cmd, dossier, "receive", None, now)
-    return dossier
+    return _file(cmd, tx, office, "receive", partial(Dossier.receive_at_counter, calendar=office.calendar))
 
 
 def register(cmd: Register, tx: Transaction, office: Office) -> Dossier:
     """A dossier filed online or picked up by post: ``dossier.registered``; the desk receives it later."""
     cmd.principal.require_role(*access.FILING_ROLES)
+    return _file(cmd, tx, office, "register", partial(Dossier.register, submitted_by=cmd.principal.sub))
+
+
+def _file(
+    cmd: Receive | Register, tx: Transaction, office: Office, action: str, create: Callable[..., Dossier]
+) -> Dossier:
+    """What every filing does: check its terms, number it, create it, add it, audit it."""
     now = office.clock()
     unit, procedure = _filing_terms(cmd.principal, cmd.body, office, now)
     dossiers = office.dossiers(tx, cmd.principal.sub)
-    dossier = Dossier.register(
+    dossier = create(
         code=_next_code(dossiers, office, unit, now),
         procedure=procedure,
         receiving_unit=unit,
         channel=Channel.of(cmd.body["channel"]),
         return_method=ReturnMethod.of(cmd.body["return_method"]),
         applicant=cmd.body["applicant"],
-        submitted_by=cmd.principal.sub,
         now=now,
     )
     dossiers.add(dossier)
-    _audit(dossiers, office, cmd, dossier, "register", None, now)
+    _audit(dossiers, office, cmd, dossier, action, None, now)
     return dossier
 
 

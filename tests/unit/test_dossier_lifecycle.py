@@ -27,6 +27,7 @@ from shared.timeliness import judge_timeliness
 from shared.units import EXAMPLE_3LEVEL_FILE, UnitRegistry
 from shared.vocabulary import FINAL, TIMELINESS, Channel, Decision, ReturnMethod, Status
 from shared.workcalendar import Duration, WorkingCalendar
+from tests.support.fakes import Step
 
 EARLY, ON_TIME, LATE = "early", "on_time", "late"  # the contract's timeliness values
 
@@ -36,14 +37,6 @@ VN = CAL.timezone
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=VN).astimezone(UTC)
 LEAD = timedelta(hours=8)
 APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "079203001234", "phone": "0901234567"}
-
-
-@dataclass(frozen=True)
-class Step:
-    code: str
-    name: str
-    agency: str
-    allotment: str
 
 
 @dataclass(frozen=True)
