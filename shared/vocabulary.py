@@ -124,6 +124,21 @@ class OnlineLevel(StrEnum):
 ONLINE_LEVELS = tuple(member.value for member in OnlineLevel)
 
 
+# Why an officer refused, stopped, asked for more, rejected or apologised, as a code: this goes out on
+# events; the officer's own words stay behind the authorised API (forms, audit trail) — they may name people.
+REASON_CODES = (
+    "incomplete_dossier",  # hồ sơ chưa đầy đủ
+    "invalid_documents",  # giấy tờ không hợp lệ
+    "outside_competence",  # không thuộc thẩm quyền
+    "conditions_not_met",  # không đủ điều kiện
+    "verification_needed",  # cần xác minh
+    "awaiting_other_agency",  # chờ cơ quan khác
+    "applicant_request",  # theo đề nghị của người nộp
+    "workload",  # quá tải, chậm xử lý
+    "other",
+)
+
+
 class DurationUnit(StrEnum):
     """How a procedure's duration and its steps' allotments are counted (``5 working_days`` …)."""
 

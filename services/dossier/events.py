@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from services.dossier import schemas  # noqa: F401 - registers the event catalogue
@@ -11,16 +12,41 @@ from shared.events import Event, build_event
 from shared.units import UnitRegistry
 
 
-def envelopes(dossier: Dossier, units: UnitRegistry) -> list[Event]:
+def public_data(data: Mapping[str, Any], reason_code: str | None) -> dict[str, Any]:
+    """What of a domain event's data may go on the bus: officers' free text becomes a code and a flag
+    (a reason may name people; its text stays in the forms and the audit trail), a list of supplement
+    items its length."""
+    public = dict(data)
+    if "reason" in public:
+        text = public.pop("reason")
+        public["has_reason_text"] = bool(text)
+        public["reason_code"] = (reason_code or "other") if text else None
+    if "items" in public:
+        public["items_count"] = len(public.pop("items"))
+    return public
+
+
+def envelopes(dossier: Dossier, units: UnitRegistry, *, reason_code: str | None = None) -> list[Event]:
     """Take the dossier's pending domain events as envelopes, numbered by its event sequence.
 
     Called by the unit of work at commit (:class:`services.dossier.repository.Dossiers`), never by hand.
+    ``reason_code``: the code the officer gave with the action's reason (``other`` when none was given).
     """
     pending, dossier.events = list(dossier.events), []
     first = dossier.event_sequence - len(pending) + 1
     receiving = units.routing_path(dossier.receiving_unit)
     handling = units.routing_path(dossier.handling_unit)
-    return [envelope(event, receiving, handling, first + offset) for offset, event in enumerate(pending)]
+    return [
+        envelope(
+            event,
+            receiving,
+            handling,
+            first + offset,
+            reason_code=reason_code,
+            also_unit_paths=departed_from(event.name, event.data, units),
+        )
+        for offset, event in enumerate(pending)
+    ]
 
 
 def envelope(
@@ -28,6 +54,8 @@ def envelope(
     unit_path: str,
     handling_unit_path: str | None,
     sequence: int,
+    *,
+    reason_code: str | None = None,
     **fixed: Any,
 ) -> Event:
     """One dossier event as published; the test simulators build theirs with it too (``fixed``: an
@@ -36,9 +64,16 @@ def envelope(
         event.source,
         event.name,
         subject=event.facts.code,
-        data=event.data,
+        data=public_data(event.data, reason_code),
         unit_path=unit_path,
         handling_unit_path=handling_unit_path,
         sequence=sequence,
         **fixed,
     )
+
+
+def departed_from(name: str, data: Mapping[str, Any], units: UnitRegistry) -> tuple[str, ...]:
+    """A ``transferred`` event also goes to the unit that hands the dossier over (CONTRACTS §1)."""
+    if name != "transferred" or not data.get("from_unit"):
+        return ()
+    return (units.routing_path(data["from_unit"]),)

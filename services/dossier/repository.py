@@ -227,6 +227,11 @@ def search(
     return count, list(page.scalars())
 
 
+def postpone_watch(session: Session, code: str, at: datetime) -> None:
+    """Move a dossier the watch could not process to the back of the queue, until ``at``."""
+    session.execute(dossiers.update().where(dossiers.c.code == code).values(watch_at=at))
+
+
 def due_for_watch(session: Session, now: datetime, limit: int) -> list[str]:
     """Codes of dossiers the overdue watch must look at now, most urgent first."""
     c = dossiers.c
@@ -249,6 +254,8 @@ class Dossiers:
         self.session = tx.session
         self.units = units
         self.actor = actor  # who the hand-over rows name; None for the overdue watch
+        # The code the officer gave with this transaction's reason: events carry it, not the text.
+        self.reason_code: str | None = None
         self.seen: dict[str, Dossier] = {}
         tx.collect_from(self._collect)
 
@@ -285,10 +292,13 @@ class Dossiers:
     def due_for_watch(self, now: datetime, limit: int) -> list[str]:
         return due_for_watch(self.session, now, limit)
 
+    def postpone_watch(self, code: str, at: datetime) -> None:
+        postpone_watch(self.session, code, at)
+
     def _collect(self) -> list[Event]:
         published: list[Event] = []
         for dossier in self.seen.values():
             # Envelopes first: they take the dossier's pending events, numbered by its sequence.
-            published.extend(envelopes(dossier, self.units))
+            published.extend(envelopes(dossier, self.units, reason_code=self.reason_code))
             save(self.session, dossier, self.units, actor=self.actor)
         return published

@@ -17,6 +17,7 @@ from shared.vocabulary import (
     CHANNELS,
     DECISIONS,
     ONLINE_LEVELS,
+    REASON_CODES,
     RETURN_METHODS,
     TIMELINESS,
     Channel,
@@ -32,6 +33,14 @@ MAX_APPOINTMENT_AHEAD = timedelta(days=3 * 366)
 MAX_PAGE_SIZE = 500
 DOSSIER_CODE = r"^[A-Za-z0-9._-]{1,60}$"
 FORMS = ("receipt", "supplement_request", "refusal", "apology", "stop_notice", "process_control")
+
+
+def _reason_code() -> fields.String:
+    return fields.String(
+        load_default="other",
+        validate=validate.OneOf(REASON_CODES),
+        metadata={"description": "why, as a code that events carry (the reason's text does not leave)"},
+    )
 
 
 def _reason(**kwargs) -> Text:
@@ -101,6 +110,7 @@ class EmptyActionSchema(Schema):
 
 class ReasonActionSchema(Schema):
     reason = _reason(required=True)
+    reason_code = _reason_code()
 
 
 class StartProcessingSchema(Schema):
@@ -121,6 +131,7 @@ class SupplementRequestSchema(Schema):
         validate=validate.Length(min=1, max=50),
     )
     reason = _reason(required=True)
+    reason_code = _reason_code()
 
 
 class NoteActionSchema(Schema):
@@ -151,6 +162,7 @@ class TransferSchema(Schema):
 class DecisionSchema(Schema):
     decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
     reason = _reason(metadata={"description": "required when rejecting"})
+    reason_code = _reason_code()
 
     @validates_schema
     def _reasoned_rejection(self, data: dict, **kwargs) -> None:
@@ -169,6 +181,7 @@ class ApologySchema(Schema):
     """Form 04: the reason for the delay and a new appointment."""
 
     reason = _reason(required=True)
+    reason_code = _reason_code()
     new_due_at = fields.AwareDateTime(required=True, validate=_future_appointment)
 
 
@@ -396,8 +409,22 @@ class StatusEventSchema(Schema):
     occurred_at = _moment()
 
 
+def _event_reason_code(**kwargs) -> fields.String:
+    return fields.String(required=True, validate=validate.OneOf(REASON_CODES), **kwargs)
+
+
+def _has_reason_text() -> fields.Boolean:
+    return fields.Boolean(
+        required=True,
+        metadata={"description": "the officer wrote a reason: read it through the API (forms, audit trail)"},
+    )
+
+
 class ReasonEventSchema(StatusEventSchema):
-    reason = fields.String(required=True)
+    """The reason as a code and a flag; its text stays behind the authorised API."""
+
+    reason_code = _event_reason_code()
+    has_reason_text = _has_reason_text()
 
 
 class StepEventSchema(StatusEventSchema):
@@ -432,7 +459,9 @@ class ProcessingStartedEventSchema(StepEventSchema):
     "A supplement was requested (Form 02), listing every item; the clock stops.",
 )
 class SupplementRequestedEventSchema(ReasonEventSchema):
-    items = fields.List(fields.String(), required=True)
+    items_count = fields.Integer(
+        required=True, metadata={"description": "how many items were asked for (the list: Form 02)"}
+    )
 
 
 @event_type(
@@ -474,7 +503,8 @@ class TransferredEventSchema(StepEventSchema):
 @event_type("dossier", "decided", "The competent person approved, or rejected with a reason.")
 class DecidedEventSchema(StatusEventSchema):
     decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
-    reason = fields.String(required=True, allow_none=True)
+    reason_code = _event_reason_code(allow_none=True, metadata={"description": "null when approved"})
+    has_reason_text = _has_reason_text()
 
 
 @event_type("dossier", "signed", "The result was signed by the competent person.")

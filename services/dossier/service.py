@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from services.dossier import access, postal_intake, service_layer
 from services.dossier.actions import REGISTRY
-from services.dossier.dependencies import Catalogue, Lifecycle, watch_timer
+from services.dossier.dependencies import Catalogue, Lifecycle, WatchBackoffProvider, watch_timer
 from services.dossier.domain.model import Action, Dossier
 from services.dossier.models import SERVICE, pipeline
 from services.dossier.openapi import document as openapi_document
@@ -73,6 +73,7 @@ class DossierService(OperationalEndpoints):
     calendar = Calendar()
     catalogue = Catalogue()
     lifecycle = Lifecycle()
+    watch_backoff = WatchBackoffProvider()
 
     # --- filing --------------------------------------------------------------------------------
 
@@ -188,7 +189,7 @@ class DossierService(OperationalEndpoints):
     @watch_timer
     def watch_deadlines(self) -> int:
         """Emit ``due_soon`` / ``overdue`` once per due time; flags commit with the outbox rows."""
-        return service_layer.watch(self.uow, self._office())
+        return service_layer.watch(self.uow, self._office(), self.watch_backoff)
 
     # --- helpers -------------------------------------------------------------------------------
 

@@ -23,8 +23,10 @@ from services.dossier.actions import REGISTRY, Context
 from services.dossier.catalogue import Catalogue, Procedure, UnknownProcedure
 from services.dossier.dependencies import LifecycleSettings
 from services.dossier.domain.model import Action, Dossier, TransitionNotAllowed
+from services.dossier.models import SERVICE
 from services.dossier.repository import AuditEntry, Dossiers, Search
 from services.dossier.schemas import DOSSIER_CODE as DOSSIER_CODE_PATTERN
+from services.dossier.watch_backoff import WATCH_FAILURES, WatchBackoff
 from shared.auth import Principal
 from shared.domain import InvalidArgument
 from shared.http import dumps
@@ -169,6 +171,7 @@ def act(cmd: Act, tx: Transaction, office: Office) -> Dossier:
     """One step of the lifecycle; TransitionNotAllowed (409) when the rules forbid it now."""
     entry = REGISTRY[cmd.action]
     dossiers = office.dossiers(tx, cmd.principal.sub)
+    dossiers.reason_code = cmd.body.get("reason_code")
     dossier = dossiers.get(cmd.code, for_update=True) if DOSSIER_CODE.match(cmd.code) else None
     if dossier is None:
         raise NotFound(f"no dossier {cmd.code}")
@@ -298,9 +301,10 @@ def search_terms(cmd: ListDossiers, office: Office) -> Search:
 # --- the overdue watch ---------------------------------------------------------------------------
 
 
-def watch(uow: UnitOfWork, office: Office) -> int:
+def watch(uow: UnitOfWork, office: Office, backoff: WatchBackoff) -> int:
     """``due_soon`` / ``overdue`` once per due time, a transaction per dossier; returns how many it
-    looked at. One broken dossier (a unit gone from the map …) does not stop the watch for the others."""
+    looked at. One broken dossier (a unit gone from the map …) does not stop the watch for the others:
+    it goes to the back of the queue with a backoff (watch_backoff.py)."""
     now = office.clock()
     settings = office.settings
     with uow.transaction() as tx:
@@ -309,8 +313,20 @@ def watch(uow: UnitOfWork, office: Office) -> int:
         try:
             with uow.transaction() as tx:
                 dossier = office.dossiers(tx, None).get(code, for_update=True)
-                if dossier is not None:
-                    dossier.watch(now=now, calendar=office.calendar, lead=settings.due_soon_lead)
+                if dossier is None:
+                    continue
+                dossier.watch(now=now, calendar=office.calendar, lead=settings.due_soon_lead)
         except Exception:
-            log.exception("overdue watch: dossier %s skipped", code)
+            _watch_failed(uow, office, backoff, code, now)
+        else:
+            backoff.succeeded(code)
     return len(codes)
+
+
+def _watch_failed(uow: UnitOfWork, office: Office, backoff: WatchBackoff, code: str, now: datetime) -> None:
+    delay, first = backoff.failed(code)
+    WATCH_FAILURES.labels(service=SERVICE).inc()
+    if first:
+        log.exception("overdue watch: dossier %s failed; retried with a backoff, logged once", code)
+    with uow.transaction() as tx:
+        office.dossiers(tx, None).postpone_watch(code, now + delay)

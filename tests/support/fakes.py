@@ -79,6 +79,7 @@ class FakeDossiers:
         self.state = tx.state
         self.units = units
         self.actor = actor
+        self.reason_code: str | None = None
         self.seen: dict[str, Dossier] = {}
         tx.collect_from(self._collect)
 
@@ -122,10 +123,13 @@ class FakeDossiers:
         ]
         return [d.code for d in sorted(due, key=lambda d: d.watch_at)][:limit]
 
+    def postpone_watch(self, code: str, at: datetime) -> None:
+        self.state.dossiers[code].watch_at = at
+
     def _collect(self) -> list[Event]:
         published: list[Event] = []
         for dossier in self.seen.values():
-            published.extend(envelopes(dossier, self.units))
+            published.extend(envelopes(dossier, self.units, reason_code=self.reason_code))
             pending, dossier.handovers = list(dossier.handovers), []
             rows = self.state.handovers.setdefault(dossier.code, [])
             rows.extend({**vars(handover), "actor": self.actor} for handover in pending)

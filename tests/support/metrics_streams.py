@@ -80,7 +80,16 @@ class Simulator:
             due += 2 * MARGIN
         return due
 
-    def _emit(self, truth: Truth, name: str, at: datetime, status: int | None = None, **extra: Any) -> bool:
+    def _emit(
+        self,
+        truth: Truth,
+        name: str,
+        at: datetime,
+        status: int | None = None,
+        *,
+        reason_code: str | None = None,
+        **extra: Any,
+    ) -> bool:
         """Record an event at ``at`` if that moment has come; False (and nothing) otherwise."""
         if at > self.now - MARGIN:
             return False
@@ -109,6 +118,7 @@ class Simulator:
                 self.registry.routing_path(truth.receiving_unit),
                 self.registry.routing_path(truth.handling_unit),
                 len(truth.events) + 1,
+                reason_code=reason_code,
                 id=self._id(),
                 time=at,
             )
@@ -132,7 +142,9 @@ class Simulator:
         if channel != 1 and rng.random() < 0.2:
             self._emit(truth, "registered", received_at - timedelta(hours=rng.uniform(1, 30)), 1)
             if rng.random() < 0.3:
-                self._emit(truth, "refused", received_at, 3, reason="incomplete")
+                self._emit(
+                    truth, "refused", received_at, 3, reason="hồ sơ giả", reason_code="incomplete_dossier"
+                )
                 return truth
         days = rng.choice(DURATION_DAYS)
         truth.filed_at = received_at
@@ -176,7 +188,13 @@ class Simulator:
         if rng.random() < 0.2:
             requested = later()
             if not self._emit(
-                truth, "supplement_requested", requested, 5, items=["a copy"], reason="missing"
+                truth,
+                "supplement_requested",
+                requested,
+                5,
+                items=["a copy"],
+                reason="missing",
+                reason_code="incomplete_dossier",
             ):
                 return
             truth.supplements += 1
@@ -194,17 +212,35 @@ class Simulator:
             if truth.clock_stopped_at is not None:
                 return
         if rng.random() < 0.05:
-            at = self._stop_clock(truth, "stopped", "resumed", 8, later(), reason="verification")
+            at = self._stop_clock(
+                truth,
+                "stopped",
+                "resumed",
+                8,
+                later(),
+                reason="verification",
+                reason_code="verification_needed",
+            )
             if truth.clock_stopped_at is not None:
                 return
         if rng.random() < 0.06:
-            self._emit(truth, "withdrawn", later(), 7, reason="applicant request")
+            self._emit(
+                truth, "withdrawn", later(), 7, reason="applicant request", reason_code="applicant_request"
+            )
             return
         if rng.random() < 0.1:
             new_due = truth.due_at + timedelta(days=3)
             if abs(new_due - self.now) >= MARGIN:
                 previous, truth.due_at = truth.due_at, new_due
-                if not self._emit(truth, "apologized", later(), None, reason="backlog", new_due_at=new_due):
+                if not self._emit(
+                    truth,
+                    "apologized",
+                    later(),
+                    None,
+                    reason="backlog",
+                    reason_code="workload",
+                    new_due_at=new_due,
+                ):
                     truth.due_at = previous
                     return
                 truth.apologies += 1

@@ -17,6 +17,7 @@ from services.dossier.actions import REGISTRY
 from services.dossier.dependencies import _shipped_catalogue, lifecycle_settings
 from services.dossier.domain.events import DossierEvent
 from services.dossier.domain.model import TRANSITIONS, Action, TransitionNotAllowed
+from services.dossier.watch_backoff import WatchBackoff
 from shared.auth import Principal
 from shared.domain import InvalidArgument
 from shared.http import idempotent, problem_for
@@ -293,8 +294,9 @@ def test_the_watch_says_overdue_once_per_due_time(uow, office):
     code = receive(uow, office)
     due = uow.state.dossiers[code].original_due_at
     later = service_layer.Office(**{**vars(office), "clock": lambda: due + timedelta(days=1)})
-    assert service_layer.watch(uow, later) == 1
-    service_layer.watch(uow, later)
+    backoff = WatchBackoff(timedelta(minutes=1))
+    assert service_layer.watch(uow, later, backoff) == 1
+    service_layer.watch(uow, later, backoff)
     overdue = [event.data["step"] for event in uow.published if event.name == "overdue"]
     assert sorted(overdue, key=str) == [None, "receive"]
     assert "due_soon" not in uow.published_names()
