@@ -212,6 +212,11 @@ def search(
     return count, list(page.scalars())
 
 
+def postpone_watch(session: Session, code: str, at: datetime) -> None:
+    """Move a dossier the watch could not process to the back of the queue, until ``at``."""
+    session.execute(dossiers.update().where(dossiers.c.code == code).values(watch_at=at))
+
+
 def due_for_watch(session: Session, now: datetime, limit: int) -> list[str]:
     """Codes of dossiers the overdue watch must look at now, most urgent first."""
     c = dossiers.c

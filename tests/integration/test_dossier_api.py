@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from services.dossier.models import dossier_audit, dossiers, pipeline
 from services.dossier.service import DossierService
@@ -544,6 +545,57 @@ def test_the_overdue_watch_emits_once_per_due_time(service_config, container_fac
     assert len({e["sequence"] for e in subscriber.envelopes}) == len(subscriber.envelopes)
     found = api.get("/api/v1/dossiers", DESK_OFFICER, overdue="true").json()
     assert [d["code"] for d in found["results"]] == [code] and found["results"][0]["overdue"] is True
+
+
+def test_failing_dossiers_do_not_block_the_overdue_watch(
+    service_config, container_factory, rabbit_config, caplog
+):
+    # batches of 3, and 8 dossiers the watch cannot process (their unit is gone from the map) ahead of
+    # a good one: before, the same failing dossiers filled every batch and the good one never came up
+    api = start(service_config, container_factory, OVERDUE_WATCH_SECONDS=0.2, OVERDUE_WATCH_BATCH=3)
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.overdue.#")
+    codes = [received(api)["code"] for _ in range(9)]
+    broken, good = codes[:8], codes[8]
+    now = datetime.now(UTC)
+    passed = now - timedelta(days=1)
+    failures_before = (
+        REGISTRY.get_sample_value("motcua_overdue_watch_failures_total", {"service": "dossier"}) or 0
+    )
+    engine = sa.create_engine(api.database_url)
+    with engine.begin() as connection:
+        for n, code in enumerate(broken):
+            connection.execute(
+                dossiers.update()
+                .where(dossiers.c.code == code)
+                .values(
+                    receiving_unit="GONE",
+                    due_at=passed,
+                    original_due_at=passed,
+                    watch_at=passed + timedelta(seconds=n),
+                )
+            )
+        connection.execute(
+            dossiers.update()
+            .where(dossiers.c.code == good)
+            .values(due_at=passed, original_due_at=passed, watch_at=now)
+        )
+    try:
+        subscriber.drain(expect=1, timeout=15, quiet=1.0)
+    finally:
+        subscriber.close()
+    assert [e["subject"] for e in subscriber.envelopes] == [good]
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(dossiers.c.code, dossiers.c.watch_at).where(dossiers.c.code.in_(broken))
+        ).all()
+    engine.dispose()
+    # each failing dossier was moved on (its watch_at is later than where it stood), and tried again
+    assert all(row.watch_at > now for row in rows) and len(rows) == 8
+    failures = REGISTRY.get_sample_value("motcua_overdue_watch_failures_total", {"service": "dossier"})
+    assert failures - failures_before >= 8
+    # ... but logged once each, however often it failed
+    logged = [r for r in caplog.records if "overdue watch" in r.getMessage()]
+    assert sorted(code for r in logged for code in broken if code in r.getMessage()) == sorted(broken)
 
 
 # --- migration --------------------------------------------------------------------------------------------
