@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from services.dossier import repository
-from services.dossier.dependencies import LifecycleSettings
-from services.dossier.domain.model import DomainError
-from services.dossier.events import collect
+from services.dossier.repository import AuditEntry
+from shared.domain import DomainError
 from shared.events import Event
-from shared.units import UnitRegistry
-from shared.workcalendar import WorkingCalendar
+
+if TYPE_CHECKING:
+    from services.dossier.service_layer import Office, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,7 @@ BINDINGS = ["esign.signed.#", "esign.sealed.#", "esign.refused.#"]
 ACTIONS = {"signed": "sign", "sealed": "stamp", "refused": "send_back_for_appraisal"}
 
 
-def apply(
-    uow, event: Event, units: UnitRegistry, calendar: WorkingCalendar, lifecycle: LifecycleSettings
-) -> bool | None:
+def apply(event: Event, uow: UnitOfWork, office: Office) -> bool | None:
     """Apply one esign event to its dossier; False for a redelivery (nothing changes)."""
     data = event.data
     action = ACTIONS.get(event.name)
@@ -43,7 +41,8 @@ def apply(
     with uow.transaction() as tx:
         if not tx.first_delivery(event, QUEUE):
             return False
-        dossier = repository.get(tx.session, event.subject, for_update=True)
+        dossiers = office.dossiers(tx, data["signer_sub"])
+        dossier = dossiers.get(event.subject, for_update=True)
         if dossier is None:
             log.warning("%s for unknown dossier %s: ignored", event.type, event.subject)
             return None
@@ -65,19 +64,17 @@ def apply(
                     f"the leader refused to sign the result ({data['reason_code']}); "
                     f"see signing request {data['request_id']}"
                 )
+                dossiers.reason_code = data["reason_code"]
                 dossier.send_back_for_appraisal(reason=reason, now=at)
         except DomainError as exc:
             log.warning(
                 "%s for dossier %s not applied (status %s): %s", event.type, dossier.code, before, exc
             )
             return None
-        dossier.schedule_watch(calendar, lifecycle.due_soon_lead)
-        tx.emit(*collect(dossier, units, reason_code=data.get("reason_code")))
-        repository.save(tx.session, dossier, units, actor=data["signer_sub"])
-        repository.audit(
-            tx.session,
+        dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
+        dossiers.audit(
             dossier.code,
-            repository.AuditEntry(
+            AuditEntry(
                 at=at,
                 actor=data["signer_sub"],
                 roles=[data["signer_role"]],

@@ -27,7 +27,7 @@ from services.esign.keys import (
 from services.esign.signing import Tools
 from services.esign.storage import DocumentStore
 from services.esign.tsa import TsaClient
-from shared.config import ConfigurationError, Setting, _positive_int, _url, validate
+from shared.config import ConfigurationError, Setting, positive_int, _url, validate
 from shared.units import UnitRegistry
 
 
@@ -57,12 +57,12 @@ SETTINGS = (
     Setting("ESIGN_PKCS11_PIN", required=False, description="PKCS#11 user PIN"),
     Setting("ESIGN_TSA_URL", _optional_url, required=False, description="RFC 3161 TSA; empty = no timestamp"),
     Setting("ESIGN_STORE_DIR", description="folder of the content-addressed document store"),
-    Setting("ESIGN_RETENTION_DAYS", _positive_int, description="days a signed document is kept"),
+    Setting("ESIGN_RETENTION_DAYS", positive_int, description="days a signed document is kept"),
     Setting("ESIGN_PUBLIC_URL", _url, description="public base URL the QR code points to"),
     Setting("ESIGN_PLACE", description="place name printed on result documents"),
     Setting("ESIGN_LEADER_TITLE", description="title above the leader's signature"),
-    Setting("ESIGN_VERIFY_MAX_BYTES", _positive_int, description="largest PDF the public verifier takes"),
-    Setting("ESIGN_VERIFY_PER_MINUTE", _positive_int, description="uploads per client address per minute"),
+    Setting("ESIGN_VERIFY_MAX_BYTES", positive_int, description="largest PDF the public verifier takes"),
+    Setting("ESIGN_VERIFY_PER_MINUTE", positive_int, description="uploads per client address per minute"),
 )
 
 
