@@ -27,7 +27,7 @@ from services.esign.keys import (
 from services.esign.signing import Tools
 from services.esign.storage import DocumentStore
 from services.esign.tsa import TsaClient
-from shared.config import ConfigurationError, Setting, positive_int, _url, validate
+from shared.config import ConfigurationError, Setting, _url, positive_int, validate
 from shared.units import UnitRegistry
 
 
