@@ -199,7 +199,7 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "EVENT_OUTAGE_BACKOFF_MAX_SECONDS",
-        _positive,
+        positive,
         required=False,
         description="longest wait between tries of an event held while the database is down",
     ),
