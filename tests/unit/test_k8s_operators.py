@@ -155,6 +155,18 @@ def test_dossier_keeps_two_replicas_and_the_autoscaler_owns_the_count() -> None:
     assert by_kind(docs, "PodDisruptionBudget")["motcua-dossier"]["spec"]["minAvailable"] >= 1
 
 
+@pytest.mark.parametrize("overlay", [LOCAL, PRODUCTION], ids=lambda p: p.name)
+def test_pods_stop_gracefully(overlay: Path) -> None:
+    """preStop keeps a pod serving while it leaves the endpoints; SIGTERM then drains it
+    (tests/e2e/test_graceful_shutdown.py) within the grace period, before the SIGKILL."""
+    for name, deployment in by_kind(render(overlay), "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        delay = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert 3 <= delay <= 15, f"{name}: preStop sleep {delay} s"
+        assert pod["terminationGracePeriodSeconds"] >= delay + 20, f"{name}: time to finish in-flight work"
+
+
 # -- the broker and the database, run by their operators ---------------------------------------------
 
 
