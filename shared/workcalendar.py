@@ -15,15 +15,26 @@ Rules and the choices made where the decree is silent:
   ``extra_working_days`` are always worked, ``extra_days_off`` never are.
 * Office sessions are closed intervals: 07:30 and 17:00 are both inside office hours, so a
   deadline at close of office is still "within office hours".
-* Day-based: the count starts on ``start_day`` - the receipt day if it is a working day and the
-  receipt is strictly before the cut-off, otherwise the next working day - which is day 1; the
-  due instant is close of office (end of the last session) on day N.
+* Day-based (Civil Code 2015, Art. 147(1): a period in days does not count its first day):
+  ``start_day`` is the receipt day if it is a working day and the receipt is strictly before
+  the cut-off, otherwise the next working day.  The due instant is close of office (end of the
+  last session) on the N-th working day *after* the start day, so "1 working day" is always
+  later than "same day".  A swapped Saturday is a working day like any other: a due date falls
+  on it only when it is the N-th working day.
 * Same day: close of office on ``start_day`` (after the cut-off it becomes the next working day).
 * Hour-based: N hours of office time from the receipt instant; received outside office hours,
   the count starts at the next opening.  The cut-off does not apply.  A due instant that falls
   exactly on a session boundary is the end of the earlier session (11:30, not 13:00).
 * ``resume``: if the clock was stopped at or after the deadline, the dossier was already late
-  and keeps its deadline; otherwise the office time left is added from the resumption instant.
+  and keeps its deadline.  Otherwise, for an hour-based duration the office time left is added
+  from the resumption instant.  For a day-based or same-day duration the clock stands still in
+  whole working days: the due date moves by ``k`` working days and keeps its time of day (close
+  of office stays close of office), where ``k`` counts the working days from the day of the stop
+  to the day of the resumption.  The day of a moment is its date when that is a working day and
+  the moment is not after close of office; otherwise it is the next working day.  So a stop and
+  resumption within one working day moves nothing (partial days are not counted); stopped on
+  Monday and resumed on Thursday moves the due date by three working days, whatever the hours;
+  stopped on Friday after close and resumed on Monday moves nothing.
 """
 
 from __future__ import annotations
@@ -263,7 +274,7 @@ class WorkingCalendar:
         return date.fromordinal(self._ordinal_at(index))
 
     def start_day(self, received_at: datetime) -> date:
-        """Day 1 of a day-based duration: the receipt day if worked and before cut-off."""
+        """The day a day-based duration counts from (not itself counted); see the module docstring."""
         local = self._local(received_at)
         day = local.date()
         if self.is_working_day(day) and _micros_of_day(local.time()) < self._cutoff_micros:
@@ -284,9 +295,10 @@ class WorkingCalendar:
         if duration.unit == WORKING_HOURS:
             return self.add_working_time(received_at, timedelta(hours=duration.amount))
         first = self.start_day(received_at)
-        if duration.unit == SAME_DAY or duration.amount == 1:
+        if duration.unit == SAME_DAY:
             return self._close_of_office(first)
-        return self._close_of_office(self.add_working_days(first, duration.amount - 1))
+        # the start day is not counted: the due date is the N-th working day after it
+        return self._close_of_office(self.add_working_days(first, duration.amount))
 
     def add_working_time(self, start: datetime, amount: timedelta) -> datetime:
         """``start`` advanced by ``amount`` of office time, in UTC."""
@@ -320,13 +332,37 @@ class WorkingCalendar:
         """Office time from ``start`` to ``end`` in working days (fractional)."""
         return _micros(self.working_time_between(start, end)) / self._day_micros
 
-    def resume(self, deadline: datetime, stopped_at: datetime, resumed_at: datetime) -> datetime:
-        """The deadline after the clock stood still from ``stopped_at`` to ``resumed_at``."""
+    def resume(
+        self,
+        deadline: datetime,
+        stopped_at: datetime,
+        resumed_at: datetime,
+        duration: DurationLike | None = None,
+    ) -> datetime:
+        """The deadline after the clock stood still from ``stopped_at`` to ``resumed_at``.
+
+        ``duration`` is the processing time the deadline was counted from; day-based and same-day
+        deadlines move in whole working days (see the module docstring), hour-based ones (and
+        ``None``) by the office time that was left.
+        """
         if self._local(resumed_at) < self._local(stopped_at):
             raise ValueError(f"resumed_at {resumed_at} is before stopped_at {stopped_at}")
         if self._local(stopped_at) >= self._local(deadline):
             return deadline.astimezone(UTC)
-        return self.add_working_time(resumed_at, self.working_time_between(stopped_at, deadline))
+        if duration is None or Duration.parse(duration).unit == WORKING_HOURS:
+            return self.add_working_time(resumed_at, self.working_time_between(stopped_at, deadline))
+        stop_day, resume_day = self._counted_day(stopped_at), self._counted_day(resumed_at)
+        self._cover(stop_day.year, resume_day.year)
+        shift = bisect_left(self._ordinals, resume_day.toordinal()) - bisect_left(
+            self._ordinals, stop_day.toordinal()
+        )
+        if shift == 0:
+            return deadline.astimezone(UTC)
+        local = self._local(deadline)
+        day = self.add_working_days(local.date(), shift)
+        return datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=self.timezone).astimezone(
+            UTC
+        )
 
     # --- internals --------------------------------------------------------------------------
 
@@ -336,6 +372,15 @@ class WorkingCalendar:
         if moment.tzinfo is None or moment.utcoffset() is None:
             raise ValueError(f"naive datetime {moment} - pass a timezone-aware one")
         return moment.astimezone(self.timezone)
+
+    def _counted_day(self, moment: datetime) -> date:
+        """The working day a moment counts in: its own, or the next one after close or on a day off."""
+        local = self._local(moment)
+        day = local.date()
+        close = _micros_of_day(self.sessions[-1][1])
+        if self.is_working_day(day) and _micros_of_day(local.time()) <= close:
+            return day
+        return self.next_working_day(day)
 
     def _office_offset(self, local: datetime) -> int:
         """Office time already elapsed on ``local``'s day at ``local``'s clock time."""

@@ -349,7 +349,20 @@ def test_a_completed_supplement_resets_filing_time_and_the_full_duration():
     dossier.supplement(now=thursday, calendar=CAL)
     assert dossier.status is Status.PROCESSING and dossier.clock_stopped_at is None
     assert dossier.received_at == thursday
-    assert dossier.due_at == dossier.original_due_at == CAL.deadline(thursday, "10 working_days")
+    # Thu 5 Mar 10:00 is the new filing time; 10 working days after Thu 5: Fri 6 (1),
+    # Mon 9 - Fri 13 (2-6), Mon 16 - Thu 19 (7-10) -> Thu 19 Mar 17:00
+    assert dossier.due_at == dossier.original_due_at == datetime(2026, 3, 19, 17, tzinfo=VN)
+    assert dossier.plan[-1].due_at == dossier.due_at
+
+
+def test_a_supplement_completed_after_the_cutoff_counts_from_the_next_working_day():
+    dossier = received(SHORT, now=datetime(2026, 12, 1, 9, tzinfo=VN))
+    assert dossier.due_at == datetime(2026, 12, 4, 17, tzinfo=VN)  # Tue 1 Dec + 3: Wed, Thu, Fri 4
+    dossier.start_processing(now=datetime(2026, 12, 1, 10, tzinfo=VN), calendar=CAL, to_unit="D1")
+    dossier.request_supplement(items=["CCCD"], reason="Thiếu", now=datetime(2026, 12, 2, 9, tzinfo=VN))
+    # complete on Thu 3 Dec at 16:00, after the cut-off: start Fri 4; Mon 7, Tue 8, Wed 9 -> Wed 9 Dec
+    dossier.supplement(now=datetime(2026, 12, 3, 16, tzinfo=VN), calendar=CAL)
+    assert dossier.due_at == dossier.original_due_at == datetime(2026, 12, 9, 17, tzinfo=VN)
     assert dossier.plan[-1].due_at == dossier.due_at
 
 
@@ -368,16 +381,22 @@ def test_a_supplement_requested_at_the_desk_hands_the_dossier_over_when_complete
 )
 def test_payment_and_stop_shift_every_due_time_by_the_paused_office_time(stop, restart):
     dossier = in_status(Status.PROCESSING)
-    due, original, plan = dossier.due_at, dossier.original_due_at, list(dossier.plan)
+    plan = list(dossier.plan)
+    # Received Mon 2 Mar 09:00, 10 working days -> Mon 16 Mar; steps: same day Mon 2, +3 Thu 5,
+    # +3 Tue 10, +3 Fri 13, +1 Mon 16, same day Mon 16 (the last step's due is the dossier's)
+    march = [datetime(2026, 3, day, 17, tzinfo=VN) for day in (2, 5, 10, 13, 16, 16)]
+    assert [s.due_at for s in plan] == march and dossier.due_at == dossier.original_due_at == march[-1]
+    # stopped Tue 3 Mar 09:00, resumed Tue 10 Mar 09:00: Wed 4, Thu 5, Fri 6, Mon 9, Tue 10 = 5
+    # working days, so every due date ahead moves 5 working days, still at close of office
     stopped, resumed = at(days=1), at(days=8)
     attempt(dossier, stop, stopped)
     assert dossier.clock_stopped_at == stopped
     attempt(dossier, restart, resumed)
     assert dossier.status is Status.PROCESSING and dossier.clock_stopped_at is None
-    assert dossier.due_at == CAL.resume(due, stopped, resumed) > due
-    assert dossier.original_due_at == CAL.resume(original, stopped, resumed)
+    moved = [datetime(2026, 3, day, 17, tzinfo=VN) for day in (12, 17, 20, 23, 23)]
+    assert dossier.due_at == dossier.original_due_at == moved[-1]
     assert dossier.plan[0] == plan[0]  # the desk's stage was over before the stop
-    assert [s.due_at for s in dossier.plan[1:]] == [CAL.resume(s.due_at, stopped, resumed) for s in plan[1:]]
+    assert [s.due_at for s in dossier.plan[1:]] == moved
     assert dossier.paused_seconds == CAL.working_time_between(stopped, resumed).total_seconds()
 
 
@@ -516,15 +535,16 @@ def test_a_rejection_is_reasoned_and_needs_no_seal():
 @pytest.mark.parametrize(
     ("resolved_at", "expected"),
     [
-        (datetime(2026, 3, 3, 16, 0, tzinfo=VN), EARLY),  # Tuesday, due Wednesday
-        (datetime(2026, 3, 4, 16, 59, tzinfo=VN), ON_TIME),
-        (datetime(2026, 3, 4, 17, 0, tzinfo=VN), ON_TIME),  # close of office is still on time
-        (datetime(2026, 3, 5, 8, 0, tzinfo=VN), LATE),
+        (datetime(2026, 3, 4, 16, 0, tzinfo=VN), EARLY),  # Wednesday, due Thursday
+        (datetime(2026, 3, 5, 16, 59, tzinfo=VN), ON_TIME),
+        (datetime(2026, 3, 5, 17, 0, tzinfo=VN), ON_TIME),  # close of office is still on time
+        (datetime(2026, 3, 6, 8, 0, tzinfo=VN), LATE),
     ],
 )
 def test_timeliness_is_judged_on_vietnam_dates_against_the_original_appointment(resolved_at, expected):
     dossier = received(SHORT)
-    assert dossier.due_at == datetime(2026, 3, 4, 17, 0, tzinfo=VN)
+    # Mon 2 Mar 09:00, 3 working days: Tue 3, Wed 4, Thu 5
+    assert dossier.due_at == datetime(2026, 3, 5, 17, 0, tzinfo=VN)
     dossier.start_processing(now=at(hours=1), calendar=CAL, to_unit="D1")
     drive(dossier, Action.APPRAISE, Action.DECIDE, Action.SIGN, Action.STAMP)
     dossier.resolve(now=resolved_at.astimezone(UTC), calendar=CAL)
@@ -617,10 +637,13 @@ def test_a_short_procedure_is_warned_half_way_not_at_receipt():
 
 
 def test_step_due_times_follow_cumulative_allotments():
+    # Mon 2 Mar: the desk's same-day step closes Mon 2; 2 days after it Wed 4; 1 more Thu 5; the
+    # return step the same day, which is also 3 working days after Mon 2 (the dossier's due)
     dues = step_due_times(
         CAL, MONDAY, "3 working_days", ["same_day", "2 working_days", "1 working_days", "same_day"]
     )
-    assert [d.astimezone(VN).day for d in dues] == [2, 3, 4, 4]
+    assert dues == [datetime(2026, 3, d, 17, tzinfo=VN) for d in (2, 4, 5, 5)]
+    assert dues[-1] == CAL.deadline(MONDAY, "3 working_days")
     hours = step_due_times(CAL, MONDAY, "4 working_hours", ["1 working_hours", "3 working_hours"])
     assert hours == [MONDAY + timedelta(hours=1), datetime(2026, 3, 2, 14, 30, tzinfo=VN)]
 

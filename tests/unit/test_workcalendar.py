@@ -73,44 +73,116 @@ def test_duration_parse_rejects_unknown_dict_key():
         Duration.parse({"unit": "working_days", "amout": 3})
 
 
-# --- working days --------------------------------------------------------------------------
+# --- working days ------------------------------------------------------------------------
+#
+# Every expected date below is derived by hand from the rule (Civil Code 2015, Art. 147(1); the
+# issue's worked examples) and from the holiday table of holidays.VN 0.109, written out here:
+#   2026: Thu 1 Jan; Tết Mon 16 - Fri 20 Feb; Mon 27 Apr (observed); Thu 30 Apr; Fri 1 May;
+#         Mon 31 Aug (bridge day, worked on Sat 22 Aug instead); Tue 1 and Wed 2 Sep;
+#         Tue 24 Nov (Vietnam Cultural Day).
+#   2027: Fri 1 Jan; Tết Thu 4 - Wed 10 Feb; Fri 16 Apr; Fri 30 Apr; Mon 3 May (observed);
+#         Thu 2 and Fri 3 Sep; Wed 24 Nov.
+# "start" is the day counted from (not itself counted); the due time is 17:00 local (10:00 UTC)
+# on the N-th working day after it.
 
 
-def test_tet_2026_days_off():
-    # Tết Bính Ngọ: Mon 16 Feb (Giao thừa) to Fri 20 Feb 2026, framed by two weekends
-    off = [date(2026, 2, d) for d in range(14, 23)]
+def test_the_holiday_table_is_what_the_expectations_assume():
+    off = [
+        date(2026, 2, 16), date(2026, 2, 20), date(2026, 8, 31), date(2026, 9, 1), date(2026, 9, 2),
+        date(2026, 11, 24), date(2027, 2, 4), date(2027, 2, 8), date(2027, 2, 10), date(2027, 9, 2),
+        date(2027, 9, 3), date(2027, 11, 24),
+    ]  # fmt: skip
+    worked = [date(2026, 2, 13), date(2026, 2, 23), date(2026, 8, 22), date(2027, 2, 3), date(2027, 2, 11)]
     assert not any(CAL.is_working_day(d) for d in off)
-    assert CAL.is_working_day(date(2026, 2, 13))
-    assert CAL.is_working_day(date(2026, 2, 23))
-    assert CAL.next_working_day(date(2026, 2, 13)) == date(2026, 2, 23)
+    assert all(CAL.is_working_day(d) for d in worked)
+    assert not CAL.is_working_day(date(2026, 8, 29))  # an ordinary Saturday
 
 
-def test_tet_2026_day_based_deadlines():
-    received = vn(2026, 2, 13, 9)  # Friday before Tết, before cut-off: day 1 is 13 Feb
-    assert CAL.deadline(received, Duration("working_days", 1)) == utc(2026, 2, 13, 10)
-    assert CAL.deadline(received, Duration("working_days", 2)) == utc(2026, 2, 23, 10)
-    assert CAL.deadline(received, Duration("working_days", 5)) == utc(2026, 2, 26, 10)
-    # received during Tết: counting starts on the first day back
+def test_worked_examples_of_the_issue():
+    # Tue 1 Dec 2026 09:00, before the cut-off: start Tue 1 Dec; 3 working days after it are
+    # Wed 2, Thu 3, Fri 4 -> due Fri 4 Dec 17:00
+    assert CAL.deadline(vn(2026, 12, 1, 9), "3 working_days") == vn(2026, 12, 4, 17)
+    # the same day at 16:00, after the cut-off: start Wed 2 Dec; Thu 3, Fri 4, Mon 7 -> Mon 7 Dec
+    assert CAL.start_day(vn(2026, 12, 1, 16)) == date(2026, 12, 2)
+    assert CAL.deadline(vn(2026, 12, 1, 16), "3 working_days") == vn(2026, 12, 7, 17)
+    # Sat 5 Dec, 1 working day: start Mon 7 Dec; the working day after it is Tue 8 Dec
+    assert CAL.start_day(vn(2026, 12, 5, 10)) == date(2026, 12, 7)
+    assert CAL.deadline(vn(2026, 12, 5, 10), "1 working_days") == vn(2026, 12, 8, 17)
+
+
+def test_one_working_day_is_later_than_same_day():
+    # Tue 1 Dec 2026 09:00: same day = close on the start day Tue 1; 1 working day = Wed 2
+    assert CAL.deadline(vn(2026, 12, 1, 9), "same_day") == vn(2026, 12, 1, 17)
+    assert CAL.deadline(vn(2026, 12, 1, 9), "1 working_days") == vn(2026, 12, 2, 17)
+
+
+def test_tet_2026():
+    # Fri 13 Feb 09:00: start Fri 13; the next working day is Mon 23 Feb (Sat 14 - Sun 22 off)
+    received = vn(2026, 2, 13, 9)
+    assert CAL.deadline(received, "same_day") == vn(2026, 2, 13, 17)
+    assert CAL.deadline(received, "1 working_days") == vn(2026, 2, 23, 17)
+    # 2 days: Mon 23, Tue 24; 5 days: Mon 23 ... Fri 27
+    assert CAL.deadline(received, "2 working_days") == vn(2026, 2, 24, 17)
+    assert CAL.deadline(received, "5 working_days") == vn(2026, 2, 27, 17)
+    # Thu 12 Feb 16:00, after the cut-off: start Fri 13; 1 day -> Mon 23
+    assert CAL.deadline(vn(2026, 2, 12, 16), "1 working_days") == vn(2026, 2, 23, 17)
+    # received during Tết (Wed 18 Feb): start Mon 23; 3 days: Tue 24, Wed 25, Thu 26
     assert CAL.start_day(vn(2026, 2, 18, 10)) == date(2026, 2, 23)
-    assert CAL.deadline(vn(2026, 2, 18, 10), "3 working_days") == utc(2026, 2, 25, 10)
+    assert CAL.deadline(vn(2026, 2, 18, 10), "3 working_days") == vn(2026, 2, 26, 17)
 
 
 def test_tet_2026_hour_based_skips_the_holiday():
-    # 16:00 Fri: 1 h left that day, 7 h more from 07:30 Mon 23 Feb -> 16:00 local
-    assert CAL.deadline(vn(2026, 2, 13, 16), "8 working_hours") == utc(2026, 2, 23, 9)
+    # 16:00 Fri 13 Feb: 1 h left that day, 7 h more from 07:30 Mon 23 Feb -> 15:30 + 30 min = 16:00
+    assert CAL.deadline(vn(2026, 2, 13, 16), "8 working_hours") == vn(2026, 2, 23, 16)
 
 
-def test_national_day_2026_with_swapped_saturday():
-    # 2026: Mon 31 Aug off in exchange for working Sat 22 Aug; 1 and 2 Sep are National Day
-    for day in (date(2026, 8, 31), date(2026, 9, 1), date(2026, 9, 2)):
-        assert not CAL.is_working_day(day)
-    assert CAL.is_working_day(date(2026, 8, 22))
-    assert not CAL.is_working_day(date(2026, 8, 29))
-    # received Fri 28 Aug: day 1 = 28 Aug, day 2 = Thu 3 Sep
-    assert CAL.deadline(vn(2026, 8, 28, 10), "2 working_days") == utc(2026, 9, 3, 10)
-    # received after cut-off on Fri 21 Aug: day 1 is the swapped Saturday
+def test_tet_2027():
+    # Wed 3 Feb 2027 14:00: start Wed 3; Thu 4 - Wed 10 off, so 1 day -> Thu 11 Feb;
+    # 3 days: Thu 11, Fri 12, Mon 15
+    assert CAL.deadline(vn(2027, 2, 3, 14), "same_day") == vn(2027, 2, 3, 17)
+    assert CAL.deadline(vn(2027, 2, 3, 14), "1 working_days") == vn(2027, 2, 11, 17)
+    assert CAL.deadline(vn(2027, 2, 3, 14), "3 working_days") == vn(2027, 2, 15, 17)
+    # Wed 3 Feb at 15:00 is at the cut-off, so after it: start Thu 11; same day Thu 11, 1 day Fri 12
+    assert CAL.start_day(vn(2027, 2, 3, 15)) == date(2027, 2, 11)
+    assert CAL.deadline(vn(2027, 2, 3, 15), "same_day") == vn(2027, 2, 11, 17)
+    assert CAL.deadline(vn(2027, 2, 3, 15), "1 working_days") == vn(2027, 2, 12, 17)
+
+
+def test_national_day_2026_and_its_swapped_saturday():
+    # Fri 21 Aug 09:00: start Fri 21; the first working day after it is the swapped Sat 22 Aug
+    assert CAL.deadline(vn(2026, 8, 21, 9), "1 working_days") == vn(2026, 8, 22, 17)
+    # Thu 20 Aug 10:00, 2 days: Fri 21, Sat 22 -> the Saturday is the 2nd working day; 3 days -> Mon 24
+    assert CAL.deadline(vn(2026, 8, 20, 10), "2 working_days") == vn(2026, 8, 22, 17)
+    assert CAL.deadline(vn(2026, 8, 20, 10), "3 working_days") == vn(2026, 8, 24, 17)
+    # Fri 21 Aug 16:00, after the cut-off: the start day is the Saturday itself, which is not
+    # counted, so 1 day -> Mon 24; same day -> Sat 22
     assert CAL.start_day(vn(2026, 8, 21, 16)) == date(2026, 8, 22)
-    assert CAL.deadline(vn(2026, 8, 21, 16), "1 working_days") == utc(2026, 8, 22, 10)
+    assert CAL.deadline(vn(2026, 8, 21, 16), "same_day") == vn(2026, 8, 22, 17)
+    assert CAL.deadline(vn(2026, 8, 21, 16), "1 working_days") == vn(2026, 8, 24, 17)
+    # Fri 28 Aug 10:00: Sat 29, Sun 30 weekend, Mon 31 (bridge), Tue 1, Wed 2 Sep off ->
+    # 1 day is Thu 3 Sep, 2 days Fri 4 Sep
+    assert CAL.deadline(vn(2026, 8, 28, 10), "1 working_days") == vn(2026, 9, 3, 17)
+    assert CAL.deadline(vn(2026, 8, 28, 10), "2 working_days") == vn(2026, 9, 4, 17)
+    # Sat 29 Aug: start Thu 3 Sep, 1 day -> Fri 4 Sep
+    assert CAL.deadline(vn(2026, 8, 29, 9), "1 working_days") == vn(2026, 9, 4, 17)
+    # hour-based: Fri 21 Aug 16:00 + 2 h = 16:00-17:00 Fri, 07:30-08:30 on the swapped Saturday
+    assert CAL.deadline(vn(2026, 8, 21, 16), "2 working_hours") == vn(2026, 8, 22, 8, 30)
+
+
+def test_national_day_2027():
+    # Wed 1 Sep 2027 10:00: Thu 2, Fri 3 off -> 1 day is Mon 6 Sep
+    assert CAL.deadline(vn(2027, 9, 1, 10), "1 working_days") == vn(2027, 9, 6, 17)
+
+
+def test_vietnam_cultural_day_24_november():
+    # 2026: Mon 23 Nov 10:00, start Mon 23; Tue 24 off -> 1 day is Wed 25 Nov
+    assert CAL.deadline(vn(2026, 11, 23, 10), "1 working_days") == vn(2026, 11, 25, 17)
+    # Mon 23 Nov 15:30, after the cut-off: start Wed 25; same day Wed 25, 1 day Thu 26
+    assert CAL.start_day(vn(2026, 11, 23, 15, 30)) == date(2026, 11, 25)
+    assert CAL.deadline(vn(2026, 11, 23, 15, 30), "same_day") == vn(2026, 11, 25, 17)
+    assert CAL.deadline(vn(2026, 11, 23, 15, 30), "1 working_days") == vn(2026, 11, 26, 17)
+    # 2027: Tue 23 Nov 09:00, 2 days: Wed 24 off -> Thu 25, Fri 26
+    assert CAL.deadline(vn(2027, 11, 23, 9), "2 working_days") == vn(2027, 11, 26, 17)
 
 
 def test_national_day_2024_and_2025():
@@ -124,69 +196,76 @@ def test_national_day_2024_and_2025():
 
 
 def test_cutoff():
-    monday = date(2026, 3, 2)
-    assert CAL.start_day(vn(2026, 3, 2, 14, 59)) == monday
-    assert CAL.start_day(vn(2026, 3, 2, 15, 0)) == date(2026, 3, 3)  # at cut-off is after it
-    assert CAL.deadline(vn(2026, 3, 2, 9), "1 working_days") == utc(2026, 3, 2, 10)
-    assert CAL.deadline(vn(2026, 3, 2, 16), "1 working_days") == utc(2026, 3, 3, 10)
-    # Friday after cut-off: day 1 is Monday
-    assert CAL.deadline(vn(2026, 3, 6, 15, 30), "2 working_days") == utc(2026, 3, 10, 10)
-    # the same instant given in UTC
+    # Mon 2 Mar 2026 (no holiday that week): 14:59 counts from Mon, 15:00 from Tue
+    assert CAL.start_day(vn(2026, 3, 2, 14, 59)) == date(2026, 3, 2)
+    assert CAL.start_day(vn(2026, 3, 2, 15, 0)) == date(2026, 3, 3)
+    # 1 day from Mon -> Tue 3; from Tue -> Wed 4
+    assert CAL.deadline(vn(2026, 3, 2, 9), "1 working_days") == vn(2026, 3, 3, 17)
+    assert CAL.deadline(vn(2026, 3, 2, 16), "1 working_days") == vn(2026, 3, 4, 17)
+    # Fri 6 Mar 15:30: start Mon 9; 2 days: Tue 10, Wed 11
+    assert CAL.deadline(vn(2026, 3, 6, 15, 30), "2 working_days") == vn(2026, 3, 11, 17)
+    # 08:30 UTC is 15:30 in Hanoi: after the cut-off
     assert CAL.start_day(utc(2026, 3, 2, 8, 30)) == date(2026, 3, 3)
 
 
 def test_weekend_receipt_counts_from_monday():
+    # Sat 7 / Sun 8 Mar: start Mon 9; 1 day -> Tue 10
     assert CAL.start_day(vn(2026, 3, 7, 9)) == date(2026, 3, 9)
-    assert CAL.deadline(vn(2026, 3, 8, 9), "1 working_days") == utc(2026, 3, 9, 10)
+    assert CAL.deadline(vn(2026, 3, 8, 9), "1 working_days") == vn(2026, 3, 10, 17)
 
 
 def test_same_day():
-    assert CAL.deadline(vn(2026, 3, 2, 9), "same_day") == utc(2026, 3, 2, 10)
-    assert CAL.deadline(vn(2026, 3, 2, 15, 30), "same_day") == utc(2026, 3, 3, 10)
-    assert CAL.deadline(vn(2026, 3, 7, 9), "same_day") == utc(2026, 3, 9, 10)
+    assert CAL.deadline(vn(2026, 3, 2, 9), "same_day") == vn(2026, 3, 2, 17)
+    assert CAL.deadline(vn(2026, 3, 2, 15, 30), "same_day") == vn(2026, 3, 3, 17)
+    assert CAL.deadline(vn(2026, 3, 7, 9), "same_day") == vn(2026, 3, 9, 17)
 
 
 def test_hour_based_spans_lunch_break():
     # 10:30 + 2 h = 10:30-11:30 and 13:00-14:00
-    assert CAL.deadline(vn(2026, 3, 2, 10, 30), "2 working_hours") == utc(2026, 3, 2, 7)
+    assert CAL.deadline(vn(2026, 3, 2, 10, 30), "2 working_hours") == vn(2026, 3, 2, 14)
     # received during lunch: counts from 13:00
-    assert CAL.deadline(vn(2026, 3, 2, 12), "1 working_hours") == utc(2026, 3, 2, 7)
+    assert CAL.deadline(vn(2026, 3, 2, 12), "1 working_hours") == vn(2026, 3, 2, 14)
     # ending exactly at the end of the morning session stays at 11:30
-    assert CAL.deadline(vn(2026, 3, 2, 9, 30), "2 working_hours") == utc(2026, 3, 2, 4, 30)
+    assert CAL.deadline(vn(2026, 3, 2, 9, 30), "2 working_hours") == vn(2026, 3, 2, 11, 30)
 
 
 def test_hour_based_overnight_and_weekend():
     # 16:00 Mon + 3 h = 1 h Mon + 2 h from 07:30 Tue
-    assert CAL.deadline(vn(2026, 3, 2, 16), "3 working_hours") == utc(2026, 3, 3, 2, 30)
+    assert CAL.deadline(vn(2026, 3, 2, 16), "3 working_hours") == vn(2026, 3, 3, 9, 30)
     # received at 18:00: counts from the next opening
-    assert CAL.deadline(vn(2026, 3, 2, 18), "1 working_hours") == utc(2026, 3, 3, 1, 30)
+    assert CAL.deadline(vn(2026, 3, 2, 18), "1 working_hours") == vn(2026, 3, 3, 8, 30)
     # received before opening
-    assert CAL.deadline(vn(2026, 3, 3, 6), "8 working_hours") == utc(2026, 3, 3, 10)
+    assert CAL.deadline(vn(2026, 3, 3, 6), "8 working_hours") == vn(2026, 3, 3, 17)
     # Friday 16:30 + 1 h: 30 min Fri, 30 min Mon
-    assert CAL.deadline(vn(2026, 3, 6, 16, 30), "1 working_hours") == utc(2026, 3, 9, 1)
+    assert CAL.deadline(vn(2026, 3, 6, 16, 30), "1 working_hours") == vn(2026, 3, 9, 8)
     # the cut-off does not apply to hours
-    assert CAL.deadline(vn(2026, 3, 2, 15, 30), "1 working_hours") == utc(2026, 3, 2, 9, 30)
+    assert CAL.deadline(vn(2026, 3, 2, 15, 30), "1 working_hours") == vn(2026, 3, 2, 16, 30)
 
 
 def test_extra_day_off():
     cal = WorkingCalendar(extra_days_off=["2026-03-03"])
     assert not cal.is_working_day(date(2026, 3, 3))
-    assert cal.deadline(vn(2026, 3, 2, 9), "2 working_days") == utc(2026, 3, 4, 10)
-    assert cal.deadline(vn(2026, 3, 2, 16), "2 working_hours") == utc(2026, 3, 4, 1, 30)
-    assert CAL.deadline(vn(2026, 3, 2, 9), "2 working_days") == utc(2026, 3, 3, 10)
+    # Mon 2 Mar 09:00, 2 days: Tue 3 is off here -> Wed 4, Thu 5; the national calendar: Tue 3, Wed 4
+    assert cal.deadline(vn(2026, 3, 2, 9), "2 working_days") == vn(2026, 3, 5, 17)
+    assert CAL.deadline(vn(2026, 3, 2, 9), "2 working_days") == vn(2026, 3, 4, 17)
+    # 16:00 Mon + 2 h: 1 h Mon, then 1 h from 07:30 Wed
+    assert cal.deadline(vn(2026, 3, 2, 16), "2 working_hours") == vn(2026, 3, 4, 8, 30)
 
 
 def test_extra_day_off_overrides_swapped_saturday():
     cal = WorkingCalendar(extra_days_off=[date(2026, 8, 22)])
     assert not cal.is_working_day(date(2026, 8, 22))
     assert cal.next_working_day(date(2026, 8, 21)) == date(2026, 8, 24)
+    # after Fri 21 Aug: Mon 24 .. Fri 28 (5), then Thu 3 Sep (6)
     assert cal.add_working_days(date(2026, 8, 21), 6) == date(2026, 9, 3)
 
 
 def test_extra_working_saturday():
     cal = WorkingCalendar(extra_working_days=[date(2026, 3, 7)])
     assert cal.is_working_day(date(2026, 3, 7))
-    assert cal.deadline(vn(2026, 3, 6, 9), "2 working_days") == utc(2026, 3, 7, 10)
+    # Thu 5 Mar 09:00, 2 days: Fri 6, Sat 7 (worked here) -> Sat 7; nationally Fri 6, Mon 9
+    assert cal.deadline(vn(2026, 3, 5, 9), "2 working_days") == vn(2026, 3, 7, 17)
+    assert CAL.deadline(vn(2026, 3, 5, 9), "2 working_days") == vn(2026, 3, 9, 17)
     assert cal.next_working_day(date(2026, 3, 6)) == date(2026, 3, 7)
     assert cal.is_working_time(vn(2026, 3, 7, 8))
     assert not CAL.is_working_time(vn(2026, 3, 7, 8))
@@ -264,6 +343,33 @@ def test_resume():
         CAL.resume(deadline, vn(2026, 3, 3, 9), vn(2026, 3, 2, 9))
 
 
+def test_resume_day_based_moves_by_whole_working_days():
+    # received Tue 1 Dec 2026 09:00, 3 working days: due Fri 4 Dec 17:00 (worked example)
+    due = CAL.deadline(vn(2026, 12, 1, 9), "3 working_days")
+    assert due == vn(2026, 12, 4, 17)
+    # stopped Wed 2 Dec 10:00, resumed Mon 7 Dec 14:00: the days from the stop's to the
+    # resumption's are Thu 3, Fri 4, Mon 7 = 3, so Fri 4 + 3 = Mon 7, Tue 8, Wed 9 -> Wed 9, 17:00
+    assert CAL.resume(due, vn(2026, 12, 2, 10), vn(2026, 12, 7, 14), "3 working_days") == vn(2026, 12, 9, 17)
+    # stopped and resumed within Wed 2 Dec: a partial day is not counted, nothing moves
+    assert CAL.resume(due, vn(2026, 12, 2, 10), vn(2026, 12, 2, 16), "3 working_days") == due
+    # stopped Wed 2 Dec 16:00, resumed Thu 3 Dec 08:00: one working day (Thu 3) -> Mon 7 Dec 17:00
+    assert CAL.resume(due, vn(2026, 12, 2, 16), vn(2026, 12, 3, 8), "3 working_days") == vn(2026, 12, 7, 17)
+    # stopped Wed 2 Dec 18:00 (after close, so it counts in Thu 3), resumed Thu 3 Dec 09:00: nothing
+    assert CAL.resume(due, vn(2026, 12, 2, 18), vn(2026, 12, 3, 9), "3 working_days") == due
+    # stopped Sat 5 Dec (counts in Mon 7) is after the due time: already late, it stays
+    assert CAL.resume(due, vn(2026, 12, 5, 9), vn(2026, 12, 8, 9), "3 working_days") == due
+    # across 24 Nov 2026: received Fri 20 Nov 09:00, 2 days: Mon 23, Wed 25 (Tue 24 off) -> Wed 25;
+    # stopped Mon 23 10:00, resumed Wed 25 10:00: one working day (Wed 25) -> Thu 26 Nov 17:00
+    due = CAL.deadline(vn(2026, 11, 20, 9), "2 working_days")
+    assert due == vn(2026, 11, 25, 17)
+    assert CAL.resume(due, vn(2026, 11, 23, 10), vn(2026, 11, 25, 10), "2 working_days") == vn(
+        2026, 11, 26, 17
+    )
+    # same day moves the same way: due Tue 1 Dec 17:00; stopped Tue 10:00, resumed Wed 08:00 -> Wed 2
+    due = CAL.deadline(vn(2026, 12, 1, 9), "same_day")
+    assert CAL.resume(due, vn(2026, 12, 1, 10), vn(2026, 12, 2, 8), "same_day") == vn(2026, 12, 2, 17)
+
+
 def test_add_working_time_rejects_negative():
     with pytest.raises(ValueError, match="negative"):
         CAL.add_working_time(vn(2026, 3, 2, 9), timedelta(hours=-1))
@@ -282,7 +388,11 @@ def test_from_settings():
     assert cal.is_working_day(date(2026, 3, 7))  # Saturday is a workday here
     assert not cal.is_working_day(date(2026, 3, 10))
     assert cal.start_day(vn(2026, 3, 2, 15, 30)) == date(2026, 3, 2)
-    assert cal.deadline(vn(2026, 3, 2, 9), "1 working_days") == utc(2026, 3, 2, 10, 30)
+    # Mon 2 Mar 09:00: start Mon 2, 1 day -> Tue 3, closing at 17:30 here
+    assert cal.deadline(vn(2026, 3, 2, 9), "1 working_days") == vn(2026, 3, 3, 17, 30)
+    # Fri 6 Mar 09:00: Saturday is worked here -> Sat 7; Mon 9 09:00, 2 days: Tue 10 off -> Wed 11, Thu 12
+    assert cal.deadline(vn(2026, 3, 6, 9), "1 working_days") == vn(2026, 3, 7, 17, 30)
+    assert cal.deadline(vn(2026, 3, 9, 9), "2 working_days") == vn(2026, 3, 12, 17, 30)
     assert cal.deadline(vn(2026, 3, 2, 11), "2 working_hours") == utc(2026, 3, 2, 7, 30)
     assert WorkingCalendar.from_settings(None).deadline(vn(2026, 3, 2, 9), "same_day") == utc(2026, 3, 2, 10)
 
@@ -316,7 +426,7 @@ def test_thousand_working_days_is_right():
     cal = WorkingCalendar()
     result = cal.deadline(vn(2026, 3, 2, 9), Duration("working_days", 1000))
     day = date(2026, 3, 2)
-    for _ in range(999):
+    for _ in range(1000):  # the start day Mon 2 Mar is not counted
         day = next_working_day_oracle(day)
     assert result == datetime.combine(day, time(17), tzinfo=VN)
 
@@ -367,7 +477,7 @@ def deadline_oracle(received: datetime, duration: Duration) -> datetime:
     day = local.date()
     if not (is_working_day_oracle(day) and local.time() < time(15)):
         day = next_working_day_oracle(day)
-    for _ in range(max(duration.amount, 1) - 1):
+    for _ in range(duration.amount):  # the start day is not counted; same day has amount 0
         day = next_working_day_oracle(day)
     return datetime.combine(day, time(17), tzinfo=VN)
 
@@ -410,7 +520,17 @@ def test_longer_duration_never_gives_an_earlier_deadline(received, unit, amount,
     shorter = CAL.deadline(received, Duration(unit, amount))
     longer = CAL.deadline(received, Duration(unit, amount + extra))
     assert longer > shorter
-    assert CAL.deadline(received, Duration("same_day")) <= CAL.deadline(received, Duration("working_days", 1))
+
+
+@FAST
+@given(received=RECEIPTS)
+def test_one_working_day_is_always_later_than_same_day(received):
+    same_day = CAL.deadline(received, Duration("same_day"))
+    one_day = CAL.deadline(received, Duration("working_days", 1))
+    assert one_day > same_day
+    # and exactly one working day later: the next working day's close of office
+    assert one_day.astimezone(VN).date() == next_working_day_oracle(same_day.astimezone(VN).date())
+    assert one_day.astimezone(VN).time() == same_day.astimezone(VN).time() == time(17)
 
 
 @FAST
@@ -430,7 +550,7 @@ def test_stopping_for_k_working_days_moves_deadline_by_k_working_days(received, 
         shifted_day = next_working_day_oracle(shifted_day)
     resumed = datetime.combine(resume_day, stopped_local.timetz())
     expected = datetime.combine(shifted_day, due_local.timetz())
-    assert CAL.resume(due, stopped, resumed) == expected
+    assert CAL.resume(due, stopped, resumed, duration) == expected
     assert CAL.working_days_between(stopped, resumed) == k
 
 

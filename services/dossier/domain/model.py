@@ -712,10 +712,10 @@ class Dossier:
         """After a payment or a stop: every due time still ahead moves by the paused office time."""
         stopped = self.clock_stopped_at
         assert stopped is not None and self.due_at is not None and self.original_due_at is not None
-        self.due_at = calendar.resume(self.due_at, stopped, now)
-        self.original_due_at = calendar.resume(self.original_due_at, stopped, now)
+        self.due_at = calendar.resume(self.due_at, stopped, now, self.duration)
+        self.original_due_at = calendar.resume(self.original_due_at, stopped, now, self.duration)
         self.plan = [
-            replace(step, due_at=calendar.resume(step.due_at, stopped, now))
+            replace(step, due_at=calendar.resume(step.due_at, stopped, now, self.duration))
             if step.stage >= self.stage and step.due_at is not None
             else step
             for step in self.plan
