@@ -137,6 +137,23 @@ def metrics(n_events: int, n_dossiers: int) -> dict:
     return {"projection": projection, "render": render}
 
 
+def postal(seconds: int, shipments: int) -> dict:
+    """Webhooks verified, stored and acked per second vs verify + INSERT in a bare loop; latency at half."""
+    from benchmarks import bench_postal
+
+    scratch = ROOT / ".bench"
+    scratch.mkdir(exist_ok=True)
+    path = scratch / f"postal-{uuid.uuid4().hex[:6]}.sqlite3"
+    try:
+        on_sqlite = bench_postal.run(AMQP_URI, f"sqlite:///{path}", seconds=seconds, shipments=shipments)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with Postgres() as url:
+        on_postgres = bench_postal.run(AMQP_URI, url, seconds=seconds, shipments=shipments)
+    return {"sqlite": on_sqlite, "postgresql": on_postgres}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke test)")
@@ -149,6 +166,7 @@ def main() -> int:
         "dossier": lambda: dossier(3 if quick else 15),
         "queries": lambda: queries(20_000 if quick else 1_000_000),
         "metrics": lambda: metrics(2000 if quick else 20000, 20_000 if quick else 1_000_000),
+        "postal": lambda: postal(3 if quick else 10, 500 if quick else 3000),
     }
     global AMQP_URI
     results: dict = {}

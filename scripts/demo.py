@@ -1097,6 +1097,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request")
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for events to go out")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.add_argument(
+        "--no-postal", dest="postal", action="store_false", help="skip the postal pickups and returns"
+    )
     args = parser.parse_args(argv)
     if args.dossiers < 1 or args.communes < 1 or args.workers < 1:
         parser.error("--dossiers, --communes and --workers must be at least 1")
@@ -1194,6 +1197,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         if figures.sla is not None and sla_note:
             print(sla_note)
+        if args.postal:
+            from scripts import demo_postal
+
+            try:
+                demo_postal.run(
+                    day.dossier,
+                    day.tokens,
+                    communes[0],
+                    postal_url=demo_postal.DEFAULT_POSTAL_URL,
+                    operator_url=demo_postal.DEFAULT_OPERATOR_URL,
+                    timeout=args.wait,
+                )
+            except ServiceMissing as exc:
+                print(f"\npostal flows skipped: {str(exc).splitlines()[0]}")
         return 0
     except ServiceMissing as exc:
         print(f"\ndemo stopped: {exc}", file=sys.stderr)

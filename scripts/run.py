@@ -34,6 +34,11 @@ def address(name: str) -> str:
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
 
+def simulator_address() -> str:
+    host, _, port = os.environ.get("SIMULATOR_ADDRESS", "127.0.0.1:8011").rpartition(":")
+    return f"http://{host}:{port}"
+
+
 def wait_live(url: str, process: subprocess.Popen, seconds: float = 60) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -79,8 +84,15 @@ def main() -> int:
             processes[name] = subprocess.Popen(
                 [python, "-m", "shared.runner", name, "--config", str(config)],
             )
+        if "postal" in processes:
+            # The postal operator stands in as a simulator (simulators/postal_operator.py); its
+            # webhooks go to the postal service's receiver.
+            webhooks = f"{address('postal')}/api/v1/webhooks/vnpost"
+            processes["postal-operator-simulator"] = subprocess.Popen(
+                [python, "-m", "simulators.postal_operator", "--webhook-url", webhooks]
+            )
         for name, process in processes.items():
-            url = address(name)
+            url = address(name) if name != "postal-operator-simulator" else simulator_address()
             if wait_live(url, process):
                 print(f"  {name:8} listening on {url}  (OpenAPI: {url}/api/v1/openapi.json)", flush=True)
             else:

@@ -65,7 +65,7 @@ SUMMARIES = {
     Action.STAMP: "Apply the organisation's signature (the seal)",
     Action.RESOLVE: "Mark the result ready; timeliness and working days are fixed",
     Action.RETURN: "Return the result at the counter or by post",
-    Action.WITHDRAW: "Record the applicant's withdrawal",
+    Action.WITHDRAW: "Record the applicant's withdrawal (only before the result is decided)",
     Action.STOP: "Stop processing with a notice (Form 05); the clock stops",
     Action.RESUME: "Resume processing after a stop",
     Action.APOLOGIZE: "Apologise with a new appointment (Form 04); the dossier still counts as late",

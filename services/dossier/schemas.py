@@ -12,8 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.dossier.domain.model import Action, Decision, Status
-from services.dossier.domain.timing import TIMELINESS
 from shared.events import event_type
+from shared.fields import Text
+from shared.timeliness import TIMELINESS
 
 CHANNELS = {"counter": 1, "online": 2, "postal": 3}
 RETURN_METHODS = {"counter": 0, "postal": 1}
@@ -24,18 +25,6 @@ MAX_APPOINTMENT_AHEAD = timedelta(days=3 * 366)
 MAX_PAGE_SIZE = 500
 DOSSIER_CODE = r"^[A-Za-z0-9._-]{1,60}$"
 FORMS = ("receipt", "supplement_request", "refusal", "apology", "stop_notice", "process_control")
-
-
-class Text(fields.String):
-    """A string without control characters: none belongs in a dossier, and NUL breaks PostgreSQL text."""
-
-    default_error_messages = {"control": "must not contain control characters"}
-
-    def _deserialize(self, value, attr, data, **kwargs) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in text):
-            raise self.make_error("control")
-        return text
 
 
 def _reason(**kwargs) -> Text:

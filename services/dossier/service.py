@@ -17,7 +17,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
-from services.dossier import access, forms, repository
+from services.dossier import access, forms, postal_intake, repository
 from services.dossier.actions import Context, audit_reason, perform
 from services.dossier.catalogue import Catalogue, Procedure, UnknownProcedure
 from services.dossier.dependencies import Lifecycle, watch_timer
@@ -48,6 +48,8 @@ from services.dossier.schemas import (
     RegistrationRequestSchema,
 )
 from shared.auth import Auth, Principal
+from shared.consumer import event_consumer
+from shared.events import Event
 from shared.http import api, dumps, idempotent, page_links, read_json, read_query
 from shared.operations import OperationalEndpoints
 from shared.problems import Conflict, Forbidden, NotFound, ValidationFailed
@@ -253,6 +255,13 @@ class DossierService(OperationalEndpoints):
             content_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="{code}.pdf"'},
         )
+
+    # --- what the postal service tells (services/dossier/postal_intake.py) -------------------------
+
+    @event_consumer(postal_intake.QUEUE, postal_intake.BINDINGS)
+    def follow_postal(self, event: Event):
+        """Pickups received at the hand-over record's time; results delivered by post are returned."""
+        return postal_intake.apply(self.uow, event, self.units, self.calendar, self.lifecycle)
 
     # --- the overdue watch ---------------------------------------------------------------------
 

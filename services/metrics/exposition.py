@@ -42,7 +42,8 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from services.metrics import repository
-from services.metrics.projection import CHANNELS, MICRO, RATINGS, RESOLUTION_BUCKETS, TIMELINESS, TOTALS_ROW
+from services.metrics.projection import CHANNELS, MICRO, RATINGS, RESOLUTION_BUCKETS, TOTALS_ROW
+from shared.timeliness import TIMELINESS
 from shared.units import UnitRegistry
 
 SERVICE = "metrics"

@@ -76,6 +76,7 @@ dossier_facts = sa.Table(
     sa.Column("withdrawn_at", UTCDateTime, nullable=True),
     sa.Column("supplements", sa.Integer, nullable=False, default=0),
     sa.Column("clock_stops", sa.Integer, nullable=False, default=0),
+    sa.Column("apologies", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("last_sequence", sa.Integer, nullable=False),
     sa.Index("ix_metrics_dossier_facts_unit_received_on", "receiving_unit", "received_on"),
     # The gauges read only dossiers in process, a small slice of the table, and only these columns:
@@ -84,7 +85,7 @@ dossier_facts = sa.Table(
         "ix_metrics_dossier_facts_in_process",
         "receiving_unit",
         "procedure_field",
-        "due_at",
+        "original_due_at",
         "clock_stopped_at",
         postgresql_where=sa.text(IN_PROCESS_PREDICATE),
         sqlite_where=sa.text(IN_PROCESS_PREDICATE),

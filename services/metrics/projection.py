@@ -9,11 +9,12 @@ The vocabulary (DOMAIN.md "Figures that offices are judged by"):
   day (Vietnam time) and in its **receiving unit** (the desk the citizen deals with) for good, even
   when a completed supplement later resets its filing time or another agency handles it. One unit
   per dossier is what makes a province's figures exactly the sum of its units'.
-* *Timeliness* of a decided dossier (đã giải quyết) compares the Vietnam-local date of the
-  decision with that of ``original_due_at``: before it ``early``, on it ``on_time``, after ``late``.
-  The dossier service sends it on ``dossier.resolved``; :func:`judge_timeliness` is the fallback.
-* A dossier *in process* (received, not decided, withdrawn or refused) is *overdue* once its due
-  time has passed: by the passing of time, no event needed. While its clock is stopped
+* *Timeliness* of a decided dossier (đã giải quyết) is judged against ``original_due_at`` by the
+  one rule of :mod:`shared.timeliness`. The dossier service sends it on ``dossier.resolved``; the
+  same function is the fallback for events without it.
+* A dossier *in process* (received, not decided, withdrawn or refused) is *overdue* once its
+  original appointment (``original_due_at``; a Form 04 apology's new one does not count) has
+  passed: by the passing of time, no event needed. While its clock is stopped
   (supplement, payment, stop) it is judged at the moment the clock stopped: a dossier stopped
   before its deadline cannot fall behind while the citizen holds the next move; one stopped after
   it stays overdue.
@@ -37,13 +38,14 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
+from shared.timeliness import LATE, ON_TIME, is_overdue, judge_timeliness
+
 # Portal status codes (DOMAIN.md): which ones mean "still being handled" and "clock stopped".
 REGISTERED, RECEIVED, REFUSED, PROCESSING = 1, 2, 3, 4
 SUPPLEMENT_REQUESTED, AWAITING_PAYMENT, WITHDRAWN, STOPPED, RESOLVED, RETURNED = 5, 6, 7, 8, 9, 10
 IN_PROCESS = frozenset({RECEIVED, PROCESSING, SUPPLEMENT_REQUESTED, AWAITING_PAYMENT, STOPPED})
 CLOCK_STOPPED = frozenset({SUPPLEMENT_REQUESTED, AWAITING_PAYMENT, STOPPED})
 
-TIMELINESS = ("early", "on_time", "late")
 CHANNELS = {1: "counter", 2: "online", 3: "postal"}
 RETURN_METHODS = {0: "counter", 1: "postal"}
 RATINGS = ("satisfied", "normal", "not_satisfied")
@@ -101,6 +103,7 @@ class DossierFacts:
     withdrawn_at: datetime | None = None
     supplements: int = 0
     clock_stops: int = 0
+    apologies: int = 0
     last_sequence: int = 0
 
     @property
@@ -112,16 +115,18 @@ class DossierFacts:
         return self.is_received and self.status in IN_PROCESS
 
     def is_overdue(self, now: datetime) -> bool:
-        """Past its due time now, or already past it when its clock stopped."""
-        if not self.in_process or self.due_at is None:
-            return False
-        return self.due_at < (self.clock_stopped_at or now)
+        """Past its original appointment now, or already past it when its clock stopped.
+
+        An apology's new appointment (``due_at``) does not count: the dossier stays overdue.
+        """
+        return self.in_process and is_overdue(self.original_due_at, now, self.clock_stopped_at)
 
     def is_due_soon(self, now: datetime, lead: timedelta) -> bool:
-        """Clock running and due within ``lead`` from now (not yet overdue)."""
-        if not self.in_process or self.due_at is None or self.clock_stopped_at is not None:
+        """Clock running and the original appointment within ``lead`` from now (not yet overdue)."""
+        due = self.original_due_at
+        if not self.in_process or due is None or self.clock_stopped_at is not None:
             return False
-        return now <= self.due_at < now + lead
+        return now <= due < now + lead
 
     def standing(self, now: datetime) -> str | None:
         """Where a received dossier stands for the report: one bucket each, None if not received."""
@@ -143,16 +148,6 @@ def _instant(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
-
-
-def judge_timeliness(resolved_at: datetime, due_at: datetime | None, timezone: tzinfo) -> str:
-    """Early / on time / late by the local dates of the decision and of the due time."""
-    if due_at is None:
-        return "on_time"
-    decided, due = resolved_at.astimezone(timezone).date(), due_at.astimezone(timezone).date()
-    if decided < due:
-        return "early"
-    return "on_time" if decided == due else "late"
 
 
 def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> DossierFacts:
@@ -197,14 +192,15 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
         changes["clock_stopped_at"] = None
     if event.name == "supplement_requested":
         changes["supplements"] = facts.supplements + 1
+    elif event.name == "apologized":
+        changes["apologies"] = facts.apologies + 1
     elif event.name == "resolved" and facts.resolved_at is None:
         resolved_at = _instant(data.get("resolved_at")) or at
         working_days = data.get("working_days")
         changes.update(
             resolved_at=resolved_at,
             decision=data.get("decision"),
-            timeliness=data.get("timeliness")
-            or judge_timeliness(resolved_at, changes["original_due_at"], timezone),
+            timeliness=data.get("timeliness") or _fallback_timeliness(resolved_at, facts, changes, timezone),
             working_days=None if working_days is None else float(working_days),
         )
     elif event.name == "returned" and facts.returned_at is None:
@@ -213,6 +209,20 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
     elif event.name == "withdrawn" and facts.withdrawn_at is None:
         changes["withdrawn_at"] = at
     return replace(facts, **changes)
+
+
+def _fallback_timeliness(
+    resolved_at: datetime, facts: DossierFacts, changes: Mapping[str, Any], timezone: tzinfo
+) -> str:
+    """For ``resolved`` events that do not carry the dossier service's judgement: the same rule.
+
+    An apology admits the delay: late whatever the date (DOMAIN.md). Events do not name the
+    duration unit, so the fallback judges by dates (shared/timeliness.py).
+    """
+    if facts.apologies:
+        return LATE
+    due = changes["original_due_at"]
+    return ON_TIME if due is None else judge_timeliness(resolved_at, due, None, timezone)
 
 
 def fold(facts: DossierFacts | None, events: Iterable[StreamEvent], timezone: tzinfo) -> DossierFacts | None:

@@ -246,8 +246,8 @@ def _overdue(now: datetime):
     facts = dossier_facts.c
     return sa.and_(
         facts.status.in_(sorted(IN_PROCESS)),
-        facts.due_at.is_not(None),
-        facts.due_at < sa.func.coalesce(facts.clock_stopped_at, _now(now)),
+        facts.original_due_at.is_not(None),
+        facts.original_due_at < sa.func.coalesce(facts.clock_stopped_at, _now(now)),
     )
 
 
@@ -255,11 +255,12 @@ def backlog_rows(connection: Connection, now: datetime, due_soon: timedelta) -> 
     """Per receiving unit and field: dossiers in process, overdue now, and due within ``due_soon``."""
     facts = dossier_facts.c
     # Within dossiers in process, so only indexed columns are read (the twin of DossierFacts.is_overdue).
-    overdue = facts.due_at < sa.func.coalesce(facts.clock_stopped_at, _now(now))
+    # Judged against the original appointment: an apology's new one does not make a dossier timely.
+    overdue = facts.original_due_at < sa.func.coalesce(facts.clock_stopped_at, _now(now))
     soon = sa.and_(
         facts.clock_stopped_at.is_(None),
-        facts.due_at >= _now(now),
-        facts.due_at < sa.bindparam("soon", now + due_soon, type_=UTCDateTime),
+        facts.original_due_at >= _now(now),
+        facts.original_due_at < sa.bindparam("soon", now + due_soon, type_=UTCDateTime),
     )
     return connection.execute(
         sa.select(

@@ -61,16 +61,17 @@ class ReportQuerySchema(Schema):
 
 _COUNT_DESCRIPTIONS = {
     "received": "dossiers received in the period (first receipt)",
-    "decided_early": "decided before the due date",
-    "decided_on_time": "decided on the due date",
-    "decided_late": "decided after the due date",
+    "decided_early": "decided before the original due date (never after an apology)",
+    "decided_on_time": "decided on the original due date (never after an apology)",
+    "decided_late": "decided after the original due date, or after an apology (Form 04)",
     "withdrawn": "withdrawn at the applicant's request",
-    "in_process_within_deadline": "in process and not overdue now",
-    "in_process_overdue": "in process and overdue now",
+    "in_process_within_deadline": "in process and not past the original appointment now",
+    "in_process_overdue": "in process and past the original appointment now (an apology's new "
+    "appointment does not count)",
     "supplemented": "with at least one supplement request",
     "received_online": "received through the online channel",
     "received_postal": "received by post",
-    "returned": "result handed over",
+    "returned": "result handed over (not the 'returned' of Decision 766's progress score)",
     "returned_postal": "result delivered by post",
     "rated": "with a satisfaction rating",
     "rated_not_satisfied": "rated not satisfied",
@@ -84,8 +85,11 @@ _RATE_DESCRIPTIONS = {
     "postal_receipt_share": "received by post / received",
     "supplement_rate": "supplemented / received",
     "satisfaction_rate": "(decided - rated not satisfied) / decided",
-    "progress_score": "Decision 766: 20 x (in process within deadline + decided early or on time "
-    "+ withdrawn) / received",
+    "progress_score": "Decision 766/QĐ-TTg progress of handling: 20 x (in process within deadline + "
+    "decided early or on time + returned without a result) / received. The published formula's "
+    "'returned' is read as dossiers given back without a result at the applicant's request "
+    "(withdrawn, status 7); a result handed over is already counted among the decided ones and is "
+    "not counted again",
 }
 
 # Every count of a Tally, then the rates: a count without a description fails at import.

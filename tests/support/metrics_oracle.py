@@ -50,12 +50,18 @@ def oracle_report(
             c = counts[key]
             c["received"] += 1
             if truth.resolved_at is not None:
-                c["decided_" + local_timeliness(truth.resolved_at, truth.original_due_at)] += 1
+                # DOMAIN.md: after a Form 04 apology "the dossier still counts as late"
+                late = truth.apologies > 0
+                c[
+                    "decided_"
+                    + ("late" if late else local_timeliness(truth.resolved_at, truth.original_due_at))
+                ] += 1
             elif truth.status == 7:
                 c["withdrawn"] += 1
             else:
                 assert truth.status in IN_PROCESS, truth
-                late = truth.due_at < (truth.clock_stopped_at or now)
+                # against the first appointment: an apology's new one never makes it timely
+                late = truth.original_due_at < (truth.clock_stopped_at or now)
                 c["in_process_overdue" if late else "in_process_within_deadline"] += 1
             c["supplemented"] += truth.supplements > 0
             c["received_online"] += truth.channel == 2

@@ -54,6 +54,7 @@ class Truth:
     returned_at: datetime | None = None
     returned_by: str | None = None
     supplements: int = 0
+    apologies: int = 0
     events: list[Event] = field(default_factory=list)
 
 
@@ -207,6 +208,9 @@ class Simulator:
                 if not self._emit(truth, "apologized", later(), None, reason="backlog", new_due_at=new_due):
                     truth.due_at = previous
                     return
+                truth.apologies += 1
+                if rng.random() < 0.3:
+                    return  # still in process under the new appointment
         at = later()
         if not self._emit(truth, "appraised", at, 4, step="appraise", step_timeliness="on_time"):
             return
@@ -231,7 +235,10 @@ class Simulator:
             "working_days": working_days,
         }
         if rng.random() < 0.8:  # the rest leave timeliness to the projection's own judgement
-            extra["timeliness"] = local_timeliness(resolved_at, truth.original_due_at)
+            # what the dossier service sends: late once an apology was issued, whatever the date
+            extra["timeliness"] = (
+                "late" if truth.apologies else local_timeliness(resolved_at, truth.original_due_at)
+            )
         if not self._emit(truth, "resolved", resolved_at, 9, **extra):
             return
         truth.resolved_at, truth.working_days = resolved_at, working_days

@@ -484,7 +484,7 @@ def test_kustomize_builds_every_overlay_and_the_monitoring() -> None:
     assert not by_kind(production, "Secret"), "production takes motcua-secrets from the cluster"
     # the autoscaler owns dossier's replica count, at least two
     assert "replicas" not in by_kind(production, "Deployment")["motcua-dossier"]["spec"]
-    assert by_kind(production, "HorizontalPodAutoscaler")["motcua-dossier"]["spec"]["minReplicas"] >= 2
+    assert by_kind(production, "ScaledObject")["motcua-dossier"]["spec"]["minReplicaCount"] >= 2
     assert by_kind(production, "PodDisruptionBudget")
     for docs in (local, production):  # generated names are substituted into every reference
         config_maps = set(by_kind(docs, "ConfigMap"))

@@ -27,15 +27,8 @@ from services.dossier.domain.model import (
     Status,
     TransitionNotAllowed,
 )
-from services.dossier.domain.timing import (
-    EARLY,
-    LATE,
-    ON_TIME,
-    TIMELINESS,
-    judge,
-    step_due_times,
-    warning_time,
-)
+from services.dossier.domain.timing import step_due_times, warning_time
+from shared.timeliness import EARLY, LATE, ON_TIME, TIMELINESS, judge_timeliness
 from shared.units import EXAMPLE_3LEVEL_FILE, UnitRegistry
 from shared.workcalendar import Duration, WorkingCalendar
 
@@ -450,6 +443,21 @@ def test_no_withdrawal_once_resolved():
         in_status(Status.RESOLVED).withdraw(reason="muộn", now=at(days=5))
 
 
+@pytest.mark.parametrize(
+    "done", [(Action.DECIDE,), (Action.DECIDE, Action.SIGN), (Action.DECIDE, Action.SIGN, Action.STAMP)]
+)
+def test_no_withdrawal_once_the_result_is_decided(done):
+    dossier = drive(in_status(Status.PROCESSING), Action.APPRAISE, *done)
+    assert dossier.status is Status.PROCESSING and "withdraw" not in dossier.available_actions()
+    with pytest.raises(TransitionNotAllowed) as raised:
+        dossier.withdraw(reason="Công dân xin rút", now=at(days=2))
+    assert "already decided" in raised.value.reason and dossier.status is Status.PROCESSING
+    # appraised but not decided yet: still possible
+    undecided = drive(in_status(Status.PROCESSING), Action.APPRAISE)
+    undecided.withdraw(reason="Công dân xin rút", now=at(days=2))
+    assert undecided.status is Status.WITHDRAWN
+
+
 # --- processing: appraise, transfer, decide, sign, stamp ---------------------------------------------
 
 
@@ -464,8 +472,9 @@ def test_the_interlinked_path_hands_over_stage_by_stage():
     assert (event.data["from_unit"], event.data["to_unit"]) == ("A", "TAX")
     assert event.data["step"] == "transfer" and event.data["finished_step"] == "appraise"
     assert event.data["step_due_at"] == dossier.plan[2].due_at
-    assert event.data["step_timeliness"] == judge(CAL, at(days=1), dossier.plan[1].due_at) == EARLY
-    dossier.transfer(to_unit="A", now=at(days=9), calendar=CAL)  # the tax step was 3 days: late
+    # plan dues (see the stop test): Mon 2, Thu 5, Tue 10, Fri 13, Mon 16, Mon 16 March
+    assert event.data["step_timeliness"] == EARLY  # Tue 3, the appraisal was due Thu 5
+    dossier.transfer(to_unit="A", now=at(days=9), calendar=CAL)  # Wed 11, the tax step was due Tue 10
     assert dossier.events[-1].data["step_timeliness"] == LATE
     with pytest.raises(TransitionNotAllowed) as raised:
         dossier.transfer(to_unit="B", now=at(days=9), calendar=CAL)
@@ -478,8 +487,8 @@ def test_the_interlinked_path_hands_over_stage_by_stage():
         ("start_processing", "D1", "A", "receive", ON_TIME),
         ("transfer", "A", "TAX", "appraise", EARLY),
         ("transfer", "TAX", "A", "transfer", LATE),
-        ("resolve", "A", "D1", "stamp", judge(CAL, at(days=10), dossier.plan[4].due_at)),
-        ("return", "D1", None, "return", judge(CAL, at(days=11), dossier.plan[5].due_at)),
+        ("resolve", "A", "D1", "stamp", EARLY),  # Thu 12, due Mon 16
+        ("return", "D1", None, "return", EARLY),  # Fri 13, due Mon 16
     ]
     for handover in dossier.handovers:
         last_of_stage = [step for step in dossier.plan if step.stage == handover.stage][-1]
@@ -538,6 +547,7 @@ def test_a_rejection_is_reasoned_and_needs_no_seal():
         (datetime(2026, 3, 4, 16, 0, tzinfo=VN), EARLY),  # Wednesday, due Thursday
         (datetime(2026, 3, 5, 16, 59, tzinfo=VN), ON_TIME),
         (datetime(2026, 3, 5, 17, 0, tzinfo=VN), ON_TIME),  # close of office is still on time
+        (datetime(2026, 3, 5, 17, 30, tzinfo=VN), ON_TIME),  # so is any hour of the due date
         (datetime(2026, 3, 6, 8, 0, tzinfo=VN), LATE),
     ],
 )
@@ -648,13 +658,31 @@ def test_step_due_times_follow_cumulative_allotments():
     assert hours == [MONDAY + timedelta(hours=1), datetime(2026, 3, 2, 14, 30, tzinfo=VN)]
 
 
-def test_judge():
-    due = datetime(2026, 3, 4, 17, 0, tzinfo=VN)
-    assert judge(CAL, due - timedelta(days=1), due) == EARLY
-    assert judge(CAL, due, due) == ON_TIME
-    assert judge(CAL, due + timedelta(hours=8), due) == LATE
-    hours_due = datetime(2026, 3, 4, 10, 0, tzinfo=VN)
-    assert judge(CAL, datetime(2026, 3, 4, 15, 0, tzinfo=VN), hours_due) == ON_TIME  # same day, by close
+HOURLY = Procedure(
+    duration="4 working_hours",
+    steps=(
+        Step("receive", "Tiếp nhận", "receiving_unit", "1 working_hours"),
+        Step("appraise", "Thẩm định", "commune", "3 working_hours"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("resolved_at", "expected"),
+    [
+        (datetime(2026, 3, 2, 14, 30, tzinfo=VN), ON_TIME),  # at the due instant
+        (datetime(2026, 3, 2, 15, 0, tzinfo=VN), LATE),  # same date, after the due instant
+    ],
+)
+def test_an_hour_based_dossier_is_judged_by_the_due_instant(resolved_at, expected):
+    dossier = received(HOURLY)
+    # Mon 2 Mar 09:00 + 4 working hours: 09:00-11:30 (2.5 h), 13:00-14:30 (1.5 h) -> 14:30
+    assert dossier.due_at == datetime(2026, 3, 2, 14, 30, tzinfo=VN)
+    dossier.start_processing(now=at(hours=0.5), calendar=CAL, to_unit="D1")
+    drive(dossier, *[(a, at(hours=1)) for a in (Action.APPRAISE, Action.DECIDE, Action.SIGN, Action.STAMP)])
+    dossier.resolve(now=resolved_at.astimezone(UTC), calendar=CAL)
+    assert dossier.timeliness == expected
+    assert judge_timeliness(resolved_at, dossier.original_due_at, "working_hours", VN) == expected
 
 
 def test_plan_agencies_resolve_to_units_of_the_map():

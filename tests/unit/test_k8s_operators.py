@@ -199,7 +199,8 @@ def test_metrics_stays_at_one_replica_while_every_replica_exports_the_sla_totals
 def test_dossier_keeps_two_replicas_and_the_autoscaler_owns_the_count() -> None:
     docs = render(PRODUCTION)
     assert "replicas" not in by_kind(docs, "Deployment")["motcua-dossier"]["spec"]
-    assert by_kind(docs, "HorizontalPodAutoscaler")["motcua-dossier"]["spec"]["minReplicas"] >= 2
+    # It consumes the postal events, so KEDA scales it (and makes its HPA): at least two replicas.
+    assert by_kind(docs, "ScaledObject")["motcua-dossier"]["spec"]["minReplicaCount"] >= 2
     assert by_kind(docs, "PodDisruptionBudget")["motcua-dossier"]["spec"]["minAvailable"] >= 1
 
 

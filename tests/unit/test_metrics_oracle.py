@@ -80,6 +80,14 @@ def test_every_figure_of_a_generated_month_matches_the_oracle(seed):
     for name in ("decided_early", "decided_on_time", "decided_late", "withdrawn", "in_process_overdue"):
         assert total[name] > 0, name
     assert total["in_process_within_deadline"] > 0 and total["rated_not_satisfied"] > 0
+    # ... and apologies both ways: decided by the original due date yet late, and in process past the
+    # original appointment (overdue, whatever the apology's new one says).
+    apologised = [t for t in truths if t.apologies and t.first_received_at.astimezone(VN).date() >= first]
+    original_day = {t.code: t.original_due_at.astimezone(VN).date() for t in apologised}
+    assert any(
+        t.resolved_at and t.resolved_at.astimezone(VN).date() <= original_day[t.code] for t in apologised
+    )
+    assert any(t.resolved_at is None and t.status != 7 and t.original_due_at < now for t in apologised)
 
 
 def test_the_oracle_would_notice_a_wrong_figure():

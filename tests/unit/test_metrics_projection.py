@@ -138,7 +138,7 @@ def test_a_completed_supplement_restarts_the_clock_but_not_the_receipt_day():
     ],
 )
 def test_timeliness_compares_vietnam_local_dates(resolved_local, expected):
-    assert judge_timeliness(resolved_local.astimezone(UTC), DUE_AT, VN) == expected
+    assert judge_timeliness(resolved_local.astimezone(UTC), DUE_AT, "working_days", VN) == expected
     # Without timeliness on the event, the projection judges against original_due_at itself.
     assert resolved(resolved_local.astimezone(UTC)).timeliness == expected
 
@@ -157,6 +157,33 @@ def test_an_apology_moves_the_appointment_but_not_the_judgement():
     facts = apply(received(), event("apologized", 2, 2, DUE_AT, due_at=new_due, new_due_at=new_due), VN)
     assert facts.due_at == new_due and facts.original_due_at == DUE_AT
     facts = apply(facts, event("resolved", 3, 9, new_due, resolved_at=new_due, original_due_at=DUE_AT), VN)
+    assert facts.timeliness == "late"
+
+
+def test_an_apologised_dossier_in_process_is_overdue_after_its_first_appointment():
+    # due Fri 6 Mar 17:00 local; the apology (Thu 5 Mar) moves the appointment to Mon 9 Mar 17:00
+    new_due = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
+    apology = event("apologized", 2, 2, DUE_AT - timedelta(days=1), due_at=new_due, new_due_at=new_due)
+    facts = apply(received(), apology, VN)
+    assert facts.apologies == 1
+    saturday = datetime(2026, 3, 7, 2, 0, tzinfo=UTC)  # after the first appointment, before the new one
+    assert facts.is_overdue(saturday) and facts.standing(saturday) == "overdue"
+    assert not facts.is_due_soon(saturday, timedelta(days=3))
+    tally = Tally()
+    tally.count(facts, saturday, None)
+    assert (tally.in_process_overdue, tally.in_process_within_deadline) == (1, 0)
+    # before the first appointment it is within deadline, and due soon by that appointment
+    thursday = DUE_AT - timedelta(days=1)
+    assert not facts.is_overdue(thursday) and facts.is_due_soon(thursday, timedelta(days=2))
+
+
+def test_an_apology_makes_the_fallback_judgement_late_even_before_the_due_date():
+    # resolved on Thu 5 Mar, before the first appointment (Fri 6), without timeliness on the event:
+    # the fallback must still say late, as the dossier service does
+    apology = event("apologized", 2, 2, RECEIVED_AT + timedelta(days=1), due_at=DUE_AT + timedelta(days=3))
+    facts = apply(received(), apology, VN)
+    thursday = DUE_AT - timedelta(days=1)
+    facts = apply(facts, event("resolved", 3, 9, thursday, resolved_at=thursday), VN)
     assert facts.timeliness == "late"
 
 

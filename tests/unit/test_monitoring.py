@@ -45,11 +45,19 @@ _COUNTERS_AND_GAUGES = {
     "motcua_events_consumed_total",
     "motcua_dead_lettered_total",
     "motcua_http_requests_total",
+    "motcua_postal_shipments",
+    "motcua_postal_shipments_overdue",
+    "motcua_postal_webhooks_total",
+    "motcua_postal_webhook_verification_failures_total",
+    "motcua_postal_unknown_statuses_total",
+    "motcua_postal_handover_discrepancies_total",
+    "motcua_postal_returns_awaiting_address",
 }
 _HISTOGRAMS = {
     "motcua_dossier_resolution_working_seconds",
     "motcua_event_handling_seconds",
     "motcua_http_request_duration_seconds",
+    "motcua_postal_delivery_working_seconds",
 }
 EXPOSED_METRICS = _COUNTERS_AND_GAUGES | {
     f"{name}{suffix}" for name in _HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")

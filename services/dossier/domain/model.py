@@ -27,7 +27,8 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
-from services.dossier.domain.timing import LATE, judge, step_due_times, warning_time
+from services.dossier.domain.timing import step_due_times, warning_time
+from shared.timeliness import LATE, is_overdue, judge_timeliness
 from shared.workcalendar import Duration, WorkingCalendar
 
 
@@ -117,7 +118,7 @@ ALLOWED_FROM: dict[Action, frozenset[Status]] = {
     Action.STAMP: frozenset({S.PROCESSING}),
     Action.RESOLVE: frozenset({S.PROCESSING}),
     Action.RETURN: frozenset({S.RESOLVED}),
-    # At the applicant's request, any time before the result is ready (DOMAIN.md).
+    # At the applicant's request, any time before the result is decided (guard: no decision yet).
     Action.WITHDRAW: frozenset(
         {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.AWAITING_PAYMENT, S.STOPPED}
     ),
@@ -433,13 +434,13 @@ class Dossier:
                 step=last.code,
                 step_name=last.name,
                 step_due_at=last.due_at,
-                timeliness=judge(calendar, now, last.due_at) if last.due_at else None,
+                timeliness=self._judge(calendar, now, last.due_at) if last.due_at else None,
             )
         )
         self._record("returned", now, method=self.return_method.name.lower(), returned_at=now)
 
     def withdraw(self, *, reason: str, now: datetime) -> None:
-        """Rút hồ sơ at the applicant's request, any time before the result is ready; final."""
+        """Rút hồ sơ at the applicant's request, any time before the result is decided; final."""
         self._check(Action.WITHDRAW)
         _require_text("reason", reason)
         self.status = Status.WITHDRAWN
@@ -472,7 +473,7 @@ class Dossier:
             "appraised",
             now,
             step=step.code,
-            step_timeliness=judge(calendar, now, step.due_at) if step.due_at else None,
+            step_timeliness=self._judge(calendar, now, step.due_at) if step.due_at else None,
         )
 
     def transfer(self, *, to_unit: str, now: datetime, calendar: WorkingCalendar) -> None:
@@ -522,7 +523,7 @@ class Dossier:
         self._check(Action.RESOLVE)
         assert self.received_at is not None and self.original_due_at is not None
         # An apology admits the delay: the dossier counts as late whatever the date (DOMAIN.md).
-        self.timeliness = LATE if self.apology_count else judge(calendar, now, self.original_due_at)
+        self.timeliness = LATE if self.apology_count else self._judge(calendar, now, self.original_due_at)
         office = calendar.working_time_between(self.received_at, now).total_seconds() - self.paused_seconds
         self.working_days = round(max(office, 0.0) / calendar.day_length.total_seconds(), 3)
         self.resolved_at = now
@@ -638,9 +639,7 @@ class Dossier:
         """Past the appointment it is judged against, with the clock running (or stopped late)."""
         if self.status not in OVERDUE_CANDIDATES:
             return False
-        if self.original_due_at is None:
-            return False
-        return (self.clock_stopped_at or now) > self.original_due_at
+        return is_overdue(self.original_due_at, now, self.clock_stopped_at)
 
     def _check(self, action: Action, rules: Rules = DEFAULT_RULES) -> None:
         reason = self._refusal(action, rules)
@@ -660,6 +659,12 @@ class Dossier:
                 "missing item at once, so a second one is not allowed"
             )
         return None
+
+    def _guard_withdraw(self, rules: Rules) -> str | None:
+        # The result is decided once there is a decision: withdrawal comes before that (DOMAIN.md).
+        return (
+            "the result is already decided; the dossier can no longer be withdrawn" if self.decision else None
+        )
 
     def _guard_appraise(self, rules: Rules) -> str | None:
         return "the dossier is already decided" if self.decision else None
@@ -736,7 +741,7 @@ class Dossier:
             self.handling_unit = to_unit
             return None
         last = self._stage_last_step()
-        timeliness = judge(calendar, now, last.due_at) if last.due_at else None
+        timeliness = self._judge(calendar, now, last.due_at) if last.due_at else None
         self.handovers.append(
             Handover(
                 at=now,
@@ -754,6 +759,10 @@ class Dossier:
         if action is not Action.RESOLVE:
             self.handling_unit = to_unit
         return timeliness
+
+    def _judge(self, calendar: WorkingCalendar, finished_at: datetime, due_at: datetime) -> str:
+        """Timeliness by the one rule (shared/timeliness.py) for this dossier's duration unit."""
+        return judge_timeliness(finished_at, due_at, Duration.parse(self.duration).unit, calendar.timezone)
 
     def _stage_steps(self) -> list[PlanStep]:
         return [step for step in self.plan if step.stage == self.stage]

@@ -1,8 +1,8 @@
 """Deadline arithmetic of the lifecycle on top of the working calendar: plain functions, no state.
 
 The calendar (:class:`shared.workcalendar.WorkingCalendar`) knows office hours; this module knows
-what the lifecycle asks of it: the due time of each step of a procedure's plan, whether something
-finished early, on time or late, and when to warn that a due time is near.
+what the lifecycle asks of it: the due time of each step of a procedure's plan, and when to warn that
+a due time is near. Timeliness (early / on time / late) is judged in :mod:`shared.timeliness`.
 """
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ from datetime import datetime, timedelta
 
 from shared.workcalendar import SAME_DAY, Duration, WorkingCalendar
 
-EARLY, ON_TIME, LATE = "early", "on_time", "late"
-TIMELINESS = (EARLY, ON_TIME, LATE)
-
 
 def step_due_times(
     calendar: WorkingCalendar, filed_at: datetime, duration: str, allotments: Sequence[str]
 ) -> list[datetime]:
     """Due time of each step, in sequence: step i is due when the allotments up to i are used.
 
-    Counting cumulative allotments from the filing time (rather than chaining step after step)
-    keeps the last step's due equal to the dossier's appointment: a "same_day" step inside a
-    day-based plan uses no whole day, so it ends with the day of the step before it.
+    Each step's allotment counts like any day-based period, from the previous step's due day
+    without counting that day (Civil Code 2015, Art. 147(1)); that is the same as counting the
+    allotments used so far from the filing time, which is how it is computed, so the last step's
+    due is the dossier's appointment. A "same_day" step inside a day-based plan uses no whole day:
+    it ends with the day of the step before it (the first one: on the start day).
     """
     total = Duration.parse(duration)
     dues: list[datetime] = []
@@ -35,18 +34,6 @@ def step_due_times(
         else:
             dues.append(calendar.deadline(filed_at, Duration(total.unit, used)))
     return dues
-
-
-def judge(calendar: WorkingCalendar, finished_at: datetime, due_at: datetime) -> str:
-    """Timeliness on Vietnam local dates: before the due day early, on it (by close) on time, else late."""
-    zone = calendar.timezone
-    finished, due = finished_at.astimezone(zone), due_at.astimezone(zone)
-    if finished.date() < due.date():
-        return EARLY
-    close = datetime.combine(due.date(), calendar.sessions[-1][1], tzinfo=zone)
-    if finished.date() == due.date() and (finished_at <= due_at or finished <= close):
-        return ON_TIME
-    return LATE
 
 
 def warning_time(

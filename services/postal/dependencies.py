@@ -1,0 +1,98 @@
+"""The postal service's adapters, built once at start from its settings (checked, with their names).
+
+``POSTAL_OPERATOR`` names the operator; ``POSTAL_OPERATOR_URL`` is its API; ``POSTAL_WEBHOOK_SECRETS``
+its active webhook secrets (several during a rotation); ``POSTAL_OPERATOR_TIMEOUT_SECONDS`` and
+``POSTAL_OPERATOR_ATTEMPTS`` bound every call; ``DOSSIER_URL`` is where picked-up dossiers are
+registered; ``POSTAL_WATCH_SECONDS`` how often the watch refreshes gauges and retries deliveries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+from nameko.timer import Timer
+
+from services.postal.dossier_client import DossierClient
+from services.postal.operator import HttpOperator, OperatorAdapter
+from services.postal.webhooks import WebhookVerifier, parse_secrets
+from shared.config import Setting, validate
+
+
+def _positive(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"must be positive, got {value!r}")
+    return number
+
+
+def _attempts(value: Any) -> int:
+    number = int(value)
+    if not 1 <= number <= 10 or number != float(value):
+        raise ValueError(f"must be a whole number from 1 to 10, got {value!r}")
+    return number
+
+
+def _url(value: Any) -> str:
+    text = str(value)
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return text
+
+
+SETTINGS = (
+    Setting("POSTAL_OPERATOR", str, description="the postal operator's name (webhook path)"),
+    Setting("POSTAL_OPERATOR_URL", _url, description="the postal operator's API"),
+    Setting("POSTAL_WEBHOOK_SECRETS", parse_secrets, description="the operator's active webhook secrets"),
+    Setting("POSTAL_OPERATOR_TIMEOUT_SECONDS", _positive, required=False, description="timeout of one call"),
+    Setting("POSTAL_OPERATOR_ATTEMPTS", _attempts, required=False, description="attempts per call"),
+    Setting("DOSSIER_URL", _url, description="the dossier service, for postal registrations"),
+    Setting("POSTAL_WATCH_SECONDS", _positive, required=False, description="how often the watch runs"),
+)
+
+
+@dataclass(frozen=True)
+class PostalAdapters:
+    operator: OperatorAdapter
+    verifier: WebhookVerifier
+    dossiers: DossierClient
+
+
+def postal_settings(config: dict[str, Any]) -> dict[str, Any]:
+    parsed = validate(config, SETTINGS)
+    parsed["POSTAL_OPERATOR_TIMEOUT_SECONDS"] = parsed["POSTAL_OPERATOR_TIMEOUT_SECONDS"] or 5.0
+    parsed["POSTAL_OPERATOR_ATTEMPTS"] = parsed["POSTAL_OPERATOR_ATTEMPTS"] or 3
+    parsed["POSTAL_WATCH_SECONDS"] = parsed["POSTAL_WATCH_SECONDS"] or 30.0
+    return parsed
+
+
+class Adapters(DependencyProvider):
+    """``self.adapters``: the operator's client, the webhook verifier and the dossier service's client."""
+
+    def setup(self) -> None:
+        conf = postal_settings(self.container.config)
+        timeout, attempts = conf["POSTAL_OPERATOR_TIMEOUT_SECONDS"], conf["POSTAL_OPERATOR_ATTEMPTS"]
+        self.adapters = PostalAdapters(
+            operator=HttpOperator(
+                conf["POSTAL_OPERATOR"], conf["POSTAL_OPERATOR_URL"], timeout=timeout, attempts=attempts
+            ),
+            verifier=WebhookVerifier({conf["POSTAL_OPERATOR"]: conf["POSTAL_WEBHOOK_SECRETS"]}),
+            dossiers=DossierClient(conf["DOSSIER_URL"], timeout=timeout, attempts=attempts),
+        )
+
+    def get_dependency(self, worker_ctx) -> PostalAdapters:
+        return self.adapters
+
+
+class WatchTimer(Timer):
+    """nameko's timer with its interval from ``POSTAL_WATCH_SECONDS`` (read at start, not import)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(interval=30.0, **kwargs)
+
+    def setup(self) -> None:
+        self.interval = postal_settings(self.container.config)["POSTAL_WATCH_SECONDS"]
+
+
+watch_timer = WatchTimer.decorator

@@ -1,0 +1,1 @@
+"""The postal service's rules as plain Python: shipments, operator statuses, hand-over records."""
