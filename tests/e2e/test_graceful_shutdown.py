@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -95,7 +96,12 @@ def count(database_url: str, statement: str) -> int:
 
 def stopped(process, seconds: float = 30) -> str:
     """Wait for the exit; the process's output, for the assertion messages."""
-    output, _ = process.communicate(timeout=seconds)
+    try:
+        output, _ = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        raise AssertionError(f"still running {seconds} s after SIGTERM:\n{output}") from None
     return output
 
 
