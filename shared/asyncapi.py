@@ -17,7 +17,7 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from shared.events import CATALOGUE, CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, EventType
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 
 
 def load_catalogue() -> dict[str, EventType]:
@@ -93,7 +93,13 @@ def build() -> dict[str, Any]:
         }
         channels[f"{entry.source}.{entry.name}.{{unitpath}}"] = {
             "description": f"{entry.summary} Routing key on the `{EXCHANGE}` topic exchange; the "
-            "handling unit's key travels in the CC header when it differs.",
+            "handling unit's key travels in the CC header when it differs."
+            + (
+                " The CC header lists both handling paths: the unit taking the dossier and the unit "
+                "handing it over."
+                if entry.name == "transferred"
+                else ""
+            ),
             "parameters": {"unitpath": {"$ref": "#/components/parameters/unitpath"}},
             "subscribe": {"operationId": f"on_{name}", "message": {"$ref": f"#/components/messages/{name}"}},
             "bindings": {

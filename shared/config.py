@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import yaml
 
@@ -36,19 +37,56 @@ def _substitute(text: str) -> str:
     return _ENV.sub(replace, text)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with ``${VAR:default}`` substituted *after* parsing, so a value is never read as YAML syntax
+    (a secret containing `` #`` is not cut at a comment, nor one containing ``: `` split)."""
+
+
+def _whole_placeholder(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """A plain scalar that is one placeholder: typed as YAML types a plain value (``0.5``, ``20``, ``[]``,
+    ``true``, empty is null), except that text stays text exactly as given."""
+    text = _substitute(node.value)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if isinstance(value, str) else value
+
+
+_Loader.add_implicit_resolver("!motcua-env", re.compile(rf"^{_ENV.pattern}$"), ["$"])
+_Loader.add_constructor("!motcua-env", _whole_placeholder)
+_Loader.add_constructor(
+    "tag:yaml.org,2002:str", lambda loader, node: _substitute(loader.construct_scalar(node))
+)
+
+
+def with_credentials(amqp_uri: str, user: str, password: str) -> str:
+    """``amqp_uri`` with ``user``/``password`` in place of the credentials it had."""
+    parsed = urlsplit(amqp_uri)
+    host = parsed.netloc.rsplit("@", 1)[-1]
+    return parsed._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}").geturl()
+
+
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a service's config.yml, substituting ``${VAR:default}`` from the environment."""
+    """Read a service's config.yml, substituting ``${VAR:default}`` from the environment.
+
+    ``AMQP_USERNAME`` and ``AMQP_PASSWORD``, when set, replace the credentials in ``AMQP_URI``: in
+    Kubernetes they come from the service's own broker user's generated Secret (deploy/k8s/broker).
+    """
     source = Path(path)
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot read configuration file {source}: {exc}") from exc
     try:
-        loaded = yaml.safe_load(_substitute(text)) or {}
+        loaded = yaml.load(text, Loader=_Loader) or {}  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(loaded, dict):
         raise ConfigurationError(f"{source}: top level must be a mapping")
+    user, password = loaded.get("AMQP_USERNAME"), loaded.get("AMQP_PASSWORD")
+    if user and password and loaded.get("AMQP_URI"):
+        loaded["AMQP_URI"] = with_credentials(str(loaded["AMQP_URI"]), str(user), str(password))
     return loaded
 
 
@@ -91,13 +129,6 @@ def _positive_int(value: Any) -> int:
     return number
 
 
-def _secret(value: Any) -> str:
-    text = str(value)
-    if len(text) < 16:
-        raise ValueError("must be at least 16 characters")
-    return text
-
-
 def _optional_path(value: Any) -> str | None:
     if value in (None, ""):
         return None
@@ -111,7 +142,17 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
     Setting("AMQP_URI", _url, description="RabbitMQ connection URI"),
     Setting("DATABASE_URL", _url, description="SQLAlchemy database URL of this service"),
     Setting("WEB_SERVER_ADDRESS", _address, description="host:port the HTTP API listens on"),
-    Setting("JWT_SECRET", _secret, description="HS256 key that signs bearer tokens"),
+    Setting(
+        "JWT_SECRET",
+        required=False,
+        description="HS256 key of development tokens (MOTCUA_ENV=development; checked in shared/auth.py)",
+    ),
+    Setting(
+        "PUBLIC_BASE_URL",
+        _url,
+        required=False,
+        description="where clients reach the API; pagination links start with it (empty: paths)",
+    ),
     Setting(
         "UNITS_FILE",
         _optional_path,

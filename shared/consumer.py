@@ -6,6 +6,10 @@ A message that cannot be parsed goes straight to ``egov.events.dlx`` with the re
 that raises is retried (the message is requeued) and, on its last attempt, dead-lettered with the
 exception as the reason, so the consumer carries on and nothing is dropped or retried forever.
 De-duplication by event id happens in the handler's own transaction (``Transaction.first_delivery``).
+Before any handler sees an event, :func:`shared.verification.verify_delivery` checks it (routing key,
+source, type, schema, units); what fails is dead-lettered at once with the reason, as is an event a
+handler refuses by raising :class:`shared.verification.EventRejected`. A queue's name starts with its
+service's name (``metrics.…``): the service's broker user may use no other (shared/broker_users.py).
 
 ``@event_batch_consumer(queue, keys, batch_size=500, batch_wait=0.05)`` is the same contract for a
 handler that takes a list of events: nameko's one worker per message is what limits a consumer, so
@@ -38,6 +42,8 @@ from nameko.messaging import QueueConsumer
 from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing, declare_consumer_queue
 from shared.events import DEAD_LETTER_EXCHANGE, Event, InvalidEvent
+from shared.units import UnitRegistry
+from shared.verification import EventRejected, verify_delivery
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +96,23 @@ class EventQueueConsumer(QueueConsumer):
 class EventConsumer(Entrypoint):
     queue_consumer = EventQueueConsumer()
 
-    def __init__(self, queue_name: str, routing_keys: list[str], **kwargs) -> None:
+    def __init__(self, queue_name: str, routing_keys: list[str], *, verify: bool = True, **kwargs) -> None:
         self.queue_name = queue_name
         self.routing_keys = list(routing_keys)
         self.max_attempts = DEFAULT_MAX_ATTEMPTS
+        self.verify = verify
+        self.units: UnitRegistry | None = None
         self._dead_letters: ConfirmingPublisher | None = None
         super().__init__(**kwargs)
 
     def setup(self) -> None:
+        if not self.queue_name.startswith(f"{self.service}."):
+            # The service's broker user may declare and read only queues named so (shared/broker_users.py).
+            raise ValueError(
+                f"queue {self.queue_name!r} of service {self.service} must start with '{self.service}.'"
+            )
         self.max_attempts = int(self.container.config.get("EVENT_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+        self.units = UnitRegistry.from_settings(self.container.config.get("UNITS_FILE") or None)
         self._dead_letters = ConfirmingPublisher(self.container.config["AMQP_URI"])
         self.queue_consumer.register_provider(self)
 
@@ -123,11 +137,26 @@ class EventConsumer(Entrypoint):
             identifier=f"EventConsumer.handle_message[{self.queue_name}]",
         )
 
-    def handle_message(self, message) -> None:
+    def accept(self, message) -> tuple[Event | None, str | None]:
+        """The message's event, or None and why it is refused (shared/verification.py)."""
         try:
             event = Event.from_json(message.body)
         except InvalidEvent as exc:
-            self._dead_letter(message, f"unparseable: {exc}", attempts=1)
+            return None, f"unparseable: {exc}"
+        if self.verify:
+            headers = message.headers or {}
+            try:
+                verify_delivery(
+                    event, message.delivery_info.get("routing_key", ""), headers.get("CC") or (), self.units
+                )
+            except EventRejected as exc:
+                return None, f"rejected: {exc}"
+        return event, None
+
+    def handle_message(self, message) -> None:
+        event, refusal = self.accept(message)
+        if event is None:
+            self._dead_letter(message, refusal, attempts=1)
             return
         started = time.perf_counter()
         self.container.spawn_worker(
@@ -152,7 +181,10 @@ class EventConsumer(Entrypoint):
             return
         attempts = int((message.headers or {}).get("x-delivery-count", 0) or 0) + 1
         reason = f"{exc_info[0].__name__}: {exc_info[1]}"
-        if attempts >= self.max_attempts:
+        if issubclass(exc_info[0], EventRejected):
+            # The handler refuses the event itself (its sequence number is taken): retrying changes nothing.
+            self._dead_letter(message, f"rejected: {exc_info[1]}", attempts=attempts)
+        elif attempts >= self.max_attempts:
             self._dead_letter(message, reason, attempts=attempts)
         else:
             log.warning(
@@ -262,12 +294,11 @@ class EventBatchConsumer(EventConsumer):
             self._batches.wait()
 
     def receive(self, message) -> None:
-        """In the queue consumer's thread: parse and buffer, nothing else."""
-        try:
-            event = Event.from_json(message.body)
-        except InvalidEvent as exc:
+        """In the queue consumer's thread: parse, check and buffer, nothing else."""
+        event, refusal = self.accept(message)
+        if event is None:
             self.container.spawn_managed_thread(
-                partial(self._dead_letter, message, f"unparseable: {exc}", attempts=1),
+                partial(self._dead_letter, message, refusal, attempts=1),
                 identifier=f"EventBatchConsumer.dead_letter[{self.queue_name}]",
             )
             return

@@ -106,13 +106,17 @@ def _eventlet_patched() -> bool:
 def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine tuned for the dialect: WAL and immediate transactions on SQLite, a green driver
     for PostgreSQL under eventlet (psycopg2 would otherwise block every greenthread while it waits).
+    Statements' values never appear in an error (``hide_parameters``): they are applicants' data.
     """
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            hide_parameters=True,
         )
 
         @sa_event.listens_for(engine, "connect")
@@ -138,4 +142,6 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+    )

@@ -2,7 +2,8 @@
 
 Every domain event of every service is a CloudEvents 1.0 JSON document published to the durable
 topic exchange ``egov.events`` with routing key ``<source>.<event>.<receiving unit path>``; when the
-handling unit differs, the ``CC`` header carries the key for the handling unit's path.
+handling unit differs, the ``CC`` header carries the key for the handling unit's path (and, for a
+transfer, the path of the unit the dossier leaves).
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class Event:
     unit_path: str
     sequence: int
     handling_unit_path: str | None = None
+    # Further unit paths that must receive this message through CC: for ``transferred``, the
+    # handling unit the dossier leaves (CONTRACTS §1). Not part of the envelope.
+    also_unit_paths: tuple[str, ...] = ()
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -86,10 +90,13 @@ class Event:
 
     @property
     def cc(self) -> list[str]:
-        """Routing keys of the other jurisdictions that must receive this same message."""
-        if self.handling_unit_path and self.handling_unit_path != self.unit_path:
-            return [routing_key(self.source, self.name, self.handling_unit_path)]
-        return []
+        """Routing keys of the other jurisdictions that must receive this same message.
+
+        The handling unit's path first, then ``also_unit_paths``; each once, never the receiving
+        unit's own path (the routing key already reaches it).
+        """
+        paths = dict.fromkeys(p for p in (self.handling_unit_path, *self.also_unit_paths) if p)
+        return [routing_key(self.source, self.name, path) for path in paths if path != self.unit_path]
 
     def envelope(self) -> dict[str, Any]:
         document = {
@@ -187,6 +194,7 @@ def build_event(
     unit_path: str,
     sequence: int,
     handling_unit_path: str | None = None,
+    also_unit_paths: tuple[str, ...] = (),
 ) -> Event:
     """The one place events are built: validates ``data`` against the catalogue schema."""
     entry = CATALOGUE.get(f"vn.motcua.{source}.{name}")
@@ -205,4 +213,5 @@ def build_event(
         unit_path=unit_path,
         sequence=sequence,
         handling_unit_path=handling_unit_path,
+        also_unit_paths=tuple(also_unit_paths),
     )

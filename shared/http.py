@@ -8,6 +8,7 @@ problem built in :meth:`ApiEntrypoint.response_from_exception`, and each request
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import socket
@@ -25,7 +26,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared import metrics
+from shared import logs, metrics
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
@@ -41,6 +42,8 @@ from shared.problems import (
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+PRIVATE_PREFIX = "/api/v1/"
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
@@ -116,8 +119,17 @@ class ApiEntrypoint(HttpRequestHandler):
         kwargs.setdefault("expected_exceptions", (Problem,))
         super().__init__(method, url, **kwargs)
 
+    def setup(self) -> None:
+        logs.install()  # a service that takes applicants' data logs none of it
+        # Links the API hands out start here, never with the request's Host header (which a client sets).
+        self.public_base_url = str(self.container.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+        super().setup()
+
     def handle_request(self, request):
         started = time.perf_counter()
+        request.public_base_url = self.public_base_url
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            _buffer_chunked_body(request)
         if (request.content_length or 0) > MAX_BODY_BYTES:
             response = problem_response(
                 PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes"), request.path
@@ -125,6 +137,9 @@ class ApiEntrypoint(HttpRequestHandler):
         else:
             request.max_content_length = MAX_BODY_BYTES
             response = super().handle_request(request)
+        if request.path.startswith(PRIVATE_PREFIX) and request.path not in PUBLIC_PATHS:
+            # Dossiers, forms, audit trails, reports: applicants' data, never kept by a shared cache.
+            response.headers.setdefault("Cache-Control", "no-store")
         service = self.container.service_name
         metrics.HTTP_REQUESTS.labels(service, self.method, self.url, str(response.status_code)).inc()
         metrics.HTTP_DURATION.labels(service, self.method, self.url).observe(time.perf_counter() - started)
@@ -148,6 +163,22 @@ class ApiEntrypoint(HttpRequestHandler):
 
 
 api = ApiEntrypoint.decorator
+
+
+def _buffer_chunked_body(request) -> None:
+    """Read a chunked body (eventlet de-chunks ``wsgi.input``) into memory, up to one byte past the limit,
+    and present it with its length: werkzeug would otherwise take a body without Content-Length as empty.
+    Bigger than the limit: the Content-Length set here makes the request a 413."""
+    stream = request.environ["wsgi.input"]
+    body = bytearray()
+    while len(body) <= MAX_BODY_BYTES:
+        piece = stream.read(min(65536, MAX_BODY_BYTES + 1 - len(body)))
+        if not piece:
+            break
+        body += piece
+    request.environ["wsgi.input"] = io.BytesIO(bytes(body))
+    request.environ["CONTENT_LENGTH"] = str(len(body))
+    request.environ.pop("HTTP_TRANSFER_ENCODING", None)  # no longer chunked: werkzeug reads the length
 
 
 def read_json(request, schema: Schema) -> Any:
@@ -185,13 +216,14 @@ def read_query(request, schema: Schema) -> Any:
 
 
 def page_links(request, page: int, page_size: int, count: int) -> dict[str, str | None]:
-    """``next`` and ``previous`` URLs for a paginated list (CONTRACTS §2)."""
+    """``next`` and ``previous`` URLs for a paginated list (CONTRACTS §2): ``PUBLIC_BASE_URL`` and the
+    path, or the path alone when it is not set; never the request's ``Host``, which the client chooses."""
 
     def url(number: int) -> str:
         args = request.args.copy()
         args["page"], args["page_size"] = str(number), str(page_size)
         query = "&".join(f"{k}={v}" for k, values in args.lists() for v in values)
-        return f"{request.base_url}?{query}"
+        return f"{getattr(request, 'public_base_url', '')}{request.path}?{query}"
 
     last = max(1, -(-count // page_size))
     return {

@@ -6,17 +6,105 @@ returning its OpenAPI dict; it needs ``uow`` (a :class:`shared.uow.UnitOfWork`).
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+
+import amqp
 import sqlalchemy as sa
+from nameko.extensions import DependencyProvider
+from nameko.timer import timer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
+from shared import retention
 from shared.broker import BrokerUnavailable, connect
+from shared.config import ConfigurationError
 from shared.http import api, json_response
 from shared.problems import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+RETENTION_INTERVAL_SECONDS = 3600
+
+
+class BrokerCheck:
+    """Is the broker answering? One connection kept open and probed with a channel round trip, so a
+    readiness probe every few seconds opens no new connection; after a failure, a new connection is
+    tried at most every ``retry_seconds``."""
+
+    def __init__(self, amqp_uri: str, *, retry_seconds: float = 5.0, timeout: float = 2.0) -> None:
+        self.amqp_uri = amqp_uri
+        self.retry_seconds = retry_seconds
+        self.timeout = timeout
+        self._connection: amqp.Connection | None = None
+        self._last_attempt = float("-inf")
+        self._lock = threading.Lock()
+
+    def up(self) -> bool:
+        with self._lock:
+            if self._connection is None:
+                if time.monotonic() - self._last_attempt < self.retry_seconds:
+                    return False
+                self._last_attempt = time.monotonic()
+                try:
+                    self._connection = connect(self.amqp_uri, timeout=self.timeout)
+                except BrokerUnavailable as exc:
+                    log.warning("readiness: broker unreachable (%s)", exc)
+                    return False
+            try:
+                self._connection.channel().close()
+                return True
+            except (OSError, amqp.exceptions.AMQPError) as exc:
+                log.warning("readiness: broker connection lost (%s)", exc)
+                self.close_connection()
+                return False
+
+    def close_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.collect()
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_connection()
+
+
+class Readiness(DependencyProvider):
+    """``self.readiness``: the service's :class:`BrokerCheck`."""
+
+    def setup(self) -> None:
+        self.check = BrokerCheck(self.container.config["AMQP_URI"])
+
+    def stop(self) -> None:
+        self.check.close()
+
+    def kill(self) -> None:
+        self.check.close()
+
+    def get_dependency(self, worker_ctx) -> BrokerCheck:
+        return self.check
+
+
+class RetentionDays(DependencyProvider):
+    """``self.retention_days``: days kept per ``RETENTION_*`` setting, checked at start."""
+
+    def setup(self) -> None:
+        try:
+            self.days = retention.retention_days(self.container.config)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    def get_dependency(self, worker_ctx) -> dict[str, int]:
+        return self.days
 
 
 class OperationalEndpoints:
     openapi_document = staticmethod(lambda: {})
+    readiness = Readiness()
+    retention_days = RetentionDays()
+    # A service's own tables pruned by age besides the pipeline's (shared/retention.py).
+    retained: tuple[retention.Prunable, ...] = ()
 
     @api("GET", "/health/live")
     def health_live(self, request):
@@ -24,23 +112,30 @@ class OperationalEndpoints:
 
     @api("GET", "/health/ready")
     def health_ready(self, request):
+        # Only up or down: where the database and the broker live is not for whoever probes.
         checks = {}
         try:
             with self.uow.engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
             checks["database"] = "up"
         except sa.exc.SQLAlchemyError as exc:
-            checks["database"] = f"down: {type(exc).__name__}"
-        try:
-            connect(self.uow.amqp_uri, timeout=2.0).close()
-            checks["broker"] = "up"
-        except BrokerUnavailable as exc:
-            checks["broker"] = f"down: {exc}"
+            log.warning("readiness: database unreachable (%s)", type(exc).__name__)
+            checks["database"] = "down"
+        checks["broker"] = "up" if self.readiness.up() else "down"
         if any(value != "up" for value in checks.values()):
             raise ServiceUnavailable(
                 "not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()), checks=checks
             )
         return {"status": "ready", "checks": checks}
+
+    @timer(interval=RETENTION_INTERVAL_SECONDS)
+    def prune_expired(self) -> dict[str, int]:
+        """Delete idempotency keys, inbox rows, published outbox rows (and ``retained``) past retention."""
+        prunables = [*retention.pipeline_prunables(self.uow.tables), *self.retained]
+        deleted = retention.prune(self.uow.engine, prunables, self.retention_days, datetime.now(UTC))
+        if any(deleted.values()):
+            log.info("retention: deleted %s", ", ".join(f"{n} from {t}" for t, n in deleted.items() if n))
+        return deleted
 
     @api("GET", "/metrics")
     def metrics(self, request):

@@ -22,6 +22,8 @@ import logging.config  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from shared import logs  # noqa: E402
+from shared.auth import auth_settings  # noqa: E402
 from shared.config import ConfigurationError, load_config, validate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(path)
         validate(config)
+        auth_settings(config, args.service)
     except ConfigurationError as exc:
         print(f"{args.service}: {exc}", file=sys.stderr)
         return 2
     if "LOGGING" in config:
         logging.config.dictConfig(config["LOGGING"])
+    logs.install()
     from nameko.cli.run import run
 
     run([service_class(args.service)], config)

@@ -147,6 +147,25 @@ class UnitRegistry:
                     f"a {unit.level} cannot be under {parent.level} {parent.code!r}",
                 )
 
+        # The identifier goes into dossier codes, whose daily counter it keys: two units sharing one
+        # would hand out the same codes. The base's units are trusted, so only the new ones are checked.
+        owner: dict[str, str] = {}
+        new = set(new_codes)
+        for code, unit in records.items():
+            if code not in new:
+                owner.setdefault(unit.identifier, code)
+        for code in new_codes:
+            unit = records[code]
+            other = owner.setdefault(unit.identifier, code)
+            if other != code:
+                raise self._error(
+                    entry_of[code],
+                    code,
+                    f"identifier {unit.identifier!r} is already the identifier of unit {other!r} "
+                    f"({records[other].name}); units {other!r} and {code!r} would hand out the same dossier "
+                    "codes, so each unit needs its own identifier",
+                )
+
         paths = self._compute_paths(records, new_codes, entry_of)
 
         # Final Unit objects carry their path so callers holding a Unit need no registry lookup.

@@ -12,6 +12,9 @@ import sqlalchemy as sa
 from shared.auth import DEV_SECRET, mint
 from shared.migrate import upgrade
 
+# The tests run services in development mode (HS256 tokens minted here), as `make test` says too.
+os.environ.setdefault("MOTCUA_ENV", "development")
+
 POSTGRES_ADMIN_URL = os.environ.get("MOTCUA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASES = [d.strip() for d in os.environ.get("MOTCUA_TEST_DATABASES", "sqlite,postgresql").split(",")]
 
@@ -60,6 +63,7 @@ def service_config(rabbit_config, dossier_database):
         "AMQP_URI": rabbit_config["AMQP_URI"],
         "DATABASE_URL": dossier_database,
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+        "MOTCUA_ENV": "development",
         "JWT_SECRET": DEV_SECRET,
         "UNITS_FILE": "",
         "OUTBOX_POLL_SECONDS": 0.2,

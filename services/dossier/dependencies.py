@@ -17,6 +17,7 @@ from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
 from services.dossier.domain.model import Rules
+from services.dossier.watch_backoff import WatchBackoff
 from shared.config import Setting, validate
 
 
@@ -93,6 +94,17 @@ class Lifecycle(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> LifecycleSettings:
         return self.settings
+
+
+class WatchBackoffProvider(DependencyProvider):
+    """``self.watch_backoff``: the overdue watch's per-container backoff for failing dossiers."""
+
+    def setup(self) -> None:
+        interval = lifecycle_settings(self.container.config).watch_seconds
+        self.backoff = WatchBackoff(timedelta(seconds=interval))
+
+    def get_dependency(self, worker_ctx) -> WatchBackoff:
+        return self.backoff
 
 
 class WatchTimer(Timer):

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from services.dossier import schemas  # noqa: F401 - registers the event catalogue
 from services.dossier.domain.model import Dossier
 from shared.events import Event, build_event
 from shared.units import UnitRegistry
 
 
-def collect(dossier: Dossier, units: UnitRegistry) -> list[Event]:
-    """Take the dossier's pending domain events as envelopes, numbered by its event sequence."""
+def public_data(data: Mapping[str, Any], reason_code: str | None) -> dict[str, Any]:
+    """What of a domain event's data may go on the bus: officers' free text becomes a code and a flag
+    (a reason may name people; its text stays in the forms and the audit trail), a list of supplement
+    items its length."""
+    public = dict(data)
+    if "reason" in public:
+        text = public.pop("reason")
+        public["has_reason_text"] = bool(text)
+        public["reason_code"] = (reason_code or "other") if text else None
+    if "items" in public:
+        public["items_count"] = len(public.pop("items"))
+    return public
+
+
+def collect(dossier: Dossier, units: UnitRegistry, *, reason_code: str | None = None) -> list[Event]:
+    """Take the dossier's pending domain events as envelopes, numbered by its event sequence.
+
+    ``reason_code``: the code the officer gave with the action's reason (``other`` when none was given).
+    """
     pending, dossier.events = list(dossier.events), []
     first = dossier.event_sequence - len(pending) + 1
     receiving = units.routing_path(dossier.receiving_unit)
@@ -19,10 +39,18 @@ def collect(dossier: Dossier, units: UnitRegistry) -> list[Event]:
             "dossier",
             domain_event.name,
             subject=dossier.code,
-            data=domain_event.data,
+            data=public_data(domain_event.data, reason_code),
             unit_path=receiving,
             handling_unit_path=handling,
+            also_unit_paths=departed_from(domain_event.name, domain_event.data, units),
             sequence=first + offset,
         )
         for offset, domain_event in enumerate(pending)
     ]
+
+
+def departed_from(name: str, data: dict, units: UnitRegistry) -> tuple[str, ...]:
+    """A ``transferred`` event also goes to the unit that hands the dossier over (CONTRACTS §1)."""
+    if name != "transferred" or not data.get("from_unit"):
+        return ()
+    return (units.routing_path(data["from_unit"]),)

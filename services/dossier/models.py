@@ -155,7 +155,8 @@ dossiers = sa.Table(
     sa.Index("ix_dossiers_submitted_by", "submitted_by", "created_at"),
 )
 
-# Mã hồ sơ: a per-unit daily counter, incremented atomically inside the receipt's transaction.
+# Mã hồ sơ: a daily counter per agency identifier (the one in the code; the column is named ``unit``
+# for history), incremented atomically inside the receipt's transaction.
 dossier_code_counters = sa.Table(
     "dossier_code_counters",
     metadata,

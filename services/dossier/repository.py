@@ -23,13 +23,16 @@ _NEXT_NUMBER = sa.text(
 
 
 def next_dossier_code(session: Session, *, unit: str, identifier: str, day: date) -> str:
-    """Mã hồ sơ ``{agency identifier}-{YYMMDD}-{NNNN}``: a per-unit daily sequence.
+    """Mã hồ sơ ``{agency identifier}-{YYMMDD}-{NNNN}``: a daily sequence per identifier.
 
-    One atomic upsert per dossier: concurrent filings at one desk serialise on the counter row,
-    so no two dossiers ever share a code.
+    The counter is keyed by the identifier that goes into the code (the ``unit`` column holds it),
+    not by ``unit``, so two units with one identifier could still never share a code (the unit map
+    refuses that anyway). One atomic upsert per dossier: concurrent filings serialise on the
+    counter row. After the 9,999th dossier of a day the number simply grows a digit
+    (``…-10000``): codes stay unique, but no longer fit the portal's four-digit format.
     """
     stamp = day.strftime("%y%m%d")
-    number = session.execute(_NEXT_NUMBER, {"unit": unit, "day": stamp}).scalar_one()
+    number = session.execute(_NEXT_NUMBER, {"unit": identifier, "day": stamp}).scalar_one()
     return f"{identifier}-{stamp}-{number:04d}"
 
 
@@ -207,6 +210,11 @@ def search(
         .limit(limit)
     )
     return count, list(page.scalars())
+
+
+def postpone_watch(session: Session, code: str, at: datetime) -> None:
+    """Move a dossier the watch could not process to the back of the queue, until ``at``."""
+    session.execute(dossiers.update().where(dossiers.c.code == code).values(watch_at=at))
 
 
 def due_for_watch(session: Session, now: datetime, limit: int) -> list[str]:

@@ -27,6 +27,29 @@ DOSSIER_CODE = r"^[A-Za-z0-9._-]{1,60}$"
 FORMS = ("receipt", "supplement_request", "refusal", "apology", "stop_notice", "process_control")
 
 
+# Why an officer refused, stopped, asked for more, rejected or apologised, as a code: this goes out on
+# events; the officer's own words stay behind the authorised API (forms, audit trail) — they may name people.
+REASON_CODES = (
+    "incomplete_dossier",  # hồ sơ chưa đầy đủ
+    "invalid_documents",  # giấy tờ không hợp lệ
+    "outside_competence",  # không thuộc thẩm quyền
+    "conditions_not_met",  # không đủ điều kiện
+    "verification_needed",  # cần xác minh
+    "awaiting_other_agency",  # chờ cơ quan khác
+    "applicant_request",  # theo đề nghị của người nộp
+    "workload",  # quá tải, chậm xử lý
+    "other",
+)
+
+
+def _reason_code() -> fields.String:
+    return fields.String(
+        load_default="other",
+        validate=validate.OneOf(REASON_CODES),
+        metadata={"description": "why, as a code that events carry (the reason's text does not leave)"},
+    )
+
+
 def _reason(**kwargs) -> Text:
     return Text(
         validate=[
@@ -94,6 +117,7 @@ class EmptyActionSchema(Schema):
 
 class ReasonActionSchema(Schema):
     reason = _reason(required=True)
+    reason_code = _reason_code()
 
 
 class StartProcessingSchema(Schema):
@@ -114,6 +138,7 @@ class SupplementRequestSchema(Schema):
         validate=validate.Length(min=1, max=50),
     )
     reason = _reason(required=True)
+    reason_code = _reason_code()
 
 
 class NoteActionSchema(Schema):
@@ -144,6 +169,7 @@ class TransferSchema(Schema):
 class DecisionSchema(Schema):
     decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
     reason = _reason(metadata={"description": "required when rejecting"})
+    reason_code = _reason_code()
 
     @validates_schema
     def _reasoned_rejection(self, data: dict, **kwargs) -> None:
@@ -162,6 +188,7 @@ class ApologySchema(Schema):
     """Form 04: the reason for the delay and a new appointment."""
 
     reason = _reason(required=True)
+    reason_code = _reason_code()
     new_due_at = fields.AwareDateTime(required=True, validate=_future_appointment)
 
 
@@ -412,8 +439,22 @@ class StatusEventSchema(Schema):
     occurred_at = _moment()
 
 
+def _event_reason_code(**kwargs) -> fields.String:
+    return fields.String(required=True, validate=validate.OneOf(REASON_CODES), **kwargs)
+
+
+def _has_reason_text() -> fields.Boolean:
+    return fields.Boolean(
+        required=True,
+        metadata={"description": "the officer wrote a reason: read it through the API (forms, audit trail)"},
+    )
+
+
 class ReasonEventSchema(StatusEventSchema):
-    reason = fields.String(required=True)
+    """The reason as a code and a flag; its text stays behind the authorised API."""
+
+    reason_code = _event_reason_code()
+    has_reason_text = _has_reason_text()
 
 
 class StepEventSchema(StatusEventSchema):
@@ -448,7 +489,9 @@ class ProcessingStartedEventSchema(StepEventSchema):
     "A supplement was requested (Form 02), listing every item; the clock stops.",
 )
 class SupplementRequestedEventSchema(ReasonEventSchema):
-    items = fields.List(fields.String(), required=True)
+    items_count = fields.Integer(
+        required=True, metadata={"description": "how many items were asked for (the list: Form 02)"}
+    )
 
 
 @event_type(
@@ -490,7 +533,8 @@ class TransferredEventSchema(StepEventSchema):
 @event_type("dossier", "decided", "The competent person approved, or rejected with a reason.")
 class DecidedEventSchema(StatusEventSchema):
     decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
-    reason = fields.String(required=True, allow_none=True)
+    reason_code = _event_reason_code(allow_none=True, metadata={"description": "null when approved"})
+    has_reason_text = _has_reason_text()
 
 
 @event_type("dossier", "signed", "The result was signed by the competent person.")

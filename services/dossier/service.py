@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 from services.dossier import access, forms, postal_intake, repository
 from services.dossier.actions import Context, audit_reason, perform
 from services.dossier.catalogue import Catalogue, Procedure, UnknownProcedure
-from services.dossier.dependencies import Lifecycle, watch_timer
+from services.dossier.dependencies import Lifecycle, WatchBackoffProvider, watch_timer
 from services.dossier.domain.model import (
     Action,
     Channel,
@@ -47,6 +47,7 @@ from services.dossier.schemas import (
     ReceiptRequestSchema,
     RegistrationRequestSchema,
 )
+from services.dossier.watch_backoff import WATCH_FAILURES
 from shared.auth import Auth, Principal
 from shared.consumer import event_consumer
 from shared.events import Event
@@ -100,6 +101,7 @@ class DossierService(OperationalEndpoints):
     units = Units()
     calendar = Calendar()
     lifecycle = Lifecycle()
+    watch_backoff = WatchBackoffProvider()
 
     # --- filing --------------------------------------------------------------------------------
 
@@ -282,9 +284,20 @@ class DossierService(OperationalEndpoints):
                     tx.emit(*collect(dossier, self.units))
                     repository.save(tx.session, dossier, self.units, actor=None)
             except Exception:
-                # One broken dossier (a unit gone from the map …) must not stop the watch for the others.
-                log.exception("overdue watch: dossier %s skipped", code)
+                # One broken dossier (a unit gone from the map …) must not stop the watch for the
+                # others: it goes to the back of the queue with a backoff (watch_backoff.py).
+                self._watch_failed(code, now)
+            else:
+                self.watch_backoff.succeeded(code)
         return len(codes)
+
+    def _watch_failed(self, code: str, now: datetime) -> None:
+        delay, first = self.watch_backoff.failed(code)
+        WATCH_FAILURES.labels(service=SERVICE).inc()
+        if first:
+            log.exception("overdue watch: dossier %s failed; retried with a backoff, logged once", code)
+        with self.uow.transaction() as tx:
+            repository.postpone_watch(tx.session, code, now + delay)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -326,7 +339,7 @@ class DossierService(OperationalEndpoints):
     ) -> None:
         """Store the change, its hand-overs, its audit line and its events in one transaction."""
         dossier.schedule_watch(self.calendar, self.lifecycle.due_soon_lead)
-        tx.emit(*collect(dossier, self.units))
+        tx.emit(*collect(dossier, self.units, reason_code=body.get("reason_code")))
         repository.save(tx.session, dossier, self.units, actor=principal.sub)
         details = {k: v for k, v in json.loads(dumps(body)).items() if k != "applicant"}
         repository.audit(

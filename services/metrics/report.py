@@ -19,6 +19,16 @@ from typing import Any
 from services.metrics.projection import FIGURES, Tally, month_of
 from shared.units import UnitRegistry
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, quoted so it shows as text; numbers unchanged."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
 
 @dataclass(frozen=True)
 class Group:
@@ -61,7 +71,8 @@ class SlaReport:
         rows = [(g.key, g.name, g.tally) for g in self.groups] + [("total", self.unit_name, self.total)]
         for key, name, tally in rows:
             figures = tally.figures()
-            writer.writerow([key, name, *("" if figures[f] is None else figures[f] for f in FIGURES)])
+            cells = [key, name, *("" if figures[f] is None else figures[f] for f in FIGURES)]
+            writer.writerow([neutralise(cell) for cell in cells])
         return out.getvalue()
 
     @property

@@ -45,6 +45,7 @@ from services.metrics.projection import (
 from shared.db import UTCDateTime
 from shared.events import Event
 from shared.uow import claim_first_deliveries
+from shared.verification import EventRejected
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,10 @@ def _fold_in(session: Session, fresh: dict[str, list[Event]], timezone: tzinfo) 
     }
     held: dict[str, dict[int, Any]] = defaultdict(dict)
     for row in session.execute(
-        sa.select(*_REPLAYED).where(event_log.c.subject.in_(codes), event_log.c.waiting)
+        sa.select(*_REPLAYED, event_log.c.event_id).where(event_log.c.subject.in_(codes), event_log.c.waiting)
     ):
         held[row.subject][row.sequence] = row
+    _refuse_taken_sequences(session, fresh, before, held)
     now = datetime.now(UTC)
     accepted: set[str] = set()
     log_rows: list[dict[str, Any]] = []
@@ -155,8 +157,8 @@ def _fold_in(session: Session, fresh: dict[str, list[Event]], timezone: tzinfo) 
         arrived: dict[int, Event] = {}
         for event in fresh[code]:
             if event.sequence <= last or event.sequence in waiting or event.sequence in arrived:
-                # Another event id already holds this dossier's sequence number: the first one stands.
-                log.warning("ignoring event %s: %s #%d is already logged", event.id, code, event.sequence)
+                # Logged under this same id (its inbox row pruned since): a redelivery, nothing to do.
+                log.info("ignoring event %s: %s #%d is already logged", event.id, code, event.sequence)
                 continue
             arrived[event.sequence] = event
         chain: list[StreamEvent] = []
@@ -206,6 +208,42 @@ def _fold_in(session: Session, fresh: dict[str, list[Event]], timezone: tzinfo) 
     if released:
         session.execute(event_log.update().where(_log_key.in_(released)).values(waiting=False))
     return accepted
+
+
+def _refuse_taken_sequences(
+    session: Session, fresh: dict[str, list[Event]], before: dict[str, DossierFacts], held: dict
+) -> None:
+    """Raise EventRejected for an event whose ``(subject, sequence)`` another event id already holds.
+
+    The first event to claim a dossier's sequence number stands; a second one under another id is a
+    forgery or a producer's bug, and is dead-lettered with this reason rather than acked as a duplicate.
+    """
+    holders: dict[tuple[str, int], str] = {}
+    folded = [
+        (code, event.sequence)
+        for code, events in fresh.items()
+        for event in events
+        if before.get(code) is not None and event.sequence <= before[code].last_sequence
+    ]
+    if folded:
+        holders.update(
+            ((row.subject, row.sequence), row.event_id)
+            for row in session.execute(
+                sa.select(event_log.c.subject, event_log.c.sequence, event_log.c.event_id).where(
+                    _log_key.in_(folded)
+                )
+            )
+        )
+    for code, rows in held.items():
+        holders.update(((code, sequence), row.event_id) for sequence, row in rows.items())
+    for code, events in fresh.items():
+        for event in events:
+            holder = holders.setdefault((code, event.sequence), event.id)
+            if holder != event.id:
+                raise EventRejected(
+                    f"dossier {code} sequence {event.sequence} is already held by event {holder}; "
+                    f"event {event.id} ({event.type}) is not applied"
+                )
 
 
 # -- ratings -----------------------------------------------------------------------------------------

@@ -14,11 +14,12 @@ from werkzeug.wrappers import Response
 
 from services.metrics import repository
 from services.metrics.dependencies import Projector, Settings, SlaMetrics
-from services.metrics.models import SERVICE, pipeline
+from services.metrics.models import SERVICE, event_log, pipeline
 from services.metrics.openapi import document as openapi_document
 from services.metrics.projection import Period
 from services.metrics.report import assemble
 from services.metrics.schemas import RatingRequestSchema, RatingSchema, ReportQuerySchema
+from shared import retention
 from shared.auth import Auth
 from shared.consumer import event_batch_consumer
 from shared.events import Event
@@ -39,6 +40,12 @@ class MetricsService(OperationalEndpoints):
     openapi_document = staticmethod(openapi_document)
 
     uow = UnitOfWork(pipeline, relay=False)
+    retained = (
+        # The event log, for RETENTION_EVENT_LOG_DAYS; an event still waiting for an earlier one stays.
+        retention.Prunable(
+            event_log, "logged_at", "RETENTION_EVENT_LOG_DAYS", event_log.c.waiting.is_(False)
+        ),
+    )
     auth = Auth()
     units = Units()
     calendar = Calendar()

@@ -92,6 +92,15 @@ def shipment_by_consignment(
     return None if row is None else _shipment(row)
 
 
+def shipment_for_report(session: Session, operator: str, consignment: str) -> tuple[Shipment, str] | None:
+    """The shipment a tracking report is about, locked, with its unit path (one query)."""
+    query = sa.select(shipments).where(
+        shipments.c.operator == operator, shipments.c.consignment == consignment
+    )
+    row = session.execute(query.with_for_update()).first()
+    return None if row is None else (_shipment(row), row.unit_path)
+
+
 def shipments_of(session: Session, dossier_code: str) -> list[Shipment]:
     rows = session.execute(
         sa.select(shipments).where(shipments.c.dossier_code == dossier_code).order_by(shipments.c.created_at)

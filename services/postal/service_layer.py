@@ -104,6 +104,9 @@ def receive_webhook(
 ) -> tuple[int, dict[str, Any]]:
     """CONTRACTS §3: verify, then store and apply in one transaction before answering 2xx.
 
+    The report's row is inserted before the shipment is saved: a ``webhook-id`` seen before fails
+    that insert on its unique key, and the whole transaction, whatever it did, is rolled back.
+
     401 (kept in ``postal_webhook_rejections``) for a forged or stale delivery; 400 for a body that
     is not a tracking report; 404 for a consignment this service never ordered; 200 and no change
     for a ``webhook-id`` seen before.
@@ -121,19 +124,10 @@ def receive_webhook(
     report = _parse_report(cmd)
     try:
         with uow.transaction() as tx:
-            seen = tx.session.execute(
-                sa.select(webhooks.c.id).where(
-                    webhooks.c.operator == cmd.operator, webhooks.c.webhook_id == webhook_id
-                )
-            ).first()
-            if seen is not None:
-                metrics.WEBHOOKS.labels(cmd.operator, "duplicate").inc()
-                return 200, {"webhook_id": webhook_id, "outcome": "duplicate"}
-            shipment = repository.shipment_by_consignment(
-                tx.session, cmd.operator, report["consignment"], for_update=True
-            )
-            if shipment is None:
+            found = repository.shipment_for_report(tx.session, cmd.operator, report["consignment"])
+            if found is None:
                 raise NotFound(f"no consignment {report['consignment']} of {cmd.operator} is known here")
+            shipment, unit_path = found
             recipient = report["recipient"] or {}
             mapped = map_status(cmd.operator, report["status"])
             outcome = shipment.track(
@@ -161,9 +155,10 @@ def receive_webhook(
             )
             if outcome == TrackingOutcome.APPLIED:
                 repository.save_shipment(tx.session, shipment)
-                _publish(tx, shipment, repository.unit_path_of(tx.session, shipment.id))
+                _publish(tx, shipment, unit_path)
     except sa.exc.IntegrityError:
-        # The same webhook-id, delivered twice at once: the other delivery stored it.
+        # The webhook-id is stored already (uq_postal_webhooks_id): a repeated delivery, or the same one
+        # delivered twice at once. The transaction is rolled back, so nothing it did remains.
         metrics.WEBHOOKS.labels(cmd.operator, "duplicate").inc()
         return 200, {"webhook_id": webhook_id, "outcome": "duplicate"}
     metrics.WEBHOOKS.labels(cmd.operator, outcome.value).inc()

@@ -18,8 +18,8 @@ from tests.support.broker import dead_letters, probe_event, publish, wait_for
 
 pytestmark = pytest.mark.integration
 
-QUEUE = "probe.batched-dossier-events"
-HELD_QUEUE = "probe.held-dossier-events"
+QUEUE = "batchprobe.dossier-events"
+HELD_QUEUE = "batchprobe.held-dossier-events"
 metadata = sa.MetaData()
 pipeline = add_pipeline_tables(metadata, "batchprobe")
 handled = sa.Table(
@@ -51,7 +51,8 @@ class BatchProbeService:
     name = "batchprobe"
     uow = UnitOfWork(pipeline, relay=False)
 
-    @event_batch_consumer(QUEUE, ["dossier.#"], batch_size=50, batch_wait=0.3)
+    # Probe events carry test data (tests/integration/test_event_verification.py checks deliveries).
+    @event_batch_consumer(QUEUE, ["dossier.#"], batch_size=50, batch_wait=0.3, verify=False)
     def on_events(self, events: list[Event]) -> list[bool]:
         return project(self.uow, events, QUEUE)
 
@@ -62,7 +63,7 @@ class HeldProbeService:
     name = "batchprobe"
     uow = UnitOfWork(pipeline, relay=False)
 
-    @event_batch_consumer(HELD_QUEUE, ["dossier.#"], batch_size=50, batch_wait=60)
+    @event_batch_consumer(HELD_QUEUE, ["dossier.#"], batch_size=50, batch_wait=60, verify=False)
     def on_events(self, events: list[Event]) -> list[bool]:
         return project(self.uow, events, HELD_QUEUE)
 

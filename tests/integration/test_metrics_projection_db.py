@@ -28,6 +28,7 @@ from shared.db import create_engine
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
 from shared.uow import UnitOfWorkFactory
+from shared.verification import EventRejected
 from shared.workcalendar import WorkingCalendar
 from tests.support.metrics_oracle import assert_same_figures, oracle_report
 from tests.support.metrics_streams import simulate_period
@@ -166,9 +167,12 @@ def test_a_second_event_claiming_a_taken_sequence_changes_nothing(metrics_db):
     impostor = type(truth.events[0])(
         **{**truth.events[0].__dict__, "id": "00000000-0000-4000-8000-000000000001"}
     )
-    assert service.project([impostor]) == [False]
+    # Refused with the reason (the consumer dead-letters it), never acked as if it were a duplicate.
+    with pytest.raises(EventRejected, match=f"sequence 1 is already held by event {truth.events[0].id}"):
+        service.project([impostor])
     with uow.engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(event_log)).scalar_one() == 1
+    assert service.project([truth.events[0]]) == [False]  # the genuine one, redelivered: a duplicate
 
 
 def test_counters_come_from_the_totals_and_gauges_from_the_clock(metrics_db):

@@ -243,7 +243,9 @@ def test_a_redelivered_event_counts_once(metrics):
     now = datetime.now(UTC)
     dossier = Dossier(COMMUNE_A, received_at=now, due_at=now + timedelta(days=2))
     received = dossier.event("received", 2, now)
-    supplement = dossier.event("supplement_requested", 5, now, items=["a copy"], reason="missing")
+    supplement = dossier.event(
+        "supplement_requested", 5, now, items_count=1, reason_code="incomplete_dossier", has_reason_text=True
+    )
     publish(metrics.amqp_uri, received, received, supplement, supplement)
     assert metrics.wait_for("motcua_supplement_requests_total", 1, unit=COMMUNE_A) == 1
     time.sleep(1.0)  # room for a wrongly counted duplicate to show up

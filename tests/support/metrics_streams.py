@@ -133,7 +133,9 @@ class Simulator:
         if channel != 1 and rng.random() < 0.2:
             self._emit(truth, "registered", received_at - timedelta(hours=rng.uniform(1, 30)), 1)
             if rng.random() < 0.3:
-                self._emit(truth, "refused", received_at, 3, reason="incomplete")
+                self._emit(
+                    truth, "refused", received_at, 3, reason_code="incomplete_dossier", has_reason_text=True
+                )
                 return truth
         days = rng.choice(DURATION_DAYS)
         truth.filed_at = received_at
@@ -177,7 +179,13 @@ class Simulator:
         if rng.random() < 0.2:
             requested = later()
             if not self._emit(
-                truth, "supplement_requested", requested, 5, items=["a copy"], reason="missing"
+                truth,
+                "supplement_requested",
+                requested,
+                5,
+                items_count=1,
+                reason_code="incomplete_dossier",
+                has_reason_text=True,
             ):
                 return
             truth.supplements += 1
@@ -195,17 +203,33 @@ class Simulator:
             if truth.clock_stopped_at is not None:
                 return
         if rng.random() < 0.05:
-            at = self._stop_clock(truth, "stopped", "resumed", 8, later(), reason="verification")
+            at = self._stop_clock(
+                truth,
+                "stopped",
+                "resumed",
+                8,
+                later(),
+                reason_code="verification_needed",
+                has_reason_text=True,
+            )
             if truth.clock_stopped_at is not None:
                 return
         if rng.random() < 0.06:
-            self._emit(truth, "withdrawn", later(), 7, reason="applicant request")
+            self._emit(truth, "withdrawn", later(), 7, reason_code="applicant_request", has_reason_text=True)
             return
         if rng.random() < 0.1:
             new_due = truth.due_at + timedelta(days=3)
             if abs(new_due - self.now) >= MARGIN:
                 previous, truth.due_at = truth.due_at, new_due
-                if not self._emit(truth, "apologized", later(), None, reason="backlog", new_due_at=new_due):
+                if not self._emit(
+                    truth,
+                    "apologized",
+                    later(),
+                    None,
+                    reason_code="workload",
+                    has_reason_text=True,
+                    new_due_at=new_due,
+                ):
                     truth.due_at = previous
                     return
                 truth.apologies += 1

@@ -19,6 +19,7 @@ class TcpProxy:
         self._closed = False
         self.port = self.listener.getsockname()[1]
         self.up = True
+        self.accepted = 0  # connections taken, for tests that count them
         self._links: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -34,6 +35,7 @@ class TcpProxy:
             except OSError:
                 break
             client.settimeout(None)
+            self.accepted += 1
             if not self.up:
                 client.close()
                 continue

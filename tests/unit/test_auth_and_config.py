@@ -71,7 +71,7 @@ GOOD = {
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
     "DATABASE_URL": "sqlite:///x.db",
     "WEB_SERVER_ADDRESS": "0.0.0.0:8000",
-    "JWT_SECRET": "s" * 20,
+    "JWT_SECRET": "s" * 32,
     "OUTBOX_POLL_SECONDS": "0.5",
     "OUTBOX_BATCH_SIZE": 100,
     "EVENT_MAX_ATTEMPTS": 5,
@@ -89,7 +89,6 @@ def test_a_good_configuration_parses():
         ("AMQP_URI", None),
         ("DATABASE_URL", "not a url"),
         ("WEB_SERVER_ADDRESS", "8000"),
-        ("JWT_SECRET", "short"),
         ("OUTBOX_BATCH_SIZE", "0"),
         ("OUTBOX_POLL_SECONDS", "-1"),
         ("UNITS_FILE", "/no/such/file.yaml"),
@@ -135,3 +134,36 @@ def test_calendar_block_of_each_config_builds_the_calendar(monkeypatch):
         calendar = WorkingCalendar.from_settings(settings)
         assert not calendar.is_working_day(date(2026, 12, 31)), config
         assert calendar.is_working_day(date(2026, 12, 30)), config
+
+
+def test_environment_values_are_substituted_after_yaml_parsing(tmp_path, monkeypatch):
+    """A value from the environment is never read as YAML: ` #` is not a comment, `: ` not a mapping."""
+    path = tmp_path / "config.yml"
+    path.write_text(
+        "SECRET: ${MOTCUA_T_SECRET}\n"
+        "URI: amqp://${MOTCUA_T_SECRET}@host/\n"
+        'QUOTED: "${MOTCUA_T_TIME:15:00}"\n'
+        "NUMBER: ${MOTCUA_T_NUMBER:0.5}\n"
+        "LIST: ${MOTCUA_T_LIST:[]}\n"
+        "EMPTY: ${MOTCUA_T_EMPTY:}\n"
+    )
+    secret = "Xy7 #not-a-comment: [still] the secret"
+    monkeypatch.setenv("MOTCUA_T_SECRET", secret)
+    monkeypatch.setenv("MOTCUA_T_LIST", '["2026-12-31"]')
+    config = load_config(path)
+    assert config["SECRET"] == secret
+    assert config["URI"] == f"amqp://{secret}@host/"
+    assert config["QUOTED"] == "15:00"  # quoted: text, never sexagesimal 900
+    assert config["NUMBER"] == 0.5 and config["LIST"] == ["2026-12-31"] and config["EMPTY"] is None
+
+
+def test_a_services_own_broker_user_replaces_the_uris_credentials(tmp_path, monkeypatch):
+    path = tmp_path / "config.yml"
+    path.write_text(
+        "AMQP_URI: ${MOTCUA_T_URI:amqp://guest:guest@rabbitmq:5672/motcua}\n"
+        "AMQP_USERNAME: ${MOTCUA_T_USER:}\nAMQP_PASSWORD: ${MOTCUA_T_PASSWORD:}\n"
+    )
+    assert load_config(path)["AMQP_URI"] == "amqp://guest:guest@rabbitmq:5672/motcua"
+    monkeypatch.setenv("MOTCUA_T_USER", "motcua-dossier")
+    monkeypatch.setenv("MOTCUA_T_PASSWORD", "p@ss/w #rd")
+    assert load_config(path)["AMQP_URI"] == "amqp://motcua-dossier:p%40ss%2Fw%20%23rd@rabbitmq:5672/motcua"

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from scripts.run import DEFAULT_PORTS
+from shared.auth import auth_settings
 from shared.config import load_config, validate
 from tests.support.k8s import render
 
@@ -158,6 +159,9 @@ def operator_generated_secrets() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for _, doc in manifests(K8S, "RabbitmqCluster"):
         found[f"{doc['metadata']['name']}-default-user"] = RABBITMQ_DEFAULT_USER_KEYS
+    for _, doc in manifests(K8S, "User"):  # the Topology Operator's, one per service (deploy/k8s/broker)
+        if doc["apiVersion"].startswith("rabbitmq.com/"):
+            found[f"{doc['metadata']['name']}-user-credentials"] = {"username", "password"}
     for _, doc in manifests(K8S, "Cluster"):
         if doc["apiVersion"].startswith("postgresql.cnpg.io/"):
             found[f"{doc['metadata']['name']}-app"] = CNPG_APP_KEYS
@@ -397,6 +401,7 @@ def test_local_overlay_values_pass_the_services_configuration_check(
             monkeypatch.setenv(name, value)
     config = load_config(ROOT / "services" / service / "config.yml")
     validate(config)
+    assert auth_settings(config, service).development  # the local overlay runs in development mode
     if importlib.util.find_spec(f"services.{service}.dependencies") is not None:
         own = getattr(importlib.import_module(f"services.{service}.dependencies"), "SETTINGS", ())
         validate(config, own)  # the settings the service adds to COMMON_SETTINGS

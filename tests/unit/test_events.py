@@ -50,6 +50,12 @@ def test_cc_only_when_the_handling_unit_differs():
     assert sample().cc == []
     assert sample(handling_unit_path="79.26740").cc == []
     assert sample(handling_unit_path="79.79-STP").cc == ["dossier.received.79.79-STP"]
+    # a transfer also reaches the unit the dossier leaves; each path once, never the receiving one
+    moved = sample(name="transferred", handling_unit_path="79.79-CT", also_unit_paths=("79.79-STP",))
+    assert moved.cc == ["dossier.transferred.79.79-CT", "dossier.transferred.79.79-STP"]
+    assert sample(handling_unit_path="79.79-STP", also_unit_paths=("79.79-STP", "79.26740")).cc == [
+        "dossier.received.79.79-STP"
+    ]
 
 
 def test_envelope_is_cloudevents_structured_mode():

