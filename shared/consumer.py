@@ -37,7 +37,7 @@ from eventlet.queue import Empty, LightQueue
 from kombu import Queue
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint
-from nameko.messaging import QueueConsumer
+from nameko.messaging import QueueConsumer, QueueConsumerStopped
 
 from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing, declare_consumer_queue
@@ -73,6 +73,13 @@ class EventQueueConsumer(QueueConsumer):
         # Called after the container's workers are done (shared extensions stop last).
         self._workers_done = True
         super().stop()
+
+    def on_connection_error(self, exc, interval) -> None:
+        # kombu retries a lost connection forever; once the consumer is asked to stop (kill: the
+        # broker is gone and so are the unacked messages, which it delivers again), stop retrying.
+        if self.should_stop:
+            raise QueueConsumerStopped(f"stopped while the broker is unreachable: {exc}")
+        super().on_connection_error(exc, interval)
 
     def get_consumers(self, consumer_cls, channel):
         for provider in self._providers:
