@@ -229,3 +229,31 @@ class ConfirmingPublisher:
                 connection.close()
             except Exception:  # noqa: BLE001 - the link is already broken; closing is best effort
                 connection.collect()
+
+
+class MessageCopier:
+    """Publishes copies of messages taken from a queue (the operator's requeue and replay), one at a time,
+    ``mandatory`` and confirmed, on a channel of their own; tells whether a queue took each copy."""
+
+    def __init__(self, channel: amqp.Channel) -> None:
+        self.channel = channel
+        self.channel.confirm_select()
+        self._returned = False
+        self.channel.events["basic_return"].add(self._on_return)
+
+    def _on_return(self, *_args) -> None:
+        self._returned = True
+
+    def copy(self, original: amqp.Message, exchange: str, routing_key: str, headers: Mapping) -> bool:
+        """The original's body and properties with ``headers``; True once confirmed and routed."""
+        properties = {
+            k: v for k, v in original.properties.items() if k not in ("application_headers", "headers")
+        }
+        properties["delivery_mode"] = 2
+        message = amqp.Message(original.body, application_headers=dict(headers), **properties)
+        self._returned = False
+        self.channel.basic_publish_confirm(
+            message, exchange=exchange, routing_key=routing_key, mandatory=True
+        )
+        # A return, if any, arrives before the confirm (RabbitMQ's ordering guarantee).
+        return not self._returned

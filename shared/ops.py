@@ -37,7 +37,7 @@ import amqp
 import requests
 import sqlalchemy as sa
 
-from shared.broker import connect, declare_exchanges, declare_unrouted
+from shared.broker import MessageCopier, connect, declare_exchanges, declare_unrouted
 from shared.events import EXCHANGE, UNROUTED_EXCHANGE, UNROUTED_QUEUE
 from shared.outbox import leader_lock_key
 
@@ -189,33 +189,17 @@ def _declare_passive(chan: amqp.Channel, queue: str) -> tuple[str, int, int]:
 
 
 class ConfirmedCopier:
-    """Publishes copies with confirms on its own channel; tells whether the broker routed them."""
+    """Copies taken messages elsewhere, confirmed (:class:`shared.broker.MessageCopier`)."""
 
     def __init__(self, connection_channel: amqp.Channel) -> None:
-        self.channel = connection_channel.connection.channel()
-        self.channel.confirm_select()
-        self._returned = False
-        self.channel.events["basic_return"].add(self._on_return)
-
-    def _on_return(self, *_args) -> None:
-        self._returned = True
+        self.copier = MessageCopier(connection_channel.connection.channel())
 
     def copy(
         self, letter: Letter, exchange: str, routing_key: str, drop_headers: tuple[str, ...] = ()
     ) -> bool:
         """Publish a copy of ``letter``; True once the broker confirmed it and a queue took it."""
         headers = {k: v for k, v in letter.headers.items() if k not in drop_headers}
-        properties = {
-            k: v for k, v in letter.message.properties.items() if k not in ("application_headers", "headers")
-        }
-        properties["delivery_mode"] = 2
-        message = amqp.Message(letter.message.body, application_headers=headers, **properties)
-        self._returned = False
-        self.channel.basic_publish_confirm(
-            message, exchange=exchange, routing_key=routing_key, mandatory=True
-        )
-        # The return, if any, arrives before the confirm (RabbitMQ's ordering guarantee).
-        return not self._returned
+        return self.copier.copy(letter.message, exchange, routing_key, headers)
 
 
 # -- commands -----------------------------------------------------------------------------------------
