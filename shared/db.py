@@ -142,12 +142,6 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()
-    # pool_pre_ping: a connection that died with a restarted server is replaced, not handed out.
     return sa.create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        hide_parameters=True,
-        connect_args={"connect_timeout": 5},
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
     )
