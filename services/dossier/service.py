@@ -11,6 +11,8 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -77,6 +79,18 @@ def _field_error(pointer: str, detail: str) -> ValidationFailed:
     )
 
 
+@contextmanager
+def filing_problems() -> Iterator[None]:
+    """A rule of the domain refusing a filing (receipt or registration) is a 4xx, never a 500:
+    a bad value is a 422 naming the field, anything else (no appointment computable …) a 409."""
+    try:
+        yield
+    except InvalidArgument as exc:
+        raise _field_error(f"/{exc.field}", exc.message) from exc
+    except DomainError as exc:
+        raise Conflict(f"the dossier cannot be filed: {exc}") from exc
+
+
 def _request_id(request) -> str:
     given = request.headers.get("X-Request-Id", "")
     return given if 0 < len(given) <= 100 and given.isprintable() else str(uuid.uuid4())
@@ -115,16 +129,17 @@ class DossierService(OperationalEndpoints):
         unit, procedure = self._filing_terms(principal, body, now)
 
         def change(tx):
-            dossier = Dossier.receive_at_counter(
-                code=self._next_code(tx, unit, now),
-                procedure=procedure,
-                receiving_unit=unit,
-                channel=Channel(CHANNELS[body["channel"]]),
-                return_method=ReturnMethod(RETURN_METHODS[body["return_method"]]),
-                applicant=body["applicant"],
-                now=now,
-                calendar=self.calendar,
-            )
+            with filing_problems():
+                dossier = Dossier.receive_at_counter(
+                    code=self._next_code(tx, unit, now),
+                    procedure=procedure,
+                    receiving_unit=unit,
+                    channel=Channel(CHANNELS[body["channel"]]),
+                    return_method=ReturnMethod(RETURN_METHODS[body["return_method"]]),
+                    applicant=body["applicant"],
+                    now=now,
+                    calendar=self.calendar,
+                )
             self._commit(tx, request, principal, dossier, "receive", None, body, now)
             return 201, self._present(dossier, now), {"Location": f"/api/v1/dossiers/{dossier.code}"}
 
@@ -140,16 +155,17 @@ class DossierService(OperationalEndpoints):
         unit, procedure = self._filing_terms(principal, body, now)
 
         def change(tx):
-            dossier = Dossier.register(
-                code=self._next_code(tx, unit, now),
-                procedure=procedure,
-                receiving_unit=unit,
-                channel=Channel(CHANNELS[body["channel"]]),
-                return_method=ReturnMethod(RETURN_METHODS[body["return_method"]]),
-                applicant=body["applicant"],
-                submitted_by=principal.sub,
-                now=now,
-            )
+            with filing_problems():
+                dossier = Dossier.register(
+                    code=self._next_code(tx, unit, now),
+                    procedure=procedure,
+                    receiving_unit=unit,
+                    channel=Channel(CHANNELS[body["channel"]]),
+                    return_method=ReturnMethod(RETURN_METHODS[body["return_method"]]),
+                    applicant=body["applicant"],
+                    submitted_by=principal.sub,
+                    now=now,
+                )
             self._commit(tx, request, principal, dossier, "register", None, body, now)
             return 201, self._present(dossier, now), {"Location": f"/api/v1/dossiers/{dossier.code}"}
 

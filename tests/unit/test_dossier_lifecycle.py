@@ -20,6 +20,7 @@ from services.dossier.domain.model import (
     Action,
     Channel,
     Decision,
+    DomainError,
     Dossier,
     InvalidArgument,
     ReturnMethod,
@@ -771,3 +772,24 @@ def test_random_action_sequences_keep_the_invariants(start, data):
                 assert dossier.apology_count or dossier.resolved_at > dossier.original_due_at
         for event in dossier.events:
             assert APPLICANT["id_number"] not in str(event.data)
+
+
+# --- no 500 for a domain error at filing -----------------------------------------------------------
+
+
+def test_no_appointment_computable_is_a_domain_error_not_a_crash():
+    # the calendar covers up to 9998: ten working days after 31 Dec 9998 cannot be computed
+    with pytest.raises(DomainError, match="no appointment can be computed"):
+        received(now=datetime(9998, 12, 31, 9, tzinfo=VN))
+
+
+def test_filing_problems_are_4xx():
+    from services.dossier.service import filing_problems
+    from shared.problems import Conflict, ValidationFailed
+
+    with pytest.raises(Conflict) as conflict, filing_problems():
+        received(now=datetime(9998, 12, 31, 9, tzinfo=VN))
+    assert conflict.value.status == 409 and "no appointment" in str(conflict.value.detail)
+    with pytest.raises(ValidationFailed) as invalid, filing_problems():
+        registered(channel=Channel.COUNTER)
+    assert invalid.value.status == 422 and invalid.value.errors[0]["pointer"] == "/channel"
