@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)
 # eventlet and nameko's pkg_resources import announce their deprecation on every start
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
 
-.PHONY: check-config run test test-unit test-integration bench demo lint format token docs migrate clean services
+.PHONY: check-config run test test-unit test-assets test-integration bench demo lint format token docs migrate clean services
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "motcua needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
@@ -33,8 +33,13 @@ test: $(STAMP) $(KUBECTL)
 	@scripts/ensure-services.sh all
 	MOTCUA_ENV=development $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP) $(KUBECTL)
+## test-unit: the domain and the service layer, plain Python, in seconds
+test-unit: $(STAMP)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## test-assets: the files that are not code (deploy, monitoring, the receipt PDF, generated docs)
+test-assets: $(STAMP) $(KUBECTL)
+	MOTCUA_ENV=development $(BIN)/python -m pytest tests/assets $(PYTEST_ARGS)
 
 test-integration: $(STAMP)
 	@scripts/ensure-services.sh all

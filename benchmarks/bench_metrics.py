@@ -40,7 +40,7 @@ from services.dossier.catalogue import Catalogue
 from services.metrics import repository
 from services.metrics.exposition import SlaCollector, UnitLabels, render
 from services.metrics.models import dossier_facts, pipeline
-from services.metrics.projection import RATINGS, DossierFacts
+from services.metrics.projection import DossierFacts
 from services.metrics.service import BATCH_SIZE, BATCH_WAIT, QUEUE
 from shared.auth import DEV_SECRET
 from shared.broker import ConfirmingPublisher, Outgoing, connect, declare_consumer_queue
@@ -49,6 +49,7 @@ from shared.db import create_engine
 from shared.events import Event
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
+from shared.vocabulary import RATINGS
 from shared.workcalendar import WorkingCalendar
 from tests.support.metrics_streams import Simulator
 

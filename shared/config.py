@@ -92,12 +92,17 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting a service needs: its config key, how to parse it, and what it is for."""
+    """One setting a service needs: its config key, how to parse it, what it is for, and its default.
+
+    The default lives here and only here: ``config.yml`` leaves the value empty (``${VAR:}``) when
+    the code's default applies, and a setting with a default is never missing.
+    """
 
     key: str
     parse: Callable[[Any], Any] = str
     required: bool = True
     description: str = ""
+    default: Any = None
 
 
 def _url(value: Any) -> str:
@@ -115,14 +120,25 @@ def _address(value: Any) -> str:
     return text
 
 
-def _positive(value: Any) -> float:
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def positive(value: Any) -> float:
     number = float(value)
-    if number <= 0:
+    if not number > 0:
         raise ValueError(f"must be positive, got {value!r}")
     return number
 
 
-def _positive_int(value: Any) -> int:
+def positive_int(value: Any) -> int:
     number = int(value)
     if number <= 0 or number != float(value):
         raise ValueError(f"must be a positive whole number, got {value!r}")
@@ -159,11 +175,11 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
         required=False,
         description="administrative-unit hierarchy file; empty = today's national map",
     ),
-    Setting("OUTBOX_POLL_SECONDS", _positive, description="how often the relay looks for events"),
-    Setting("OUTBOX_BATCH_SIZE", _positive_int, description="events published per confirm round"),
+    Setting("OUTBOX_POLL_SECONDS", positive, description="how often the relay looks for events"),
+    Setting("OUTBOX_BATCH_SIZE", positive_int, description="events published per confirm round"),
     Setting(
         "EVENT_MAX_ATTEMPTS",
-        _positive_int,
+        positive_int,
         description="deliveries of a failing event before it is dead-lettered",
     ),
 )
@@ -175,6 +191,8 @@ def validate(config: Mapping[str, Any], settings: tuple[Setting, ...] = COMMON_S
     parsed: dict[str, Any] = {}
     for setting in settings:
         value = config.get(setting.key)
+        if value in (None, "") and setting.default is not None:
+            value = setting.default
         if value in (None, "") and setting.required:
             problems.append(f"{setting.key}: missing ({setting.description})")
             continue

@@ -194,9 +194,13 @@ def build_event(
     unit_path: str,
     sequence: int,
     handling_unit_path: str | None = None,
+    id: str | None = None,
+    time: datetime | None = None,
     also_unit_paths: tuple[str, ...] = (),
 ) -> Event:
-    """The one place events are built: validates ``data`` against the catalogue schema."""
+    """The one place events are built: validates ``data`` against the catalogue schema.
+
+    ``id`` and ``time`` are new and now unless given (a replay or a test simulator gives them)."""
     entry = CATALOGUE.get(f"vn.motcua.{source}.{name}")
     if entry is None:
         raise ValueError(f"event type vn.motcua.{source}.{name} is not in the catalogue")
@@ -213,5 +217,7 @@ def build_event(
         unit_path=unit_path,
         sequence=sequence,
         handling_unit_path=handling_unit_path,
+        **({} if id is None else {"id": id}),
+        **({} if time is None else {"time": time}),
         also_unit_paths=tuple(also_unit_paths),
     )

@@ -27,9 +27,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from shared import logs, metrics
+from shared.domain import DomainError, InvalidArgument
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
+    Conflict,
     IdempotencyKeyReused,
     MethodNotAllowed,
     NotFound,
@@ -38,6 +40,7 @@ from shared.problems import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from shared.uow import StoredResponse
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +119,7 @@ class ApiEntrypoint(HttpRequestHandler):
     server = ProblemWebServer()
 
     def __init__(self, method: str, url: str, **kwargs: Any) -> None:
-        kwargs.setdefault("expected_exceptions", (Problem,))
+        kwargs.setdefault("expected_exceptions", (Problem, DomainError))
         super().__init__(method, url, **kwargs)
 
     def setup(self) -> None:
@@ -154,6 +157,8 @@ class ApiEntrypoint(HttpRequestHandler):
         return json_response(result)
 
     def response_from_exception(self, exc):
+        if isinstance(exc, DomainError):
+            exc = problem_for(exc)
         if isinstance(exc, Problem):
             return problem_response(exc)
         if isinstance(exc, HTTPException):
@@ -163,6 +168,16 @@ class ApiEntrypoint(HttpRequestHandler):
 
 
 api = ApiEntrypoint.decorator
+
+
+def problem_for(error: DomainError) -> Problem:
+    """The one mapping of domain errors to HTTP: a bad value 422 (pointing at it), a rule 409."""
+    if isinstance(error, InvalidArgument):
+        pointer = f"/{error.field}"
+        return ValidationFailed(
+            f"{error.field}: {error.message}", errors=[{"pointer": pointer, "detail": error.message}]
+        )
+    return Conflict(error.detail, **error.facts)
 
 
 def _buffer_chunked_body(request) -> None:
@@ -256,20 +271,10 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
                 status, body, *rest = handler(tx)
                 headers = rest[0] if rest else {}
                 if key is not None and status < 500:
-                    table = uow.tables.idempotency_keys
-                    tx.session.execute(
-                        table.insert().values(
-                            principal=principal_sub,
-                            key=key,
-                            method=request.method,
-                            path=request.path,
-                            request_hash=body_hash,
-                            status=status,
-                            headers=headers,
-                            body=dumps(body),
-                            created_at=datetime.now(UTC),
-                        )
+                    answer = StoredResponse(
+                        request.method, request.path, body_hash, status, headers, dumps(body)
                     )
+                    tx.remember(principal_sub, key, answer)
                 return status, body, headers
         except sa.exc.IntegrityError:
             # A concurrent request with the same key committed first: replay its answer.
@@ -280,10 +285,7 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
 
 
 def _stored_response(tx, principal_sub: str, key: str, body_hash: str):
-    table = tx.tables.idempotency_keys
-    row = tx.session.execute(
-        sa.select(table).where(table.c.principal == principal_sub, table.c.key == key)
-    ).first()
+    row = tx.recall(principal_sub, key)
     if row is None:
         return None
     if row.request_hash != body_hash:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-EARLY, ON_TIME, LATE = "early", "on_time", "late"
-TIMELINESS = (EARLY, ON_TIME, LATE)
+from shared.vocabulary import TIMELINESS, DurationUnit
 
-_HOURS = "working_hours"
+EARLY, ON_TIME, LATE = TIMELINESS
+_HOURS = DurationUnit.WORKING_HOURS
 
 
 def judge_timeliness(

@@ -1,10 +1,14 @@
 """The unit of work: one database transaction, the events it records, the events it has seen.
 
-A service method does::
+A service's repository registers itself with the transaction (:meth:`Transaction.collect_from`);
+at commit the transaction asks it for the events of every aggregate it loaded or added, and writes
+them to the outbox in the same transaction, so no code path can forget one::
 
     with self.uow.transaction() as tx:
-        dossier = ...                       # change state through tx.session
-        tx.emit(event)                      # recorded in the outbox, same transaction
+        dossiers = Dossiers(tx, units, actor)  # registers with tx
+        dossier = dossiers.get(code)
+        dossier.receive(...)                   # the aggregate records a domain event
+                                               # commit: the event is in the outbox
 
 and a consumer::
 
@@ -20,10 +24,12 @@ exist. The relay runs inside the service process as a managed thread of this dep
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
@@ -36,6 +42,18 @@ from shared.events import Event
 from shared.outbox import OutboxRelay, record
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The answer to a write, kept with its ``Idempotency-Key`` so that a retry gets it again."""
+
+    method: str
+    path: str
+    request_hash: str
+    status: int
+    headers: dict[str, Any]
+    body: str  # JSON
 
 
 @cache
@@ -71,10 +89,48 @@ class Transaction:
         self.session = session
         self.tables = tables
         self.events: list[Event] = []
+        self._collectors: list[Callable[[], Iterable[Event]]] = []
 
     def emit(self, *events: Event) -> None:
-        """Record events to publish once this transaction commits."""
+        """Record events that belong to no aggregate, to publish once this transaction commits."""
         self.events.extend(events)
+
+    def collect_from(self, collector: Callable[[], Iterable[Event]]) -> None:
+        """Register a repository's collector: at commit it stores what its aggregates still hold
+        (hand-overs …) and returns their domain events as envelopes, in the order they happened."""
+        self._collectors.append(collector)
+
+    def collect_events(self) -> list[Event]:
+        """Everything this transaction publishes: called once, just before the commit."""
+        return [*self.events, *(event for collector in self._collectors for event in collector())]
+
+    def recall(self, principal: str, key: str) -> StoredResponse | None:
+        """The response stored for ``principal``'s ``Idempotency-Key``, if any."""
+        table = self.tables.idempotency_keys
+        row = self.session.execute(
+            sa.select(table).where(table.c.principal == principal, table.c.key == key)
+        ).first()
+        if row is None:
+            return None
+        return StoredResponse(
+            row.method, row.path, row.request_hash, row.status, dict(row.headers or {}), row.body
+        )
+
+    def remember(self, principal: str, key: str, response: StoredResponse) -> None:
+        """Store the response to ``principal``'s ``Idempotency-Key`` with the change it made."""
+        self.session.execute(
+            self.tables.idempotency_keys.insert().values(
+                principal=principal,
+                key=key,
+                method=response.method,
+                path=response.path,
+                request_hash=response.request_hash,
+                status=response.status,
+                headers=response.headers,
+                body=response.body,
+                created_at=datetime.now(UTC),
+            )
+        )
 
     def first_delivery(self, event: Event, consumer: str) -> bool:
         """Claim an event id for a consumer; False when it was already handled (a redelivery)."""
@@ -109,11 +165,12 @@ class UnitOfWorkFactory:
         try:
             with session.begin():
                 yield tx
-                if tx.events:
-                    record(session, self.tables.outbox, tx.events)
+                events = tx.collect_events()
+                if events:
+                    record(session, self.tables.outbox, events)
         finally:
             session.close()
-        if tx.events and self.relay is not None:
+        if events and self.relay is not None:
             self.relay.notify()
 
 

@@ -50,9 +50,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-WORKING_DAYS = "working_days"
-WORKING_HOURS = "working_hours"
-SAME_DAY = "same_day"
+from shared.vocabulary import DURATION_UNITS
+
+WORKING_DAYS, WORKING_HOURS, SAME_DAY = DURATION_UNITS
 
 _MICROS_PER_SECOND = 1_000_000
 _LAST_SUPPORTED_YEAR = 9998  # date.max is in 9999; keep one year of room for look-ahead
@@ -66,7 +66,7 @@ class Duration:
     unit: str
     amount: int = 0
 
-    UNITS: ClassVar[tuple[str, ...]] = (WORKING_DAYS, WORKING_HOURS, SAME_DAY)
+    UNITS: ClassVar[tuple[str, ...]] = DURATION_UNITS
 
     def __post_init__(self) -> None:
         if self.unit not in self.UNITS:
@@ -327,10 +327,6 @@ class WorkingCalendar:
         # cover both years first: growing the index backwards shifts every position in it
         self._cover(local_start.year, local_end.year)
         return timedelta(microseconds=self._office_clock(end) - self._office_clock(start))
-
-    def working_days_between(self, start: datetime, end: datetime) -> float:
-        """Office time from ``start`` to ``end`` in working days (fractional)."""
-        return _micros(self.working_time_between(start, end)) / self._day_micros
 
     def resume(
         self,

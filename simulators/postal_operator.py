@@ -15,7 +15,8 @@ list of faults; ``SIMULATOR_SCENARIO`` for every order, or queued for the next o
 * ``returned_to_sender`` — two failed attempts, then the result goes back to the desk;
 * ``late_after_delivery`` — a ``delivery_failed`` stamped after the delivery arrives after it;
 * ``unknown_status`` — a status name never sent before (``held_at_hub``) in the middle;
-* ``proxy`` — an authorised proxy signs for the delivery.
+* ``proxy`` — an authorised proxy signs for the delivery;
+* ``lost`` — the package is lost in transit (reported as ``lost``).
 
 ``POST /_control/outage {"orders": n}`` answers the next n order calls with 503 (the adapter's
 retries); ``GET /_control/log`` lists every webhook attempt and its answer.
@@ -46,6 +47,7 @@ from werkzeug.wrappers import Request, Response
 log = logging.getLogger("postal-operator-simulator")
 DEFAULT_SECRET = "whsec_bW90Y3VhLWRldmVsb3BtZW50LXdlYmhvb2stc2VjcmV0"
 FAULTS = (
+    "lost",
     "duplicate",
     "out_of_order",
     "failed_delivery",
@@ -91,6 +93,8 @@ def script(direction: str, faults: set[str]) -> list[str]:
         ]
     else:
         steps = ["picked_up", "in_transit", "out_for_delivery", "delivered"]
+    if "lost" in faults:
+        steps = steps[:2] + ["lost"]
     if "unknown_status" in faults:
         steps.insert(2, UNKNOWN_STATUS)
     return steps

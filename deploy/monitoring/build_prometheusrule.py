@@ -2,7 +2,7 @@
 
 The plain file (prometheus/rules/motcua-alerts.yml) is the one to edit; this script wraps its
 groups in a ``monitoring.coreos.com/v1`` PrometheusRule so the two never drift.
-tests/unit/test_monitoring.py checks that the committed output is current.
+tests/assets/test_monitoring.py checks that the committed output is current.
 
     python deploy/monitoring/build_prometheusrule.py          # rewrite prometheusrule.yaml
     python deploy/monitoring/build_prometheusrule.py --check  # exit 1 if it is out of date

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from services.dossier.domain.model import Action, Dossier
 from shared.auth import Principal
 from shared.problems import Forbidden
@@ -18,39 +20,20 @@ STAFF_ROLES = ("desk_officer", "handling_officer", "leader", "clerk", "auditor",
 FILING_ROLES = ("portal", "postal_operator")
 RECEIVING, HANDLING = "receiving", "handling"
 
-_DESK = ("desk_officer", RECEIVING)
-_AGENCY = ("handling_officer", HANDLING)
-_LEADER = ("leader", HANDLING)
-_CLERK = ("clerk", HANDLING)
-
-# Each action: the (role, side of the dossier) pairs that may perform it.
-ACTORS: dict[Action, tuple[tuple[str, str], ...]] = {
-    Action.RECEIVE: (_DESK,),
-    Action.REFUSE: (_DESK,),
-    Action.START_PROCESSING: (_DESK,),
-    Action.REQUEST_SUPPLEMENT: (_DESK, _AGENCY),
-    Action.SUPPLEMENT: (_DESK,),
-    Action.REQUEST_PAYMENT: (_AGENCY, _DESK),
-    Action.RECORD_PAYMENT: (_DESK, _AGENCY),
-    Action.APPRAISE: (_AGENCY,),
-    Action.TRANSFER: (_AGENCY,),
-    Action.DECIDE: (_LEADER,),
-    Action.SIGN: (_LEADER,),
-    Action.STAMP: (_CLERK,),
-    Action.RESOLVE: (_AGENCY, _LEADER, _CLERK),
-    Action.RETURN: (_DESK,),
-    Action.WITHDRAW: (_DESK,),  # and the portal that filed it: see authorise()
-    Action.STOP: (_AGENCY, _LEADER),
-    Action.RESUME: (_AGENCY, _LEADER),
-    Action.APOLOGIZE: (_AGENCY, _LEADER),
-}
-# The applicant withdraws through the portal that filed the dossier.
-FILER_ACTIONS = frozenset({Action.WITHDRAW})
+DESK_OFFICER, HANDLING_OFFICER, LEADER, CLERK = "desk_officer", "handling_officer", "leader", "clerk"
 
 
-def roles_for(action: Action) -> tuple[str, ...]:
-    roles = tuple(dict.fromkeys(role for role, _ in ACTORS[action]))
-    return roles + (FILING_ROLES if action in FILER_ACTIONS else ())
+class Actors(Protocol):
+    """What authorisation needs of an action's registry entry (services/dossier/actions.py)."""
+
+    action: Action
+    actors: tuple[tuple[str, str], ...]  # (role, side of the dossier) pairs that may perform it
+    filer_may: bool  # and the portal that filed the dossier
+
+
+def roles_for(entry: Actors) -> tuple[str, ...]:
+    roles = tuple(dict.fromkeys(role for role, _ in entry.actors))
+    return roles + (FILING_ROLES if entry.filer_may else ())
 
 
 def covers(principal: Principal, units: UnitRegistry, unit: str) -> bool:
@@ -82,13 +65,13 @@ def can_audit(principal: Principal, dossier: Dossier, units: UnitRegistry) -> bo
     return is_staff(principal) and can_read(principal, dossier, units)
 
 
-def authorise(principal: Principal, action: Action, dossier: Dossier, units: UnitRegistry) -> str:
+def authorise(principal: Principal, entry: Actors, dossier: Dossier, units: UnitRegistry) -> str:
     """The role the caller acts in; Forbidden when no role of the caller may act on this dossier."""
-    for role, side in ACTORS[action]:
+    for role, side in entry.actors:
         unit = dossier.receiving_unit if side == RECEIVING else dossier.handling_unit
         if principal.has_role(role) and covers(principal, units, unit):
             return role
-    if action in FILER_ACTIONS and filed_by(principal, dossier):
+    if entry.filer_may and filed_by(principal, dossier):
         return next(role for role in FILING_ROLES if principal.has_role(role))
-    needed = ", ".join(f"{role} of the {side} unit" for role, side in ACTORS[action])
-    raise Forbidden(f"'{action.value}' on dossier {dossier.code} needs: {needed}")
+    needed = ", ".join(f"{role} of the {side} unit" for role, side in entry.actors)
+    raise Forbidden(f"'{entry.action.value}' on dossier {dossier.code} needs: {needed}")

@@ -1,69 +1,38 @@
-"""The dossier service's own settings (checked at start) and the overdue watch's timer.
+"""The dossier service's own settings (parsed, checked and defaulted at start) and the watch's timer.
 
-``SUPPLEMENT_ONCE`` (default true): a second supplement request for a dossier is refused.
-``DUE_SOON_HOURS`` (default 8, one working day): ``dossier.due_soon`` when at most this much office
-time is left before the appointment (half-way instead when the whole duration is shorter than twice it).
-``OVERDUE_WATCH_SECONDS`` (default 60): how often the watch looks; ``OVERDUE_WATCH_BATCH`` (default
-500): dossiers it handles per look.
+``SUPPLEMENT_ONCE``: a second supplement request for a dossier is refused.
+``DUE_SOON_HOURS`` (one working day): ``dossier.due_soon`` when at most this much office time is left
+before the appointment (half-way instead when the whole duration is shorter than twice it).
+``OVERDUE_WATCH_SECONDS``: how often the watch looks; ``OVERDUE_WATCH_BATCH``: dossiers per look.
+The defaults are on each :class:`~shared.config.Setting` below, nowhere else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
+from services.dossier import catalogue
 from services.dossier.domain.model import Rules
 from services.dossier.watch_backoff import WatchBackoff
-from shared.config import Setting, validate
+from shared.config import Setting, boolean, positive, positive_int, validate
 
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-def _positive(value: Any) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError(f"must be positive, got {value!r}")
-    return number
-
-
-def _positive_int(value: Any) -> int:
-    number = int(value)
-    if number <= 0 or number != float(value):
-        raise ValueError(f"must be a positive whole number, got {value!r}")
-    return number
-
-
-SETTINGS = (
-    Setting("SUPPLEMENT_ONCE", _boolean, required=False, description="one supplement request per dossier"),
-    Setting(
-        "DUE_SOON_HOURS", _positive, required=False, description="working hours of warning before a due time"
-    ),
-    Setting(
-        "OVERDUE_WATCH_SECONDS", _positive, required=False, description="how often the overdue watch runs"
-    ),
-    Setting(
-        "OVERDUE_WATCH_BATCH", _positive_int, required=False, description="dossiers per overdue-watch run"
-    ),
+WATCH_SECONDS = Setting(
+    "OVERDUE_WATCH_SECONDS", positive, default=60.0, description="how often the overdue watch runs"
 )
-DEFAULTS = {
-    "SUPPLEMENT_ONCE": True,
-    "DUE_SOON_HOURS": 8.0,
-    "OVERDUE_WATCH_SECONDS": 60.0,
-    "OVERDUE_WATCH_BATCH": 500,
-}
+SETTINGS = (
+    Setting("SUPPLEMENT_ONCE", boolean, default=True, description="one supplement request per dossier"),
+    Setting(
+        "DUE_SOON_HOURS", positive, default=8.0, description="working hours of warning before a due time"
+    ),
+    WATCH_SECONDS,
+    Setting("OVERDUE_WATCH_BATCH", positive_int, default=500, description="dossiers per overdue-watch run"),
+)
 
 
 @dataclass(frozen=True)
@@ -76,8 +45,7 @@ class LifecycleSettings:
 
 def lifecycle_settings(config: dict[str, Any]) -> LifecycleSettings:
     """Parse the dossier settings; ConfigurationError names each one at fault."""
-    parsed = validate(config, SETTINGS)
-    values = {key: DEFAULTS[key] if parsed[key] is None else parsed[key] for key in DEFAULTS}
+    values = validate(config, SETTINGS)
     return LifecycleSettings(
         rules=Rules(supplement_once=values["SUPPLEMENT_ONCE"]),
         due_soon_lead=timedelta(hours=values["DUE_SOON_HOURS"]),
@@ -111,10 +79,26 @@ class WatchTimer(Timer):
     """nameko's timer with its interval from ``OVERDUE_WATCH_SECONDS`` (read at start, not import)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(interval=DEFAULTS["OVERDUE_WATCH_SECONDS"], **kwargs)
+        super().__init__(interval=WATCH_SECONDS.default, **kwargs)
 
     def setup(self) -> None:
         self.interval = lifecycle_settings(self.container.config).watch_seconds
 
 
 watch_timer = WatchTimer.decorator
+
+
+@cache
+def _shipped_catalogue() -> catalogue.Catalogue:
+    # Read and checked once per process: the procedure files ship with the code.
+    return catalogue.Catalogue.load()
+
+
+class Catalogue(DependencyProvider):
+    """``self.catalogue``: the procedure catalogue (services/dossier/procedures), loaded at start."""
+
+    def setup(self) -> None:
+        self.catalogue = _shipped_catalogue()
+
+    def get_dependency(self, worker_ctx) -> catalogue.Catalogue:
+        return self.catalogue

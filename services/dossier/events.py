@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from services.dossier import schemas  # noqa: F401 - registers the event catalogue
+from services.dossier.domain.events import DossierEvent
 from services.dossier.domain.model import Dossier
 from shared.events import Event, build_event
 from shared.units import UnitRegistry
@@ -25,9 +26,10 @@ def public_data(data: Mapping[str, Any], reason_code: str | None) -> dict[str, A
     return public
 
 
-def collect(dossier: Dossier, units: UnitRegistry, *, reason_code: str | None = None) -> list[Event]:
+def envelopes(dossier: Dossier, units: UnitRegistry, *, reason_code: str | None = None) -> list[Event]:
     """Take the dossier's pending domain events as envelopes, numbered by its event sequence.
 
+    Called by the unit of work at commit (:class:`services.dossier.repository.Dossiers`), never by hand.
     ``reason_code``: the code the officer gave with the action's reason (``other`` when none was given).
     """
     pending, dossier.events = list(dossier.events), []
@@ -35,21 +37,42 @@ def collect(dossier: Dossier, units: UnitRegistry, *, reason_code: str | None = 
     receiving = units.routing_path(dossier.receiving_unit)
     handling = units.routing_path(dossier.handling_unit)
     return [
-        build_event(
-            "dossier",
-            domain_event.name,
-            subject=dossier.code,
-            data=public_data(domain_event.data, reason_code),
-            unit_path=receiving,
-            handling_unit_path=handling,
-            also_unit_paths=departed_from(domain_event.name, domain_event.data, units),
-            sequence=first + offset,
+        envelope(
+            event,
+            receiving,
+            handling,
+            first + offset,
+            reason_code=reason_code,
+            also_unit_paths=departed_from(event.name, event.data, units),
         )
-        for offset, domain_event in enumerate(pending)
+        for offset, event in enumerate(pending)
     ]
 
 
-def departed_from(name: str, data: dict, units: UnitRegistry) -> tuple[str, ...]:
+def envelope(
+    event: DossierEvent,
+    unit_path: str,
+    handling_unit_path: str | None,
+    sequence: int,
+    *,
+    reason_code: str | None = None,
+    **fixed: Any,
+) -> Event:
+    """One dossier event as published; the test simulators build theirs with it too (``fixed``: an
+    ``id`` and ``time`` they choose), so a payload change here breaks the metrics tests."""
+    return build_event(
+        event.source,
+        event.name,
+        subject=event.facts.code,
+        data=public_data(event.data, reason_code),
+        unit_path=unit_path,
+        handling_unit_path=handling_unit_path,
+        sequence=sequence,
+        **fixed,
+    )
+
+
+def departed_from(name: str, data: Mapping[str, Any], units: UnitRegistry) -> tuple[str, ...]:
     """A ``transferred`` event also goes to the unit that hands the dossier over (CONTRACTS §1)."""
     if name != "transferred" or not data.get("from_unit"):
         return ()

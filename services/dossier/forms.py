@@ -1,4 +1,5 @@
-"""The forms of DOMAIN.md as JSON, built from the dossier, its procedure, hand-overs and audit trail.
+"""The forms of DOMAIN.md as JSON, built from the dossier (its notices: what forms 02-05 said), its
+procedure and hand-overs; the audit trail only names the officer.
 
 Form 01 receipt and appointment, 02 supplement request, 03 refusal, 04 apology, 05 stop notice, and
 the process-control slip. Times are Vietnam local ISO 8601 (printed documents show local time).
@@ -12,7 +13,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from services.dossier.catalogue import Procedure
-from services.dossier.domain.model import Dossier
+from services.dossier.domain.model import Action, Dossier
 from services.dossier.repository import AuditEntry
 from shared.units import UnitRegistry, UnknownUnit
 
@@ -24,12 +25,12 @@ TITLES = {
     "stop_notice": ("05", "Thông báo dừng xử lý hồ sơ"),
     "process_control": ("process_control", "Phiếu kiểm soát quá trình giải quyết hồ sơ"),
 }
-# Which audited action issues each notice form.
+# Which action gives the notice each form shows.
 NOTICE_ACTIONS = {
-    "supplement_request": "request_supplement",
-    "refusal": "refuse",
-    "apology": "apologize",
-    "stop_notice": "stop",
+    "supplement_request": Action.REQUEST_SUPPLEMENT,
+    "refusal": Action.REFUSE,
+    "apology": Action.APOLOGIZE,
+    "stop_notice": Action.STOP,
 }
 
 
@@ -126,19 +127,24 @@ def build(
                 for row in handovers
             ],
         }
-    issued = _latest(trail, NOTICE_ACTIONS[form])
-    if issued is None:
+    given = dossier.latest_notice(NOTICE_ACTIONS[form])
+    if given is None:
         raise FormNotIssued(f"dossier {dossier.code} has no {form.replace('_', ' ')}")
+    # Who gave it: the officer of the audit line of that moment (the domain does not know people).
+    issued = next(
+        (e for e in trail if e.action == given.action.value and e.at == given.issued_at),
+        _latest(trail, given.action.value),
+    )
     notice = {
         **head,
-        "issued_at": _local(issued.at, zone),
-        "officer": issued.actor,
-        "reason": issued.reason or "",
+        "issued_at": _local(given.issued_at, zone),
+        "officer": issued.actor if issued else "",
+        "reason": given.reason,
     }
     if form == "supplement_request":
         notice["requested_at"] = notice.pop("issued_at")
-        notice["items"] = list(issued.details.get("items", []))
+        notice["items"] = list(given.items)
     elif form == "apology":
         notice["original_due_at"] = _local(dossier.original_due_at, zone)
-        notice["new_due_at"] = _local(datetime.fromisoformat(issued.details["new_due_at"]), zone)
+        notice["new_due_at"] = _local(given.new_due_at, zone)
     return notice

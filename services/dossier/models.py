@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import registry
 
-from services.dossier.domain.model import OVERDUE_CANDIDATES, Channel, Dossier, PlanStep, ReturnMethod, Status
+from services.dossier.domain.model import Action, Dossier, Notice, PlanStep
 from shared.db import BigId, UTCDateTime, add_pipeline_tables
+from shared.vocabulary import OVERDUE_CANDIDATES, Channel, ReturnMethod, Status
 
 SERVICE = "dossier"
 metadata = sa.MetaData()
@@ -62,6 +63,37 @@ class PlanType(sa.types.TypeDecorator):
         ]
 
 
+class NoticesType(sa.types.TypeDecorator):
+    """The notices a dossier was given (forms 02-05) as JSON; replaced on every change, never mutated."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return [
+            {
+                "action": notice.action.value,
+                "issued_at": notice.issued_at.isoformat(),
+                "reason": notice.reason,
+                "items": list(notice.items),
+                "new_due_at": notice.new_due_at.isoformat() if notice.new_due_at else None,
+            }
+            for notice in value or []
+        ]
+
+    def process_result_value(self, value, dialect):
+        return [
+            Notice(
+                action=Action(item["action"]),
+                issued_at=datetime.fromisoformat(item["issued_at"]),
+                reason=item["reason"],
+                items=tuple(item.get("items") or ()),
+                new_due_at=datetime.fromisoformat(item["new_due_at"]) if item.get("new_due_at") else None,
+            )
+            for item in value or []
+        ]
+
+
 # The statuses in which a dossier can be overdue (the overdue search's partial indexes).
 _OPEN = ", ".join(str(int(status)) for status in sorted(OVERDUE_CANDIDATES))
 
@@ -105,6 +137,7 @@ dossiers = sa.Table(
     sa.Column("plan", PlanType, nullable=False),
     sa.Column("stage", sa.Integer, nullable=False),
     sa.Column("watch_flags", sa.JSON, nullable=False),
+    sa.Column("notices", NoticesType, nullable=False),
     # When the overdue watch next has something to say; NULL when the clock does not run.
     sa.Column("watch_at", UTCDateTime, nullable=True),
     sa.Column("event_sequence", sa.Integer, nullable=False),
@@ -204,10 +237,17 @@ dossier_audit = sa.Table(
 )
 
 mapper_registry = registry(metadata=metadata)
-mapper_registry.map_imperatively(Dossier, dossiers)
 
 
-@event.listens_for(Dossier, "load")
+def start_mappers() -> None:
+    """Map the plain Dossier onto its table, once per process. The repository calls it: importing the
+    domain, or this module, changes no class (cosmicpython's ``start_mappers``)."""
+    if any(mapper.class_ is Dossier for mapper in mapper_registry.mappers):
+        return
+    mapper_registry.map_imperatively(Dossier, dossiers)
+    event.listen(Dossier, "load", _fresh_pending_lists)
+
+
 def _fresh_pending_lists(dossier: Dossier, _context) -> None:
     # Loaded aggregates start with nothing pending (dataclass __init__ is not called on load).
     dossier.events = []

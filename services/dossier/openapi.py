@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from services.dossier.access import ACTORS, FILER_ACTIONS
-from services.dossier.domain.model import ALLOWED_FROM, Action
+from services.dossier.actions import REGISTRY, ActionEntry
+from services.dossier.domain.model import Action
 from services.dossier.schemas import (
-    ACTION_BODIES,
     ApologyFormSchema,
     AuditTrailSchema,
     DossierPageSchema,
@@ -28,65 +27,22 @@ from shared.openapi import OPERATIONAL, Operation, build
 
 VERSION = "0.2.0"
 
-# What each action publishes (docs/dossier-events.md).
-EVENTS = {
-    Action.RECEIVE: "received",
-    Action.REFUSE: "refused",
-    Action.START_PROCESSING: "processing_started",
-    Action.REQUEST_SUPPLEMENT: "supplement_requested",
-    Action.SUPPLEMENT: "supplemented",
-    Action.REQUEST_PAYMENT: "payment_requested",
-    Action.RECORD_PAYMENT: "paid",
-    Action.APPRAISE: "appraised",
-    Action.TRANSFER: "transferred",
-    Action.DECIDE: "decided",
-    Action.SIGN: "signed",
-    Action.STAMP: "stamped",
-    Action.RESOLVE: "resolved",
-    Action.RETURN: "returned",
-    Action.WITHDRAW: "withdrawn",
-    Action.STOP: "stopped",
-    Action.RESUME: "resumed",
-    Action.APOLOGIZE: "apologized",
-}
 
-SUMMARIES = {
-    Action.RECEIVE: "Receive a registered (online or postal) dossier at the desk",
-    Action.REFUSE: "Refuse a registered dossier with a reason (Form 03)",
-    Action.START_PROCESSING: "Hand a received dossier to the handling agency",
-    Action.REQUEST_SUPPLEMENT: "Request a supplement listing every missing item (Form 02), once",
-    Action.SUPPLEMENT: "Record the completed supplement: filing time reset, full duration again",
-    Action.REQUEST_PAYMENT: "Ask for fees or taxes; the clock stops",
-    Action.RECORD_PAYMENT: "Record the payment; the clock resumes",
-    Action.APPRAISE: "Record the appraisal by the agency holding the dossier",
-    Action.TRANSFER: "Transfer an interlinked dossier to the plan's next agency",
-    Action.DECIDE: "Approve, or reject with a reason",
-    Action.SIGN: "Sign the result (competent person)",
-    Action.STAMP: "Apply the organisation's signature (the seal)",
-    Action.RESOLVE: "Mark the result ready; timeliness and working days are fixed",
-    Action.RETURN: "Return the result at the counter or by post",
-    Action.WITHDRAW: "Record the applicant's withdrawal (only before the result is decided)",
-    Action.STOP: "Stop processing with a notice (Form 05); the clock stops",
-    Action.RESUME: "Resume processing after a stop",
-    Action.APOLOGIZE: "Apologise with a new appointment (Form 04); the dossier still counts as late",
-}
-
-
-def _action_operation(action: Action) -> Operation:
-    who = "; ".join(f"{role} of the {side} unit" for role, side in ACTORS[action])
-    if action in FILER_ACTIONS:
+def _action_operation(entry: ActionEntry) -> Operation:
+    who = "; ".join(f"{role} of the {side} unit" for role, side in entry.actors)
+    if entry.filer_may:
         who += "; or the portal that filed it"
-    statuses = ", ".join(f"{int(s)} {s.label}" for s in sorted(ALLOWED_FROM[action]))
+    statuses = ", ".join(f"{int(s)} {s.label}" for s in sorted(entry.rule.allowed_from))
     return Operation(
         "POST",
-        f"/api/v1/dossiers/<code>/actions/{action.value}",
-        SUMMARIES[action],
-        f"act_{action.value}",
+        f"/api/v1/dossiers/<code>/actions/{entry.action.value}",
+        entry.summary,
+        f"act_{entry.action.value}",
         "lifecycle",
-        request=ACTION_BODIES[action],
+        request=entry.body,
         response=DossierSchema,
         errors=(400, 401, 403, 404, 409, 422),
-        description=f"Who: {who}. From status: {statuses}. Publishes dossier.{EVENTS[action]}. "
+        description=f"Who: {who}. From status: {statuses}. Publishes dossier.{entry.event.name}. "
         "409 (with current_status and allowed_actions) when the rules forbid it now; nothing changes.",
     )
 
@@ -153,7 +109,7 @@ OPERATIONS = (
         response=DossierSchema,
         errors=(401, 404),
     ),
-    *(_action_operation(action) for action in Action),
+    *(_action_operation(REGISTRY[action]) for action in Action),
     Operation(
         "GET",
         "/api/v1/dossiers/<code>/audit",

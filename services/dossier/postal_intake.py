@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from services.dossier import repository
-from services.dossier.dependencies import LifecycleSettings
-from services.dossier.domain.model import DomainError, ReturnMethod
-from services.dossier.events import collect
+from services.dossier.repository import AuditEntry
+from shared.domain import DomainError
 from shared.events import Event
-from shared.units import UnitRegistry
-from shared.workcalendar import WorkingCalendar
+from shared.vocabulary import ReturnMethod
+
+if TYPE_CHECKING:
+    from services.dossier.service_layer import Office, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,15 @@ def _moment(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def apply(
-    uow, event: Event, units: UnitRegistry, calendar: WorkingCalendar, lifecycle: LifecycleSettings
-) -> bool | None:
+def apply(event: Event, uow: UnitOfWork, office: Office) -> bool | None:
     """Apply one postal event to its dossier; False for a redelivery (nothing changes)."""
     data = event.data
+    calendar = office.calendar
     with uow.transaction() as tx:
         if not tx.first_delivery(event, QUEUE):
             return False
-        dossier = repository.get(tx.session, event.subject, for_update=True)
+        dossiers = office.dossiers(tx, ACTOR)
+        dossier = dossiers.get(event.subject, for_update=True)
         if dossier is None:
             log.warning("%s for unknown dossier %s: ignored", event.type, event.subject)
             return None
@@ -80,13 +81,10 @@ def apply(
                 "%s for dossier %s not applied (status %s): %s", event.type, dossier.code, before, exc
             )
             return None
-        dossier.schedule_watch(calendar, lifecycle.due_soon_lead)
-        tx.emit(*collect(dossier, units))
-        repository.save(tx.session, dossier, units, actor=ACTOR)
-        repository.audit(
-            tx.session,
+        dossier.schedule_watch(calendar, office.settings.due_soon_lead)
+        dossiers.audit(
             dossier.code,
-            repository.AuditEntry(
+            AuditEntry(
                 at=at,
                 actor=ACTOR,
                 roles=["postal_operator"],

@@ -1,4 +1,9 @@
-"""Storing and loading dossiers, their hand-overs and audit trail, inside a unit of work."""
+"""Storing and loading dossiers, their hand-overs and audit trail, inside a unit of work.
+
+:class:`Dossiers` is the repository the service layer sees: it loads and adds dossiers, and at commit
+(through :meth:`shared.uow.Transaction.collect_from`) stores their pending hand-overs and hands their
+domain events to the outbox. ``tests/support/fakes.py`` has its in-memory twin.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.dossier.domain.model import CLOCK_RUNNING, OVERDUE_CANDIDATES, Dossier
-from services.dossier.models import dossier_audit, dossier_code_counters, dossier_handovers, dossiers
+from services.dossier.domain.model import Dossier
+from services.dossier.events import envelopes
+from services.dossier.models import (
+    dossier_audit,
+    dossier_code_counters,
+    dossier_handovers,
+    dossiers,
+    start_mappers,
+)
+from shared.events import Event
 from shared.units import UnitRegistry
+from shared.uow import Transaction
+from shared.vocabulary import CLOCK_RUNNING, OVERDUE_CANDIDATES
 
 # Plain SQL, valid on SQLite (3.35+) and PostgreSQL: the dialect upsert constructs are not cacheable,
 # so SQLAlchemy would compile them again for every dossier.
@@ -228,3 +243,62 @@ def due_for_watch(session: Session, now: datetime, limit: int) -> list[str]:
             .limit(limit)
         ).scalars()
     )
+
+
+class Dossiers:
+    """The dossier repository of one unit of work: every dossier it loads or adds is *seen*, and at
+    commit each seen dossier is stored with its hand-overs and its domain events go to the outbox."""
+
+    def __init__(self, tx: Transaction, units: UnitRegistry, *, actor: str | None) -> None:
+        start_mappers()
+        self.session = tx.session
+        self.units = units
+        self.actor = actor  # who the hand-over rows name; None for the overdue watch
+        # The code the officer gave with this transaction's reason: events carry it, not the text.
+        self.reason_code: str | None = None
+        self.seen: dict[str, Dossier] = {}
+        tx.collect_from(self._collect)
+
+    def get(self, code: str, *, for_update: bool = False) -> Dossier | None:
+        dossier = get(self.session, code, for_update=for_update)
+        if dossier is not None:
+            self.seen.setdefault(dossier.code, dossier)
+        return dossier
+
+    def read(self, code: str) -> Dossier | None:
+        """A dossier to look at, not to change: not seen, so nothing of it is stored at commit."""
+        return get(self.session, code)
+
+    def add(self, dossier: Dossier) -> None:
+        """A new dossier: inserted now, so that its audit line and code can refer to it."""
+        save(self.session, dossier, self.units, actor=self.actor)
+        self.seen[dossier.code] = dossier
+
+    def next_code(self, *, unit: str, identifier: str, day: date) -> str:
+        return next_dossier_code(self.session, unit=unit, identifier=identifier, day=day)
+
+    def audit(self, code: str, entry: AuditEntry) -> None:
+        audit(self.session, code, entry)
+
+    def audit_trail(self, code: str) -> list[AuditEntry]:
+        return audit_trail(self.session, code)
+
+    def handovers(self, code: str) -> list[sa.Row]:
+        return handovers(self.session, code)
+
+    def search(self, query: Search, *, now: datetime, offset: int, limit: int) -> tuple[int, list[Dossier]]:
+        return search(self.session, query, now=now, offset=offset, limit=limit)
+
+    def due_for_watch(self, now: datetime, limit: int) -> list[str]:
+        return due_for_watch(self.session, now, limit)
+
+    def postpone_watch(self, code: str, at: datetime) -> None:
+        postpone_watch(self.session, code, at)
+
+    def _collect(self) -> list[Event]:
+        published: list[Event] = []
+        for dossier in self.seen.values():
+            # Envelopes first: they take the dossier's pending events, numbered by its sequence.
+            published.extend(envelopes(dossier, self.units, reason_code=self.reason_code))
+            save(self.session, dossier, self.units, actor=self.actor)
+        return published

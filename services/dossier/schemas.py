@@ -11,13 +11,21 @@ from datetime import UTC, date, datetime, timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.dossier.domain.model import Action, Decision, Status
 from shared.events import event_type
 from shared.fields import Text
-from shared.timeliness import TIMELINESS
+from shared.vocabulary import (
+    CHANNELS,
+    DECISIONS,
+    ONLINE_LEVELS,
+    REASON_CODES,
+    RETURN_METHODS,
+    TIMELINESS,
+    Channel,
+    Decision,
+    ReturnMethod,
+    Status,
+)
 
-CHANNELS = {"counter": 1, "online": 2, "postal": 3}
-RETURN_METHODS = {"counter": 0, "postal": 1}
 UNIT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="not a unit code")
 # Dates a person could mean: anything else is a typo (a year 20255) or a probe.
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2100, 12, 31)
@@ -25,21 +33,6 @@ MAX_APPOINTMENT_AHEAD = timedelta(days=3 * 366)
 MAX_PAGE_SIZE = 500
 DOSSIER_CODE = r"^[A-Za-z0-9._-]{1,60}$"
 FORMS = ("receipt", "supplement_request", "refusal", "apology", "stop_notice", "process_control")
-
-
-# Why an officer refused, stopped, asked for more, rejected or apologised, as a code: this goes out on
-# events; the officer's own words stay behind the authorised API (forms, audit trail) — they may name people.
-REASON_CODES = (
-    "incomplete_dossier",  # hồ sơ chưa đầy đủ
-    "invalid_documents",  # giấy tờ không hợp lệ
-    "outside_competence",  # không thuộc thẩm quyền
-    "conditions_not_met",  # không đủ điều kiện
-    "verification_needed",  # cần xác minh
-    "awaiting_other_agency",  # chờ cơ quan khác
-    "applicant_request",  # theo đề nghị của người nộp
-    "workload",  # quá tải, chậm xử lý
-    "other",
-)
 
 
 def _reason_code() -> fields.String:
@@ -167,7 +160,7 @@ class TransferSchema(Schema):
 
 
 class DecisionSchema(Schema):
-    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
     reason = _reason(metadata={"description": "required when rejecting"})
     reason_code = _reason_code()
 
@@ -190,29 +183,6 @@ class ApologySchema(Schema):
     reason = _reason(required=True)
     reason_code = _reason_code()
     new_due_at = fields.AwareDateTime(required=True, validate=_future_appointment)
-
-
-# Each action: its request body and what it does, for the API and its documentation.
-ACTION_BODIES: dict[Action, type[Schema]] = {
-    Action.RECEIVE: EmptyActionSchema,
-    Action.REFUSE: ReasonActionSchema,
-    Action.START_PROCESSING: StartProcessingSchema,
-    Action.REQUEST_SUPPLEMENT: SupplementRequestSchema,
-    Action.SUPPLEMENT: NoteActionSchema,
-    Action.REQUEST_PAYMENT: PaymentRequestSchema,
-    Action.RECORD_PAYMENT: PaymentSchema,
-    Action.APPRAISE: AppraisalSchema,
-    Action.TRANSFER: TransferSchema,
-    Action.DECIDE: DecisionSchema,
-    Action.SIGN: EmptyActionSchema,
-    Action.STAMP: EmptyActionSchema,
-    Action.RESOLVE: EmptyActionSchema,
-    Action.RETURN: ReturnSchema,
-    Action.WITHDRAW: ReasonActionSchema,
-    Action.STOP: ReasonActionSchema,
-    Action.RESUME: NoteActionSchema,
-    Action.APOLOGIZE: ApologySchema,
-}
 
 
 # --- responses ------------------------------------------------------------------------------
@@ -428,9 +398,9 @@ class StatusEventSchema(Schema):
     procedure_field = fields.String(required=True)
     receiving_unit = fields.String(required=True)
     handling_unit = fields.String(required=True)
-    channel = fields.Integer(required=True, validate=validate.OneOf(list(CHANNELS.values())))
-    return_method = fields.Integer(required=True, validate=validate.OneOf(list(RETURN_METHODS.values())))
-    online_level = fields.String(required=True, allow_none=True, validate=validate.OneOf(["full", "partial"]))
+    channel = fields.Integer(required=True, validate=validate.OneOf([int(c) for c in Channel]))
+    return_method = fields.Integer(required=True, validate=validate.OneOf([int(m) for m in ReturnMethod]))
+    online_level = fields.String(required=True, allow_none=True, validate=validate.OneOf(ONLINE_LEVELS))
     received_at = _moment(allow_none=True, metadata={"description": "filing time; null before receipt"})
     due_at = _moment(allow_none=True, metadata={"description": "the current appointment"})
     original_due_at = _moment(
@@ -532,7 +502,7 @@ class TransferredEventSchema(StepEventSchema):
 
 @event_type("dossier", "decided", "The competent person approved, or rejected with a reason.")
 class DecidedEventSchema(StatusEventSchema):
-    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
     reason_code = _event_reason_code(allow_none=True, metadata={"description": "null when approved"})
     has_reason_text = _has_reason_text()
 
@@ -554,7 +524,7 @@ class StampedEventSchema(StatusEventSchema):
     "working_days run from filing to resolution, clock stops excluded.",
 )
 class ResolvedEventSchema(StatusEventSchema):
-    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
     resolved_at = _moment()
     timeliness = _timeliness()
     working_days = fields.Float(required=True)

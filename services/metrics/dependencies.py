@@ -17,22 +17,30 @@ import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session
 
-from services.metrics import repository
+from services.metrics import service_layer
 from services.metrics.exposition import SlaCollector, UnitLabels, render
-from shared.config import Setting, _positive, _positive_int, validate
+from shared.config import Setting, positive, positive_int, validate
 from shared.db import create_engine
 from shared.events import Event
 from shared.units import UnitRegistry
 from shared.workcalendar import WorkingCalendar
 
 SETTINGS = (
-    Setting("METRICS_UNIT_DEPTH", _positive_int, description="depth of the 'unit' label (1 = province)"),
+    Setting(
+        "METRICS_UNIT_DEPTH", positive_int, default=2, description="depth of the 'unit' label (1 = province)"
+    ),
     Setting(
         "SATISFACTION_WINDOW_DAYS",
-        _positive_int,
+        positive_int,
+        default=30,
         description="days after the return during which a satisfaction rating is taken",
     ),
-    Setting("METRICS_DUE_SOON_HOURS", _positive, description="how close a due time counts as 'due soon'"),
+    Setting(
+        "METRICS_DUE_SOON_HOURS",
+        positive,
+        default=24.0,
+        description="how close a due time counts as 'due soon'",
+    ),
 )
 
 
@@ -92,7 +100,7 @@ class Projection:
 
     def write(self, events: list[Event]) -> list[bool]:
         with Session(self.engine) as session, session.begin():
-            return repository.project_batch(session, events, self.timezone, self.consumer)
+            return service_layer.project(session, events, self.timezone, self.consumer)
 
 
 class Projector(DependencyProvider):

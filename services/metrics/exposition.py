@@ -42,11 +42,19 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from services.metrics import repository
-from services.metrics.projection import CHANNELS, MICRO, RATINGS, RESOLUTION_BUCKETS, TOTALS_ROW
-from shared.timeliness import TIMELINESS
+from services.metrics.projection import MICRO, RESOLUTION_BUCKETS, TOTALS_ROW
 from shared.units import UnitRegistry
+from shared.vocabulary import RATINGS, RETURN_METHODS, TIMELINESS, Channel
 
 SERVICE = "metrics"
+
+
+def _channel_label(code: int) -> str:
+    """The ``channel`` label value; a code the vocabulary does not know shows as itself."""
+    try:
+        return Channel(code).label
+    except ValueError:
+        return str(code)
 
 
 def bucket_bounds(day_length: timedelta) -> tuple[str, ...]:
@@ -186,7 +194,7 @@ def snapshot(
     width = 1 + len(resolved_at) + len(histogram_at)
     for row in totals:
         unit, procedure_field = unit_of(row[0]), row[1]
-        received[unit, CHANNELS.get(row[2]) or str(row[2])] += row[received_at]
+        received[unit, _channel_label(row[2])] += row[received_at]
         counts = per_unit.get(unit)
         if counts is None:
             counts = per_unit[unit] = [0.0] * (2 + len(rated_at))
@@ -229,7 +237,7 @@ def snapshot(
             RETURNED: {
                 (unit, method): per_unit[unit][offset]
                 for unit in units
-                for offset, method in enumerate(("counter", "postal"))
+                for offset, method in enumerate(RETURN_METHODS)
             },
             SUPPLEMENTS: {pair: per_pair[pair][0] for pair in pairs},
             RATED: {

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from services.metrics.projection import COUNTER_COLUMNS, IN_PROCESS, RATING_COLUMNS
+from services.metrics.projection import COUNTER_COLUMNS, RATING_COLUMNS
 from shared.db import UTCDateTime, add_pipeline_tables
+from shared.vocabulary import IN_PROCESS
 
 SERVICE = "metrics"
 metadata = sa.MetaData()
@@ -23,7 +24,7 @@ pipeline = add_pipeline_tables(metadata, SERVICE)
 
 # Dossiers in process, as the /metrics gauges select them (the same text, so the planner matches it).
 IN_PROCESS_PREDICATE = (
-    f"status IN ({', '.join(str(s) for s in sorted(IN_PROCESS))}) AND received_at IS NOT NULL"
+    f"status IN ({', '.join(str(int(s)) for s in sorted(IN_PROCESS))}) AND received_at IS NOT NULL"
 )
 
 event_log = sa.Table(

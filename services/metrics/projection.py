@@ -38,17 +38,18 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
-from shared.timeliness import LATE, ON_TIME, is_overdue, judge_timeliness
+from shared.timeliness import is_overdue, judge_timeliness
+from shared.vocabulary import (
+    CLOCK_STOPPED,
+    IN_PROCESS,
+    RATINGS,
+    Channel,
+    Rating,
+    ReturnMethod,
+    Status,
+    Timeliness,
+)
 
-# Portal status codes (DOMAIN.md): which ones mean "still being handled" and "clock stopped".
-REGISTERED, RECEIVED, REFUSED, PROCESSING = 1, 2, 3, 4
-SUPPLEMENT_REQUESTED, AWAITING_PAYMENT, WITHDRAWN, STOPPED, RESOLVED, RETURNED = 5, 6, 7, 8, 9, 10
-IN_PROCESS = frozenset({RECEIVED, PROCESSING, SUPPLEMENT_REQUESTED, AWAITING_PAYMENT, STOPPED})
-CLOCK_STOPPED = frozenset({SUPPLEMENT_REQUESTED, AWAITING_PAYMENT, STOPPED})
-
-CHANNELS = {1: "counter", 2: "online", 3: "postal"}
-RETURN_METHODS = {0: "counter", 1: "postal"}
-RATINGS = ("satisfied", "normal", "not_satisfied")
 GROUPINGS = ("unit", "procedure", "field", "month")
 
 # Upper bounds (working days) of the resolution-time histogram. Counts are kept per bound in the
@@ -121,20 +122,13 @@ class DossierFacts:
         """
         return self.in_process and is_overdue(self.original_due_at, now, self.clock_stopped_at)
 
-    def is_due_soon(self, now: datetime, lead: timedelta) -> bool:
-        """Clock running and the original appointment within ``lead`` from now (not yet overdue)."""
-        due = self.original_due_at
-        if not self.in_process or due is None or self.clock_stopped_at is not None:
-            return False
-        return now <= due < now + lead
-
     def standing(self, now: datetime) -> str | None:
         """Where a received dossier stands for the report: one bucket each, None if not received."""
         if not self.is_received:
             return None
         if self.resolved_at is not None:
-            return self.timeliness or "on_time"
-        if self.status == WITHDRAWN:
+            return self.timeliness or Timeliness.ON_TIME
+        if self.status == Status.WITHDRAWN:
             return "withdrawn"
         if self.is_overdue(now):
             return "overdue"
@@ -166,7 +160,7 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
             procedure_field=str(data["procedure_field"]),
             channel=int(data["channel"]),
             return_method=int(data.get("return_method", 0)),
-            status=REGISTERED,
+            status=Status.REGISTERED,
         )
     status = int(data.get("status", facts.status))
     due_at = _instant(data["due_at"]) if "due_at" in data else facts.due_at
@@ -181,7 +175,11 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
         "original_due_at": _instant(data.get("original_due_at")) or due_at or facts.original_due_at,
     }
     received_at = _instant(data.get("received_at"))
-    if facts.received_at is None and received_at is not None and status not in (REGISTERED, REFUSED):
+    if (
+        facts.received_at is None
+        and received_at is not None
+        and status not in (Status.REGISTERED, Status.REFUSED)
+    ):
         changes["received_at"] = received_at
         changes["received_on"] = received_at.astimezone(timezone).date()
     if status in CLOCK_STOPPED:
@@ -205,7 +203,7 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
         )
     elif event.name == "returned" and facts.returned_at is None:
         changes["returned_at"] = _instant(data.get("returned_at")) or at
-        changes["returned_by"] = data.get("method") or RETURN_METHODS.get(changes["return_method"])
+        changes["returned_by"] = data.get("method") or ReturnMethod(changes["return_method"]).label
     elif event.name == "withdrawn" and facts.withdrawn_at is None:
         changes["withdrawn_at"] = at
     return replace(facts, **changes)
@@ -220,26 +218,15 @@ def _fallback_timeliness(
     duration unit, so the fallback judges by dates (shared/timeliness.py).
     """
     if facts.apologies:
-        return LATE
+        return Timeliness.LATE
     due = changes["original_due_at"]
-    return ON_TIME if due is None else judge_timeliness(resolved_at, due, None, timezone)
+    return Timeliness.ON_TIME if due is None else judge_timeliness(resolved_at, due, None, timezone)
 
 
 def fold(facts: DossierFacts | None, events: Iterable[StreamEvent], timezone: tzinfo) -> DossierFacts | None:
     for event in events:
         facts = apply(facts, event, timezone)
     return facts
-
-
-def applicable(last_sequence: int, waiting: Iterable[StreamEvent]) -> list[StreamEvent]:
-    """The waiting events that now follow on without a gap, in sequence order."""
-    ready: list[StreamEvent] = []
-    for event in sorted(waiting, key=lambda e: e.sequence):
-        if event.sequence == last_sequence + 1 + len(ready):
-            ready.append(event)
-        elif event.sequence > last_sequence + 1 + len(ready):
-            break
-    return ready
 
 
 # -- counters: what each dossier adds to the totals behind the Prometheus counters -----------------
@@ -285,7 +272,9 @@ def contribution(facts: DossierFacts | None) -> dict[str, int]:
                 if facts.working_days <= bound:
                     counts[f"resolution_le_{int(bound)}"] = 1
     if facts.returned_at is not None:
-        counts["returned_postal" if facts.returned_by == "postal" else "returned_counter"] = 1
+        counts[
+            "returned_postal" if facts.returned_by == ReturnMethod.POSTAL.label else "returned_counter"
+        ] = 1
     return counts
 
 
@@ -318,9 +307,9 @@ class Tally:
     rated_not_satisfied: int = 0
 
     STANDING_COLUMNS: ClassVar[dict[str, str]] = {
-        "early": "decided_early",
-        "on_time": "decided_on_time",
-        "late": "decided_late",
+        Timeliness.EARLY: "decided_early",
+        Timeliness.ON_TIME: "decided_on_time",
+        Timeliness.LATE: "decided_late",
         "withdrawn": "withdrawn",
         "within_deadline": "in_process_within_deadline",
         "overdue": "in_process_overdue",
@@ -335,12 +324,14 @@ class Tally:
         column = self.STANDING_COLUMNS[standing]
         setattr(self, column, getattr(self, column) + 1)
         self.supplemented += facts.supplements > 0
-        self.received_online += facts.channel == 2
-        self.received_postal += facts.channel == 3
+        self.received_online += facts.channel == Channel.ONLINE
+        self.received_postal += facts.channel == Channel.POSTAL
         self.returned += facts.returned_at is not None
-        self.returned_postal += facts.returned_at is not None and facts.returned_by == "postal"
+        self.returned_postal += (
+            facts.returned_at is not None and facts.returned_by == ReturnMethod.POSTAL.label
+        )
         self.rated += rating is not None
-        self.rated_not_satisfied += rating == "not_satisfied"
+        self.rated_not_satisfied += rating == Rating.NOT_SATISFIED
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})

@@ -29,10 +29,8 @@ from sqlalchemy.orm import Session
 
 from services.metrics.models import IN_PROCESS_PREDICATE, dossier_facts, event_log, pipeline, ratings, totals
 from services.metrics.projection import (
-    IN_PROCESS,
     TOTAL_COLUMNS,
     TOTALS_ROW,
-    WITHDRAWN,
     DossierFacts,
     Period,
     StreamEvent,
@@ -46,6 +44,7 @@ from shared.db import UTCDateTime
 from shared.events import Event
 from shared.uow import claim_first_deliveries
 from shared.verification import EventRejected
+from shared.vocabulary import IN_PROCESS, Channel, Rating, ReturnMethod, Status, Timeliness
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +282,7 @@ def _now(now: datetime):
 def _overdue(now: datetime):
     facts = dossier_facts.c
     return sa.and_(
-        facts.status.in_(sorted(IN_PROCESS)),
+        facts.status.in_(sorted(int(s) for s in IN_PROCESS)),
         facts.original_due_at.is_not(None),
         facts.original_due_at < sa.func.coalesce(facts.clock_stopped_at, _now(now)),
     )
@@ -337,7 +336,7 @@ def report_tallies(
     facts = dossier_facts.c
     column = GROUP_COLUMNS[group_by]
     resolved = facts.resolved_at.is_not(None)
-    unresolved = sa.and_(facts.resolved_at.is_(None), facts.status != WITHDRAWN)
+    unresolved = sa.and_(facts.resolved_at.is_(None), facts.status != int(Status.WITHDRAWN))
 
     def count(condition) -> sa.ColumnElement:
         return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
@@ -346,22 +345,26 @@ def report_tallies(
         sa.select(
             column.label("value"),
             sa.func.count().label("received"),
-            count(sa.and_(resolved, facts.timeliness == "early")).label("decided_early"),
-            count(sa.and_(resolved, sa.or_(facts.timeliness == "on_time", facts.timeliness.is_(None)))).label(
-                "decided_on_time"
+            count(sa.and_(resolved, facts.timeliness == Timeliness.EARLY.value)).label("decided_early"),
+            count(
+                sa.and_(
+                    resolved, sa.or_(facts.timeliness == Timeliness.ON_TIME.value, facts.timeliness.is_(None))
+                )
+            ).label("decided_on_time"),
+            count(sa.and_(resolved, facts.timeliness == Timeliness.LATE.value)).label("decided_late"),
+            count(sa.and_(facts.resolved_at.is_(None), facts.status == int(Status.WITHDRAWN))).label(
+                "withdrawn"
             ),
-            count(sa.and_(resolved, facts.timeliness == "late")).label("decided_late"),
-            count(sa.and_(facts.resolved_at.is_(None), facts.status == WITHDRAWN)).label("withdrawn"),
             count(sa.and_(unresolved, _overdue(now))).label("in_process_overdue"),
             count(facts.supplements > 0).label("supplemented"),
-            count(facts.channel == 2).label("received_online"),
-            count(facts.channel == 3).label("received_postal"),
+            count(facts.channel == int(Channel.ONLINE)).label("received_online"),
+            count(facts.channel == int(Channel.POSTAL)).label("received_postal"),
             count(facts.returned_at.is_not(None)).label("returned"),
-            count(sa.and_(facts.returned_at.is_not(None), facts.returned_by == "postal")).label(
-                "returned_postal"
-            ),
+            count(
+                sa.and_(facts.returned_at.is_not(None), facts.returned_by == ReturnMethod.POSTAL.label)
+            ).label("returned_postal"),
             count(ratings.c.rating.is_not(None)).label("rated"),
-            count(ratings.c.rating == "not_satisfied").label("rated_not_satisfied"),
+            count(ratings.c.rating == Rating.NOT_SATISFIED.value).label("rated_not_satisfied"),
         )
         .select_from(dossier_facts.outerjoin(ratings, ratings.c.dossier_code == facts.code))
         .where(

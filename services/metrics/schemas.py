@@ -9,7 +9,8 @@ from dataclasses import fields as dataclass_fields
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.metrics.projection import GROUPINGS, RATINGS, Tally
+from services.metrics.projection import GROUPINGS, Tally
+from shared.vocabulary import RATINGS
 
 UNIT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="not a unit code")
 MAX_REPORT_DAYS = 3660

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
-from services.metrics import repository
+from services.metrics import repository, service_layer
 from services.metrics.dependencies import Projector, Settings, SlaMetrics
 from services.metrics.models import SERVICE, event_log, pipeline
 from services.metrics.openapi import document as openapi_document
@@ -25,7 +25,7 @@ from shared.consumer import event_batch_consumer
 from shared.events import Event
 from shared.http import api, idempotent, read_json, read_query
 from shared.operations import OperationalEndpoints
-from shared.problems import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.problems import Forbidden, ValidationFailed
 from shared.providers import Calendar, Units
 from shared.uow import UnitOfWork
 
@@ -33,6 +33,7 @@ QUEUE = "metrics.dossier-events"
 # Events per projection transaction, and how long a batch waits to fill (seconds).
 BATCH_SIZE, BATCH_WAIT = 500, 0.05
 REPORT_ROLES = ("auditor", "desk_officer", "handling_officer", "leader")
+RATING_REQUEST, RATING = RatingRequestSchema(), RatingSchema()
 
 
 class MetricsService(OperationalEndpoints):
@@ -69,39 +70,12 @@ class MetricsService(OperationalEndpoints):
         """The desk tablet: one satisfaction rating per returned dossier, within the window."""
         principal = self.auth.principal(request)
         principal.require_role("desk_officer")
-        body = read_json(request, RatingRequestSchema())
-        code, window = body["dossier_code"], self.settings.satisfaction_window
+        body = read_json(request, RATING_REQUEST)
+        command = service_layer.Rate(principal, body["dossier_code"], body["rating"])
+        desk = service_layer.RatingDesk(self.units, self.settings.satisfaction_window)
 
         def change(tx):
-            now = datetime.now(UTC)
-            facts = repository.load_facts(tx.session, code)
-            if facts is None or not facts.is_received:
-                raise NotFound(f"no dossier {code}")
-            if facts.receiving_unit not in self.units or not principal.covers(
-                self.units, facts.receiving_unit
-            ):
-                raise Forbidden(
-                    f"dossier {code} was received by unit {facts.receiving_unit}, outside your jurisdiction"
-                )
-            if facts.returned_at is None:
-                raise Conflict(
-                    f"dossier {code} has no result returned yet; rate it when the result is handed over"
-                )
-            closed = facts.returned_at + window
-            if now > closed:
-                raise Conflict(
-                    f"the rating window of dossier {code} closed on {closed:%Y-%m-%d %H:%M} UTC, "
-                    f"{window.days} days after its result was returned"
-                )
-            if not repository.add_rating(tx.session, facts, body["rating"], now, principal.sub):
-                raise Conflict(f"dossier {code} has already been rated; a dossier is rated once")
-            rating = {
-                "dossier_code": code,
-                "rating": body["rating"],
-                "unit": facts.receiving_unit,
-                "rated_at": now,
-            }
-            return 201, RatingSchema().dump(rating)
+            return 201, RATING.dump(service_layer.rate(command, service_layer.SqlRatings(tx.session), desk))
 
         return idempotent(self.uow, principal.sub, request, change)
 

@@ -47,6 +47,11 @@ HANDOVER_DISCREPANCIES = Counter(
     "Consignments on a hand-over record whose package count did not match (missing, count_mismatch).",
     ["kind"],
 )
+LOST = Counter(
+    "motcua_postal_lost_total",
+    "Packages the operator reported lost (it compensates; the desk may send the result again).",
+    ["direction"],
+)
 RETURNS_AWAITING_ADDRESS = Gauge(
     "motcua_postal_returns_awaiting_address",
     "Dossiers resolved with return by post whose recipient address has not been given yet.",

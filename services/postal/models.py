@@ -41,6 +41,7 @@ shipments = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("delivered_at", UTCDateTime, nullable=True),
     sa.Column("handed_over_at", UTCDateTime, nullable=True),
+    sa.Column("lost_at", UTCDateTime, nullable=True),
     sa.Column("recipient_kind", sa.String(20), nullable=True),
     sa.Column("recipient_name", sa.String(200), nullable=True),
     sa.Column("result_document", sa.JSON, nullable=True),

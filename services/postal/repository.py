@@ -34,6 +34,7 @@ _SHIPMENT_FIELDS = (
     "attempts",
     "delivered_at",
     "handed_over_at",
+    "lost_at",
     "recipient_kind",
     "recipient_name",
     "result_document",

@@ -283,6 +283,15 @@ for _status, _summary in (
 
 @event_type(
     "postal",
+    "lost",
+    "The operator lost the package: it compensates; a lost result may be delivered again at its cost.",
+)
+class LostEventSchema(ShipmentEventSchema):
+    pass
+
+
+@event_type(
+    "postal",
     "delivered",
     "Delivered: a pickup to the desk, or a result to the applicant (the dossier's return, status 10).",
 )

@@ -202,13 +202,17 @@ class PostalService(OperationalEndpoints):
         )
         with self.uow.transaction() as tx:
             postal.mark_resolved(tx, command)
-        postal.open_delivery(
-            postal.OpenDelivery(event.subject),
-            self.uow,
-            self.adapters.operator,
-            self.units,
-            datetime.now(UTC),
-        )
+        try:
+            postal.open_delivery(
+                postal.OpenDelivery(event.subject),
+                self.uow,
+                self.adapters.operator,
+                self.units,
+                datetime.now(UTC),
+            )
+        except ServiceUnavailable as exc:
+            # Remembered above: the watch opens it once the operator answers again.
+            log.warning("delivery of %s not opened yet (the watch retries): %s", event.subject, exc.detail)
         return None
 
     @watch_timer

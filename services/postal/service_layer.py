@@ -31,7 +31,7 @@ from services.postal.domain.model import (
     ShipmentStatus,
     TrackingOutcome,
 )
-from services.postal.domain.tracking import map_status
+from services.postal.domain.tracking import is_lost, map_status
 from services.postal.models import returns, shipments, webhook_rejections, webhooks
 from services.postal.operator import Contact, OperatorAdapter, OperatorRejected, OperatorUnavailable, Order
 from services.postal.schemas import HandoverRecordSchema, ShipmentSchema, TrackingWebhookSchema
@@ -138,6 +138,7 @@ def receive_webhook(
                     recipient_kind=recipient.get("kind"),
                     recipient_name=recipient.get("name"),
                     note=report["note"],
+                    lost=is_lost(report["status"]),
                 )
             )
             tx.session.execute(
@@ -153,7 +154,7 @@ def receive_webhook(
                     body=cmd.raw_body.decode("utf-8"),
                 )
             )
-            if outcome == TrackingOutcome.APPLIED:
+            if outcome in (TrackingOutcome.APPLIED, TrackingOutcome.LOST):
                 repository.save_shipment(tx.session, shipment)
                 _publish(tx, shipment, unit_path)
     except sa.exc.IntegrityError:
@@ -162,6 +163,9 @@ def receive_webhook(
         metrics.WEBHOOKS.labels(cmd.operator, "duplicate").inc()
         return 200, {"webhook_id": webhook_id, "outcome": "duplicate"}
     metrics.WEBHOOKS.labels(cmd.operator, outcome.value).inc()
+    if outcome == TrackingOutcome.LOST:
+        metrics.LOST.labels(shipment.direction.value).inc()
+        log.warning("%s lost consignment %s of %s", cmd.operator, shipment.consignment, shipment.dossier_code)
     if outcome == TrackingOutcome.UNKNOWN_STATUS:
         metrics.UNKNOWN_STATUSES.labels(cmd.operator).inc()
         log.warning(
@@ -484,7 +488,7 @@ def _plan_delivery(tx, cmd: OpenDelivery) -> DeliveryPlan | None:
     deliveries = [
         s for s in repository.shipments_of(tx.session, cmd.dossier_code) if s.direction == Direction.DELIVERY
     ]
-    open_ = [s for s in deliveries if not s.is_final]
+    open_ = [s for s in deliveries if not s.is_closed]
     if open_:
         return DeliveryPlan(
             open_[-1].id, row.receiving_unit, {}, None, open_[-1].charged_to, existing=open_[-1]
@@ -498,10 +502,11 @@ def _plan_delivery(tx, cmd: OpenDelivery) -> DeliveryPlan | None:
             deliveries[-1].charged_to,
             existing=deliveries[-1],
         )
-    if cmd.again and (not deliveries or deliveries[-1].status != ShipmentStatus.RETURNED_TO_SENDER):
-        raise Conflict(
-            "a new delivery is possible only after the last one came back to the desk (returned_to_sender)"
-        )
+    last = deliveries[-1] if deliveries else None
+    if cmd.again and (last is None or not (last.status == ShipmentStatus.RETURNED_TO_SENDER or last.lost_at)):
+        raise Conflict("a new delivery is possible only after the last one came back to the desk or was lost")
+    if cmd.again and last.lost_at is not None and cmd.charged_to != "operator":
+        raise Conflict("the operator lost the last delivery: the new one is charged to the operator")
     return DeliveryPlan(
         shipment_id=derived_id(cmd.dossier_code, "delivery", str(len(deliveries) + 1)),
         receiving_unit=row.receiving_unit,
@@ -588,6 +593,7 @@ def watch(uow, operator: OperatorAdapter, units: UnitRegistry, now: datetime) ->
                     )
                 )
                 .where(shipments.c.promised_at < now)
+                .where(shipments.c.lost_at.is_(None))  # a lost one is alerted on as lost, not as stuck
                 .group_by(shipments.c.direction)
             ).all()
         )

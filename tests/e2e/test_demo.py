@@ -1,6 +1,6 @@
 """``make demo`` end to end: the demo drives a small working day against the real services.
 
-The dossier service (and the metrics service, when it exists) run in-process on the real broker and each
+The dossier and metrics services run in-process on the real broker and each
 test database; the demo's ``main`` talks to them over HTTP only. Every figure of the printed summary is
 checked against what the API itself answers afterwards, not against the demo's own counters.
 
@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scripts import demo
 from services.dossier.service import DossierService
+from services.metrics.service import MetricsService
 from shared.auth import DEV_SECRET
 from shared.migrate import upgrade
 from tests.conftest import bearer, free_port
@@ -44,15 +45,6 @@ AGENCIES = textwrap.dedent(
 )
 
 
-def metrics_service():
-    """The metrics service, when it is there and imports (it is built alongside this demo)."""
-    try:
-        from services.metrics.service import MetricsService
-    except Exception:  # noqa: BLE001 - any import failure means: run the demo without it
-        return None
-    return MetricsService
-
-
 @pytest.fixture(params=["default-map", "with-agencies"])
 def system(request, service_config, container_factory, rabbit_config, database_url, tmp_path, monkeypatch):
     units_file = ""
@@ -67,31 +59,28 @@ def system(request, service_config, container_factory, rabbit_config, database_u
     container_factory(DossierService, service_config).start()
     urls = {
         "dossier": f"http://{service_config['WEB_SERVER_ADDRESS']}",
-        "metrics": f"http://127.0.0.1:{free_port()}",  # nothing listens: the demo skips the SLA part
         "agencies": bool(units_file),
     }
-    service = metrics_service()
-    if service is not None:
-        if database_url.startswith("sqlite"):
-            database_url = f"sqlite:///{tmp_path / 'metrics.sqlite3'}"
-        upgrade("metrics", database_url)
-        address = f"127.0.0.1:{free_port()}"
-        config = {
-            "AMQP_URI": rabbit_config["AMQP_URI"],
-            "DATABASE_URL": database_url,
-            "WEB_SERVER_ADDRESS": address,
-            "JWT_SECRET": DEV_SECRET,
-            "UNITS_FILE": units_file,
-            "OUTBOX_POLL_SECONDS": 0.2,
-            "OUTBOX_BATCH_SIZE": 200,
-            "EVENT_MAX_ATTEMPTS": 3,
-            "METRICS_UNIT_DEPTH": 2,
-            "SATISFACTION_WINDOW_DAYS": 30,
-            "METRICS_DUE_SOON_HOURS": 24,
-            "max_workers": 10,
-        }
-        container_factory(service, config).start()
-        urls["metrics"] = f"http://{address}"
+    if database_url.startswith("sqlite"):
+        database_url = f"sqlite:///{tmp_path / 'metrics.sqlite3'}"
+    upgrade("metrics", database_url)
+    address = f"127.0.0.1:{free_port()}"
+    config = {
+        "AMQP_URI": rabbit_config["AMQP_URI"],
+        "DATABASE_URL": database_url,
+        "WEB_SERVER_ADDRESS": address,
+        "JWT_SECRET": DEV_SECRET,
+        "UNITS_FILE": units_file,
+        "OUTBOX_POLL_SECONDS": 0.2,
+        "OUTBOX_BATCH_SIZE": 200,
+        "EVENT_MAX_ATTEMPTS": 3,
+        "METRICS_UNIT_DEPTH": 2,
+        "SATISFACTION_WINDOW_DAYS": 30,
+        "METRICS_DUE_SOON_HOURS": 24,
+        "max_workers": 10,
+    }
+    container_factory(MetricsService, config).start()
+    urls["metrics"] = f"http://{address}"
     return urls
 
 
@@ -229,9 +218,6 @@ def test_a_working_day_through_the_api_matches_its_summary(system, capsys):
     for status in ("409", "403", "422"):
         assert re.search(rf"^  {status}  ", out, re.M), f"no {status} shown:\n{out}"
 
-    if metrics_service() is not None:
-        # The metrics service's SLA report for the province, read back the same way.
-        received, by_the_run = one(r"^  received (\d+) \((\d+) by this run\) · decided", out)
-        assert received == by_the_run == sum(1 for d in dossiers if d["received_at"])
-    else:
-        assert "SLA report skipped" in out
+    # The metrics service's SLA report for the province, read back the same way.
+    received, by_the_run = one(r"^  received (\d+) \((\d+) by this run\) · decided", out)
+    assert received == by_the_run == sum(1 for d in dossiers if d["received_at"])

@@ -247,18 +247,6 @@ def test_an_illegal_transition_is_409_and_changes_nothing(api, rabbit_config):
     assert api.counts() == counts and later == []
 
 
-def test_a_second_supplement_request_is_refused(api):
-    code = received(api)["code"]
-    body = {"items": ["Bản sao Giấy chứng nhận", "Tờ khai lệ phí trước bạ"], "reason": "Thiếu giấy tờ"}
-    assert api.act(code, "request_supplement", DESK_OFFICER, body).status_code == 200
-    form = api.get(f"/api/v1/dossiers/{code}/forms/supplement_request", DESK_OFFICER).json()
-    assert form["form"] == "02" and form["items"] == body["items"]
-    assert api.act(code, "supplement", DESK_OFFICER).status_code == 200
-    again = api.act(code, "request_supplement", DESK_OFFICER, {"items": ["Khác"], "reason": "Quên"})
-    assert again.status_code == 409 and "already requested" in again.json()["detail"]
-    assert "request_supplement" not in again.json()["allowed_actions"]
-
-
 def test_apology_stop_and_forms(api):
     code = received(api)["code"]
     assert api.act(code, "start_processing", DESK_OFFICER).status_code == 200
@@ -632,6 +620,62 @@ def test_migration_0002_backfills_dossiers_received_under_0001(database_url):
     engine.dispose()
     assert row.receiving_path == "79.26740" and row.duration == "3 working_days"
     assert row.created_at == received_at and row.original_due_at == received_at + timedelta(days=2)
+
+
+def test_migration_0004_keeps_the_notices_of_dossiers_given_them_before(database_url):
+    """Forms 02-05 now read the dossier's notices; a dossier given a supplement request and an apology
+    under 0003 (when the forms read the audit rows' request bodies) shows the same forms after it."""
+    upgrade("dossier", database_url, "0003")
+    engine = sa.create_engine(database_url)
+    at = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    stored = (lambda m: m) if engine.dialect.name == "postgresql" else (lambda m: m.replace(tzinfo=None))
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO dossiers (code, procedure_code, procedure_version, procedure_field, "
+                "receiving_unit, handling_unit, channel, return_method, status, received_at, due_at, "
+                "applicant, event_sequence, created_at) "
+                "VALUES ('X-1', :p, 1, 'civil_status', '26740', '26740', 1, 0, 4, :r, :d, '{}', 3, :r)"
+            ),
+            {"p": CERTIFICATE, "r": stored(at), "d": stored(at + timedelta(days=2))},
+        )
+        for offset, action, reason, details in (
+            (
+                1,
+                "request_supplement",
+                "Thiếu giấy tờ",
+                '{"items": ["Bản sao CCCD"], "reason": "Thiếu giấy tờ"}',
+            ),
+            (
+                2,
+                "apologize",
+                "Chờ xác minh",
+                '{"reason": "Chờ xác minh", "new_due_at": "2026-03-09T17:00:00+07:00"}',
+            ),
+        ):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO dossier_audit (dossier_code, at, actor, roles, action, reason, "
+                    "status_before, status_after, request_id, details) "
+                    "VALUES ('X-1', :at, 'officer', '[]', :action, :reason, 4, 4, 'r', :details)"
+                ),
+                {
+                    "at": stored(at + timedelta(hours=offset)),
+                    "action": action,
+                    "reason": reason,
+                    "details": details,
+                },
+            )
+    upgrade("dossier", database_url)
+    with engine.connect() as connection:
+        notices = connection.execute(sa.select(dossiers.c.notices)).scalar_one()
+    engine.dispose()
+    assert [(n.action.value, n.reason, n.items) for n in notices] == [
+        ("request_supplement", "Thiếu giấy tờ", ("Bản sao CCCD",)),
+        ("apologize", "Chờ xác minh", ()),
+    ]
+    assert notices[0].issued_at == at + timedelta(hours=1)
+    assert notices[1].new_due_at == datetime(2026, 3, 9, 10, 0, tzinfo=UTC)  # 17:00 in Vietnam
 
 
 def test_the_audit_trail_is_append_only(api, victim):

@@ -21,15 +21,14 @@ UNIT = "26740"
 DESK = bearer("desk_officer", UNIT)
 
 
-def start(service_config, container_factory, **settings):
+def start(service_config, container_factory, **settings) -> str:
     service_config.update(settings)
-    container = container_factory(DossierService, service_config)
-    container.start()
-    return f"http://{service_config['WEB_SERVER_ADDRESS']}", container
+    container_factory(DossierService, service_config).start()
+    return f"http://{service_config['WEB_SERVER_ADDRESS']}"
 
 
 def test_pagination_links_never_reflect_the_host_header(service_config, container_factory):
-    base, _ = start(service_config, container_factory, PUBLIC_BASE_URL="https://api.motcua.example.gov.vn/")
+    base = start(service_config, container_factory, PUBLIC_BASE_URL="https://api.motcua.example.gov.vn/")
     for _ in range(2):
         assert (
             requests.post(f"{base}/api/v1/dossiers", json=receipt(), headers=DESK, timeout=10).status_code
@@ -49,7 +48,7 @@ def test_pagination_links_never_reflect_the_host_header(service_config, containe
 
 
 def test_without_a_public_base_url_links_are_paths(service_config, container_factory):
-    base, _ = start(service_config, container_factory)
+    base = start(service_config, container_factory)
     for _ in range(2):
         requests.post(f"{base}/api/v1/dossiers", json=receipt(), headers=DESK, timeout=10)
     page = requests.get(
@@ -67,7 +66,7 @@ def chunks(data: bytes, size: int = 7):
 
 
 def test_a_chunked_body_is_read_whole_or_refused_when_too_large(service_config, container_factory):
-    base, _ = start(service_config, container_factory)
+    base = start(service_config, container_factory)
     headers = {**DESK, "Content-Type": "application/json"}
     body = json.dumps(receipt()).encode()
     created = requests.post(f"{base}/api/v1/dossiers", data=chunks(body), headers=headers, timeout=10)
@@ -83,34 +82,40 @@ def test_a_chunked_body_is_read_whole_or_refused_when_too_large(service_config, 
     assert huge.status_code == 413
 
 
+@pytest.fixture
+def proxy(rabbit_config):
+    """RabbitMQ behind a proxy the test can cut; closed only after the service has stopped."""
+    uri = urlparse(rabbit_config["AMQP_URI"])
+    tcp = TcpProxy(uri.hostname, uri.port or 5672)
+    yield tcp
+    tcp.close()
+
+
 def test_readiness_keeps_one_broker_connection_and_names_no_host(
-    service_config, container_factory, rabbit_config
+    proxy, rabbit_config, service_config, container_factory
 ):
     uri = urlparse(rabbit_config["AMQP_URI"])
-    proxy = TcpProxy(uri.hostname, uri.port or 5672)
-    base, container = start(
+    base = start(
         service_config,
         container_factory,
         AMQP_URI=rabbit_config["AMQP_URI"].replace(uri.netloc.split("@")[-1], f"127.0.0.1:{proxy.port}"),
     )
-    try:
+    assert requests.get(f"{base}/health/ready", timeout=10).status_code == 200
+    time.sleep(0.5)
+    before = proxy.accepted
+    for _ in range(10):
         assert requests.get(f"{base}/health/ready", timeout=10).status_code == 200
-        time.sleep(0.5)
-        before = proxy.accepted
-        for _ in range(10):
-            assert requests.get(f"{base}/health/ready", timeout=10).status_code == 200
-        assert proxy.accepted == before  # no new connection per probe
-        proxy.cut()
-        down = requests.get(f"{base}/health/ready", timeout=10)
-        assert down.status_code == 503 and down.json()["checks"]["broker"] == "down"
-        assert str(proxy.port) not in down.text and "127.0.0.1" not in down.text
-        cut_at = proxy.accepted
-        for _ in range(5):
-            requests.get(f"{base}/health/ready", timeout=10)
-        assert proxy.accepted - cut_at <= 1  # a dead broker is not hammered by the probe either
-    finally:
-        # Stop the service with its broker reachable again: its event consumers (the postal intake)
-        # would otherwise retry the dead connection forever on stop (as in test_http_and_outage).
-        proxy.restore()
-        container.stop()
-        proxy.close()
+    assert proxy.accepted == before  # no new connection per probe
+    proxy.cut()
+    down = requests.get(f"{base}/health/ready", timeout=10)
+    assert down.status_code == 503 and down.json()["checks"]["broker"] == "down"
+    assert str(proxy.port) not in down.text and "127.0.0.1" not in down.text
+    cut_at = proxy.accepted
+    for _ in range(5):
+        requests.get(f"{base}/health/ready", timeout=10)
+    assert proxy.accepted - cut_at <= 1  # a dead broker is not hammered by the probe either
+    # The broker comes back: the service's consumers reconnect, so it can stop cleanly.
+    proxy.restore()
+    deadline = time.monotonic() + 30
+    while requests.get(f"{base}/health/ready", timeout=10).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(1)

@@ -60,9 +60,7 @@ def test_forged_and_malformed_events_are_dead_lettered_with_the_reason(metrics):
     forged.update(source="/motcua/esign", type="vn.motcua.esign.resolved")
     publish_raw(metrics.amqp_uri, forged, f"dossier.resolved.{received.unit_path}")
     # 2. The routing key names another unit than the envelope.
-    moved = genuine.event(
-        "supplement_requested", 5, now, items_count=1, reason_code="other", has_reason_text=True
-    ).envelope()
+    moved = genuine.event("supplement_requested", 5, now, items=["a copy"], reason="missing").envelope()
     genuine.sequence -= 1
     publish_raw(metrics.amqp_uri, moved, f"dossier.supplement_requested.{PROVINCE}")
     # 3. data that the producer's schema refuses.
@@ -91,9 +89,7 @@ def test_forged_and_malformed_events_are_dead_lettered_with_the_reason(metrics):
     # The genuine next event was not taken for a duplicate of the forgery: it is counted.
     publish(
         metrics.amqp_uri,
-        genuine.event(
-            "supplement_requested", 5, now, items_count=1, reason_code="other", has_reason_text=True
-        ),
+        genuine.event("supplement_requested", 5, now, items=["a copy"], reason="missing"),
     )
     assert metrics.wait_for("motcua_supplement_requests_total", 1, unit=COMMUNE_A) == 1
 

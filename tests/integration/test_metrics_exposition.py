@@ -21,10 +21,11 @@ from services.dossier.catalogue import Catalogue
 from services.metrics import repository
 from services.metrics.exposition import SlaCollector, UnitLabels, render
 from services.metrics.models import dossier_facts
-from services.metrics.projection import RATINGS, DossierFacts
+from services.metrics.projection import DossierFacts
 from shared.db import create_engine
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
+from shared.vocabulary import RATINGS
 
 pytestmark = pytest.mark.integration
 

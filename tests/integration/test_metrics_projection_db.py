@@ -20,7 +20,7 @@ from services.metrics import repository
 from services.metrics.dependencies import Projection
 from services.metrics.exposition import SlaCollector, UnitLabels, families, snapshot
 from services.metrics.models import event_log, pipeline, totals
-from services.metrics.projection import FIGURES, GROUPINGS, RATINGS, Period
+from services.metrics.projection import FIGURES, GROUPINGS, Period
 from services.metrics.rebuild import rebuild
 from services.metrics.report import assemble
 from services.metrics.service import QUEUE, MetricsService
@@ -29,6 +29,7 @@ from shared.migrate import upgrade
 from shared.units import UnitRegistry
 from shared.uow import UnitOfWorkFactory
 from shared.verification import EventRejected
+from shared.vocabulary import RATINGS
 from shared.workcalendar import WorkingCalendar
 from tests.support.metrics_oracle import assert_same_figures, oracle_report
 from tests.support.metrics_streams import simulate_period

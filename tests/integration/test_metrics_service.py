@@ -18,25 +18,24 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.dossier.domain.events import EVENTS
+from services.dossier.events import envelope
 from services.metrics.service import MetricsService
 from shared.auth import DEV_SECRET
 from shared.broker import ConfirmingPublisher, Outgoing
 from shared.events import Event
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
+from shared.vocabulary import Channel, ReturnMethod, Status, StatusFacts
 from tests.conftest import bearer, free_port
 
 pytestmark = pytest.mark.integration
 
 REGISTRY = UnitRegistry.default()
+EVENT_CLASSES = {event.name: event for event in EVENTS}
 PROVINCE = "79"
 COMMUNE_A, COMMUNE_B = (unit.code for unit in REGISTRY.children(PROVINCE)[:2])
 OTHER_PROVINCE_COMMUNE = REGISTRY.children("01")[0].code
-STATUS_NAMES = {2: "received", 4: "processing", 5: "supplement_requested", 9: "resolved", 10: "returned"}
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Dossier:
@@ -52,30 +51,26 @@ class Dossier:
             "procedure_field": "civil_status",
             "receiving_unit": unit,
             "handling_unit": unit,
-            "channel": 1,
-            "return_method": 0,
+            "channel": Channel.COUNTER,
+            "return_method": ReturnMethod.COUNTER,
             "online_level": None,
-            "received_at": iso(received_at),
-            "due_at": iso(due_at),
-            "original_due_at": iso(due_at),
+            "received_at": received_at,
+            "due_at": due_at,
+            "original_due_at": due_at,
             **facts,
         }
         self.sequence = 0
 
     def event(self, name: str, status: int, at: datetime | None = None, **extra) -> Event:
+        """The event as the dossier service builds it (its event classes, its envelope)."""
         self.sequence += 1
         at = at or datetime.now(UTC)
-        data = {**self.facts, "status": status, "status_name": STATUS_NAMES[status], "occurred_at": iso(at)}
-        data.update({k: iso(v) if isinstance(v, datetime) else v for k, v in extra.items()})
-        handling = REGISTRY.routing_path(data["handling_unit"])
-        return Event(
-            source="dossier",
-            name=name,
-            subject=self.code,
-            data=data,
-            unit_path=REGISTRY.routing_path(self.unit),
-            handling_unit_path=handling,
-            sequence=self.sequence,
+        facts = StatusFacts(**self.facts, status=Status(status), occurred_at=at)
+        return envelope(
+            EVENT_CLASSES[name](facts=facts, **extra),
+            REGISTRY.routing_path(self.unit),
+            REGISTRY.routing_path(facts.handling_unit),
+            self.sequence,
             time=at,
         )
 
@@ -117,7 +112,7 @@ def publish(amqp_uri: str, *events: Event) -> None:
 
 @pytest.fixture
 def promtool() -> str:
-    """As in tests/unit/test_monitoring.py: missing promtool fails on CI and skips elsewhere."""
+    """As in tests/assets/test_monitoring.py: missing promtool fails on CI and skips elsewhere."""
     path = shutil.which("promtool")
     if path is None:
         message = "install Debian's prometheus package for promtool"
@@ -191,7 +186,12 @@ class Client:
 def test_events_reach_the_metrics_and_the_report(metrics):
     now = datetime.now(UTC)
     one = Dossier(COMMUNE_A, received_at=now - timedelta(hours=3), due_at=now + timedelta(days=3))
-    two = Dossier(COMMUNE_A, received_at=now - timedelta(hours=2), due_at=now + timedelta(days=3), channel=2)
+    two = Dossier(
+        COMMUNE_A,
+        received_at=now - timedelta(hours=2),
+        due_at=now + timedelta(days=3),
+        channel=Channel.ONLINE,
+    )
     # Interlinked: handled by the province, so the message also carries a CC routing key.
     three = Dossier(
         COMMUNE_B, received_at=now - timedelta(hours=1), due_at=now + timedelta(days=3), return_method=1
@@ -243,9 +243,7 @@ def test_a_redelivered_event_counts_once(metrics):
     now = datetime.now(UTC)
     dossier = Dossier(COMMUNE_A, received_at=now, due_at=now + timedelta(days=2))
     received = dossier.event("received", 2, now)
-    supplement = dossier.event(
-        "supplement_requested", 5, now, items_count=1, reason_code="incomplete_dossier", has_reason_text=True
-    )
+    supplement = dossier.event("supplement_requested", 5, now, items=["a copy"], reason="missing")
     publish(metrics.amqp_uri, received, received, supplement, supplement)
     assert metrics.wait_for("motcua_supplement_requests_total", 1, unit=COMMUNE_A) == 1
     time.sleep(1.0)  # room for a wrongly counted duplicate to show up

@@ -9,12 +9,14 @@ import pytest
 import sqlalchemy as sa
 
 from services.dossier.models import pipeline
+from services.dossier.repository import Dossiers
 from shared.broker import BrokerUnavailable
 from shared.db import create_engine
 from shared.events import Event
 from shared.outbox import OutboxRelay, record
 from shared.uow import UnitOfWorkFactory
 from tests.support.broker import Subscriber
+from tests.support.fakes import CALENDAR, MONDAY, UNITS, received_at_counter
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -168,3 +170,27 @@ def test_relay_killed_before_marking_resends_and_leaves_no_gap(engine, rabbit_co
         unique.setdefault(envelope["id"], envelope)
     assert sorted(e["sequence"] for e in unique.values()) == [1, 2, 3, 4]
     assert pending(engine) == 0
+
+
+def test_unit_of_work_writes_the_events_of_the_dossiers_it_has_seen(engine, rabbit_config):
+    """No emit by hand: the repository's dossiers hand their events over at commit, and a failed
+    transaction leaves neither the dossier nor its event."""
+    factory = UnitOfWorkFactory(engine, pipeline, None, rabbit_config["AMQP_URI"])
+    with factory.transaction() as tx:
+        Dossiers(tx, UNITS, actor="desk").add(received_at_counter("H29-260302-0001"))
+    with pytest.raises(RuntimeError), factory.transaction() as tx:
+        Dossiers(tx, UNITS, actor="desk").add(received_at_counter("H29-260302-0002"))
+        raise RuntimeError("the change failed")
+    with factory.transaction() as tx:
+        dossier = Dossiers(tx, UNITS, actor="desk").get("H29-260302-0001", for_update=True)
+        dossier.start_processing(now=MONDAY, calendar=CALENDAR)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                pipeline.outbox.c.event_type, pipeline.outbox.c.subject, pipeline.outbox.c.body
+            ).order_by(pipeline.outbox.c.id)
+        ).all()
+    assert [(row.event_type, row.subject, json.loads(row.body)["sequence"]) for row in rows] == [
+        ("vn.motcua.dossier.received", "H29-260302-0001", 1),
+        ("vn.motcua.dossier.processing_started", "H29-260302-0001", 2),
+    ]

@@ -20,6 +20,8 @@ returned_to_sender   … two failed attempts, returned_to_sender      all seven;
 late_after_delivery  happy, then delivery_failed after delivery     four; final delivered
 unknown_status       picked_up, in_transit, held_at_hub, …          four; held_at_hub stored
 proxy                happy; a proxy signs                           four; proxy name kept here
+lost                 picked_up, in_transit, lost                    two, then postal.lost; stays
+                                                                    in_transit, lost_at set
 ==================== ============================================== ==========================
 """
 
@@ -82,6 +84,8 @@ EXPECTED = {
     "late_after_delivery": (HAPPY, "delivered", 5, 1),
     "unknown_status": (HAPPY, "delivered", 5, 1),
     "proxy": (HAPPY, "delivered", 4, 1),
+    # lost in transit: recorded as an incident (postal.lost), the status stays where it was
+    "lost": (["picked_up", "in_transit", "lost"], "in_transit", 3, 0),
 }
 
 

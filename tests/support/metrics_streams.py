@@ -12,12 +12,15 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.dossier.domain.events import EVENTS
+from services.dossier.events import envelope
 from shared.events import Event
 from shared.units import UnitRegistry
+from shared.vocabulary import Channel, OnlineLevel, ReturnMethod, Status, StatusFacts, Timeliness
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 FIELDS = {
@@ -30,6 +33,7 @@ FIELDS = {
 DURATION_DAYS = (1, 3, 5, 10, 15)
 # Events never fall this close to "now", so a report made a few seconds later sees the same thing.
 MARGIN = timedelta(minutes=30)
+EVENT_CLASSES = {event.name: event for event in EVENTS}
 
 
 @dataclass
@@ -76,40 +80,45 @@ class Simulator:
             due += 2 * MARGIN
         return due
 
-    def _emit(self, truth: Truth, name: str, at: datetime, status: int | None = None, **extra: Any) -> bool:
+    def _emit(
+        self,
+        truth: Truth,
+        name: str,
+        at: datetime,
+        status: int | None = None,
+        *,
+        reason_code: str | None = None,
+        **extra: Any,
+    ) -> bool:
         """Record an event at ``at`` if that moment has come; False (and nothing) otherwise."""
         if at > self.now - MARGIN:
             return False
         if status is not None:
             truth.status = status
-        data = {
-            "code": truth.code,
-            "status": truth.status,
-            "status_name": STATUS_NAMES[truth.status],
-            "procedure_code": truth.procedure_code,
-            "procedure_version": 1,
-            "procedure_field": truth.procedure_field,
-            "receiving_unit": truth.receiving_unit,
-            "handling_unit": truth.handling_unit,
-            "channel": truth.channel,
-            "return_method": truth.return_method,
-            "online_level": "full" if truth.channel == 2 else None,
-            "received_at": _iso(truth.filed_at),
-            "due_at": _iso(truth.due_at),
-            "original_due_at": _iso(truth.original_due_at),
-            "occurred_at": _iso(at),
-            **{key: _iso(value) if isinstance(value, datetime) else value for key, value in extra.items()},
-        }
-        handling = self.registry.routing_path(truth.handling_unit)
+        facts = StatusFacts(
+            code=truth.code,
+            status=Status(truth.status),
+            procedure_code=truth.procedure_code,
+            procedure_version=1,
+            procedure_field=truth.procedure_field,
+            receiving_unit=truth.receiving_unit,
+            handling_unit=truth.handling_unit,
+            channel=Channel(truth.channel),
+            return_method=ReturnMethod(truth.return_method),
+            online_level=OnlineLevel.FULL.value if truth.channel == Channel.ONLINE else None,
+            received_at=truth.filed_at,
+            due_at=truth.due_at,
+            original_due_at=truth.original_due_at,
+            occurred_at=at,
+        )
+        # The dossier service's own event classes and envelope: its payload is what we fold.
         truth.events.append(
-            Event(
-                source="dossier",
-                name=name,
-                subject=truth.code,
-                data=data,
-                unit_path=self.registry.routing_path(truth.receiving_unit),
-                handling_unit_path=handling,
-                sequence=len(truth.events) + 1,
+            envelope(
+                EVENT_CLASSES[name](facts=facts, **extra),
+                self.registry.routing_path(truth.receiving_unit),
+                self.registry.routing_path(truth.handling_unit),
+                len(truth.events) + 1,
+                reason_code=reason_code,
                 id=self._id(),
                 time=at,
             )
@@ -134,7 +143,7 @@ class Simulator:
             self._emit(truth, "registered", received_at - timedelta(hours=rng.uniform(1, 30)), 1)
             if rng.random() < 0.3:
                 self._emit(
-                    truth, "refused", received_at, 3, reason_code="incomplete_dossier", has_reason_text=True
+                    truth, "refused", received_at, 3, reason="hồ sơ giả", reason_code="incomplete_dossier"
                 )
                 return truth
         days = rng.choice(DURATION_DAYS)
@@ -183,9 +192,9 @@ class Simulator:
                 "supplement_requested",
                 requested,
                 5,
-                items_count=1,
+                items=["a copy"],
+                reason="missing",
                 reason_code="incomplete_dossier",
-                has_reason_text=True,
             ):
                 return
             truth.supplements += 1
@@ -209,13 +218,15 @@ class Simulator:
                 "resumed",
                 8,
                 later(),
+                reason="verification",
                 reason_code="verification_needed",
-                has_reason_text=True,
             )
             if truth.clock_stopped_at is not None:
                 return
         if rng.random() < 0.06:
-            self._emit(truth, "withdrawn", later(), 7, reason_code="applicant_request", has_reason_text=True)
+            self._emit(
+                truth, "withdrawn", later(), 7, reason="applicant request", reason_code="applicant_request"
+            )
             return
         if rng.random() < 0.1:
             new_due = truth.due_at + timedelta(days=3)
@@ -226,8 +237,8 @@ class Simulator:
                     "apologized",
                     later(),
                     None,
+                    reason="backlog",
                     reason_code="workload",
-                    has_reason_text=True,
                     new_due_at=new_due,
                 ):
                     truth.due_at = previous
@@ -242,27 +253,39 @@ class Simulator:
             previous = truth.handling_unit
             truth.handling_unit = handling_unit
             if not self._emit(
-                truth, "transferred", later(), 4, from_unit=previous, to_unit=handling_unit, step="approve"
+                truth,
+                "transferred",
+                later(),
+                4,
+                from_unit=previous,
+                to_unit=handling_unit,
+                step="approve",
+                step_due_at=None,
+                step_timeliness=None,
+                finished_step="appraise",
             ):
                 truth.handling_unit = previous
                 return
         # Resolution anywhere from well before to well after the appointment.
         span = truth.original_due_at - truth.filed_at
         resolved_at = truth.filed_at + span * rng.uniform(0.2, 1.35)
-        for name in ("decided", "signed", "stamped"):
-            if not self._emit(truth, name, min(later(), resolved_at), 4):
-                return
+        if not self._emit(truth, "decided", min(later(), resolved_at), 4, decision="approved", reason=None):
+            return
+        if not self._emit(truth, "signed", min(later(), resolved_at), 4, signer_role="leader"):
+            return
+        if not self._emit(truth, "stamped", min(later(), resolved_at), 4):
+            return
         working_days = round((resolved_at - truth.filed_at) / timedelta(days=1) * 0.7, 2)
         extra: dict[str, Any] = {
             "decision": "approved",
             "resolved_at": resolved_at,
             "working_days": working_days,
         }
-        if rng.random() < 0.8:  # the rest leave timeliness to the projection's own judgement
-            # what the dossier service sends: late once an apology was issued, whatever the date
-            extra["timeliness"] = (
-                "late" if truth.apologies else local_timeliness(resolved_at, truth.original_due_at)
-            )
+        rng.random()  # (once: whether to leave timeliness out; the dossier service always sends it)
+        # what the dossier service sends: late once an apology was issued, whatever the date
+        extra["timeliness"] = (
+            Timeliness.LATE if truth.apologies else local_timeliness(resolved_at, truth.original_due_at)
+        )
         if not self._emit(truth, "resolved", resolved_at, 9, **extra):
             return
         truth.resolved_at, truth.working_days = resolved_at, working_days
@@ -271,24 +294,6 @@ class Simulator:
             returned_at = resolved_at + timedelta(hours=rng.uniform(1, 100))
             if self._emit(truth, "returned", returned_at, 10, method=method, returned_at=returned_at):
                 truth.returned_at, truth.returned_by = returned_at, method
-
-
-STATUS_NAMES = {
-    1: "registered",
-    2: "received",
-    3: "refused",
-    4: "processing",
-    5: "supplement_requested",
-    6: "awaiting_payment",
-    7: "withdrawn",
-    8: "stopped",
-    9: "resolved",
-    10: "returned",
-}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def local_timeliness(resolved_at: datetime, due_at: datetime) -> str:

@@ -11,27 +11,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.dossier.actions import agency_unit
+from services.dossier.actions import REGISTRY, Context, agency_unit
 from services.dossier.catalogue import Catalogue
 from services.dossier.domain.model import (
-    ALLOWED_FROM,
     DEFAULT_RULES,
-    FINAL,
+    TRANSITIONS,
     Action,
-    Channel,
-    Decision,
     DomainError,
     Dossier,
     InvalidArgument,
-    ReturnMethod,
     Rules,
-    Status,
     TransitionNotAllowed,
 )
 from services.dossier.domain.timing import step_due_times, warning_time
-from shared.timeliness import EARLY, LATE, ON_TIME, TIMELINESS, judge_timeliness
+from shared.timeliness import judge_timeliness
 from shared.units import EXAMPLE_3LEVEL_FILE, UnitRegistry
+from shared.vocabulary import FINAL, TIMELINESS, Channel, Decision, ReturnMethod, Status
 from shared.workcalendar import Duration, WorkingCalendar
+from tests.support.fakes import Step
+
+EARLY, ON_TIME, LATE = "early", "on_time", "late"  # the contract's timeliness values
 
 CAL = WorkingCalendar()
 VN = CAL.timezone
@@ -39,14 +38,6 @@ VN = CAL.timezone
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=VN).astimezone(UTC)
 LEAD = timedelta(hours=8)
 APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "079203001234", "phone": "0901234567"}
-
-
-@dataclass(frozen=True)
-class Step:
-    code: str
-    name: str
-    agency: str
-    allotment: str
 
 
 @dataclass(frozen=True)
@@ -108,49 +99,44 @@ def registered(channel: Channel = Channel.ONLINE) -> Dossier:
     )
 
 
+# The units the lifecycle tests hand dossiers between.
+UNITS = UnitRegistry(
+    [
+        {"code": "P", "name": "Tỉnh", "level": "province"},
+        {"code": "D1", "name": "Xã Một", "level": "commune", "parent": "P"},
+        *({"code": code, "name": code, "level": "agency", "parent": "P"} for code in ("A", "TAX")),
+    ]
+)
+
+
 def attempt(
     dossier: Dossier, action: Action, now: datetime, *, rules: Rules = DEFAULT_RULES, **given
 ) -> None:
-    """Perform ``action`` with plausible arguments (``given`` overrides them)."""
+    """Perform ``action`` through its registry entry, as the service does, with a plausible body
+    (``given`` overrides it)."""
     due = dossier.due_at or now
-    calls = {
-        Action.RECEIVE: lambda: dossier.receive(now=now, calendar=CAL),
-        Action.REFUSE: lambda: dossier.refuse(reason=given.get("reason", "Hồ sơ giả mạo"), now=now),
-        Action.START_PROCESSING: lambda: dossier.start_processing(
-            now=now, calendar=CAL, to_unit=given.get("to_unit", "A")
-        ),
-        Action.REQUEST_SUPPLEMENT: lambda: dossier.request_supplement(
-            items=given.get("items", ["Bản sao sổ hộ khẩu", "Tờ khai có chữ ký"]),
-            reason="Thiếu giấy tờ",
-            now=now,
-            rules=rules,
-        ),
-        Action.SUPPLEMENT: lambda: dossier.supplement(now=now, calendar=CAL),
-        Action.REQUEST_PAYMENT: lambda: dossier.request_payment(
-            amount_vnd=given.get("amount", 500_000), now=now
-        ),
-        Action.RECORD_PAYMENT: lambda: dossier.record_payment(now=now, calendar=CAL),
-        Action.APPRAISE: lambda: dossier.appraise(now=now, calendar=CAL),
-        Action.TRANSFER: lambda: dossier.transfer(to_unit=given.get("to_unit", "TAX"), now=now, calendar=CAL),
-        Action.DECIDE: lambda: dossier.decide(
-            decision=given.get("decision", Decision.APPROVED),
-            reason=given.get("reason", "Đủ điều kiện"),
-            now=now,
-        ),
-        Action.SIGN: lambda: dossier.sign(signer_role="leader", now=now),
-        Action.STAMP: lambda: dossier.stamp(now=now),
-        Action.RESOLVE: lambda: dossier.resolve(now=now, calendar=CAL),
-        Action.RETURN: lambda: dossier.return_result(now=now, calendar=CAL, method=given.get("method")),
-        Action.WITHDRAW: lambda: dossier.withdraw(reason="Công dân xin rút", now=now),
-        Action.STOP: lambda: dossier.stop(reason="Chờ kết quả xác minh", now=now),
-        Action.RESUME: lambda: dossier.resume(now=now, calendar=CAL),
-        Action.APOLOGIZE: lambda: dossier.apologize(
-            reason="Cần xác minh thêm",
-            new_due_at=given.get("new_due_at", max(due, now) + timedelta(days=3)),
-            now=now,
-        ),
+    plausible = {
+        Action.REFUSE: {"reason": given.get("reason", "Hồ sơ giả mạo")},
+        Action.START_PROCESSING: {"handling_unit": given.get("to_unit", "A")},
+        Action.REQUEST_SUPPLEMENT: {
+            "items": given.get("items", ["Bản sao sổ hộ khẩu", "Tờ khai có chữ ký"]),
+            "reason": "Thiếu giấy tờ",
+        },
+        Action.REQUEST_PAYMENT: {"amount_vnd": given.get("amount", 500_000)},
+        Action.TRANSFER: {"to_unit": given.get("to_unit", "TAX")},
+        Action.DECIDE: {
+            "decision": given.get("decision", Decision.APPROVED),
+            "reason": given.get("reason", "Đủ điều kiện"),
+        },
+        Action.WITHDRAW: {"reason": "Công dân xin rút"},
+        Action.STOP: {"reason": "Chờ kết quả xác minh"},
+        Action.APOLOGIZE: {
+            "reason": "Cần xác minh thêm",
+            "new_due_at": given.get("new_due_at", max(due, now) + timedelta(days=3)),
+        },
     }
-    calls[action]()
+    context = Context(now=now, calendar=CAL, rules=rules, units=UNITS, role="leader")
+    REGISTRY[action].handler(dossier, plausible.get(action, {}), context)
 
 
 def drive(dossier: Dossier, *steps: tuple[Action, datetime] | Action, **given) -> Dossier:
@@ -218,7 +204,12 @@ def test_each_status_is_reachable(status):
 
 @pytest.mark.parametrize(
     ("status", "action"),
-    [(status, action) for status in Status for action in Action if status not in ALLOWED_FROM[action]],
+    [
+        (status, action)
+        for status in Status
+        for action in Action
+        if status not in TRANSITIONS[action].allowed_from
+    ],
 )
 def test_an_illegal_transition_changes_nothing_and_says_what_is_allowed(status, action):
     dossier = in_status(status)
@@ -431,7 +422,7 @@ def test_an_apology_must_extend_the_appointment_into_the_future(offset):
 # --- withdrawal, stop -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", sorted(ALLOWED_FROM[Action.WITHDRAW]))
+@pytest.mark.parametrize("status", sorted(TRANSITIONS[Action.WITHDRAW].allowed_from))
 def test_withdrawal_any_time_before_the_result(status):
     dossier = in_status(status)
     dossier.withdraw(reason="Công dân xin rút", now=at(days=1))
@@ -439,7 +430,7 @@ def test_withdrawal_any_time_before_the_result(status):
 
 
 def test_no_withdrawal_once_resolved():
-    assert Status.RESOLVED not in ALLOWED_FROM[Action.WITHDRAW]
+    assert Status.RESOLVED not in TRANSITIONS[Action.WITHDRAW].allowed_from
     with pytest.raises(TransitionNotAllowed):
         in_status(Status.RESOLVED).withdraw(reason="muộn", now=at(days=5))
 
@@ -784,12 +775,13 @@ def test_no_appointment_computable_is_a_domain_error_not_a_crash():
 
 
 def test_filing_problems_are_4xx():
-    from services.dossier.service import filing_problems
-    from shared.problems import Conflict, ValidationFailed
+    from shared.http import problem_for
 
-    with pytest.raises(Conflict) as conflict, filing_problems():
+    with pytest.raises(DomainError) as raised:
         received(now=datetime(9998, 12, 31, 9, tzinfo=VN))
-    assert conflict.value.status == 409 and "no appointment" in str(conflict.value.detail)
-    with pytest.raises(ValidationFailed) as invalid, filing_problems():
+    problem = problem_for(raised.value)
+    assert problem.status == 409 and "no appointment" in problem.detail
+    with pytest.raises(InvalidArgument) as invalid:
         registered(channel=Channel.COUNTER)
-    assert invalid.value.status == 422 and invalid.value.errors[0]["pointer"] == "/channel"
+    problem = problem_for(invalid.value)
+    assert problem.status == 422 and problem.errors[0]["pointer"] == "/channel"

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.metrics.projection import GROUPINGS, RATINGS, DossierFacts, StreamEvent, Tally, fold
+from services.metrics.projection import GROUPINGS, DossierFacts, StreamEvent, Tally, fold
 from services.metrics.report import SlaReport, assemble
 from shared.units import UnitRegistry
+from shared.vocabulary import RATINGS
 from tests.support.metrics_oracle import assert_same_figures, oracle_report
 from tests.support.metrics_streams import simulate_period
 

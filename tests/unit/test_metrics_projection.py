@@ -21,7 +21,6 @@ from services.metrics.projection import (
     OutOfOrder,
     StreamEvent,
     Tally,
-    applicable,
     apply,
     contribution,
     counter_delta,
@@ -93,8 +92,6 @@ def test_overdue_comes_with_the_passing_of_time_not_with_an_event():
     assert not facts.is_overdue(DUE_AT - timedelta(minutes=1))
     assert facts.is_overdue(DUE_AT + timedelta(minutes=1))
     assert facts.standing(DUE_AT + timedelta(minutes=1)) == "overdue"
-    assert facts.is_due_soon(DUE_AT - timedelta(hours=2), timedelta(hours=24))
-    assert not facts.is_due_soon(DUE_AT + timedelta(hours=2), timedelta(hours=24))
 
 
 def test_a_stopped_clock_is_judged_when_it_stopped():
@@ -170,13 +167,12 @@ def test_an_apologised_dossier_in_process_is_overdue_after_its_first_appointment
     assert facts.apologies == 1
     saturday = datetime(2026, 3, 7, 2, 0, tzinfo=UTC)  # after the first appointment, before the new one
     assert facts.is_overdue(saturday) and facts.standing(saturday) == "overdue"
-    assert not facts.is_due_soon(saturday, timedelta(days=3))
     tally = Tally()
     tally.count(facts, saturday, None)
     assert (tally.in_process_overdue, tally.in_process_within_deadline) == (1, 0)
-    # before the first appointment it is within deadline, and due soon by that appointment
+    # before the first appointment it is within deadline
     thursday = DUE_AT - timedelta(days=1)
-    assert not facts.is_overdue(thursday) and facts.is_due_soon(thursday, timedelta(days=2))
+    assert not facts.is_overdue(thursday) and facts.standing(thursday) == "within_deadline"
 
 
 def test_an_apology_makes_the_fallback_judgement_late_even_before_the_due_date():
@@ -204,13 +200,6 @@ def test_folding_out_of_order_is_refused():
         apply(facts, event("resolved", 3, 9, DUE_AT), VN)
     with pytest.raises(OutOfOrder):
         apply(None, event("processing_started", 2, 4, DUE_AT), VN)
-
-
-def test_applicable_takes_the_waiting_events_up_to_the_next_gap():
-    waiting = [event("x", n, 4, DUE_AT) for n in (6, 3, 4, 8)]
-    assert [e.sequence for e in applicable(2, waiting)] == [3, 4]
-    assert applicable(4, waiting) == []
-    assert [e.sequence for e in applicable(5, waiting)] == [6]
 
 
 def test_the_same_history_folds_to_the_same_facts_whatever_the_redelivery():

@@ -210,3 +210,30 @@ def test_a_consignment_cannot_be_handed_over_twice_or_to_another_unit():
         HandoverRecord.draw_up(
             id="r2", direction=Direction.PICKUP, receiving_unit="26735", counted=[(other, 1)], now=T0
         )
+
+
+def lost(minutes: int) -> Report:
+    return Report(operator_status="lost", status=None, occurred_at=T0 + timedelta(minutes=minutes), lost=True)
+
+
+def test_a_lost_package_is_recorded_once_and_closes_the_shipment():
+    s = shipment()
+    s.track(report("in_transit", 1))
+    assert s.track(lost(2)) == TrackingOutcome.LOST
+    assert s.lost_at == T0 + timedelta(minutes=2) and s.is_closed and not s.is_final
+    assert s.track(lost(3)) == TrackingOutcome.REPEATED  # the operator says it again: one incident
+    assert [e.name for e in s.events] == ["ordered", "in_transit", "lost"]
+
+
+def test_a_delivered_package_cannot_be_lost_afterwards():
+    s = shipment()
+    s.track(report("delivered", 1))
+    assert s.track(lost(2)) == TrackingOutcome.LATE
+    assert s.lost_at is None
+
+
+def test_lost_is_an_incident_not_a_status():
+    from services.postal.domain.tracking import is_lost
+
+    assert is_lost("LOST") and is_lost("package-lost") and not is_lost("delivered")
+    assert map_status("vnpost", "lost") is None

@@ -325,12 +325,6 @@ def test_working_time_between_grows_the_calendar_both_ways():
     assert cal.working_time_between(vn(2019, 12, 31, 9), vn(2030, 1, 2, 9)) == worked * timedelta(hours=8)
 
 
-def test_working_days_between():
-    assert CAL.working_days_between(vn(2026, 3, 2, 10), vn(2026, 3, 4, 10)) == 2.0
-    assert CAL.working_days_between(vn(2026, 3, 2, 7, 30), vn(2026, 3, 2, 11, 30)) == 0.5
-    assert CAL.working_days_between(vn(2026, 3, 4), vn(2026, 3, 2)) == 0.0
-
-
 def test_resume():
     deadline = vn(2026, 3, 4, 17)  # Wed close
     # stopped Mon 13:00 with 4 + 8 + 8 = 20 h left; resumed Thu 13:00: 4 h Thu + 8 Fri + 8 Mon
@@ -551,7 +545,7 @@ def test_stopping_for_k_working_days_moves_deadline_by_k_working_days(received, 
     resumed = datetime.combine(resume_day, stopped_local.timetz())
     expected = datetime.combine(shifted_day, due_local.timetz())
     assert CAL.resume(due, stopped, resumed, duration) == expected
-    assert CAL.working_days_between(stopped, resumed) == k
+    assert CAL.working_time_between(stopped, resumed) == k * CAL.day_length
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,82 +1,71 @@
 """The dossier (hồ sơ) and its life, as plain Python: no framework, no SQL.
 
 Statuses carry the national portal's codes (DOMAIN.md). Every change of state goes through a method
-of :class:`Dossier`, which checks the rule and records a :class:`DomainEvent`; the service layer turns
-those into published events through the outbox (:mod:`services.dossier.events`).
+of :class:`Dossier`, which checks the rule and records a domain event (:mod:`.events`); the unit of
+work that loaded the dossier writes those to the outbox at commit.
 
 Where to look:
 
-* ``ALLOWED_FROM`` — which statuses each action may start from; ``Dossier._guard_*`` — the extra rules
-  (supplement once, decide after appraisal, sign after deciding, stamp after signing …).
+* ``@transition`` on each action's method of :class:`Dossier` — which statuses the action may start
+  from and its extra rule (supplement once, decide after appraisal, sign after deciding …), collected
+  in ``TRANSITIONS``; the guards are the plain functions just above the class.
 * Time is always passed in (``now``, ``calendar``): the model never reads a clock, so every rule runs
   in a unit test in microseconds.
 * The procedure's step plan is grouped into *stages*: consecutive steps done by one agency. A stage
   ends when the dossier changes hands (start of processing, transfer, resolution, return); each
   hand-over is a row of the process-control slip (Phiếu kiểm soát quá trình giải quyết hồ sơ).
 
-To add a status or an action: add it to :class:`Status` / :class:`Action` and ``ALLOWED_FROM``, write
-the method here, register its event schema in :mod:`services.dossier.schemas`, and expose it in
-:mod:`services.dossier.actions`.
+To add an action: add it to :class:`Action`, write its method here under ``@transition``, its event in
+:mod:`.events`, and its entry in the registry :mod:`services.dossier.actions` (ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any, Protocol
 
+from services.dossier.domain.events import (
+    Apologized,
+    Appraised,
+    Decided,
+    DossierEvent,
+    DueSoon,
+    Overdue,
+    Paid,
+    PaymentRequested,
+    ProcessingStarted,
+    Received,
+    Refused,
+    Registered,
+    Resolved,
+    Resumed,
+    Returned,
+    Signed,
+    Stamped,
+    Stopped,
+    Supplemented,
+    SupplementRequested,
+    Transferred,
+    Withdrawn,
+)
 from services.dossier.domain.timing import step_due_times, warning_time
-from shared.timeliness import LATE, is_overdue, judge_timeliness
+from shared.domain import DomainError, InvalidArgument
+from shared.timeliness import is_overdue, judge_timeliness
+from shared.vocabulary import (
+    CLOCK_RUNNING,
+    OVERDUE_CANDIDATES,
+    Channel,
+    Decision,
+    ReturnMethod,
+    Status,
+    StatusFacts,
+    Timeliness,
+)
 from shared.workcalendar import Duration, WorkingCalendar
-
-
-class Status(IntEnum):
-    """The national portal's dossier statuses."""
-
-    REGISTERED = 1  # Mới đăng ký
-    RECEIVED = 2  # Được tiếp nhận
-    REFUSED = 3  # Không được tiếp nhận
-    PROCESSING = 4  # Đang xử lý
-    SUPPLEMENT_REQUESTED = 5  # Yêu cầu bổ sung giấy tờ
-    AWAITING_PAYMENT = 6  # Yêu cầu thực hiện nghĩa vụ tài chính
-    WITHDRAWN = 7  # Công dân yêu cầu rút hồ sơ
-    STOPPED = 8  # Dừng xử lý
-    RESOLVED = 9  # Đã xử lý xong
-    RETURNED = 10  # Đã trả kết quả
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-FINAL = frozenset({Status.REFUSED, Status.WITHDRAWN, Status.RETURNED})
-# The clock runs only here; supplement, payment and stop freeze it (DOMAIN.md, Time).
-CLOCK_RUNNING = frozenset({Status.RECEIVED, Status.PROCESSING})
-# Can be past the appointment: the clock runs, or it was stopped (payment, stop) after the due time.
-# A supplement request is not here: the supplement resets the appointment.
-OVERDUE_CANDIDATES = CLOCK_RUNNING | {Status.AWAITING_PAYMENT, Status.STOPPED}
-
-
-class Channel(IntEnum):
-    """Kênh: how the dossier reached the desk."""
-
-    COUNTER = 1
-    ONLINE = 2
-    POSTAL = 3
-
-
-class ReturnMethod(IntEnum):
-    """How the result goes back to the applicant."""
-
-    COUNTER = 0
-    POSTAL = 1
-
-
-class Decision(StrEnum):
-    APPROVED = "approved"
-    REJECTED = "rejected"
 
 
 class Action(StrEnum):
@@ -103,50 +92,18 @@ class Action(StrEnum):
 
 
 S = Status
-ALLOWED_FROM: dict[Action, frozenset[Status]] = {
-    Action.RECEIVE: frozenset({S.REGISTERED}),
-    Action.REFUSE: frozenset({S.REGISTERED}),
-    Action.START_PROCESSING: frozenset({S.RECEIVED}),
-    Action.REQUEST_SUPPLEMENT: frozenset({S.RECEIVED, S.PROCESSING}),
-    Action.SUPPLEMENT: frozenset({S.SUPPLEMENT_REQUESTED}),
-    Action.REQUEST_PAYMENT: frozenset({S.PROCESSING}),
-    Action.RECORD_PAYMENT: frozenset({S.AWAITING_PAYMENT}),
-    Action.APPRAISE: frozenset({S.PROCESSING}),
-    Action.TRANSFER: frozenset({S.PROCESSING}),
-    Action.DECIDE: frozenset({S.PROCESSING}),
-    Action.SIGN: frozenset({S.PROCESSING}),
-    Action.STAMP: frozenset({S.PROCESSING}),
-    Action.RESOLVE: frozenset({S.PROCESSING}),
-    Action.RETURN: frozenset({S.RESOLVED}),
-    # At the applicant's request, any time before the result is decided (guard: no decision yet).
-    Action.WITHDRAW: frozenset(
-        {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.AWAITING_PAYMENT, S.STOPPED}
-    ),
-    Action.STOP: frozenset({S.RECEIVED, S.PROCESSING}),
-    Action.RESUME: frozenset({S.STOPPED}),
-    Action.APOLOGIZE: frozenset({S.RECEIVED, S.PROCESSING}),
-}
-del S
-
-
-class DomainError(Exception):
-    """A rule of the lifecycle forbids what was asked."""
+# At the applicant's request, any time before the result is decided (guard: no decision yet).
+WITHDRAWABLE = {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.AWAITING_PAYMENT, S.STOPPED}
 
 
 class TransitionNotAllowed(DomainError):
     """The action is not possible now; nothing changed. Carries what *is* possible."""
 
     def __init__(self, action: Action, status: Status, allowed: list[str], reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(
+            reason, current_status=int(status), current_status_name=status.label, allowed_actions=allowed
+        )
         self.action, self.status, self.allowed, self.reason = action, status, allowed, reason
-
-
-class InvalidArgument(DomainError):
-    """A value given to an action breaks a rule of the domain; ``field`` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
 
 
 @dataclass(frozen=True)
@@ -180,12 +137,6 @@ class ProcedureTerms(Protocol):
     def steps(self) -> Sequence[StepTerms]: ...
 
 
-@dataclass(frozen=True)
-class DomainEvent:
-    name: str
-    data: dict[str, Any]
-
-
 @dataclass(frozen=True, kw_only=True)
 class PlanStep:
     """One step of the dossier's copy of the procedure's plan, with its own due time."""
@@ -213,6 +164,18 @@ class Handover:
     timeliness: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Notice:
+    """A notice the dossier was given (Form 02 supplement request, 03 refusal, 04 apology, 05 stop):
+    what it said, kept on the dossier so the form is built from domain state, not a request's copy."""
+
+    action: Action
+    issued_at: datetime
+    reason: str
+    items: tuple[str, ...] = ()  # Form 02: every missing or wrong item
+    new_due_at: datetime | None = None  # Form 04: the new appointment
+
+
 def _stages(steps: Iterable[StepTerms]) -> list[PlanStep]:
     """Consecutive steps of one agency form a stage: the dossier stays in the same hands."""
     plan: list[PlanStep] = []
@@ -224,6 +187,99 @@ def _stages(steps: Iterable[StepTerms]) -> list[PlanStep]:
             )
         )
     return plan
+
+
+Guard = Callable[["Dossier", Rules], "str | None"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What the lifecycle allows of one action: the statuses it may start from, and the extra rule
+    (``guard``) that must hold; ``past`` words the refusal ("… cannot be {past}")."""
+
+    action: Action
+    allowed_from: frozenset[Status]
+    past: str
+    guard: Guard | None = None
+
+
+# Filled by @transition on the methods of Dossier: one entry per action, next to its method.
+TRANSITIONS: dict[Action, Transition] = {}
+
+
+def transition(
+    action: Action, allowed_from: Iterable[Status], past: str, *, guard: Guard | None = None
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Declare ``action``'s rules on the method that performs it; the method runs only when they hold
+    (else TransitionNotAllowed, nothing changed). A ``rules`` argument of the method is the one checked."""
+
+    def declare(method: Callable[..., None]) -> Callable[..., None]:
+        if action in TRANSITIONS:
+            raise ValueError(f"action {action} declared twice")
+        TRANSITIONS[action] = Transition(action, frozenset(allowed_from), past, guard)
+
+        @functools.wraps(method)
+        def checked(self: Dossier, *args: Any, **kwargs: Any) -> None:
+            self._check(action, kwargs.get("rules", DEFAULT_RULES))
+            return method(self, *args, **kwargs)
+
+        return checked
+
+    return declare
+
+
+def _supplement_once(dossier: Dossier, rules: Rules) -> str | None:
+    if rules.supplement_once and dossier.supplement_count:
+        return (
+            "a supplement was already requested for this dossier; the request must list every "
+            "missing item at once, so a second one is not allowed"
+        )
+    return None
+
+
+def _withdrawable(dossier: Dossier, rules: Rules) -> str | None:
+    # The result is decided once there is a decision: withdrawal comes before that (DOMAIN.md).
+    return (
+        "the result is already decided; the dossier can no longer be withdrawn" if dossier.decision else None
+    )
+
+
+def _not_yet_decided(dossier: Dossier, rules: Rules) -> str | None:
+    return "the dossier is already decided" if dossier.decision else None
+
+
+def _has_next_agency(dossier: Dossier, rules: Rules) -> str | None:
+    if not dossier.plan or dossier.stage + 1 >= dossier.plan[-1].stage:
+        return "the procedure's plan has no further agency to transfer the dossier to"
+    return None
+
+
+def _appraised_not_decided(dossier: Dossier, rules: Rules) -> str | None:
+    if dossier.decision:
+        return "the dossier is already decided"
+    if not dossier.appraisal_count:
+        return "the dossier must be appraised before it is decided"
+    return None
+
+
+def _decided_not_signed(dossier: Dossier, rules: Rules) -> str | None:
+    if not dossier.decision:
+        return "there is no decision to sign yet"
+    return "the result is already signed" if dossier.signed_at else None
+
+
+def _signed_not_stamped(dossier: Dossier, rules: Rules) -> str | None:
+    if not dossier.signed_at:
+        return "the result must be signed by the competent person before it is stamped"
+    return "the result is already stamped" if dossier.stamped_at else None
+
+
+def _ready(dossier: Dossier, rules: Rules) -> str | None:
+    if not dossier.decision:
+        return "the dossier has no decision yet"
+    if dossier.decision == Decision.APPROVED and not dossier.stamped_at:
+        return "an approved result must be signed and stamped before it is ready"
+    return None
 
 
 @dataclass(kw_only=True)
@@ -269,8 +325,9 @@ class Dossier:
     watch_flags: list[str] = field(default_factory=list)
     watch_at: datetime | None = None
     event_sequence: int = 0
-    events: list[DomainEvent] = field(default_factory=list, repr=False, compare=False)
+    events: list[DossierEvent] = field(default_factory=list, repr=False, compare=False)
     handovers: list[Handover] = field(default_factory=list, repr=False, compare=False)
+    notices: list[Notice] = field(default_factory=list)
 
     # --- creation ----------------------------------------------------------------------------
 
@@ -332,7 +389,7 @@ class Dossier:
         )
         dossier.submitted_by = submitted_by
         dossier.registered_at = now
-        dossier._record("registered", now)
+        dossier._record(Registered, now)
         return dossier
 
     @classmethod
@@ -360,39 +417,45 @@ class Dossier:
             now=now,
         )
         dossier._file(now, calendar)
-        dossier._record("received", now)
+        dossier._record(Received, now)
         return dossier
 
     # --- the desk ----------------------------------------------------------------------------
 
+    @transition(Action.RECEIVE, {S.REGISTERED}, "received")
     def receive(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Receive a registered dossier: the filing time is now (for post: the hand-over record)."""
-        self._check(Action.RECEIVE)
         self._file(now, calendar)
         self.status = Status.RECEIVED
-        self._record("received", now)
+        self._record(Received, now)
 
+    @transition(Action.REFUSE, {S.REGISTERED}, "refused")
     def refuse(self, *, reason: str, now: datetime) -> None:
         """Không được tiếp nhận (Form 03): refused at the desk with a reason; final."""
-        self._check(Action.REFUSE)
         _require_text("reason", reason)
         self.status = Status.REFUSED
-        self._record("refused", now, reason=reason)
+        self._notify(Notice(action=Action.REFUSE, issued_at=now, reason=reason))
+        self._record(Refused, now, reason=reason)
 
+    @transition(Action.START_PROCESSING, {S.RECEIVED}, "handed over for processing")
     def start_processing(
         self, *, now: datetime, calendar: WorkingCalendar, to_unit: str | None = None
     ) -> None:
         """The desk hands the dossier to the handling agency: processing starts."""
-        self._check(Action.START_PROCESSING)
         self.status = Status.PROCESSING
         self._hand_over(Action.START_PROCESSING, now, calendar, to_unit or self.handling_unit)
-        self._record("processing_started", now, step=self._stage_first_step().code)
+        self._record(ProcessingStarted, now, step=self._stage_first_step().code)
 
+    @transition(
+        Action.REQUEST_SUPPLEMENT,
+        {S.RECEIVED, S.PROCESSING},
+        "asked for a supplement",
+        guard=_supplement_once,
+    )
     def request_supplement(
         self, *, items: Sequence[str], reason: str, now: datetime, rules: Rules = DEFAULT_RULES
     ) -> None:
         """Yêu cầu bổ sung (Form 02): every missing item in one request; the clock stops."""
-        self._check(Action.REQUEST_SUPPLEMENT, rules)
         items = [item.strip() for item in items]
         if not items or any(not item for item in items):
             raise InvalidArgument("items", "list every missing or wrong item, at least one, none empty")
@@ -402,23 +465,26 @@ class Dossier:
         self.status = Status.SUPPLEMENT_REQUESTED
         self.supplement_count += 1
         self.clock_stopped_at = now
-        self._record("supplement_requested", now, items=list(items), reason=reason)
+        self._notify(
+            Notice(action=Action.REQUEST_SUPPLEMENT, issued_at=now, reason=reason, items=tuple(items))
+        )
+        self._record(SupplementRequested, now, items=list(items), reason=reason)
 
+    @transition(Action.SUPPLEMENT, {S.SUPPLEMENT_REQUESTED}, "supplemented")
     def supplement(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """The supplement is complete: filing time is now and the full duration runs again."""
-        self._check(Action.SUPPLEMENT)
         self.status = Status.PROCESSING
         self.clock_stopped_at = None
         self._file(now, calendar, replan_from=self.stage)
         if self.stage == 0:
             self._hand_over(Action.SUPPLEMENT, now, calendar, self.handling_unit)
-        self._record("supplemented", now)
+        self._record(Supplemented, now)
 
+    @transition(Action.RETURN, {S.RESOLVED}, "returned")
     def return_result(
         self, *, now: datetime, calendar: WorkingCalendar, method: ReturnMethod | None = None
     ) -> None:
         """Trả kết quả: handed over at the counter or delivered by post; final."""
-        self._check(Action.RETURN)
         if method is not None:
             self.return_method = method
         self.status = Status.RETURNED
@@ -437,48 +503,48 @@ class Dossier:
                 timeliness=self._judge(calendar, now, last.due_at) if last.due_at else None,
             )
         )
-        self._record("returned", now, method=self.return_method.name.lower(), returned_at=now)
+        self._record(Returned, now, method=self.return_method.name.lower(), returned_at=now)
 
+    @transition(Action.WITHDRAW, WITHDRAWABLE, "withdrawn", guard=_withdrawable)
     def withdraw(self, *, reason: str, now: datetime) -> None:
         """Rút hồ sơ at the applicant's request, any time before the result is decided; final."""
-        self._check(Action.WITHDRAW)
         _require_text("reason", reason)
         self.status = Status.WITHDRAWN
-        self._record("withdrawn", now, reason=reason)
+        self._record(Withdrawn, now, reason=reason)
 
     # --- the handling agency -----------------------------------------------------------------
 
+    @transition(Action.REQUEST_PAYMENT, {S.PROCESSING}, "asked for payment")
     def request_payment(self, *, amount_vnd: int, now: datetime) -> None:
         """Financial obligations (fees, taxes) to pay; the clock stops until they are paid."""
-        self._check(Action.REQUEST_PAYMENT)
         if isinstance(amount_vnd, bool) or not isinstance(amount_vnd, int) or amount_vnd <= 0:
             raise InvalidArgument("amount_vnd", "the amount must be a positive whole number of đồng")
         self.status = Status.AWAITING_PAYMENT
         self.clock_stopped_at = now
-        self._record("payment_requested", now, amount_vnd=amount_vnd)
+        self._record(PaymentRequested, now, amount_vnd=amount_vnd)
 
+    @transition(Action.RECORD_PAYMENT, {S.AWAITING_PAYMENT}, "marked paid")
     def record_payment(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Paid: processing goes on and every due time moves by the office time paused."""
-        self._check(Action.RECORD_PAYMENT)
         self._restart_clock(now, calendar)
         self.status = Status.PROCESSING
-        self._record("paid", now)
+        self._record(Paid, now)
 
+    @transition(Action.APPRAISE, {S.PROCESSING}, "appraised", guard=_not_yet_decided)
     def appraise(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Thẩm định by the agency holding the dossier (each agency of an interlinked plan may)."""
-        self._check(Action.APPRAISE)
         step = next((s for s in self._stage_steps() if s.code == "appraise"), self._stage_last_step())
         self.appraisal_count += 1
         self._record(
-            "appraised",
+            Appraised,
             now,
             step=step.code,
             step_timeliness=self._judge(calendar, now, step.due_at) if step.due_at else None,
         )
 
+    @transition(Action.TRANSFER, {S.PROCESSING}, "transferred", guard=_has_next_agency)
     def transfer(self, *, to_unit: str, now: datetime, calendar: WorkingCalendar) -> None:
         """Liên thông: hand the dossier to the agency of the plan's next stage."""
-        self._check(Action.TRANSFER)
         if to_unit == self.handling_unit:
             raise InvalidArgument("to_unit", f"the dossier is already at {to_unit}")
         from_unit = self.handling_unit
@@ -486,7 +552,7 @@ class Dossier:
         timeliness = self._hand_over(Action.TRANSFER, now, calendar, to_unit)
         started = self._stage_first_step()
         self._record(
-            "transferred",
+            Transferred,
             now,
             from_unit=from_unit,
             to_unit=to_unit,
@@ -496,34 +562,36 @@ class Dossier:
             finished_step=finished.code,
         )
 
+    @transition(Action.DECIDE, {S.PROCESSING}, "decided", guard=_appraised_not_decided)
     def decide(self, *, decision: Decision, reason: str | None, now: datetime) -> None:
         """Phê duyệt: approve, or reject with the reason, after the appraisal."""
-        self._check(Action.DECIDE)
         decision = Decision(decision)
         if decision is Decision.REJECTED:
             _require_text("reason", reason)
         self.decision = decision.value
         self.decision_reason = reason
-        self._record("decided", now, decision=decision.value, reason=reason)
+        self._record(Decided, now, decision=decision.value, reason=reason)
 
+    @transition(Action.SIGN, {S.PROCESSING}, "signed", guard=_decided_not_signed)
     def sign(self, *, signer_role: str, now: datetime) -> None:
         """The competent person signs the result (digitally, later through the e-signature service)."""
-        self._check(Action.SIGN)
         self.signed_at = now
-        self._record("signed", now, signer_role=signer_role)
+        self._record(Signed, now, signer_role=signer_role)
 
+    @transition(Action.STAMP, {S.PROCESSING}, "stamped", guard=_signed_not_stamped)
     def stamp(self, *, now: datetime) -> None:
         """Đóng dấu: the clerk applies the organisation's signature after the leader's."""
-        self._check(Action.STAMP)
         self.stamped_at = now
-        self._record("stamped", now)
+        self._record(Stamped, now)
 
+    @transition(Action.RESOLVE, {S.PROCESSING}, "resolved", guard=_ready)
     def resolve(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Đã xử lý xong: the result goes back to the desk; timeliness and working days are fixed."""
-        self._check(Action.RESOLVE)
         assert self.received_at is not None and self.original_due_at is not None
         # An apology admits the delay: the dossier counts as late whatever the date (DOMAIN.md).
-        self.timeliness = LATE if self.apology_count else self._judge(calendar, now, self.original_due_at)
+        self.timeliness = (
+            Timeliness.LATE if self.apology_count else self._judge(calendar, now, self.original_due_at)
+        )
         office = calendar.working_time_between(self.received_at, now).total_seconds() - self.paused_seconds
         self.working_days = round(max(office, 0.0) / calendar.day_length.total_seconds(), 3)
         self.resolved_at = now
@@ -531,7 +599,7 @@ class Dossier:
         if self.plan and self.stage < self.plan[-1].stage:
             self._hand_over(Action.RESOLVE, now, calendar, self.receiving_unit, to_stage=self.plan[-1].stage)
         self._record(
-            "resolved",
+            Resolved,
             now,
             decision=self.decision,
             resolved_at=now,
@@ -539,26 +607,27 @@ class Dossier:
             working_days=self.working_days,
         )
 
+    @transition(Action.STOP, {S.RECEIVED, S.PROCESSING}, "stopped")
     def stop(self, *, reason: str, now: datetime) -> None:
         """Dừng xử lý (Form 05): a notice with the reason; the clock stops."""
-        self._check(Action.STOP)
         _require_text("reason", reason)
         self.status = Status.STOPPED
         self.clock_stopped_at = now
-        self._record("stopped", now, reason=reason)
+        self._notify(Notice(action=Action.STOP, issued_at=now, reason=reason))
+        self._record(Stopped, now, reason=reason)
 
+    @transition(Action.RESUME, {S.STOPPED}, "resumed")
     def resume(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Processing goes on after a stop; due times move by the office time paused."""
-        self._check(Action.RESUME)
         self._restart_clock(now, calendar)
         self.status = Status.PROCESSING
         if self.stage == 0:
             self._hand_over(Action.RESUME, now, calendar, self.handling_unit)
-        self._record("resumed", now)
+        self._record(Resumed, now)
 
+    @transition(Action.APOLOGIZE, {S.RECEIVED, S.PROCESSING}, "given an apology")
     def apologize(self, *, reason: str, new_due_at: datetime, now: datetime) -> None:
         """Thư xin lỗi (Form 04): a reason and a new appointment; the dossier still counts as late."""
-        self._check(Action.APOLOGIZE)
         _require_text("reason", reason)
         assert self.due_at is not None
         if new_due_at <= now:
@@ -569,19 +638,20 @@ class Dossier:
             )
         self.apology_count += 1
         self.due_at = new_due_at.astimezone(UTC)
-        self._record("apologized", now, reason=reason, new_due_at=self.due_at)
+        self._notify(Notice(action=Action.APOLOGIZE, issued_at=now, reason=reason, new_due_at=self.due_at))
+        self._record(Apologized, now, reason=reason, new_due_at=self.due_at)
 
     # --- the overdue watch -------------------------------------------------------------------
 
     def watch(self, *, now: datetime, calendar: WorkingCalendar, lead: timedelta) -> None:
         """Record ``due_soon`` / ``overdue`` once per due time that is near or passed."""
-        for at, key, name, extra in sorted(self._watch_triggers(calendar, lead), key=lambda t: t[0]):
+        for at, key, event, extra in sorted(self._watch_triggers(calendar, lead), key=lambda t: t[0]):
             if at > now or key in self.watch_flags:
                 continue
             self.watch_flags = [*self.watch_flags, key]
-            if name == "due_soon" and self.due_at is not None and now >= self.due_at:
+            if event is DueSoon and self.due_at is not None and now >= self.due_at:
                 continue  # too late to warn: the overdue event says it
-            self._record(name, now, **extra)
+            self._record(event, now, **extra)
         self.schedule_watch(calendar, lead)
 
     def schedule_watch(self, calendar: WorkingCalendar, lead: timedelta) -> None:
@@ -591,12 +661,12 @@ class Dossier:
 
     def _watch_triggers(
         self, calendar: WorkingCalendar, lead: timedelta
-    ) -> list[tuple[datetime, str, str, dict[str, Any]]]:
+    ) -> list[tuple[datetime, str, type[DossierEvent], dict[str, Any]]]:
         if self.status not in CLOCK_RUNNING or self.due_at is None or self.received_at is None:
             return []
         # "Passed" means strictly after: a due time at close of office is still met at 17:00.
         after = timedelta(microseconds=1)
-        triggers: list[tuple[datetime, str, str, dict[str, Any]]] = []
+        triggers: list[tuple[datetime, str, type[DossierEvent], dict[str, Any]]] = []
         if self.due_at > self.received_at:
             warn_at = warning_time(calendar, self.received_at, self.due_at, lead)
             left = calendar.working_time_between(warn_at, self.due_at)
@@ -604,13 +674,13 @@ class Dossier:
                 (
                     warn_at,
                     f"due_soon@{_iso(self.due_at)}",
-                    "due_soon",
+                    DueSoon,
                     {"lead_hours": round(left.total_seconds() / 3600, 2)},
                 )
             )
         for due in dict.fromkeys(d for d in (self.original_due_at, self.due_at) if d is not None):
             extra = {"overdue_since": due, "step": None, "step_due_at": None}
-            triggers.append((due + after, f"overdue@{_iso(due)}", "overdue", extra))
+            triggers.append((due + after, f"overdue@{_iso(due)}", Overdue, extra))
         if self.plan and self.stage < self.plan[-1].stage:
             last = self._stage_last_step()
             if last.due_at is not None:
@@ -618,7 +688,7 @@ class Dossier:
                     (
                         last.due_at + after,
                         f"step_overdue@{self.stage}@{_iso(last.due_at)}",
-                        "overdue",
+                        Overdue,
                         {"overdue_since": last.due_at, "step": last.code, "step_due_at": last.due_at},
                     )
                 )
@@ -647,56 +717,10 @@ class Dossier:
             raise TransitionNotAllowed(action, self.status, self.available_actions(rules), reason)
 
     def _refusal(self, action: Action, rules: Rules) -> str | None:
-        if self.status not in ALLOWED_FROM[action]:
-            return f"a dossier that is {self.status.label} cannot be {_PAST.get(action, action.value)}"
-        guard = getattr(self, f"_guard_{action.value}", None)
-        return guard(rules) if guard is not None else None
-
-    def _guard_request_supplement(self, rules: Rules) -> str | None:
-        if rules.supplement_once and self.supplement_count:
-            return (
-                "a supplement was already requested for this dossier; the request must list every "
-                "missing item at once, so a second one is not allowed"
-            )
-        return None
-
-    def _guard_withdraw(self, rules: Rules) -> str | None:
-        # The result is decided once there is a decision: withdrawal comes before that (DOMAIN.md).
-        return (
-            "the result is already decided; the dossier can no longer be withdrawn" if self.decision else None
-        )
-
-    def _guard_appraise(self, rules: Rules) -> str | None:
-        return "the dossier is already decided" if self.decision else None
-
-    def _guard_transfer(self, rules: Rules) -> str | None:
-        if not self.plan or self.stage + 1 >= self.plan[-1].stage:
-            return "the procedure's plan has no further agency to transfer the dossier to"
-        return None
-
-    def _guard_decide(self, rules: Rules) -> str | None:
-        if self.decision:
-            return "the dossier is already decided"
-        if not self.appraisal_count:
-            return "the dossier must be appraised before it is decided"
-        return None
-
-    def _guard_sign(self, rules: Rules) -> str | None:
-        if not self.decision:
-            return "there is no decision to sign yet"
-        return "the result is already signed" if self.signed_at else None
-
-    def _guard_stamp(self, rules: Rules) -> str | None:
-        if not self.signed_at:
-            return "the result must be signed by the competent person before it is stamped"
-        return "the result is already stamped" if self.stamped_at else None
-
-    def _guard_resolve(self, rules: Rules) -> str | None:
-        if not self.decision:
-            return "the dossier has no decision yet"
-        if self.decision == Decision.APPROVED and not self.stamped_at:
-            return "an approved result must be signed and stamped before it is ready"
-        return None
+        rule = TRANSITIONS[action]
+        if self.status not in rule.allowed_from:
+            return f"a dossier that is {self.status.label} cannot be {rule.past}"
+        return rule.guard(self, rules) if rule.guard is not None else None
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -776,53 +800,38 @@ class Dossier:
     def _stage_last_step(self) -> PlanStep:
         return self._stage_steps()[-1]
 
-    def _record(self, name: str, now: datetime, **extra: Any) -> None:
+    def latest_notice(self, action: Action) -> Notice | None:
+        """The last notice the dossier was given by ``action`` (a form shows the latest)."""
+        return next((notice for notice in reversed(self.notices) if notice.action is action), None)
+
+    def _notify(self, notice: Notice) -> None:
+        self.notices = [*self.notices, notice]  # replaced, never mutated: the column is JSON
+
+    def _record(self, event: type[DossierEvent], now: datetime, **extra: Any) -> None:
+        """Record a domain event; the unit of work that loaded or added this dossier publishes it."""
         self.event_sequence += 1
         if getattr(self, "events", None) is None:
-            self.events = []
-        self.events.append(DomainEvent(name, {**self.status_facts(now), **extra}))
+            self.events = []  # loaded from the database: the mapper does not run __init__
+        self.events.append(event(facts=self.status_facts(now), **extra))
 
-    def status_facts(self, now: datetime) -> dict[str, Any]:
+    def status_facts(self, now: datetime) -> StatusFacts:
         """The minimal, non-personal facts every status event carries (CONTRACTS §1)."""
-        return {
-            "code": self.code,
-            "status": int(self.status),
-            "status_name": self.status.label,
-            "procedure_code": self.procedure_code,
-            "procedure_version": self.procedure_version,
-            "procedure_field": self.procedure_field,
-            "receiving_unit": self.receiving_unit,
-            "handling_unit": self.handling_unit,
-            "channel": int(self.channel),
-            "return_method": int(self.return_method),
-            "online_level": self.online_level,
-            "received_at": self.received_at,
-            "due_at": self.due_at,
-            "original_due_at": self.original_due_at,
-            "occurred_at": now,
-        }
-
-
-_PAST = {
-    Action.RECEIVE: "received",
-    Action.REFUSE: "refused",
-    Action.START_PROCESSING: "handed over for processing",
-    Action.REQUEST_SUPPLEMENT: "asked for a supplement",
-    Action.SUPPLEMENT: "supplemented",
-    Action.REQUEST_PAYMENT: "asked for payment",
-    Action.RECORD_PAYMENT: "marked paid",
-    Action.APPRAISE: "appraised",
-    Action.TRANSFER: "transferred",
-    Action.DECIDE: "decided",
-    Action.SIGN: "signed",
-    Action.STAMP: "stamped",
-    Action.RESOLVE: "resolved",
-    Action.RETURN: "returned",
-    Action.WITHDRAW: "withdrawn",
-    Action.STOP: "stopped",
-    Action.RESUME: "resumed",
-    Action.APOLOGIZE: "given an apology",
-}
+        return StatusFacts(
+            code=self.code,
+            status=self.status,
+            procedure_code=self.procedure_code,
+            procedure_version=self.procedure_version,
+            procedure_field=self.procedure_field,
+            receiving_unit=self.receiving_unit,
+            handling_unit=self.handling_unit,
+            channel=self.channel,
+            return_method=self.return_method,
+            online_level=self.online_level,
+            received_at=self.received_at,
+            due_at=self.due_at,
+            original_due_at=self.original_due_at,
+            occurred_at=now,
+        )
 
 
 def _require_text(name: str, value: str | None) -> None:

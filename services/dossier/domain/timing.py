@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from shared.workcalendar import SAME_DAY, Duration, WorkingCalendar
+from shared.vocabulary import DurationUnit
+from shared.workcalendar import Duration, WorkingCalendar
 
 
 def step_due_times(
@@ -29,8 +30,8 @@ def step_due_times(
     used = 0
     for allotment in allotments:
         used += Duration.parse(allotment).amount
-        if total.unit == SAME_DAY or used == 0:
-            dues.append(calendar.deadline(filed_at, Duration(SAME_DAY)))
+        if total.unit == DurationUnit.SAME_DAY or used == 0:
+            dues.append(calendar.deadline(filed_at, Duration(DurationUnit.SAME_DAY)))
         else:
             dues.append(calendar.deadline(filed_at, Duration(total.unit, used)))
     return dues

@@ -66,6 +66,7 @@ class TrackingOutcome(StrEnum):
     LATE = "late"  # older than, or behind, what is known: recorded, no change
     REPEATED = "repeated"  # the status the shipment already has: recorded, no change
     UNKNOWN_STATUS = "unknown_status"  # a status the mapping does not know: recorded, alerted, no change
+    LOST = "lost"  # the operator lost the package: recorded, alerted; it compensates, a new delivery may go
 
 
 class PostalError(Exception):
@@ -88,6 +89,7 @@ class Report:
     recipient_kind: str | None = None  # applicant | proxy, on delivery
     recipient_name: str | None = None  # the proxy's name (personal data: never on an event)
     note: str | None = None
+    lost: bool = False  # the operator reports the package lost (not a tracking status: an incident)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -113,6 +115,7 @@ class Shipment:
     result_document: dict[str, Any] | None = None
     charged_to: str = "applicant"
     handed_over_at: datetime | None = None
+    lost_at: datetime | None = None
     events: list[DomainEvent] = field(default_factory=list)
 
     @classmethod
@@ -127,6 +130,8 @@ class Shipment:
 
     def track(self, report: Report) -> TrackingOutcome:
         """Apply one operator report; a late or backward report is recorded and changes nothing."""
+        if report.lost:
+            return self._lose(report.occurred_at)
         if report.status is None:
             return TrackingOutcome.UNKNOWN_STATUS
         if report.status == self.status:
@@ -148,9 +153,23 @@ class Shipment:
         self._record(report.status.value, report.occurred_at, **extra)
         return TrackingOutcome.APPLIED
 
+    def _lose(self, at: datetime) -> TrackingOutcome:
+        if self.is_final:
+            return TrackingOutcome.LATE  # delivered, returned or cancelled: it cannot be lost any more
+        if self.lost_at is not None:
+            return TrackingOutcome.REPEATED
+        self.lost_at = at
+        self._record("lost", at)
+        return TrackingOutcome.LOST
+
     @property
     def is_final(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def is_closed(self) -> bool:
+        """Nothing more will come of it: final, or lost by the operator."""
+        return self.is_final or self.lost_at is not None
 
     def facts(self, at: datetime) -> dict[str, Any]:
         """What every ``postal.*`` event says: codes, statuses, units, dates; no personal data."""

@@ -32,9 +32,20 @@ COMMON: dict[str, ShipmentStatus] = {
 }
 del S
 OPERATOR_STATUSES: dict[str, dict[str, ShipmentStatus]] = {"vnpost": COMMON}
+# Not a step of the journey but an incident: the package is gone (the operator compensates).
+LOST = frozenset({"lost", "package_lost"})
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def is_lost(name: str) -> bool:
+    """The operator reports the package lost."""
+    return _normal(name) in LOST
 
 
 def map_status(operator: str, name: str) -> ShipmentStatus | None:
     """The contract status for ``name`` as ``operator`` reports it; None when it is unknown."""
     table = OPERATOR_STATUSES.get(operator, COMMON)
-    return table.get(name.strip().lower().replace("-", "_").replace(" ", "_"))
+    return table.get(_normal(name))

@@ -52,6 +52,7 @@ _COUNTERS_AND_GAUGES = {
     "motcua_postal_unknown_statuses_total",
     "motcua_postal_handover_discrepancies_total",
     "motcua_postal_returns_awaiting_address",
+    "motcua_postal_lost_total",
 }
 _HISTOGRAMS = {
     "motcua_dossier_resolution_working_seconds",

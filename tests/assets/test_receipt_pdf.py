@@ -227,7 +227,7 @@ def test_rendering_does_not_depend_on_the_process(pdf):
     # Set and dict ordering must not leak into the bytes: render in fresh interpreters with other hash seeds.
     script = (
         "import sys; from services.dossier.pdf import render_receipt_pdf; "
-        "from tests.unit.test_receipt_pdf import make_slip; "
+        "from tests.assets.test_receipt_pdf import make_slip; "
         "sys.stdout.buffer.write(render_receipt_pdf(make_slip()))"
     )
     root = Path(__file__).resolve().parents[2]

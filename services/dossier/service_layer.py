@@ -1,0 +1,332 @@
+"""The dossier service layer: one plain function per use case, taking a command and a unit of work.
+
+The entrypoints (:mod:`services.dossier.service`) parse, authenticate, build the command, open the
+unit of work and call one of these; ``tests/unit/test_dossier_service_layer.py`` calls them on the
+in-memory unit of work of ``tests/support/fakes.py``. Here live the application's rules that are not
+the dossier's own: who may act (through :mod:`.access`), what a filing must name, what the audit trail
+records, what a search may see. Domain errors propagate; shared/http.py answers them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from functools import partial
+from typing import Any, Protocol
+
+from services.dossier import access, forms
+from services.dossier.actions import REGISTRY, Context
+from services.dossier.catalogue import Catalogue, Procedure, UnknownProcedure
+from services.dossier.dependencies import LifecycleSettings
+from services.dossier.domain.model import Action, Dossier, TransitionNotAllowed
+from services.dossier.models import SERVICE
+from services.dossier.repository import AuditEntry, Dossiers, Search
+from services.dossier.schemas import DOSSIER_CODE as DOSSIER_CODE_PATTERN
+from services.dossier.watch_backoff import WATCH_FAILURES, WatchBackoff
+from shared.auth import Principal
+from shared.domain import InvalidArgument
+from shared.http import dumps
+from shared.problems import Forbidden, NotFound
+from shared.units import UnitRegistry
+from shared.uow import Transaction
+from shared.vocabulary import Channel, ReturnMethod
+from shared.workcalendar import WorkingCalendar
+
+log = logging.getLogger(__name__)
+DOSSIER_CODE = re.compile(DOSSIER_CODE_PATTERN)
+
+
+class UnitOfWork(Protocol):
+    """What a use case needs: transactions (shared.uow.UnitOfWorkFactory or the fake)."""
+
+    def transaction(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Office:
+    """What the use cases work with besides the unit of work: the unit map, the working calendar,
+    the procedure catalogue, the configured rules, the clock, and the dossier repository."""
+
+    units: UnitRegistry
+    calendar: WorkingCalendar
+    catalogue: Catalogue
+    settings: LifecycleSettings
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    repository: Callable[..., Dossiers] = Dossiers
+
+    def dossiers(self, tx: Transaction, actor: str | None) -> Dossiers:
+        """The repository of ``tx``: the dossiers it loads or adds publish their events at commit."""
+        return self.repository(tx, self.units, actor=actor)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receive:
+    """Tiếp nhận at the desk: a validated ReceiptRequestSchema body."""
+
+    principal: Principal
+    body: Mapping[str, Any]
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Register:
+    """Mới đăng ký through the portal or the postal operator: a validated RegistrationRequestSchema body."""
+
+    principal: Principal
+    body: Mapping[str, Any]
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Act:
+    """One lifecycle action on a dossier: a body validated by the action's registry entry."""
+
+    principal: Principal
+    code: str
+    action: Action
+    body: Mapping[str, Any]
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ListDossiers:
+    principal: Principal
+    query: Mapping[str, Any]  # a validated DossierQuerySchema
+
+
+# --- filing --------------------------------------------------------------------------------------
+
+
+def receive(cmd: Receive, tx: Transaction, office: Office) -> Dossier:
+    """A dossier received at the desk: code, appointment, ``dossier.received``."""
+    cmd.principal.require_role(access.DESK_OFFICER)
+    return _file(cmd, tx, office, "receive", partial(Dossier.receive_at_counter, calendar=office.calendar))
+
+
+def register(cmd: Register, tx: Transaction, office: Office) -> Dossier:
+    """A dossier filed online or picked up by post: ``dossier.registered``; the desk receives it later."""
+    cmd.principal.require_role(*access.FILING_ROLES)
+    return _file(cmd, tx, office, "register", partial(Dossier.register, submitted_by=cmd.principal.sub))
+
+
+def _file(
+    cmd: Receive | Register, tx: Transaction, office: Office, action: str, create: Callable[..., Dossier]
+) -> Dossier:
+    """What every filing does: check its terms, number it, create it, add it, audit it."""
+    now = office.clock()
+    unit, procedure = _filing_terms(cmd.principal, cmd.body, office, now)
+    dossiers = office.dossiers(tx, cmd.principal.sub)
+    dossier = create(
+        code=_next_code(dossiers, office, unit, now),
+        procedure=procedure,
+        receiving_unit=unit,
+        channel=Channel.of(cmd.body["channel"]),
+        return_method=ReturnMethod.of(cmd.body["return_method"]),
+        applicant=cmd.body["applicant"],
+        now=now,
+    )
+    dossiers.add(dossier)
+    _audit(dossiers, office, cmd, dossier, action, None, now)
+    return dossier
+
+
+def _filing_terms(
+    principal: Principal, body: Mapping[str, Any], office: Office, now: datetime
+) -> tuple[str, Procedure]:
+    unit = body["receiving_unit"]
+    if unit not in office.units:
+        raise InvalidArgument("receiving_unit", f"unknown unit code {unit!r}")
+    if not access.covers(principal, office.units, unit):
+        raise Forbidden(f"unit {unit} is outside your jurisdiction")
+    try:
+        procedure = office.catalogue.get(body["procedure_code"], at=now)
+    except UnknownProcedure as exc:
+        raise InvalidArgument("procedure_code", str(exc)) from exc
+    if body["channel"] not in procedure.channels:
+        raise InvalidArgument(
+            "channel", f"procedure {procedure.code} is not offered through channel {body['channel']!r}"
+        )
+    if body["return_method"] == "postal" and not procedure.postal_return:
+        raise InvalidArgument("return_method", f"procedure {procedure.code} does not return results by post")
+    return unit, procedure
+
+
+def _next_code(dossiers: Dossiers, office: Office, unit: str, now: datetime) -> str:
+    identifier = office.units.get(unit).identifier
+    day = now.astimezone(office.calendar.timezone).date()
+    return dossiers.next_code(unit=unit, identifier=identifier, day=day)
+
+
+# --- the lifecycle -------------------------------------------------------------------------------
+
+
+def act(cmd: Act, tx: Transaction, office: Office) -> Dossier:
+    """One step of the lifecycle; TransitionNotAllowed (409) when the rules forbid it now."""
+    entry = REGISTRY[cmd.action]
+    dossiers = office.dossiers(tx, cmd.principal.sub)
+    dossiers.reason_code = cmd.body.get("reason_code")
+    dossier = dossiers.get(cmd.code, for_update=True) if DOSSIER_CODE.match(cmd.code) else None
+    if dossier is None:
+        raise NotFound(f"no dossier {cmd.code}")
+    now = office.clock()  # read under the row lock, so a dossier's events never go back in time
+    role = access.authorise(cmd.principal, entry, dossier, office.units)
+    before = dossier.status
+    context = Context(
+        now=now, calendar=office.calendar, rules=office.settings.rules, units=office.units, role=role
+    )
+    try:
+        entry.handler(dossier, cmd.body, context)
+    except TransitionNotAllowed as exc:
+        # What is possible now, under the configured rules (the domain's default may differ).
+        raise TransitionNotAllowed(
+            exc.action, exc.status, dossier.available_actions(office.settings.rules), exc.reason
+        ) from exc
+    _audit(dossiers, office, cmd, dossier, cmd.action.value, before, now)
+    return dossier
+
+
+def _audit(
+    dossiers: Dossiers,
+    office: Office,
+    cmd: Receive | Register | Act,
+    dossier: Dossier,
+    action: str,
+    before: Any,
+    now: datetime,
+) -> None:
+    """The audit line of a change (who, what, when, why, before → after); also plans the watch."""
+    dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
+    details = {k: v for k, v in json.loads(dumps(cmd.body)).items() if k != "applicant"}
+    dossiers.audit(
+        dossier.code,
+        AuditEntry(
+            at=now,
+            actor=cmd.principal.sub,
+            roles=sorted(cmd.principal.roles),
+            action=action,
+            reason=audit_reason(cmd.body),
+            status_before=None if before is None else int(before),
+            status_after=int(dossier.status),
+            request_id=cmd.request_id,
+            details=details,
+        ),
+    )
+
+
+def audit_reason(body: Mapping[str, Any]) -> str | None:
+    """The "why" of the audit trail: whatever explanation the action's body carries."""
+    for key in ("reason", "opinion", "note"):
+        if body.get(key):
+            return body[key]
+    return None
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def readable(tx: Transaction, office: Office, principal: Principal, code: str) -> Dossier:
+    """The dossier, if the caller may see it; outside the jurisdiction it does not exist (CONTRACTS §2)."""
+    dossier = office.dossiers(tx, None).read(code) if DOSSIER_CODE.match(code) else None
+    if dossier is None or not access.can_read(principal, dossier, office.units):
+        raise NotFound(f"no dossier {code}")
+    return dossier
+
+
+def audit_trail(tx: Transaction, office: Office, principal: Principal, code: str) -> list[AuditEntry]:
+    dossier = readable(tx, office, principal, code)
+    if not access.can_audit(principal, dossier, office.units):
+        raise NotFound(f"no dossier {code}")
+    return office.dossiers(tx, None).audit_trail(code)
+
+
+def form(tx: Transaction, office: Office, principal: Principal, code: str, name: str) -> dict[str, Any]:
+    """Form ``name`` of the dossier, as JSON (forms.FormNotIssued when it has none)."""
+    dossier = readable(tx, office, principal, code)
+    dossiers = office.dossiers(tx, None)
+    try:
+        return forms.build(
+            name,
+            dossier=dossier,
+            procedure=office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version),
+            units=office.units,
+            trail=dossiers.audit_trail(code),
+            handovers=dossiers.handovers(code) if name == "process_control" else [],
+            zone=office.calendar.timezone,
+        )
+    except forms.FormNotIssued as exc:
+        raise NotFound(str(exc)) from exc
+
+
+def search_terms(cmd: ListDossiers, office: Office) -> Search:
+    """What the caller may list: staff their jurisdiction, the portal what it filed."""
+    principal, query, units = cmd.principal, cmd.query, office.units
+    if access.is_staff(principal):
+        scope: dict[str, Any] = {
+            "jurisdiction": tuple(units.routing_path(u) for u in principal.units if u in units)
+        }
+    elif principal.has_role(*access.FILING_ROLES):
+        scope = {"submitted_by": principal.sub}
+    else:
+        raise Forbidden("listing dossiers needs a staff role, or the portal role for its own filings")
+    unit = query.get("unit")
+    if unit is not None:
+        if unit not in units:
+            raise InvalidArgument("unit", f"unknown unit code {unit!r}")
+        if access.is_staff(principal) and not access.covers(principal, units, unit):
+            raise Forbidden(f"unit {unit} is outside your jurisdiction")
+    zone = office.calendar.timezone
+    start, end = query.get("received_from"), query.get("received_to")
+    return Search(
+        **scope,
+        unit_path=None if unit is None else units.routing_path(unit),
+        statuses=tuple(query.get("status", ())),
+        overdue=query.get("overdue"),
+        procedure=query.get("procedure"),
+        field=query.get("field"),
+        channel=Channel.of(query["channel"]) if "channel" in query else None,
+        received_from=None if start is None else datetime.combine(start, time(), tzinfo=zone),
+        received_before=None
+        if end is None
+        else datetime.combine(end + timedelta(days=1), time(), tzinfo=zone),
+    )
+
+
+# --- the overdue watch ---------------------------------------------------------------------------
+
+
+def watch(uow: UnitOfWork, office: Office, backoff: WatchBackoff) -> int:
+    """``due_soon`` / ``overdue`` once per due time, a transaction per dossier; returns how many it
+    looked at. One broken dossier (a unit gone from the map …) does not stop the watch for the others:
+    it goes to the back of the queue with a backoff (watch_backoff.py)."""
+    now = office.clock()
+    settings = office.settings
+    with uow.transaction() as tx:
+        codes = office.dossiers(tx, None).due_for_watch(now, settings.watch_batch)
+    for code in codes:
+        try:
+            with uow.transaction() as tx:
+                dossier = office.dossiers(tx, None).get(code, for_update=True)
+                if dossier is None:
+                    continue
+                dossier.watch(now=now, calendar=office.calendar, lead=settings.due_soon_lead)
+        except Exception:
+            _watch_failed(uow, office, backoff, code, now)
+        else:
+            backoff.succeeded(code)
+    return len(codes)
+
+
+def _watch_failed(uow: UnitOfWork, office: Office, backoff: WatchBackoff, code: str, now: datetime) -> None:
+    delay, first = backoff.failed(code)
+    WATCH_FAILURES.labels(service=SERVICE).inc()
+    if first:
+        log.exception("overdue watch: dossier %s failed; retried with a backoff, logged once", code)
+    with uow.transaction() as tx:
+        office.dossiers(tx, None).postpone_watch(code, now + delay)
