@@ -377,6 +377,9 @@ def test_bad_input_is_a_4xx_never_a_500(metrics):
     assert metrics.report(ghost, unit="99999").status_code in (403, 404, 422)
     rating = metrics.rate(bearer("desk_officer", "99999"), "26734-261129-0001", "satisfied")
     assert rating.status_code in (403, 404), rating.text
+    # a code with a NUL byte (PostgreSQL refuses it in a string) names no dossier: 422 (found by the fuzzer)
+    nul = metrics.rate(bearer("desk_officer", COMMUNE_A), "26734\x00-1", "satisfied")
+    assert nul.status_code == 422 and nul.json()["errors"][0]["pointer"] == "/dossier_code"
     # a JSON body with a 5,000-digit integer: Python refuses to convert it; a 400, not a crash
     digits = requests.post(
         f"{metrics.base}/api/v1/ratings",
