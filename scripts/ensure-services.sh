@@ -2,7 +2,8 @@
 # Make sure RabbitMQ (with its management plugin, which the broker tests use) and PostgreSQL are up.
 # Starts them when they are installed and stopped; says how to get them when they are not.
 #   ensure-services.sh rabbitmq        only the broker (make run)
-#   ensure-services.sh all             broker and PostgreSQL (make test)
+#   ensure-services.sh all             broker, PostgreSQL and SoftHSM2 (make test)
+#   ensure-services.sh softhsm         SoftHSM2 only, with the development token under data/softhsm
 set -u
 want=${1:-all}
 AMQP_HOST=${AMQP_HOST:-127.0.0.1}
@@ -50,7 +51,38 @@ ensure_postgres() {
   return 1
 }
 
+# SoftHSM2: the PKCS#11 token the e-signature service's keys live in for tests (a real HSM or USB token
+# differs only in its module path and PIN). Installed from Debian's packages when missing; the
+# development token (label motcua-dev) is initialised once under data/softhsm.
+ensure_softhsm() {
+  if ! command -v softhsm2-util >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      echo "motcua: installing softhsm2 from Debian's packages ..."
+      apt-get update -qq >/dev/null 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends softhsm2 >/dev/null 2>&1
+    fi
+    command -v softhsm2-util >/dev/null 2>&1 || {
+      echo "motcua: SoftHSM2 is missing (sudo apt-get install softhsm2); the PKCS#11 tests need it" >&2
+      return 1
+    }
+  fi
+  local dir; dir="$(cd "$(dirname "$0")/.." && pwd)/data/softhsm"
+  mkdir -p "$dir/tokens"
+  [ -f "$dir/softhsm2.conf" ] || printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+    "$dir/tokens" > "$dir/softhsm2.conf"
+  if ! SOFTHSM2_CONF="$dir/softhsm2.conf" softhsm2-util --show-slots 2>/dev/null | grep -q "motcua-dev"; then
+    SOFTHSM2_CONF="$dir/softhsm2.conf" softhsm2-util --init-token --free --label motcua-dev \
+      --pin "${ESIGN_PKCS11_PIN:-1234}" --so-pin "${ESIGN_PKCS11_SO_PIN:-5678}" >/dev/null
+  fi
+  return 0
+}
+
 status=0
-ensure_rabbitmq || status=1
-if [ "$want" = all ]; then ensure_postgres || status=1; fi
+case "$want" in
+  softhsm) ensure_softhsm || status=1 ;;
+  *)
+    ensure_rabbitmq || status=1
+    if [ "$want" = all ]; then ensure_postgres || status=1; ensure_softhsm || status=1; fi
+    ;;
+esac
 exit $status

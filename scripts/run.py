@@ -1,7 +1,9 @@
 """``make run``: migrate, then start every service that exists, each in its own process.
 
 Prints where each service listens; Ctrl-C stops them all. Services without a ``service.py`` and a
-``config.yml`` under ``services/`` are not started (they arrive with their own issues).
+``config.yml`` under ``services/`` are not started (they arrive with their own issues). With the
+e-signature service comes the local RFC 3161 test TSA (``ESIGN_TSA_PORT``, default 8010), unless
+``ESIGN_TSA_URL`` names a real one.
 """
 
 from __future__ import annotations
@@ -83,6 +85,13 @@ def main() -> int:
             subprocess.run([python, "-m", "shared.migrate", name], check=True)
     uris = broker_uris(names)
     processes: dict[str, subprocess.Popen] = {}
+    if "esign" in names and not os.environ.get("ESIGN_TSA_URL"):
+        if not os.environ.get("ESIGN_KEY_PASSPHRASE"):
+            print("esign needs ESIGN_KEY_PASSPHRASE (it encrypts the test PKI's keys); make run sets one")
+            return 2
+        port = os.environ.get("ESIGN_TSA_PORT", "8010")
+        os.environ["ESIGN_TSA_URL"] = f"http://127.0.0.1:{port}/"
+        processes["tsa"] = subprocess.Popen([python, "-m", "services.esign.tsa", "--port", port])
 
     def stop_all(*_args) -> None:
         for process in processes.values():
@@ -113,6 +122,9 @@ def main() -> int:
                 [python, "-m", "simulators.postal_operator", "--webhook-url", webhooks]
             )
         for name, process in processes.items():
+            if name == "tsa":
+                print(f"  test TSA listening on {os.environ['ESIGN_TSA_URL']}", flush=True)
+                continue
             url = address(name) if name != "postal-operator-simulator" else simulator_address()
             if wait_live(url, process):
                 print(f"  {name:8} listening on {url}  (OpenAPI: {url}/api/v1/openapi.json)", flush=True)

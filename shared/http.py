@@ -118,8 +118,9 @@ class ProblemWebServer(WebServer):
 class ApiEntrypoint(HttpRequestHandler):
     server = ProblemWebServer()
 
-    def __init__(self, method: str, url: str, **kwargs: Any) -> None:
+    def __init__(self, method: str, url: str, *, max_body: int = MAX_BODY_BYTES, **kwargs: Any) -> None:
         kwargs.setdefault("expected_exceptions", (Problem, DomainError))
+        self.max_body = max_body
         super().__init__(method, url, **kwargs)
 
     def setup(self) -> None:
@@ -132,13 +133,13 @@ class ApiEntrypoint(HttpRequestHandler):
         started = time.perf_counter()
         request.public_base_url = self.public_base_url
         if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-            _buffer_chunked_body(request)
-        if (request.content_length or 0) > MAX_BODY_BYTES:
+            _buffer_chunked_body(request, self.max_body)
+        if (request.content_length or 0) > self.max_body:
             response = problem_response(
-                PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes"), request.path
+                PayloadTooLarge(f"request bodies are limited to {self.max_body} bytes"), request.path
             )
         else:
-            request.max_content_length = MAX_BODY_BYTES
+            request.max_content_length = self.max_body
             response = super().handle_request(request)
         if request.path.startswith(PRIVATE_PREFIX) and request.path not in PUBLIC_PATHS:
             # Dossiers, forms, audit trails, reports: applicants' data, never kept by a shared cache.
@@ -180,14 +181,14 @@ def problem_for(error: DomainError) -> Problem:
     return Conflict(error.detail, **error.facts)
 
 
-def _buffer_chunked_body(request) -> None:
+def _buffer_chunked_body(request, limit: int = MAX_BODY_BYTES) -> None:
     """Read a chunked body (eventlet de-chunks ``wsgi.input``) into memory, up to one byte past the limit,
     and present it with its length: werkzeug would otherwise take a body without Content-Length as empty.
     Bigger than the limit: the Content-Length set here makes the request a 413."""
     stream = request.environ["wsgi.input"]
     body = bytearray()
-    while len(body) <= MAX_BODY_BYTES:
-        piece = stream.read(min(65536, MAX_BODY_BYTES + 1 - len(body)))
+    while len(body) <= limit:
+        piece = stream.read(min(65536, limit + 1 - len(body)))
         if not piece:
             break
         body += piece

@@ -520,6 +520,15 @@ class StampedEventSchema(StatusEventSchema):
 
 @event_type(
     "dossier",
+    "sent_back_for_appraisal",
+    "The competent person refused to sign the result: the decision is withdrawn, back to appraisal.",
+)
+class SentBackForAppraisalEventSchema(ReasonEventSchema):
+    pass
+
+
+@event_type(
+    "dossier",
     "resolved",
     "The result is ready. Timeliness is judged against original_due_at (an apologised dossier is late); "
     "working_days run from filing to resolution, clock stops excluded.",

@@ -14,7 +14,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
-from services.dossier import access, postal_intake, service_layer
+from services.dossier import access, esign_intake, postal_intake, service_layer
 from services.dossier.actions import REGISTRY
 from services.dossier.dependencies import Catalogue, Lifecycle, WatchBackoffProvider, watch_timer
 from services.dossier.domain.model import Action, Dossier
@@ -183,6 +183,13 @@ class DossierService(OperationalEndpoints):
     def follow_postal(self, event: Event):
         """Pickups received at the hand-over record's time; results delivered by post are returned."""
         return postal_intake.apply(event, self.uow, self._office())
+
+    # --- what the e-signature service tells (services/dossier/esign_intake.py) ----------------------
+
+    @event_consumer(esign_intake.QUEUE, esign_intake.BINDINGS)
+    def follow_esign(self, event: Event):
+        """The sign and stamp steps from digital signatures; a refusal sends the dossier back."""
+        return esign_intake.apply(event, self.uow, self._office())
 
     # --- the overdue watch ---------------------------------------------------------------------
 

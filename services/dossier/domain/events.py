@@ -109,6 +109,14 @@ class Stamped(DossierEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SentBackForAppraisal(DossierEvent):
+    """The competent person refused to sign the result in the e-signature service (issue 10)."""
+
+    name: ClassVar[str] = "sent_back_for_appraisal"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Resolved(DossierEvent):
     name: ClassVar[str] = "resolved"
     decision: str | None

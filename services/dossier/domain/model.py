@@ -44,6 +44,7 @@ from services.dossier.domain.events import (
     Resolved,
     Resumed,
     Returned,
+    SentBackForAppraisal,
     Signed,
     Stamped,
     Stopped,
@@ -583,6 +584,21 @@ class Dossier:
         """Đóng dấu: the clerk applies the organisation's signature after the leader's."""
         self.stamped_at = now
         self._record(Stamped, now)
+
+    def send_back_for_appraisal(self, *, reason: str, now: datetime) -> None:
+        """The competent person refused to sign the result (through the e-signature service): the
+        decision is withdrawn and the dossier goes back to the handling agency, to be appraised and
+        decided again. Only a decided, unsigned dossier in processing can be sent back."""
+        _require_text("reason", reason)
+        if self.status is not Status.PROCESSING or not self.decision or self.signed_at:
+            raise TransitionNotAllowed(
+                Action.SIGN,
+                self.status,
+                self.available_actions(),
+                "only a decided dossier whose result is not signed yet can be sent back for appraisal",
+            )
+        self.decision, self.decision_reason, self.appraisal_count = None, None, 0
+        self._record(SentBackForAppraisal, now, reason=reason)
 
     @transition(Action.RESOLVE, {S.PROCESSING}, "resolved", guard=_ready)
     def resolve(self, *, now: datetime, calendar: WorkingCalendar) -> None:

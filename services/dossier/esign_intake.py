@@ -1,0 +1,89 @@
+"""How a dossier follows the e-signature service's events (DOMAIN.md "Signatures"; issue 10).
+
+* ``esign.signed``: the competent leader signed the result digitally — the dossier's sign step.
+* ``esign.sealed``: the clerk applied the organisation's signature — the stamp step (đóng dấu).
+* ``esign.refused``: the leader refused to sign, with a reason — the decision is withdrawn and the
+  dossier goes back to the handling agency for appraisal (:meth:`Dossier.send_back_for_appraisal`).
+
+Each event is applied once (the inbox), through the same domain methods as the manual ``sign`` and
+``stamp`` actions, which remain for results signed on paper. The audit line names the signer (their
+account and name) and says ``via: esign`` with the signing request and the signed document's SHA-256,
+so the audit trail shows which way each dossier went. An event the dossier's status no longer allows
+(signed on paper meanwhile) is logged and acknowledged: retrying cannot make it apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from services.dossier.repository import AuditEntry
+from shared.domain import DomainError
+from shared.events import Event
+
+if TYPE_CHECKING:
+    from services.dossier.service_layer import Office, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+QUEUE = "dossier.esign-events"
+BINDINGS = ["esign.signed.#", "esign.sealed.#", "esign.refused.#"]
+ACTIONS = {"signed": "sign", "sealed": "stamp", "refused": "send_back_for_appraisal"}
+
+
+def apply(event: Event, uow: UnitOfWork, office: Office) -> bool | None:
+    """Apply one esign event to its dossier; False for a redelivery (nothing changes)."""
+    data = event.data
+    action = ACTIONS.get(event.name)
+    if action is None:
+        return None
+    with uow.transaction() as tx:
+        if not tx.first_delivery(event, QUEUE):
+            return False
+        dossiers = office.dossiers(tx, data["signer_sub"])
+        dossier = dossiers.get(event.subject, for_update=True)
+        if dossier is None:
+            log.warning("%s for unknown dossier %s: ignored", event.type, event.subject)
+            return None
+        before = dossier.status
+        at = datetime.fromisoformat(data["occurred_at"])
+        details = {"via": "esign", "request_id": data["request_id"], "signer_name": data["signer_name"]}
+        try:
+            if event.name == "signed":
+                dossier.sign(signer_role=data["signer_role"], now=at)
+                reason = f"signed digitally by {data['signer_name']}"
+                details["document_sha256"] = data["document_sha256"]
+            elif event.name == "sealed":
+                dossier.stamp(now=at)
+                reason = f"organisation's signature applied digitally by {data['signer_name']}"
+                details["document_sha256"] = data["document_sha256"]
+            else:
+                # The leader's own words are on the signing request (e-signature API), not on the bus.
+                reason = (
+                    f"the leader refused to sign the result ({data['reason_code']}); "
+                    f"see signing request {data['request_id']}"
+                )
+                dossiers.reason_code = data["reason_code"]
+                dossier.send_back_for_appraisal(reason=reason, now=at)
+        except DomainError as exc:
+            log.warning(
+                "%s for dossier %s not applied (status %s): %s", event.type, dossier.code, before, exc
+            )
+            return None
+        dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
+        dossiers.audit(
+            dossier.code,
+            AuditEntry(
+                at=at,
+                actor=data["signer_sub"],
+                roles=[data["signer_role"]],
+                action=action,
+                reason=reason,
+                status_before=int(before),
+                status_after=int(dossier.status),
+                request_id=event.id,
+                details=details,
+            ),
+        )
+    return None

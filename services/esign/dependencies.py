@@ -1,0 +1,160 @@
+"""nameko dependencies of the e-signature service: its settings, keys, store and timestamper.
+
+``Signing`` builds the :class:`services.esign.signing.Tools` once per process: the key store
+(files or PKCS#11, by ``ESIGN_KEYSTORE``), the content-addressed document store, the TSA client (B-T
+when ``ESIGN_TSA_URL`` is set, B-B otherwise). ``VerifyLimiter`` rate-limits the public upload.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+
+from services.esign.keys import (
+    ALGORITHMS,
+    DevelopmentPki,
+    FileKeyStore,
+    KeyStore,
+    Pkcs11KeyStore,
+    Pkcs11Settings,
+)
+from services.esign.signing import Tools
+from services.esign.storage import DocumentStore
+from services.esign.tsa import TsaClient
+from shared.config import ConfigurationError, Setting, _url, positive_int, validate
+from shared.units import UnitRegistry
+
+
+def _choice(*allowed: str):
+    def parse(value: Any) -> str:
+        if str(value) not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _optional_url(value: Any) -> str | None:
+    return None if value in (None, "") else _url(value)
+
+
+SETTINGS = (
+    Setting("ESIGN_KEYSTORE", _choice("files", "pkcs11"), description="where private keys are held"),
+    Setting("ESIGN_PKI_DIR", description="folder of the test PKI and the issued certificates"),
+    Setting(
+        "ESIGN_KEY_PASSPHRASE",
+        description="passphrase that encrypts the test PKI's keys at rest (from the environment)",
+    ),
+    Setting("ESIGN_KEY_ALGORITHM", _choice(*ALGORITHMS), description="key algorithm of issued keys"),
+    Setting("ESIGN_PKCS11_MODULE", required=False, description="PKCS#11 module (.so) of the token"),
+    Setting("ESIGN_PKCS11_TOKEN", required=False, description="PKCS#11 token label"),
+    Setting("ESIGN_PKCS11_PIN", required=False, description="PKCS#11 user PIN"),
+    Setting("ESIGN_TSA_URL", _optional_url, required=False, description="RFC 3161 TSA; empty = no timestamp"),
+    Setting("ESIGN_STORE_DIR", description="folder of the content-addressed document store"),
+    Setting("ESIGN_RETENTION_DAYS", positive_int, description="days a signed document is kept"),
+    Setting("ESIGN_PUBLIC_URL", _url, description="public base URL the QR code points to"),
+    Setting("ESIGN_PLACE", description="place name printed on result documents"),
+    Setting("ESIGN_LEADER_TITLE", description="title above the leader's signature"),
+    Setting("ESIGN_VERIFY_MAX_BYTES", positive_int, description="largest PDF the public verifier takes"),
+    Setting("ESIGN_VERIFY_PER_MINUTE", positive_int, description="uploads per client address per minute"),
+)
+
+
+def settings_from(config: Mapping[str, Any]) -> dict[str, Any]:
+    parsed = validate(config, SETTINGS)
+    if parsed["ESIGN_KEYSTORE"] == "pkcs11":
+        missing = [
+            k for k in ("ESIGN_PKCS11_MODULE", "ESIGN_PKCS11_TOKEN", "ESIGN_PKCS11_PIN") if not parsed[k]
+        ]
+        if missing:
+            raise ConfigurationError(f"ESIGN_KEYSTORE=pkcs11 needs {', '.join(missing)}")
+    return parsed
+
+
+def key_store(parsed: Mapping[str, Any]) -> KeyStore:
+    pki = DevelopmentPki(
+        parsed["ESIGN_PKI_DIR"], parsed["ESIGN_KEY_PASSPHRASE"], parsed["ESIGN_KEY_ALGORITHM"]
+    )
+    if parsed["ESIGN_KEYSTORE"] == "pkcs11":
+        return Pkcs11KeyStore(
+            Pkcs11Settings(
+                parsed["ESIGN_PKCS11_MODULE"], parsed["ESIGN_PKCS11_TOKEN"], parsed["ESIGN_PKCS11_PIN"]
+            ),
+            pki,
+        )
+    return FileKeyStore(pki)
+
+
+def build_tools(config: Mapping[str, Any]) -> Tools:
+    parsed = settings_from(config)
+    tsa = parsed["ESIGN_TSA_URL"]
+    return Tools(
+        keys=key_store(parsed),
+        store=DocumentStore(parsed["ESIGN_STORE_DIR"]),
+        units=UnitRegistry.from_settings(config.get("UNITS_FILE") or None),
+        timestamper=TsaClient(tsa) if tsa else None,
+        retention=timedelta(days=parsed["ESIGN_RETENTION_DAYS"]),
+        public_url=parsed["ESIGN_PUBLIC_URL"],
+        place=parsed["ESIGN_PLACE"],
+        leader_title=parsed["ESIGN_LEADER_TITLE"],
+    )
+
+
+class Signing(DependencyProvider):
+    """``self.signing``: the :class:`Tools` (keys, store, timestamper, unit map)."""
+
+    def setup(self) -> None:
+        self.tools = build_tools(self.container.config)
+
+    def stop(self) -> None:
+        close = getattr(self.tools.keys, "close", None)
+        if close is not None:
+            close()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx) -> Tools:
+        return self.tools
+
+
+class SlidingWindow:
+    """At most ``limit`` calls per client in any 60 seconds."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit, self.window = limit, window
+        self._calls: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, client: str) -> float | None:
+        """None when allowed, else the seconds until the next call would be."""
+        now = time.monotonic()
+        with self._lock:
+            calls = self._calls.setdefault(client, deque())
+            while calls and now - calls[0] >= self.window:
+                calls.popleft()
+            if len(calls) >= self.limit:
+                return self.window - (now - calls[0])
+            calls.append(now)
+            if len(self._calls) > 10_000:  # forget idle clients
+                for key in [k for k, v in self._calls.items() if not v]:
+                    del self._calls[key]
+            return None
+
+
+class VerifyLimits(DependencyProvider):
+    """``self.verify_limits``: the upload size limit and the per-client rate limit."""
+
+    def setup(self) -> None:
+        parsed = settings_from(self.container.config)
+        self.max_bytes = parsed["ESIGN_VERIFY_MAX_BYTES"]
+        self.window = SlidingWindow(parsed["ESIGN_VERIFY_PER_MINUTE"])
+
+    def get_dependency(self, worker_ctx) -> VerifyLimits:
+        return self

@@ -1,0 +1,141 @@
+"""The signing request's rules (services/esign/domain/model.py), derived from the issue and Decree 30:
+the leader of the handling unit signs first, a clerk of the issuing organisation seals after; the
+wrong role or unit is refused (403), acting out of turn is a conflict (409), a refused request is
+never signed, and every change leaves one domain event.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.esign.domain.model import (
+    InvalidArgument,
+    NotPermitted,
+    OutOfTurn,
+    Refused,
+    Sealed,
+    Signed,
+    Signer,
+    SigningRequest,
+    Stage,
+)
+
+NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+UNIT, OTHER = "26734", "26737"
+LEADER = Signer("leader.an", frozenset({"leader"}), "Nguyễn Văn An")
+CLERK = Signer("clerk.binh", frozenset({"clerk"}), "Trần Thị Bình")
+
+
+def covers(units, unit) -> bool:
+    """A flat map for the rules: a unit covers itself only (the real map is tested in test_units)."""
+    return unit in units
+
+
+def request() -> SigningRequest:
+    return SigningRequest(
+        id="r1",
+        dossier_code="G01-261130-0001",
+        decision="approved",
+        reason=None,
+        procedure_code="1.001193",
+        receiving_unit=UNIT,
+        handling_unit=UNIT,
+        issuing_unit=UNIT,
+        document_number="1/KQ-26734",
+        created_at=NOW,
+        document_sha256="a" * 64,
+    )
+
+
+def test_signers_are_ordered_leader_then_clerk():
+    slots = request().signers
+    assert [(s.role, s.unit, s.purpose) for s in slots] == [
+        ("leader", UNIT, "signature"),
+        ("clerk", UNIT, "seal"),
+    ]
+
+
+def test_leader_signs_then_clerk_seals_each_leaving_one_event():
+    r = request()
+    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    assert r.stage is Stage.AWAITING_SEAL and r.document_sha256 == "b" * 64
+    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+    assert r.stage is Stage.SEALED
+    assert [type(e) for e in r.events] == [Signed, Sealed]
+    assert [e.signer_sub for e in r.events] == ["leader.an", "clerk.binh"]
+    assert r.event_sequence == 2
+
+
+@pytest.mark.parametrize(
+    ("signer", "units"),
+    [
+        (CLERK, (UNIT,)),  # wrong role for the signature
+        (Signer("desk", frozenset({"desk_officer"}), "x"), (UNIT,)),
+        (LEADER, (OTHER,)),  # a leader of another unit
+    ],
+)
+def test_the_signature_needs_a_leader_of_the_handling_unit(signer, units):
+    r = request()
+    with pytest.raises(NotPermitted):
+        r.sign(signer, units, covers, now=NOW, document_sha256="b" * 64)
+    assert r.stage is Stage.AWAITING_LEADER and r.events == []
+
+
+def test_the_seal_needs_a_clerk_of_the_issuing_unit():
+    r = request()
+    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(NotPermitted):
+        r.seal(LEADER, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+    with pytest.raises(NotPermitted):
+        r.seal(CLERK, (OTHER,), covers, now=NOW, document_sha256="c" * 64)
+    assert r.stage is Stage.AWAITING_SEAL
+
+
+def test_sealing_before_the_leader_signs_is_a_conflict():
+    with pytest.raises(OutOfTurn, match="leader has not signed"):
+        request().seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+
+
+def test_signing_twice_and_sealing_twice_are_conflicts():
+    r = request()
+    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(OutOfTurn, match="signed once"):
+        r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+    with pytest.raises(OutOfTurn, match="sealed once"):
+        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+    assert len(r.events) == 2
+
+
+def test_a_refused_request_cannot_be_signed_or_sealed():
+    r = request()
+    r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="  Cần thẩm định lại  ")
+    assert r.stage is Stage.REFUSED and r.refusal_reason == "Cần thẩm định lại"
+    assert [type(e) for e in r.events] == [Refused]
+    with pytest.raises(OutOfTurn, match="refused"):
+        r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(OutOfTurn, match="refused"):
+        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(OutOfTurn):
+        r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="again")
+
+
+def test_a_refusal_states_its_reason_and_comes_before_signing():
+    r = request()
+    with pytest.raises(InvalidArgument):
+        r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="   ")
+    with pytest.raises(NotPermitted):
+        r.refuse(CLERK, (UNIT,), covers, now=NOW, reason="not mine to refuse")
+    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(OutOfTurn, match="already signed"):
+        r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="too late")
+
+
+def test_the_reason_codes_printed_are_the_dossier_services_codes():
+    """The codes the dossier events carry instead of an officer's text (issue 11) each have a label."""
+    from services.dossier.schemas import REASON_CODES
+    from services.esign.document import REASON_LABELS
+
+    assert set(REASON_LABELS) == set(REASON_CODES)
