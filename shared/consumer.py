@@ -32,11 +32,12 @@ from functools import partial
 from typing import Any
 
 from eventlet.event import Event as Done
+from eventlet.greenthread import GreenThread
 from eventlet.queue import Empty, LightQueue
 from kombu import Queue
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint
-from nameko.messaging import QueueConsumer
+from nameko.messaging import QueueConsumer, QueueConsumerStopped
 
 from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing, declare_consumer_queue
@@ -50,7 +51,35 @@ DEFAULT_MAX_ATTEMPTS = 5
 
 
 class EventQueueConsumer(QueueConsumer):
-    """nameko's queue consumer, handing raw messages over so parsing failures are ours to handle."""
+    """nameko's queue consumer, handing raw messages over so parsing failures are ours to handle.
+
+    Graceful stop (SIGTERM): the entrypoints' stop cancels the consumers, so no new message arrives,
+    but the connection stays open until the container has finished its workers and calls
+    :meth:`stop`, so the messages in flight are acked on the channel they came on. nameko's own
+    consumer closes the connection as soon as the last consumer is cancelled: the acks of the
+    messages still being handled were then dropped, and the broker delivered those messages again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._workers_done = False
+
+    def on_iteration(self) -> None:
+        self._cancel_consumers_if_requested()
+        if not self._consumers and self._workers_done:
+            self.should_stop = True
+
+    def stop(self) -> None:
+        # Called after the container's workers are done (shared extensions stop last).
+        self._workers_done = True
+        super().stop()
+
+    def on_connection_error(self, exc, interval) -> None:
+        # kombu retries a lost connection forever; once the consumer is asked to stop (kill: the
+        # broker is gone and so are the unacked messages, which it delivers again), stop retrying.
+        if self.should_stop:
+            raise QueueConsumerStopped(f"stopped while the broker is unreachable: {exc}")
+        super().on_connection_error(exc, interval)
 
     def get_consumers(self, consumer_cls, channel):
         for provider in self._providers:
@@ -243,6 +272,7 @@ class EventBatchConsumer(EventConsumer):
         self.batch_wait = batch_wait
         self.prefetch = prefetch
         self._arrivals: LightQueue | None = None
+        self._batches: GreenThread | None = None
         self._stopping = False
         super().__init__(queue_name, routing_keys, **kwargs)
 
@@ -256,16 +286,19 @@ class EventBatchConsumer(EventConsumer):
         super().setup()
 
     def start(self) -> None:
-        self.container.spawn_managed_thread(
+        self._batches = self.container.spawn_managed_thread(
             self._run_batches, identifier=f"EventBatchConsumer[{self.queue_name}]"
         )
 
     def stop(self) -> None:
         # No batch starts after this; whatever is buffered stays unacked and the broker delivers it
-        # again. The batch being handled, if any, finishes first (the container waits for workers).
+        # again. The batch being handled, if any, finishes and is settled first: its acks go out on
+        # the connection, which stays open until then (EventQueueConsumer).
         self._stopping = True
         self._arrivals.put(None)
         super().stop()
+        if self._batches is not None:
+            self._batches.wait()
 
     def receive(self, message) -> None:
         """In the queue consumer's thread: parse, check and buffer, nothing else."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,8 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.auth import DEV_SECRET
-from tests.conftest import bearer, free_port
+from tests.conftest import bearer
 from tests.integration.test_dossier_receipt import APPLICANT, COMMUNE_PROCEDURE
 from tests.support.broker import Subscriber
 
@@ -45,20 +43,6 @@ def wait_live(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
         except requests.ConnectionError:
             time.sleep(0.2)
     raise AssertionError(f"{url} did not come up in {seconds} s")
-
-
-@pytest.fixture
-def environment(rabbit_config, database_url):
-    env = {
-        **os.environ,
-        "AMQP_URI": rabbit_config["AMQP_URI"],
-        "JWT_SECRET": DEV_SECRET,
-        "PYTHONPATH": str(ROOT),
-        "OUTBOX_POLL_SECONDS": "0.2",
-    }
-    env["DOSSIER_DATABASE_URL"] = database_url
-    env["DOSSIER_ADDRESS"] = f"127.0.0.1:{free_port()}"
-    return env
 
 
 def test_dossier_process_receives_publishes_and_stops_cleanly(environment, rabbit_config):
