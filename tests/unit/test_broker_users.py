@@ -41,3 +41,26 @@ def test_a_service_reaches_only_its_own_queues(service):
         assert re.match(regex, f"{service}.dossier-events") and re.match(regex, "egov.events")
         for other in set(SOURCES) - {service}:
             assert not re.match(regex, f"{other}.dossier-events")
+
+
+def test_every_deployment_in_production_connects_as_its_own_broker_user():
+    """Each service's Deployment reads its own operator-generated credentials, never another's."""
+    production = USERS_FILE.parents[1] / "overlays" / "production"
+    kustomization = yaml.safe_load((production / "kustomization.yaml").read_text())
+    patched = {}
+    for entry in kustomization.get("patches", []):
+        path = entry.get("path", "")
+        if path.startswith("broker-user-"):
+            doc = yaml.safe_load((production / path).read_text())
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
+            patched[doc["metadata"]["name"]] = refs
+    services = sorted(
+        p.name for p in (USERS_FILE.parents[1] / "base").iterdir() if (p / "deployment.yaml").is_file()
+    )
+    assert sorted(patched) == [f"motcua-{service}" for service in services]
+    for deployment, refs in patched.items():
+        assert refs == {
+            "AMQP_USERNAME": f"{deployment}-user-credentials",
+            "AMQP_PASSWORD": f"{deployment}-user-credentials",
+        }
