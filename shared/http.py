@@ -223,8 +223,10 @@ def read_json(request, schema: Schema) -> Any:
         raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes") from exc
     try:
         document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        # RecursionError: a body nested thousands of levels deep is refused, not a crash.
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: a body nested thousands of levels deep is refused, not a crash. ValueError
+        # (JSONDecodeError's base) also covers an integer of more than 4,300 digits, which Python
+        # refuses to convert (sys.int_info.default_max_str_digits).
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     try:
         return schema.load(document)

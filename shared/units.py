@@ -381,8 +381,14 @@ class UnitRegistry:
         return depth <= len(path) and path[depth - 1] == ancestor
 
     def covers(self, jurisdiction: Iterable[str], code: str) -> bool:
-        """True if any unit of `jurisdiction` contains `code` (a unit covers its descendants)."""
-        return any(self.is_within(code, unit) for unit in jurisdiction)
+        """True if any unit of `jurisdiction` contains `code` (a unit covers its descendants).
+
+        A unit that is not in the map (a token naming a removed unit, or one of another deployment)
+        covers nothing, and nothing covers a code that is not in the map: never an error.
+        """
+        if code not in self:
+            return False
+        return any(unit in self and self.is_within(code, unit) for unit in jurisdiction)
 
     def children(self, code: str) -> tuple[Unit, ...]:
         try:

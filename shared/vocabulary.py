@@ -124,6 +124,9 @@ class OnlineLevel(StrEnum):
 ONLINE_LEVELS = tuple(member.value for member in OnlineLevel)
 
 
+# Mã hồ sơ as the API accepts it: ``{agency identifier}-{YYMMDD}-{NNNN}`` made of these characters.
+DOSSIER_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,60}$"
+
 # Why an officer refused, stopped, asked for more, rejected or apologised, as a code: this goes out on
 # events; the officer's own words stay behind the authorised API (forms, audit trail) — they may name people.
 REASON_CODES = (

@@ -16,6 +16,7 @@ from shared.fields import Text
 from shared.vocabulary import (
     CHANNELS,
     DECISIONS,
+    DOSSIER_CODE_PATTERN,
     ONLINE_LEVELS,
     REASON_CODES,
     RETURN_METHODS,
@@ -31,7 +32,7 @@ UNIT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="not a unit code")
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2100, 12, 31)
 MAX_APPOINTMENT_AHEAD = timedelta(days=3 * 366)
 MAX_PAGE_SIZE = 500
-DOSSIER_CODE = r"^[A-Za-z0-9._-]{1,60}$"
+DOSSIER_CODE = DOSSIER_CODE_PATTERN
 FORMS = ("receipt", "supplement_request", "refusal", "apology", "stop_notice", "process_control")
 
 

@@ -10,7 +10,7 @@ from dataclasses import fields as dataclass_fields
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.metrics.projection import GROUPINGS, Tally
-from shared.vocabulary import RATINGS
+from shared.vocabulary import DOSSIER_CODE_PATTERN, RATINGS
 
 UNIT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="not a unit code")
 MAX_REPORT_DAYS = 3660
@@ -19,7 +19,11 @@ MAX_REPORT_DAYS = 3660
 class RatingRequestSchema(Schema):
     """Đánh giá mức độ hài lòng: the applicant's rating on the desk tablet after the result is returned."""
 
-    dossier_code = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    # the dossier service's code pattern: anything else names no dossier (and a NUL byte would reach
+    # PostgreSQL, which refuses it)
+    dossier_code = fields.String(
+        required=True, validate=validate.Regexp(DOSSIER_CODE_PATTERN, error="not a dossier code")
+    )
     rating = fields.String(
         required=True,
         validate=validate.OneOf(RATINGS),

@@ -104,6 +104,14 @@ def test_not_json_and_oversized_bodies(dossier, service_config):
         headers={**headers, "Content-Type": "application/json"},
     )
     assert huge.status_code == 413
+    # a 5,000-digit integer is more than Python converts (4,300 digits): 400, not a 500
+    digits = requests.post(
+        f"{dossier}/api/v1/dossiers",
+        data='{"procedure_code": "1.000001", "n": ' + "7" * 5000 + "}",
+        timeout=5,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert digits.status_code == 400 and "not valid JSON" in digits.json()["detail"]
     assert outbox_rows(service_config["DATABASE_URL"]) == 0
 
 

@@ -374,6 +374,27 @@ def test_the_report_checks_who_asks_and_what(metrics):
     assert {"/api/v1/ratings", "/api/v1/reports/sla", "/metrics"} <= set(document["paths"])
 
 
+def test_bad_input_is_a_4xx_never_a_500(metrics):
+    # a token naming a unit that is not in the map (a unit removed, a token for another deployment)
+    ghost = bearer("auditor", "99999")
+    report = metrics.report(ghost, unit=PROVINCE)
+    assert report.status_code in (403, 404), report.text
+    assert metrics.report(ghost, unit="99999").status_code in (403, 404, 422)
+    rating = metrics.rate(bearer("desk_officer", "99999"), "26734-261129-0001", "satisfied")
+    assert rating.status_code in (403, 404), rating.text
+    # a code with a NUL byte (PostgreSQL refuses it in a string) names no dossier: 422 (found by the fuzzer)
+    nul = metrics.rate(bearer("desk_officer", COMMUNE_A), "26734\x00-1", "satisfied")
+    assert nul.status_code == 422 and nul.json()["errors"][0]["pointer"] == "/dossier_code"
+    # a JSON body with a 5,000-digit integer: Python refuses to convert it; a 400, not a crash
+    digits = requests.post(
+        f"{metrics.base}/api/v1/ratings",
+        data='{"dossier_code": "X", "rating": "satisfied", "n": ' + "9" * 5000 + "}",
+        headers={**bearer("desk_officer", COMMUNE_A), "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert digits.status_code == 400 and digits.headers["Content-Type"].startswith("application/problem+json")
+
+
 def test_a_real_render_passes_promtool(metrics, promtool):
     now = datetime.now(UTC)
     dossier = Dossier(COMMUNE_A, received_at=now - timedelta(days=1), due_at=now - timedelta(hours=1))

@@ -17,6 +17,7 @@ from services.dossier.domain.model import (
     DEFAULT_RULES,
     TRANSITIONS,
     Action,
+    DomainError,
     Dossier,
     InvalidArgument,
     Rules,
@@ -762,3 +763,25 @@ def test_random_action_sequences_keep_the_invariants(start, data):
                 assert dossier.apology_count or dossier.resolved_at > dossier.original_due_at
         for event in dossier.events:
             assert APPLICANT["id_number"] not in str(event.data)
+
+
+# --- no 500 for a domain error at filing -----------------------------------------------------------
+
+
+def test_no_appointment_computable_is_a_domain_error_not_a_crash():
+    # the calendar covers up to 9998: ten working days after 31 Dec 9998 cannot be computed
+    with pytest.raises(DomainError, match="no appointment can be computed"):
+        received(now=datetime(9998, 12, 31, 9, tzinfo=VN))
+
+
+def test_filing_problems_are_4xx():
+    from shared.http import problem_for
+
+    with pytest.raises(DomainError) as raised:
+        received(now=datetime(9998, 12, 31, 9, tzinfo=VN))
+    problem = problem_for(raised.value)
+    assert problem.status == 409 and "no appointment" in problem.detail
+    with pytest.raises(InvalidArgument) as invalid:
+        registered(channel=Channel.COUNTER)
+    problem = problem_for(invalid.value)
+    assert problem.status == 422 and problem.errors[0]["pointer"] == "/channel"

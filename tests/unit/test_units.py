@@ -440,3 +440,9 @@ units:
 """
     with pytest.raises(ValueError, match=r"'26740'.*'26740-TN'"):
         UnitRegistry.from_file(write(tmp_path, text))
+
+
+def test_a_jurisdiction_naming_units_not_in_the_map_covers_nothing(default: UnitRegistry) -> None:
+    assert not default.covers(["99999"], "79")
+    assert default.covers(["99999", "79"], "26740")  # the known unit still counts
+    assert not default.covers(["79"], "99999")

@@ -742,7 +742,10 @@ class Dossier:
 
     def _file(self, now: datetime, calendar: WorkingCalendar, replan_from: int = 0) -> None:
         """Set the filing time to ``now`` and lay the appointment and the step plan out from it."""
-        due = calendar.deadline(now, self.duration)
+        try:
+            due = calendar.deadline(now, self.duration)
+        except ValueError as exc:  # e.g. beyond the calendar's range: no appointment can be given
+            raise DomainError(f"no appointment can be computed: {exc}") from exc
         if due <= now:
             raise DomainError("the appointment must come after the filing time")
         self.received_at, self.due_at, self.original_due_at = now, due, due
