@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure RabbitMQ (with its management plugin, which the broker tests use) and PostgreSQL are up.
-# Starts them when they are installed and stopped; says how to get them when they are not.
+# Starts them when they are installed and stopped. When one is missing: installed from Debian's packages
+# when run as root on Debian (a fresh CI machine), otherwise one line says how to get it.
 #   ensure-services.sh rabbitmq        only the broker (make run)
 #   ensure-services.sh all             broker, PostgreSQL and SoftHSM2 (make test)
 #   ensure-services.sh softhsm         SoftHSM2 only, with the development token under data/softhsm
@@ -11,6 +12,14 @@ PG_HOST=${PG_HOST:-127.0.0.1}
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && exec 3>&- ; }
 
+can_apt() { command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; }
+
+apt_install() {  # package...
+  echo "motcua: installing $* from Debian's packages ..."
+  apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
+}
+
 wait_port() {  # host port seconds
   for _ in $(seq 1 "$3"); do port_open "$1" "$2" && return 0; sleep 1; done
   return 1
@@ -18,6 +27,7 @@ wait_port() {  # host port seconds
 
 ensure_rabbitmq() {
   if ! port_open "$AMQP_HOST" 5672; then
+    command -v rabbitmq-server >/dev/null 2>&1 || ! can_apt || apt_install rabbitmq-server
     if command -v rabbitmq-server >/dev/null 2>&1; then
       echo "motcua: starting RabbitMQ (rabbitmq-server -detached) ..."
       rabbitmq-server -detached >/dev/null 2>&1 || true
@@ -41,6 +51,17 @@ MSG
 
 ensure_postgres() {
   port_open "$PG_HOST" 5432 && return 0
+  if ! { command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; } && can_apt; then
+    apt_install postgresql
+    # Only a cluster we have just installed is opened to trust on loopback, as the tests expect.
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+      [ -f "$hba" ] || continue
+      printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' | cat - "$hba" > "$hba.motcua" \
+        && mv "$hba.motcua" "$hba" && chown postgres:postgres "$hba"
+      pg_ctlcluster --skip-systemctl-redirect "$(basename "$(dirname "$(dirname "$hba")")")" main reload \
+        >/dev/null 2>&1 || true
+    done
+  fi
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
     version=$(ls /etc/postgresql | sort -V | tail -1)
     echo "motcua: starting PostgreSQL $version ..."
@@ -56,11 +77,7 @@ ensure_postgres() {
 # development token (label motcua-dev) is initialised once under data/softhsm.
 ensure_softhsm() {
   if ! command -v softhsm2-util >/dev/null 2>&1; then
-    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-      echo "motcua: installing softhsm2 from Debian's packages ..."
-      apt-get update -qq >/dev/null 2>&1 || true
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends softhsm2 >/dev/null 2>&1
-    fi
+    can_apt && apt_install softhsm2
     command -v softhsm2-util >/dev/null 2>&1 || {
       echo "motcua: SoftHSM2 is missing (sudo apt-get install softhsm2); the PKCS#11 tests need it" >&2
       return 1
