@@ -1,25 +1,26 @@
-"""Many rows in one statement: the rows travel as one JSON parameter, and the database unpacks them.
+"""Many rows in one statement, for batch consumers.
 
-``insert_rows(connection, table, columns)`` is a dialect-specific ``INSERT … SELECT`` (PostgreSQL's or
-SQLite's, so ``.on_conflict_do_update`` / ``.on_conflict_do_nothing`` and ``.returning`` apply) reading
-its rows from ``json_populate_recordset`` (PostgreSQL: typed by the table's own row type) or
-``json_each`` / ``json_extract`` (SQLite ≥ 3.38, or any build with JSON1). Execute it with
-``rows_parameter(connection, rows)``.
+``insert_rows(connection, table, columns)`` is a dialect-specific insert (PostgreSQL's or SQLite's, so
+``.on_conflict_do_update`` / ``.on_conflict_do_nothing`` and ``.returning`` apply); execute it with
+``rows_parameter(connection, rows)``. Add a ``RETURNING`` clause even if you do not need its rows: on
+SQLite it is what makes SQLAlchemy send the rows as one multi-row statement.
 
-Why not a plain multi-row ``VALUES``: SQLAlchemy then processes every value of every row in Python
-(bind processors, parameter dictionaries, the rendered statement), which cost a batch consumer more than
-the database's own work; here the whole batch is one ``json.dumps``. Values are rendered as the column
-types store them: timezone-aware datetimes in UTC (ISO 8601 for PostgreSQL; SQLAlchemy's
-``YYYY-MM-DD HH:MM:SS.ffffff`` naive-UTC text on SQLite, as :class:`shared.db.UTCDateTime` writes
-them), dates as ``YYYY-MM-DD``, JSON columns as nested JSON. A naive datetime is refused, as
-``UTCDateTime`` refuses it.
+* PostgreSQL: an ``INSERT … SELECT`` from ``json_populate_recordset`` (typed by the table's own row
+  type); the rows travel as one JSON parameter. A plain multi-row ``VALUES`` made SQLAlchemy process
+  every value of every row in Python (bind processors, parameter dictionaries, the rendered statement),
+  which cost the metrics consumer more CPU than the database's own work; here the batch is one
+  ``json.dumps``. Datetimes must be timezone-aware (ISO 8601 with offset), as
+  :class:`shared.db.UTCDateTime` requires; dates are ISO dates; JSON columns nested JSON.
+* SQLite: SQLAlchemy's multi-row ``VALUES`` (insertmanyvalues). The same JSON through ``json_each`` was
+  measured slower there: SQLite 3.40 parses the row's JSON again for each ``json_extract``, and
+  without a network round trip the per-value cost is all that counts.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,25 +34,19 @@ def _dialect(connection: Connection | Session) -> Dialect:
 
 
 def insert_rows(connection: Connection | Session, table: sa.Table, columns: Sequence[str]):
-    """``INSERT INTO table (columns) SELECT …`` the rows of the JSON parameter ``rows``."""
+    """An insert of ``columns`` of ``table``, its rows from :func:`rows_parameter`."""
     dialect = _dialect(connection)
+    if dialect.name != "postgresql":
+        return sqlite.insert(table)
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(name) for name in columns)
-    if dialect.name == "postgresql":
-        source = sa.text(
-            f"SELECT {names} FROM json_populate_recordset(NULL::{quote(table.name)}, CAST(:rows AS json))"
-        )
-        insert = postgresql.insert(table)
-    else:
-        extracted = ", ".join(f"json_extract(value, '$.{name}')" for name in columns)
-        # "WHERE true": without it SQLite would read ON CONFLICT as part of the SELECT's join.
-        source = sa.text(f"SELECT {extracted} FROM json_each(:rows) WHERE true")
-        insert = sqlite.insert(table)
-    textual = source.columns(*(sa.column(name) for name in columns))
-    return insert.from_select(list(columns), textual, include_defaults=False)
+    source = sa.text(
+        f"SELECT {names} FROM json_populate_recordset(NULL::{quote(table.name)}, CAST(:rows AS json))"
+    ).columns(*(sa.column(name) for name in columns))
+    return postgresql.insert(table).from_select(list(columns), source, include_defaults=False)
 
 
-def _postgresql_value(value: Any) -> str:
+def _json_value(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
@@ -61,17 +56,8 @@ def _postgresql_value(value: Any) -> str:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
-def _sqlite_value(value: Any) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} as JSON")
-
-
-def rows_parameter(connection: Connection | Session, rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """The ``rows`` parameter of :func:`insert_rows`: the rows as one JSON array."""
-    default = _postgresql_value if _dialect(connection).name == "postgresql" else _sqlite_value
-    return {"rows": json.dumps(list(rows), default=default, separators=(",", ":"))}
+def rows_parameter(connection: Connection | Session, rows: Iterable[Mapping[str, Any]]) -> Any:
+    """The parameters of :func:`insert_rows` for ``rows`` (each row a mapping of every column)."""
+    if _dialect(connection).name != "postgresql":
+        return list(rows)
+    return {"rows": json.dumps(list(rows), default=_json_value, separators=(",", ":"))}

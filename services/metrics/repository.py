@@ -98,7 +98,7 @@ def _add_to_totals_rows(
         index_elements=["unit", "procedure_field", "channel"],
         set_={column: totals.c[column] + statement.excluded[column] for column in TOTAL_COLUMNS},
     )
-    session.execute(statement, rows_parameter(session, rows))
+    session.execute(statement.returning(totals.c.unit), rows_parameter(session, rows))
 
 
 def _add_to_totals(session: Session | Connection, key: tuple[str, str, int], delta: dict[str, int]) -> None:
@@ -205,7 +205,7 @@ def _fold_in(session: Session, fresh: dict[str, list[Event]], timezone: tzinfo) 
         statement = statement.on_conflict_do_update(
             index_elements=["code"], set_={column: statement.excluded[column] for column in _FACT_COLUMNS}
         )
-        session.execute(statement, rows_parameter(session, facts_rows))
+        session.execute(statement.returning(dossier_facts.c.code), rows_parameter(session, facts_rows))
     _add_to_totals_rows(session, deltas)
     if released:
         session.execute(event_log.update().where(_log_key.in_(released)).values(waiting=False))
