@@ -27,8 +27,9 @@ from tests.support.fakes import (
 
 def file_one(uow: FakeUnitOfWork) -> str:
     with uow.transaction() as tx:
-        dossier = received_at_counter("H29-260302-0001")
-        FakeDossiers(tx, UNITS, actor="desk@26740").add(dossier)
+        dossier = received_at_counter("")
+        FakeDossiers(tx, UNITS, actor="desk@26740").add(dossier, identifier="H29", day=MONDAY.date())
+    assert dossier.code == f"H29-{MONDAY:%y%m%d}-0001"
     return dossier.code
 
 
