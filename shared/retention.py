@@ -10,6 +10,9 @@ Pruned by age, in small batches, by every service's hourly timer
   rows are never pruned;
 * a service's own logs of consumed events (the metrics event log) — ``RETENTION_EVENT_LOG_DAYS`` (400:
   a year of reports and rebuilds, and the month after). Rows still waiting for an earlier event stay.
+* refused postal webhooks (forged, stale or badly signed deliveries kept for forensics) —
+  ``RETENTION_REJECTED_WEBHOOKS_DAYS`` (90: long enough to investigate an incident with the operator;
+  their bodies may name a recipient).
 
 The audit trail is never pruned: it is the record the law asks for.
 """
@@ -30,6 +33,7 @@ DEFAULT_DAYS = {
     "RETENTION_INBOX_DAYS": 30,
     "RETENTION_OUTBOX_DAYS": 7,
     "RETENTION_EVENT_LOG_DAYS": 400,
+    "RETENTION_REJECTED_WEBHOOKS_DAYS": 90,
 }
 BATCH = 5000
 

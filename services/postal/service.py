@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from services.postal import repository
 from services.postal import service_layer as postal
 from services.postal.dependencies import Adapters, watch_timer
-from services.postal.models import SERVICE, pipeline
+from services.postal.models import SERVICE, pipeline, webhook_rejections
 from services.postal.openapi import document as openapi_document
 from services.postal.schemas import (
     DOSSIER_CODE,
@@ -27,6 +27,7 @@ from services.postal.schemas import (
     RedeliveryRequestSchema,
     SignatureRequestSchema,
 )
+from shared import retention
 from shared.auth import Auth, Principal
 from shared.consumer import event_consumer
 from shared.events import Event
@@ -55,6 +56,9 @@ class PostalService(OperationalEndpoints):
     openapi_document = staticmethod(openapi_document)
 
     uow = UnitOfWork(pipeline)
+    # Refused deliveries are kept for forensics for RETENTION_REJECTED_WEBHOOKS_DAYS; accepted reports
+    # are the shipment's record and stay with it.
+    retained = (retention.Prunable(webhook_rejections, "received_at", "RETENTION_REJECTED_WEBHOOKS_DAYS"),)
     auth = Auth()
     units = Units()
     calendar = Calendar()

@@ -189,7 +189,9 @@ def receive_webhook(
 def _parse_report(cmd: ReceiveWebhook) -> dict[str, Any]:
     try:
         document = json.loads(cmd.raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8 and bad JSON, and an integer of more than 4,300 digits, which
+        # Python refuses to convert (sys.int_info.default_max_str_digits).
         raise BadRequest(f"the webhook body is not JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise BadRequest("the webhook body must be a JSON object")

@@ -181,6 +181,8 @@ def test_a_malformed_report_is_a_400_and_changes_nothing(postal):
     for body in (
         b"{not json",
         b"[]",
+        b'{"consignment": "%s", "status": "delivered", "attempt": %s}'
+        % (shipment.consignment.encode(), b"9" * 5000),
         json.dumps({"consignment": shipment.consignment}).encode(),
         json.dumps(
             {"consignment": shipment.consignment, "status": "delivered", "occurred_at": "yesterday"}
@@ -270,3 +272,37 @@ def test_the_watch_counts_shipments_and_flags_the_stuck_ones(rabbit_config, data
     assert 'motcua_postal_shipments{direction="delivery",status="created"} 2.0' in text
     assert 'motcua_postal_shipments{direction="delivery",status="delivered"} 0.0' in text
     assert 'motcua_postal_shipments_overdue{direction="pickup"} 0.0' in text
+
+
+def test_refused_deliveries_are_pruned_after_their_retention(rabbit_config, database_url, container_factory):
+    """Refused webhooks are forensics, kept RETENTION_REJECTED_WEBHOOKS_DAYS (here 90) and no longer."""
+    from nameko.testing.services import entrypoint_hook
+
+    upgrade("postal", database_url)
+    config = postal_config(
+        rabbit_config["AMQP_URI"], database_url, free_port(), RETENTION_REJECTED_WEBHOOKS_DAYS="90"
+    )
+    engine = create_engine(database_url)
+    now = datetime.now(UTC)
+
+    def rejection(days_ago: int) -> dict:
+        return dict(
+            operator="vnpost",
+            webhook_id=f"msg_{days_ago}",
+            received_at=now - timedelta(days=days_ago),
+            reason="bad_signature",
+            remote_addr="192.0.2.1",
+            headers={},
+            body="{}",
+        )
+
+    with engine.begin() as connection:
+        connection.execute(webhook_rejections.insert(), [rejection(91), rejection(89)])
+    container = container_factory(PostalService, config)
+    container.start()
+    with entrypoint_hook(container, "prune_expired") as prune_expired:
+        assert prune_expired()["postal_webhook_rejections"] == 1
+    with engine.connect() as connection:
+        kept = connection.execute(sa.select(webhook_rejections.c.webhook_id)).scalars().all()
+    assert kept == ["msg_89"]
+    engine.dispose()

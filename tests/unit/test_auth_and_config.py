@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import jwt
 import pytest
@@ -167,3 +168,15 @@ def test_a_services_own_broker_user_replaces_the_uris_credentials(tmp_path, monk
     monkeypatch.setenv("MOTCUA_T_USER", "motcua-dossier")
     monkeypatch.setenv("MOTCUA_T_PASSWORD", "p@ss/w #rd")
     assert load_config(path)["AMQP_URI"] == "amqp://motcua-dossier:p%40ss%2Fw%20%23rd@rabbitmq:5672/motcua"
+
+
+@pytest.mark.parametrize("service", ["dossier", "metrics", "postal", "esign"])
+def test_retention_is_set_from_the_environment_and_defaults_when_unset(service, monkeypatch):
+    from shared.retention import DEFAULT_DAYS, retention_days
+
+    path = Path(__file__).resolve().parents[2] / "services" / service / "config.yml"
+    for setting in DEFAULT_DAYS:
+        monkeypatch.delenv(setting, raising=False)
+    assert retention_days(load_config(path)) == DEFAULT_DAYS
+    monkeypatch.setenv("RETENTION_INBOX_DAYS", "12")
+    assert retention_days(load_config(path))["RETENTION_INBOX_DAYS"] == 12
