@@ -21,6 +21,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -43,10 +45,40 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-class RunningDossier:
-    """The dossier service as its own process, migrated, on the given database and broker."""
+BEFORE = "48840d6"  # main before issue 13's cheaper transition: the CPU-per-transition baseline
 
-    def __init__(self, amqp_uri: str, database_url: str) -> None:
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from ``/proc/<pid>/stat`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def source_tree(revision: str | None) -> Iterator[Path]:
+    """The working tree, or ``revision`` checked out in a throw-away ``git worktree`` (for a baseline)."""
+    if revision is None:
+        yield ROOT
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="motcua-before-"))
+    tree = scratch / "tree"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(tree), revision], cwd=ROOT, check=True, capture_output=True
+    )
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class RunningDossier:
+    """The dossier service as ``processes`` processes of its own on one port (SO_REUSEPORT, which
+    eventlet.listen sets), migrated, on the given database and broker; ``root``: the source tree."""
+
+    def __init__(self, amqp_uri: str, database_url: str, *, root: Path = ROOT, processes: int = 1) -> None:
+        self.root = root
+        self.processes_wanted = processes
         self.port = _free_port()
         self.env = {
             **os.environ,
@@ -54,67 +86,100 @@ class RunningDossier:
             "DOSSIER_DATABASE_URL": database_url,
             "DOSSIER_ADDRESS": f"127.0.0.1:{self.port}",
             "JWT_SECRET": DEV_SECRET,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(root),
             "LOG_LEVEL": "WARNING",
             "MAX_WORKERS": "20",
         }
         self.url = f"http://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> RunningDossier:
         subprocess.run(
             [sys.executable, "-m", "shared.migrate", "dossier"],
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             check=True,
             capture_output=True,
         )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.runner", "dossier"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        for _ in range(self.processes_wanted):
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "shared.runner", "dossier"],
+                    cwd=self.root,
+                    env=self.env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            self._wait_live()
+        return self
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.processes[0]
+
+    def _wait_live(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 if requests.get(f"{self.url}/health/live", timeout=1).ok:
-                    return self
+                    time.sleep(0.5 if len(self.processes) > 1 else 0)  # the newest one listens too
+                    return
             except requests.ConnectionError:
                 time.sleep(0.2)
+        self.__exit__()
         raise RuntimeError("dossier service did not start")
 
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(process.pid) for process in self.processes)
+
     def __exit__(self, *exc) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
-def _lua(token: str, body: str | None, paths: list[str] | None, method: str = "POST") -> str:
-    """A wrk script: JSON POSTs, to one path or cycling through ``paths``."""
+def _lua(
+    token: str, body: str | None, paths: list[str] | None, method: str = "POST", delay_ms: float | None = None
+) -> str:
+    """A wrk script: JSON POSTs, to one path or cycling through ``paths``; every response counted by
+    status; with ``delay_ms``, each connection waits that long after each response (a paced load)."""
     lines = [
         f'wrk.method = "{method}"',
         'wrk.headers["Content-Type"] = "application/json"',
         f'wrk.headers["Authorization"] = "Bearer {token}"',
+        "threads = {}",
+        "setup = function(thread) thread:set('id', #threads); table.insert(threads, thread) end",
+        "statuses = {}",
+        "response = function(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end",
     ]
     if body is not None:
         lines.append(f"wrk.body = {json.dumps(body)}")
+    if delay_ms is not None:
+        lines.append(f"delay = function() return {delay_ms:.3f} end")
     if paths:
         lines.append("paths = {" + ",".join(json.dumps(p) for p in paths) + "}")
         # Each wrk thread takes its own interleaved share of the paths, so none is sent twice.
-        lines.append("threads = 0")
-        lines.append("setup = function(thread) thread:set('id', threads); threads = threads + 1 end")
         lines.append("counter = 0")
         lines.append(
             "request = function() local n = counter * 2 + id; counter = counter + 1; "
             "return wrk.format(nil, paths[(n % #paths) + 1]) end"
         )
+        # A thread whose share is sent stops: requests in flight then may still meet a moved dossier.
+        lines.append(
+            "local counted = response; response = function(status, headers, body) "
+            "counted(status, headers, body); if counter * 2 + id >= #paths then wrk.thread:stop() end end"
+        )
     lines.append(
         "done = function(summary, latency, requests) io.write(string.format("
         '"RESULT %d %d %d %d %d\\n", summary.requests, latency:percentile(50), '
-        "latency:percentile(99), summary.errors.status, summary.duration)) end"
+        "latency:percentile(99), summary.errors.status, summary.duration)); "
+        "for _, thread in ipairs(threads) do for status, n in pairs(thread:get('statuses')) do "
+        'io.write(string.format("STATUS %d %d\\n", status, n)) end end end'
     )
     return "\n".join(lines) + "\n"
 
@@ -135,13 +200,32 @@ def _wrk(url: str, script: str, seconds: int, connections: int) -> dict:
     if not match:
         raise RuntimeError(f"wrk said: {output}")
     requests_done, p50, p99, errors, duration_us = map(int, match.groups())
+    statuses: dict[str, int] = {}
+    for status, count in re.findall(r"STATUS (\d+) (\d+)", output):
+        statuses[status] = statuses.get(status, 0) + int(count)
     return {
         "requests": requests_done,
         "p50_ms": p50 / 1000,
         "p99_ms": p99 / 1000,
         "non_2xx": errors,
+        "statuses": dict(sorted(statuses.items())),
         "seconds": duration_us / 1e6,
     }
+
+
+def non_2xx_kinds(statuses: dict[str, int]) -> dict[str, int]:
+    """What the non-2xx answers were: 409 (the dossier had moved on already: the run ran out of
+    dossiers, or sent one twice), 5xx (the service failed, 503 its database or broker), other 4xx."""
+    kinds = {"conflict_409": 0, "service_5xx": 0, "other_4xx": 0}
+    for status, count in statuses.items():
+        code = int(status)
+        if code == 409:
+            kinds["conflict_409"] += count
+        elif code >= 500:
+            kinds["service_5xx"] += count
+        elif code >= 400:
+            kinds["other_4xx"] += count
+    return kinds
 
 
 class _Listener:
@@ -187,7 +271,7 @@ class _Listener:
         self.connection.close()
 
 
-def _figures(load: dict, listener: _Listener) -> dict:
+def _figures(load: dict, listener: _Listener, cpu: float) -> dict:
     lags = sorted(listener.lags)
     # The rate of transitions whose event arrived, between the first and the last arrival: it does
     # not count the time wrk spent on 409s once every dossier had been moved.
@@ -196,6 +280,8 @@ def _figures(load: dict, listener: _Listener) -> dict:
     return {
         "transitions": ok,
         "per_s": round((ok - 1) / span, 1),
+        # The service processes' own CPU time (relay included) per transition whose event arrived.
+        "cpu_ms_per_transition": round(cpu * 1000 / ok, 2) if ok else None,
         "http_p50_ms": load["p50_ms"],
         "http_p99_ms": load["p99_ms"],
         "event_lag_p50_ms": round(statistics.median(lags) * 1000, 1) if lags else None,
@@ -203,11 +289,38 @@ def _figures(load: dict, listener: _Listener) -> dict:
         if lags
         else None,
         "non_2xx": load["non_2xx"],
+        "non_2xx_kinds": non_2xx_kinds(load["statuses"]),
+        "statuses": load["statuses"],
     }
 
 
+def _measured(service: RunningDossier, amqp_uri: str, binding: str, expected, run) -> dict:
+    """Run a load (``run()`` → wrk's figures) and wait for its events; CPU from before the load
+    until the last expected event arrived (the relay's publishing counts)."""
+    listener = _Listener(amqp_uri, binding)
+    cpu = service.cpu_seconds()
+    load = run()
+    listener.wait_for(expected(load))
+    used = service.cpu_seconds() - cpu
+    figures = _figures(load, listener, used)
+    figures["subjects"] = list(dict.fromkeys(listener.subjects))
+    listener.close()
+    return figures
+
+
+def _succeeded(load: dict) -> int:
+    return sum(n for status, n in load["statuses"].items() if status.startswith("2"))
+
+
 def transitions(
-    amqp_uri: str, database_url: str, seconds: int = 10, connections: int = 16, procedure: str = "1.001193"
+    amqp_uri: str,
+    database_url: str,
+    seconds: int = 10,
+    connections: int = 16,
+    procedure: str = "1.001193",
+    *,
+    root: Path = ROOT,
+    processes: int = 1,
 ) -> dict:
     """Receipts, then start_processing on the received dossiers, end to end."""
     if shutil.which("wrk") is None:
@@ -215,26 +328,66 @@ def transitions(
     desk = mint(DEV_SECRET, sub="bench-desk", roles=["desk_officer"], units=[UNIT])
     receipt = json.dumps({"procedure_code": procedure, "receiving_unit": UNIT, "applicant": APPLICANT})
     results = {}
-    with RunningDossier(amqp_uri, database_url) as service:
-        warm = requests.post(
+    with RunningDossier(amqp_uri, database_url, root=root, processes=processes) as service:
+        _warm(service, desk, receipt)
+        received = _measured(
+            service,
+            amqp_uri,
+            "dossier.received.#",
+            _succeeded,
+            lambda: _wrk(f"{service.url}/api/v1/dossiers", _lua(desk, receipt, None), seconds, connections),
+        )
+        codes = received.pop("subjects")
+        results["receive"] = received
+        paths = [f"/api/v1/dossiers/{code}/actions/start_processing" for code in codes]
+        # Each dossier can start processing once: wrk stops when every one was sent (see _lua).
+        started = _measured(
+            service,
+            amqp_uri,
+            "dossier.processing_started.#",
+            lambda load: min(len(codes), _succeeded(load)),
+            lambda: _wrk(service.url, _lua(desk, "{}", paths), seconds, connections),
+        )
+        started.pop("subjects")
+        started["dossiers_available"] = len(codes)
+        results["start_processing"] = started
+    return results
+
+
+def _warm(service: RunningDossier, token: str, receipt: str) -> None:
+    # One request per process (SO_REUSEPORT spreads connections by their source port).
+    for _ in range(2 * len(service.processes)):
+        requests.post(
             f"{service.url}/api/v1/dossiers",
             data=receipt,
             timeout=30,
-            headers={"Authorization": f"Bearer {desk}", "Content-Type": "application/json"},
-        )
-        warm.raise_for_status()
-        listener = _Listener(amqp_uri, "dossier.received.#")
-        load = _wrk(f"{service.url}/api/v1/dossiers", _lua(desk, receipt, None), seconds, connections)
-        listener.wait_for(load["requests"] - load["non_2xx"])
-        results["receive"] = _figures(load, listener)
-        codes = list(dict.fromkeys(listener.subjects))
-        listener.close()
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        ).raise_for_status()
+    time.sleep(1)  # their events are out before a listener binds
 
-        listener = _Listener(amqp_uri, "dossier.processing_started.#")
-        paths = [f"/api/v1/dossiers/{code}/actions/start_processing" for code in codes]
-        # Each dossier can start processing once; later requests on it are 409s and are not counted.
-        load = _wrk(service.url, _lua(desk, "{}", paths), seconds, connections)
-        listener.wait_for(min(len(codes), load["requests"] - load["non_2xx"]))
-        results["start_processing"] = _figures(load, listener)
-        listener.close()
-    return results
+
+def paced_receipts(
+    amqp_uri: str, database_url: str, rate: float, seconds: int = 10, connections: int = 8
+) -> dict:
+    """Receipts at about ``rate`` per second: each of wrk's connections waits ``connections / rate``
+    after each response (wrk's Lua ``delay()``), so the offered rate is that minus the latency — a
+    paced closed loop, not an open-loop schedule (which wrk cannot do); the achieved rate is reported."""
+    desk = mint(DEV_SECRET, sub="bench-desk", roles=["desk_officer"], units=[UNIT])
+    receipt = json.dumps({"procedure_code": "1.001193", "receiving_unit": UNIT, "applicant": APPLICANT})
+    delay_ms = connections * 1000 / rate
+    with RunningDossier(amqp_uri, database_url) as service:
+        _warm(service, desk, receipt)
+        figures = _measured(
+            service,
+            amqp_uri,
+            "dossier.received.#",
+            _succeeded,
+            lambda: _wrk(
+                f"{service.url}/api/v1/dossiers",
+                _lua(desk, receipt, None, delay_ms=delay_ms),
+                seconds,
+                connections,
+            ),
+        )
+    figures.pop("subjects")
+    return {"target_per_s": round(rate, 1), "delay_ms_per_connection": round(delay_ms, 1), **figures}

@@ -98,10 +98,13 @@ def outbox(count: int, runs: int) -> dict:
     }
 
 
-def dossier(seconds: int) -> dict:
-    """End-to-end transitions on SQLite and PostgreSQL, against the raw broker in the same run."""
+def dossier(seconds: int, before: str | None = None) -> dict:
+    """End-to-end transitions on SQLite and PostgreSQL, against the raw broker in the same run; on
+    PostgreSQL also: the CPU per transition of ``before`` (a git revision) and of this tree, one
+    process against two, and the receipts' latency at 75 % of what one process sustains."""
     from benchmarks import bench_dossier
 
+    before = before or bench_dossier.BEFORE
     base = bench_outbox.baseline(AMQP_URI, 20000)
     scratch = ROOT / ".bench"
     scratch.mkdir(exist_ok=True)
@@ -111,12 +114,40 @@ def dossier(seconds: int) -> dict:
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with bench_dossier.source_tree(before) as tree, Postgres() as url:
+        on_before = bench_dossier.transitions(AMQP_URI, url, seconds=seconds, root=tree)
     with Postgres() as url:
         on_postgres = bench_dossier.transitions(AMQP_URI, url, seconds=seconds)
+    with Postgres() as url:
+        on_two = bench_dossier.transitions(AMQP_URI, url, seconds=seconds, processes=2)
+    one_process = on_postgres["receive"]["per_s"]
+    with Postgres() as url:
+        paced = bench_dossier.paced_receipts(AMQP_URI, url, rate=0.75 * one_process, seconds=seconds)
     figures: dict = {"baseline_msgs_per_s": round(base), "target_ratio": 0.15}
-    for database, results in (("sqlite", on_sqlite), ("postgresql", on_postgres)):
+    for database, results in (
+        ("sqlite", on_sqlite),
+        ("postgresql", on_postgres),
+        (f"postgresql.before_{before}", on_before),
+        ("postgresql.2_processes", on_two),
+    ):
         for transition, values in results.items():
             figures[f"{database}.{transition}"] = {**values, "ratio": round(values["per_s"] / base, 4)}
+    for transition in ("receive", "start_processing"):
+        now_ms = on_postgres[transition]["cpu_ms_per_transition"]
+        then_ms = on_before[transition]["cpu_ms_per_transition"]
+        figures[f"cpu_ms_per_transition.{transition}"] = {
+            "before": then_ms,
+            "after": now_ms,
+            "after_over_before": round(now_ms / then_ms, 3),
+            "target": 0.5,
+        }
+        figures[f"two_processes_over_one.{transition}"] = {
+            "one_per_s": on_postgres[transition]["per_s"],
+            "two_per_s": on_two[transition]["per_s"],
+            "ratio": round(on_two[transition]["per_s"] / on_postgres[transition]["per_s"], 3),
+            "target": 1.5,
+        }
+    figures["postgresql.receive_paced_75pct"] = {**paced, "target_p99_ms": 150}
     return figures
 
 
@@ -128,10 +159,20 @@ def queries(count: int) -> dict:
 
 
 def metrics(n_events: int, n_dossiers: int) -> dict:
+    """The projection on SQLite and PostgreSQL against one raw-consume baseline; /metrics render time."""
     from benchmarks import bench_metrics
 
-    with Postgres() as url:
-        projection = bench_metrics.projection_throughput(AMQP_URI, url, n_events)
+    scratch = ROOT / ".bench"
+    scratch.mkdir(exist_ok=True)
+    path = scratch / f"metrics-{uuid.uuid4().hex[:6]}.sqlite3"
+    try:
+        with Postgres() as url:
+            projection = bench_metrics.projection_throughput(
+                AMQP_URI, {"sqlite": f"sqlite:///{path}", "postgresql": url}, n_events
+            )
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
     with Postgres() as url:
         render = bench_metrics.metrics_render(url, n_dossiers=n_dossiers)
     return {"projection": projection, "render": render}
@@ -165,12 +206,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke test)")
     parser.add_argument("--only", action="append", help="run only these benchmarks")
+    parser.add_argument(
+        "--before", help="git revision whose CPU per transition the dossier figures compare against"
+    )
     args = parser.parse_args()
     quick = args.quick
     count, runs = (2000, 1) if quick else (20000, 3)
     benches = {
         "outbox": lambda: outbox(count, runs),
-        "dossier": lambda: dossier(3 if quick else 15),
+        "dossier": lambda: dossier(3 if quick else 15, args.before),
         "queries": lambda: queries(20_000 if quick else 1_000_000),
         "metrics": lambda: metrics(2000 if quick else 20000, 20_000 if quick else 1_000_000),
         "postal": lambda: postal(3 if quick else 10, 500 if quick else 3000),

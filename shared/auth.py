@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -221,6 +223,11 @@ def _names(value: Any, claim: str) -> tuple[str, ...]:
 
 
 def _decode_development(secret: str, token: str) -> Principal:
+    return _verify_development(secret, token)[0]
+
+
+def _verify_development(secret: str, token: str) -> tuple[Principal, float]:
+    """The principal of a development token, and its ``exp``."""
     try:
         claims = jwt.decode(
             token, secret, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["sub", "exp", "iss"]}
@@ -232,7 +239,43 @@ def _decode_development(secret: str, token: str) -> Principal:
     roles, units = claims.get("roles", []), claims.get("units", [])
     if not isinstance(roles, list) or not isinstance(units, list):
         raise Unauthorized("invalid token: 'roles' and 'units' must be lists")
-    return Principal(sub=str(claims["sub"]), roles=frozenset(map(str, roles)), units=tuple(map(str, units)))
+    principal = Principal(
+        sub=str(claims["sub"]), roles=frozenset(map(str, roles)), units=tuple(map(str, units))
+    )
+    return principal, float(claims["exp"])
+
+
+class VerifiedTokens:
+    """Tokens already verified, with their principal: a bounded map keyed by the raw token, so a
+    caller sending the same token again is not verified (HMAC, RSA or ECDSA, claims) again.
+
+    An entry ends at the token's ``exp`` (never the leeway after it) and, for a token of the identity
+    provider, when the key set it was checked against leaves PyJWKClient's cache: a retired key stops
+    being accepted as soon as it would without this cache. Failures are never kept. When full, the
+    oldest entry goes.
+    """
+
+    def __init__(self, capacity: int = 4096, *, wall=time.time, monotonic=time.monotonic) -> None:
+        self.capacity = capacity
+        self._wall, self._monotonic = wall, monotonic
+        self._entries: dict[str, tuple[Principal, float, float]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        principal, exp, key_set_expires = entry
+        if self._wall() >= exp or self._monotonic() >= key_set_expires:
+            del self._entries[token]
+            return None
+        return principal
+
+    def put(self, token: str, principal: Principal, *, exp: float, key_set_expires: float = math.inf) -> None:
+        if self._wall() >= exp or self._monotonic() >= key_set_expires:
+            return
+        while len(self._entries) >= self.capacity:
+            del self._entries[next(iter(self._entries))]
+        self._entries[token] = (principal, exp, key_set_expires)
 
 
 def verify(secret: str, authorization: str | None) -> Principal:
@@ -246,11 +289,13 @@ class Authenticator:
     Identity-provider tokens are checked against the provider's JWKS, fetched by PyJWT's
     ``PyJWKClient``: the key set is cached ``OIDC_JWKS_CACHE_SECONDS``, so a retired key stops being
     accepted after at most that long, and a token naming a key not yet seen makes it fetch the set again
-    (at most once per ``OIDC_JWKS_COOLDOWN_SECONDS``), so a new key works without a restart.
+    (at most once per ``OIDC_JWKS_COOLDOWN_SECONDS``), so a new key works without a restart. A token
+    verified once is served from :class:`VerifiedTokens`, within those same limits.
     """
 
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, verified: VerifiedTokens | None = None) -> None:
         self.settings = settings
+        self.verified = verified or VerifiedTokens()
         self.jwks = None
         if settings.oidc is not None:
             self.jwks = jwt.PyJWKClient(
@@ -264,15 +309,28 @@ class Authenticator:
 
     def verify(self, authorization: str | None) -> Principal:
         token = _bearer(authorization)
+        principal = self.verified.get(token)
+        if principal is not None:
+            return principal
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
         if algorithm == ALGORITHM and self.settings.development and self.settings.secret:
-            return _decode_development(self.settings.secret, token)
+            principal, exp = _verify_development(self.settings.secret, token)
+            self.verified.put(token, principal, exp=exp)
+            return principal
         if algorithm in OIDC_ALGORITHMS and self.jwks is not None:
             return self._verify_oidc(token)
         raise Unauthorized(f"invalid token: tokens signed with {algorithm!r} are not accepted here")
+
+    def _key_set_expires(self) -> float:
+        """When the key set in PyJWKClient's cache expires (monotonic); -inf when that is unknown."""
+        cache = getattr(self.jwks, "jwk_set_cache", None)
+        held = getattr(cache, "jwk_set_with_timestamp", None)
+        if held is None:
+            return -math.inf
+        return held.get_timestamp() + cache.lifespan
 
     def _verify_oidc(self, token: str) -> Principal:
         oidc = self.settings.oidc
@@ -303,11 +361,13 @@ class Authenticator:
                 f"invalid token: valid for {lifetime:.0f} s, more than the {oidc.max_lifetime_seconds:.0f} s "
                 "this service accepts"
             )
-        return Principal(
+        principal = Principal(
             sub=str(claims["sub"]),
             roles=frozenset(_names(_claim(claims, oidc.roles_claim), oidc.roles_claim)),
             units=_names(_claim(claims, oidc.units_claim), oidc.units_claim),
         )
+        self.verified.put(token, principal, exp=float(claims["exp"]), key_set_expires=self._key_set_expires())
+        return principal
 
     def principal(self, request) -> Principal:
         return self.verify(request.headers.get("Authorization"))

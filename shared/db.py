@@ -8,6 +8,7 @@ added to each service's metadata by :func:`add_pipeline_tables`.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -142,6 +143,32 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()
-    return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
-    )
+    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection unused for longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, but only for a connection that sat idle: a ping is a round trip, on a busy
+    service one per transaction. A connection cut while in use fails its statement instead (a 503),
+    and SQLAlchemy then recycles every connection of the pool opened before the failure."""
+
+    @sa_event.listens_for(engine, "connect")
+    @sa_event.listens_for(engine, "checkin")
+    def _note_idle(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @sa_event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, _proxy):
+        if time.monotonic() - record.info.get("idle_since", float("-inf")) <= IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("the connection did not answer a ping")

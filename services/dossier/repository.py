@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from services.dossier.domain.model import Dossier
 from services.dossier.events import envelopes
@@ -60,11 +60,32 @@ def get(session: Session, code: str, *, for_update: bool = False) -> Dossier | N
 
 
 def save(session: Session, dossier: Dossier, units: UnitRegistry, *, actor: str | None) -> None:
-    """Add or update the dossier and write its pending hand-overs (process-control slip rows)."""
-    dossier.receiving_path = units.routing_path(dossier.receiving_unit)
-    dossier.handling_path = units.routing_path(dossier.handling_unit)
+    """Update the dossier (the ORM writes the columns that changed) and write its pending hand-overs."""
+    _set_paths(dossier, units)
     session.add(dossier)
     session.flush()
+    _write_handovers(session, dossier, actor)
+
+
+_DOSSIER_COLUMNS = tuple(column.name for column in dossiers.c)
+
+
+def insert(session: Session, dossier: Dossier, units: UnitRegistry, *, actor: str | None) -> None:
+    """Insert a new dossier with one Core statement (no ORM unit of work), then let the session track
+    it as if loaded, so later changes in the transaction are flushed as an UPDATE; and its hand-overs."""
+    _set_paths(dossier, units)
+    session.execute(dossiers.insert(), {name: getattr(dossier, name) for name in _DOSSIER_COLUMNS})
+    make_transient_to_detached(dossier)
+    session.add(dossier)
+    _write_handovers(session, dossier, actor)
+
+
+def _set_paths(dossier: Dossier, units: UnitRegistry) -> None:
+    dossier.receiving_path = units.routing_path(dossier.receiving_unit)
+    dossier.handling_path = units.routing_path(dossier.handling_unit)
+
+
+def _write_handovers(session: Session, dossier: Dossier, actor: str | None) -> None:
     pending, dossier.handovers = list(dossier.handovers), []
     if pending:
         session.execute(
@@ -269,13 +290,14 @@ class Dossiers:
         """A dossier to look at, not to change: not seen, so nothing of it is stored at commit."""
         return get(self.session, code)
 
-    def add(self, dossier: Dossier) -> None:
-        """A new dossier: inserted now, so that its audit line and code can refer to it."""
-        save(self.session, dossier, self.units, actor=self.actor)
+    def add(self, dossier: Dossier, *, identifier: str, day: date) -> None:
+        """A new dossier: numbered from the daily counter of ``identifier`` — whose row stays locked
+        until the commit, so this is the filing's last step — and inserted at once, so that its
+        audit line can refer to it."""
+        code = next_dossier_code(self.session, unit=dossier.receiving_unit, identifier=identifier, day=day)
+        dossier.number(code)
+        insert(self.session, dossier, self.units, actor=self.actor)
         self.seen[dossier.code] = dossier
-
-    def next_code(self, *, unit: str, identifier: str, day: date) -> str:
-        return next_dossier_code(self.session, unit=unit, identifier=identifier, day=day)
 
     def audit(self, code: str, entry: AuditEntry) -> None:
         audit(self.session, code, entry)

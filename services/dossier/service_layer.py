@@ -119,12 +119,15 @@ def register(cmd: Register, tx: Transaction, office: Office) -> Dossier:
 def _file(
     cmd: Receive | Register, tx: Transaction, office: Office, action: str, create: Callable[..., Dossier]
 ) -> Dossier:
-    """What every filing does: check its terms, number it, create it, add it, audit it."""
+    """What every filing does: check its terms, create it, plan its watch, number and add it, audit it.
+
+    Numbering comes last: the unit's daily code counter stays locked from then until the commit, and
+    every other filing of the unit that day waits for it (repository.next_dossier_code)."""
     now = office.clock()
     unit, procedure = _filing_terms(cmd.principal, cmd.body, office, now)
     dossiers = office.dossiers(tx, cmd.principal.sub)
     dossier = create(
-        code=_next_code(dossiers, office, unit, now),
+        code="",
         procedure=procedure,
         receiving_unit=unit,
         channel=Channel.of(cmd.body["channel"]),
@@ -132,8 +135,10 @@ def _file(
         applicant=cmd.body["applicant"],
         now=now,
     )
-    dossiers.add(dossier)
-    _audit(dossiers, office, cmd, dossier, action, None, now)
+    dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
+    day = now.astimezone(office.calendar.timezone).date()
+    dossiers.add(dossier, identifier=office.units.get(unit).identifier, day=day)
+    _audit(dossiers, cmd, dossier, action, None, now)
     return dossier
 
 
@@ -156,12 +161,6 @@ def _filing_terms(
     if body["return_method"] == "postal" and not procedure.postal_return:
         raise InvalidArgument("return_method", f"procedure {procedure.code} does not return results by post")
     return unit, procedure
-
-
-def _next_code(dossiers: Dossiers, office: Office, unit: str, now: datetime) -> str:
-    identifier = office.units.get(unit).identifier
-    day = now.astimezone(office.calendar.timezone).date()
-    return dossiers.next_code(unit=unit, identifier=identifier, day=day)
 
 
 # --- the lifecycle -------------------------------------------------------------------------------
@@ -188,21 +187,20 @@ def act(cmd: Act, tx: Transaction, office: Office) -> Dossier:
         raise TransitionNotAllowed(
             exc.action, exc.status, dossier.available_actions(office.settings.rules), exc.reason
         ) from exc
-    _audit(dossiers, office, cmd, dossier, cmd.action.value, before, now)
+    dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
+    _audit(dossiers, cmd, dossier, cmd.action.value, before, now)
     return dossier
 
 
 def _audit(
     dossiers: Dossiers,
-    office: Office,
     cmd: Receive | Register | Act,
     dossier: Dossier,
     action: str,
     before: Any,
     now: datetime,
 ) -> None:
-    """The audit line of a change (who, what, when, why, before → after); also plans the watch."""
-    dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
+    """The audit line of a change (who, what, when, why, before → after)."""
     details = {k: v for k, v in json.loads(dumps(cmd.body)).items() if k != "applicant"}
     dossiers.audit(
         dossier.code,

@@ -92,16 +92,14 @@ class FakeDossiers:
     def read(self, code: str) -> Dossier | None:
         return self.state.dossiers.get(code)
 
-    def add(self, dossier: Dossier) -> None:
+    def add(self, dossier: Dossier, *, identifier: str, day: date) -> None:
         self.units.routing_path(dossier.receiving_unit)  # an unknown unit fails here, as in SQL
-        self.state.dossiers[dossier.code] = dossier
-        self.seen[dossier.code] = dossier
-
-    def next_code(self, *, unit: str, identifier: str, day: date) -> str:
         stamp = day.strftime("%y%m%d")  # a daily sequence per identifier, as in SQL
         number = self.state.counters.get((identifier, stamp), 0) + 1
         self.state.counters[identifier, stamp] = number
-        return f"{identifier}-{stamp}-{number:04d}"
+        dossier.number(f"{identifier}-{stamp}-{number:04d}")
+        self.state.dossiers[dossier.code] = dossier
+        self.seen[dossier.code] = dossier
 
     def audit(self, code: str, entry: AuditEntry) -> None:
         self.state.audit.setdefault(code, []).append(entry)

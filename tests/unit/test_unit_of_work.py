@@ -27,8 +27,9 @@ from tests.support.fakes import (
 
 def file_one(uow: FakeUnitOfWork) -> str:
     with uow.transaction() as tx:
-        dossier = received_at_counter("H29-260302-0001")
-        FakeDossiers(tx, UNITS, actor="desk@26740").add(dossier)
+        dossier = received_at_counter("")
+        FakeDossiers(tx, UNITS, actor="desk@26740").add(dossier, identifier="H29", day=MONDAY.date())
+    assert dossier.code == f"H29-{MONDAY:%y%m%d}-0001"
     return dossier.code
 
 
@@ -41,6 +42,17 @@ def test_an_added_dossier_publishes_its_event_at_commit_without_being_asked():
     assert event.routing_key == f"dossier.received.{UNITS.routing_path(UNIT)}"
     assert UNITS.routing_path(UNIT).startswith("79.")
     assert (event.data["status"], event.data["status_name"], event.data["channel"]) == (2, "received", 1)
+
+
+def test_a_dossier_numbered_last_publishes_its_code_and_is_numbered_once():
+    uow = FakeUnitOfWork()
+    with uow.transaction() as tx:
+        dossier = received_at_counter("")  # recorded ``received`` before it had a code
+        FakeDossiers(tx, UNITS, actor="desk@26740").add(dossier, identifier="H29", day=MONDAY.date())
+        with pytest.raises(ValueError, match="already has its code"):
+            dossier.number("H29-260302-0002")
+    [event] = uow.published
+    assert event.subject == event.data["code"] == dossier.code == f"H29-{MONDAY:%y%m%d}-0001"
 
 
 def test_a_loaded_dossier_publishes_what_happened_to_it_numbered_on():

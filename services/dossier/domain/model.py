@@ -421,6 +421,15 @@ class Dossier:
         dossier._record(Received, now)
         return dossier
 
+    def number(self, code: str) -> None:
+        """Give a new dossier its code (mã hồ sơ), once: the last step of its filing, because the
+        daily counter it comes from stays locked until the filing commits. The events it recorded
+        meanwhile carry the code too."""
+        if self.code:
+            raise ValueError(f"dossier {self.code} already has its code")
+        self.code = code
+        self.events = [replace(event, facts=replace(event.facts, code=code)) for event in self.events]
+
     # --- the desk ----------------------------------------------------------------------------
 
     @transition(Action.RECEIVE, {S.REGISTERED}, "received")
