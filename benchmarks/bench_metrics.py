@@ -316,8 +316,10 @@ def projected_rate(amqp_uri: str, database_url: str, events: list[Event], bodies
     # When each event's transaction started: a batch's events share one.
     claimed = sa.select(inbox.c.received_at).where(inbox.c.consumer == QUEUE, inbox.c.received_at >= since)
     count = 0
+    cpu = None
     try:
-        with RunningMetrics(amqp_uri, database_url):
+        with RunningMetrics(amqp_uri, database_url) as running:
+            cpu_before = _cpu_seconds(running.process.pid)
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
                 with engine.connect() as connection:
@@ -325,6 +327,9 @@ def projected_rate(amqp_uri: str, database_url: str, events: list[Event], bodies
                 if count >= len(events):
                     break
                 time.sleep(0.5)
+            cpu_after = _cpu_seconds(running.process.pid)
+            if cpu_before is not None and cpu_after is not None:
+                cpu = cpu_after - cpu_before
         with engine.connect() as connection:
             waiting = repository.waiting_count(connection)
             stamps = list(connection.execute(claimed).scalars())
@@ -335,7 +340,23 @@ def projected_rate(amqp_uri: str, database_url: str, events: list[Event], bodies
         connection.close()
     if count < len(events):
         raise RuntimeError(f"only {count} of {len(events)} events projected in time")
-    return {"projected_events_per_s": round(rate(stamps)), "events_left_waiting": waiting}
+    return {
+        "projected_events_per_s": round(rate(stamps)),
+        # The service process's own CPU time per event, from when it was up to the last event (Linux):
+        # less sensitive to the machine's load than the rates.
+        "service_cpu_us_per_event": None if cpu is None else round(cpu / len(events) * 1e6),
+        "events_left_waiting": waiting,
+    }
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far, from /proc (None where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def projection_throughput(amqp_uri: str, database_urls: dict[str, str], n_events: int) -> dict:
