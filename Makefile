@@ -27,10 +27,12 @@ $(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(STAMP)
 ESIGN_KEY_PASSPHRASE ?= motcua-development-keys-not-for-production
 export ESIGN_KEY_PASSPHRASE
 
-## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ, a test TSA)
+## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ, a test TSA);
+##      make run REPLICAS=2: two processes of each service on its one port, on local PostgreSQL
+REPLICAS ?= $(or $(MOTCUA_REPLICAS),1)
 run: $(STAMP)
-	@scripts/ensure-services.sh rabbitmq
-	MOTCUA_ENV=development $(BIN)/python scripts/run.py
+	@scripts/ensure-services.sh $(if $(filter 1,$(REPLICAS)),rabbitmq,rabbitmq+postgresql)
+	MOTCUA_ENV=development MOTCUA_REPLICAS=$(REPLICAS) $(BIN)/python scripts/run.py
 
 ## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
 test: $(STAMP) $(KUBECTL)

@@ -1,15 +1,17 @@
 """Metrics service benchmarks: projection throughput against a raw consumer, and /metrics render time.
 
 ``projection_throughput``: the metrics service runs as its own process (as ``make run`` starts it)
-and projects ``n_events`` dossier events waiting in its queue, in batches (``@event_batch_consumer``);
-the baseline is a plain consumer acking the same number of messages from a queue of the same kind
-(durable quorum queue, prefetch 200), in the same run. For context it also measures do-nothing
-nameko consumers: an ``@event_consumer`` (one worker per message) and an ``@event_batch_consumer``
-with the service's batch settings, the ceilings of consumers built on the shared entrypoints. Rates
-run from the first to the last handling started (a batch's events share its start; the events of the
-last batch are not counted). Events go straight into the queues through the default exchange, so
-nothing else bound to ``egov.events`` receives them; still, use a broker (or vhost) where no metrics
-service is running — the benchmark refuses a queue with consumers.
+and projects ``n_events`` dossier events waiting in its queue, in batches (``@event_batch_consumer``),
+once on each database given (SQLite and PostgreSQL in ``make bench``); the baseline is a plain consumer
+acking the same messages from a queue of the same kind (durable quorum queue, prefetch 200), measured
+once in the same run, and every database's ratio is taken against it. For context it also measures
+do-nothing nameko consumers, verifying what they receive as the service does: an ``@event_consumer``
+(one worker per message) and an ``@event_batch_consumer`` with the service's batch settings, the
+ceilings of consumers built on the shared entrypoints. Rates run from the first to the last handling
+started (a batch's events share its start; the events of the last batch are not counted). Consumers
+check each delivery's routing key, so the events are published to ``egov.events`` as the relay
+publishes them: run it in a virtual host of its own (``make bench`` and ``__main__`` make one), never
+where a metrics service runs — it refuses a queue with consumers.
 
 ``metrics_render``: one province (the largest of the default map, every commune, every catalogue
 field) with ``n_dossiers`` projected dossiers bulk-inserted as facts and totals, then the /metrics page
@@ -55,7 +57,9 @@ from tests.support.metrics_streams import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFETCH = 200  # MAX_WORKERS of the services under test, which nameko also uses as its prefetch count
-NOOP_QUEUE = "bench.nameko-noop"
+# A service may consume only queues named after it (shared/consumer.py): both no-op services are
+# "bench_noop", each run in its own process.
+NOOP_QUEUE = "bench_noop.events"
 
 
 def _free_port() -> int:
@@ -93,17 +97,41 @@ def _dossier_events(n_events: int, seed: int) -> list[Event]:
 
 def _fill(amqp_uri: str, queue: str, bodies: list[bytes]) -> None:
     """Put the messages straight into ``queue`` (default exchange): persistent, confirmed."""
+    _publish(
+        amqp_uri,
+        [
+            Outgoing(message_id="", event_type="", routing_key=queue, body=body, exchange="")
+            for body in bodies
+        ],
+    )
+
+
+def _route(amqp_uri: str, events: list[Event], bodies: list[bytes]) -> None:
+    """Publish the events to ``egov.events`` as the relay does (routing key, CC): consumers verify the
+    routing key of what they receive (shared/verification.py), so a message put straight into their
+    queue would be dead-lettered. Only in a virtual host of the benchmark's own (:class:`BenchVhost`)."""
+    _publish(
+        amqp_uri,
+        [
+            Outgoing(
+                message_id=event.id,
+                event_type=event.type,
+                routing_key=event.routing_key,
+                body=body,
+                cc=tuple(event.cc),
+            )
+            for event, body in zip(events, bodies, strict=True)
+        ],
+    )
+
+
+def _publish(amqp_uri: str, messages: list[Outgoing]) -> None:
     publisher = ConfirmingPublisher(amqp_uri, confirm_timeout=60)
     try:
-        for start in range(0, len(bodies), 1000):
-            outcomes = publisher.publish(
-                [
-                    Outgoing(message_id="", event_type="", routing_key=queue, body=body, exchange="")
-                    for body in bodies[start : start + 1000]
-                ]
-            )
+        for start in range(0, len(messages), 1000):
+            outcomes = publisher.publish(messages[start : start + 1000])
             if not all(o.confirmed and not o.unroutable for o in outcomes):
-                raise RuntimeError(f"the broker did not take every message for {queue}")
+                raise RuntimeError("the broker did not take every message")
     finally:
         publisher.close()
 
@@ -163,7 +191,7 @@ class NoopConsumer:
 class NoopBatchConsumer:
     """The batch entrypoint, with the metrics service's settings, and nothing behind it."""
 
-    name = "bench_noop_batch"
+    name = "bench_noop"
 
     @event_batch_consumer(NOOP_QUEUE, [], batch_size=BATCH_SIZE, batch_wait=BATCH_WAIT)
     def handle(self, events: list[Event]) -> None:
@@ -194,11 +222,11 @@ def _run_noop_consumer(amqp_uri: str, count: int, batch: bool = False) -> None:
     print(rate(HANDLED))
 
 
-def nameko_noop(amqp_uri: str, bodies: list[bytes], *, batch: bool = False) -> float:
-    """Messages per second of a do-nothing ``@event_consumer`` (or ``@event_batch_consumer``) service:
-    the entrypoint's ceiling."""
-    _empty_queue(amqp_uri, NOOP_QUEUE, bindings=[])
-    _fill(amqp_uri, NOOP_QUEUE, bodies)
+def nameko_noop(amqp_uri: str, events: list[Event], bodies: list[bytes], *, batch: bool = False) -> float:
+    """Messages per second of a do-nothing ``@event_consumer`` (or ``@event_batch_consumer``) service,
+    verifying what it receives as the metrics service does: the entrypoint's ceiling."""
+    _empty_queue(amqp_uri, NOOP_QUEUE, bindings=["dossier.#"])
+    _route(amqp_uri, events, bodies)
     child = (
         "import eventlet; eventlet.monkey_patch()\n"
         "from benchmarks.bench_metrics import _run_noop_consumer\n"
@@ -262,23 +290,32 @@ class RunningMetrics:
             self.process.kill()
 
 
-def projection_throughput(amqp_uri: str, database_url: str, n_events: int) -> dict:
-    """Events projected per second by the metrics service, against a raw consumer in the same run."""
-    upgrade("metrics", database_url)
-    events = _dossier_events(n_events, seed=random.randrange(1 << 30))
-    bodies = [event.to_json().encode() for event in events]
+def consume_baselines(amqp_uri: str, events: list[Event], bodies: list[bytes]) -> dict:
+    """The same-run baselines of the projection: a raw consumer and the do-nothing nameko consumers."""
     raw = raw_consume(amqp_uri, bodies)
-    ceiling = nameko_noop(amqp_uri, bodies)
-    batch_ceiling = nameko_noop(amqp_uri, bodies, batch=True)
+    ceiling = nameko_noop(amqp_uri, events, bodies)
+    batch_ceiling = nameko_noop(amqp_uri, events, bodies, batch=True)
+    return {
+        "raw_consume_msgs_per_s": round(raw),
+        "nameko_noop_consumer_msgs_per_s": round(ceiling),
+        "nameko_noop_batch_consumer_msgs_per_s": round(batch_ceiling),
+        "noop_ratio": round(ceiling / raw, 3),
+        "noop_batch_ratio": round(batch_ceiling / raw, 3),
+    }
 
+
+def projected_rate(amqp_uri: str, database_url: str, events: list[Event], bodies: list[bytes]) -> dict:
+    """Events projected per second by the metrics service process, on one database."""
+    upgrade("metrics", database_url)
     _empty_queue(amqp_uri, QUEUE, bindings=["dossier.#"])
-    _fill(amqp_uri, QUEUE, bodies)
+    _route(amqp_uri, events, bodies)
     engine = create_engine(database_url, pool_size=1)
     inbox = pipeline.inbox
     since = datetime.now(UTC)
     handled = sa.select(sa.func.count()).where(inbox.c.consumer == QUEUE, inbox.c.received_at >= since)
     # When each event's transaction started: a batch's events share one.
     claimed = sa.select(inbox.c.received_at).where(inbox.c.consumer == QUEUE, inbox.c.received_at >= since)
+    count = 0
     try:
         with RunningMetrics(amqp_uri, database_url):
             deadline = time.monotonic() + 1800
@@ -293,22 +330,31 @@ def projection_throughput(amqp_uri: str, database_url: str, n_events: int) -> di
             stamps = list(connection.execute(claimed).scalars())
     finally:
         engine.dispose()
+        connection = connect(amqp_uri)
+        connection.channel().queue_delete(QUEUE)
+        connection.close()
     if count < len(events):
         raise RuntimeError(f"only {count} of {len(events)} events projected in time")
-    projected = rate(stamps)
-    return {
+    return {"projected_events_per_s": round(rate(stamps)), "events_left_waiting": waiting}
+
+
+def projection_throughput(amqp_uri: str, database_urls: dict[str, str], n_events: int) -> dict:
+    """Events projected per second by the metrics service on each database, against a raw consumer and
+    the do-nothing consumers of the same run (same events, same broker)."""
+    events = _dossier_events(n_events, seed=random.randrange(1 << 30))
+    bodies = [event.to_json().encode() for event in events]
+    figures: dict = {
         "events": len(events),
-        "database": sa.engine.make_url(database_url).get_backend_name(),
-        "raw_consume_msgs_per_s": round(raw),
-        "nameko_noop_consumer_msgs_per_s": round(ceiling),
-        "nameko_noop_batch_consumer_msgs_per_s": round(batch_ceiling),
-        "projected_events_per_s": round(projected),
-        "ratio": round(projected / raw, 3),
+        **consume_baselines(amqp_uri, events, bodies),
         "target_ratio": 0.3,
-        "noop_ratio": round(ceiling / raw, 3),
-        "noop_batch_ratio": round(batch_ceiling / raw, 3),
-        "events_left_waiting": waiting,
     }
+    for database, url in database_urls.items():
+        projected = projected_rate(amqp_uri, url, events, bodies)
+        figures[database] = {
+            **projected,
+            "ratio": round(projected["projected_events_per_s"] / figures["raw_consume_msgs_per_s"], 3),
+        }
+    return figures
 
 
 def _largest_province(registry: UnitRegistry) -> str:
@@ -419,15 +465,17 @@ if __name__ == "__main__":
     import json
 
     parser = argparse.ArgumentParser(description="Run the metrics benchmarks once.")
-    parser.add_argument(
-        "--amqp-uri", default=os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--database-url", required=True, action="append", help="once per database")
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--dossiers", type=int, default=1_000_000)
     parser.add_argument("--only", choices=("projection", "render"))
     args = parser.parse_args()
     if args.only in (None, "projection"):
-        print(json.dumps(projection_throughput(args.amqp_uri, args.database_url, args.events), indent=2))
+        from benchmarks.run import BenchVhost
+
+        urls = {sa.engine.make_url(url).get_backend_name(): url for url in args.database_url}
+        with BenchVhost() as vhost:  # the events are routed through egov.events: never a running system's
+            print(json.dumps(projection_throughput(vhost, urls, args.events), indent=2))
     if args.only in (None, "render"):
-        print(json.dumps(metrics_render(args.database_url, args.dossiers), indent=2))
+        for url in args.database_url:
+            print(json.dumps(metrics_render(url, args.dossiers), indent=2))

@@ -159,10 +159,20 @@ def queries(count: int) -> dict:
 
 
 def metrics(n_events: int, n_dossiers: int) -> dict:
+    """The projection on SQLite and PostgreSQL against one raw-consume baseline; /metrics render time."""
     from benchmarks import bench_metrics
 
-    with Postgres() as url:
-        projection = bench_metrics.projection_throughput(AMQP_URI, url, n_events)
+    scratch = ROOT / ".bench"
+    scratch.mkdir(exist_ok=True)
+    path = scratch / f"metrics-{uuid.uuid4().hex[:6]}.sqlite3"
+    try:
+        with Postgres() as url:
+            projection = bench_metrics.projection_throughput(
+                AMQP_URI, {"sqlite": f"sqlite:///{path}", "postgresql": url}, n_events
+            )
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
     with Postgres() as url:
         render = bench_metrics.metrics_render(url, n_dossiers=n_dossiers)
     return {"projection": projection, "render": render}

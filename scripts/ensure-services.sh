@@ -3,6 +3,7 @@
 # Starts them when they are installed and stopped. When one is missing: installed from Debian's packages
 # when run as root on Debian (a fresh CI machine), otherwise one line says how to get it.
 #   ensure-services.sh rabbitmq        only the broker (make run)
+#   ensure-services.sh rabbitmq+postgresql   broker and PostgreSQL (make run REPLICAS=n)
 #   ensure-services.sh all             broker, PostgreSQL and SoftHSM2 (make test)
 #   ensure-services.sh softhsm         SoftHSM2 only, with the development token under data/softhsm
 set -u
@@ -100,6 +101,7 @@ case "$want" in
   *)
     ensure_rabbitmq || status=1
     if [ "$want" = all ]; then ensure_postgres || status=1; ensure_softhsm || status=1; fi
+    if [ "$want" = rabbitmq+postgresql ]; then ensure_postgres || status=1; fi
     ;;
 esac
 exit $status

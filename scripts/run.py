@@ -1,6 +1,14 @@
 """``make run``: migrate, then start every service that exists, each in its own process.
 
-Prints where each service listens; Ctrl-C stops them all. Services without a ``service.py`` and a
+Prints where each service listens; Ctrl-C (or SIGTERM) stops them all.
+
+``make run REPLICAS=n`` (or ``MOTCUA_REPLICAS=n``) starts n processes of each HTTP service, all on the
+service's one port: the web server (eventlet.listen) sets SO_REUSEPORT, so the kernel spreads the
+connections over the processes, with no balancer in front. Replicas share a database, so they need
+PostgreSQL: a service whose ``<SERVICE>_DATABASE_URL`` is not given gets a local database
+``motcua_run_<service>`` (``MOTCUA_RUN_POSTGRES``, default postgresql://postgres@127.0.0.1:5432),
+created if missing; SQLite with n > 1 is refused. The postal operator simulator and the test TSA stay
+single. Services without a ``service.py`` and a
 ``config.yml`` under ``services/`` are not started (they arrive with their own issues). With the
 e-signature service comes the local RFC 3161 test TSA (``ESIGN_TSA_PORT``, default 8010), unless
 ``ESIGN_TSA_URL`` names a real one.
@@ -16,7 +24,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import sqlalchemy as sa
+
 ROOT = Path(__file__).resolve().parent.parent
+RUN_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 ORDER = ("dossier", "postal", "esign", "metrics")
 DEFAULT_PORTS = {"dossier": 8000, "postal": 8001, "esign": 8002, "metrics": 8003}
 
@@ -74,11 +85,73 @@ def broker_uris(names: list[str]) -> dict[str, str]:
     return uris
 
 
+class RunError(Exception):
+    """``make run`` cannot start as asked; the message is the one line to print."""
+
+
+def replica_count(environ: dict[str, str]) -> int:
+    value = (environ.get("MOTCUA_REPLICAS") or "1").strip()
+    if not value.isdigit() or int(value) < 1:
+        raise RunError(f"REPLICAS must be a whole number of processes per service, 1 or more (not {value!r})")
+    return int(value)
+
+
+def database_urls(names: list[str], replicas: int, environ: dict[str, str]) -> dict[str, str]:
+    """The ``<SERVICE>_DATABASE_URL`` each service gets: what the environment says, and with replicas a
+    local PostgreSQL database for every service it says nothing about. Replicas on SQLite: refused."""
+    if replicas == 1:
+        return {}
+    server = (environ.get("MOTCUA_RUN_POSTGRES") or RUN_POSTGRES).rstrip("/")
+    urls = {}
+    for name in names:
+        setting = f"{name.upper()}_DATABASE_URL"
+        url = environ.get(setting) or f"{server}/motcua_run_{name}"
+        if not url.startswith("postgresql"):
+            raise RunError(
+                f"REPLICAS={replicas} needs PostgreSQL (the replicas share a database and elect leaders in "
+                f"it), but {setting} is {url.split(':', 1)[0]}: unset it for a local PostgreSQL database"
+            )
+        urls[setting] = url
+    return urls
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database ``url`` names when it does not exist; True when it was created."""
+    target = sa.engine.make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+            ).scalar()
+            if not exists:
+                connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        admin.dispose()
+    return not exists
+
+
 def main() -> int:
     os.chdir(ROOT)
     (ROOT / "data").mkdir(exist_ok=True)
     names = services()
     python = sys.executable
+    try:
+        replicas = replica_count(dict(os.environ))
+        urls = database_urls(names, replicas, dict(os.environ))
+        for setting, url in urls.items():
+            if setting not in os.environ:
+                created = ensure_database(url)
+                shown = url.rsplit("@", 1)[-1]
+                print(f"{setting} not given: {'created' if created else 'using'} {shown}", flush=True)
+    except RunError as exc:
+        print(f"make run: {exc}", flush=True)
+        return 2
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        print(f"make run: cannot prepare the replicas' PostgreSQL databases ({reason})", flush=True)
+        return 2
+    os.environ.update(urls)
     for name in names:
         if (ROOT / "services" / name / "migrations").is_dir():
             print(f"migrating {name} ...", flush=True)
@@ -111,9 +184,10 @@ def main() -> int:
         for name in names:
             config = ROOT / "services" / name / "config.yml"
             environment = {**os.environ, **({"AMQP_URI": uris[name]} if name in uris else {})}
-            processes[name] = subprocess.Popen(
-                [python, "-m", "shared.runner", name, "--config", str(config)], env=environment
-            )
+            for replica in range(1, replicas + 1):
+                processes[name if replica == 1 else f"{name}#{replica}"] = subprocess.Popen(
+                    [python, "-m", "shared.runner", name, "--config", str(config)], env=environment
+                )
         if "postal" in processes:
             # The postal operator stands in as a simulator (simulators/postal_operator.py); its
             # webhooks go to the postal service's receiver.
@@ -125,9 +199,13 @@ def main() -> int:
             if name == "tsa":
                 print(f"  test TSA listening on {os.environ['ESIGN_TSA_URL']}", flush=True)
                 continue
-            url = address(name) if name != "postal-operator-simulator" else simulator_address()
+            service = name.split("#")[0]
+            url = address(service) if name != "postal-operator-simulator" else simulator_address()
             if wait_live(url, process):
-                print(f"  {name:8} listening on {url}  (OpenAPI: {url}/api/v1/openapi.json)", flush=True)
+                if "#" in name:
+                    continue
+                shown = f"{name} ×{replicas}" if replicas > 1 and name in names else name
+                print(f"  {shown:11} listening on {url}  (OpenAPI: {url}/api/v1/openapi.json)", flush=True)
             else:
                 print(f"  {name:8} FAILED to start (see its log above)", flush=True)
                 stop_all()

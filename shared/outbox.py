@@ -11,9 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -23,13 +20,14 @@ from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing
 from shared.events import Event
 from shared.failpoints import crash_point
+from shared.leadership import Leadership, lock_key
 
 log = logging.getLogger(__name__)
 
 
 def leader_lock_key(service: str) -> int:
     """The PostgreSQL advisory lock that elects a service's relay among its replicas."""
-    return zlib.crc32(f"motcua-outbox-{service}".encode())
+    return lock_key(f"motcua-outbox-{service}")
 
 
 def record(connection: Connection | sa.orm.Session, table: sa.Table, events: list[Event]) -> None:
@@ -72,6 +70,13 @@ class OutboxRelay:
         sleep=None,
     ) -> None:
         self.engine = engine
+        # The relay's reads and writes are one statement each: on PostgreSQL each runs on its own,
+        # without BEGIN and COMMIT round trips.
+        self._statements = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
         self.linger_seconds = linger_seconds
         self.table = table
         self.service = service
@@ -81,7 +86,7 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._running = False
         self._sleep = sleep
-        self._lock_connection: Connection | None = None
+        self.leadership = Leadership(engine, leader_lock_key(service), f"outbox relay of {service}")
         self._looping = False
         self._backoff = poll_seconds
         self._next_gauges = 0.0
@@ -90,22 +95,9 @@ class OutboxRelay:
         """Called after a commit that recorded events: publish now rather than at the next poll."""
         self._wake.set()
 
-    @contextmanager
-    def _single_statement(self) -> Iterator[Connection]:
-        """Where a read or write of one statement runs: the leader's own connection (autocommit, so
-        no BEGIN and COMMIT round trips, and no pool checkout), or a transaction of the pool's."""
-        if self._lock_connection is None:
-            with self.engine.begin() as connection:
-                yield connection
-            return
-        try:
-            yield self._lock_connection
-        finally:
-            self._lock_connection.commit()  # autocommit: ends SQLAlchemy's transaction, sends nothing
-
     def _pending_rows(self) -> list[sa.Row]:
         t = self.table
-        with self._single_statement() as connection:
+        with self._statements.begin() as connection:
             return connection.execute(
                 sa.select(t.c.id, t.c.event_id, t.c.event_type, t.c.routing_key, t.c.cc, t.c.body)
                 .where(t.c.published_at.is_(None))
@@ -116,14 +108,12 @@ class OutboxRelay:
     def _mark_published(self, published: list[int], unroutable: list[int]) -> None:
         now = datetime.now(UTC)
         t = self.table
-        if not unroutable:
-            with self._single_statement() as connection:
-                connection.execute(t.update().where(t.c.id.in_(published)).values(published_at=now))
-            return
-        with self.engine.begin() as connection:  # both flags together
+        # Both flags in one transaction when a row was unroutable (rare); else one statement alone.
+        with (self.engine if unroutable else self._statements).begin() as connection:
             if published:
                 connection.execute(t.update().where(t.c.id.in_(published)).values(published_at=now))
-            connection.execute(t.update().where(t.c.id.in_(unroutable)).values(unroutable=True))
+            if unroutable:
+                connection.execute(t.update().where(t.c.id.in_(unroutable)).values(unroutable=True))
 
     def relay_once(self) -> int:
         """Publish one batch; return how many rows were confirmed (0 when there was nothing)."""
@@ -171,41 +161,9 @@ class OutboxRelay:
         metrics.OUTBOX_OLDEST_PENDING.labels(self.service).set(max(age, 0.0))
 
     def _acquire_leadership(self) -> bool:
-        """One relay per database: on PostgreSQL an advisory lock elects it among replicas."""
-        if self.engine.dialect.name != "postgresql":
-            return True
-        if self._lock_connection is not None:
-            if self._still_leader():
-                return True
-            log.error("outbox relay of %s: lost its leadership lock; standing down", self.service)
-            self._release_lock()
-            return False
-        key = leader_lock_key(self.service)
-        # Autocommit: the lock is the session's; the leader's statements cost one round trip each.
-        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
-        connection.commit()
-        if got:
-            self._lock_connection = connection
-            return True
-        connection.close()
-        return False
-
-    def _still_leader(self) -> bool:
-        """Checked every round: a lock connection cut by a restart or a network fault, or a lock ended
-        by ``pg_terminate_backend``, means another relay may be publishing already."""
-        try:
-            held = self._lock_connection.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = :key"
-                ),
-                {"key": leader_lock_key(self.service)},
-            ).scalar()
-            self._lock_connection.commit()
-        except sa.exc.SQLAlchemyError:
-            return False
-        return bool(held)
+        """One relay per database: on PostgreSQL an advisory lock elects it among replicas
+        (shared/leadership.py), re-checked every round."""
+        return self.leadership.hold()
 
     def run(self) -> None:
         """The relay loop; returns when :meth:`stop` is called."""
@@ -221,6 +179,7 @@ class OutboxRelay:
         while self._running:
             try:
                 if not self._acquire_leadership():
+                    self._drop_gauges()
                     self._wait(5 * self.poll_seconds)
                     continue
                 sent = self.relay_once()
@@ -249,6 +208,12 @@ class OutboxRelay:
                 self._wait(self._backoff)
                 self._backoff = min(self._backoff * 2, 30.0)
 
+    def _drop_gauges(self) -> None:
+        """A replica that does not relay exports no outbox gauges: the leader's are the database's, and
+        a stood-down replica's last values would stay behind (summed twice, or an old age alerting)."""
+        for gauge in (metrics.OUTBOX_PENDING, metrics.OUTBOX_OLDEST_PENDING):
+            gauge.remove(self.service)
+
     def _safe_gauges(self) -> None:
         try:
             self.update_gauges()
@@ -271,12 +236,7 @@ class OutboxRelay:
             (self._sleep or time.sleep)(self.linger_seconds)
 
     def _release_lock(self) -> None:
-        connection, self._lock_connection = self._lock_connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except sa.exc.SQLAlchemyError:
-                log.debug("closing the relay's lock connection failed", exc_info=True)
+        self.leadership.release()
 
     def stop(self) -> None:
         self._running = False

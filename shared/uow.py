@@ -34,10 +34,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import config as settings
+from shared.bulk import insert_rows, rows_parameter
 from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.events import Event
 from shared.failpoints import crash_point
@@ -71,18 +71,19 @@ def _claim_statement(inbox: str) -> sa.TextClause:
 def claim_first_deliveries(session: Session, inbox: sa.Table, events: list[Event], consumer: str) -> set[str]:
     """The inbox for a batch: the ids of ``events`` that ``consumer`` sees for the first time.
 
-    One multi-row insert; a batch consumer uses it where :meth:`Transaction.first_delivery` would cost a
-    round trip per event.
+    One insert for the batch, its rows in one parameter (shared/bulk.py); a batch consumer uses it where
+    :meth:`Transaction.first_delivery` would cost a round trip per event.
     """
     now = datetime.now(UTC)
     rows = {
         e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "received_at": now}
         for e in events
     }
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbox)
-    claim = insert.on_conflict_do_nothing().returning(inbox.c.event_id)
-    return set(session.execute(claim, list(rows.values())).scalars())
+    claim = insert_rows(session, inbox, _INBOX_COLUMNS).on_conflict_do_nothing().returning(inbox.c.event_id)
+    return set(session.execute(claim, rows_parameter(session, rows.values())).scalars())
+
+
+_INBOX_COLUMNS = ("consumer", "event_id", "event_type", "received_at")
 
 
 class Transaction:

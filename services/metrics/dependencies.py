@@ -8,6 +8,8 @@ hands its events over again one per call, so a poison event is retried and dead-
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta, tzinfo
@@ -18,12 +20,17 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session
 
 from services.metrics import service_layer
-from services.metrics.exposition import SlaCollector, UnitLabels, render
+from services.metrics.exposition import SLA_EXPORTER, SlaCollector, UnitLabels, render
 from shared.config import Setting, positive, positive_int, validate
 from shared.db import create_engine
 from shared.events import Event
+from shared.leadership import Leadership, lock_key
 from shared.units import UnitRegistry
 from shared.workcalendar import WorkingCalendar
+
+log = logging.getLogger(__name__)
+# The advisory lock of the replica that exports the SLA families (exposition.py).
+SLA_EXPORTER_LOCK = lock_key("motcua-sla-exporter-metrics")
 
 SETTINGS = (
     Setting(
@@ -73,7 +80,14 @@ class Settings(DependencyProvider):
 
 class SlaMetrics(DependencyProvider):
     """``self.sla_metrics.render(engine, day_length)``: the /metrics page, SLA metrics read from the
-    projection, resolution times in seconds of ``day_length`` (the calendar's) per working day."""
+    projection, resolution times in seconds of ``day_length`` (the calendar's) per working day.
+
+    With several replicas one exports the SLA families: the elected exporter (shared/leadership.py).
+    The election runs every ``ELECTION_SECONDS`` in a thread of its own, so a replica takes over soon
+    after the exporter dies, and again at each scrape, so a replica that lost its lock never exports
+    beside the new exporter."""
+
+    ELECTION_SECONDS = 5.0
 
     def setup(self) -> None:
         config = self.container.config
@@ -82,9 +96,35 @@ class SlaMetrics(DependencyProvider):
         # Shared by every scrape: the unit -> label mapping is cached inside.
         self.unit_labels = UnitLabels(registry, settings.unit_depth)
         self.due_soon = settings.due_soon
+        # One connection holds the lock while this replica exports.
+        self.engine = create_engine(validate(config)["DATABASE_URL"], pool_size=1)
+        self.leadership = Leadership(self.engine, SLA_EXPORTER_LOCK, "SLA exporter of metrics")
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self.container.spawn_managed_thread(self._elect, identifier="sla-exporter-election")
+
+    def _elect(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                SLA_EXPORTER.set(1 if self.leadership.hold() else 0)
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("SLA exporter election: database error (%s); not exporting", exc)
+                self.leadership.release()
+                SLA_EXPORTER.set(0)
+            self._stopped.wait(self.ELECTION_SECONDS)
+        self.leadership.release()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def kill(self) -> None:
+        self.stop()
 
     def render(self, engine: sa.Engine, day_length: timedelta) -> bytes:
-        return render(SlaCollector(engine, self.unit_labels, self.due_soon, day_length))
+        """Raises the database's error when it cannot be asked (the page answers 503)."""
+        collector = SlaCollector(engine, self.unit_labels, self.due_soon, day_length)
+        return render(collector, exporting=self.leadership.hold())
 
     def get_dependency(self, worker_ctx) -> SlaMetrics:
         return self

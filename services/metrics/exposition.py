@@ -24,6 +24,10 @@ about 19,300 with the pipeline metrics. The labels CONTRACTS §4 allows but no d
 reads are what was left out to fit: ``procedure_field`` on received and in-process, ``channel`` on
 resolved (each would add 1,352 × 3, 1,352 and 1,352 × 6 series). ``test_metrics_exposition`` renders
 that worst case and counts.
+
+Replicas: every series here is the database's, the same whichever replica reads it, so one replica
+only exports them: the one holding the ``motcua-sla-exporter`` advisory lock (shared/leadership.py),
+as ``motcua_metrics_sla_exporter`` 1 shows. The others serve the API and their own process metrics.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, Gauge, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -338,6 +342,16 @@ class SlaCollector(Collector):
         yield from families(self.snapshot())
 
 
-def render(collector: SlaCollector) -> bytes:
-    """The whole /metrics page: the process-wide pipeline metrics, then the SLA metrics."""
-    return generate_latest(REGISTRY) + text(collector.snapshot()).encode()
+SLA_EXPORTER = Gauge(
+    "motcua_metrics_sla_exporter",
+    "1 on the metrics replica elected to export the SLA families (the database's totals, once), "
+    "0 on the others, which serve the API and their own process metrics.",
+)
+
+
+def render(collector: SlaCollector, *, exporting: bool = True) -> bytes:
+    """The whole /metrics page: the process-wide pipeline metrics, then, on the elected exporter
+    only, the SLA metrics (every replica reads the same database: two would count everything twice)."""
+    SLA_EXPORTER.set(1 if exporting else 0)
+    page = generate_latest(REGISTRY)
+    return page + text(collector.snapshot()).encode() if exporting else page

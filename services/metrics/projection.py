@@ -34,7 +34,7 @@ The vocabulary (DOMAIN.md "Figures that offices are judged by"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
@@ -135,7 +135,14 @@ class DossierFacts:
         return "within_deadline"
 
     def as_row(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return dict(self.__dict__)  # exactly the fields: a plain dataclass, no slots, nothing else set
+
+    def _with(self, changes: Mapping[str, Any]) -> DossierFacts:
+        """``dataclasses.replace`` without re-running ``__init__``: a copy with ``changes`` (all fields)."""
+        copy = object.__new__(DossierFacts)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        return copy
 
 
 def _instant(value: Any) -> datetime | None:
@@ -206,7 +213,7 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
         changes["returned_by"] = data.get("method") or ReturnMethod(changes["return_method"]).label
     elif event.name == "withdrawn" and facts.withdrawn_at is None:
         changes["withdrawn_at"] = at
-    return replace(facts, **changes)
+    return facts._with(changes)
 
 
 def _fallback_timeliness(

@@ -40,6 +40,7 @@ from services.metrics.projection import (
     counter_key,
     fold,
 )
+from shared.bulk import insert_rows, rows_parameter
 from shared.db import UTCDateTime
 from shared.events import Event
 from shared.uow import claim_first_deliveries
@@ -49,6 +50,9 @@ from shared.vocabulary import IN_PROCESS, Channel, Rating, ReturnMethod, Status,
 log = logging.getLogger(__name__)
 
 _FACT_COLUMNS = tuple(column.name for column in dossier_facts.columns if column.name != "code")
+_FACTS_INSERTED = ("code", *_FACT_COLUMNS)
+_TOTALS_INSERTED = ("unit", "procedure_field", "channel", *TOTAL_COLUMNS)
+_LOG_INSERTED = tuple(column.name for column in event_log.columns)
 _log_key = sa.tuple_(event_log.c.subject, event_log.c.sequence)
 _REPLAYED = tuple(event_log.c[name] for name in ("subject", "name", "sequence", "time", "data"))
 
@@ -89,14 +93,12 @@ def _add_to_totals_rows(
             rows.append(row)
     if not rows:
         return
-    statement = _insert(session, totals)
+    statement = insert_rows(session, totals, _TOTALS_INSERTED)
     statement = statement.on_conflict_do_update(
         index_elements=["unit", "procedure_field", "channel"],
         set_={column: totals.c[column] + statement.excluded[column] for column in TOTAL_COLUMNS},
     )
-    # RETURNING makes SQLAlchemy send all rows in one statement (insertmanyvalues) instead of one
-    # round trip per row.
-    session.execute(statement.returning(totals.c.unit), rows)
+    session.execute(statement.returning(totals.c.unit), rows_parameter(session, rows))
 
 
 def _add_to_totals(session: Session | Connection, key: tuple[str, str, int], delta: dict[str, int]) -> None:
@@ -192,17 +194,18 @@ def _fold_in(session: Session, fresh: dict[str, list[Event]], timezone: tzinfo) 
             facts_rows.append(after.as_row())
             for column, change in counter_delta(facts, after).items():
                 deltas[counter_key(after)][column] += change
-    # Executemany with RETURNING: SQLAlchemy renders one multi-row statement per batch (insertmanyvalues).
+    # One statement per table for the whole batch, its rows in one JSON parameter (shared/bulk.py).
     if log_rows:
-        append = _insert(session, event_log).on_conflict_do_nothing().returning(event_log.c.sequence)
-        if len(session.execute(append, log_rows).all()) != len(log_rows):
+        append = insert_rows(session, event_log, _LOG_INSERTED).on_conflict_do_nothing()
+        appended = session.execute(append.returning(event_log.c.sequence), rows_parameter(session, log_rows))
+        if len(appended.all()) != len(log_rows):
             raise RuntimeError("event log rows appeared under the dossier lock; the batch is retried")
     if facts_rows:
-        statement = _insert(session, dossier_facts)
+        statement = insert_rows(session, dossier_facts, _FACTS_INSERTED)
         statement = statement.on_conflict_do_update(
             index_elements=["code"], set_={column: statement.excluded[column] for column in _FACT_COLUMNS}
         )
-        session.execute(statement.returning(dossier_facts.c.code), facts_rows)
+        session.execute(statement.returning(dossier_facts.c.code), rows_parameter(session, facts_rows))
     _add_to_totals_rows(session, deltas)
     if released:
         session.execute(event_log.update().where(_log_key.in_(released)).values(waiting=False))

@@ -42,6 +42,7 @@ _COUNTERS_AND_GAUGES = {
     "motcua_events_unroutable_total",
     "motcua_outbox_pending",
     "motcua_outbox_oldest_pending_seconds",
+    "motcua_metrics_sla_exporter",
     "motcua_events_consumed_total",
     "motcua_dead_lettered_total",
     "motcua_http_requests_total",
@@ -247,3 +248,12 @@ def test_rules_and_dashboards_use_only_exposed_metrics() -> None:
         if (names := set(METRIC_NAME.findall(expr)) - EXPOSED_METRICS - recorded)
     }
     assert unknown == {}
+
+
+def test_the_runbook_names_the_sla_exporter_lock_by_its_key() -> None:
+    """The runbook's query finds the SLA exporter's session by the advisory lock's key."""
+    from services.metrics.dependencies import SLA_EXPORTER_LOCK
+
+    runbook = (MONITORING.parents[1] / "docs" / "runbook.md").read_text(encoding="utf-8")
+    section = runbook.split("### SLA exporter not one", 1)[1].split("\n### ", 1)[0]
+    assert f'= {SLA_EXPORTER_LOCK}"' in section

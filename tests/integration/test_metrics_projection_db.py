@@ -20,7 +20,7 @@ from services.metrics import repository
 from services.metrics.dependencies import Projection
 from services.metrics.exposition import SlaCollector, UnitLabels, families, snapshot
 from services.metrics.models import event_log, pipeline, totals
-from services.metrics.projection import FIGURES, GROUPINGS, Period
+from services.metrics.projection import FIGURES, GROUPINGS, Period, StreamEvent, fold
 from services.metrics.rebuild import rebuild
 from services.metrics.report import assemble
 from services.metrics.service import QUEUE, MetricsService
@@ -210,3 +210,93 @@ def test_counters_come_from_the_totals_and_gauges_from_the_clock(metrics_db):
         and t.due_at < (t.clock_stopped_at or now + timedelta(days=7))
     )
     assert later_overdue > overdue
+
+
+# -- batches: what one write of several events must keep (services/metrics/repository.py) -------------
+
+
+def stream(events) -> list[StreamEvent]:
+    return [StreamEvent(e.name, e.sequence, e.time, e.data) for e in sorted(events, key=lambda e: e.sequence)]
+
+
+def received_total(uow) -> int:
+    with uow.engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.coalesce(sa.func.sum(totals.c.received), 0))).scalar_one()
+
+
+def table_count(uow, table) -> int:
+    with uow.engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def long_histories(seed: int, count: int) -> list:
+    """``count`` dossiers with at least four events each, the first a receipt."""
+    now = datetime.now(UTC)
+    truths = simulate_period(seed, REGISTRY, COMMUNES, (now - timedelta(days=30)).date(), 25, 120, now)
+    found = [t for t in truths if len(t.events) >= 4 and t.events[0].name == "received"][:count]
+    assert len(found) == count
+    return found
+
+
+def test_a_dossiers_events_in_one_batch_are_applied_in_sequence_order_whatever_their_order(metrics_db):
+    _url, uow = metrics_db
+    one, two = long_histories(21, 2)
+    # Both dossiers' histories in one batch: one backwards, the other in order, interleaved.
+    backwards, forwards = list(reversed(one.events)), list(two.events)
+    batch = [e for pair in zip(backwards, forwards, strict=False) for e in pair]
+    batch += backwards[len(forwards) :] + forwards[len(backwards) :]
+    projection = Projection(uow.engine, VN, QUEUE)
+    assert projection.write(batch) == [True] * len(batch)
+    with uow.transaction() as tx:
+        for truth in (one, two):
+            # The facts are those of the whole history folded in order: nothing waits, nothing is lost.
+            assert repository.load_facts(tx.session, truth.code) == fold(None, stream(truth.events), VN)
+    assert table_count(uow, event_log) == len(batch)
+    with uow.engine.connect() as connection:
+        assert repository.waiting_count(connection) == 0
+    assert received_total(uow) == 2
+
+
+def test_a_duplicate_counts_once_in_the_same_batch_and_in_a_later_one(metrics_db):
+    _url, uow = metrics_db
+    (truth,) = long_histories(22, 1)
+    first, second, third, fourth = truth.events[:4]
+    projection = Projection(uow.engine, VN, QUEUE)
+    # In the same batch: the second copy is answered False (acked as a duplicate) and changes nothing.
+    assert projection.write([first, second, first, second]) == [True, True, False, False]
+    # In a later batch, beside a new event; and a redelivered event that is still waiting for its turn.
+    assert projection.write([fourth]) == [True]
+    assert projection.write([second, fourth, first, third, fourth]) == [False, False, False, True, False]
+    with uow.transaction() as tx:
+        facts = repository.load_facts(tx.session, truth.code)
+    assert facts == fold(None, stream([first, second, third, fourth]), VN)
+    assert received_total(uow) == 1
+    assert table_count(uow, event_log) == 4
+    with uow.engine.connect() as connection:
+        assert repository.waiting_count(connection) == 0
+        supplements = connection.execute(sa.select(sa.func.sum(totals.c.supplements))).scalar_one()
+    assert supplements == facts.supplements
+
+
+def test_a_bad_event_fails_its_batch_whole_so_each_event_can_be_handled_alone(metrics_db):
+    """The batch consumer handles a failed batch again one event per call (shared/consumer.py): that is
+    only right if the failed batch left nothing behind — no inbox claim, no log row, no count."""
+    _url, uow = metrics_db
+    one, two = long_histories(23, 2)
+    impostor = type(one.events[0])(**{**one.events[0].__dict__, "id": "00000000-0000-4000-8000-000000000002"})
+    projection = Projection(uow.engine, VN, QUEUE)
+    batch = [one.events[0], two.events[0], impostor, two.events[1]]
+    with pytest.raises(EventRejected, match="sequence 1 is already held"):
+        projection.write(batch)
+    assert table_count(uow, pipeline.inbox) == 0
+    assert table_count(uow, event_log) == 0
+    assert received_total(uow) == 0
+    # One by one, as the consumer then does: the good ones count, the impostor alone is refused.
+    assert projection.write([one.events[0]]) == [True]
+    assert projection.write([two.events[0]]) == [True]
+    with pytest.raises(EventRejected):
+        projection.write([impostor])
+    assert projection.write([two.events[1]]) == [True]
+    assert received_total(uow) == 2
+    with uow.transaction() as tx:
+        assert repository.load_facts(tx.session, two.code) == fold(None, stream(two.events[:2]), VN)

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.dossier.domain.events import EVENTS
 from services.dossier.events import envelope
-from services.metrics.service import MetricsService
+from services.metrics.service import QUEUE, MetricsService
 from shared.auth import DEV_SECRET
 from shared.broker import ConfirmingPublisher, Outgoing
 from shared.events import Event
@@ -28,6 +28,7 @@ from shared.migrate import upgrade
 from shared.units import UnitRegistry
 from shared.vocabulary import Channel, ReturnMethod, Status, StatusFacts
 from tests.conftest import bearer, free_port
+from tests.support.broker import dead_letters
 
 pytestmark = pytest.mark.integration
 
@@ -256,6 +257,28 @@ def test_a_redelivered_event_counts_once(metrics):
     assert metrics.value("motcua_dossiers_received_total", text) == 1
     assert metrics.value("motcua_supplement_requests_total", text) == 1
     assert metrics.value("motcua_events_consumed_total", text, service="metrics", outcome="duplicate") >= 2
+
+
+def test_a_refused_event_is_dead_lettered_alone_and_its_batch_neighbours_count(metrics):
+    """A batch holding an event the projection refuses (a second event id claiming a dossier's sequence
+    number) fails whole; the consumer then handles its events one by one (shared/consumer.py)."""
+    now = datetime.now(UTC)
+    one = Dossier(COMMUNE_A, received_at=now, due_at=now + timedelta(days=2))
+    two = Dossier(COMMUNE_B, received_at=now, due_at=now + timedelta(days=2))
+    received = one.event("received", 2, now)
+    impostor = Event(**{**received.__dict__, "id": str(uuid.uuid4())})
+    supplement = one.event("supplement_requested", 5, now, items=["a copy"], reason="missing")
+    dead_before = metrics.value("motcua_dead_lettered_total", queue=QUEUE) or 0  # a process-wide counter
+    publish(metrics.amqp_uri, received, impostor, two.event("received", 2, now), supplement)
+    dead = dead_letters(metrics.amqp_uri, QUEUE, expect=1)
+    assert [Event.from_json(m.body).id for m in dead] == [impostor.id]
+    assert dead[0].headers["x-motcua-reason"].startswith("rejected: dossier")
+    assert "is already held by event " + received.id in dead[0].headers["x-motcua-reason"]
+    assert metrics.wait_for("motcua_supplement_requests_total", 1, unit=COMMUNE_A) == 1
+    text = metrics.scrape()
+    assert metrics.value("motcua_dossiers_received_total", text) == 2
+    assert metrics.value("motcua_dead_lettered_total", text, queue=QUEUE) == dead_before + 1
+    assert dead_letters(metrics.amqp_uri, QUEUE, expect=1, timeout=0.5) == []
 
 
 def test_an_early_event_waits_for_the_one_before_it(metrics):

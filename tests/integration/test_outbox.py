@@ -201,27 +201,6 @@ def test_relay_killed_before_marking_resends_and_leaves_no_gap(engine, rabbit_co
     assert pending(engine) == 0
 
 
-def test_the_leader_relays_on_its_own_connection_without_taking_one_from_the_pool(engine, rabbit_config):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("only PostgreSQL elects a leader (an advisory lock on a connection of its own)")
-    relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
-    subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.*.79.#")
-    checkouts: list[int] = []
-    sa.event.listen(engine, "checkout", lambda *args: checkouts.append(1))
-    with engine.begin() as connection:
-        record(connection, pipeline.outbox, make_events("D-9", 2))
-    try:
-        assert relay._acquire_leadership()
-        checkouts.clear()
-        assert relay.relay_once() == 2  # read, publish, mark: no checkout, no BEGIN/COMMIT round trips
-        assert checkouts == []
-        assert len(subscriber.drain(expect=2)) == 2
-    finally:
-        relay.stop()
-        subscriber.close()
-    assert pending(engine) == 0
-
-
 def test_a_busy_relay_lingers_for_the_commits_behind_and_a_quiet_one_does_not(engine, rabbit_config):
     slept: list[float] = []
     relay = OutboxRelay(

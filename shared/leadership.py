@@ -1,0 +1,102 @@
+"""One leader among a service's replicas for a job only one may do: a PostgreSQL advisory lock.
+
+The outbox relay (only one may publish, or the order per dossier breaks) and the metrics service's SLA
+exporter (only one may export the totals, or every ``sum`` counts them twice) each elect theirs here.
+The lock is session-level, held on a connection of its own for as long as the holder leads; when that
+connection drops (the process died, a network fault, ``pg_terminate_backend``) PostgreSQL releases it
+and another replica takes it at its next try. The holder re-checks on every call that its connection
+still holds the lock, and stands down when it does not: another replica may be leading already.
+
+On SQLite there is one process per database, and it always leads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+
+def lock_key(name: str) -> int:
+    """The advisory lock's key for a job, e.g. ``motcua-outbox-dossier``: the same in every replica."""
+    return zlib.crc32(name.encode())
+
+
+class Leadership:
+    """Who does ``job`` among the replicas on ``engine``'s database; :meth:`hold` once per round."""
+
+    def __init__(self, engine: Engine, key: int, job: str) -> None:
+        self.engine = engine
+        self.key = key
+        self.job = job
+        self._connection: Connection | None = None
+        # The lock connection is used by whoever calls hold(): one at a time.
+        self._mutex = threading.Lock()
+
+    @property
+    def elected(self) -> bool:
+        """Whether a lock is held now, as of the last :meth:`hold` (no database call)."""
+        return self.engine.dialect.name != "postgresql" or self._connection is not None
+
+    def hold(self) -> bool:
+        """Take the lead, or confirm it is still held; False while another replica leads.
+
+        Raises SQLAlchemy's errors when the database cannot be asked (the caller decides what that
+        means; the lead is not held then)."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        with self._mutex:
+            if self._connection is not None:
+                if self._still_held():
+                    return True
+                log.error("%s: lost its leadership lock; standing down", self.job)
+                self._close()
+            connection = self.engine.connect()
+            try:
+                got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(self.key))).scalar()
+                connection.commit()
+            except BaseException:
+                connection.close()
+                raise
+            if got:
+                self._connection = connection
+                log.info("%s: this replica leads", self.job)
+                return True
+            connection.close()
+            return False
+
+    def _still_held(self) -> bool:
+        """A lock connection cut by a restart or a network fault, or a lock ended by
+        ``pg_terminate_backend``, means another replica may be leading already."""
+        try:
+            held = self._connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = :key"
+                ),
+                {"key": self.key},
+            ).scalar()
+            self._connection.commit()
+        except sa.exc.SQLAlchemyError:
+            return False
+        return bool(held)
+
+    def release(self) -> None:
+        """Stand down (at stop, or after a database error): close the lock connection."""
+        with self._mutex:
+            self._close()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                # Really closed, not returned to the pool: the session would keep holding the lock.
+                connection.invalidate()
+                connection.close()
+            except sa.exc.SQLAlchemyError:
+                log.debug("%s: closing the lock connection failed", self.job, exc_info=True)
