@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,6 +65,14 @@ def wait_live(url: str, process: subprocess.Popen, seconds: float = 60) -> bool:
         except OSError:
             time.sleep(0.3)
     return False
+
+
+def answering(url: str) -> bool:
+    """Whether something accepts connections at ``url`` already."""
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, int(port))) == 0
 
 
 def broker_uris(names: list[str]) -> dict[str, str]:
@@ -152,6 +161,12 @@ def main() -> int:
         print(f"make run: cannot prepare the replicas' PostgreSQL databases ({reason})", flush=True)
         return 2
     os.environ.update(urls)
+    taken = [name for name in names if answering(address(name))]
+    if taken:
+        # SO_REUSEPORT would let these processes join whatever listens there instead of failing.
+        ports = ", ".join(f"{name} {address(name).rsplit(':', 1)[1]}" for name in taken)
+        print(f"make run: port(s) already in use ({ports}): is another make run going?", flush=True)
+        return 2
     for name in names:
         if (ROOT / "services" / name / "migrations").is_dir():
             print(f"migrating {name} ...", flush=True)

@@ -19,11 +19,12 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import segno
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import Align, TableCellFillMode, XPos, YPos
 from fpdf.fonts import FontFace
+
+from shared.pdf_qr import draw_qr
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 ASSETS = Path(__file__).with_name("assets")
@@ -222,20 +223,7 @@ class _SlipPDF(FPDF):
         self.ln(h)
 
     def qr(self, data: str, x: float, y: float, size: float) -> None:
-        """The QR code as vector squares (one rectangle per run of dark modules in a row)."""
-        matrix = segno.make(data, error="m", micro=False).matrix
-        module = size / len(matrix)
-        self.set_fill_color(0, 0, 0)
-        for row_index, row in enumerate(matrix):
-            col = 0
-            while col < len(row):
-                if not row[col]:
-                    col += 1
-                    continue
-                start = col
-                while col < len(row) and row[col]:
-                    col += 1
-                self.rect(x + start * module, y + row_index * module, (col - start) * module, module, "F")
+        draw_qr(self, data, x, y, size)
 
 
 def _header(pdf: _SlipPDF, data: dict) -> None:

@@ -18,9 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import segno
 from fpdf import FPDF
 from fpdf.enums import Align, XPos, YPos
+
+from shared.pdf_qr import draw_qr
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 ASSETS = Path(__file__).with_name("assets")
@@ -160,22 +161,5 @@ def render_result(result: ResultDocument) -> bytes:
     pdf.set_font("NotoSans", "B", 10)
     pdf.cell((x2 - x1) / MM, 6, nfc(result.signer_title.upper()), align=Align.C)
 
-    _qr(pdf, result.verify_url, 20, PAGE_H - 20 - QR_MM, QR_MM)
+    draw_qr(pdf, result.verify_url, 20, PAGE_H - 20 - QR_MM, QR_MM)
     return bytes(pdf.output())
-
-
-def _qr(pdf: FPDF, data: str, x: float, y: float, size: float) -> None:
-    """The QR code as vector squares, one rectangle per run of dark modules in a row."""
-    matrix = segno.make(data, error="m", micro=False).matrix
-    module = size / len(matrix)
-    pdf.set_fill_color(0, 0, 0)
-    for row_index, row in enumerate(matrix):
-        col = 0
-        while col < len(row):
-            if not row[col]:
-                col += 1
-                continue
-            start = col
-            while col < len(row) and row[col]:
-                col += 1
-            pdf.rect(x + start * module, y + row_index * module, (col - start) * module, module, "F")

@@ -116,7 +116,10 @@ class SlaMetrics(DependencyProvider):
         self.leadership.release()
 
     def stop(self) -> None:
+        # Let another replica take the export over now rather than when this process is gone.
         self._stopped.set()
+        self.leadership.release()
+        self.engine.dispose()
 
     def kill(self) -> None:
         self.stop()

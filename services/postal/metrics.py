@@ -1,7 +1,8 @@
 """The postal service's own Prometheus metrics (CONTRACTS §4 naming; base units).
 
 ``motcua_postal_shipments`` and ``motcua_postal_shipments_overdue`` are gauges refreshed by the
-service's watch from its tables; the rest are counted where the thing happens.
+service's watch from its tables; the rest are counted where the thing happens. Every replica refreshes
+the gauges from the same tables, so dashboards and alerts take their ``max`` over replicas, not the sum.
 """
 
 from __future__ import annotations

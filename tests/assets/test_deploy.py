@@ -411,6 +411,7 @@ def test_local_overlay_values_pass_the_services_configuration_check(
 def test_service_monitors_select_the_services_and_keep_the_service_label() -> None:
     services = base_services()
     monitors = [doc for _, doc in manifests(MONITORING_KUSTOMIZATION, "ServiceMonitor")]
+    monitors = [m for m in monitors if m["metadata"]["name"] != RABBITMQ_MONITOR]
     assert {m["metadata"]["name"] for m in monitors} == set(services)
     for monitor in monitors:
         name = monitor["metadata"]["name"]
@@ -427,6 +428,33 @@ def test_service_monitors_select_the_services_and_keep_the_service_label() -> No
             assert endpoint.get("path", "/metrics") == "/metrics", name
             # the services label their metrics service="<name>"; the operator's target label must not win
             assert endpoint.get("honorLabels") is True, name
+
+
+RABBITMQ_MONITOR = "motcua-rabbitmq-queues"
+
+
+def test_rabbitmq_queue_depths_are_scraped_where_the_unrouted_alert_reads_them() -> None:
+    """RabbitMQ's plugin serves per-queue series on /metrics/detailed, named rabbitmq_detailed_…, only for
+    the families asked for; the Cluster Operator's Service is labelled component=rabbitmq with its metrics
+    port named "prometheus"."""
+    (monitor,) = [
+        doc
+        for _, doc in manifests(MONITORING_KUSTOMIZATION, "ServiceMonitor")
+        if doc["metadata"]["name"] == RABBITMQ_MONITOR
+    ]
+    assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/component": "rabbitmq"}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "prometheus" and endpoint["path"] == "/metrics/detailed"
+    assert endpoint["params"]["family"] == ["queue_coarse_metrics"]
+    rules = yaml.safe_load(
+        (ROOT / "deploy" / "monitoring" / "prometheus" / "rules" / "motcua-alerts.yml").read_text(
+            encoding="utf-8"
+        )
+    )
+    (alert,) = [
+        r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "MotcuaEventsWaitingUnrouted"
+    ]
+    assert 'rabbitmq_detailed_queue_messages{queue="egov.events.unrouted"}' in alert["expr"]
 
 
 def test_monitoring_kustomization_ships_the_prometheus_rule_and_every_dashboard() -> None:
@@ -497,7 +525,9 @@ def test_kustomize_builds_every_overlay_and_the_monitoring() -> None:
             for container in containers(deployment):
                 for source in container.get("envFrom", []):
                     assert source["configMapRef"]["name"] in config_maps
-    assert set(by_kind(monitoring, "ServiceMonitor")) == {f"motcua-{s}" for s in services}
+    assert set(by_kind(monitoring, "ServiceMonitor")) == {f"motcua-{s}" for s in services} | {
+        RABBITMQ_MONITOR
+    }
     assert set(by_kind(monitoring, "PrometheusRule")) == {"motcua"}
     (dashboards,) = by_kind(monitoring, "ConfigMap").values()
     assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"

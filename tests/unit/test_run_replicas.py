@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from scripts.run import RunError, database_urls, replica_count
+from scripts.run import RunError, answering, database_urls, replica_count
 
 NAMES = ["dossier", "postal", "esign", "metrics"]
 
@@ -39,3 +41,13 @@ def test_a_replica_count_that_is_not_a_whole_number_of_processes_is_refused(valu
     with pytest.raises(RunError, match="REPLICAS"):
         replica_count({"MOTCUA_REPLICAS": value})
     assert replica_count({"MOTCUA_REPLICAS": "3"}) == 3
+
+
+def test_a_port_something_listens_on_is_seen_as_taken():
+    """SO_REUSEPORT would let a second `make run` join the first on its ports: it checks first."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert answering(f"http://127.0.0.1:{port}")
+    assert not answering(f"http://127.0.0.1:{port}")
