@@ -21,6 +21,7 @@ eventlet.listen sets), the kernel spreading new connections over both.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -40,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.dossier.models import dossiers
 from services.metrics.exposition import GAUGES, RESOLUTION, SIMPLE
+from shared import ops
 from shared.auth import DEV_SECRET
 from shared.outbox import leader_lock_key
 from shared.units import UnitRegistry
@@ -285,6 +287,8 @@ def test_two_dossier_and_two_metrics_processes_share_their_databases_correctly(
         assert wait_for(lambda: relay_leaders(dossier_url) == [survivor.name], timeout=30), (
             f"the survivor did not take over: {relay_leaders(dossier_url)}\n{survivor.output()}"
         )
+        # What the operator's command says too (docs/runbook.md).
+        assert f"({survivor.name})" in ops.leaders("dossier", dossier_url, io.StringIO())["outbox relay"]
         for _ in range(AFTER_FAILOVER):
             codes.append(receive(survivor)["code"])
         assert relay_leaders(dossier_url) == [survivor.name]
@@ -362,6 +366,8 @@ def test_two_dossier_and_two_metrics_processes_share_their_databases_correctly(
         assert wait_for(lambda: len(exporters()[0]) == 1 and true_totals(exporters()[1]), timeout=30), (
             exporters()[1]
         )
+        standby = metrics_b if exporting_replica is metrics_a else metrics_a
+        assert f"({standby.name})" in ops.leaders("metrics", metrics_url, io.StringIO())["SLA exporter"]
     finally:
         subscriber.close()
         for replica in replicas:
