@@ -37,7 +37,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import config as settings
-from shared.bulk import insert_rows, rows_parameter
+from shared.bulk import execute_rows, insert_rows
 from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.events import Event
 from shared.failpoints import crash_point
@@ -80,7 +80,7 @@ def claim_first_deliveries(session: Session, inbox: sa.Table, events: list[Event
         for e in events
     }
     claim = insert_rows(session, inbox, _INBOX_COLUMNS).on_conflict_do_nothing().returning(inbox.c.event_id)
-    return set(session.execute(claim, rows_parameter(session, rows.values())).scalars())
+    return {event_id for (event_id,) in execute_rows(session, claim, _INBOX_COLUMNS, rows.values())}
 
 
 _INBOX_COLUMNS = ("consumer", "event_id", "event_type", "received_at")

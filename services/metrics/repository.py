@@ -40,7 +40,7 @@ from services.metrics.projection import (
     counter_key,
     fold,
 )
-from shared.bulk import insert_rows, rows_parameter
+from shared.bulk import execute_rows, insert_rows
 from shared.db import UTCDateTime
 from shared.events import Event
 from shared.uow import claim_first_deliveries
@@ -98,7 +98,7 @@ def _add_to_totals_rows(
         index_elements=["unit", "procedure_field", "channel"],
         set_={column: totals.c[column] + statement.excluded[column] for column in TOTAL_COLUMNS},
     )
-    session.execute(statement.returning(totals.c.unit), rows_parameter(session, rows))
+    execute_rows(session, statement, _TOTALS_INSERTED, rows)
 
 
 def _add_to_totals(session: Session | Connection, key: tuple[str, str, int], delta: dict[str, int]) -> None:
@@ -197,15 +197,15 @@ def _fold_in(session: Session, fresh: dict[str, list[Event]], timezone: tzinfo) 
     # One statement per table for the whole batch, its rows in one JSON parameter (shared/bulk.py).
     if log_rows:
         append = insert_rows(session, event_log, _LOG_INSERTED).on_conflict_do_nothing()
-        appended = session.execute(append.returning(event_log.c.sequence), rows_parameter(session, log_rows))
-        if len(appended.all()) != len(log_rows):
+        appended = execute_rows(session, append.returning(event_log.c.sequence), _LOG_INSERTED, log_rows)
+        if len(appended) != len(log_rows):
             raise RuntimeError("event log rows appeared under the dossier lock; the batch is retried")
     if facts_rows:
         statement = insert_rows(session, dossier_facts, _FACTS_INSERTED)
         statement = statement.on_conflict_do_update(
             index_elements=["code"], set_={column: statement.excluded[column] for column in _FACT_COLUMNS}
         )
-        session.execute(statement.returning(dossier_facts.c.code), rows_parameter(session, facts_rows))
+        execute_rows(session, statement, _FACTS_INSERTED, facts_rows)
     _add_to_totals_rows(session, deltas)
     if released:
         session.execute(event_log.update().where(_log_key.in_(released)).values(waiting=False))

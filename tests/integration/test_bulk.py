@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from shared.bulk import insert_rows, rows_parameter
+from shared.bulk import execute_rows, insert_rows
 from shared.db import UTCDateTime, create_engine
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ def upsert(connection, rows) -> list[str]:
         set_={"count": sample.c.count + statement.excluded["count"], "note": statement.excluded["note"]},
     )
     return sorted(
-        connection.execute(statement.returning(sample.c.key), rows_parameter(connection, rows)).scalars()
+        key for (key,) in execute_rows(connection, statement.returning(sample.c.key), COLUMNS, rows)
     )
 
 
@@ -102,3 +102,16 @@ def test_conflicting_rows_take_the_statements_update(engine):
 def test_a_naive_datetime_is_refused(engine):
     with engine.begin() as connection, pytest.raises((ValueError, sa.exc.StatementError), match="naive"):
         upsert(connection, [row("a", at=datetime(2026, 3, 1, 12, 0))])
+
+
+def test_a_batch_beyond_sqlites_parameter_limit_is_written_whole(engine):
+    rows = [row(f"k{n}", count=n) for n in range(5000)]  # 40,000 parameters: more than one SQLite statement
+    with engine.begin() as connection:
+        assert len(upsert(connection, rows)) == 5000
+        total = connection.execute(sa.select(sa.func.sum(sample.c.count))).scalar_one()
+    assert total == sum(range(5000))
+
+
+def test_nothing_to_write_is_no_statement(engine):
+    with engine.begin() as connection:
+        assert upsert(connection, []) == []
