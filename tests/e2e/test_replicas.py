@@ -284,9 +284,11 @@ def test_two_dossier_and_two_metrics_processes_share_their_databases_correctly(
         assert len(leaders) == 1 and leaders[0] in ("dossier-a", "dossier-b"), leaders
         leader, survivor = (first, second) if leaders[0] == "dossier-a" else (second, first)
         leader.kill()
+        killed = time.monotonic()
         assert wait_for(lambda: relay_leaders(dossier_url) == [survivor.name], timeout=30), (
             f"the survivor did not take over: {relay_leaders(dossier_url)}\n{survivor.output()}"
         )
+        print(f"relay failover after SIGKILL: {time.monotonic() - killed:.2f} s")
         # What the operator's command says too (docs/runbook.md).
         assert f"({survivor.name})" in ops.leaders("dossier", dossier_url, io.StringIO())["outbox relay"]
         for _ in range(AFTER_FAILOVER):
@@ -363,9 +365,11 @@ def test_two_dossier_and_two_metrics_processes_share_their_databases_correctly(
         # The exporter is killed: the other replica exports the same totals, once.
         exporting_replica = metrics_a if scrape(metrics_a)["motcua_metrics_sla_exporter"] == 1 else metrics_b
         exporting_replica.kill()
+        killed = time.monotonic()
         assert wait_for(lambda: len(exporters()[0]) == 1 and true_totals(exporters()[1]), timeout=30), (
             exporters()[1]
         )
+        print(f"SLA exporter failover after SIGKILL (scraped every 0.1 s): {time.monotonic() - killed:.2f} s")
         standby = metrics_b if exporting_replica is metrics_a else metrics_a
         assert f"({standby.name})" in ops.leaders("metrics", metrics_url, io.StringIO())["SLA exporter"]
     finally:
