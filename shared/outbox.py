@@ -20,14 +20,14 @@ from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing
 from shared.events import Event
 from shared.failpoints import crash_point
-from shared.leadership import Leadership, lock_key
+from shared.leadership import Leadership, job_key
 
 log = logging.getLogger(__name__)
 
 
 def leader_lock_key(service: str) -> int:
     """The PostgreSQL advisory lock that elects a service's relay among its replicas."""
-    return lock_key(f"motcua-outbox-{service}")
+    return job_key("outbox relay", service)
 
 
 def record(connection: Connection | sa.orm.Session, table: sa.Table, events: list[Event]) -> None:
