@@ -22,9 +22,21 @@ from sqlalchemy.engine import Connection, Engine
 log = logging.getLogger(__name__)
 
 
+# What replicas elect a leader for, by the lock's name (``{service}``: the service's name).
+ELECTED_JOBS = {
+    "outbox relay": "motcua-outbox-{service}",
+    "SLA exporter": "motcua-sla-exporter-{service}",
+}
+
+
 def lock_key(name: str) -> int:
     """The advisory lock's key for a job, e.g. ``motcua-outbox-dossier``: the same in every replica."""
     return zlib.crc32(name.encode())
+
+
+def job_key(job: str, service: str) -> int:
+    """The lock of one of ``ELECTED_JOBS`` in a service's database."""
+    return lock_key(ELECTED_JOBS[job].format(service=service))
 
 
 class Leadership:

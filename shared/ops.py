@@ -8,6 +8,7 @@
     python -m shared.ops replay-unrouted [--limit N]
     python -m shared.ops broker-setup                      # the alternate-exchange policy
     python -m shared.ops outbox dossier                    # backlog, oldest, relay leader
+    python -m shared.ops leaders metrics                   # who leads: the relay, the SLA exporter
     python -m shared.ops rebuild metrics                   # rebuild a projection from its event log
 
 The broker comes from ``AMQP_URI`` (or ``--amqp-uri``); listing queues and setting the policy use the
@@ -39,6 +40,7 @@ import sqlalchemy as sa
 
 from shared.broker import MessageCopier, connect, declare_exchanges, declare_unrouted
 from shared.events import EXCHANGE, UNROUTED_EXCHANGE, UNROUTED_QUEUE
+from shared.leadership import ELECTED_JOBS, job_key
 from shared.outbox import leader_lock_key
 
 DEAD_LETTER_SUFFIX = ".dead-letter"
@@ -387,7 +389,27 @@ def outbox_status(service: str, database_url: str | None, out: TextIO) -> dict:
 def _relay_leader(connection: sa.Connection, service: str) -> str:
     if connection.dialect.name != "postgresql":
         return "no election on SQLite: the one service process relays"
-    key = leader_lock_key(service)
+    return _holder(connection, leader_lock_key(service))
+
+
+def leaders(service: str, database_url: str | None, out: TextIO) -> dict[str, str]:
+    """Which process leads each elected job (shared/leadership.py) among the service's replicas."""
+    url = database_url or service_database_url(service)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if connection.dialect.name != "postgresql":
+                found = {job: "no election on SQLite: the one service process" for job in ELECTED_JOBS}
+            else:
+                found = {job: _holder(connection, job_key(job, service)) for job in ELECTED_JOBS}
+    finally:
+        engine.dispose()
+    for job, holder in found.items():
+        out.write(f"{job}: {holder}\n")
+    return found
+
+
+def _holder(connection: sa.Connection, key: int) -> str:
     row = connection.execute(
         sa.text(
             "SELECT a.pid, a.client_addr, a.application_name, a.backend_start FROM pg_locks l "
@@ -397,9 +419,11 @@ def _relay_leader(connection: sa.Connection, service: str) -> str:
         {"key": key},
     ).first()
     if row is None:
-        return "none (no relay holds the lock)"
+        return "none (no replica holds the lock)"
+    name = f" ({row.application_name})" if row.application_name else ""
     return (
-        f"pid {row.pid} from {row.client_addr or 'local socket'} since {row.backend_start:%Y-%m-%d %H:%M:%S}"
+        f"pid {row.pid}{name} from {row.client_addr or 'local socket'} "
+        f"since {row.backend_start:%Y-%m-%d %H:%M:%S}"
     )
 
 
@@ -452,6 +476,9 @@ def _parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="a service's outbox backlog and its relay leader")
     outbox.add_argument("service")
     outbox.add_argument("--database-url", help="default: the service's config.yml")
+    leading = commands.add_parser("leaders", help="which replica leads each elected job (relay, SLA export)")
+    leading.add_argument("service")
+    leading.add_argument("--database-url", help="default: the service's config.yml")
     rebuild = commands.add_parser("rebuild", help="rebuild a service's projection from its event log")
     rebuild.add_argument("service")
     rebuild.add_argument("--database-url", help="default: the service's config.yml")
@@ -480,6 +507,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, ask: Callable[
                 broker_setup(uri, out)
             case "outbox":
                 outbox_status(args.service, args.database_url, out)
+            case "leaders":
+                leaders(args.service, args.database_url, out)
             case "rebuild":
                 rebuild_projection(args.service, args.database_url, out)
     except OpsError as exc:

@@ -8,12 +8,12 @@ domain events to the outbox. ``tests/support/fakes.py`` has its in-memory twin.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from services.dossier.domain.model import Dossier
 from services.dossier.events import envelopes
@@ -51,32 +51,53 @@ def next_dossier_code(session: Session, *, unit: str, identifier: str, day: date
     return f"{identifier}-{stamp}-{number:04d}"
 
 
-def get(session: Session, code: str, *, for_update: bool = False) -> Dossier | None:
-    query = sa.select(Dossier).where(Dossier.code == code)
-    if for_update:
-        # Later events of one dossier must enter the outbox after earlier ones commit.
-        query = query.with_for_update()
-    return session.execute(query).scalar_one_or_none()
+# The write path is SQLAlchemy Core, on statements built once (so no cache key is computed per call):
+# a dossier is loaded from its row and written back as an UPDATE of the columns that changed, compared
+# with the row as loaded; no ORM identity map or unit of work on the way. Searches use the ORM.
+_COLUMNS = tuple(column.name for column in dossiers.c)
+_FIELDS = frozenset(f.name for f in fields(Dossier))
+_SELECT = sa.select(dossiers).where(dossiers.c.code == sa.bindparam("code"))
+# Later events of one dossier must enter the outbox after earlier ones commit: changes lock the row.
+_SELECT_FOR_UPDATE = _SELECT.with_for_update()
+_INSERT = dossiers.insert()
+_UPDATE = dossiers.update().where(dossiers.c.code == sa.bindparam("stored_code"))
+_INSERT_HANDOVERS = dossier_handovers.insert()
+_INSERT_AUDIT = dossier_audit.insert()
+
+Stored = dict[str, Any]  # a dossier's row as it is in the database now (column name -> value)
 
 
-def save(session: Session, dossier: Dossier, units: UnitRegistry, *, actor: str | None) -> None:
-    """Update the dossier (the ORM writes the columns that changed) and write its pending hand-overs."""
+def load(session: Session, code: str, *, for_update: bool = False) -> tuple[Dossier, Stored] | None:
+    """The dossier and its row as stored (to tell what changed at commit)."""
+    row = session.execute(_SELECT_FOR_UPDATE if for_update else _SELECT, {"code": code}).first()
+    if row is None:
+        return None
+    stored = dict(row._mapping)
+    dossier = Dossier(**{name: value for name, value in stored.items() if name in _FIELDS})
+    dossier.receiving_path, dossier.handling_path = stored["receiving_path"], stored["handling_path"]
+    return dossier, stored
+
+
+def insert(session: Session, dossier: Dossier, units: UnitRegistry, *, actor: str | None) -> Stored:
+    """Insert a new dossier and write its pending hand-overs; returns its row as stored."""
     _set_paths(dossier, units)
-    session.add(dossier)
-    session.flush()
+    stored = {name: getattr(dossier, name) for name in _COLUMNS}
+    session.execute(_INSERT, stored)
     _write_handovers(session, dossier, actor)
+    return stored
 
 
-_DOSSIER_COLUMNS = tuple(column.name for column in dossiers.c)
-
-
-def insert(session: Session, dossier: Dossier, units: UnitRegistry, *, actor: str | None) -> None:
-    """Insert a new dossier with one Core statement (no ORM unit of work), then let the session track
-    it as if loaded, so later changes in the transaction are flushed as an UPDATE; and its hand-overs."""
+def save(
+    session: Session, dossier: Dossier, stored: Stored, units: UnitRegistry, *, actor: str | None
+) -> None:
+    """Write the columns that changed since ``stored`` (an UPDATE, none when nothing did) and the
+    dossier's pending hand-overs. Columns are replaced, never mutated in place (models.py), so a
+    comparison with the stored values sees every change."""
     _set_paths(dossier, units)
-    session.execute(dossiers.insert(), {name: getattr(dossier, name) for name in _DOSSIER_COLUMNS})
-    make_transient_to_detached(dossier)
-    session.add(dossier)
+    changed = {name: value for name in _COLUMNS if (value := getattr(dossier, name)) != stored[name]}
+    if changed:
+        session.execute(_UPDATE, {"stored_code": stored["code"], **changed})
+        stored.update(changed)
     _write_handovers(session, dossier, actor)
 
 
@@ -89,7 +110,7 @@ def _write_handovers(session: Session, dossier: Dossier, actor: str | None) -> N
     pending, dossier.handovers = list(dossier.handovers), []
     if pending:
         session.execute(
-            dossier_handovers.insert(),
+            _INSERT_HANDOVERS,
             [
                 {
                     "dossier_code": dossier.code,
@@ -125,18 +146,21 @@ class AuditEntry:
 def audit(session: Session, code: str, entry: AuditEntry) -> None:
     """Append one line to the dossier's audit trail (the table refuses updates and deletes)."""
     session.execute(
-        dossier_audit.insert().values(
-            dossier_code=code,
-            at=entry.at,
-            actor=entry.actor,
-            roles=sorted(entry.roles),
-            action=entry.action,
-            reason=entry.reason,
-            status_before=entry.status_before,
-            status_after=entry.status_after,
-            request_id=entry.request_id,
-            details=dict(entry.details),
-        )
+        _INSERT_AUDIT,
+        [
+            {
+                "dossier_code": code,
+                "at": entry.at,
+                "actor": entry.actor,
+                "roles": sorted(entry.roles),
+                "action": entry.action,
+                "reason": entry.reason,
+                "status_before": entry.status_before,
+                "status_after": entry.status_after,
+                "request_id": entry.request_id,
+                "details": dict(entry.details),
+            }
+        ],
     )
 
 
@@ -278,17 +302,23 @@ class Dossiers:
         # The code the officer gave with this transaction's reason: events carry it, not the text.
         self.reason_code: str | None = None
         self.seen: dict[str, Dossier] = {}
+        self._stored: dict[str, Stored] = {}
         tx.collect_from(self._collect)
 
     def get(self, code: str, *, for_update: bool = False) -> Dossier | None:
-        dossier = get(self.session, code, for_update=for_update)
-        if dossier is not None:
-            self.seen.setdefault(dossier.code, dossier)
+        found = load(self.session, code, for_update=for_update)
+        if found is None:
+            return None
+        if code in self.seen:  # one object per dossier in a unit of work, as the ORM's identity map
+            return self.seen[code]
+        dossier, self._stored[code] = found
+        self.seen[code] = dossier
         return dossier
 
     def read(self, code: str) -> Dossier | None:
         """A dossier to look at, not to change: not seen, so nothing of it is stored at commit."""
-        return get(self.session, code)
+        found = load(self.session, code)
+        return None if found is None else found[0]
 
     def add(self, dossier: Dossier, *, identifier: str, day: date) -> None:
         """A new dossier: numbered from the daily counter of ``identifier`` — whose row stays locked
@@ -296,8 +326,8 @@ class Dossiers:
         audit line can refer to it."""
         code = next_dossier_code(self.session, unit=dossier.receiving_unit, identifier=identifier, day=day)
         dossier.number(code)
-        insert(self.session, dossier, self.units, actor=self.actor)
-        self.seen[dossier.code] = dossier
+        self._stored[code] = insert(self.session, dossier, self.units, actor=self.actor)
+        self.seen[code] = dossier
 
     def audit(self, code: str, entry: AuditEntry) -> None:
         audit(self.session, code, entry)
@@ -322,5 +352,5 @@ class Dossiers:
         for dossier in self.seen.values():
             # Envelopes first: they take the dossier's pending events, numbered by its sequence.
             published.extend(envelopes(dossier, self.units, reason_code=self.reason_code))
-            save(self.session, dossier, self.units, actor=self.actor)
+            save(self.session, dossier, self._stored[dossier.code], self.units, actor=self.actor)
         return published

@@ -24,13 +24,13 @@ from services.metrics.exposition import SLA_EXPORTER, SlaCollector, UnitLabels, 
 from shared.config import Setting, positive, positive_int, validate
 from shared.db import create_engine
 from shared.events import Event
-from shared.leadership import Leadership, lock_key
+from shared.leadership import Leadership, job_key
 from shared.units import UnitRegistry
 from shared.workcalendar import WorkingCalendar
 
 log = logging.getLogger(__name__)
 # The advisory lock of the replica that exports the SLA families (exposition.py).
-SLA_EXPORTER_LOCK = lock_key("motcua-sla-exporter-metrics")
+SLA_EXPORTER_LOCK = job_key("SLA exporter", "metrics")
 
 SETTINGS = (
     Setting(

@@ -199,6 +199,7 @@ def test_metrics_scales_like_the_others_now_that_one_replica_exports_the_sla_tot
     )
     assert scaled["spec"]["minReplicaCount"] >= 2
     assert scaled["spec"]["maxReplicaCount"] > scaled["spec"]["minReplicaCount"]
+    assert by_kind(docs, "PodDisruptionBudget")["motcua-metrics"]["spec"]["minAvailable"] >= 1
 
 
 def test_dossier_keeps_two_replicas_and_the_autoscaler_owns_the_count() -> None:

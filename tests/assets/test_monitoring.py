@@ -248,12 +248,3 @@ def test_rules_and_dashboards_use_only_exposed_metrics() -> None:
         if (names := set(METRIC_NAME.findall(expr)) - EXPOSED_METRICS - recorded)
     }
     assert unknown == {}
-
-
-def test_the_runbook_names_the_sla_exporter_lock_by_its_key() -> None:
-    """The runbook's query finds the SLA exporter's session by the advisory lock's key."""
-    from services.metrics.dependencies import SLA_EXPORTER_LOCK
-
-    runbook = (MONITORING.parents[1] / "docs" / "runbook.md").read_text(encoding="utf-8")
-    section = runbook.split("### SLA exporter not one", 1)[1].split("\n### ", 1)[0]
-    assert f'= {SLA_EXPORTER_LOCK}"' in section

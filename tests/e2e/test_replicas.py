@@ -21,6 +21,7 @@ eventlet.listen sets), the kernel spreading new connections over both.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -40,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.dossier.models import dossiers
 from services.metrics.exposition import GAUGES, RESOLUTION, SIMPLE
+from shared import ops
 from shared.auth import DEV_SECRET
 from shared.outbox import leader_lock_key
 from shared.units import UnitRegistry
@@ -282,9 +284,13 @@ def test_two_dossier_and_two_metrics_processes_share_their_databases_correctly(
         assert len(leaders) == 1 and leaders[0] in ("dossier-a", "dossier-b"), leaders
         leader, survivor = (first, second) if leaders[0] == "dossier-a" else (second, first)
         leader.kill()
+        killed = time.monotonic()
         assert wait_for(lambda: relay_leaders(dossier_url) == [survivor.name], timeout=30), (
             f"the survivor did not take over: {relay_leaders(dossier_url)}\n{survivor.output()}"
         )
+        print(f"relay failover after SIGKILL: {time.monotonic() - killed:.2f} s")
+        # What the operator's command says too (docs/runbook.md).
+        assert f"({survivor.name})" in ops.leaders("dossier", dossier_url, io.StringIO())["outbox relay"]
         for _ in range(AFTER_FAILOVER):
             codes.append(receive(survivor)["code"])
         assert relay_leaders(dossier_url) == [survivor.name]
@@ -359,9 +365,13 @@ def test_two_dossier_and_two_metrics_processes_share_their_databases_correctly(
         # The exporter is killed: the other replica exports the same totals, once.
         exporting_replica = metrics_a if scrape(metrics_a)["motcua_metrics_sla_exporter"] == 1 else metrics_b
         exporting_replica.kill()
+        killed = time.monotonic()
         assert wait_for(lambda: len(exporters()[0]) == 1 and true_totals(exporters()[1]), timeout=30), (
             exporters()[1]
         )
+        print(f"SLA exporter failover after SIGKILL (scraped every 0.1 s): {time.monotonic() - killed:.2f} s")
+        standby = metrics_b if exporting_replica is metrics_a else metrics_a
+        assert f"({standby.name})" in ops.leaders("metrics", metrics_url, io.StringIO())["SLA exporter"]
     finally:
         subscriber.close()
         for replica in replicas:

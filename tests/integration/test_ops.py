@@ -211,6 +211,29 @@ def test_outbox_backlog_and_relay_leader(database_url, rabbit_config):
     assert "dossier: 2 event(s) waiting" in out.getvalue()
 
 
+def test_leaders_names_the_process_leading_each_elected_job(database_url):
+    """`leaders metrics`: the SLA exporter's holder, by its session's application name; the relay none."""
+    from services.metrics.dependencies import SLA_EXPORTER_LOCK
+    from shared.leadership import Leadership
+
+    named = {"connect_args": {"application_name": "metrics-7f9c"}} if "postgresql" in database_url else {}
+    engine = sa.create_engine(database_url, **named)
+    exporter = Leadership(engine, SLA_EXPORTER_LOCK, "SLA exporter of metrics")
+    try:
+        assert exporter.hold()
+        out = io.StringIO()
+        found = ops.leaders("metrics", database_url, out)
+    finally:
+        exporter.release()
+        engine.dispose()
+    if database_url.startswith("sqlite"):
+        assert set(found.values()) == {"no election on SQLite: the one service process"}
+        return
+    assert found["SLA exporter"].startswith("pid ") and "(metrics-7f9c)" in found["SLA exporter"]
+    assert found["outbox relay"].startswith("none")
+    assert f"SLA exporter: {found['SLA exporter']}" in out.getvalue()
+
+
 def test_rebuild_a_projection(database_url):
     upgrade("metrics", database_url)
     out = io.StringIO()

@@ -199,3 +199,18 @@ def test_relay_killed_before_marking_resends_and_leaves_no_gap(engine, rabbit_co
         unique.setdefault(envelope["id"], envelope)
     assert sorted(e["sequence"] for e in unique.values()) == [1, 2, 3, 4]
     assert pending(engine) == 0
+
+
+def test_a_busy_relay_lingers_for_the_commits_behind_and_a_quiet_one_does_not(engine, rabbit_config):
+    slept: list[float] = []
+    relay = OutboxRelay(
+        engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier", linger_seconds=0.02
+    )
+    relay._sleep = slept.append
+    relay._running = True
+    try:
+        relay._linger(idle=0.001)  # woken 1 ms after its last round: the service is busy
+        relay._linger(idle=3.0)  # woken after 3 s of nothing: this event goes out at once
+    finally:
+        relay.stop()
+    assert slept == [0.02]
