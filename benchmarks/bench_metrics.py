@@ -277,7 +277,7 @@ class RunningMetrics:
             try:
                 if requests.get(f"http://127.0.0.1:{self.port}/health/live", timeout=1).ok:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused while starting; slow while it consumes
                 time.sleep(0.2)
         self.__exit__()
         raise RuntimeError("the metrics service did not start")
