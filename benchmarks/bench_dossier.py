@@ -14,10 +14,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,30 +26,16 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.common import ROOT, RunningService
 from shared.auth import DEV_SECRET, mint
 from shared.broker import connect, declare_exchanges
 from shared.events import EXCHANGE
 
-ROOT = Path(__file__).resolve().parent.parent
 APPLICANT = {"full_name": "Nguyễn Văn An", "id_number": "079203001234"}
 UNIT = "26740"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 BEFORE = "48840d6"  # main before issue 13's cheaper transition: the CPU-per-transition baseline
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, from ``/proc/<pid>/stat`` (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -72,75 +56,13 @@ def source_tree(revision: str | None) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-class RunningDossier:
-    """The dossier service as ``processes`` processes of its own on one port (SO_REUSEPORT, which
-    eventlet.listen sets), migrated, on the given database and broker; ``root``: the source tree."""
+class RunningDossier(RunningService):
+    """The dossier service as its own processes (benchmarks/common.py), with the development secret."""
 
     def __init__(self, amqp_uri: str, database_url: str, *, root: Path = ROOT, processes: int = 1) -> None:
-        self.root = root
-        self.processes_wanted = processes
-        self.port = _free_port()
-        self.env = {
-            **os.environ,
-            "AMQP_URI": amqp_uri,
-            "DOSSIER_DATABASE_URL": database_url,
-            "DOSSIER_ADDRESS": f"127.0.0.1:{self.port}",
-            "JWT_SECRET": DEV_SECRET,
-            "PYTHONPATH": str(root),
-            "LOG_LEVEL": "WARNING",
-            "MAX_WORKERS": "20",
-        }
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.processes: list[subprocess.Popen] = []
-
-    def __enter__(self) -> RunningDossier:
-        subprocess.run(
-            [sys.executable, "-m", "shared.migrate", "dossier"],
-            cwd=self.root,
-            env=self.env,
-            check=True,
-            capture_output=True,
+        super().__init__(
+            "dossier", amqp_uri, database_url, root=root, processes=processes, env={"JWT_SECRET": DEV_SECRET}
         )
-        for _ in range(self.processes_wanted):
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "shared.runner", "dossier"],
-                    cwd=self.root,
-                    env=self.env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            self._wait_live()
-        return self
-
-    @property
-    def process(self) -> subprocess.Popen:
-        return self.processes[0]
-
-    def _wait_live(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/health/live", timeout=1).ok:
-                    time.sleep(0.5 if len(self.processes) > 1 else 0)  # the newest one listens too
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError("dossier service did not start")
-
-    def cpu_seconds(self) -> float:
-        return sum(cpu_seconds(process.pid) for process in self.processes)
-
-    def __exit__(self, *exc) -> None:
-        for process in self.processes:
-            process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def _lua(

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
-from benchmarks.bench_dossier import _free_port
+from benchmarks.common import RunningService
 from services.postal import repository
 from services.postal.domain.model import Direction, Shipment
 from services.postal.models import webhooks
@@ -47,53 +47,9 @@ UNIT = "26734"
 CONTACT = {"name": "Nguyễn Văn An", "phone": "0901234567", "address": "12 Lê Lợi"}
 
 
-class RunningPostal:
+class RunningPostal(RunningService):
     def __init__(self, amqp_uri: str, database_url: str) -> None:
-        self.port = _free_port()
-        self.env = {
-            **os.environ,
-            "AMQP_URI": amqp_uri,
-            "POSTAL_DATABASE_URL": database_url,
-            "POSTAL_ADDRESS": f"127.0.0.1:{self.port}",
-            "PYTHONPATH": str(ROOT),
-            "LOG_LEVEL": "WARNING",
-            "MAX_WORKERS": "20",
-            "POSTAL_WATCH_SECONDS": "3600",
-        }
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> RunningPostal:
-        subprocess.run(
-            [sys.executable, "-m", "shared.migrate", "postal"],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.runner", "postal"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                connection.request("GET", "/health/live")
-                if connection.getresponse().status == 200:
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("postal service did not start")
-
-    def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        super().__init__("postal", amqp_uri, database_url, env={"POSTAL_WATCH_SECONDS": "3600"})
 
 
 def _shipments(engine: sa.Engine, count: int) -> list[str]:

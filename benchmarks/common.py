@@ -1,0 +1,110 @@
+"""What the service benchmarks share: a service run as its own processes, as ``make run`` starts it."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from ``/proc/<pid>/stat`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RunningService:
+    """``service`` as ``processes`` processes of its own on one port (SO_REUSEPORT, which eventlet.listen
+    sets), migrated first, on the given database and broker; ``root``: the source tree to run."""
+
+    def __init__(
+        self,
+        service: str,
+        amqp_uri: str,
+        database_url: str,
+        *,
+        root: Path = ROOT,
+        processes: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.service = service
+        self.root = root
+        self.processes_wanted = processes
+        self.port = free_port()
+        prefix = service.upper()
+        self.env = {
+            **os.environ,
+            "AMQP_URI": amqp_uri,
+            f"{prefix}_DATABASE_URL": database_url,
+            f"{prefix}_ADDRESS": f"127.0.0.1:{self.port}",
+            "PYTHONPATH": str(root),
+            "LOG_LEVEL": "WARNING",
+            "MAX_WORKERS": "20",
+            **(env or {}),
+        }
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self):
+        subprocess.run(
+            [sys.executable, "-m", "shared.migrate", self.service],
+            cwd=self.root,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+        for _ in range(self.processes_wanted):
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "shared.runner", self.service],
+                    cwd=self.root,
+                    env=self.env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            self._wait_live()
+        return self
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.processes[0]
+
+    def _wait_live(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                connection.request("GET", "/health/live")
+                if connection.getresponse().status == 200:
+                    time.sleep(0.5 if len(self.processes) > 1 else 0)  # the newest one listens too
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError(f"{self.service} service did not start")
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(process.pid) for process in self.processes)
+
+    def __exit__(self, *exc) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
