@@ -38,6 +38,7 @@ import amqp
 import requests
 import sqlalchemy as sa
 
+from benchmarks.common import cpu_seconds
 from services.dossier.catalogue import Catalogue
 from services.metrics import repository
 from services.metrics.exposition import SlaCollector, UnitLabels, render
@@ -315,11 +316,14 @@ def projected_rate(amqp_uri: str, database_url: str, events: list[Event], bodies
     handled = sa.select(sa.func.count()).where(inbox.c.consumer == QUEUE, inbox.c.received_at >= since)
     # When each event's transaction started: a batch's events share one.
     claimed = sa.select(inbox.c.received_at).where(inbox.c.consumer == QUEUE, inbox.c.received_at >= since)
-    count = 0
+    count = handled_before = 0
     cpu = None
     try:
         with RunningMetrics(amqp_uri, database_url) as running:
             cpu_before = _cpu_seconds(running.process.pid)
+            with engine.connect() as connection:
+                # It consumes from its start: what it handled before it answered is not counted.
+                handled_before = connection.execute(handled).scalar_one()
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
                 with engine.connect() as connection:
@@ -344,19 +348,19 @@ def projected_rate(amqp_uri: str, database_url: str, events: list[Event], bodies
         "projected_events_per_s": round(rate(stamps)),
         # The service process's own CPU time per event, from when it was up to the last event (Linux):
         # less sensitive to the machine's load than the rates.
-        "service_cpu_us_per_event": None if cpu is None else round(cpu / len(events) * 1e6),
+        "service_cpu_us_per_event": None
+        if cpu is None or count <= handled_before
+        else round(cpu / (count - handled_before) * 1e6),
         "events_left_waiting": waiting,
     }
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far, from /proc (None where there is no /proc)."""
+    """The process's CPU seconds so far (benchmarks/common.py), None where there is no /proc."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+        return cpu_seconds(pid)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def projection_throughput(amqp_uri: str, database_urls: dict[str, str], n_events: int) -> dict:
