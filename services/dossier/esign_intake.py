@@ -10,6 +10,12 @@ Each event is applied once (the inbox), through the same domain methods as the m
 account and name) and says ``via: esign`` with the signing request and the signed document's SHA-256,
 so the audit trail shows which way each dossier went. An event the dossier's status no longer allows
 (signed on paper meanwhile) is logged and acknowledged: retrying cannot make it apply.
+
+``esign.sealed`` can arrive before the ``esign.signed`` it follows: the queue's events are handled
+concurrently, and by several replicas. A seal on a decided dossier whose signature is not recorded yet
+raises :class:`SealedBeforeSigned`, which the consumer retries after its delay (``EVENT_RETRY_DELAYS``)
+instead of dropping the stamp step; by then the signature is in. If it never comes, the seal is
+dead-lettered after ``EVENT_MAX_ATTEMPTS``, where the operator sees it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import TYPE_CHECKING
 from services.dossier.repository import AuditEntry
 from shared.domain import DomainError
 from shared.events import Event
+from shared.vocabulary import Status
 
 if TYPE_CHECKING:
     from services.dossier.service_layer import Office, UnitOfWork
@@ -30,6 +37,10 @@ log = logging.getLogger(__name__)
 QUEUE = "dossier.esign-events"
 BINDINGS = ["esign.signed.#", "esign.sealed.#", "esign.refused.#"]
 ACTIONS = {"signed": "sign", "sealed": "stamp", "refused": "send_back_for_appraisal"}
+
+
+class SealedBeforeSigned(Exception):
+    """The seal came before the signature it follows: handled again later, not dropped."""
 
 
 def apply(event: Event, uow: UnitOfWork, office: Office) -> bool | None:
@@ -55,6 +66,11 @@ def apply(event: Event, uow: UnitOfWork, office: Office) -> bool | None:
                 reason = f"signed digitally by {data['signer_name']}"
                 details["document_sha256"] = data["document_sha256"]
             elif event.name == "sealed":
+                if dossier.status is Status.PROCESSING and dossier.decision and not dossier.signed_at:
+                    raise SealedBeforeSigned(
+                        f"{event.subject}: sealed by request {data['request_id']} before its signature "
+                        "was recorded; retried"
+                    )
                 dossier.stamp(now=at)
                 reason = f"organisation's signature applied digitally by {data['signer_name']}"
                 details["document_sha256"] = data["document_sha256"]

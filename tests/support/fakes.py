@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ class Committed:
     audit: dict[str, list[AuditEntry]]
     handovers: dict[str, list[dict[str, Any]]]
     responses: dict[tuple[str, str], StoredResponse]
+    delivered: set[tuple[str, str]] = field(default_factory=set)  # the inbox: (consumer, event id)
 
 
 class FakeTransaction(Transaction):
@@ -50,6 +51,12 @@ class FakeTransaction(Transaction):
 
     def remember(self, principal: str, key: str, response: StoredResponse) -> None:
         self.state.responses[principal, key] = response
+
+    def first_delivery(self, event: Event, consumer: str) -> bool:
+        if (consumer, event.id) in self.state.delivered:
+            return False
+        self.state.delivered.add((consumer, event.id))
+        return True
 
 
 class FakeUnitOfWork:

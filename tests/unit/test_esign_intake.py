@@ -1,0 +1,66 @@
+"""How the dossier follows the e-signature service's events (services/dossier/esign_intake.py), on the
+in-memory unit of work. DOMAIN.md "Signatures": the leader signs the result, then the clerk applies
+the organisation's signature — so a seal is the stamp step only after the signature is recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.dossier import esign_intake
+from services.dossier.actions import REGISTRY
+from services.dossier.domain.model import Action
+from shared.events import Event
+from tests.unit.test_dossier_service_layer import act, office, receive, uow  # noqa: F401 - fixtures
+
+SIGNED, STAMPED = REGISTRY[Action.SIGN].event.name, REGISTRY[Action.STAMP].event.name
+
+
+def decided(uow, office) -> str:  # noqa: F811
+    code = receive(uow, office)
+    for action, body in (
+        (Action.START_PROCESSING, {}),
+        (Action.APPRAISE, {}),
+        (Action.DECIDE, {"decision": "approved"}),
+    ):
+        act(uow, office, code, action, body)
+    return code
+
+
+def esign_event(name: str, code: str, office) -> Event:  # noqa: F811
+    at = office.clock()  # after every step so far
+    data = {
+        "request_id": "req-1",
+        "signer_sub": "leader@79" if name == "signed" else "clerk@79",
+        "signer_role": "leader" if name == "signed" else "clerk",
+        "signer_name": "Lê Văn Cường",
+        "occurred_at": at.isoformat(),
+        "document_sha256": "0" * 64,
+    }
+    return Event(source="esign", name=name, subject=code, data=data, unit_path="79.26740", sequence=1)
+
+
+def test_a_seal_before_its_signature_is_retried_and_then_stamps(uow, office):  # noqa: F811
+    code = decided(uow, office)
+    before = len(uow.published)
+    sealed, signed = esign_event("sealed", code, office), esign_event("signed", code, office)
+
+    with pytest.raises(esign_intake.SealedBeforeSigned):
+        esign_intake.apply(sealed, uow, office)
+    assert uow.state.dossiers[code].stamped_at is None and len(uow.published) == before
+
+    assert esign_intake.apply(signed, uow, office) is None
+    # The retried seal is not taken for a redelivery: the failed attempt claimed nothing.
+    assert esign_intake.apply(sealed, uow, office) is None
+    assert uow.published_names()[before:] == [SIGNED, STAMPED]
+    assert esign_intake.apply(sealed, uow, office) is False  # a true redelivery now changes nothing
+    assert uow.published_names()[before:] == [SIGNED, STAMPED]
+
+
+def test_a_seal_the_status_no_longer_allows_is_acknowledged_not_retried(uow, office):  # noqa: F811
+    """Signed and stamped on paper meanwhile: retrying the seal cannot make it apply."""
+    code = decided(uow, office)
+    act(uow, office, code, Action.SIGN)
+    act(uow, office, code, Action.STAMP)
+    before = len(uow.published)
+    assert esign_intake.apply(esign_event("sealed", code, office), uow, office) is None
+    assert len(uow.published) == before
