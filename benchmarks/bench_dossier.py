@@ -26,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.common import ROOT, RunningService
+from benchmarks.common import ROOT, MachineCpu, RunningService
 from shared.auth import DEV_SECRET, mint
 from shared.broker import connect, declare_exchanges
 from shared.events import EXCHANGE
@@ -220,11 +220,16 @@ def _measured(service: RunningDossier, amqp_uri: str, binding: str, expected, ru
     """Run a load (``run()`` → wrk's figures) and wait for its events; CPU from before the load
     until the last expected event arrived (the relay's publishing counts)."""
     listener = _Listener(amqp_uri, binding)
+    machine = MachineCpu({process.pid for process in service.processes})
+    machine.start()
     cpu = service.cpu_seconds()
     load = run()
     listener.wait_for(expected(load))
     used = service.cpu_seconds() - cpu
     figures = _figures(load, listener, used)
+    # Who else spent the machine's CPU meanwhile (the database, the broker, wrk): what a second process
+    # could use, and what a deployment must size.
+    figures.update(machine.stop(figures["transitions"]))
     figures["subjects"] = list(dict.fromkeys(listener.subjects))
     listener.close()
     return figures

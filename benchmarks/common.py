@@ -108,3 +108,61 @@ class RunningService:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+# What else on the machine spends CPU while a service is measured: the servers it needs and the load
+# generator share its cores. Grouped by the process's command name (/proc/<pid>/comm).
+GROUPS = {"postgres": "postgresql", "beam.smp": "rabbitmq", "erl_child_setup": "rabbitmq", "wrk": "wrk"}
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from the first line of /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return (total - idle) / ticks, total / ticks
+
+
+def cpu_by_process(service_pids: set[int]) -> dict[int, tuple[str, float]]:
+    """Per process of a known group (the service's, PostgreSQL's, RabbitMQ's, wrk's): its group and its
+    CPU seconds so far."""
+    found: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            group = "service" if pid in service_pids else GROUPS.get((entry / "comm").read_text().strip())
+            if group is not None:
+                found[pid] = (group, cpu_seconds(pid))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return found
+
+
+class MachineCpu:
+    """How busy the machine was, and who spent it, between ``start()`` and ``stop()``."""
+
+    def __init__(self, service_pids: set[int]) -> None:
+        self.service_pids = service_pids
+
+    def start(self) -> None:
+        self._machine = machine_cpu()
+        self._processes = cpu_by_process(self.service_pids)
+
+    def stop(self, transitions: int) -> dict:
+        busy, total = (end - start for end, start in zip(machine_cpu(), self._machine, strict=True))
+        spent: dict[str, float] = {}
+        # A process that started meanwhile counts whole; one that ended meanwhile took its time with it
+        # (PostgreSQL's backends live as long as the pool's connections, so little is lost).
+        for pid, (group, seconds) in cpu_by_process(self.service_pids).items():
+            spent[group] = spent.get(group, 0.0) + seconds - self._processes.get(pid, (group, 0.0))[1]
+        spent["other"] = busy - sum(spent.values())
+        return {
+            "machine_busy_pct": round(100 * busy / total, 1) if total else None,
+            "cpu_ms_per_transition_by": {
+                name: round(seconds * 1000 / transitions, 2) if transitions else None
+                for name, seconds in sorted(spent.items())
+            },
+        }
