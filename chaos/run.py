@@ -518,14 +518,12 @@ def leadership_loss(stack: Stack, s: Settings) -> Row:
     leaders: list[str] = []
 
     def leader() -> int | None:
+        from shared.leadership import HELD_HERE
         from shared.outbox import leader_lock_key
 
         with stack.engines["dossier"].connect() as connection:
             return connection.execute(
-                sa.text(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND ((classid::bigint << 32) | objid::bigint) = :key"
-                ),
+                sa.text(f"SELECT l.pid FROM pg_locks l WHERE {HELD_HERE}"),
                 {"key": leader_lock_key("dossier")},
             ).scalar()
 

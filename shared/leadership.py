@@ -29,6 +29,16 @@ ELECTED_JOBS = {
 }
 
 
+# The condition on pg_locks (as ``l``) for the sessions holding the advisory lock ``:key`` in the current
+# database. Advisory locks are per database, but pg_locks lists the whole server's: another database on
+# the same server (another environment, a test) may hold the same key, and must not be taken for ours.
+HELD_HERE = (
+    "l.locktype = 'advisory' AND l.granted "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND ((l.classid::bigint << 32) | l.objid::bigint) = :key"
+)
+
+
 def lock_key(name: str) -> int:
     """The advisory lock's key for a job, e.g. ``motcua-outbox-dossier``: the same in every replica."""
     return zlib.crc32(name.encode())
@@ -87,10 +97,7 @@ class Leadership:
         ``pg_terminate_backend``, means another replica may be leading already."""
         try:
             held = self._connection.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = :key"
-                ),
+                sa.text(f"SELECT count(*) FROM pg_locks l WHERE {HELD_HERE} AND l.pid = pg_backend_pid()"),
                 {"key": self.key},
             ).scalar()
             self._connection.commit()

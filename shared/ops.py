@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 from shared.broker import MessageCopier, connect, declare_exchanges, declare_unrouted
 from shared.events import EXCHANGE, UNROUTED_EXCHANGE, UNROUTED_QUEUE
-from shared.leadership import ELECTED_JOBS, job_key
+from shared.leadership import ELECTED_JOBS, HELD_HERE, job_key
 from shared.outbox import leader_lock_key
 
 DEAD_LETTER_SUFFIX = ".dead-letter"
@@ -413,8 +413,7 @@ def _holder(connection: sa.Connection, key: int) -> str:
     row = connection.execute(
         sa.text(
             "SELECT a.pid, a.client_addr, a.application_name, a.backend_start FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-            "AND ((l.classid::bigint << 32) | l.objid::bigint) = :key"
+            f"JOIN pg_stat_activity a ON a.pid = l.pid WHERE {HELD_HERE}"
         ),
         {"key": key},
     ).first()

@@ -43,6 +43,7 @@ from services.dossier.models import dossiers
 from services.metrics.exposition import GAUGES, RESOLUTION, SIMPLE
 from shared import ops
 from shared.auth import DEV_SECRET
+from shared.leadership import HELD_HERE
 from shared.outbox import leader_lock_key
 from shared.units import UnitRegistry
 from tests.conftest import _postgres_database, bearer, free_port
@@ -140,8 +141,7 @@ def relay_leaders(url: str) -> list[str]:
     rows = query(
         url,
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted "
-        "AND ((l.classid::bigint << 32) | l.objid::bigint) = :key",
+        f"WHERE {HELD_HERE}",
         key=leader_lock_key("dossier"),
     )
     return sorted(row.application_name for row in rows)

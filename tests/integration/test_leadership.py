@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from shared.leadership import Leadership, lock_key
+from shared.leadership import HELD_HERE, Leadership, lock_key
 from tests.support.broker import wait_for
 
 pytestmark = pytest.mark.integration
@@ -24,10 +24,7 @@ def engines(database_url):
 def holder_pid(engine: sa.Engine) -> int | None:
     with engine.connect() as connection:
         return connection.execute(
-            sa.text(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND ((classid::bigint << 32) | objid::bigint) = :key"
-            ),
+            sa.text(f"SELECT l.pid FROM pg_locks l WHERE {HELD_HERE}"),
             {"key": KEY},
         ).scalar()
 

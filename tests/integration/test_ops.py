@@ -240,3 +240,26 @@ def test_rebuild_a_projection(database_url):
     assert ops.main(["rebuild", "metrics", "--database-url", database_url], out=out) == 0
     assert out.getvalue().startswith("metrics: projected 0 dossier(s)")
     assert ops.main(["rebuild", "dossier", "--database-url", database_url], out=io.StringIO()) == 1
+
+
+def test_leaders_looks_only_at_the_services_own_database():
+    """Advisory locks are per database, while pg_locks lists the whole server's: a replica of another
+    environment on the same server holding the same job's key is not this database's leader."""
+    from shared.leadership import Leadership, job_key
+    from tests.conftest import DATABASES, _postgres_database
+
+    if "postgresql" not in DATABASES:
+        pytest.skip("PostgreSQL only: SQLite has no election")
+    ours, theirs = _postgres_database(), _postgres_database()
+    ours_url, theirs_url = next(ours), next(theirs)
+    engine = sa.create_engine(theirs_url, connect_args={"application_name": "staging-dossier"})
+    elsewhere = Leadership(engine, job_key("outbox relay", "dossier"), "outbox relay of dossier")
+    try:
+        assert elsewhere.hold()
+        assert ops.leaders("dossier", theirs_url, io.StringIO())["outbox relay"].startswith("pid ")
+        assert ops.leaders("dossier", ours_url, io.StringIO())["outbox relay"].startswith("none")
+    finally:
+        elsewhere.release()
+        engine.dispose()
+        for generator in (ours, theirs):
+            generator.close()
