@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
-from shared.events import CATALOGUE, Event, EventType, _schema_instance
+from shared.events import CATALOGUE, Event, EventType, data_schema
 from shared.units import UnitRegistry
 
 
@@ -69,6 +69,6 @@ def verify_delivery(event: Event, routing_key: str, cc: Iterable[str], units: Un
             f"and unit path {event.unit_path!r} (expected {event.routing_key!r})"
         )
     _check_units(event, cc, units)
-    errors: Any = _schema_instance(entry.schema).validate(dict(event.data))
+    errors: Any = data_schema(entry.schema).validate(event.data)
     if errors:
         raise EventRejected(f"data does not match the schema of {event.type}: {errors}")
