@@ -348,3 +348,31 @@ def paced_receipts(
         )
     figures.pop("subjects")
     return {"target_per_s": round(rate, 1), "delay_ms_per_connection": round(delay_ms, 1), **figures}
+
+
+def storage(database_url: str) -> dict:
+    """What the dossiers of a run take on PostgreSQL (tables with their indexes and TOAST): bytes per
+    dossier for the dossier rows, per audit line, per outbox row (pruned after RETENTION_OUTBOX_DAYS)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+
+            def measure(table: str) -> tuple[int, int]:
+                size = connection.execute(sa.text(f"SELECT pg_total_relation_size('{table}')")).scalar()
+                rows = connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
+                return size, rows
+
+            figures = {}
+            for table, per in (
+                ("dossiers", "dossier"),
+                ("dossier_audit", "audit_line"),
+                ("dossier_outbox", "event"),
+            ):
+                size, rows = measure(table)
+                figures[f"{table}_bytes_per_{per}"] = round(size / rows) if rows else None
+                figures[f"{table}_rows"] = rows
+    finally:
+        engine.dispose()
+    return figures

@@ -122,6 +122,7 @@ def dossier(seconds: int, before: str | None = None) -> dict:
         on_before = bench_dossier.transitions(AMQP_URI, url, seconds=seconds, root=tree)
     with Postgres() as url:
         on_postgres = bench_dossier.transitions(AMQP_URI, url, seconds=seconds)
+        stored = bench_dossier.storage(url)
     with Postgres() as url:
         on_two = bench_dossier.transitions(AMQP_URI, url, seconds=seconds, processes=2)
     # A province's receipts come to many desks: 16 communes in turn, one process and two.
@@ -171,6 +172,7 @@ def dossier(seconds: int, before: str | None = None) -> dict:
         "target": 1.5,
     }
     figures["postgresql.receive_paced_75pct"] = {**paced, "target_p99_ms": 150}
+    figures["postgresql.storage"] = stored
     return figures
 
 
