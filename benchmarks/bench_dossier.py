@@ -30,9 +30,11 @@ from benchmarks.common import ROOT, MachineCpu, RunningService
 from shared.auth import DEV_SECRET, mint
 from shared.broker import connect, declare_exchanges
 from shared.events import EXCHANGE
+from shared.units import UnitRegistry
 
 APPLICANT = {"full_name": "Nguyễn Văn An", "id_number": "079203001234"}
 UNIT = "26740"
+PROVINCE = "79"  # UNIT's province
 
 
 BEFORE = "48840d6"  # main before issue 13's cheaper transition: the CPU-per-transition baseline
@@ -66,10 +68,16 @@ class RunningDossier(RunningService):
 
 
 def _lua(
-    token: str, body: str | None, paths: list[str] | None, method: str = "POST", delay_ms: float | None = None
+    token: str,
+    body: str | None,
+    paths: list[str] | None,
+    method: str = "POST",
+    delay_ms: float | None = None,
+    bodies: list[str] | None = None,
 ) -> str:
     """A wrk script: JSON POSTs, to one path or cycling through ``paths``; every response counted by
-    status; with ``delay_ms``, each connection waits that long after each response (a paced load)."""
+    status; with ``delay_ms``, each connection waits that long after each response (a paced load); with
+    ``bodies``, one path and the bodies in turn."""
     lines = [
         f'wrk.method = "{method}"',
         'wrk.headers["Content-Type"] = "application/json"',
@@ -83,6 +91,13 @@ def _lua(
         lines.append(f"wrk.body = {json.dumps(body)}")
     if delay_ms is not None:
         lines.append(f"delay = function() return {delay_ms:.3f} end")
+    if bodies:
+        lines.append("bodies = {" + ",".join(json.dumps(b) for b in bodies) + "}")
+        lines.append("sent = 0")
+        lines.append(
+            "request = function() sent = sent + 1; "
+            "return wrk.format(nil, nil, nil, bodies[((sent + id) % #bodies) + 1]) end"
+        )
     if paths:
         lines.append("paths = {" + ",".join(json.dumps(p) for p in paths) + "}")
         # Each wrk thread takes its own interleaved share of the paths, so none is sent twice.
@@ -248,12 +263,22 @@ def transitions(
     *,
     root: Path = ROOT,
     processes: int = 1,
+    units: int = 1,
 ) -> dict:
-    """Receipts, then start_processing on the received dossiers, end to end."""
+    """Receipts, then start_processing on the received dossiers, end to end. ``units`` > 1: the receipts
+    go to that many communes of the province in turn (a province's desks), not all to one: each unit's
+    daily code counter is a row lock that orders that unit's receipts, so one unit is the worst case."""
     if shutil.which("wrk") is None:
         raise RuntimeError("the dossier benchmark needs wrk: apt-get install wrk")
-    desk = mint(DEV_SECRET, sub="bench-desk", roles=["desk_officer"], units=[UNIT])
-    receipt = json.dumps({"procedure_code": procedure, "receiving_unit": UNIT, "applicant": APPLICANT})
+    receiving = [UNIT] if units == 1 else [u.code for u in UnitRegistry.default().children(PROVINCE)[:units]]
+    desk = mint(
+        DEV_SECRET, sub="bench-desk", roles=["desk_officer"], units=[UNIT] if units == 1 else [PROVINCE]
+    )
+    bodies = [
+        json.dumps({"procedure_code": procedure, "receiving_unit": unit, "applicant": APPLICANT})
+        for unit in receiving
+    ]
+    receipt = bodies[0]
     results = {}
     with RunningDossier(amqp_uri, database_url, root=root, processes=processes) as service:
         _warm(service, desk, receipt)
@@ -262,7 +287,12 @@ def transitions(
             amqp_uri,
             "dossier.received.#",
             _succeeded,
-            lambda: _wrk(f"{service.url}/api/v1/dossiers", _lua(desk, receipt, None), seconds, connections),
+            lambda: _wrk(
+                f"{service.url}/api/v1/dossiers",
+                _lua(desk, receipt, None, bodies=bodies if units > 1 else None),
+                seconds,
+                connections,
+            ),
         )
         codes = received.pop("subjects")
         results["receive"] = received
@@ -318,3 +348,31 @@ def paced_receipts(
         )
     figures.pop("subjects")
     return {"target_per_s": round(rate, 1), "delay_ms_per_connection": round(delay_ms, 1), **figures}
+
+
+def storage(database_url: str) -> dict:
+    """What the dossiers of a run take on PostgreSQL (tables with their indexes and TOAST): bytes per
+    dossier for the dossier rows, per audit line, per outbox row (pruned after RETENTION_OUTBOX_DAYS)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+
+            def measure(table: str) -> tuple[int, int]:
+                size = connection.execute(sa.text(f"SELECT pg_total_relation_size('{table}')")).scalar()
+                rows = connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
+                return size, rows
+
+            figures = {}
+            for table, per in (
+                ("dossiers", "dossier"),
+                ("dossier_audit", "audit_line"),
+                ("dossier_outbox", "event"),
+            ):
+                size, rows = measure(table)
+                figures[f"{table}_bytes_per_{per}"] = round(size / rows) if rows else None
+                figures[f"{table}_rows"] = rows
+    finally:
+        engine.dispose()
+    return figures
