@@ -24,10 +24,10 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from services.dossier.domain.model import Action
 from services.dossier.repository import AuditEntry
 from shared.domain import DomainError
 from shared.events import Event
-from shared.vocabulary import Status
 
 if TYPE_CHECKING:
     from services.dossier.service_layer import Office, UnitOfWork
@@ -66,7 +66,8 @@ def apply(event: Event, uow: UnitOfWork, office: Office) -> bool | None:
                 reason = f"signed digitally by {data['signer_name']}"
                 details["document_sha256"] = data["document_sha256"]
             elif event.name == "sealed":
-                if dossier.status is Status.PROCESSING and dossier.decision and not dossier.signed_at:
+                # Signing is still the dossier's next step (the domain's own rule for the sign action).
+                if Action.SIGN.value in dossier.available_actions():
                     raise SealedBeforeSigned(
                         f"{event.subject}: sealed by request {data['request_id']} before its signature "
                         "was recorded; retried"
