@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(path)
         validate(config)
-        auth_settings(config, args.service)
         if refused := clock.refusal(os.environ):
             raise ConfigurationError(refused)
+        auth_settings(config, args.service)
     except ConfigurationError as exc:
         print(f"{args.service}: {exc}", file=sys.stderr)
         return 2
