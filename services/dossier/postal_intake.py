@@ -1,4 +1,4 @@
-"""How a dossier follows the postal service's events (DOMAIN.md "Postal flows"; issues 9 and 17).
+"""How a dossier follows the postal service's events (docs/domain.md §8 Postal flows; issues 9 and 17).
 
 There is no shared database: the postal service announces, the dossier service applies. Every way a
 shipment ends reaches the dossier (Decision 45/2016):
