@@ -51,7 +51,7 @@ def by_post(uow, office, return_method: str = "postal") -> str:  # noqa: F811
 
 
 def postal(name: str, code: str, office, direction: str, **extra) -> Event:  # noqa: F811
-    """A ``postal.*`` event as the postal service publishes it (docs/schemas/vn.motcua.postal.*)."""
+    """A ``postal.*`` event as the postal service publishes it (its schemas in docs/asyncapi.yaml)."""
     at = office.clock()  # after every step so far
     data = {
         "code": code,
