@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from services.postal import repository
 from services.postal.domain.model import Direction, Shipment
-from services.postal.models import shipments, webhooks
+from services.postal.models import operator_calls, shipments, webhooks
 from services.postal.operator import Contact, HttpOperator, Order
 from services.postal.service import PostalService
 from shared.db import create_engine
@@ -122,7 +123,7 @@ def world(rabbit_config, database_url, container_factory):
     url = f"http://127.0.0.1:{simulator_port}"
     try:
         assert wait_for(lambda: _live(url), timeout=20), "the simulator did not start"
-        yield config, url, engine
+        yield config, url, engine, container
     finally:
         simulator.terminate()
         simulator.wait(timeout=10)
@@ -136,8 +137,9 @@ def _live(url: str) -> bool:
         return False
 
 
-def _order(url: str, engine: sa.Engine, scenario: str) -> Shipment:
-    """Place a delivery order with the simulator and record it as the postal service would."""
+def _order(url: str, engine: sa.Engine, scenario: str, *, handed_over: bool = True) -> Shipment:
+    """Place a delivery order with the simulator and record it as the postal service would; then, as a
+    co-signed hand-over record does, mark it handed over and tell the operator."""
     assert (
         requests.post(f"{url}/_control/scenarios", json={"scenarios": [scenario]}, timeout=5).status_code
         == 200
@@ -161,15 +163,19 @@ def _order(url: str, engine: sa.Engine, scenario: str) -> Shipment:
         promised_at=confirmation.promised_at,
     )
     shipment.events.clear()
+    if handed_over:
+        shipment.handed_over_at = datetime.now(UTC)
     with engine.begin() as connection, Session(bind=connection) as session:
         repository.add_shipment(
             session, shipment, unit_path=REGISTRY.routing_path(COMMUNE), contact=CONTACT.__dict__
         )
+    if handed_over:
+        operator.confirm_handover(shipment.consignment, handed_over_at=shipment.handed_over_at)
     return shipment
 
 
 def test_every_injected_fault_ends_with_nothing_lost_duplicated_or_moved_backwards(world):
-    config, url, engine = world
+    config, url, engine, _container = world
     subscriber = Subscriber(config["AMQP_URI"], "postal.#")
     try:
         orders = {scenario: _order(url, engine, scenario) for scenario in EXPECTED}
@@ -210,6 +216,9 @@ def test_every_injected_fault_ends_with_nothing_lost_duplicated_or_moved_backwar
                 .all()
             )
             assert unknown == ["held_at_hub"]
+            lost = connection.execute(sa.select(shipments).where(shipments.c.id == orders["lost"].id)).one()
+            # the compensation the operator reported with the loss (the simulator pays 500,000 VND)
+            assert (lost.compensation_vnd, lost.loss_cause) == (500000, "lost_in_transit")
         log = requests.get(f"{url}/_control/log", timeout=5).json()["attempts"]
         duplicates = [
             a for a in log if a["consignment"] == orders["duplicate"].consignment and a["answer"] == 200
@@ -222,7 +231,7 @@ def test_every_injected_fault_ends_with_nothing_lost_duplicated_or_moved_backwar
 
 
 def test_an_operator_outage_is_retried_with_the_same_key_and_makes_one_order(world):
-    _config, url, _engine = world
+    _config, url, _engine, _container = world
     requests.post(f"{url}/_control/outage", json={"orders": 2}, timeout=5)
     operator = HttpOperator("vnpost", url, timeout=5, attempts=3, backoff=0.05)
     order = Order(reference="r1", direction="pickup", unit=COMMUNE, contact=CONTACT, packages=2)
@@ -236,3 +245,56 @@ def test_an_operator_outage_is_retried_with_the_same_key_and_makes_one_order(wor
         HttpOperator("vnpost", url, timeout=5, attempts=2, backoff=0.05).create_order(
             order, idempotency_key="k-2"
         )
+
+
+def test_a_delivery_starts_only_on_its_hand_over_and_a_dossier_that_ends_cancels_it(world):
+    """Decision 45/2016: the sealed result leaves the desk on a co-signed record, so the operator delivers
+    nothing before it; a dossier withdrawn meanwhile cancels the order at the operator, once."""
+    from nameko.testing.services import entrypoint_hook
+
+    from shared.events import Event
+
+    config, url, engine, container = world
+    subscriber = Subscriber(config["AMQP_URI"], "postal.#")
+    try:
+        waiting = _order(url, engine, "happy", handed_over=False)
+        time.sleep(2)  # five steps of the simulator: a delivery that started would have reported by now
+        log = requests.get(f"{url}/_control/log", timeout=5).json()["attempts"]
+        assert [a for a in log if a["consignment"] == waiting.consignment] == []
+
+        def withdrawn() -> Event:
+            return Event(
+                source="dossier",
+                name="withdrawn",
+                subject=waiting.dossier_code,
+                data={},
+                unit_path=REGISTRY.routing_path(COMMUNE),
+                sequence=9,
+            )
+
+        first = withdrawn()
+        with entrypoint_hook(container, "on_dossier_ended") as ended:
+            ended(first)
+            ended(first)  # the same event again: nothing twice
+            ended(withdrawn())  # another final event: the order is already being cancelled
+        with engine.connect() as connection:
+            calls = connection.execute(sa.select(operator_calls)).all()
+        assert [(c.call, c.outcome, c.attempts) for c in calls] == [("cancel", "done", 1)]
+        status = lambda: _status(engine, waiting.id)  # noqa: E731
+        assert wait_for(lambda: status() == "cancelled", timeout=15), status()
+        subscriber.drain(expect=1, timeout=10)
+        [cancelled] = subscriber.envelopes
+        assert cancelled["type"] == "vn.motcua.postal.cancelled"
+        assert (cancelled["data"]["direction"], cancelled["data"]["reason_code"]) == (
+            "delivery",
+            "dossier_withdrawn",
+        )
+    finally:
+        subscriber.close()
+
+
+def _status(engine: sa.Engine, shipment_id: str) -> str:
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.select(shipments.c.status).where(shipments.c.id == shipment_id)
+        ).scalar_one()
