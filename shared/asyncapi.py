@@ -17,7 +17,7 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from shared.events import CATALOGUE, CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, EventType
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "2.0.0"
+VERSION = "3.0.0"
 
 
 def load_catalogue() -> dict[str, EventType]:
