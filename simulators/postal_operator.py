@@ -21,8 +21,9 @@ list of faults; ``SIMULATOR_SCENARIO`` for every order, or queued for the next o
 * ``proxy`` — an authorised proxy signs for the delivery;
 * ``lost`` — the package is lost in transit (reported as ``lost``, with the compensation paid).
 
-``POST /_control/outage {"orders": n}`` answers the next n order calls with 503 (the adapter's
-retries); ``GET /_control/log`` lists every webhook attempt and its answer.
+``POST /_control/outage {"orders": n, "cancels": m}`` answers the next n order calls and m cancel
+calls with 503 (the adapter's retries, the watch's retry of an owed cancel); ``GET /_control/log``
+lists every webhook attempt and its answer.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class Simulator:
         self.by_key: dict[str, dict[str, Any]] = {}
         self.scenarios: deque[str] = deque()
         self.outage = 0
+        self.cancel_outage = 0
         self.queue: list[Scheduled] = []
         self.seq = itertools.count()
         self.log: list[dict[str, Any]] = []
@@ -222,6 +224,9 @@ class Simulator:
 
     def cancel(self, consignment: str) -> tuple[int, dict[str, Any]]:
         with self.lock:
+            if self.cancel_outage > 0:
+                self.cancel_outage -= 1
+                return 503, {"error": "temporarily unavailable"}
             order = self.orders.get(consignment)
             if order is None:
                 return 404, {"error": "no such consignment"}
@@ -347,9 +352,11 @@ class Simulator:
                 self.scenarios.extend(names)
             return 200, {"queued": len(self.scenarios)}
         if method == "POST" and path == "/_control/outage":
+            body = json.loads(request.get_data())
             with self.lock:
-                self.outage = int(json.loads(request.get_data())["orders"])
-            return 200, {"outage": self.outage}
+                self.outage = int(body.get("orders", self.outage))
+                self.cancel_outage = int(body.get("cancels", self.cancel_outage))
+            return 200, {"outage": self.outage, "cancels": self.cancel_outage}
         if method == "GET" and path == "/_control/log":
             with self.lock:
                 return 200, {"attempts": list(self.log), "pending": len(self.queue)}

@@ -576,20 +576,10 @@ def _plan_delivery(tx, cmd: OpenDelivery, now: datetime) -> DeliveryPlan | None:
     deliveries = [
         s for s in repository.shipments_of(tx.session, cmd.dossier_code) if s.direction == Direction.DELIVERY
     ]
-    open_ = [s for s in deliveries if not s.is_closed]
-    if open_:
-        return DeliveryPlan(
-            open_[-1].id, row.receiving_unit, {}, None, open_[-1].charged_to, existing=open_[-1]
-        )
-    if deliveries and not cmd.again:
-        return DeliveryPlan(
-            deliveries[-1].id,
-            row.receiving_unit,
-            {},
-            None,
-            deliveries[-1].charged_to,
-            existing=deliveries[-1],
-        )
+    if deliveries and not cmd.again:  # opened already (a retry, or the other path: event, API, watch)
+        open_ = [s for s in deliveries if not s.is_closed]
+        existing = open_[-1] if open_ else deliveries[-1]
+        return DeliveryPlan(existing.id, row.receiving_unit, {}, None, existing.charged_to, existing=existing)
     charged_to = "applicant"
     if cmd.again:
         try:

@@ -31,23 +31,25 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 import sqlalchemy as sa
+from nameko.testing.services import entrypoint_hook
 from sqlalchemy.orm import Session
 
 from services.postal import repository
-from services.postal.domain.model import Direction, Shipment
+from services.postal.domain.model import Direction, Shipment, ShipmentStatus
 from services.postal.models import operator_calls, shipments, webhooks
 from services.postal.operator import Contact, HttpOperator, Order
 from services.postal.service import PostalService
 from shared.db import create_engine
+from shared.events import Event
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
-from tests.conftest import free_port
+from tests.conftest import bearer, free_port
 from tests.support.broker import Subscriber, wait_for
 from tests.support.postal import postal_config
 
@@ -250,10 +252,6 @@ def test_an_operator_outage_is_retried_with_the_same_key_and_makes_one_order(wor
 def test_a_delivery_starts_only_on_its_hand_over_and_a_dossier_that_ends_cancels_it(world):
     """Decision 45/2016: the sealed result leaves the desk on a co-signed record, so the operator delivers
     nothing before it; a dossier withdrawn meanwhile cancels the order at the operator, once."""
-    from nameko.testing.services import entrypoint_hook
-
-    from shared.events import Event
-
     config, url, engine, container = world
     subscriber = Subscriber(config["AMQP_URI"], "postal.#")
     try:
@@ -277,9 +275,7 @@ def test_a_delivery_starts_only_on_its_hand_over_and_a_dossier_that_ends_cancels
             ended(first)
             ended(first)  # the same event again: nothing twice
             ended(withdrawn())  # another final event: the order is already being cancelled
-        with engine.connect() as connection:
-            calls = connection.execute(sa.select(operator_calls)).all()
-        assert [(c.call, c.outcome, c.attempts) for c in calls] == [("cancel", "done", 1)]
+        assert _calls(engine, waiting.id) == [("cancel", "done", 1)]
         status = lambda: _status(engine, waiting.id)  # noqa: E731
         assert wait_for(lambda: status() == "cancelled", timeout=15), status()
         subscriber.drain(expect=1, timeout=10)
@@ -298,3 +294,127 @@ def _status(engine: sa.Engine, shipment_id: str) -> str:
         return connection.execute(
             sa.select(shipments.c.status).where(shipments.c.id == shipment_id)
         ).scalar_one()
+
+
+def _ended(shipment: Shipment, name: str) -> Event:
+    """A final event of the shipment's dossier, as the dossier service publishes it (data unused here)."""
+    return Event(
+        source="dossier",
+        name=name,
+        subject=shipment.dossier_code,
+        data={},
+        unit_path=REGISTRY.routing_path(COMMUNE),
+        sequence=9,
+    )
+
+
+def _calls(engine: sa.Engine, shipment_id: str) -> list[tuple]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(operator_calls).where(operator_calls.c.shipment_id == shipment_id)
+        ).all()
+    return [(c.call, c.outcome, c.attempts) for c in rows]
+
+
+def test_a_cancel_the_operator_cannot_take_now_stays_owed_and_the_watch_makes_it(world):
+    _config, url, engine, container = world
+    waiting = _order(url, engine, "happy", handed_over=False)
+    # the operator answers 503 to both attempts the adapter makes (POSTAL_OPERATOR_ATTEMPTS=2)
+    assert requests.post(f"{url}/_control/outage", json={"cancels": 2}, timeout=5).status_code == 200
+    with entrypoint_hook(container, "on_dossier_ended") as ended:
+        ended(_ended(waiting, "refused"))
+    assert _calls(engine, waiting.id) == [("cancel", None, 1)]  # owed, not dropped
+    assert _status(engine, waiting.id) == "created"
+    with entrypoint_hook(container, "watch") as watch:
+        watch()
+    assert _calls(engine, waiting.id) == [("cancel", "done", 2)]
+    assert wait_for(lambda: _status(engine, waiting.id) == "cancelled", timeout=15)
+    with engine.connect() as connection:
+        reason = connection.execute(
+            sa.select(shipments.c.cancel_reason).where(shipments.c.id == waiting.id)
+        ).scalar_one()
+    assert reason == "dossier_refused"
+
+
+def test_a_redelivery_goes_to_a_corrected_address_and_is_paid_by_whoever_caused_it(world):
+    """After returned_to_sender the address can be corrected, and a second delivery records its cause,
+    which names the payer (Decision 45/2016: whoever caused the repeat)."""
+    config, _url, engine, _container = world
+    base = f"http://{config['WEB_SERVER_ADDRESS']}"
+    code = f"000.00.{COMMUNE}-261207-{uuid.uuid4().int % 10**4:04d}"
+    now = datetime.now(UTC)
+    first = Shipment.order(
+        id=str(uuid.uuid4()),
+        dossier_code=code,
+        direction=Direction.DELIVERY,
+        operator="vnpost",
+        consignment=f"ED{uuid.uuid4().int % 10**9:09d}VN",
+        receiving_unit=COMMUNE,
+        packages=1,
+        fee_vnd=22000,
+        created_at=now - timedelta(days=2),
+    )
+    first.events.clear()
+    first.handed_over_at, first.status = now - timedelta(days=2), ShipmentStatus.RETURNED_TO_SENDER
+    with engine.begin() as connection, Session(bind=connection) as session:
+        repository.put_return(
+            session,
+            code,
+            {
+                "receiving_unit": COMMUNE,
+                "recipient_name": CONTACT.name,
+                "recipient_phone": CONTACT.phone,
+                "recipient_address": CONTACT.address,
+                "resolved_at": now - timedelta(days=3),
+                "updated_at": now - timedelta(days=3),
+            },
+        )
+        repository.add_shipment(
+            session, first, unit_path=REGISTRY.routing_path(COMMUNE), contact=CONTACT.__dict__
+        )
+    desk = bearer("desk_officer", COMMUNE)
+    deliveries = f"{base}/api/v1/postal-returns/{code}/deliveries"
+
+    def post(body: dict) -> requests.Response:
+        return requests.post(deliveries, json=body, headers=desk, timeout=30)
+
+    # the payer follows the cause; a cause outside the list and an invalid address are refused
+    assert post({"cause": "address_wrong", "charged_to": "operator"}).status_code == 422
+    assert post({"cause": "whim"}).status_code == 422
+    bad = {"name": "Nguyễn Văn An", "phone": "12", "address": "14 Lê Lợi"}
+    assert post({"cause": "address_wrong", "recipient": bad}).status_code == 422
+    # the desk corrects the address now that the result came back
+    corrected = {"name": "Nguyễn Văn An", "phone": "0901234567", "address": "14 Lê Lợi, phường Bến Thành"}
+    put = requests.put(
+        f"{base}/api/v1/postal-returns/{code}",
+        json={"receiving_unit": COMMUNE, "recipient": corrected},
+        headers=desk,
+        timeout=30,
+    )
+    assert put.status_code == 200, put.text
+    proxy = {"name": "Trần Thị Bình", "phone": "0907654321", "address": "16 Lê Lợi, phường Bến Thành"}
+    answer = post({"cause": "agency_error", "recipient": proxy})
+    assert answer.status_code == 201, answer.text
+    again = answer.json()
+    assert (again["charged_to"], again["redelivery_cause"], again["status"]) == (
+        "agency",
+        "agency_error",
+        "created",
+    )
+    assert repository_contact(engine, again["id"]) == proxy
+    # the new delivery is under way: no third one and no new address now
+    assert post({"cause": "recipient_absent"}).status_code == 409
+    assert (
+        requests.put(
+            f"{base}/api/v1/postal-returns/{code}",
+            json={"receiving_unit": COMMUNE, "recipient": corrected},
+            headers=desk,
+            timeout=30,
+        ).status_code
+        == 409
+    )
+
+
+def repository_contact(engine: sa.Engine, shipment_id: str) -> dict[str, str]:
+    with engine.connect() as connection, Session(bind=connection) as session:
+        return repository.contact_of(session, shipment_id)
