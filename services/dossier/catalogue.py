@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from shared import clock
 from shared.vocabulary import DURATION_UNITS
 
 SHIPPED_DIRECTORY = Path(__file__).resolve().parent / "procedures"
@@ -186,7 +187,7 @@ class UnknownProcedure(KeyError):
 
 def _day(at: date | datetime | None) -> date:
     if at is None:
-        return datetime.now(VIETNAM_TIME).date()
+        return clock.now().astimezone(VIETNAM_TIME).date()
     if isinstance(at, datetime):  # before the date check: datetime is a date subclass
         # naive datetimes are taken as Vietnam local time, aware ones converted to it
         return at.astimezone(VIETNAM_TIME).date() if at.tzinfo else at.date()
