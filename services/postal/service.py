@@ -145,7 +145,7 @@ class PostalService(OperationalEndpoints):
 
         answer = idempotent(self.uow, principal.sub, request, change)
         # a co-signed delivery record releases its results: tell the operator (the watch retries)
-        postal.call_operator(self.uow, self.adapters.operator, datetime.now(UTC))
+        postal.call_operator(self.uow, self.adapters.operator, clock.now())
         return answer
 
     # --- returns by post ---------------------------------------------------------------------------
@@ -234,11 +234,9 @@ class PostalService(OperationalEndpoints):
         with self.uow.transaction() as tx:
             if not tx.first_delivery(event, ENDED_QUEUE):
                 return False
-            asked = postal.dossier_ended(tx, postal.DossierEnded(event.subject, reason, datetime.now(UTC)))
+            asked = postal.dossier_ended(tx, postal.DossierEnded(event.subject, reason, clock.now()))
         if asked:
-            postal.call_operator(
-                self.uow, self.adapters.operator, datetime.now(UTC), dossier_code=event.subject
-            )
+            postal.call_operator(self.uow, self.adapters.operator, clock.now(), dossier_code=event.subject)
         return None
 
     @watch_timer
