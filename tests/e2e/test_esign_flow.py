@@ -54,7 +54,7 @@ class System:
         body = r.json()
         return body["entries"]
 
-    def decided(self) -> str:
+    def decided(self, decision: dict | None = None) -> str:
         r = requests.post(
             f"{self.dossier}/dossiers",
             json={"procedure_code": COMMUNE_PROCEDURE, "receiving_unit": COMMUNE, "applicant": APPLICANT},
@@ -65,8 +65,13 @@ class System:
         code = r.json()["code"]
         self.act(code, "start_processing", DESK)
         self.act(code, "appraise", HANDLING, {"opinion": "Hồ sơ hợp lệ"})
-        self.act(code, "decide", LEADER, {"decision": "approved"})
+        self.act(code, "decide", LEADER, decision or {"decision": "approved"})
         return code
+
+    def refused_action(self, code: str, action: str, headers: dict) -> requests.Response:
+        return requests.post(
+            f"{self.dossier}/dossiers/{code}/actions/{action}", json={}, headers=headers, timeout=10
+        )
 
     def signing_request(self, code: str) -> dict | None:
         r = requests.get(f"{self.esign}/results/{code}/signing-request", headers=LEADER, timeout=10)
@@ -185,3 +190,22 @@ def test_a_refusal_sends_the_dossier_back_for_appraisal(system):
         lambda: (s := system.signing_request(code)) and s["id"] != request["id"] and s, timeout=20
     )
     assert again and again["stage"] == "awaiting_leader"
+
+
+def test_a_rejection_is_signed_and_sealed_before_it_is_resolved(system):
+    code = system.decided({"decision": "rejected", "reason": "Không đủ điều kiện", "reason_code": "conditions_not_met"})
+    # Not resolvable unsigned: the leader's signature would otherwise arrive on a resolved dossier.
+    refused = system.refused_action(code, "resolve", HANDLING)
+    assert refused.status_code == 409, refused.text
+    assert "resolve" not in refused.json()["allowed_actions"]
+    request = wait_for(lambda: system.signing_request(code), timeout=20)
+    assert request and request["decision"] == "rejected" and request["stage"] == "awaiting_leader"
+    signed = system.confirm(request, "signature", LEADER, "Nguyễn Văn An")
+    sealed = system.confirm(signed, "seal", CLERK, "Trần Thị Bình")
+    assert sealed["stage"] == "sealed"
+    steps = wait_for(
+        lambda: {e["action"] for e in system.audit(code)} >= {"sign", "stamp"}, timeout=20
+    )
+    assert steps, system.audit(code)
+    resolved = system.act(code, "resolve", HANDLING)
+    assert resolved["status"] == 9 and resolved["decision"] == "rejected"
