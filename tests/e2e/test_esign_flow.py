@@ -193,7 +193,9 @@ def test_a_refusal_sends_the_dossier_back_for_appraisal(system):
 
 
 def test_a_rejection_is_signed_and_sealed_before_it_is_resolved(system):
-    code = system.decided({"decision": "rejected", "reason": "Không đủ điều kiện", "reason_code": "conditions_not_met"})
+    code = system.decided(
+        {"decision": "rejected", "reason": "Không đủ điều kiện", "reason_code": "conditions_not_met"}
+    )
     # Not resolvable unsigned: the leader's signature would otherwise arrive on a resolved dossier.
     refused = system.refused_action(code, "resolve", HANDLING)
     assert refused.status_code == 409, refused.text
@@ -203,9 +205,7 @@ def test_a_rejection_is_signed_and_sealed_before_it_is_resolved(system):
     signed = system.confirm(request, "signature", LEADER, "Nguyễn Văn An")
     sealed = system.confirm(signed, "seal", CLERK, "Trần Thị Bình")
     assert sealed["stage"] == "sealed"
-    steps = wait_for(
-        lambda: {e["action"] for e in system.audit(code)} >= {"sign", "stamp"}, timeout=20
-    )
+    steps = wait_for(lambda: {e["action"] for e in system.audit(code)} >= {"sign", "stamp"}, timeout=20)
     assert steps, system.audit(code)
     resolved = system.act(code, "resolve", HANDLING)
     assert resolved["status"] == 9 and resolved["decision"] == "rejected"
