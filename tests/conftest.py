@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 
@@ -76,3 +77,15 @@ def service_config(rabbit_config, dossier_database):
 def bearer(role: str, *units: str, sub: str | None = None) -> dict[str, str]:
     token = mint(DEV_SECRET, sub=sub or f"{role}@{'+'.join(units)}", roles=[role], units=units)
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus's promtool: missing, it fails the run on CI and skips the test elsewhere."""
+    path = shutil.which("promtool")
+    if path is None:
+        message = "install Debian's prometheus package for promtool"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -7,8 +7,6 @@ own queue and answers over HTTP.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -109,18 +107,6 @@ def publish(amqp_uri: str, *events: Event) -> None:
     finally:
         publisher.close()
     assert all(o.confirmed and not o.unroutable for o in outcomes)
-
-
-@pytest.fixture
-def promtool() -> str:
-    """As in tests/assets/test_monitoring.py: missing promtool fails on CI and skips elsewhere."""
-    path = shutil.which("promtool")
-    if path is None:
-        message = "install Debian's prometheus package for promtool"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture
