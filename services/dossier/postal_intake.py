@@ -38,7 +38,7 @@ from services.dossier.domain.model import Dossier
 from services.dossier.repository import AuditEntry, Dossiers
 from shared.domain import DomainError
 from shared.events import Event
-from shared.vocabulary import FINAL, REASON_CODES
+from shared.vocabulary import FINAL
 from shared.workcalendar import WorkingCalendar
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ BINDINGS = [
     for name in ("handed_over", "delivered", "returned_to_sender", "lost", "cancelled", "ordered")
 ]
 ACTOR = "postal-service"
-REFUSED_ON_RECORD = "Từ chối tiếp nhận trên biên bản giao nhận với bưu chính"  # when the event has no text
+# Form 03's reason for a refusal on the record: the desk's own words stay on the record (postal API).
+REFUSED_ON_RECORD = "Từ chối tiếp nhận trên biên bản giao nhận với bưu chính (lý do ghi trên biên bản)"
 
 # What one report did: the audit line's action and reason.
 Applied = tuple[str, str]
@@ -69,11 +70,9 @@ def _pickup_handed_over(
     if data["outcome"] == "received":
         dossier.receive_by_record(now=at, calendar=calendar)
         return "receive", "received on the pickup's hand-over record"
-    reason = data.get("reason") or REFUSED_ON_RECORD
-    code = data.get("reason_code")
-    dossiers.reason_code = code if code in REASON_CODES else "other"
-    dossier.refuse_by_record(reason=reason, now=at)
-    return "refuse", reason
+    dossiers.reason_code = data["reason_code"] or "other"
+    dossier.refuse_by_record(reason=REFUSED_ON_RECORD, now=at)
+    return "refuse", f"refused on the hand-over record ({dossiers.reason_code})"
 
 
 def _pickup_failed(cause: str) -> Change:

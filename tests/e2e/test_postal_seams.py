@@ -41,6 +41,16 @@ def received_by_record(system: System, pickup: dict) -> dict:  # noqa: F811
     return system.hand_over(consignment, "pickup", [{"consignment": consignment, "outcome": "received"}])
 
 
+def delivery_handed_over(system: System, code: str) -> dict:  # noqa: F811
+    """The sealed result leaves the desk on a co-signed record: only now does the operator deliver."""
+    assert wait_for(lambda: _status_of(system, code, "delivery") is not None, timeout=20), (
+        "no delivery opened"
+    )
+    [ordered] = [s for s in system.shipments(code) if s["direction"] == "delivery"]
+    system.hand_over(ordered["consignment"], "delivery", [])
+    return ordered
+
+
 def audit(system: System, code: str) -> list[dict]:  # noqa: F811
     r = requests.get(f"{system.dossier}/api/v1/dossiers/{code}/audit", headers=DESK, timeout=10)
     assert r.status_code == 200, r.text
@@ -98,9 +108,9 @@ def test_a_lost_delivery_leaves_the_desk_a_task_answered_by_a_counter_return(sys
     received_by_record(system, pickup)
     assert wait_for(lambda: system.dossier_of(code)["status"] == 2)
     system.resolve(code)
+    delivery = delivery_handed_over(system, code)
     tasks = wait_for(lambda: system.dossier_of(code)["open_tasks"], timeout=30)
     assert tasks, (system.dossier_of(code), system.shipments(code))
-    delivery = [s for s in system.shipments(code) if s["direction"] == "delivery"][-1]
     assert [(t["kind"], t["cause"], t["shipment_id"]) for t in tasks] == [
         ("return_result", "delivery_lost", delivery["id"])
     ]
@@ -122,9 +132,7 @@ def test_a_counter_return_during_a_delivery_wins_and_stays_a_counter_return(syst
     received_by_record(system, pickup)
     assert wait_for(lambda: system.dossier_of(code)["status"] == 2)
     system.resolve(code)
-    assert wait_for(lambda: _status_of(system, code, "delivery") is not None, timeout=20), (
-        "no delivery opened"
-    )
+    delivery_handed_over(system, code)  # the result is on its way
     returned = action(system, code, "return")  # the applicant came to the desk meanwhile
     assert returned.status_code == 200, (returned.text, system.shipments(code))
     at_counter = returned.json()

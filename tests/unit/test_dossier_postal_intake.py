@@ -35,6 +35,11 @@ from tests.unit.test_dossier_service_layer import (  # noqa: F401 - fixtures
 
 POSTAL_PROCEDURE = "1.004859"  # postal channel and postal return (tests/e2e/test_postal_flows.py)
 _ids = itertools.count(1)
+# What each ending carries besides the shipment (services/postal/schemas.py).
+EXTRA = {
+    "lost": {"reason_code": "lost_in_transit", "compensation_vnd": 500_000},
+    "cancelled": {"reason_code": "operator_cancelled", "previous_status": "in_transit"},
+}
 
 
 def by_post(uow, office, return_method: str = "postal") -> str:  # noqa: F811
@@ -65,6 +70,7 @@ def postal(name: str, code: str, office, direction: str, **extra) -> Event:  # n
         "attempts": 0,
         "promised_at": None,
         "occurred_at": at.isoformat(),
+        **EXTRA.get(name, {}),
         **extra,
     }
     return Event(
@@ -91,6 +97,8 @@ def handed_over(code: str, office, outcome: str = "received", **extra) -> Event:
         packages_counted=1,
         discrepancy=None,
         outcome=outcome,
+        reason_code=extra.pop("reason_code", None),
+        has_reason_text=outcome == "refused",
         filed_at=at.isoformat() if outcome == "received" else None,
         **extra,
     )
@@ -146,13 +154,14 @@ def test_the_record_files_it_at_the_records_time_and_a_later_click_changes_nothi
     assert postal_intake.apply(record, uow, office) is False  # a redelivery changes nothing
 
 
-def test_the_record_refuses_it_with_its_reason(uow, office):  # noqa: F811
+def test_the_record_refuses_it_with_its_reason_code(uow, office):  # noqa: F811
     code = by_post(uow, office)
-    assert (
-        postal_intake.apply(handed_over(code, office, "refused", reason="Thiếu tờ khai"), uow, office) is None
-    )
+    refusal = handed_over(code, office, "refused", reason_code="incomplete_dossier")
+    assert postal_intake.apply(refusal, uow, office) is None
     assert uow.state.dossiers[code].status is Status.REFUSED
-    assert uow.state.dossiers[code].notices[-1].reason == "Thiếu tờ khai"  # Form 03
+    assert uow.state.dossiers[code].notices[-1].reason == postal_intake.REFUSED_ON_RECORD  # Form 03
+    refused = events_of(uow, code)[-1]
+    assert (refused.name, refused.data["reason_code"]) == ("refused", "incomplete_dossier")
 
 
 def test_a_receipt_at_the_desk_cannot_claim_the_postal_channel(uow, office):  # noqa: F811
@@ -193,7 +202,8 @@ def test_a_cancelled_pickup_after_a_withdrawal_changes_nothing(uow, office, capl
     act(uow, office, code, Action.WITHDRAW, {"reason": "Công dân xin rút"})
     before = len(uow.published)
     with caplog.at_level(logging.INFO, logger=postal_intake.__name__):
-        assert postal_intake.apply(postal("cancelled", code, office, "pickup"), uow, office) is None
+        ended = postal("cancelled", code, office, "pickup", reason_code="dossier_withdrawn")
+        assert postal_intake.apply(ended, uow, office) is None
     assert uow.state.dossiers[code].status is Status.WITHDRAWN and len(uow.published) == before
     assert [r.levelno for r in caplog.records] == [logging.INFO]  # the expected end of the order
 
@@ -230,7 +240,8 @@ def test_a_counter_return_wins_over_a_delivery_in_flight(uow, office, caplog):  
     published = len(uow.published)
     # The postal service cancels the running delivery on that event; either answer changes nothing.
     with caplog.at_level(logging.INFO, logger=postal_intake.__name__):
-        postal_intake.apply(postal("cancelled", code, office, "delivery"), uow, office)
+        ended = postal("cancelled", code, office, "delivery", reason_code="dossier_returned_at_counter")
+        postal_intake.apply(ended, uow, office)
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     postal_intake.apply(
         postal("delivered", code, office, "delivery", recipient_kind="applicant"), uow, office
