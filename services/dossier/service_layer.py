@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from functools import partial
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from services.dossier.models import SERVICE
 from services.dossier.repository import AuditEntry, Dossiers, Search
 from services.dossier.schemas import DOSSIER_CODE as DOSSIER_CODE_PATTERN
 from services.dossier.watch_backoff import WATCH_FAILURES, WatchBackoff
+from shared import clock as shared_clock
 from shared.auth import Principal
 from shared.domain import InvalidArgument
 from shared.http import dumps
@@ -55,7 +56,7 @@ class Office:
     calendar: WorkingCalendar
     catalogue: Catalogue
     settings: LifecycleSettings
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = field(default=shared_clock.now)
     repository: Callable[..., Dossiers] = Dossiers
 
     def dossiers(self, tx: Transaction, actor: str | None) -> Dossiers:
@@ -230,7 +231,7 @@ def audit_reason(body: Mapping[str, Any]) -> str | None:
 
 
 def readable(tx: Transaction, office: Office, principal: Principal, code: str) -> Dossier:
-    """The dossier, if the caller may see it; outside the jurisdiction it does not exist (CONTRACTS §2)."""
+    """A dossier the caller may see; outside its jurisdiction it does not exist (docs/contracts.md §2)."""
     dossier = office.dossiers(tx, None).read(code) if DOSSIER_CODE.match(code) else None
     if dossier is None or not access.can_read(principal, dossier, office.units):
         raise NotFound(f"no dossier {code}")

@@ -1,4 +1,4 @@
-"""The SLA metrics of CONTRACTS §4, rendered from the projection at scrape time.
+"""The SLA metrics of docs/contracts.md §4 Prometheus metrics, rendered from the projection at scrape time.
 
 Counters are the totals kept in the database, so they survive restarts and rebuilds unchanged;
 gauges are counted from the facts at the moment of the scrape, so "overdue" follows the clock and is
@@ -20,7 +20,7 @@ units) and the catalogue's 8 fields that is 1,352 pairs, and each (unit, field) 
 * per unit: received by channel 3, returned by method 2, in process 1, due soon 1, ratings 3 = 10
   ->  1,690
 
-about 19,300 with the pipeline metrics. The labels CONTRACTS §4 allows but no dashboard or alert
+about 19,300 with the pipeline metrics. The labels docs/contracts.md §4 allows but no dashboard or alert
 reads are what was left out to fit: ``procedure_field`` on received and in-process, ``channel`` on
 resolved (each would add 1,352 × 3, 1,352 and 1,352 × 6 series). ``test_metrics_exposition`` renders
 that worst case and counts.
@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,6 +47,7 @@ from prometheus_client.utils import floatToGoString
 
 from services.metrics import repository
 from services.metrics.projection import MICRO, RESOLUTION_BUCKETS, TOTALS_ROW
+from shared import clock as shared_clock
 from shared.units import UnitRegistry
 from shared.vocabulary import RATINGS, RETURN_METHODS, TIMELINESS, Channel
 
@@ -322,7 +323,7 @@ class SlaCollector(Collector):
         unit_labels: UnitLabels,
         due_soon: timedelta,
         day_length: timedelta,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = shared_clock.now,
     ) -> None:
         self.engine = engine
         self.unit_labels = unit_labels

@@ -7,8 +7,6 @@ Where a new metric goes: :mod:`services.metrics.exposition` (a ``Family``, and i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
@@ -19,7 +17,7 @@ from services.metrics.openapi import document as openapi_document
 from services.metrics.projection import Period
 from services.metrics.report import assemble
 from services.metrics.schemas import RatingRequestSchema, RatingSchema, ReportQuerySchema
-from shared import retention
+from shared import clock, retention
 from shared.auth import Auth
 from shared.consumer import event_batch_consumer
 from shared.events import Event
@@ -92,7 +90,7 @@ class MetricsService(OperationalEndpoints):
         # A report is an action on a unit, not a read of a dossier: 403, as the unit's existence is public.
         if not principal.covers(self.units, unit):
             raise Forbidden(f"unit {unit} is outside your jurisdiction")
-        now = datetime.now(UTC)
+        now = clock.now()
         today = now.astimezone(self.calendar.timezone).date()
         period = Period(
             query.get("period_from") or today.replace(day=1),

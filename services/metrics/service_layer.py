@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from services.metrics import repository
 from services.metrics.projection import DossierFacts
+from shared import clock as shared_clock
 from shared.auth import Principal
 from shared.events import Event
 from shared.problems import Conflict, Forbidden, NotFound
@@ -57,7 +58,7 @@ class RatingDesk:
 
     units: UnitRegistry
     window: timedelta
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = field(default=shared_clock.now)
 
 
 def rate(cmd: Rate, ratings: Ratings, desk: RatingDesk) -> dict[str, Any]:

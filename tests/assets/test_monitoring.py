@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 RUNBOOK_URL = re.compile(r"https://github\.com/motcua/motcua/blob/main/docs/runbook\.md#[a-z0-9-]+")
 SEVERITIES = {"page", "ticket"}
 
-# What the services expose (CONTRACTS.md section 4). A misspelt name still parses, so without this
+# What the services expose (docs/contracts.md §4). A misspelt name still parses, so without this
 # list a dashboard panel would stay empty and an alert silent.
 _COUNTERS_AND_GAUGES = {
     "motcua_dossiers_received_total",
@@ -70,17 +68,6 @@ METRIC_NAME = re.compile(r"\bmotcua[_:][A-Za-z0-9_:]*")
 # (all used inside regex matchers) become ".*".
 GRAFANA_BUILTINS = {"__range": "1d", "__rate_interval": "5m", "__interval": "1m"}
 GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "install Debian's prometheus package for promtool"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def run_promtool(promtool: str, *args: str | Path) -> None:

@@ -19,8 +19,7 @@ import pytest
 
 from shared.events import UNROUTED_QUEUE
 from tests.conftest import free_port
-from tests.integration.test_ops import depth
-from tests.support.broker import probe_event, publish, wait_for
+from tests.support.broker import depth, probe_event, publish, wait_for
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,7 @@ import pytest
 
 from scripts.run import broker_setup
 from shared.events import UNROUTED_QUEUE
-from tests.integration.test_ops import depth
-from tests.support.broker import probe_event, publish, wait_for
+from tests.support.broker import depth, probe_event, publish, wait_for
 
 pytestmark = pytest.mark.integration
 
