@@ -19,7 +19,9 @@ from tests.conftest import bearer, free_port
 from tests.support.postal import FOREIGN_SECRET, postal_config, signed
 
 pytestmark = pytest.mark.integration
-COMMUNE_PROCEDURE = next(p.code for p in load_catalogue() if "commune" in p.levels and "counter" in p.channels)
+COMMUNE_PROCEDURE = next(
+    p.code for p in load_catalogue() if "commune" in p.levels and "counter" in p.channels
+)
 
 
 def traced(records: list[logging.LogRecord]) -> list[str]:
@@ -30,13 +32,18 @@ def lines_about(records: list[logging.LogRecord], request_id: str) -> list[loggi
     return [r for r in records if request_id in r.getMessage()]
 
 
-def test_a_422_and_a_409_are_one_info_line_each_with_the_request_id(service_config, container_factory, caplog):
+def test_a_422_and_a_409_are_one_info_line_each_with_the_request_id(
+    service_config, container_factory, caplog
+):
     container_factory(DossierService, service_config).start()
     base = f"http://{service_config['WEB_SERVER_ADDRESS']}/api/v1"
     desk = bearer("desk_officer", "26740")
     caplog.set_level(logging.DEBUG)
     invalid = requests.post(
-        f"{base}/dossiers", json={"procedure_code": 7}, headers={**desk, "X-Request-Id": "req-422"}, timeout=10
+        f"{base}/dossiers",
+        json={"procedure_code": 7},
+        headers={**desk, "X-Request-Id": "req-422"},
+        timeout=10,
     )
     assert invalid.status_code == 422, invalid.text
     assert invalid.headers["X-Request-Id"] == "req-422"
