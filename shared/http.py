@@ -26,12 +26,13 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared import logs, metrics
-from shared.domain import DomainError, InvalidArgument
+from shared import domain, logs, metrics
+from shared.domain import DomainError
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
     Conflict,
+    Forbidden,
     IdempotencyKeyReused,
     MethodNotAllowed,
     NotFound,
@@ -187,12 +188,17 @@ api = ApiEntrypoint.decorator
 
 
 def problem_for(error: DomainError) -> Problem:
-    """The one mapping of domain errors to HTTP: a bad value 422 (pointing at it), a rule 409."""
-    if isinstance(error, InvalidArgument):
+    """The one mapping of domain errors to RFC 9457 problems: a bad value 422 (pointing at it), not
+    found 404, forbidden 403, and a rule of the domain (Conflict, or any other DomainError) 409."""
+    if isinstance(error, domain.Invalid):
         pointer = f"/{error.field}"
         return ValidationFailed(
             f"{error.field}: {error.message}", errors=[{"pointer": pointer, "detail": error.message}]
         )
+    if isinstance(error, domain.NotFound):
+        return NotFound(error.detail, **error.facts)
+    if isinstance(error, domain.Forbidden):
+        return Forbidden(error.detail, **error.facts)
     return Conflict(error.detail, **error.facts)
 
 
