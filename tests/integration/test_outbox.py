@@ -79,7 +79,7 @@ def test_relay_publishes_committed_events_with_the_contract_envelope(engine, rab
 def test_rolled_back_transaction_leaves_no_event(engine, rabbit_config):
     factory = UnitOfWorkFactory(engine, pipeline, None, rabbit_config["AMQP_URI"])
     with pytest.raises(RuntimeError), factory.transaction() as tx:
-        tx.emit(*make_events("D-2", 1))
+        tx.collect_from(lambda: make_events("D-2", 1))  # what a repository hands over at commit
         raise RuntimeError("the change failed")
     assert pending(engine) == 0
 
