@@ -14,10 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
@@ -28,6 +25,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared import domain, logs, metrics
 from shared.domain import DomainError
+from shared.jsontext import dumps
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
@@ -53,22 +51,6 @@ RETRY_AFTER_SECONDS = 5
 PRIVATE_PREFIX = "/api/v1/"
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 JSON_TYPES = ("application/json", "application/problem+json")
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, UUID | Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_default)
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:

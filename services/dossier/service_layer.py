@@ -13,10 +13,10 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from services.dossier import access, forms
 from services.dossier.actions import REGISTRY, Context
@@ -28,34 +28,24 @@ from services.dossier.repository import AuditEntry, Dossiers, Search
 from services.dossier.schemas import DOSSIER_CODE as DOSSIER_CODE_PATTERN
 from services.dossier.watch_backoff import WATCH_FAILURES, WatchBackoff
 from shared.auth import Principal
-from shared.domain import InvalidArgument
-from shared.http import dumps
-from shared.problems import Forbidden, NotFound
-from shared.units import UnitRegistry
+from shared.domain import Forbidden, InvalidArgument, NotFound
+from shared.jsontext import dumps
 from shared.uow import Transaction
+from shared.usecase import Context as UseCaseContext
+from shared.usecase import UnitOfWork
 from shared.vocabulary import Channel, ReturnMethod
-from shared.workcalendar import WorkingCalendar
 
 log = logging.getLogger(__name__)
 DOSSIER_CODE = re.compile(DOSSIER_CODE_PATTERN)
 
 
-class UnitOfWork(Protocol):
-    """What a use case needs: transactions (shared.uow.UnitOfWorkFactory or the fake)."""
+@dataclass(frozen=True, kw_only=True)
+class Office(UseCaseContext):
+    """The dossier service's use-case context (shared/usecase.py): besides the unit map, the working
+    calendar and the clock, the procedure catalogue, the configured rules and the dossier repository."""
 
-    def transaction(self) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Office:
-    """What the use cases work with besides the unit of work: the unit map, the working calendar,
-    the procedure catalogue, the configured rules, the clock, and the dossier repository."""
-
-    units: UnitRegistry
-    calendar: WorkingCalendar
     catalogue: Catalogue
     settings: LifecycleSettings
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     repository: Callable[..., Dossiers] = Dossiers
 
     def dossiers(self, tx: Transaction, actor: str | None) -> Dossiers:
@@ -146,10 +136,7 @@ def _filing_terms(
     principal: Principal, body: Mapping[str, Any], office: Office, now: datetime
 ) -> tuple[str, Procedure]:
     unit = body["receiving_unit"]
-    if unit not in office.units:
-        raise InvalidArgument("receiving_unit", f"unknown unit code {unit!r}")
-    if not access.covers(principal, office.units, unit):
-        raise Forbidden(f"unit {unit} is outside your jurisdiction")
+    principal.require_jurisdiction(office.units, unit, field="receiving_unit")
     try:
         procedure = office.catalogue.get(body["procedure_code"], at=now)
     except UnknownProcedure as exc:
@@ -274,11 +261,10 @@ def search_terms(cmd: ListDossiers, office: Office) -> Search:
     else:
         raise Forbidden("listing dossiers needs a staff role, or the portal role for its own filings")
     unit = query.get("unit")
-    if unit is not None:
-        if unit not in units:
-            raise InvalidArgument("unit", f"unknown unit code {unit!r}")
-        if access.is_staff(principal) and not access.covers(principal, units, unit):
-            raise Forbidden(f"unit {unit} is outside your jurisdiction")
+    if unit is not None and access.is_staff(principal):
+        principal.require_jurisdiction(units, unit, field="unit")
+    elif unit is not None and unit not in units:
+        raise InvalidArgument("unit", f"unknown unit code {unit!r}")
     zone = office.calendar.timezone
     start, end = query.get("received_from"), query.get("received_to")
     return Search(

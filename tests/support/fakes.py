@@ -229,7 +229,8 @@ def received_at_counter(code: str, now: datetime = MONDAY) -> Dossier:
 
 
 class FakeRatings:
-    """:class:`services.metrics.service_layer.Ratings` in memory: facts by code, one rating each."""
+    """:class:`services.metrics.service_layer.Projection` in memory, for rating: facts by code, one
+    rating each (the SLA report's tallies are SQL: tests/integration/test_metrics_service.py)."""
 
     def __init__(self, *facts: DossierFacts) -> None:
         self.by_code = {f.code: f for f in facts}

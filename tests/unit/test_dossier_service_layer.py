@@ -21,7 +21,7 @@ from services.dossier.watch_backoff import WatchBackoff
 from shared.auth import Principal
 from shared.domain import InvalidArgument
 from shared.http import idempotent, problem_for
-from shared.problems import Forbidden, NotFound
+from shared.domain import Forbidden, NotFound
 from shared.vocabulary import Status
 from tests.support.fakes import CALENDAR, MONDAY, UNITS, FakeDossiers, FakeUnitOfWork
 

@@ -11,9 +11,9 @@ import pytest
 from services.metrics import service_layer
 from services.metrics.projection import DossierFacts
 from shared.auth import Principal
-from shared.problems import Conflict, Forbidden, NotFound
+from shared.domain import Conflict, Forbidden, NotFound
 from shared.vocabulary import Channel, ReturnMethod, Status
-from tests.support.fakes import MONDAY, UNIT, UNITS, FakeRatings
+from tests.support.fakes import CALENDAR, MONDAY, UNIT, UNITS, FakeRatings
 
 DESK = Principal("tablet@26740", frozenset({"desk_officer"}), (UNIT,))
 RETURNED = DossierFacts(
@@ -30,16 +30,22 @@ RETURNED = DossierFacts(
 )
 
 
-def desk(days_after_return: float) -> service_layer.RatingDesk:
+def desk(ratings: FakeRatings, days_after_return: float) -> service_layer.Desk:
     moment = RETURNED.returned_at + timedelta(days=days_after_return)
-    return service_layer.RatingDesk(UNITS, timedelta(days=30), clock=lambda: moment)
+    return service_layer.Desk(
+        units=UNITS,
+        calendar=CALENDAR,
+        window=timedelta(days=30),
+        clock=lambda: moment,
+        projection=lambda tx: ratings,
+    )
 
 
 def rate(
     ratings: FakeRatings, days_after_return: float = 1, principal: Principal = DESK, code: str = RETURNED.code
 ):
     return service_layer.rate(
-        service_layer.Rate(principal, code, "satisfied"), ratings, desk(days_after_return)
+        service_layer.Rate(principal, code, "satisfied"), None, desk(ratings, days_after_return)
     )
 
 
