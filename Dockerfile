@@ -34,7 +34,7 @@ RUN python -m compileall -q shared services scripts \
 # Numeric, so Kubernetes can verify runAsNonRoot without a runAsUser of its own.
 USER 10001:10001
 
-# dossier 8000, postal 8001, esign 8002, metrics 8003 (CONTRACTS.md section 2).
+# dossier 8000, postal 8001, esign 8002, metrics 8003 (docs/contracts.md §2 HTTP APIs).
 EXPOSE 8000 8001 8002 8003
 
 CMD ["sh", "-c", "exec python -m shared.runner \"${MOTCUA_SERVICE:?set MOTCUA_SERVICE to dossier, postal, esign or metrics}\""]

@@ -49,7 +49,7 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 DEFAULT_DOSSIER_URL = os.environ.get("MOTCUA_DOSSIER_URL", "http://127.0.0.1:8000")
 DEFAULT_METRICS_URL = os.environ.get("MOTCUA_METRICS_URL", "http://127.0.0.1:8003")
 
-# The portal's status codes (DOMAIN.md), as the API names them, with the portal's wording.
+# The portal's status codes (docs/domain.md §5), as the API names them, with the portal's wording.
 STATUSES: dict[int, tuple[str, str]] = {
     1: ("registered", "Mới đăng ký"),
     2: ("received", "Được tiếp nhận"),

@@ -121,7 +121,7 @@ def build() -> dict[str, Any]:
             "title": "motcua events",
             "version": VERSION,
             "description": (
-                "Domain events of the motcua services on RabbitMQ (CONTRACTS §1): CloudEvents 1.0 in "
+                "Domain events of the motcua services on RabbitMQ (docs/contracts.md §1): CloudEvents 1.0 in "
                 f"JSON structured mode, persistent, on the durable topic exchange `{EXCHANGE}`; failed "
                 f"deliveries go to `{DEAD_LETTER_EXCHANGE}`. Bind `dossier.*.79.26740` for a commune, "
                 "`dossier.*.89.883.#` for a district, `dossier.*.79.#` for a province, `#` for all. "

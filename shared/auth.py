@@ -1,4 +1,4 @@
-"""Bearer-token authentication and the jurisdiction rule (CONTRACTS §2).
+"""Bearer-token authentication and the jurisdiction rule (docs/contracts.md §2 HTTP APIs).
 
 A token's claims: ``sub``, ``roles`` and ``units`` — the unit codes whose jurisdiction the caller has;
 a unit covers all its descendants. Reads outside the jurisdiction answer 404 (existence is not

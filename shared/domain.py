@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 @dataclass(frozen=True, kw_only=True)
 class DomainEvent:
     """A fact an aggregate recorded. Subclasses are dataclasses whose fields are the event's data;
-    ``name`` is the published event name (``received``), ``source`` the service (``dossier``).
+    ``name`` is the event name of docs/contracts.md §1 (``received``), ``source`` the service (``dossier``).
 
     The aggregate records it (:meth:`Aggregate.record`); the unit of work takes it from there at
     commit and writes it to the outbox, so no code path can forget one.

@@ -1,4 +1,4 @@
-"""The event contract (CONTRACTS §1) in one place: envelope, routing keys, exchanges, catalogue.
+"""The event contract (docs/contracts.md §1) in one place: envelope, routing keys, exchanges, catalogue.
 
 Every domain event of every service is a CloudEvents 1.0 JSON document published to the durable
 topic exchange ``egov.events`` with routing key ``<source>.<event>.<receiving unit path>``; when the
@@ -80,7 +80,7 @@ class Event:
     sequence: int
     handling_unit_path: str | None = None
     # Further unit paths that must receive this message through CC: for ``transferred``, the
-    # handling unit the dossier leaves (CONTRACTS §1). Not part of the envelope.
+    # handling unit the dossier leaves (docs/contracts.md §1 Events). Not part of the envelope.
     also_unit_paths: tuple[str, ...] = ()
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     time: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -237,7 +237,7 @@ def read_query(request, schema: Schema) -> Any:
 
 
 def page_links(request, page: int, page_size: int, count: int) -> dict[str, str | None]:
-    """``next`` and ``previous`` URLs for a paginated list (CONTRACTS §2): ``PUBLIC_BASE_URL`` and the
+    """``next`` and ``previous`` URLs for a paginated list (docs/contracts.md §2): ``PUBLIC_BASE_URL`` and the
     path, or the path alone when it is not set; never the request's ``Host``, which the client chooses."""
 
     def url(number: int) -> str:

@@ -1,4 +1,4 @@
-"""Pipeline and HTTP metrics every service exposes (CONTRACTS §4), defined once.
+"""Pipeline and HTTP metrics every service exposes (docs/contracts.md §4 Prometheus metrics), defined once.
 
 Labelled by ``service`` so several services in one process (as in the tests) stay apart.
 """

@@ -22,7 +22,7 @@ class Units(DependencyProvider):
 
 
 class Calendar(DependencyProvider):
-    """``self.calendar``: the working-day calendar (``CALENDAR`` settings, DOMAIN.md defaults)."""
+    """``self.calendar``: the working-day calendar (``CALENDAR`` settings, docs/domain.md §7 defaults)."""
 
     def setup(self) -> None:
         self.calendar = WorkingCalendar.from_settings(self.container.config.get("CALENDAR") or None)

@@ -1,6 +1,6 @@
 """The one timeliness rule of motcua, used by the dossier and the metrics services alike.
 
-DOMAIN.md, "Postal flows" (Decision 45/2016/QĐ-TTg) and issue 7:
+docs/domain.md §8 Postal flows (Decision 45/2016/QĐ-TTg) and issue 7:
 
 * **Day-based and same-day durations** compare Vietnam-local dates: decided before the due date is
   ``early``, on it (at any hour, 17:30 included) ``on_time``, after it ``late``.
@@ -9,7 +9,7 @@ DOMAIN.md, "Postal flows" (Decision 45/2016/QĐ-TTg) and issue 7:
 * A duration unit that is not known (``None``: events that do not say) is judged by dates.
 
 The instant judged against is the *original* appointment: it moves with clock stops and completed
-supplements, never with a Form 04 apology (an apologised-for dossier stays late, DOMAIN.md).
+supplements, never with a Form 04 apology (an apologised-for dossier stays late, docs/domain.md §6).
 
 Overdue (for dossiers still in process) is judged by the instant: past the original due time, with
 the clock running, or already past it when the clock stopped.

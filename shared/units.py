@@ -37,7 +37,7 @@ EXAMPLE_3LEVEL_FILE = DATA_DIR / "units-example-3level.yaml"
 LEVELS: tuple[str, ...] = ("province", "district", "commune", "agency")
 
 # Which parent levels each level may hang under.  Provinces are the roots because a routing key's
-# unit path always starts at a province (CONTRACTS §1); agencies may sit anywhere, including under
+# unit path always starts at a province (docs/contracts.md §1); agencies may sit anywhere, including under
 # another agency (a phòng inside a sở).
 _ALLOWED_PARENT_LEVELS: dict[str, frozenset[str]] = {
     "province": frozenset(),

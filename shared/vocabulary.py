@@ -1,7 +1,7 @@
 """The contract vocabulary: the codes and words that every service, every event and every test shares.
 
-One module, so that a status code, a channel or a timeliness value is written down once (DOMAIN.md,
-CONTRACTS §1). The dossier service's domain decides *when* a dossier changes status; this module only
+One module, so that a status code, a channel or a timeliness value is written down once (docs/domain.md,
+docs/contracts.md §1). The dossier service's domain decides *when* a dossier changes status; this module only
 says what the statuses, channels, return methods, timeliness values, ratings and duration units *are*,
 and what every dossier status event carries (:class:`StatusFacts`). Plain Python: no framework.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 
 class Status(IntEnum):
-    """The national portal's dossier statuses (DOMAIN.md)."""
+    """The national portal's dossier statuses (docs/domain.md §5)."""
 
     REGISTERED = 1  # Mới đăng ký
     RECEIVED = 2  # Được tiếp nhận
@@ -36,7 +36,7 @@ class Status(IntEnum):
 
 S = Status
 FINAL = frozenset({S.REFUSED, S.WITHDRAWN, S.RETURNED})
-# The clock runs only here; supplement, payment and stop freeze it (DOMAIN.md, Time).
+# The clock runs only here; supplement, payment and stop freeze it (docs/domain.md §7 Time).
 CLOCK_RUNNING = frozenset({S.RECEIVED, S.PROCESSING})
 CLOCK_STOPPED = frozenset({S.SUPPLEMENT_REQUESTED, S.AWAITING_PAYMENT, S.STOPPED})
 # Received and still being handled: not resolved, returned, withdrawn or refused.
@@ -83,7 +83,7 @@ RETURN_METHODS = tuple(method.label for method in ReturnMethod)
 
 
 class Timeliness(StrEnum):
-    """How a due time was met, judged on Vietnam local dates (DOMAIN.md)."""
+    """How a due time was met, judged on Vietnam local dates (docs/domain.md §10)."""
 
     EARLY = "early"
     ON_TIME = "on_time"
@@ -155,7 +155,7 @@ DURATION_UNITS = tuple(member.value for member in DurationUnit)
 
 @dataclass(frozen=True, kw_only=True)
 class StatusFacts:
-    """What every dossier status event carries (CONTRACTS §1): codes, statuses, units, dates, no
+    """What every dossier status event carries (docs/contracts.md §1): codes, statuses, units, dates, no
     personal data. The dossier service builds it from a dossier; the test simulators build it from
     their own truth, so both put the same payload on the wire."""
 

@@ -1,4 +1,5 @@
-"""Who may see and do what with a dossier (CONTRACTS §2): roles, and the side of the dossier they act on.
+"""Who may see and do what with a dossier (docs/contracts.md §2): roles, and the side of the dossier they
+act on.
 
 * The desk (``desk_officer``) acts on dossiers of its **receiving** unit; agencies (``handling_officer``,
   ``leader``, ``clerk``) on dossiers their unit is **handling**; a unit covers its descendants.

@@ -1,4 +1,4 @@
-"""How a dossier follows the e-signature service's events (DOMAIN.md "Signatures"; issue 10).
+"""How a dossier follows the e-signature service's events (docs/domain.md §9 Signatures; issue 10).
 
 * ``esign.signed``: the competent leader signed the result digitally — the dossier's sign step.
 * ``esign.sealed``: the clerk applied the organisation's signature — the stamp step (đóng dấu).

@@ -1,4 +1,4 @@
-"""From the dossier's domain events to the published events of CONTRACTS §1.
+"""From the dossier's domain events to the published events of docs/contracts.md §1 Events.
 
 :class:`services.dossier.repository.Dossiers` calls :func:`envelope` at commit (never by hand); the
 test simulators build theirs with it too."""
@@ -52,7 +52,7 @@ def envelope(
 
 
 def departed_from(name: str, data: Mapping[str, Any], units: UnitRegistry) -> tuple[str, ...]:
-    """A ``transferred`` event also goes to the unit that hands the dossier over (CONTRACTS §1)."""
+    """A ``transferred`` event also goes to the unit that hands the dossier over (docs/contracts.md §1)."""
     if name != "transferred" or not data.get("from_unit"):
         return ()
     return (units.routing_path(data["from_unit"]),)

@@ -1,4 +1,4 @@
-"""The forms of DOMAIN.md as JSON, built from the dossier (its notices: what forms 02-05 said), its
+"""The forms of docs/domain.md §6 as JSON, built from the dossier (its notices: what forms 02-05 said), its
 procedure and hand-overs; the audit trail only names the officer.
 
 Form 01 receipt and appointment, 02 supplement request, 03 refusal, 04 apology, 05 stop notice, and

@@ -1,4 +1,4 @@
-"""How a dossier follows the postal service's events (DOMAIN.md "Postal flows"; issue 9).
+"""How a dossier follows the postal service's events (docs/domain.md §8 Postal flows; issue 9).
 
 There is no shared database: the postal service announces, the dossier service applies.
 

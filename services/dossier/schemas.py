@@ -377,7 +377,7 @@ class ProcessControlFormSchema(FormSchema):
     handovers = fields.List(fields.Nested(HandoverLineSchema))
 
 
-# --- events (CONTRACTS §1; docs/dossier-events.md) -----------------------------------------------
+# --- events (docs/contracts.md §1; docs/dossier-events.md) ---------------------------------------
 
 
 def _moment(**kwargs) -> fields.AwareDateTime:

@@ -217,7 +217,7 @@ def audit_reason(body: Mapping[str, Any]) -> str | None:
 
 
 def readable(tx: Transaction, office: Office, principal: Principal, code: str) -> Dossier:
-    """The dossier, if the caller may see it; outside the jurisdiction it does not exist (CONTRACTS §2)."""
+    """A dossier the caller may see; outside its jurisdiction it does not exist (docs/contracts.md §2)."""
     dossier = office.dossiers(tx, None).read(code) if DOSSIER_CODE.match(code) else None
     if dossier is None or not access.can_read(principal, dossier, office.units):
         raise NotFound(f"no dossier {code}")

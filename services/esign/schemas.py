@@ -106,7 +106,7 @@ class VerificationSchema(Schema):
     signatures = fields.List(fields.Nested(SignatureReportSchema))
 
 
-# --- events (CONTRACTS §1) ----------------------------------------------------------------------------
+# --- events (docs/contracts.md §1) --------------------------------------------------------------------
 
 
 class SignatureEventSchema(Schema):

@@ -1,4 +1,4 @@
-"""The SLA metrics of CONTRACTS §4, rendered from the projection at scrape time.
+"""The SLA metrics of docs/contracts.md §4 Prometheus metrics, rendered from the projection at scrape time.
 
 Counters are the totals kept in the database, so they survive restarts and rebuilds unchanged;
 gauges are counted from the facts at the moment of the scrape, so "overdue" follows the clock and is
@@ -20,7 +20,7 @@ units) and the catalogue's 8 fields that is 1,352 pairs, and each (unit, field) 
 * per unit: received by channel 3, returned by method 2, in process 1, due soon 1, ratings 3 = 10
   ->  1,690
 
-about 19,300 with the pipeline metrics. The labels CONTRACTS §4 allows but no dashboard or alert
+about 19,300 with the pipeline metrics. The labels docs/contracts.md §4 allows but no dashboard or alert
 reads are what was left out to fit: ``procedure_field`` on received and in-process, ``channel`` on
 resolved (each would add 1,352 × 3, 1,352 and 1,352 × 6 series). ``test_metrics_exposition`` renders
 that worst case and counts.

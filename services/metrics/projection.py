@@ -3,7 +3,7 @@
 Plain Python on purpose (no nameko, no SQL): the consumer, the rebuild command, the report and the
 tests all fold events and count with these functions, so they cannot disagree.
 
-The vocabulary (DOMAIN.md "Figures that offices are judged by"):
+The vocabulary (docs/domain.md §10 Figures that offices are judged by):
 
 * A dossier is *received* (được tiếp nhận) at its first receipt; it counts in the period of that
   day (Vietnam time) and in its **receiving unit** (the desk the citizen deals with) for good, even
@@ -221,7 +221,7 @@ def _fallback_timeliness(
 ) -> str:
     """For ``resolved`` events that do not carry the dossier service's judgement: the same rule.
 
-    An apology admits the delay: late whatever the date (DOMAIN.md). Events do not name the
+    An apology admits the delay: late whatever the date (docs/domain.md §6). Events do not name the
     duration unit, so the fallback judges by dates (shared/timeliness.py).
     """
     if facts.apologies:

@@ -1,7 +1,7 @@
 """Registering a picked-up dossier with the dossier service, with the caller's own token.
 
 The pickup request carries the applicant's identity, which a status event may not carry
-(CONTRACTS §1), so the postal service files the dossier through the dossier service's API — the
+(docs/contracts.md §1 Events), so the postal service files the dossier through the dossier service's API — the
 same ``POST /api/v1/registrations`` the portal uses — forwarding the caller's ``Authorization``: the
 dossier is registered by, and visible to, whoever asked for the pickup, within their jurisdiction.
 """

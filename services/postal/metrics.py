@@ -1,4 +1,4 @@
-"""The postal service's own Prometheus metrics (CONTRACTS §4 naming; base units).
+"""The postal service's own Prometheus metrics (docs/contracts.md §4 Prometheus metrics naming; base units).
 
 ``motcua_postal_shipments`` and ``motcua_postal_shipments_overdue`` are gauges refreshed by the
 service's watch from its tables; the rest are counted where the thing happens. Every replica refreshes

@@ -32,7 +32,7 @@ OPERATIONS = (
         response=WebhookAckSchema,
         errors=(400, 401, 404),
         public=True,
-        description="Signed, not bearer-authenticated (CONTRACTS §3): headers `webhook-id`, "
+        description="Signed, not bearer-authenticated (docs/contracts.md §3): headers `webhook-id`, "
         "`webhook-timestamp` (Unix seconds, within ±5 minutes) and `webhook-signature` "
         "(`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, several space-separated during a key "
         "rotation), verified over the exact raw body against every active secret of the operator. "

@@ -2,7 +2,7 @@
 
 The same schemas validate requests, render responses, generate the OpenAPI document and — for
 events — the AsyncAPI catalogue. Events carry codes, statuses, units and dates: never a name,
-an address or a phone (CONTRACTS §1 "Minimal data").
+an address or a phone (docs/contracts.md §1 Events "Minimal data").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _text(max_length: int, **kwargs) -> Text:
     )
 
 
-# --- the operator's webhook (CONTRACTS §3) -------------------------------------------------------
+# --- the operator's webhook (docs/contracts.md §3) -----------------------------------------------
 
 
 class WebhookRecipientSchema(Schema):

@@ -64,7 +64,7 @@ class PostalService(OperationalEndpoints):
     calendar = Calendar()
     adapters = Adapters()
 
-    # --- the operator's webhooks (CONTRACTS §3) ---------------------------------------------------
+    # --- the operator's webhooks (docs/contracts.md §3) -------------------------------------------
 
     @api("POST", "/api/v1/webhooks/<string:operator>")
     def webhook(self, request, operator):

@@ -102,7 +102,7 @@ class ReceiveWebhook:
 def receive_webhook(
     cmd: ReceiveWebhook, uow, verifier: WebhookVerifier, calendar: WorkingCalendar, now: datetime
 ) -> tuple[int, dict[str, Any]]:
-    """CONTRACTS §3: verify, then store and apply in one transaction before answering 2xx.
+    """docs/contracts.md §3: verify, then store and apply in one transaction before answering 2xx.
 
     The report's row is inserted before the shipment is saved: a ``webhook-id`` seen before fails
     that insert on its unique key, and the whole transaction, whatever it did, is rolled back.

@@ -1,4 +1,4 @@
-"""Verifying the operator's webhooks (CONTRACTS §3) with the ``standardwebhooks`` library.
+"""Verifying the operator's webhooks (docs/contracts.md §3) with the ``standardwebhooks`` library.
 
 Each operator has one or more active secrets (``whsec_<base64>``): during a rotation the operator
 signs with the new one, or with both (space-separated ``v1,`` signatures), and either verifies.

@@ -270,7 +270,7 @@ def test_deployment_probes_ports_and_commands(service: str) -> None:
     container = main_container(deployment)
     ports = {port.get("name"): port["containerPort"] for port in container["ports"]}
     (port,) = ports.values()
-    assert port == DEFAULT_PORTS[service], f"{service}: CONTRACTS.md port is {DEFAULT_PORTS[service]}"
+    assert port == DEFAULT_PORTS[service], f"{service}: docs/contracts.md §2 port is {DEFAULT_PORTS[service]}"
 
     def probe_port(probe: dict[str, Any]) -> int:
         value = probe["httpGet"]["port"]

@@ -27,7 +27,7 @@ DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 RUNBOOK_URL = re.compile(r"https://github\.com/motcua/motcua/blob/main/docs/runbook\.md#[a-z0-9-]+")
 SEVERITIES = {"page", "ticket"}
 
-# What the services expose (CONTRACTS.md section 4). A misspelt name still parses, so without this
+# What the services expose (docs/contracts.md §4). A misspelt name still parses, so without this
 # list a dashboard panel would stay empty and an alert silent.
 _COUNTERS_AND_GAUGES = {
     "motcua_dossiers_received_total",

@@ -5,8 +5,8 @@ real broker and each database.
   return by post → delivery → delivered → status 10 at the delivery time;
 * a failed delivery → returned to sender → the desk returns it at the counter.
 
-Expected times come from the rules: the filing time is the record's signing time (DOMAIN.md "Postal
-flows"), the return time is the delivery time the operator reported (issue 9).
+Expected times come from the rules: the filing time is the record's signing time (docs/domain.md
+§8 Postal flows), the return time is the delivery time the operator reported (issue 9).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ and elect their leaders in it; SQLite has one process per database). Two dossier
 metrics processes, each on its own port so that the test chooses which one takes a request. Under
 concurrent writes to one receiving unit, from the rules:
 
-(a) dossier codes are ``{identifier}-{YYMMDD}-{NNNN}`` with a per-unit daily sequence (DOMAIN.md): on a
+(a) dossier codes are ``{identifier}-{YYMMDD}-{NNNN}``, a daily per-unit sequence (docs/domain.md §6): on a
     fresh database they are 1, 2, … n for the day, unique, with no gap;
 (b) one outbox relay leads (PostgreSQL's pg_locks); killed with SIGKILL, the other process takes over,
     and every event recorded, before and after, reaches a subscriber exactly once per (subject, sequence);

@@ -1,4 +1,4 @@
-"""The cardinality budget (CONTRACTS §4): a province with all its communes and every procedure field
+"""The cardinality budget (docs/contracts.md §4): a province with all its communes and every procedure field
 stays under 20,000 series — counted from a real /metrics render of the worst case, on both databases.
 
 The worst case: every unit of the largest province of the default map (and its own desk) with
@@ -104,7 +104,7 @@ def test_a_whole_province_with_every_field_stays_under_the_series_budget(databas
     assert all(s.value > 0 for s in sla if s.name.endswith(("_total", "_count", "_overdue")))
     print(f"{province}: {len(units)} units x {len(fields)} fields -> {len(series)} series")
     assert len(series) < BUDGET
-    # CONTRACTS §4: promtool reports nothing, for the worst case too (test_metrics_service requires
+    # docs/contracts.md §4: promtool reports nothing, for the worst case too (test_metrics_service requires
     # promtool on CI; here it is checked where installed).
     promtool = shutil.which("promtool")
     if promtool is not None:

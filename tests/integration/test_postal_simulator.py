@@ -2,7 +2,7 @@
 duplicated or moved backwards.
 
 The simulator runs as its own process and calls the postal service (real broker, each database).
-For each scenario the expected outcome is derived by hand from CONTRACTS §3 and the shipment's
+For each scenario the expected outcome is derived by hand from docs/contracts.md §3 and the shipment's
 forward order (created → picked_up → in_transit → out_for_delivery → delivered, with failed attempts
 leading to another attempt or back to the desk):
 

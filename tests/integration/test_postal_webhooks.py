@@ -1,4 +1,4 @@
-"""The webhook receiver of CONTRACTS §3 on the real broker and both databases.
+"""The webhook receiver of docs/contracts.md §3 on the real broker and both databases.
 
 Each test arranges a shipment in the postal database, sends what the operator would send, and
 checks three things: the HTTP answer the contract names, what is stored (the report before the
@@ -235,7 +235,7 @@ def test_an_unknown_status_is_stored_alerted_and_moves_nothing(postal):
     counted = re.search(r'^motcua_postal_unknown_statuses_total\{operator="vnpost"\} (\S+)$', metrics, re.M)
     assert counted is not None and float(counted.group(1)) >= 1
     promtool = shutil.which("promtool")
-    if promtool is not None:  # CONTRACTS §4: promtool check metrics reports nothing
+    if promtool is not None:  # docs/contracts.md §4: promtool check metrics reports nothing
         checked = subprocess.run(
             [promtool, "check", "metrics"], input=metrics, capture_output=True, text=True
         )

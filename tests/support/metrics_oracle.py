@@ -1,7 +1,7 @@
 """An independent recomputation of the SLA report from simulated ground truth.
 
 Deliberately shares nothing with services/metrics beyond the unit map: it reads the plain
-:class:`~tests.support.metrics_streams.Truth` records and applies DOMAIN.md's definitions directly,
+:class:`~tests.support.metrics_streams.Truth` records and applies docs/domain.md's definitions directly,
 so a mistake in the projection, the SQL or the report assembly shows up as a difference.
 """
 
@@ -50,7 +50,7 @@ def oracle_report(
             c = counts[key]
             c["received"] += 1
             if truth.resolved_at is not None:
-                # DOMAIN.md: after a Form 04 apology "the dossier still counts as late"
+                # docs/domain.md §6: after a Form 04 apology "the dossier still counts as late"
                 late = truth.apologies > 0
                 c[
                     "decided_"

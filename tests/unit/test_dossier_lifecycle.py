@@ -1,4 +1,4 @@
-"""The dossier state machine (DOMAIN.md statuses 1-10 and rules) as plain Python: no broker, no database."""
+"""The dossier state machine (docs/domain.md §5, §6) as plain Python: no broker, no database."""
 
 from __future__ import annotations
 

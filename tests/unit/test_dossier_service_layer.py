@@ -19,9 +19,8 @@ from services.dossier.domain.events import DossierEvent
 from services.dossier.domain.model import TRANSITIONS, Action, TransitionNotAllowed
 from services.dossier.watch_backoff import WatchBackoff
 from shared.auth import Principal
-from shared.domain import InvalidArgument
+from shared.domain import Forbidden, InvalidArgument, NotFound
 from shared.http import idempotent, problem_for
-from shared.domain import Forbidden, NotFound
 from shared.vocabulary import Status
 from tests.support.fakes import CALENDAR, MONDAY, UNITS, FakeDossiers, FakeUnitOfWork
 

@@ -1,5 +1,5 @@
 """How the dossier follows the e-signature service's events (services/dossier/esign_intake.py), on the
-in-memory unit of work. DOMAIN.md "Signatures": the leader signs the result, then the clerk applies
+in-memory unit of work. docs/domain.md §9 Signatures: the leader signs the result, then the clerk applies
 the organisation's signature — so a seal is the stamp step only after the signature is recorded."""
 
 from __future__ import annotations

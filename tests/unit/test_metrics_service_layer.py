@@ -1,6 +1,6 @@
-"""The metrics service layer's rating rules (DOMAIN.md: one rating per returned dossier, at the desk
-that received it, within SATISFACTION_WINDOW_DAYS of the return) and the SLA report's terms, on an
-in-memory projection."""
+"""The metrics service layer's rating rules (docs/domain.md §10: one rating per returned dossier, at
+the desk that received it, within SATISFACTION_WINDOW_DAYS of the return) and the SLA report's terms,
+on an in-memory projection."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The shipment state machine, the status mapping and the hand-over record, without I/O.
 
-Expected outcomes follow CONTRACTS §3 ("a late, out-of-order event never moves a shipment
-backwards") and DOMAIN.md "Postal flows" ("the filing time is when that record is signed").
+Expected outcomes follow docs/contracts.md §3 ("a late or out-of-order report never moves a shipment
+backwards") and docs/domain.md §8 Postal flows ("the dossier's filing time is the moment that record
+is signed").
 """
 
 from __future__ import annotations

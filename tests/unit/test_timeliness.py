@@ -1,4 +1,4 @@
-"""The one timeliness rule (issue 7, item 2), written out from DOMAIN.md and the issue, by hand."""
+"""The one timeliness rule (issue 7, item 2), written out from docs/domain.md §10 and the issue, by hand."""
 
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo

@@ -1,4 +1,4 @@
-"""The contract vocabulary against DOMAIN.md, written out by hand, and its single use across services."""
+"""The contract vocabulary against docs/domain.md, written out by hand, and its single use across services."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from shared.vocabulary import (
     StatusFacts,
 )
 
-# DOMAIN.md "Dossier statuses (with the national portal's codes)".
+# docs/domain.md §5 Dossier statuses.
 PORTAL_STATUSES = {
     1: "registered",
     2: "received",
@@ -52,7 +52,7 @@ def test_status_groups_follow_the_rules():
 
 
 def test_channels_return_methods_and_the_other_words():
-    # DOMAIN.md: "Channel (kênh): 1 counter, 2 online, 3 postal. Return method: 0 counter, 1 postal."
+    # docs/domain.md §6: channel (kênh) 1 counter, 2 online, 3 postal; return method 0 counter, 1 postal.
     assert {c.label: int(c) for c in Channel} == {"counter": 1, "online": 2, "postal": 3}
     assert {m.label: int(m) for m in ReturnMethod} == {"counter": 0, "postal": 1}
     assert Channel.of("online") is Channel.ONLINE and ReturnMethod.of("postal") is ReturnMethod.POSTAL

@@ -1,6 +1,6 @@
 """The dossier (hồ sơ) and its life, as plain Python: no framework, no SQL.
 
-Statuses carry the national portal's codes (DOMAIN.md). Every change of state goes through a method
+Statuses carry the national portal's codes (docs/domain.md §5). Every change of state goes through a method
 of :class:`Dossier`, which checks the rule and records a domain event (:mod:`.events`); the unit of
 work that loaded the dossier writes those to the outbox at commit.
 
@@ -109,7 +109,7 @@ class TransitionNotAllowed(DomainError):
 
 @dataclass(frozen=True)
 class Rules:
-    """Rules a province may configure (DOMAIN.md: *configurable*)."""
+    """Rules a province may configure (docs/domain.md: *configurable*)."""
 
     # One supplement request per dossier, listing every item (Decree 61/2018; wording unconfirmed).
     supplement_once: bool = True
@@ -239,7 +239,7 @@ def _supplement_once(dossier: Dossier, rules: Rules) -> str | None:
 
 
 def _withdrawable(dossier: Dossier, rules: Rules) -> str | None:
-    # The result is decided once there is a decision: withdrawal comes before that (DOMAIN.md).
+    # The result is decided once there is a decision: withdrawal comes before that (docs/domain.md §6).
     return (
         "the result is already decided; the dossier can no longer be withdrawn" if dossier.decision else None
     )
@@ -613,7 +613,7 @@ class Dossier(Aggregate):
     def resolve(self, *, now: datetime, calendar: WorkingCalendar) -> None:
         """Đã xử lý xong: the result goes back to the desk; timeliness and working days are fixed."""
         assert self.received_at is not None and self.original_due_at is not None
-        # An apology admits the delay: the dossier counts as late whatever the date (DOMAIN.md).
+        # An apology admits the delay: the dossier counts as late whatever the date (docs/domain.md §6).
         self.timeliness = (
             Timeliness.LATE if self.apology_count else self._judge(calendar, now, self.original_due_at)
         )
@@ -845,7 +845,7 @@ class Dossier(Aggregate):
         self.record(event(facts=self.status_facts(now), **extra))
 
     def status_facts(self, now: datetime) -> StatusFacts:
-        """The minimal, non-personal facts every status event carries (CONTRACTS §1)."""
+        """The minimal, non-personal facts every status event carries (docs/contracts.md §1 Events)."""
         return StatusFacts(
             code=self.code,
             status=self.status,

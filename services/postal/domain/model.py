@@ -28,7 +28,7 @@ class Direction(StrEnum):
 
 
 class ShipmentStatus(StrEnum):
-    """CONTRACTS §3: the statuses every operator's tracking maps onto."""
+    """docs/contracts.md §3 Postal operator webhooks: the statuses every operator's tracking maps onto."""
 
     CREATED = "created"
     PICKED_UP = "picked_up"

@@ -1,4 +1,4 @@
-"""From an operator's tracking status names to the statuses of CONTRACTS §3.
+"""From an operator's tracking status names to the statuses of docs/contracts.md §3 Postal operator webhooks.
 
 Operators name their statuses their own way, and add new ones without warning. A name this table
 does not know maps to ``None``: the safe default is *no movement* — the report is stored, counted in

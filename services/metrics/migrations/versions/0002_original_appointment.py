@@ -1,6 +1,6 @@
 """judge overdue against the original appointment: apologies counted, in-process index on original_due_at
 
-An apology (Form 04) moves ``due_at`` but the dossier still counts as late (DOMAIN.md), so the
+An apology (Form 04) moves ``due_at`` but the dossier still counts as late (docs/domain.md §6), so the
 overdue and due-soon figures read ``original_due_at``; the index the gauges scan follows. Facts
 folded before this migration have ``apologies = 0`` until ``python -m services.metrics.rebuild``
 (only the fallback judgement of ``resolved`` events without ``timeliness`` reads it).
