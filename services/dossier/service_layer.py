@@ -91,6 +91,37 @@ class ListDossiers:
     query: Mapping[str, Any]  # a validated DossierQuerySchema
 
 
+@dataclass(frozen=True)
+class Read:
+    """A dossier, or its audit trail, as the caller may see it."""
+
+    principal: Principal
+    code: str
+
+
+@dataclass(frozen=True)
+class ReadForm:
+    principal: Principal
+    code: str
+    name: str  # a form of services/dossier/forms.py
+
+
+@dataclass(frozen=True)
+class Found:
+    """One page of a search, and the moment it was made (what ``overdue`` is judged at)."""
+
+    count: int
+    dossiers: list[Dossier]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One round of the overdue watch; ``backoff``: what the process remembers of dossiers that failed."""
+
+    backoff: WatchBackoff
+
+
 # --- filing --------------------------------------------------------------------------------------
 
 
@@ -216,25 +247,27 @@ def audit_reason(body: Mapping[str, Any]) -> str | None:
 # --- reading -------------------------------------------------------------------------------------
 
 
-def readable(tx: Transaction, office: Office, principal: Principal, code: str) -> Dossier:
+def readable(cmd: Read | ReadForm, tx: Transaction, office: Office) -> Dossier:
     """A dossier the caller may see; outside its jurisdiction it does not exist (docs/contracts.md §2)."""
+    code = cmd.code
     dossier = office.dossiers(tx, None).read(code) if DOSSIER_CODE.match(code) else None
-    if dossier is None or not access.can_read(principal, dossier, office.units):
+    if dossier is None or not access.can_read(cmd.principal, dossier, office.units):
         raise NotFound(f"no dossier {code}")
     return dossier
 
 
-def audit_trail(tx: Transaction, office: Office, principal: Principal, code: str) -> list[AuditEntry]:
-    dossier = readable(tx, office, principal, code)
-    if not access.can_audit(principal, dossier, office.units):
-        raise NotFound(f"no dossier {code}")
-    return office.dossiers(tx, None).audit_trail(code)
+def audit_trail(cmd: Read, tx: Transaction, office: Office) -> list[AuditEntry]:
+    dossier = readable(cmd, tx, office)
+    if not access.can_audit(cmd.principal, dossier, office.units):
+        raise NotFound(f"no dossier {cmd.code}")
+    return office.dossiers(tx, None).audit_trail(cmd.code)
 
 
-def form(tx: Transaction, office: Office, principal: Principal, code: str, name: str) -> dict[str, Any]:
-    """Form ``name`` of the dossier, as JSON (forms.FormNotIssued when it has none)."""
-    dossier = readable(tx, office, principal, code)
+def form(cmd: ReadForm, tx: Transaction, office: Office) -> dict[str, Any]:
+    """Form ``cmd.name`` of the dossier, as JSON; NotFound when the dossier has no such form."""
+    dossier = readable(cmd, tx, office)
     dossiers = office.dossiers(tx, None)
+    code, name = cmd.code, cmd.name
     try:
         return forms.build(
             name,
@@ -247,6 +280,15 @@ def form(tx: Transaction, office: Office, principal: Principal, code: str, name:
         )
     except forms.FormNotIssued as exc:
         raise NotFound(str(exc)) from exc
+
+
+def list_dossiers(cmd: ListDossiers, tx: Transaction, office: Office) -> Found:
+    """One page of what the caller may see, newest first, and how many match in all."""
+    now = office.clock()
+    search = search_terms(cmd, office)
+    page, size = cmd.query["page"], cmd.query["page_size"]
+    count, found = office.dossiers(tx, None).search(search, now=now, offset=(page - 1) * size, limit=size)
+    return Found(count, found, now)
 
 
 def search_terms(cmd: ListDossiers, office: Office) -> Search:
@@ -285,11 +327,11 @@ def search_terms(cmd: ListDossiers, office: Office) -> Search:
 # --- the overdue watch ---------------------------------------------------------------------------
 
 
-def watch(uow: UnitOfWork, office: Office, backoff: WatchBackoff) -> int:
+def watch(cmd: Watch, uow: UnitOfWork, office: Office) -> int:
     """``due_soon`` / ``overdue`` once per due time, a transaction per dossier; returns how many it
     looked at. One broken dossier (a unit gone from the map …) does not stop the watch for the others:
     it goes to the back of the queue with a backoff (watch_backoff.py)."""
-    now = office.clock()
+    now, backoff = office.clock(), cmd.backoff
     settings = office.settings
     with uow.transaction() as tx:
         codes = office.dossiers(tx, None).due_for_watch(now, settings.watch_batch)
