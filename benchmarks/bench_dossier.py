@@ -11,7 +11,6 @@ event lag (the event's time, set in the transaction, to its arrival at the subsc
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import statistics
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.common import ROOT, MachineCpu, RunningService
+from benchmarks.common import ROOT, MachineCpu, RunningService, wrk
 from shared.auth import DEV_SECRET, mint
 from shared.broker import connect, declare_exchanges
 from shared.events import EXCHANGE
@@ -122,17 +121,7 @@ def _lua(
 
 
 def _wrk(url: str, script: str, seconds: int, connections: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
-    try:
-        output = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", handle.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(handle.name)
+    output = wrk(url, script, seconds, connections)
     match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", output)
     if not match:
         raise RuntimeError(f"wrk said: {output}")

@@ -24,24 +24,15 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
+from benchmarks.common import ROOT, RunningService, free_port
 from services.esign import pades
 from services.esign.document import ResultDocument, render_result
 from services.esign.keys import DevelopmentPki, FileKeyStore
 from services.esign.tsa import TsaClient
 from shared.auth import DEV_SECRET, mint
-from shared.migrate import upgrade
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "benchmark-passphrase-not-a-secret"
 UNIT = "26740"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(url: str, seconds: float = 30) -> None:
@@ -120,38 +111,21 @@ def verifications(folder: Path, pdf: bytes, seconds: float) -> float:
 
 
 def confirm_latency(amqp_uri: str, folder: Path, tsa_url: str, calls: int) -> dict:
-    database = f"sqlite:///{folder / 'esign.sqlite3'}"
-    upgrade("esign", database)
-    address = f"127.0.0.1:{_free_port()}"
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "AMQP_URI": amqp_uri,
-        "ESIGN_DATABASE_URL": database,
-        "ESIGN_ADDRESS": address,
         "ESIGN_KEY_PASSPHRASE": PASSPHRASE,
         "ESIGN_PKI_DIR": str(folder / "pki"),
         "ESIGN_STORE_DIR": str(folder / "documents"),
         "ESIGN_TSA_URL": tsa_url,
         "JWT_SECRET": DEV_SECRET,
-        "LOG_LEVEL": "WARNING",
     }
-    service = subprocess.Popen(
-        [sys.executable, "-m", "shared.runner", "esign"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://{address}/api/v1"
     opener = {
         "Authorization": "Bearer " + mint(DEV_SECRET, sub="bench", roles=["handling_officer"], units=[UNIT])
     }
     leader = {
         "Authorization": "Bearer " + mint(DEV_SECRET, sub="bench.leader", roles=["leader"], units=[UNIT])
     }
-    try:
-        _wait(f"http://{address}/health/live")
+    with RunningService("esign", amqp_uri, f"sqlite:///{folder / 'esign.sqlite3'}", env=env) as service:
+        base = f"{service.url}/api/v1"
         opened = []
         for n in range(calls + 3):
             r = requests.post(
@@ -181,9 +155,6 @@ def confirm_latency(amqp_uri: str, folder: Path, tsa_url: str, calls: int) -> di
             r.raise_for_status()
             if n >= 3:  # the first calls load fonts and keys
                 latencies.append(elapsed)
-    finally:
-        service.terminate()
-        service.wait(timeout=20)
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     return {
@@ -197,7 +168,7 @@ def run(amqp_uri: str, seconds: float, calls: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="motcua-bench-esign-") as scratch:
         folder = Path(scratch)
         DevelopmentPki(folder / "pki", PASSPHRASE).obtain("tsa")
-        port = _free_port()
+        port = free_port()
         tsa = subprocess.Popen(
             [
                 sys.executable,

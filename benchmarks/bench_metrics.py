@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,11 +34,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import amqp
-import requests
 import sqlalchemy as sa
 
-from benchmarks.common import cpu_seconds
-from services.dossier.catalogue import Catalogue
+from benchmarks.common import BenchVhost, RunningService, cpu_seconds
+from services.dossier.catalogue_files import load_catalogue
 from services.metrics import repository
 from services.metrics.exposition import SlaCollector, UnitLabels, render
 from services.metrics.models import dossier_facts, pipeline
@@ -61,14 +59,6 @@ PREFETCH = 200  # MAX_WORKERS of the services under test, which nameko also uses
 # A service may consume only queues named after it (shared/consumer.py): both no-op services are
 # "bench_noop", each run in its own process.
 NOOP_QUEUE = "bench_noop.events"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _dossier_events(n_events: int, seed: int) -> list[Event]:
@@ -249,46 +239,14 @@ def nameko_noop(amqp_uri: str, events: list[Event], bodies: list[bytes], *, batc
     return float(result.stdout.strip().splitlines()[-1])
 
 
-class RunningMetrics:
-    """The metrics service as its own process, on the given broker and database."""
+class RunningMetrics(RunningService):
+    """The metrics service as its own process (benchmarks/common.py), taking as many messages at a time
+    as the services under test."""
 
     def __init__(self, amqp_uri: str, database_url: str) -> None:
-        self.port = _free_port()
-        self.env = {
-            **os.environ,
-            "AMQP_URI": amqp_uri,
-            "METRICS_DATABASE_URL": database_url,
-            "METRICS_ADDRESS": f"127.0.0.1:{self.port}",
-            "JWT_SECRET": DEV_SECRET,
-            "PYTHONPATH": str(ROOT),
-            "LOG_LEVEL": "WARNING",
-            "MAX_WORKERS": str(PREFETCH),
-        }
-
-    def __enter__(self) -> RunningMetrics:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.runner", "metrics"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        super().__init__(
+            "metrics", amqp_uri, database_url, env={"JWT_SECRET": DEV_SECRET, "MAX_WORKERS": str(PREFETCH)}
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/health/live", timeout=1).ok:
-                    return self
-            except requests.RequestException:  # refused while starting; slow while it consumes
-                time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError("the metrics service did not start")
-
-    def __exit__(self, *exc) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 def consume_baselines(amqp_uri: str, events: list[Event], bodies: list[bytes]) -> dict:
@@ -395,7 +353,7 @@ def _synthetic_facts(
 ) -> Iterator[DossierFacts]:
     """A province's dossiers of the last year: mostly decided and returned, some in process and late."""
     rng = random.Random(seed)
-    fields = sorted(Catalogue.load().fields())
+    fields = sorted(load_catalogue().fields())
     today = now.date()
     for number in range(n_dossiers):
         received_at = now - timedelta(days=rng.uniform(0, 365))
@@ -499,8 +457,6 @@ if __name__ == "__main__":
     parser.add_argument("--only", choices=("projection", "render"))
     args = parser.parse_args()
     if args.only in (None, "projection"):
-        from benchmarks.run import BenchVhost
-
         urls = {sa.engine.make_url(url).get_backend_name(): url for url in args.database_url}
         with BenchVhost() as vhost:  # the events are routed through egov.events: never a running system's
             print(json.dumps(projection_throughput(vhost, urls, args.events), indent=2))

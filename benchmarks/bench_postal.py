@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
-from benchmarks.common import RunningService
+from benchmarks.common import RunningService, wrk
 from services.postal import repository
 from services.postal.domain.model import Direction, Shipment
 from services.postal.models import webhooks
@@ -157,27 +157,8 @@ def _lua(requests_: list[tuple[str, dict[str, str]]]) -> str:
 
 def throughput(url: str, engine: sa.Engine, requests_: list, seconds: int, connections: int) -> float:
     import re
-    import tempfile
 
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(_lua(requests_))
-    try:
-        output = subprocess.run(
-            [
-                "wrk",
-                "-t2",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "-s",
-                handle.name,
-                f"{url}/api/v1/webhooks/vnpost",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(handle.name)
+    output = wrk(f"{url}/api/v1/webhooks/vnpost", _lua(requests_), seconds, connections)
     match = re.search(r"RESULT (\d+) (\d+)", output)
     if not match:
         raise RuntimeError(f"wrk said: {output}")

@@ -1,4 +1,5 @@
-"""What the service benchmarks share: a service run as its own processes, as ``make run`` starts it."""
+"""What the benchmarks share: a throw-away virtual host and database, a service run as its own processes
+(as ``make run`` starts it), wrk, and where the machine's CPU went."""
 
 from __future__ import annotations
 
@@ -8,16 +9,77 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
+import sqlalchemy as sa
+
 ROOT = Path(__file__).resolve().parent.parent
+BROKER = os.environ.get("MOTCUA_BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672")
+MANAGEMENT = os.environ.get("MOTCUA_BENCH_MANAGEMENT", "http://guest:guest@127.0.0.1:15672")
+POSTGRES_ADMIN = os.environ.get("MOTCUA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class BenchVhost:
+    """A throw-away RabbitMQ virtual host, so benchmark traffic never reaches a running system."""
+
+    def __enter__(self) -> str:
+        import requests
+
+        self.name = f"motcua-bench-{uuid.uuid4().hex[:8]}"
+        self.api = f"{MANAGEMENT}/api/vhosts/{self.name}"
+        requests.put(self.api, timeout=10).raise_for_status()
+        user = sa.engine.make_url(BROKER.replace("amqp", "postgresql", 1)).username or "guest"
+        requests.put(
+            f"{MANAGEMENT}/api/permissions/{self.name}/{user}",
+            timeout=10,
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        return f"{BROKER}/{self.name}"
+
+    def __exit__(self, *exc) -> None:
+        import requests
+
+        requests.delete(self.api, timeout=30)
+
+
+class Postgres:
+    """A throw-away PostgreSQL database for one benchmark."""
+
+    def __enter__(self) -> str:
+        self.name = f"motcua_bench_{uuid.uuid4().hex[:8]}"
+        self.admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
+        return sa.engine.make_url(POSTGRES_ADMIN).set(database=self.name).render_as_string(False)
+
+    def __exit__(self, *exc) -> None:
+        with self.admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wrk(url: str, script: str, seconds: int, connections: int) -> str:
+    """What wrk printed, run with the Lua ``script`` against ``url`` (two threads)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        return subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", handle.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
 
 
 def cpu_seconds(pid: int) -> float:

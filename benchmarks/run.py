@@ -7,61 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import uuid
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from benchmarks import bench_outbox
+from benchmarks.common import ROOT, BenchVhost, Postgres
 
-ROOT = Path(__file__).resolve().parent.parent
-BROKER = os.environ.get("MOTCUA_BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672")
-MANAGEMENT = os.environ.get("MOTCUA_BENCH_MANAGEMENT", "http://guest:guest@127.0.0.1:15672")
 AMQP_URI = ""  # set by main(): a virtual host of the benchmark's own
-
-
-class BenchVhost:
-    """A throw-away RabbitMQ virtual host, so benchmark traffic never reaches a running system."""
-
-    def __enter__(self) -> str:
-        import requests
-
-        self.name = f"motcua-bench-{uuid.uuid4().hex[:8]}"
-        self.api = f"{MANAGEMENT}/api/vhosts/{self.name}"
-        requests.put(self.api, timeout=10).raise_for_status()
-        user = sa.engine.make_url(BROKER.replace("amqp", "postgresql", 1)).username or "guest"
-        requests.put(
-            f"{MANAGEMENT}/api/permissions/{self.name}/{user}",
-            timeout=10,
-            json={"configure": ".*", "write": ".*", "read": ".*"},
-        ).raise_for_status()
-        return f"{BROKER}/{self.name}"
-
-    def __exit__(self, *exc) -> None:
-        import requests
-
-        requests.delete(self.api, timeout=30)
-
-
-POSTGRES_ADMIN = os.environ.get("MOTCUA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-class Postgres:
-    """A throw-away PostgreSQL database for one benchmark."""
-
-    def __enter__(self) -> str:
-        self.name = f"motcua_bench_{uuid.uuid4().hex[:8]}"
-        self.admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
-        return sa.engine.make_url(POSTGRES_ADMIN).set(database=self.name).render_as_string(False)
-
-    def __exit__(self, *exc) -> None:
-        with self.admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self.admin.dispose()
 
 
 def outbox(count: int, runs: int) -> dict:

@@ -22,12 +22,12 @@ from collections import Counter
 
 import requests
 
-from services.dossier.catalogue import Catalogue
+from services.dossier.catalogue_files import load_catalogue
 from shared.auth import DEV_SECRET, mint
 
 UNIT = "26740"
 # A procedure a commune receives at the counter, as the integration tests pick it.
-PROCEDURE = next(p.code for p in Catalogue.load() if "commune" in p.levels and "counter" in p.channels)
+PROCEDURE = next(p.code for p in load_catalogue() if "commune" in p.levels and "counter" in p.channels)
 APPLICANT = {"full_name": "Nguyễn Văn An", "id_number": "079203001234", "phone": "0901234567"}
 
 

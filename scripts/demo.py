@@ -41,7 +41,8 @@ from prometheus_client.parser import text_string_to_metric_families
 # shared.auth imports nameko, which imports eventlet: both announce their deprecation on import.
 warnings.filterwarnings("ignore", message=r"(?s).*(Eventlet is deprecated|pkg_resources is deprecated)")
 
-from services.dossier.catalogue import Catalogue, Procedure  # noqa: E402
+from services.dossier.catalogue import Procedure  # noqa: E402
+from services.dossier.catalogue_files import load_catalogue  # noqa: E402
 from shared.auth import DEV_SECRET, mint  # noqa: E402
 from shared.units import UnitRegistry  # noqa: E402
 
@@ -1200,7 +1201,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         units = UnitRegistry.from_settings(os.environ.get("UNITS_FILE") or None)
         now = datetime.now(UTC)
-        catalogue = Catalogue.load()
+        catalogue = load_catalogue()
         procedures = []
         for code in catalogue.codes():
             try:

@@ -11,12 +11,14 @@ anything is unsafe, 0 when nothing is. Run it with a pod's environment, e.g.::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared import clock
 from shared.auth import auth_settings, is_development, secret_problem
 from shared.config import ConfigurationError, load_config
 
@@ -31,6 +33,8 @@ def findings(config: Mapping[str, Any], service: str) -> list[str]:
     development = is_development(config)
     if development:
         found.append("MOTCUA_ENV=development: HS256 tokens from a shared key are accepted; unset it")
+    if config.get(clock.ENV_VARIABLE) or os.environ.get(clock.ENV_VARIABLE):
+        found.append(f"{clock.ENV_VARIABLE} is set: a file could move this service's time; unset it")
     problem = secret_problem(str(config.get("JWT_SECRET") or "") or None, development=False)
     if problem:
         found.append(f"{problem}: unset JWT_SECRET (tokens come from the identity provider)")

@@ -19,6 +19,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from shared import clock
 from shared.fastload import FastSchema
 
 EXCHANGE = "egov.events"
@@ -83,7 +84,7 @@ class Event:
     # handling unit the dossier leaves (docs/contracts.md §1 Events). Not part of the envelope.
     also_unit_paths: tuple[str, ...] = ()
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    time: datetime = field(default_factory=clock.now)
 
     @property
     def type(self) -> str:

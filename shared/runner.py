@@ -19,10 +19,11 @@ eventlet.monkey_patch()
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import logging.config  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from shared import logs  # noqa: E402
+from shared import clock, logs  # noqa: E402
 from shared.auth import auth_settings  # noqa: E402
 from shared.config import ConfigurationError, load_config, validate  # noqa: E402
 
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(path)
         validate(config)
+        if refused := clock.refusal(os.environ):
+            raise ConfigurationError(refused)
         auth_settings(config, args.service)
     except ConfigurationError as exc:
         print(f"{args.service}: {exc}", file=sys.stderr)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
+from shared import clock as shared_clock
 from shared.units import UnitRegistry
 from shared.workcalendar import WorkingCalendar
 
@@ -28,14 +29,10 @@ class UnitOfWork(Protocol):
     def transaction(self) -> Any: ...
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True, kw_only=True)
 class Context:
     """The one context type of the use cases; a service subclasses it with its own adapters."""
 
     units: UnitRegistry
     calendar: WorkingCalendar
-    clock: Callable[[], datetime] = field(default=_now)
+    clock: Callable[[], datetime] = field(default=shared_clock.now)  # shared/clock.py: the one "now"

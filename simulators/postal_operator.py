@@ -44,6 +44,8 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from shared import clock
+
 log = logging.getLogger("postal-operator-simulator")
 DEFAULT_SECRET = "whsec_bW90Y3VhLWRldmVsb3BtZW50LXdlYmhvb2stc2VjcmV0"
 FAULTS = (
@@ -143,7 +145,7 @@ class Simulator:
             scenario = self.scenarios.popleft() if self.scenarios else self.default_scenario
             faults = {f.strip() for f in scenario.split(",") if f.strip()}
             consignment = f"E{'B' if body['direction'] == 'pickup' else 'D'}{random.randrange(10**9):09d}VN"
-            now = datetime.now(UTC)
+            now = clock.now()
             answer = {
                 "consignment": consignment,
                 "fee_vnd": 22000 + 5000 * (int(body["packages"]) - 1),
@@ -169,7 +171,7 @@ class Simulator:
                 "type": "shipment.tracking",
                 "consignment": consignment,
                 "status": status,
-                "occurred_at": datetime.fromtimestamp(at, UTC).isoformat(),
+                "occurred_at": clock.at(at).isoformat(),
             }
             if status == "delivered" and direction == "delivery":
                 report["recipient"] = (
@@ -184,7 +186,7 @@ class Simulator:
                 "type": "shipment.tracking",
                 "consignment": consignment,
                 "status": "delivery_failed",
-                "occurred_at": datetime.fromtimestamp(last + self.step_seconds, UTC).isoformat(),
+                "occurred_at": clock.at(last + self.step_seconds).isoformat(),
             }
             reports.append([last + 2 * self.step_seconds, late])
         for due, report in reports:
@@ -212,7 +214,7 @@ class Simulator:
                 "type": "shipment.tracking",
                 "consignment": consignment,
                 "status": "cancelled",
-                "occurred_at": datetime.now(UTC).isoformat(),
+                "occurred_at": clock.now().isoformat(),
             }
             heapq.heappush(
                 self.queue, Scheduled(time.time(), next(self.seq), f"msg_{uuid.uuid4().hex}", report)

@@ -17,7 +17,8 @@ under, so lookups are by date (``Catalogue.get(code, at=received_at)``) or by ve
 (``Catalogue.get_version``), never "whatever is newest".
 
 This module is the model and the lookups; :mod:`services.dossier.catalogue_files` reads and checks
-the files (every problem reported with file, line and key path).
+the files (every problem reported with file, line and key path) and builds the catalogue from them
+(``load_catalogue``): the model knows nothing of files.
 
 Plain Python on purpose (no nameko, no SQL): the service, the tests and offline tools such as a
 catalogue linter all import it.
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from shared import clock
 from shared.vocabulary import DURATION_UNITS
 
 SHIPPED_DIRECTORY = Path(__file__).resolve().parent / "procedures"
@@ -185,7 +187,7 @@ class UnknownProcedure(KeyError):
 
 def _day(at: date | datetime | None) -> date:
     if at is None:
-        return datetime.now(VIETNAM_TIME).date()
+        return clock.now().astimezone(VIETNAM_TIME).date()
     if isinstance(at, datetime):  # before the date check: datetime is a date subclass
         # naive datetimes are taken as Vietnam local time, aware ones converted to it
         return at.astimezone(VIETNAM_TIME).date() if at.tzinfo else at.date()
@@ -202,14 +204,6 @@ class Catalogue:
             grouped.setdefault(procedure.code, []).append(procedure)
         for code in sorted(grouped):
             self._versions[code] = tuple(sorted(grouped[code], key=lambda p: p.version))
-
-    @classmethod
-    def load(cls, directory: str | Path | None = None) -> Catalogue:
-        """Load and validate ``directory`` (default: the shipped ``procedures/`` folder)."""
-        # Imported here: reading and checking the files is catalogue_files.py's business.
-        from services.dossier.catalogue_files import load_procedures
-
-        return cls(load_procedures(directory))
 
     def get(self, code: str, at: date | datetime | None = None) -> Procedure:
         """The version of ``code`` in force at ``at`` (default: today, Vietnam time).

@@ -34,6 +34,7 @@ from services.dossier.catalogue import (
     STEP_CODES,
     WORKING_DAYS,
     WORKING_HOURS,
+    Catalogue,
     CatalogueError,
     Fee,
     Problem,
@@ -634,5 +635,6 @@ def load_procedures(directory: str | Path | None = None) -> list[Procedure]:
     return [procedure for procedure, _ in located]
 
 
-# --------------------------------------------------------------------------------------------
-# The catalogue
+def load_catalogue(directory: str | Path | None = None) -> Catalogue:
+    """The catalogue of ``directory`` (default: the shipped ``procedures/`` folder), validated."""
+    return Catalogue(load_procedures(directory))

@@ -17,7 +17,7 @@ from typing import Any
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
-from services.dossier import catalogue
+from services.dossier import catalogue, catalogue_files
 from services.dossier.domain.model import Rules
 from services.dossier.watch_backoff import WatchBackoff
 from shared.config import Setting, boolean, positive, positive_int, validate
@@ -91,7 +91,7 @@ watch_timer = WatchTimer.decorator
 @cache
 def _shipped_catalogue() -> catalogue.Catalogue:
     # Read and checked once per process: the procedure files ship with the code.
-    return catalogue.Catalogue.load()
+    return catalogue_files.load_catalogue()
 
 
 class Catalogue(DependencyProvider):

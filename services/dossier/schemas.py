@@ -7,10 +7,11 @@ refused everywhere (marshmallow's default ``RAISE``): a misspelt field is an err
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from shared import clock
 from shared.events import event_type
 from shared.fields import Text
 from shared.vocabulary import (
@@ -55,7 +56,7 @@ def _reason(**kwargs) -> Text:
 
 
 def _future_appointment(value: datetime) -> None:
-    now = datetime.now(UTC)
+    now = clock.now()
     if value <= now:
         raise ValidationError("must be in the future")
     if value > now + MAX_APPOINTMENT_AHEAD:

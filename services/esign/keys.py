@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.signers import Signer, SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from shared import clock
 
 ROOT_NAME = "MOTCUA TEST ROOT"
 ALGORITHMS = ("rsa-pss", "ecdsa-p256")
@@ -146,7 +148,7 @@ class DevelopmentPki:
                 return existing
             key = _new_key(self.algorithm)
             name = _name(ROOT_NAME)
-            now = datetime.now(UTC)
+            now = clock.now()
             cert = (
                 x509.CertificateBuilder()
                 .subject_name(name)
@@ -179,7 +181,7 @@ class DevelopmentPki:
 
     def issue(self, public_key, common_name: str, organisation: str, *, timestamping: bool = False):
         """A certificate from the test root for ``public_key`` (signing, or timestamping for the TSA)."""
-        now = datetime.now(UTC)
+        now = clock.now()
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name, organisation))

@@ -42,6 +42,7 @@ from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from services.esign.document import FONT_BOLD, FONT_REGULAR, LEADER_BOX, VN_TZ, nfc
+from shared import clock
 
 LEADER_FIELD = "ChuKyLanhDao"
 SEAL_FIELD = "ChuKyCoQuan"
@@ -148,6 +149,19 @@ def _metadata(field_name: str, name: str, reason: str, location: str) -> PdfSign
     )
 
 
+class _SignerAt(PdfSigner):
+    """A ``PdfSigner`` whose signing time (the signature's /M) is the service's clock, not the host's."""
+
+    def __init__(self, moment: datetime, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.moment = moment
+
+    def init_signing_session(self, pdf_out, existing_fields_only=False):
+        session = super().init_signing_session(pdf_out, existing_fields_only)
+        session.system_time = self.moment
+        return session
+
+
 async def _sign(
     pdf: bytes,
     signer: Signer,
@@ -156,9 +170,11 @@ async def _sign(
     box: tuple[float, float, float, float],
     text_params: dict[str, str],
     timestamper: TimeStamper | None,
+    moment: datetime,
 ) -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    pdf_signer = PdfSigner(
+    pdf_signer = _SignerAt(
+        moment,
         meta,
         signer,
         timestamper=timestamper,
@@ -254,7 +270,7 @@ def sign_as_leader(
 ) -> bytes:
     meta = _metadata(LEADER_FIELD, signer_name, "Ký ban hành kết quả giải quyết", location)
     params = {"signer": nfc(signer_name), "signed_at": iso_vietnam(now)}
-    return run(_sign(pdf, signer, meta, leader_style(), LEADER_BOX, params, timestamper))
+    return run(_sign(pdf, signer, meta, leader_style(), LEADER_BOX, params, timestamper, now))
 
 
 def seal(
@@ -266,7 +282,7 @@ def seal(
     timestamper: TimeStamper | None = None,
 ) -> bytes:
     meta = _metadata(SEAL_FIELD, unit_name, "Đóng dấu cơ quan ban hành", location)
-    return run(_sign(pdf, signer, meta, seal_style(unit_name), seal_box(), {}, timestamper))
+    return run(_sign(pdf, signer, meta, seal_style(unit_name), seal_box(), {}, timestamper, clock.now()))
 
 
 # --- verification -------------------------------------------------------------------------------------
@@ -320,7 +336,10 @@ async def _verify(pdf: bytes, roots: list[asn1_x509.Certificate]) -> list[Signat
         signatures = list(reader.embedded_regular_signatures)
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise NotAPdf(f"not a readable PDF: {exc}") from exc
-    context = ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
+    # validated at the service's time: certificates issued under a moved clock are valid then
+    context = ValidationContext(
+        trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail", moment=clock.now()
+    )
     reports = []
     for embedded in signatures:
         status = await async_validate_pdf_signature(embedded, signer_validation_context=context)

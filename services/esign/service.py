@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 from nameko.timer import timer
 from pyhanko.sign.general import SigningError
@@ -31,6 +30,7 @@ from services.esign.schemas import (
     VerificationSchema,
 )
 from services.esign.storage import sha256_hex
+from shared import clock
 from shared.auth import Auth, Principal
 from shared.consumer import event_consumer
 from shared.events import Event
@@ -129,7 +129,7 @@ class EsignService(OperationalEndpoints):
             procedure_code=data["procedure_code"],
             receiving_unit=data["receiving_unit"],
             handling_unit=data["handling_unit"],
-            now=datetime.now(UTC),
+            now=clock.now(),
         )
         with self.uow.transaction() as tx:
             if not tx.first_delivery(event, QUEUE):
@@ -158,7 +158,7 @@ class EsignService(OperationalEndpoints):
             raise ValidationFailed(
                 "a rejection states its reason", errors=[{"pointer": "/reason", "detail": "required"}]
             )
-        command = signing.OpenRequest(now=datetime.now(UTC), **body)
+        command = signing.OpenRequest(now=clock.now(), **body)
 
         def change(tx):
             opened, created = signing.open_request(command, EsignUnitOfWork(tx, units), self.signing)
@@ -217,7 +217,7 @@ class EsignService(OperationalEndpoints):
             units=principal.units,
             reason=body["reason"],
             reason_code=body["reason_code"],
-            now=datetime.now(UTC),
+            now=clock.now(),
         )
         return idempotent(self.uow, principal.sub, request, self._run(signing.refuse, command))
 
@@ -256,7 +256,7 @@ class EsignService(OperationalEndpoints):
         """Drop the document revisions past their retention."""
         with self.uow.transaction() as tx:
             requests = EsignUnitOfWork(tx, self.signing.units).requests
-            expired = requests.expired_documents(datetime.now(UTC))
+            expired = requests.expired_documents(clock.now())
             requests.forget_documents(expired)
         return self.signing.store.purge(expired)
 
@@ -292,7 +292,7 @@ class EsignService(OperationalEndpoints):
             signer=_signer(principal, body.get("signer_name")),
             units=principal.units,
             document_sha256=body["document_sha256"],
-            now=datetime.now(UTC),
+            now=clock.now(),
         )
         return idempotent(self.uow, principal.sub, request, self._run(signing.confirm, command))
 

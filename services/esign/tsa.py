@@ -25,6 +25,7 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from services.esign.keys import DevelopmentPki, _private_key_info, to_asn1_cert
+from shared import clock
 
 log = logging.getLogger("motcua.tsa")
 MAX_QUERY_BYTES = 16 * 1024
@@ -81,9 +82,23 @@ class TsaClient(TimeStamper):
         return self.request_tsa_response(req)
 
 
+class ClockTimeStamper(DummyTimeStamper):
+    """Tokens stamped at :func:`shared.clock.now`, so the development clock moves the test TSA too."""
+
+    def request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        at_now = DummyTimeStamper(
+            self.tsa_cert,
+            self.tsa_key,
+            self.certs_to_embed,
+            fixed_dt=clock.now(),
+            override_md=self.override_md,
+        )
+        return at_now.request_tsa_response(req)
+
+
 def timestamper(pki: DevelopmentPki) -> DummyTimeStamper:
     issued = pki.obtain("tsa")
-    return DummyTimeStamper(
+    return ClockTimeStamper(
         tsa_cert=to_asn1_cert(issued.certificate),
         tsa_key=_private_key_info(issued.key),
         certs_to_embed=SimpleCertificateStore.from_certs([to_asn1_cert(pki.root.certificate)]),

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,6 +47,7 @@ from prometheus_client.utils import floatToGoString
 
 from services.metrics import repository
 from services.metrics.projection import MICRO, RESOLUTION_BUCKETS, TOTALS_ROW
+from shared import clock as shared_clock
 from shared.units import UnitRegistry
 from shared.vocabulary import RATINGS, RETURN_METHODS, TIMELINESS, Channel
 
@@ -322,7 +323,7 @@ class SlaCollector(Collector):
         unit_labels: UnitLabels,
         due_soon: timedelta,
         day_length: timedelta,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = shared_clock.now,
     ) -> None:
         self.engine = engine
         self.unit_labels = unit_labels

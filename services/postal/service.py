@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from services.postal import repository
 from services.postal import service_layer as postal
@@ -27,7 +27,7 @@ from services.postal.schemas import (
     RedeliveryRequestSchema,
     SignatureRequestSchema,
 )
-from shared import retention
+from shared import clock, retention
 from shared.auth import Auth, Principal
 from shared.consumer import event_consumer
 from shared.events import Event
@@ -75,9 +75,7 @@ class PostalService(OperationalEndpoints):
             headers={k.lower(): v for k, v in request.headers.items()},
             remote_addr=request.remote_addr,
         )
-        return postal.receive_webhook(
-            command, self.uow, self.adapters.verifier, self.calendar, datetime.now(UTC)
-        )
+        return postal.receive_webhook(command, self.uow, self.adapters.verifier, self.calendar, clock.now())
 
     # --- pickups -----------------------------------------------------------------------------------
 
@@ -96,7 +94,7 @@ class PostalService(OperationalEndpoints):
             self.uow,
             principal.sub,
             request,
-            lambda tx: postal.store_pickup(tx, prepared, name, datetime.now(UTC)),
+            lambda tx: postal.store_pickup(tx, prepared, name, clock.now()),
         )
 
     @api("GET", "/api/v1/shipments/<string:code>")
@@ -120,7 +118,7 @@ class PostalService(OperationalEndpoints):
         name = self.adapters.operator.name
 
         def change(tx):
-            record = postal.draw_up_record(tx, principal, body, name, self.units, datetime.now(UTC))
+            record = postal.draw_up_record(tx, principal, body, name, self.units, clock.now())
             return 201, postal.present_record(record), {"Location": f"/api/v1/handover-records/{record.id}"}
 
         status, answer, headers = idempotent(self.uow, principal.sub, request, change)
@@ -141,7 +139,7 @@ class PostalService(OperationalEndpoints):
         body = read_json(request, SIGNATURE_REQUEST)
 
         def change(tx):
-            record = postal.sign_record(tx, principal, record_id, body, self.units, datetime.now(UTC))
+            record = postal.sign_record(tx, principal, record_id, body, self.units, clock.now())
             return 200, postal.present_record(record)
 
         return idempotent(self.uow, principal.sub, request, change)
@@ -158,10 +156,10 @@ class PostalService(OperationalEndpoints):
         body = read_json(request, RETURN_REQUEST)
         command = postal.GiveReturnAddress(code, principal, body)
         with self.uow.transaction() as tx:
-            postal.give_return_address(tx, command, self.units, datetime.now(UTC))
+            postal.give_return_address(tx, command, self.units, clock.now())
         try:
             postal.open_delivery(
-                postal.OpenDelivery(code), self.uow, self.adapters.operator, self.units, datetime.now(UTC)
+                postal.OpenDelivery(code), self.uow, self.adapters.operator, self.units, clock.now()
             )
         except ServiceUnavailable as exc:
             log.warning("delivery of %s not opened yet (the watch retries): %s", code, exc.detail)
@@ -188,7 +186,7 @@ class PostalService(OperationalEndpoints):
             self.uow,
             self.adapters.operator,
             self.units,
-            datetime.now(UTC),
+            clock.now(),
         )
         if shipment is None:
             raise Conflict(f"the result of dossier {code} is not ready to go by post")
@@ -212,7 +210,7 @@ class PostalService(OperationalEndpoints):
                 self.uow,
                 self.adapters.operator,
                 self.units,
-                datetime.now(UTC),
+                clock.now(),
             )
         except ServiceUnavailable as exc:
             # Remembered above: the watch opens it once the operator answers again.
@@ -222,7 +220,7 @@ class PostalService(OperationalEndpoints):
     @watch_timer
     def watch(self) -> None:
         """Gauges, stuck shipments, and deliveries an operator outage left unopened."""
-        postal.watch(self.uow, self.adapters.operator, self.units, datetime.now(UTC))
+        postal.watch(self.uow, self.adapters.operator, self.units, clock.now())
 
     # --- helpers -------------------------------------------------------------------------------------
 

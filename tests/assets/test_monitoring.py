@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,17 +68,6 @@ METRIC_NAME = re.compile(r"\bmotcua[_:][A-Za-z0-9_:]*")
 # (all used inside regex matchers) become ".*".
 GRAFANA_BUILTINS = {"__range": "1d", "__rate_interval": "5m", "__interval": "1m"}
 GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "install Debian's prometheus package for promtool"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def run_promtool(promtool: str, *args: str | Path) -> None:

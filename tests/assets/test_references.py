@@ -14,7 +14,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # What .gitignore leaves out, and the virtualenv: not the project's text.
-SKIPPED_DIRS = {".git", ".venv", "data", ".bench", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache"}
+SKIPPED_DIRS = {
+    ".git",
+    ".venv",
+    "data",
+    ".bench",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    ".ruff_cache",
+}
 BINARY = {".ttf", ".pdf", ".png", ".jpg", ".p12", ".der", ".sqlite3", ".db", ".pyc"}
 
 # The briefs the project was started from live outside it (this file, which names them, is not scanned).
@@ -84,7 +93,7 @@ def test_every_section_cited_exists():
 
 def test_the_checks_see_what_they_look_for():
     # The patterns above, on the shapes of reference the repository used to carry.
-    for stale in ('(CONTRACTS §1)', 'CONTRACTS.md port', 'DOMAIN.md "Time"', "STYLE.md", "../shared/x"):
+    for stale in ("(CONTRACTS §1)", "CONTRACTS.md port", 'DOMAIN.md "Time"', "STYLE.md", "../shared/x"):
         assert OUTSIDE.search(stale), stale
     assert not OUTSIDE.search("docs/contracts.md §1 and docs/domain.md §7")
     cited = [m.group(1) for m in DOCS_PATH.finditer("see docs/schemas/<type>.json, `docs/runbook.md#x`.")]

@@ -74,3 +74,12 @@ def test_a_wrong_setting_stops_the_service_with_its_name(environment):
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "JWT_SECRET" in output and "Traceback" not in output
+
+
+def test_a_clock_file_outside_development_stops_the_service(environment, tmp_path):
+    """Only development may move a service's time (shared/clock.py)."""
+    environment.update(MOTCUA_ENV="production", MOTCUA_CLOCK_FILE=str(tmp_path / "clock"))
+    process = start("dossier", environment)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "MOTCUA_CLOCK_FILE is set outside MOTCUA_ENV=development" in output and "Traceback" not in output

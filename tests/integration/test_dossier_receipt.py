@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from services.dossier.catalogue import Catalogue
+from services.dossier.catalogue_files import load_catalogue
 from services.dossier.service import DossierService
 from shared.units import EXAMPLE_3LEVEL_FILE
 from tests.conftest import bearer
@@ -13,7 +13,7 @@ from tests.support.broker import Subscriber
 
 pytestmark = pytest.mark.integration
 
-CATALOGUE = Catalogue.load()
+CATALOGUE = load_catalogue()
 COMMUNE_PROCEDURE = next(p.code for p in CATALOGUE if "commune" in p.levels and "counter" in p.channels)
 APPLICANT = {
     "full_name": "Nguyễn Văn An",

@@ -17,11 +17,10 @@ import pytest
 import requests
 
 from services.esign.service import EsignService
-from shared.auth import DEV_SECRET
 from shared.events import Event
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
-from tests.conftest import bearer, free_port
+from tests.conftest import bearer, free_port, service_settings
 from tests.integration.test_metrics_service import publish
 from tests.support.broker import Subscriber
 from tests.support.esign import PASSPHRASE, softhsm_module, softhsm_token, tsa_process
@@ -35,15 +34,7 @@ COMMUNE, OTHER_COMMUNE = (unit.code for unit in REGISTRY.children(PROVINCE)[:2])
 
 def esign_config(amqp_uri: str, database_url: str, folder, tsa_url: str | None, **extra) -> dict:
     upgrade("esign", database_url)
-    return {
-        "AMQP_URI": amqp_uri,
-        "DATABASE_URL": database_url,
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
-        "JWT_SECRET": DEV_SECRET,
-        "UNITS_FILE": "",
-        "OUTBOX_POLL_SECONDS": 0.2,
-        "OUTBOX_BATCH_SIZE": 200,
-        "EVENT_MAX_ATTEMPTS": 3,
+    settings = {
         "ESIGN_KEYSTORE": "files",
         "ESIGN_PKI_DIR": str(folder / "pki"),
         "ESIGN_KEY_PASSPHRASE": PASSPHRASE,
@@ -57,8 +48,8 @@ def esign_config(amqp_uri: str, database_url: str, folder, tsa_url: str | None, 
         "ESIGN_VERIFY_MAX_BYTES": 200_000,
         "ESIGN_VERIFY_PER_MINUTE": 1000,
         "max_workers": 4,
-        **extra,
     }
+    return service_settings(amqp_uri, database_url, **{**settings, **extra})
 
 
 class Client:

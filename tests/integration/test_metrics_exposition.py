@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.dossier.catalogue import Catalogue
+from services.dossier.catalogue_files import load_catalogue
 from services.metrics import repository
 from services.metrics.exposition import SlaCollector, UnitLabels, render
 from services.metrics.models import dossier_facts
@@ -77,7 +77,7 @@ def test_a_whole_province_with_every_field_stays_under_the_series_budget(databas
     upgrade("metrics", database_url)
     engine = create_engine(database_url)
     province = largest_province()
-    fields = sorted(Catalogue.load().fields())
+    fields = sorted(load_catalogue().fields())
     now = datetime.now(UTC)
     with engine.begin() as connection:
         repository.bulk_insert_facts(connection, worst_case(province, fields, now))

@@ -19,9 +19,9 @@ SOFTHSM_MODULE_PATHS = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linu
 
 
 @contextmanager
-def tsa_process(pki_dir: Path, port: int) -> Iterator[str]:
+def tsa_process(pki_dir: Path, port: int, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """``python -m services.esign.tsa`` on ``port``; yields its URL, stops it afterwards."""
-    env = {**os.environ, "ESIGN_KEY_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "ESIGN_KEY_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     log = open(pki_dir.parent / "tsa.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "services.esign.tsa", "--port", str(port), "--pki-dir", str(pki_dir)],

@@ -195,3 +195,46 @@ def test_every_event_type_has_a_typed_event_a_schema_and_an_asyncapi_entry():
                     assert entry.type in typed, f"{entry.type} has no DomainEvent dataclass"
 
         migrated(check, service)
+
+
+WALL_CLOCK = {"now", "utcnow", "today", "time", "time_ns", "localtime", "gmtime"}
+# What must stay on the real clock, and why; every other read of the time of day is shared.clock.now().
+REAL_CLOCK = {
+    ("shared/clock.py", "datetime.now"): "the clock itself",
+    ("shared/auth.py", "datetime.now"): "a token's iat/exp, which PyJWT checks against the real clock",
+    ("shared/auth.py", "time.time"): "a cached token's expiry, on PyJWT's real clock",
+    ("shared/uow.py", "datetime.now"): "inbox and outbox bookkeeping, and how long the database was down",
+    ("shared/outbox.py", "datetime.now"): "the relay's publishing times and the outbox's age",
+    ("shared/ops.py", "datetime.now"): "queue ages for operators",
+    ("shared/consumer.py", "datetime.now"): "when a message was dead-lettered",
+    ("shared/operations.py", "datetime.now"): "retention of pipeline rows, whose times are real",
+    ("services/metrics/repository.py", "datetime.now"): "the event log's logged_at, pruned by retention",
+    ("shared/workcalendar.py", "date.today"): "checks a country code on one year's holidays; any year does",
+    ("simulators/postal_operator.py", "datetime.now"): "webhook-timestamp, checked ±5 min on the real clock",
+    ("simulators/postal_operator.py", "time.time"): "the delays between reports, in real seconds",
+}
+
+
+def wall_clock_reads(path: Path) -> set[str]:
+    """``datetime.now``, ``date.today``, ``time.time`` ... named (called or passed) in ``path``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr in WALL_CLOCK:
+            base = node.value.attr if isinstance(node.value, ast.Attribute) else getattr(node.value, "id", "")
+            if base in ("datetime", "date") and node.attr in ("now", "utcnow", "today"):
+                found.add(f"{base}.{node.attr}")
+            elif base == "time" and node.attr not in ("now", "utcnow", "today"):
+                found.add(f"time.{node.attr}")
+    return found
+
+
+def test_the_time_of_day_comes_from_shared_clock():
+    """A test moves every process's clock (shared/clock.py); a direct read would not move with it."""
+    reads = {
+        (str(path.relative_to(ROOT)), read)
+        for folder in ("services", "shared", "simulators")
+        for path in (ROOT / folder).rglob("*.py")
+        for read in wall_clock_reads(path)
+    }
+    assert reads - REAL_CLOCK.keys() == set(), "read shared.clock.now() instead"
+    assert REAL_CLOCK.keys() - reads == set(), "no longer read there: take it off REAL_CLOCK"

@@ -19,6 +19,7 @@ from services.dossier.catalogue import (
     UnknownProcedure,
     split_duration,
 )
+from services.dossier.catalogue_files import load_catalogue
 
 # --------------------------------------------------------------------------------------------
 # The shipped catalogue
@@ -26,7 +27,7 @@ from services.dossier.catalogue import (
 
 @pytest.fixture(scope="module")
 def catalogue() -> Catalogue:
-    return Catalogue.load()
+    return load_catalogue()
 
 
 def all_versions(catalogue: Catalogue) -> list[Procedure]:
@@ -251,7 +252,7 @@ def line_of(text: str, needle: str, occurrence: int = 1) -> int:
 
 def load_error(directory: Path) -> CatalogueError:
     with pytest.raises(CatalogueError) as info:
-        Catalogue.load(directory)
+        load_catalogue(directory)
     return info.value
 
 
@@ -264,7 +265,7 @@ def assert_reported(error: CatalogueError, file: str, line: int, path: str, *wor
 
 def test_a_valid_file_loads(tmp_path: Path) -> None:
     write(tmp_path, "good.yaml", catalogue_file(entry()))
-    catalogue = Catalogue.load(str(tmp_path))
+    catalogue = load_catalogue(str(tmp_path))
     procedure = catalogue.get("1.001193", at=date(2020, 1, 1))
     assert procedure.field == "civil_status" and procedure.field_name == "Hộ tịch"
     assert procedure.source == f"{tmp_path.name}/good.yaml:4"
@@ -389,10 +390,10 @@ def test_hour_plan_sums_hours(tmp_path: Path) -> None:
     )
     write(tmp_path, "good.yaml", good)
     with pytest.raises(CatalogueError, match="add up to 6 working_hours"):
-        Catalogue.load(tmp_path)
+        load_catalogue(tmp_path)
     fixed = good.replace("allotment: 4 working_hours", "allotment: 2 working_hours")
     write(tmp_path, "good.yaml", fixed)
-    assert Catalogue.load(tmp_path).get("1.001193").duration == "4 working_hours"
+    assert load_catalogue(tmp_path).get("1.001193").duration == "4 working_hours"
 
 
 def test_bad_channel(tmp_path: Path) -> None:
@@ -509,7 +510,7 @@ def test_all_problems_are_reported_together(tmp_path: Path) -> None:
 
 def test_missing_directory_and_empty_file(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match="not a directory"):
-        Catalogue.load(tmp_path / "nope")
+        load_catalogue(tmp_path / "nope")
     write(tmp_path, "empty.yaml", "")
     (problem,) = load_error(tmp_path).problems
     assert str(problem) == f"{tmp_path.name}/empty.yaml:1: the file is empty"
@@ -533,10 +534,10 @@ def test_loader_accepts_a_plan_exactly_when_it_adds_up(total: int, parts: list[i
     with tempfile.TemporaryDirectory() as folder:
         write(Path(folder), "plan.yaml", text)
         if sum(parts) == total:
-            assert Catalogue.load(folder).get("1.001193").duration == f"{total} working_days"
+            assert load_catalogue(folder).get("1.001193").duration == f"{total} working_days"
         else:
             with pytest.raises(CatalogueError, match=f"add up to {sum(parts)} working_days"):
-                Catalogue.load(folder)
+                load_catalogue(folder)
 
 
 def test_error_on_the_line_of_a_key_names_that_key(tmp_path: Path) -> None:
@@ -615,7 +616,7 @@ def test_procedure_may_override_the_file_field(tmp_path: Path) -> None:
         "    name_en: Birth registration\n    field: other\n    field_name: Khác\n",
     )
     write(tmp_path, "good.yaml", text)
-    assert Catalogue.load(tmp_path).fields() == {"other": "Khác"}
+    assert load_catalogue(tmp_path).fields() == {"other": "Khác"}
 
 
 def test_field_names_must_agree_across_files(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
     ("change", "expected"),
     [
         ({"MOTCUA_ENV": "development"}, "MOTCUA_ENV=development"),
+        ({"MOTCUA_CLOCK_FILE": "/run/motcua/clock"}, "MOTCUA_CLOCK_FILE is set"),
         ({"JWT_SECRET": DEV_SECRET}, "development secret"),
         ({"JWT_SECRET": "change-me-to-a-long-random-string"}, "placeholder"),
         ({"OIDC_ISSUER": "", "OIDC_JWKS_URL": ""}, "no identity provider"),

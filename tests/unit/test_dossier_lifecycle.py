@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.dossier.actions import REGISTRY, Context, agency_unit
-from services.dossier.catalogue import Catalogue
+from services.dossier.catalogue_files import load_catalogue
 from services.dossier.domain.model import (
     DEFAULT_RULES,
     TRANSITIONS,
@@ -690,7 +690,7 @@ def test_plan_agencies_resolve_to_units_of_the_map():
 
 
 def test_the_real_interlinked_birth_procedure_runs_through():
-    procedure = Catalogue.load().get("1.012766", at=MONDAY)
+    procedure = load_catalogue().get("1.012766", at=MONDAY)
     dossier = received(procedure)
     dossier.start_processing(now=at(hours=1), calendar=CAL, to_unit="C1")
     dossier.appraise(now=at(hours=2), calendar=CAL)

@@ -125,11 +125,12 @@ def _backfill() -> None:
     if not rows:
         return
     # Imported here: a fresh database (the usual case) needs neither the unit map nor the catalogue.
-    from services.dossier.catalogue import Catalogue, UnknownProcedure
+    from services.dossier.catalogue import UnknownProcedure
+    from services.dossier.catalogue_files import load_catalogue
     from shared.units import UnitRegistry, UnknownUnit
 
     units = UnitRegistry.from_settings(os.environ.get("UNITS_FILE") or None)
-    catalogue = Catalogue.load()
+    catalogue = load_catalogue()
     for row in rows:
         values = {"code": row.code}
         try:
