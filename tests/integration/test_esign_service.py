@@ -55,6 +55,7 @@ def esign_config(amqp_uri: str, database_url: str, folder, tsa_url: str | None, 
 class Client:
     def __init__(self, config: dict) -> None:
         self.base = f"http://{config['WEB_SERVER_ADDRESS']}/api/v1"
+        self.amqp_uri = config["AMQP_URI"]
 
     def get(self, path: str, headers: dict | None = None) -> requests.Response:
         return requests.get(self.base + path, headers=headers or {}, timeout=30)
@@ -201,8 +202,22 @@ def test_decided_dossier_is_signed_sealed_downloaded_and_verified(esign, rabbit_
         ]
         assert [e["sequence"] for e in envelopes] == [1, 2]
         assert all(e["subject"] == code for e in envelopes)
+        # Numbered at issue: the sealed event carries the number, the signed one none yet.
+        assert "document_number" not in envelopes[0]["data"]
+        assert envelopes[1]["data"]["document_number"] == sealed.json()["document_number"]
+        assert sealed.json()["document_number"].startswith("01/KQ-")
     finally:
         subscriber.close()
+
+
+def test_a_rejection_decided_opens_its_signing_request(esign):
+    code = f"{COMMUNE}-{uuid.uuid4().hex[:8]}"
+    publish(esign.amqp_uri, decided_event(code, "rejected", "conditions_not_met"))
+    result = esign.wait_for_result(code, DESK)
+    assert result.status_code == 200 and result.content.startswith(b"%PDF-")
+    request = esign.get(f"/results/{code}/signing-request", LEADER).json()
+    assert (request["decision"], request["stage"]) == ("rejected", "awaiting_leader")
+    assert request["reason"] == "Không đủ điều kiện theo quy định"  # the code's label, not an officer's text
 
 
 def test_refused_request_cannot_be_signed(esign, rabbit_config):
@@ -255,7 +270,8 @@ def test_refused_request_cannot_be_signed(esign, rabbit_config):
         )
         assert reopened.status_code == 201
         assert reopened.json()["id"] != rid
-        assert reopened.json()["document_number"] != opened.json()["document_number"]
+        # Neither is numbered: a document takes its number when it is issued, at the seal.
+        assert reopened.json()["document_number"] is None and opened.json()["document_number"] is None
     finally:
         subscriber.close()
 
