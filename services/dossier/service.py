@@ -8,7 +8,6 @@ problems in one place (:func:`shared.http.problem_for`).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from marshmallow import Schema, ValidationError
@@ -32,7 +31,7 @@ from services.dossier.schemas import (
 from shared.auth import Auth
 from shared.consumer import event_consumer
 from shared.events import Event
-from shared.http import api, idempotent, page_links, read_json, read_query
+from shared.http import api, idempotent, page_links, read_json, read_query, request_id
 from shared.operations import OperationalEndpoints
 from shared.problems import Conflict, NotFound, ValidationFailed
 from shared.providers import Calendar, Units
@@ -46,11 +45,6 @@ DOSSIER = DossierSchema()
 DOSSIER_SUMMARY = DossierSummarySchema()
 AUDIT_ENTRIES = AuditEntrySchema(many=True)
 ACTION_SCHEMAS = {action: entry.body() for action, entry in REGISTRY.items()}
-
-
-def _request_id(request) -> str:
-    given = request.headers.get("X-Request-Id", "")
-    return given if 0 < len(given) <= 100 and given.isprintable() else str(uuid.uuid4())
 
 
 def _action_body(request, schema: Schema) -> dict[str, Any]:
@@ -82,7 +76,7 @@ class DossierService(OperationalEndpoints):
         """Receive a dossier at the desk: code, appointment, ``dossier.received``."""
         principal = self.auth.principal(request)
         principal.require_role(access.DESK_OFFICER)
-        command = service_layer.Receive(principal, read_json(request, RECEIPT_REQUEST), _request_id(request))
+        command = service_layer.Receive(principal, read_json(request, RECEIPT_REQUEST), request_id(request))
         return idempotent(
             self.uow, principal.sub, request, lambda tx: self._created(service_layer.receive, command, tx)
         )
@@ -93,7 +87,7 @@ class DossierService(OperationalEndpoints):
         principal = self.auth.principal(request)
         principal.require_role(*access.FILING_ROLES)
         command = service_layer.Register(
-            principal, read_json(request, REGISTRATION_REQUEST), _request_id(request)
+            principal, read_json(request, REGISTRATION_REQUEST), request_id(request)
         )
         return idempotent(
             self.uow, principal.sub, request, lambda tx: self._created(service_layer.register, command, tx)
@@ -111,7 +105,7 @@ class DossierService(OperationalEndpoints):
             raise NotFound(f"no action {action!r}; actions: {', '.join(a.value for a in Action)}") from None
         principal.require_role(*access.roles_for(REGISTRY[action]))
         body = _action_body(request, ACTION_SCHEMAS[action])
-        command = service_layer.Act(principal, code, action, body, _request_id(request))
+        command = service_layer.Act(principal, code, action, body, request_id(request))
 
         def change(tx):
             return 200, self._present(service_layer.act(command, tx, self._office()))
