@@ -49,6 +49,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -58,6 +59,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared import clock
 from shared.auth import DEV_SECRET
@@ -142,6 +144,16 @@ class System:
     def scenario(self, *names: str) -> None:
         r = requests.post(f"{self.operator}/_control/scenarios", json={"scenarios": list(names)}, timeout=10)
         assert r.status_code == 200, r.text
+
+    def exposed(self, name: str, label: str | None = None) -> dict[str | None, float]:
+        """A family's samples on /metrics, summed over every label but ``label``."""
+        sums: dict[str | None, float] = defaultdict(float)
+        text = requests.get(f"{self.metrics}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.value:
+                    sums[sample.labels.get(label) if label else None] += sample.value
+        return dict(sums)
 
     def report(self, first: str, last: str, **query: str) -> dict:
         params = {"unit": UNIT, "from": first, "to": last, **query}
@@ -238,6 +250,17 @@ class System:
     def return_at_counter(self, key: str) -> None:
         self.dossiers[key].seen["returned"] = self.act(self.dossiers[key].code, "return", DESK)
 
+    def ordered_not_handed_over(self, key: str) -> None:
+        """The delivery is ordered; without the co-signed record nothing moves, however long it waits."""
+        dossier = self.dossiers[key]
+        delivery = wait_for(lambda: self.shipments(dossier.code, "delivery")[-1:], timeout=30)
+        assert delivery, "no delivery opened"
+        time.sleep(3)  # ten of the simulator's steps, in real seconds
+        dossier.seen["before_record"] = {
+            "status": self.dossier_of(dossier.code)["status"],
+            "shipment": self.shipments(dossier.code, "delivery")[-1]["status"],
+        }
+
     def deliver(self, key: str) -> None:
         """The sealed result leaves the desk on a co-signed delivery record; delivered, it is returned."""
         dossier = self.dossiers[key]
@@ -298,6 +321,7 @@ def _timeline(s: System) -> list[tuple[datetime, str, Callable[[], None]]]:
         (vn(1, 6, 9), "B", lambda: s.act(s.dossiers["B"].code, "appraise", HANDLING, {"opinion": "Đủ"})),
         (vn(1, 6, 10), "B", lambda: s.decide_sign_seal("B")),
         (vn(1, 6, 11), "B", lambda: s.resolve("B")),
+        (vn(1, 6, 11, 5), "B", lambda: s.ordered_not_handed_over("B")),
         (vn(1, 7, 9), "B", lambda: s.deliver("B")),
         (vn(1, 7, 10), "D", lambda: s.act(s.dossiers["D"].code, "resume", HANDLING)),
         (vn(1, 7, 10, 5), "D", lambda: s.snapshot("D", "resumed")),
@@ -526,7 +550,11 @@ def test_timeliness_is_judged_on_vietnam_dates(run):
 
 def test_returns_by_post_only_when_delivered(run):
     _reached(run, "returned", "B", "I")
+    _reached(run, "before_record", "B")
     b = run.dossiers["B"].seen
+    # Resolved on Wed 6 Jan and ordered, the result waits at the desk until the record is co-signed.
+    assert b["before_record"]["status"] == 9, b["before_record"]
+    assert b["before_record"]["shipment"] == "created", b["before_record"]
     assert b["returned"]["return_method"] == "postal"
     assert _local(b["returned"]["returned_at"]) == _local(b["delivery"]["delivered_at"])
     assert _local(b["returned"]["returned_at"]) >= _local(b["delivery_record"]["signed_at"])
@@ -581,3 +609,25 @@ def test_the_processes_read_the_moved_clock(run):
     """The report says when it was made: the metrics process's clock, moved to 12 Feb 16:00."""
     as_of = _local(run.report("2027-02-01", "2027-02-12")["as_of"])
     assert vn(2, 12, 16) <= as_of < vn(2, 12, 16) + timedelta(minutes=5)
+
+
+def test_prometheus_counts_the_same_dossiers(run):
+    """The exposition at 12 Feb 16:00 (a fresh database: its counters are the scenario's).
+
+    received by channel: counter A C D E J F G H = 8, postal B I = 2; decided early A B I, on time D F,
+    late C; returned at the counter A C D I F = 5, by post B = 1; one supplement request (B); in process
+    G H J = 3, of which overdue J = 1.
+    """
+    expected = {
+        ("motcua_dossiers_received_total", "channel"): {"counter": 8, "postal": 2},
+        ("motcua_dossiers_resolved_total", "timeliness"): {"early": 3, "on_time": 2, "late": 1},
+        ("motcua_dossiers_returned_total", "method"): {"counter": 5, "postal": 1},
+        ("motcua_supplement_requests_total", None): {None: 1},
+        ("motcua_dossiers_in_process", None): {None: 3},
+        ("motcua_dossiers_overdue", None): {None: 1},
+    }
+
+    def exposed() -> dict:
+        return {key: run.exposed(*key) for key in expected}
+
+    assert wait_for(lambda: exposed() == expected, timeout=30), exposed()
