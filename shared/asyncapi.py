@@ -17,7 +17,7 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from shared.events import CATALOGUE, CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, EventType
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "2.0.0"
+VERSION = "3.0.0"
 
 
 def load_catalogue() -> dict[str, EventType]:
@@ -72,7 +72,12 @@ def envelope_schema(entry: EventType) -> dict[str, Any]:
                 "description": "receiving unit path, province first",
             },
             "handlingunitpath": {"type": "string", "description": "handling unit path"},
-            "sequence": {"type": "integer", "minimum": 1, "description": "per-dossier counter"},
+            "sequence": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "per-dossier counter of the event's source: 1, 2, 3 … over all that "
+                "service's events of the dossier; order and detect gaps per (source, subject)",
+            },
             "data": data_schema(entry),
         },
     }
@@ -125,7 +130,8 @@ def build() -> dict[str, Any]:
                 f"JSON structured mode, persistent, on the durable topic exchange `{EXCHANGE}`; failed "
                 f"deliveries go to `{DEAD_LETTER_EXCHANGE}`. Bind `dossier.*.79.26740` for a commune, "
                 "`dossier.*.89.883.#` for a district, `dossier.*.79.#` for a province, `#` for all. "
-                "Delivery is at least once: de-duplicate by `id`, order by `sequence`."
+                "Delivery is at least once: de-duplicate by `id`, order by `sequence` (each source "
+                "numbers its own events of a dossier)."
             ),
         },
         "defaultContentType": CONTENT_TYPE,

@@ -1,9 +1,12 @@
 """A postal operator simulator: ``python -m simulators.postal_operator`` (started by ``make run``).
 
 It speaks the operator API the postal service's :class:`~services.postal.operator.HttpOperator`
-calls (``POST /orders`` with ``Idempotency-Key``, ``POST /orders/{c}/cancel``, ``GET /orders/{c}``,
-``POST /quotes``) and calls back with Standard-Webhooks-signed tracking reports after configurable
-delays, retrying a report until it is acknowledged, as a real operator does.
+calls (``POST /orders`` with ``Idempotency-Key``, ``POST /orders/{c}/cancel``,
+``POST /orders/{c}/handover``, ``GET /orders/{c}``, ``POST /quotes``) and calls back with
+Standard-Webhooks-signed tracking reports after configurable delays, retrying a report until it is
+acknowledged, as a real operator does. A pickup starts at once (the worker goes to the applicant's
+door); a delivery starts only once its worker took the sealed result at the desk on a co-signed
+hand-over record (``POST /orders/{c}/handover``), never when the order is placed.
 
 It injects the faults a real operator shows, per order, chosen by a scenario (a comma-separated
 list of faults; ``SIMULATOR_SCENARIO`` for every order, or queued for the next orders with
@@ -16,10 +19,11 @@ list of faults; ``SIMULATOR_SCENARIO`` for every order, or queued for the next o
 * ``late_after_delivery`` — a ``delivery_failed`` stamped after the delivery arrives after it;
 * ``unknown_status`` — a status name never sent before (``held_at_hub``) in the middle;
 * ``proxy`` — an authorised proxy signs for the delivery;
-* ``lost`` — the package is lost in transit (reported as ``lost``).
+* ``lost`` — the package is lost in transit (reported as ``lost``, with the compensation paid).
 
-``POST /_control/outage {"orders": n}`` answers the next n order calls with 503 (the adapter's
-retries); ``GET /_control/log`` lists every webhook attempt and its answer.
+``POST /_control/outage {"orders": n, "cancels": m}`` answers the next n order calls and m cancel
+calls with 503 (the adapter's retries, the watch's retry of an owed cancel); ``GET /_control/log``
+lists every webhook attempt and its answer.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ FAULTS = (
     "proxy",
 )
 UNKNOWN_STATUS = "held_at_hub"
+COMPENSATION_VND = 500000  # what the simulated operator pays for a lost package
 
 
 @dataclass(order=True)
@@ -124,6 +129,7 @@ class Simulator:
         self.by_key: dict[str, dict[str, Any]] = {}
         self.scenarios: deque[str] = deque()
         self.outage = 0
+        self.cancel_outage = 0
         self.queue: list[Scheduled] = []
         self.seq = itertools.count()
         self.log: list[dict[str, Any]] = []
@@ -158,9 +164,26 @@ class Simulator:
                 "faults": sorted(faults),
                 "events": [],
                 "cancelled": False,
+                "handed_over": False,
             }
-            self._schedule(consignment, body["direction"], faults, time.time())
+            if body["direction"] == "pickup":  # a delivery waits for the result's hand-over at the desk
+                self._schedule(consignment, body["direction"], faults, time.time())
             return 201, answer
+
+    def hand_over(self, consignment: str) -> tuple[int, dict[str, Any]]:
+        """The worker took the sealed result on a co-signed record: the delivery starts (once)."""
+        with self.lock:
+            order = self.orders.get(consignment)
+            if order is None:
+                return 404, {"error": "no such consignment"}
+            if order["order"]["direction"] != "delivery":
+                return 409, {"error": "only a delivery is handed over at the desk"}
+            if order["cancelled"]:
+                return 409, {"error": "the order was cancelled"}
+            if not order["handed_over"]:
+                order["handed_over"] = True
+                self._schedule(consignment, "delivery", set(order["faults"]), time.time())
+            return 200, {"consignment": consignment, "handed_over": True}
 
     def _schedule(self, consignment: str, direction: str, faults: set[str], start: float) -> None:
         steps = script(direction, faults)
@@ -173,6 +196,8 @@ class Simulator:
                 "status": status,
                 "occurred_at": clock.at(at).isoformat(),
             }
+            if status == "lost":
+                report["compensation"] = {"amount_vnd": COMPENSATION_VND, "cause": "lost_in_transit"}
             if status == "delivered" and direction == "delivery":
                 report["recipient"] = (
                     {"kind": "proxy", "name": "Trần Thị Bình"} if "proxy" in faults else {"kind": "applicant"}
@@ -201,12 +226,17 @@ class Simulator:
 
     def cancel(self, consignment: str) -> tuple[int, dict[str, Any]]:
         with self.lock:
+            if self.cancel_outage > 0:
+                self.cancel_outage -= 1
+                return 503, {"error": "temporarily unavailable"}
             order = self.orders.get(consignment)
             if order is None:
                 return 404, {"error": "no such consignment"}
             delivered = any(e["status"] in ("delivered", "returned_to_sender") for e in order["events"])
             if delivered:
                 return 409, {"error": "already delivered"}
+            if order["cancelled"]:
+                return 200, {"consignment": consignment, "status": "cancelled"}
             order["cancelled"] = True
             self.queue = [s for s in self.queue if s.report["consignment"] != consignment]
             heapq.heapify(self.queue)
@@ -307,6 +337,8 @@ class Simulator:
             return self.create_order(key, json.loads(request.get_data()))
         if method == "POST" and len(parts) == 3 and parts[0] == "orders" and parts[2] == "cancel":
             return self.cancel(parts[1])
+        if method == "POST" and len(parts) == 3 and parts[0] == "orders" and parts[2] == "handover":
+            return self.hand_over(parts[1])
         if method == "GET" and len(parts) == 2 and parts[0] == "orders":
             return self.track(parts[1])
         if method == "POST" and path == "/quotes":
@@ -322,9 +354,11 @@ class Simulator:
                 self.scenarios.extend(names)
             return 200, {"queued": len(self.scenarios)}
         if method == "POST" and path == "/_control/outage":
+            body = json.loads(request.get_data())
             with self.lock:
-                self.outage = int(json.loads(request.get_data())["orders"])
-            return 200, {"outage": self.outage}
+                self.outage = int(body.get("orders", self.outage))
+                self.cancel_outage = int(body.get("cancels", self.cancel_outage))
+            return 200, {"outage": self.outage, "cancels": self.cancel_outage}
         if method == "GET" and path == "/_control/log":
             with self.lock:
                 return 200, {"attempts": list(self.log), "pending": len(self.queue)}

@@ -57,21 +57,38 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def service_config(rabbit_config, dossier_database):
-    port = free_port()
+def service_settings(amqp_uri: str, database_url: str, **overrides) -> dict:
+    """What every service's configuration holds in a test: a free port, the development key, the default
+    unit map, an outbox relay that polls often, few delivery attempts; ``overrides`` on top."""
     return {
-        "AMQP_URI": rabbit_config["AMQP_URI"],
-        "DATABASE_URL": dossier_database,
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
-        "MOTCUA_ENV": "development",
+        "AMQP_URI": amqp_uri,
+        "DATABASE_URL": database_url,
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         "JWT_SECRET": DEV_SECRET,
         "UNITS_FILE": "",
         "OUTBOX_POLL_SECONDS": 0.2,
         "OUTBOX_BATCH_SIZE": 200,
         "EVENT_MAX_ATTEMPTS": 3,
         "max_workers": 10,
+        **overrides,
     }
+
+
+def metrics_settings(amqp_uri: str, database_url: str, **overrides) -> dict:
+    """The metrics service's configuration for a test, on a free port."""
+    return service_settings(
+        amqp_uri,
+        database_url,
+        METRICS_UNIT_DEPTH=2,
+        SATISFACTION_WINDOW_DAYS=30,
+        METRICS_DUE_SOON_HOURS=24,
+        **overrides,
+    )
+
+
+@pytest.fixture
+def service_config(rabbit_config, dossier_database):
+    return service_settings(rabbit_config["AMQP_URI"], dossier_database, MOTCUA_ENV="development")
 
 
 def bearer(role: str, *units: str, sub: str | None = None) -> dict[str, str]:

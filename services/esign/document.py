@@ -1,7 +1,8 @@
 """The result document (văn bản kết quả) as a PDF ready to be signed.
 
 ``render_result(result)`` lays out one A4 page in the administrative style of Decree 30/2020: the
-issuing unit and the national motto side by side, the document number and the place and date, the
+issuing unit and the national motto side by side, the document's number and date left blank (the clerk
+gives both when the document is issued; they are printed in the seal's appearance), the place, the
 title, the dossier code, the procedure, the applicant's reference (never an identity number), the
 decision and, for a rejection, the reason; a QR code to the public verification page; and, bottom
 right, the signature block whose rectangle :data:`LEADER_BOX` the leader's visible signature fills.
@@ -16,14 +17,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 from fpdf.enums import Align, XPos, YPos
 
 from shared.pdf_qr import draw_qr
 
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 ASSETS = Path(__file__).with_name("assets")
 FONT_REGULAR = ASSETS / "NotoSans-Regular-vi.ttf"
 FONT_BOLD = ASSETS / "NotoSans-Bold-vi.ttf"
@@ -49,6 +48,7 @@ MM = 72 / 25.4
 # The leader's appearance fills it; the seal overlaps its left third (pades.seal_box).
 LEADER_BOX = (330.0, 250.0, 530.0, 360.0)
 QR_MM = 28.0
+BLANK = "......"  # the number and the date, given at issue
 
 
 def nfc(text: str) -> str:
@@ -63,8 +63,8 @@ class ResultDocument:
 
     unit_name: str
     unit_code: str
-    document_number: str
-    issued_at: datetime
+    series: str  # the number's symbol after the slash, e.g. KQ-26740; the number itself comes at issue
+    drafted_at: datetime
     place: str
     dossier_code: str
     procedure: str
@@ -96,9 +96,8 @@ def render_result(result: ResultDocument) -> bytes:
     if result.decision == "rejected" and not (result.reason or "").strip():
         raise ValueError("a rejection states its reason")
     pdf = _Page()
-    pdf.set_creation_date(result.issued_at)
+    pdf.set_creation_date(result.drafted_at)
     pdf.add_page()
-    local = result.issued_at.astimezone(VN_TZ)
 
     # Header: the issuing unit on the left, the national motto on the right.
     top = pdf.get_y()
@@ -107,7 +106,7 @@ def render_result(result: ResultDocument) -> bytes:
     pdf.multi_cell(75, 5, nfc(result.unit_name.upper()), align=Align.C)
     pdf.set_x(15)
     pdf.set_font("NotoSans", "", 10)
-    pdf.cell(75, 6, nfc(f"Số: {result.document_number}"), align=Align.C)
+    pdf.cell(75, 6, nfc(f"Số: {BLANK}/{result.series}"), align=Align.C)
     pdf.set_xy(90, top)
     pdf.set_font("NotoSans", "B", 10)
     pdf.cell(110, 5, nfc(MOTTO_1), align=Align.C, new_x=XPos.LEFT, new_y=YPos.NEXT)
@@ -116,7 +115,7 @@ def render_result(result: ResultDocument) -> bytes:
     pdf.set_y(pdf.get_y() + 2)
     pdf.set_x(90)
     pdf.set_font("NotoSans", "", 10)
-    dated = f"{result.place}, ngày {local.day:02d} tháng {local.month:02d} năm {local.year}"
+    dated = f"{result.place}, ngày {BLANK} tháng {BLANK} năm {BLANK}"
     pdf.cell(110, 6, nfc(dated), align=Align.C)
 
     pdf.set_y(58)

@@ -6,6 +6,10 @@
 * ``esign_documents`` — every revision of every result document (unsigned, signed, sealed), by its
   SHA-256. The bytes live in the content-addressed store (:mod:`services.esign.storage`); this row
   says what they are and until when they are kept.
+* ``esign_document_counters`` — each issuing unit's register, one row per Vietnam-local year: the last
+  number given. Its row stays locked from a seal's upsert to that seal's commit.
+* ``esign_event_sequences`` — the per-dossier ``sequence`` of the ``esign.*`` events, across the
+  dossier's signing requests.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ signing_requests = sa.Table(
     sa.Column("receiving_unit", sa.String(40), nullable=False),
     sa.Column("handling_unit", sa.String(40), nullable=False),
     sa.Column("issuing_unit", sa.String(40), nullable=False),
-    sa.Column("document_number", sa.String(80), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("document_sha256", sa.String(64), nullable=False),
     sa.Column("stage", sa.String(20), nullable=False),
@@ -42,8 +45,11 @@ signing_requests = sa.Table(
     sa.Column("refused_by", sa.String(200), nullable=True),
     sa.Column("refused_at", UTCDateTime, nullable=True),
     sa.Column("refusal_reason", sa.Text, nullable=True),
-    sa.Column("event_sequence", sa.Integer, nullable=False),
-    sa.UniqueConstraint("issuing_unit", "document_number", name="uq_esign_document_number"),
+    # The register's number, given at the seal: (unit, Vietnam-local year, number) is unique.
+    sa.Column("document_number", sa.String(80), nullable=True),
+    sa.Column("register_year", sa.Integer, nullable=True),
+    sa.Column("register_number", sa.Integer, nullable=True),
+    sa.UniqueConstraint("issuing_unit", "register_year", "register_number", name="uq_esign_register_number"),
     sa.Index("ix_esign_requests_stage", "stage", "handling_unit"),
 )
 
@@ -56,4 +62,19 @@ documents = sa.Table(
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("retain_until", UTCDateTime, nullable=False, index=True),
+)
+
+document_counters = sa.Table(
+    "esign_document_counters",
+    metadata,
+    sa.Column("issuing_unit", sa.String(40), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
+)
+
+event_sequences = sa.Table(
+    "esign_event_sequences",
+    metadata,
+    sa.Column("subject", sa.String(100), primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
 )

@@ -4,7 +4,8 @@
   the title is printed above the box by the document, the handwritten-signature image sits in the
   middle, the name and the signing time (ISO 8601, Vietnam time) below it (Decree 30/2020, Annex I).
 * :func:`seal` — the organisation's signature in a second incremental revision, its seal image
-  overlapping the left third of the leader's box; the first revision stays byte-for-byte intact.
+  overlapping the left third of the leader's box, the document's number and date of issue under it
+  (given at the seal); the first revision stays byte-for-byte intact.
 * :func:`verify` — every signature: intact, trusted, signer, time, timestamp, coverage, what changed
   after it, and a verdict a desk officer can read.
 
@@ -41,7 +42,8 @@ from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 
-from services.esign.document import FONT_BOLD, FONT_REGULAR, LEADER_BOX, VN_TZ, nfc
+from services.esign.document import FONT_BOLD, FONT_REGULAR, LEADER_BOX, nfc
+from services.esign.domain.model import VN_TZ
 from shared import clock
 
 LEADER_FIELD = "ChuKyLanhDao"
@@ -49,6 +51,7 @@ SEAL_FIELD = "ChuKyCoQuan"
 # One size in the glyph accumulator and the text box (a mismatch sets the text at the wrong scale).
 STAMP_FONT_SIZE = 9
 SEAL_SIZE = 100.0  # points
+SEAL_TEXT_HEIGHT = 24.0  # under the seal image: the number and the date of issue
 
 
 def seal_box(leader_box: tuple[float, float, float, float] = LEADER_BOX) -> tuple[float, float, float, float]:
@@ -56,7 +59,7 @@ def seal_box(leader_box: tuple[float, float, float, float] = LEADER_BOX) -> tupl
     x1, y1, x2, y2 = leader_box
     right = x1 + (x2 - x1) / 3
     middle = (y1 + y2) / 2
-    return (right - SEAL_SIZE, middle - SEAL_SIZE / 2, right, middle + SEAL_SIZE / 2)
+    return (right - SEAL_SIZE, middle - SEAL_SIZE / 2 - SEAL_TEXT_HEIGHT, right, middle + SEAL_SIZE / 2)
 
 
 def iso_vietnam(moment: datetime) -> str:
@@ -128,11 +131,19 @@ def leader_style() -> TextStampStyle:
 
 
 def seal_style(unit_name: str) -> TextStampStyle:
-    """The seal image alone; the time is in the signature, the issuing unit's name in the seal."""
+    """The seal image, the issuing unit's name in it; under it the number and the date of issue."""
     return TextStampStyle(
-        stamp_text=" ",
+        stamp_text="Số %(number)s\nngày %(issued_on)s",
         text_box_style=_text_style(),
+        inner_content_layout=layout.SimpleBoxLayoutRule(
+            x_align=layout.AxisAlignment.ALIGN_MID, y_align=layout.AxisAlignment.ALIGN_MIN
+        ),
         background=PdfImage(_seal_image(unit_name)),
+        background_layout=layout.SimpleBoxLayoutRule(
+            x_align=layout.AxisAlignment.ALIGN_MID,
+            y_align=layout.AxisAlignment.ALIGN_MAX,
+            margins=layout.Margins(0, 0, 0, SEAL_TEXT_HEIGHT),
+        ),
         background_opacity=1.0,
         border_width=0,
     )
@@ -279,10 +290,14 @@ def seal(
     *,
     unit_name: str,
     location: str,
+    document_number: str,
+    issued_at: datetime,
     timestamper: TimeStamper | None = None,
 ) -> bytes:
+    """The organisation's signature: the document is issued with ``document_number`` on ``issued_at``."""
     meta = _metadata(SEAL_FIELD, unit_name, "Đóng dấu cơ quan ban hành", location)
-    return run(_sign(pdf, signer, meta, seal_style(unit_name), seal_box(), {}, timestamper, clock.now()))
+    params = {"number": nfc(document_number), "issued_on": f"{issued_at.astimezone(VN_TZ):%d/%m/%Y}"}
+    return run(_sign(pdf, signer, meta, seal_style(unit_name), seal_box(), params, timestamper, clock.now()))
 
 
 # --- verification -------------------------------------------------------------------------------------

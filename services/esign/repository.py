@@ -2,22 +2,32 @@
 
 :class:`EsignUnitOfWork` wraps one :class:`shared.uow.Transaction`: it hands out the repository,
 remembers every request it loaded or added, and at the end turns their domain events into
-``esign.*`` events in the outbox — so no code path can forget one.
+``esign.*`` events in the outbox — so no code path can forget one. Their ``sequence`` counts per
+dossier, across its signing requests (a refused request and the next one continue one count).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from services.esign import schemas  # noqa: F401 - registers the event catalogue
 from services.esign.domain.model import Refused, Sealed, Signed, SigningRequest, Stage
-from services.esign.models import documents, signing_requests
+from services.esign.models import document_counters, documents, event_sequences, signing_requests
 from shared.events import Event, build_event
 from shared.units import UnitRegistry
 
 _COLUMNS = [c.name for c in signing_requests.columns]
+# Plain SQL, valid on SQLite (3.35+) and PostgreSQL: one atomic upsert, whose row stays locked to the commit.
+_NEXT_DOCUMENT_NUMBER = sa.text(
+    f"INSERT INTO {document_counters.name} (issuing_unit, year, last) VALUES (:unit, :year, 1) "
+    f"ON CONFLICT (issuing_unit, year) DO UPDATE SET last = {document_counters.name}.last + 1 RETURNING last"
+)
+_NEXT_SEQUENCES = sa.text(
+    f"INSERT INTO {event_sequences.name} (subject, last) VALUES (:subject, :count) "
+    f"ON CONFLICT (subject) DO UPDATE SET last = {event_sequences.name}.last + :count RETURNING last"
+)
 
 
 def _to_row(request: SigningRequest) -> dict:
@@ -71,17 +81,17 @@ class SqlRequests:
         )
 
     def next_document_number(self, issuing_unit: str, year: int) -> int:
-        start = datetime(year, 1, 1, tzinfo=UTC)
-        count = self.session.execute(
-            sa.select(sa.func.count())
-            .select_from(signing_requests)
-            .where(
-                signing_requests.c.issuing_unit == issuing_unit,
-                signing_requests.c.created_at >= start,
-                signing_requests.c.created_at < start.replace(year=year + 1),
-            )
-        ).scalar_one()
-        return int(count) + 1
+        """The next number of ``issuing_unit``'s register of ``year``.
+
+        Concurrent seals of one register wait on its counter row until the first commits; a seal that
+        fails rolls its number back with it, so the register has no gap and no number twice.
+        """
+        return self.session.execute(_NEXT_DOCUMENT_NUMBER, {"unit": issuing_unit, "year": year}).scalar_one()
+
+    def next_sequences(self, dossier_code: str, count: int) -> int:
+        """Reserve ``count`` sequence numbers of a dossier's esign events; returns the first."""
+        last = self.session.execute(_NEXT_SEQUENCES, {"subject": dossier_code, "count": count}).scalar_one()
+        return last - count + 1
 
     def record_document(
         self, sha256: str, request_id: str, revision: str, size: int, now: datetime, retention: timedelta
@@ -119,10 +129,9 @@ _ROLES = {Signed: "leader", Sealed: "clerk", Refused: "leader"}
 _NAMES = {Signed: "signed", Sealed: "sealed", Refused: "refused"}
 
 
-def messages(request: SigningRequest, units: UnitRegistry) -> list[Event]:
-    """The request's pending domain events as envelopes, numbered by its event sequence."""
+def messages(request: SigningRequest, units: UnitRegistry, first: int) -> list[Event]:
+    """The request's pending domain events as envelopes, numbered from ``first`` (its dossier's count)."""
     pending, request.events = list(request.events), []
-    first = request.event_sequence - len(pending) + 1
     out = []
     for offset, event in enumerate(pending):
         data = {
@@ -142,6 +151,8 @@ def messages(request: SigningRequest, units: UnitRegistry) -> list[Event]:
             data["has_reason_text"] = bool(event.reason)
         else:
             data["document_sha256"] = event.document_sha256
+        if isinstance(event, Sealed):
+            # The number is given when the document is issued, at the seal.
             data["document_number"] = request.document_number
         out.append(
             build_event(
@@ -172,4 +183,5 @@ class EsignUnitOfWork:
         """Move every seen request's domain events to the outbox (called before the commit)."""
         for request in self.requests.seen:
             if request.events:
-                self.tx.emit(*messages(request, self.units))
+                first = self.requests.next_sequences(request.dossier_code, len(request.events))
+                self.tx.emit(*messages(request, self.units, first))

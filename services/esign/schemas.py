@@ -65,7 +65,9 @@ class SigningRequestSchema(Schema):
     receiving_unit = fields.String()
     handling_unit = fields.String()
     issuing_unit = fields.String()
-    document_number = fields.String()
+    document_number = fields.String(
+        allow_none=True, metadata={"description": "given when the document is issued (sealed); null before"}
+    )
     stage = fields.String(validate=validate.OneOf([s.value for s in Stage]))
     signers = fields.List(fields.Nested(SignerSlotSchema))
     document_sha256 = fields.String(metadata={"description": "the current revision of the document"})
@@ -126,7 +128,6 @@ class SignatureEventSchema(Schema):
 
 class DocumentEventSchema(SignatureEventSchema):
     document_sha256 = fields.String(required=True, metadata={"description": "the signed revision"})
-    document_number = fields.String(required=True)
 
 
 @event_type("esign", "signed", "The competent leader signed the result document (PAdES, visible).")
@@ -135,10 +136,19 @@ class SignedEventSchema(DocumentEventSchema):
 
 
 @event_type(
-    "esign", "sealed", "The clerk applied the organisation's signature (the seal) in a second revision."
+    "esign",
+    "sealed",
+    "The clerk issued the result document: the organisation's signature (the seal) in a second "
+    "revision, with the document's number and date.",
 )
 class SealedEventSchema(DocumentEventSchema):
-    pass
+    document_number = fields.String(
+        required=True,
+        metadata={
+            "description": "the issuing unit's register number, 01, 02, … from 1 January (Vietnam time) "
+            "of the year of issue; given at the seal"
+        },
+    )
 
 
 @event_type(

@@ -16,7 +16,7 @@ from pyhanko.sign.timestamps import TimeStamper
 
 from services.esign import pades
 from services.esign.document import ResultDocument, render_result
-from services.esign.domain.model import Signer, SigningRequest, Stage
+from services.esign.domain.model import DocumentNumber, Signer, SigningRequest, Stage, register_year
 from services.esign.keys import KeyStore
 from services.esign.storage import DocumentStore
 from shared.units import UnitRegistry
@@ -85,27 +85,30 @@ def _unit_name(tools: Tools, code: str) -> str:
     return tools.units.get(code).name if code in tools.units else code
 
 
+def _series(tools: Tools, issuing_unit: str) -> str:
+    """The symbol after a result's number: KQ and the unit's identifier code."""
+    identifier = tools.units.get(issuing_unit).identifier if issuing_unit in tools.units else None
+    return f"KQ-{identifier or issuing_unit}"
+
+
 def open_request(command: OpenRequest, uow, tools: Tools) -> tuple[SigningRequest, bool]:
     """Produce the result document of a decided dossier and the request to sign it.
 
     Idempotent per decision: an open or completed request for the dossier is returned as it is
     (``False``: nothing new). After a refusal the dossier is appraised and decided again, and the new
-    decision gets a new request and a new document number.
+    decision gets a new request. The document has no number yet: it takes one when it is issued.
     """
     existing = uow.requests.by_dossier(command.dossier_code)
     if existing is not None and existing.stage is not Stage.REFUSED:
         return existing, False
     issuing_unit = command.handling_unit
-    number = uow.requests.next_document_number(issuing_unit, command.now.year)
-    identifier = tools.units.get(issuing_unit).identifier if issuing_unit in tools.units else None
     request_id = str(uuid.uuid4())
-    document_number = f"{number}/KQ-{identifier or issuing_unit}"
     pdf = render_result(
         ResultDocument(
             unit_name=_unit_name(tools, issuing_unit),
             unit_code=issuing_unit,
-            document_number=document_number,
-            issued_at=command.now,
+            series=_series(tools, issuing_unit),
+            drafted_at=command.now,
             place=tools.place,
             dossier_code=command.dossier_code,
             procedure=command.procedure_code,
@@ -127,7 +130,6 @@ def open_request(command: OpenRequest, uow, tools: Tools) -> tuple[SigningReques
         receiving_unit=command.receiving_unit,
         handling_unit=command.handling_unit,
         issuing_unit=issuing_unit,
-        document_number=document_number,
         created_at=command.now,
         document_sha256=digest,
     )
@@ -163,13 +165,21 @@ def confirm(command: Confirm, uow, tools: Tools) -> SigningRequest:
     current = tools.store.get(request.document_sha256)
     if current is None:
         raise RequestNotFound(f"document {request.document_sha256} is no longer stored")
+    number = None
     if sealing:
+        # Issued now: the register's next number (its row stays locked to the commit: one unit's seals queue).
+        if request.needs_number():
+            year = register_year(command.now)
+            taken = uow.requests.next_document_number(request.issuing_unit, year)
+            number = DocumentNumber(year, taken, _series(tools, request.issuing_unit))
         unit_name = _unit_name(tools, request.issuing_unit)
         signed = pades.seal(
             current,
             tools.keys.signer_for(f"org:{request.issuing_unit}", unit_name),
             unit_name=unit_name,
             location=tools.place,
+            document_number=number.text if number else str(request.document_number),
+            issued_at=command.now,
             timestamper=tools.timestamper,
         )
     else:
@@ -185,7 +195,9 @@ def confirm(command: Confirm, uow, tools: Tools) -> SigningRequest:
     revision = "sealed" if sealing else "signed"
     uow.requests.record_document(digest, request.id, revision, len(signed), command.now, tools.retention)
     if sealing:
-        request.seal(command.signer, command.units, covers, now=command.now, document_sha256=digest)
+        request.seal(
+            command.signer, command.units, covers, now=command.now, document_sha256=digest, number=number
+        )
     else:
         request.sign(command.signer, command.units, covers, now=command.now, document_sha256=digest)
     uow.requests.save(request)

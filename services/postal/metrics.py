@@ -57,3 +57,18 @@ RETURNS_AWAITING_ADDRESS = Gauge(
     "motcua_postal_returns_awaiting_address",
     "Dossiers resolved with return by post whose recipient address has not been given yet.",
 )
+REPORTS_BEFORE_HANDOVER = Counter(
+    "motcua_postal_reports_before_handover_total",
+    "Operator reports on a delivery before its hand-over record was co-signed (stored, no movement): "
+    "alerted on.",
+    ["operator"],
+)
+OPERATOR_CALL_FAILURES = Counter(
+    "motcua_postal_operator_call_failures_total",
+    "Calls owed to the operator (cancel, handover) that failed and stay owed for the watch's retry.",
+    ["call"],
+)
+OPERATOR_CALLS_OWED = Gauge(
+    "motcua_postal_operator_calls_owed",
+    "Cancels and hand-over notices the operator has not taken yet (retried by the watch).",
+)

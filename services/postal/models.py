@@ -9,6 +9,7 @@
 * ``postal_returns`` — how each dossier's result goes back by post (recipient, address, result
   document), given through an authorised call; a delivery shipment opens from it.
 * ``postal_event_sequences`` — the per-dossier ``sequence`` of the ``postal.*`` events.
+* ``postal_operator_calls`` — cancels and hand-over notices owed to the operator, until it took them.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ shipments = sa.Table(
     sa.Column("recipient_kind", sa.String(20), nullable=True),
     sa.Column("recipient_name", sa.String(200), nullable=True),
     sa.Column("result_document", sa.JSON, nullable=True),
+    # Each distinct attempt the operator reported: [{"status": ..., "at": ...}] (attempts counts them).
+    sa.Column("attempt_reports", sa.JSON, nullable=True),
+    sa.Column("loss_cause", sa.String(30), nullable=True),
+    sa.Column("compensation_vnd", sa.Integer, nullable=True),
+    sa.Column("cancel_reason", sa.String(40), nullable=True),
+    sa.Column("redelivery_cause", sa.String(30), nullable=True),
     # Personal data: the applicant's (pickup) or the recipient's (delivery) contact.
     sa.Column("contact_name", sa.String(200), nullable=False),
     sa.Column("contact_phone", sa.String(20), nullable=False),
@@ -106,6 +113,7 @@ handover_items = sa.Table(
     sa.Column("discrepancy", sa.String(20), nullable=True),
     sa.Column("outcome", sa.String(20), nullable=True),
     sa.Column("reason", sa.String(1000), nullable=True),
+    sa.Column("reason_code", sa.String(40), nullable=True),
 )
 
 returns = sa.Table(
@@ -121,6 +129,26 @@ returns = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # Set from dossier.resolved (return method postal): the result is ready to go.
     sa.Column("resolved_at", UTCDateTime, nullable=True),
+    # Set from the dossier's final event (withdrawn, refused, returned): no delivery opens any more.
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+)
+
+# Calls motcua owes the operator (cancel an order; tell it its worker took a result on a co-signed
+# record), written in the transaction that decided them and made after the commit; the watch retries
+# those that failed, so none is dropped.
+operator_calls = sa.Table(
+    "postal_operator_calls",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shipment_id", sa.String(36), sa.ForeignKey("postal_shipments.id"), nullable=False),
+    sa.Column("call", sa.String(20), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=True),
+    sa.UniqueConstraint("shipment_id", "call", name="uq_postal_operator_calls"),
+    sa.Index("ix_postal_operator_calls_pending", "done_at"),
 )
 
 event_sequences = sa.Table(

@@ -19,7 +19,7 @@ from services.postal.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 
 OPERATIONS = (
     Operation(
@@ -39,9 +39,12 @@ OPERATIONS = (
         "The report is stored before the 200. A repeated `webhook-id` answers 200 (`outcome: "
         "duplicate`) and changes nothing; a report older than, or behind, the shipment's status is "
         "stored as `late` and moves nothing; an unknown status name is stored as `unknown_status`, "
-        "moves nothing and is alerted on. 401: forged, stale or malformed signature (kept for "
-        "forensics, nothing else changes). 400: not a tracking report. 404: unknown operator or "
-        "consignment.",
+        "moves nothing and is alerted on; a delivery's report before its hand-over record is co-signed "
+        "is stored as `before_handover`, moves nothing and is alerted on. Reports are ordered by the "
+        "status lattice, then by the operator's own times among themselves. A loss (`lost`) may carry "
+        "`compensation` (amount and cause), recorded on the shipment. 401: forged, stale or malformed "
+        "signature (kept for forensics, nothing else changes). 400: not a tracking report. 404: "
+        "unknown operator or consignment.",
     ),
     Operation(
         "POST",
@@ -104,7 +107,9 @@ OPERATIONS = (
         "desk; the desk's signature on a pickup record decides every dossier (received, or refused "
         "with a reason). When the second side signs, the record is fixed: its time (the later "
         "signature) is each received dossier's filing time, announced by `postal.handed_over`. A "
-        "second signature by the same side, by the same person, or after completion: 409.",
+        "second signature by the same side, by the same person, or after completion: 409. A delivery "
+        "record is how the sealed result leaves the desk: once co-signed, the operator is told, and "
+        "only then do its reports move the delivery.",
     ),
     Operation(
         "PUT",
@@ -117,7 +122,9 @@ OPERATIONS = (
         errors=(401, 403, 404, 409, 422),
         description="Roles desk_officer, portal or clerk (the signing service). The address and phone "
         "stay in this service and the operator's order. When the dossier is resolved with return "
-        "by post (`dossier.resolved`) and the recipient is known, the delivery opens.",
+        "by post (`dossier.resolved`) and the recipient is known, the delivery opens. The address "
+        "can change until a delivery is under way, and again once it came back (returned, lost, "
+        "cancelled); otherwise 409.",
     ),
     Operation(
         "GET",
@@ -138,8 +145,11 @@ OPERATIONS = (
         response=ShipmentSchema,
         status=201,
         errors=(401, 403, 404, 409, 422, 503),
-        description="Role desk_officer. Only after returned_to_sender; `charged_to` says who pays "
-        "the repeated delivery (the applicant, or the operator for its own fault).",
+        description="Role desk_officer. Only after the last delivery came back (returned_to_sender, "
+        "lost or cancelled), else 409. `cause` is recorded and names who pays the repeated delivery "
+        "(`charged_to`: the applicant, the operator, or the agency itself); a `charged_to` that "
+        "differs is a 422, and after a loss only `lost_by_operator` is accepted (409). `recipient` "
+        "gives a corrected recipient and address (validated), kept for this and later deliveries.",
     ),
     *OPERATIONAL,
 )

@@ -1,8 +1,8 @@
-"""The postal operator behind one interface: create order, cancel, track, quote.
+"""The postal operator behind one interface: create order, cancel, confirm a hand-over, track, quote.
 
 :class:`OperatorAdapter` is what the service layer calls; :class:`HttpOperator` speaks the
-operator's HTTP API (the simulator in :mod:`services.postal.simulator` speaks the same). A real
-operator's client plugs in behind the same four methods.
+operator's HTTP API (the simulator in :mod:`simulators.postal_operator` speaks the same). A real
+operator's client plugs in behind the same methods.
 
 Every call has a timeout; a timeout, a connection error, a 429 or a 5xx is retried a bounded number
 of times with exponential backoff; a create carries an ``Idempotency-Key`` (the shipment's id), so a
@@ -76,6 +76,8 @@ class OperatorAdapter(Protocol):
 
     def cancel(self, consignment: str) -> None: ...
 
+    def confirm_handover(self, consignment: str, *, handed_over_at: datetime) -> None: ...
+
     def track(self, consignment: str) -> list[TrackingEntry]: ...
 
     def quote(self, order: Order) -> int: ...
@@ -123,8 +125,8 @@ def _moment(value: str | None) -> datetime | None:
 
 
 class HttpOperator:
-    """The operator's HTTP API: ``POST /orders``, ``POST /orders/{c}/cancel``, ``GET /orders/{c}``,
-    ``POST /quotes``."""
+    """The operator's HTTP API: ``POST /orders``, ``POST /orders/{c}/cancel``,
+    ``POST /orders/{c}/handover``, ``GET /orders/{c}``, ``POST /quotes``."""
 
     def __init__(
         self, name: str, base_url: str, *, timeout: float = 5.0, attempts: int = 3, backoff: float = 0.2
@@ -184,6 +186,12 @@ class HttpOperator:
 
     def cancel(self, consignment: str) -> None:
         self._call("POST", f"/orders/{consignment}/cancel")
+
+    def confirm_handover(self, consignment: str, *, handed_over_at: datetime) -> None:
+        """The postal worker took the sealed result on a co-signed record: the delivery may start."""
+        self._call(
+            "POST", f"/orders/{consignment}/handover", json={"handed_over_at": handed_over_at.isoformat()}
+        )
 
     def track(self, consignment: str) -> list[TrackingEntry]:
         answer = self._call("GET", f"/orders/{consignment}")

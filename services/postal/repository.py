@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from services.postal.domain.model import (
     Shipment,
     ShipmentStatus,
 )
-from services.postal.models import handover_items, handover_records, returns, shipments
+from services.postal.models import handover_items, handover_records, operator_calls, returns, shipments
 
 _SHIPMENT_FIELDS = (
     "id",
@@ -38,19 +39,33 @@ _SHIPMENT_FIELDS = (
     "recipient_kind",
     "recipient_name",
     "result_document",
+    "loss_cause",
+    "compensation_vnd",
+    "cancel_reason",
+    "redelivery_cause",
 )
+
+
+def _attempts_in(value: list[dict[str, str]] | None) -> list[tuple[ShipmentStatus, datetime]]:
+    return [(ShipmentStatus(a["status"]), datetime.fromisoformat(a["at"])) for a in value or []]
+
+
+def _attempts_out(attempts: list[tuple[ShipmentStatus, datetime]]) -> list[dict[str, str]]:
+    return [{"status": status.value, "at": at.isoformat()} for status, at in attempts]
 
 
 def _shipment(row: sa.Row) -> Shipment:
     values = {name: getattr(row, name) for name in _SHIPMENT_FIELDS}
     values["direction"] = Direction(values["direction"])
     values["status"] = ShipmentStatus(values["status"])
+    values["attempt_reports"] = _attempts_in(row.attempt_reports)
     return Shipment(**values)
 
 
 def _shipment_row(shipment: Shipment) -> dict[str, Any]:
     row = {name: getattr(shipment, name) for name in _SHIPMENT_FIELDS}
     row["direction"], row["status"] = shipment.direction.value, shipment.status.value
+    row["attempt_reports"] = _attempts_out(shipment.attempt_reports)
     return row
 
 
@@ -177,6 +192,7 @@ def record(session: Session, record_id: str, *, for_update: bool = False) -> Han
                 packages_counted=item.packages_counted,
                 outcome=None if item.outcome is None else ItemOutcome(item.outcome),
                 reason=item.reason,
+                reason_code=item.reason_code,
             )
             for item in items
         ],
@@ -198,7 +214,11 @@ def save_record(session: Session, record: HandoverRecord) -> None:
         session.execute(
             handover_items.update()
             .where(handover_items.c.record_id == record.id, handover_items.c.shipment_id == item.shipment.id)
-            .values(outcome=None if item.outcome is None else item.outcome.value, reason=item.reason)
+            .values(
+                outcome=None if item.outcome is None else item.outcome.value,
+                reason=item.reason,
+                reason_code=item.reason_code,
+            )
         )
         save_shipment(session, item.shipment)
 
@@ -216,6 +236,50 @@ def put_return(session: Session, dossier_code: str, values: dict[str, Any]) -> N
         session.execute(returns.insert().values(dossier_code=dossier_code, **values))
     else:
         session.execute(returns.update().where(returns.c.dossier_code == dossier_code).values(**values))
+
+
+# --- calls owed to the operator -----------------------------------------------------------------------
+
+
+def owe_call(session: Session, shipment_id: str, call: str, now: datetime) -> None:
+    """Remember a call the operator must get (once per shipment and kind: a repeat adds nothing)."""
+    known = session.execute(
+        sa.select(operator_calls.c.id).where(
+            operator_calls.c.shipment_id == shipment_id, operator_calls.c.call == call
+        )
+    ).first()
+    if known is None:
+        session.execute(
+            operator_calls.insert().values(shipment_id=shipment_id, call=call, created_at=now, attempts=0)
+        )
+
+
+def owed_calls(session: Session, *, dossier_code: str | None = None, limit: int = 100) -> list[sa.Row]:
+    query = (
+        sa.select(
+            operator_calls.c.id,
+            operator_calls.c.call,
+            shipments.c.consignment,
+            shipments.c.handed_over_at,
+        )
+        .join(shipments, shipments.c.id == operator_calls.c.shipment_id)
+        .where(operator_calls.c.done_at.is_(None))
+        .order_by(operator_calls.c.id)
+        .limit(limit)
+    )
+    if dossier_code is not None:
+        query = query.where(shipments.c.dossier_code == dossier_code)
+    return list(session.execute(query).all())
+
+
+def settle_call(
+    session: Session, call_id: int, *, outcome: str | None, error: str | None, now: datetime
+) -> None:
+    """A call made (``outcome``), or failed again (``error``: it stays owed)."""
+    values: dict[str, Any] = {"attempts": operator_calls.c.attempts + 1, "last_error": error}
+    if outcome is not None:
+        values.update(done_at=now, outcome=outcome)
+    session.execute(operator_calls.update().where(operator_calls.c.id == call_id).values(**values))
 
 
 # --- event sequence ------------------------------------------------------------------------------------

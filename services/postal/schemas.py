@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from services.postal.domain.model import Direction, ItemOutcome, ShipmentStatus
+from services.postal.domain.model import (
+    CANCEL_REASONS,
+    LOSS_CAUSES,
+    PAYERS,
+    REDELIVERY_CAUSES,
+    Direction,
+    ItemOutcome,
+    ShipmentStatus,
+)
 from shared.events import event_type
 from shared.fields import Text
+from shared.vocabulary import REASON_CODES
 
 UNIT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,40}$", error="not a unit code")
 DOSSIER_CODE = r"^[A-Za-z0-9._-]{1,60}$"
 PHONE = validate.Regexp(r"^\+?[0-9]{9,15}$", error="not a phone number")
-CHARGED_TO = ("applicant", "operator")
 
 
 def _text(max_length: int, **kwargs) -> Text:
@@ -37,6 +45,18 @@ class WebhookRecipientSchema(Schema):
     name = _text(200, load_default=None, allow_none=True)
 
 
+class WebhookCompensationSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    amount_vnd = fields.Integer(required=True, validate=validate.Range(min=0, max=10**10))
+    cause = fields.String(
+        load_default="other",
+        validate=validate.Length(min=1, max=60),
+        metadata={"description": f"one of {', '.join(LOSS_CAUSES)}; any other is recorded as other"},
+    )
+
+
 class TrackingWebhookSchema(Schema):
     """A tracking report as the operator sends it; fields this service does not use are ignored."""
 
@@ -52,12 +72,21 @@ class TrackingWebhookSchema(Schema):
     occurred_at = fields.AwareDateTime(required=True)
     recipient = fields.Nested(WebhookRecipientSchema, load_default=None, allow_none=True)
     note = Text(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+    compensation = fields.Nested(
+        WebhookCompensationSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "with a loss: what the operator pays, and why it was lost"},
+    )
 
 
 class WebhookAckSchema(Schema):
     webhook_id = fields.String()
     outcome = fields.String(
-        metadata={"description": "applied, late, repeated, unknown_status, or duplicate (seen before)"}
+        metadata={
+            "description": "applied, late, repeated, unknown_status, lost, before_handover (a delivery's "
+            "report before its co-signed hand-over record: stored, alerted, no movement), or duplicate"
+        }
     )
     shipment_status = fields.String()
 
@@ -136,6 +165,21 @@ class ShipmentSchema(Schema):
     recipient_kind = fields.String(allow_none=True)
     recipient_name = fields.String(allow_none=True, metadata={"description": "an authorised proxy's name"})
     result_document = fields.Dict(allow_none=True)
+    lost_at = fields.AwareDateTime(allow_none=True, metadata={"description": "the operator lost it"})
+    loss_cause = fields.String(allow_none=True, validate=validate.OneOf(LOSS_CAUSES))
+    compensation_vnd = fields.Integer(
+        allow_none=True, metadata={"description": "what the operator pays for the loss, as it reported"}
+    )
+    cancel_reason = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(CANCEL_REASONS),
+        metadata={"description": "motcua asked the operator to cancel, because the dossier ended"},
+    )
+    redelivery_cause = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(list(REDELIVERY_CAUSES)),
+        metadata={"description": "a second delivery: why; charged_to follows from it"},
+    )
 
 
 class ShipmentListSchema(Schema):
@@ -165,6 +209,11 @@ class DecisionSchema(Schema):
     consignment = fields.String(required=True, validate=validate.Length(min=1, max=60))
     outcome = fields.String(required=True, validate=validate.OneOf([o.value for o in ItemOutcome]))
     reason = _text(2000, load_default=None, allow_none=True, metadata={"description": "required to refuse"})
+    reason_code = fields.String(
+        load_default="other",
+        validate=validate.OneOf(REASON_CODES),
+        metadata={"description": "a refusal's reason as a code, which events carry (the text does not)"},
+    )
 
 
 class SignatureRequestSchema(Schema):
@@ -181,6 +230,7 @@ class RecordItemSchema(Schema):
     discrepancy = fields.String(allow_none=True, metadata={"description": "missing or count_mismatch"})
     outcome = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
+    reason_code = fields.String(allow_none=True)
 
 
 class HandoverRecordSchema(Schema):
@@ -217,9 +267,33 @@ class PostalReturnRequestSchema(Schema):
 
 
 class RedeliveryRequestSchema(Schema):
-    """After returned_to_sender: send it again; the fee goes to whoever caused the repeat."""
+    """After the last delivery came back (returned, lost or cancelled): send it again, to a corrected
+    address if one is given; the cause is recorded and decides who pays (whoever caused the repeat)."""
 
-    charged_to = fields.String(required=True, validate=validate.OneOf(CHARGED_TO))
+    cause = fields.String(
+        required=True,
+        validate=validate.OneOf(list(REDELIVERY_CAUSES)),
+        metadata={
+            "description": "; ".join(
+                f"{cause}: paid by the {payer}" for cause, payer in REDELIVERY_CAUSES.items()
+            )
+        },
+    )
+    charged_to = fields.String(
+        validate=validate.OneOf(PAYERS),
+        metadata={"description": "optional; when given it must be the payer the cause names"},
+    )
+    recipient = fields.Nested(
+        ContactSchema, metadata={"description": "the corrected recipient and address (default: as before)"}
+    )
+
+    @validates_schema
+    def _payer_follows_the_cause(self, data, **kwargs) -> None:
+        cause, payer = data.get("cause"), data.get("charged_to")
+        if cause in REDELIVERY_CAUSES and payer is not None and payer != REDELIVERY_CAUSES[cause]:
+            raise ValidationError(
+                f"a redelivery caused by {cause} is paid by the {REDELIVERY_CAUSES[cause]}", "charged_to"
+            )
 
 
 class PostalReturnSchema(Schema):
@@ -259,7 +333,12 @@ class TrackedEventSchema(ShipmentEventSchema):
 )
 class OrderedEventSchema(ShipmentEventSchema):
     fee_vnd = fields.Integer(required=True)
-    charged_to = fields.String(required=True, validate=validate.OneOf(CHARGED_TO))
+    charged_to = fields.String(required=True, validate=validate.OneOf(PAYERS))
+    redelivery_cause = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(list(REDELIVERY_CAUSES)),
+        metadata={"description": "a second delivery: why (it decides charged_to); null for a first order"},
+    )
 
 
 for _status, _summary in (
@@ -274,7 +353,6 @@ for _status, _summary in (
         "returned_to_sender",
         "The result came back to the desk: it waits for counter pickup or a new delivery.",
     ),
-    ("cancelled", "The order was cancelled."),
 ):
     event_type("postal", _status, _summary)(
         type(f"{_status.title().replace('_', '')}EventSchema", (TrackedEventSchema,), {})
@@ -283,11 +361,27 @@ for _status, _summary in (
 
 @event_type(
     "postal",
+    "cancelled",
+    "The order was cancelled (a pickup or a delivery, see direction): because the dossier ended "
+    "(motcua asked the operator) or by the operator itself.",
+)
+class CancelledEventSchema(TrackedEventSchema):
+    reason_code = fields.String(required=True, validate=validate.OneOf(CANCEL_REASONS))
+
+
+@event_type(
+    "postal",
     "lost",
-    "The operator lost the package: it compensates; a lost result may be delivered again at its cost.",
+    "The operator lost the package (a pickup or a delivery, see direction): it compensates; a lost "
+    "result may be delivered again at its cost.",
 )
 class LostEventSchema(ShipmentEventSchema):
-    pass
+    reason_code = fields.String(
+        required=True, validate=validate.OneOf(LOSS_CAUSES), metadata={"description": "the operator's cause"}
+    )
+    compensation_vnd = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "what the operator pays, when it said"}
+    )
 
 
 @event_type(
@@ -305,7 +399,8 @@ class DeliveredEventSchema(TrackedEventSchema):
     "postal",
     "handed_over",
     "A co-signed hand-over record listed the consignment. Pickup: the desk received the dossier "
-    "(filed_at is the record's time) or refused it with a reason.",
+    "(filed_at is the record's time) or refused it (a reason code). Delivery: the sealed result left "
+    "the desk with the postal worker; only now may the operator deliver it.",
 )
 class HandedOverEventSchema(ShipmentEventSchema):
     record_id = fields.String(required=True)
@@ -315,5 +410,12 @@ class HandedOverEventSchema(ShipmentEventSchema):
         required=True, allow_none=True, validate=validate.OneOf(["missing", "count_mismatch"])
     )
     outcome = fields.String(validate=validate.OneOf([o.value for o in ItemOutcome]))
-    reason = fields.String(allow_none=True)
+    reason_code = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(REASON_CODES),
+        metadata={"description": "pickup refused: why, as a code (null when received)"},
+    )
+    has_reason_text = fields.Boolean(
+        metadata={"description": "the desk wrote a reason: read it on the hand-over record, through the API"}
+    )
     filed_at = fields.AwareDateTime(allow_none=True, metadata={"description": "the dossier's filing time"})

@@ -48,6 +48,7 @@ REDELIVERY_REQUEST = RedeliveryRequestSchema()
 STAFF_ROLES = ("desk_officer", "handling_officer", "leader", "clerk", "auditor", "postal_operator")
 RETURN_ROLES = ("desk_officer", "portal", "clerk")
 POSTAL_RETURN = 1  # the dossier events' return_method code for "by post"
+ENDED_QUEUE = "postal.dossier-ended"
 _CODE = re.compile(DOSSIER_CODE)
 
 
@@ -142,7 +143,10 @@ class PostalService(OperationalEndpoints):
             record = postal.sign_record(tx, principal, record_id, body, self.units, clock.now())
             return 200, postal.present_record(record)
 
-        return idempotent(self.uow, principal.sub, request, change)
+        answer = idempotent(self.uow, principal.sub, request, change)
+        # a co-signed delivery record releases its results: tell the operator (the watch retries)
+        postal.call_operator(self.uow, self.adapters.operator, clock.now())
+        return answer
 
     # --- returns by post ---------------------------------------------------------------------------
 
@@ -173,7 +177,8 @@ class PostalService(OperationalEndpoints):
 
     @api("POST", "/api/v1/postal-returns/<string:code>/deliveries")
     def deliver_again(self, request, code):
-        """After returned_to_sender, the desk sends the result again; the fee goes to whoever caused it."""
+        """After the last delivery came back, the desk sends the result again (to a corrected address,
+        if given); the cause is recorded and the fee goes to whoever caused it."""
         principal = self.auth.principal(request)
         principal.require_role("desk_officer")
         body = read_json(request, REDELIVERY_REQUEST)
@@ -182,7 +187,7 @@ class PostalService(OperationalEndpoints):
         if row is None or not principal.covers(self.units, row.receiving_unit):
             raise NotFound(f"dossier {code} has no return by post")
         shipment = postal.open_delivery(
-            postal.OpenDelivery(code, charged_to=body["charged_to"], again=True),
+            postal.OpenDelivery(code, again=True, cause=body["cause"], recipient=body.get("recipient")),
             self.uow,
             self.adapters.operator,
             self.units,
@@ -215,6 +220,23 @@ class PostalService(OperationalEndpoints):
         except ServiceUnavailable as exc:
             # Remembered above: the watch opens it once the operator answers again.
             log.warning("delivery of %s not opened yet (the watch retries): %s", event.subject, exc.detail)
+        return None
+
+    @event_consumer(ENDED_QUEUE, ["dossier.withdrawn.#", "dossier.refused.#", "dossier.returned.#"])
+    def on_dossier_ended(self, event: Event):
+        """A dossier ended: cancel at the operator whatever still runs for it (a retried cancel is owed)."""
+        if event.name == "returned":
+            if event.data.get("return_method") == POSTAL_RETURN:
+                return False  # returned by post: its delivery is delivered, nothing runs
+            reason = "dossier_returned_at_counter"
+        else:
+            reason = postal.DOSSIER_ENDINGS[event.name]
+        with self.uow.transaction() as tx:
+            if not tx.first_delivery(event, ENDED_QUEUE):
+                return False
+            asked = postal.dossier_ended(tx, postal.DossierEnded(event.subject, reason, clock.now()))
+        if asked:
+            postal.call_operator(self.uow, self.adapters.operator, clock.now(), dossier_code=event.subject)
         return None
 
     @watch_timer

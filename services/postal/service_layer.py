@@ -30,6 +30,8 @@ from services.postal.domain.model import (
     Shipment,
     ShipmentStatus,
     TrackingOutcome,
+    check_redelivery,
+    may_change_address,
 )
 from services.postal.domain.tracking import is_lost, map_status
 from services.postal.models import returns, shipments, webhook_rejections, webhooks
@@ -129,6 +131,7 @@ def receive_webhook(
                 raise NotFound(f"no consignment {report['consignment']} of {cmd.operator} is known here")
             shipment, unit_path = found
             recipient = report["recipient"] or {}
+            compensation = report["compensation"] or {}
             mapped = map_status(cmd.operator, report["status"])
             outcome = shipment.track(
                 Report(
@@ -139,6 +142,8 @@ def receive_webhook(
                     recipient_name=recipient.get("name"),
                     note=report["note"],
                     lost=is_lost(report["status"]),
+                    compensation_vnd=compensation.get("amount_vnd"),
+                    loss_cause=compensation.get("cause"),
                 )
             )
             tx.session.execute(
@@ -154,7 +159,8 @@ def receive_webhook(
                     body=cmd.raw_body.decode("utf-8"),
                 )
             )
-            if outcome in (TrackingOutcome.APPLIED, TrackingOutcome.LOST):
+            if outcome not in (TrackingOutcome.BEFORE_HANDOVER, TrackingOutcome.UNKNOWN_STATUS):
+                # a late or repeated report may still be an attempt, or bring a loss's compensation
                 repository.save_shipment(tx.session, shipment)
                 _publish(tx, shipment, unit_path)
     except sa.exc.IntegrityError:
@@ -166,6 +172,16 @@ def receive_webhook(
     if outcome == TrackingOutcome.LOST:
         metrics.LOST.labels(shipment.direction.value).inc()
         log.warning("%s lost consignment %s of %s", cmd.operator, shipment.consignment, shipment.dossier_code)
+    if outcome == TrackingOutcome.BEFORE_HANDOVER:
+        metrics.REPORTS_BEFORE_HANDOVER.labels(cmd.operator).inc()
+        log.warning(
+            "%s reported %r for delivery %s of %s before its hand-over record was co-signed; "
+            "stored, no movement",
+            cmd.operator,
+            report["status"],
+            shipment.consignment,
+            shipment.dossier_code,
+        )
     if outcome == TrackingOutcome.UNKNOWN_STATUS:
         metrics.UNKNOWN_STATUSES.labels(cmd.operator).inc()
         log.warning(
@@ -367,6 +383,7 @@ def present_record(record: HandoverRecord) -> dict[str, Any]:
                     "discrepancy": item.discrepancy,
                     "outcome": None if item.outcome is None else item.outcome.value,
                     "reason": item.reason,
+                    "reason_code": item.reason_code,
                 }
                 for item in record.items
             ],
@@ -444,7 +461,10 @@ def sign_record(
     other = record.desk_signed_by if side == "operator" else record.operator_signed_by
     if other == principal.sub:
         raise Conflict("the two signatures of a hand-over record must come from two people")
-    decisions = {d["consignment"]: (ItemOutcome(d["outcome"]), d["reason"]) for d in body["decisions"]}
+    decisions = {
+        d["consignment"]: (ItemOutcome(d["outcome"]), d["reason"], d["reason_code"])
+        for d in body["decisions"]
+    }
     if side == "operator" and decisions:
         raise ValidationFailed(
             "decisions: only the desk decides on the dossiers",
@@ -460,7 +480,71 @@ def sign_record(
     if complete:
         for item in record.items:
             _publish(tx, item.shipment, repository.unit_path_of(tx.session, item.shipment.id))
+            if record.direction == Direction.DELIVERY:
+                repository.owe_call(tx.session, item.shipment.id, HANDOVER_CALL, now)
     return record
+
+
+# --- calls owed to the operator -------------------------------------------------------------------------
+
+CANCEL_CALL, HANDOVER_CALL = "cancel", "handover"
+
+
+def call_operator(uow, operator: OperatorAdapter, now: datetime, *, dossier_code: str | None = None) -> int:
+    """Make the calls owed to the operator (all, or one dossier's); a failed one stays owed for the watch.
+
+    A cancel the operator refuses (the order is delivered already, or unknown to it) is settled: there is
+    nothing left to cancel, and its tracking says what happened. Returns how many are still owed.
+    """
+    with uow.transaction() as tx:
+        owed = repository.owed_calls(tx.session, dossier_code=dossier_code)
+    for call in owed:
+        outcome, error = "done", None
+        try:
+            if call.call == CANCEL_CALL:
+                operator.cancel(call.consignment)
+            else:
+                operator.confirm_handover(call.consignment, handed_over_at=call.handed_over_at)
+        except OperatorRejected as exc:
+            outcome = "refused"
+            log.warning("%s refused to %s %s: %s", operator.name, call.call, call.consignment, exc.detail)
+        except OperatorUnavailable as exc:
+            outcome, error = None, str(exc)[:500]
+            metrics.OPERATOR_CALL_FAILURES.labels(call.call).inc()
+            log.warning("%s of %s not made yet (retried): %s", call.call, call.consignment, exc)
+        with uow.transaction() as tx:
+            repository.settle_call(tx.session, call.id, outcome=outcome, error=error, now=now)
+    with uow.transaction() as tx:
+        return len(repository.owed_calls(tx.session, dossier_code=dossier_code))
+
+
+@dataclass(frozen=True)
+class DossierEnded:
+    """A final dossier event: withdrawn, refused, or returned (at the counter)."""
+
+    dossier_code: str
+    reason: str
+    ended_at: datetime
+
+
+DOSSIER_ENDINGS = {"withdrawn": "dossier_withdrawn", "refused": "dossier_refused"}
+
+
+def dossier_ended(tx, cmd: DossierEnded) -> int:
+    """Cancel at the operator whatever still runs for a dossier that ended; no delivery opens after.
+
+    Idempotent: a shipment asked to cancel once is not asked again. Returns how many were asked now.
+    """
+    row = repository.postal_return(tx.session, cmd.dossier_code, for_update=True)
+    if row is not None and row.closed_at is None:
+        repository.put_return(tx.session, cmd.dossier_code, {"closed_at": cmd.ended_at})
+    asked = 0
+    for shipment in repository.shipments_of(tx.session, cmd.dossier_code):
+        if shipment.request_cancel(cmd.reason):
+            repository.save_shipment(tx.session, shipment)
+            repository.owe_call(tx.session, shipment.id, CANCEL_CALL, cmd.ended_at)
+            asked += 1
+    return asked
 
 
 # --- returns by post -------------------------------------------------------------------------------------
@@ -469,8 +553,9 @@ def sign_record(
 @dataclass(frozen=True)
 class OpenDelivery:
     dossier_code: str
-    charged_to: str = "applicant"
-    again: bool = False  # a new delivery after returned_to_sender
+    again: bool = False  # a new delivery after the last came back (returned, lost, cancelled)
+    cause: str | None = None  # why it goes again: decides who pays
+    recipient: dict[str, str] | None = None  # a corrected recipient and address for the new delivery
 
 
 @dataclass
@@ -481,34 +566,32 @@ class DeliveryPlan:
     result_document: dict[str, Any] | None
     charged_to: str
     existing: Shipment | None = field(default=None)
+    cause: str | None = None
 
 
-def _plan_delivery(tx, cmd: OpenDelivery) -> DeliveryPlan | None:
-    row = repository.postal_return(tx.session, cmd.dossier_code)
-    if row is None or row.resolved_at is None or row.recipient_address is None:
+def _plan_delivery(tx, cmd: OpenDelivery, now: datetime) -> DeliveryPlan | None:
+    row = repository.postal_return(tx.session, cmd.dossier_code, for_update=True)
+    if row is None or row.resolved_at is None or row.closed_at is not None:
         return None
     deliveries = [
         s for s in repository.shipments_of(tx.session, cmd.dossier_code) if s.direction == Direction.DELIVERY
     ]
-    open_ = [s for s in deliveries if not s.is_closed]
-    if open_:
-        return DeliveryPlan(
-            open_[-1].id, row.receiving_unit, {}, None, open_[-1].charged_to, existing=open_[-1]
-        )
-    if deliveries and not cmd.again:
-        return DeliveryPlan(
-            deliveries[-1].id,
-            row.receiving_unit,
-            {},
-            None,
-            deliveries[-1].charged_to,
-            existing=deliveries[-1],
-        )
-    last = deliveries[-1] if deliveries else None
-    if cmd.again and (last is None or not (last.status == ShipmentStatus.RETURNED_TO_SENDER or last.lost_at)):
-        raise Conflict("a new delivery is possible only after the last one came back to the desk or was lost")
-    if cmd.again and last.lost_at is not None and cmd.charged_to != "operator":
-        raise Conflict("the operator lost the last delivery: the new one is charged to the operator")
+    if deliveries and not cmd.again:  # opened already (a retry, or the other path: event, API, watch)
+        open_ = [s for s in deliveries if not s.is_closed]
+        existing = open_[-1] if open_ else deliveries[-1]
+        return DeliveryPlan(existing.id, row.receiving_unit, {}, None, existing.charged_to, existing=existing)
+    charged_to = "applicant"
+    if cmd.again:
+        try:
+            charged_to = check_redelivery(deliveries[-1] if deliveries else None, cmd.cause or "")
+        except PostalError as exc:
+            raise Conflict(str(exc)) from exc
+        if cmd.recipient is not None:
+            values = {f"recipient_{k}": v for k, v in cmd.recipient.items()}
+            repository.put_return(tx.session, cmd.dossier_code, {**values, "updated_at": now})
+            row = repository.postal_return(tx.session, cmd.dossier_code)
+    if row.recipient_address is None:
+        return None
     return DeliveryPlan(
         shipment_id=derived_id(cmd.dossier_code, "delivery", str(len(deliveries) + 1)),
         receiving_unit=row.receiving_unit,
@@ -518,7 +601,8 @@ def _plan_delivery(tx, cmd: OpenDelivery) -> DeliveryPlan | None:
             "address": row.recipient_address,
         },
         result_document=row.result_document,
-        charged_to=cmd.charged_to,
+        charged_to=charged_to,
+        cause=cmd.cause if cmd.again else None,
     )
 
 
@@ -530,7 +614,7 @@ def open_delivery(
     None when the result is not ready or nobody gave the address yet; the existing delivery when one is open.
     """
     with uow.transaction() as tx:
-        plan = _plan_delivery(tx, cmd)
+        plan = _plan_delivery(tx, cmd, now)
     if plan is None or plan.existing is not None:
         return None if plan is None else plan.existing
     confirmation = _order(
@@ -558,6 +642,7 @@ def open_delivery(
                 packages=confirmation.packages,
                 fee_vnd=confirmation.fee_vnd,
                 charged_to=plan.charged_to,
+                redelivery_cause=plan.cause,
                 created_at=now,
                 promised_at=confirmation.promised_at,
                 result_document=plan.result_document,
@@ -602,6 +687,7 @@ def watch(uow, operator: OperatorAdapter, units: UnitRegistry, now: datetime) ->
         waiting = tx.session.execute(
             sa.select(returns.c.dossier_code, returns.c.recipient_address)
             .where(returns.c.resolved_at.is_not(None))
+            .where(returns.c.closed_at.is_(None))
             .where(
                 ~sa.exists().where(
                     shipments.c.dossier_code == returns.c.dossier_code,
@@ -624,6 +710,7 @@ def watch(uow, operator: OperatorAdapter, units: UnitRegistry, now: datetime) ->
                 open_delivery(OpenDelivery(row.dossier_code), uow, operator, units, now)
             except (ServiceUnavailable, Conflict) as exc:
                 log.warning("delivery of %s not opened yet: %s", row.dossier_code, exc.detail)
+    metrics.OPERATOR_CALLS_OWED.set(call_operator(uow, operator, now))
 
 
 @dataclass(frozen=True)
@@ -672,8 +759,13 @@ def give_return_address(tx, cmd: GiveReturnAddress, units: UnitRegistry, now: da
         raise Conflict(
             f"dossier {cmd.dossier_code} is returned through unit {row.receiving_unit}, not {unit}"
         )
-    if any(s.direction == Direction.DELIVERY for s in repository.shipments_of(tx.session, cmd.dossier_code)):
-        raise Conflict("the delivery is already on its way; the address can no longer change")
+    deliveries = [
+        s for s in repository.shipments_of(tx.session, cmd.dossier_code) if s.direction == Direction.DELIVERY
+    ]
+    if not may_change_address(deliveries):
+        raise Conflict(
+            "the delivery is on its way or done; the address can change again only once it came back"
+        )
     values: dict[str, Any] = {"receiving_unit": unit, "given_by": cmd.principal.sub, "updated_at": now}
     recipient = cmd.body.get("recipient")
     if recipient is not None:

@@ -22,9 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from scripts import demo
 from services.dossier.service import DossierService
 from services.metrics.service import MetricsService
-from shared.auth import DEV_SECRET
 from shared.migrate import upgrade
-from tests.conftest import bearer, free_port
+from tests.conftest import bearer, metrics_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -64,23 +63,9 @@ def system(request, service_config, container_factory, rabbit_config, database_u
     if database_url.startswith("sqlite"):
         database_url = f"sqlite:///{tmp_path / 'metrics.sqlite3'}"
     upgrade("metrics", database_url)
-    address = f"127.0.0.1:{free_port()}"
-    config = {
-        "AMQP_URI": rabbit_config["AMQP_URI"],
-        "DATABASE_URL": database_url,
-        "WEB_SERVER_ADDRESS": address,
-        "JWT_SECRET": DEV_SECRET,
-        "UNITS_FILE": units_file,
-        "OUTBOX_POLL_SECONDS": 0.2,
-        "OUTBOX_BATCH_SIZE": 200,
-        "EVENT_MAX_ATTEMPTS": 3,
-        "METRICS_UNIT_DEPTH": 2,
-        "SATISFACTION_WINDOW_DAYS": 30,
-        "METRICS_DUE_SOON_HOURS": 24,
-        "max_workers": 10,
-    }
+    config = metrics_settings(rabbit_config["AMQP_URI"], database_url, UNITS_FILE=units_file)
     container_factory(MetricsService, config).start()
-    urls["metrics"] = f"http://{address}"
+    urls["metrics"] = f"http://{config['WEB_SERVER_ADDRESS']}"
     return urls
 
 

@@ -21,7 +21,7 @@ from shared.auth import DEV_SECRET
 from tests.conftest import bearer, free_port
 from tests.e2e.test_processes import start, wait_live
 from tests.integration.test_dossier_receipt import APPLICANT, COMMUNE_PROCEDURE
-from tests.support.broker import wait_for
+from tests.support.broker import Subscriber, wait_for
 from tests.support.esign import PASSPHRASE, softhsm_module, softhsm_token, tsa_process
 
 pytestmark = pytest.mark.e2e
@@ -37,6 +37,7 @@ class System:
     def __init__(self, env: dict[str, str]) -> None:
         self.dossier = f"http://{env['DOSSIER_ADDRESS']}/api/v1"
         self.esign = f"http://{env['ESIGN_ADDRESS']}/api/v1"
+        self.amqp_uri = env["AMQP_URI"]
 
     def act(self, code: str, action: str, headers: dict, body: dict | None = None) -> dict:
         r = requests.post(
@@ -54,7 +55,7 @@ class System:
         body = r.json()
         return body["entries"]
 
-    def decided(self) -> str:
+    def decided(self, decision: dict | None = None) -> str:
         r = requests.post(
             f"{self.dossier}/dossiers",
             json={"procedure_code": COMMUNE_PROCEDURE, "receiving_unit": COMMUNE, "applicant": APPLICANT},
@@ -65,8 +66,13 @@ class System:
         code = r.json()["code"]
         self.act(code, "start_processing", DESK)
         self.act(code, "appraise", HANDLING, {"opinion": "Hồ sơ hợp lệ"})
-        self.act(code, "decide", LEADER, {"decision": "approved"})
+        self.act(code, "decide", LEADER, decision or {"decision": "approved"})
         return code
+
+    def refused_action(self, code: str, action: str, headers: dict) -> requests.Response:
+        return requests.post(
+            f"{self.dossier}/dossiers/{code}/actions/{action}", json={}, headers=headers, timeout=10
+        )
 
     def signing_request(self, code: str) -> dict | None:
         r = requests.get(f"{self.esign}/results/{code}/signing-request", headers=LEADER, timeout=10)
@@ -164,6 +170,7 @@ def test_decided_signed_sealed_recorded_resolved_returned(system):
 
 
 def test_a_refusal_sends_the_dossier_back_for_appraisal(system):
+    subscriber = Subscriber(system.amqp_uri, "#")
     code = system.decided()
     request = wait_for(lambda: system.signing_request(code), timeout=20)
     r = requests.post(
@@ -185,3 +192,52 @@ def test_a_refusal_sends_the_dossier_back_for_appraisal(system):
         lambda: (s := system.signing_request(code)) and s["id"] != request["id"] and s, timeout=20
     )
     assert again and again["stage"] == "awaiting_leader"
+    system.confirm(again, "signature", LEADER, "Nguyễn Văn An")
+    # Every source numbers its events of one dossier 1, 2, 3 … across its records of it (the dossier;
+    # the e-signature service's two signing requests): no restart, no repeat, no gap.
+    try:
+        envelopes = wait_for(
+            lambda: (
+                (got := [e for e in subscriber_envelopes(subscriber) if e["subject"] == code])
+                and {"vn.motcua.esign.signed", "vn.motcua.dossier.signed"} <= {e["type"] for e in got}
+                and got
+            ),
+            timeout=20,
+        )
+    finally:
+        subscriber.close()
+    assert envelopes, "the signature's events did not arrive"
+    by_source: dict[str, list[tuple[int, str]]] = {}
+    for envelope in envelopes:
+        by_source.setdefault(envelope["source"], []).append((envelope["sequence"], envelope["type"]))
+    assert set(by_source) == {"/motcua/dossier", "/motcua/esign"}
+    for source, numbered in by_source.items():
+        assert sorted(n for n, _ in numbered) == list(range(1, len(numbered) + 1)), (source, numbered)
+    assert sorted(by_source["/motcua/esign"]) == [
+        (1, "vn.motcua.esign.refused"),
+        (2, "vn.motcua.esign.signed"),
+    ]
+
+
+def subscriber_envelopes(subscriber: Subscriber) -> list[dict]:
+    subscriber.drain(timeout=0.5, quiet=0)
+    return subscriber.envelopes
+
+
+def test_a_rejection_is_signed_and_sealed_before_it_is_resolved(system):
+    code = system.decided(
+        {"decision": "rejected", "reason": "Không đủ điều kiện", "reason_code": "conditions_not_met"}
+    )
+    # Not resolvable unsigned: the leader's signature would otherwise arrive on a resolved dossier.
+    refused = system.refused_action(code, "resolve", HANDLING)
+    assert refused.status_code == 409, refused.text
+    assert "resolve" not in refused.json()["allowed_actions"]
+    request = wait_for(lambda: system.signing_request(code), timeout=20)
+    assert request and request["decision"] == "rejected" and request["stage"] == "awaiting_leader"
+    signed = system.confirm(request, "signature", LEADER, "Nguyễn Văn An")
+    sealed = system.confirm(signed, "seal", CLERK, "Trần Thị Bình")
+    assert sealed["stage"] == "sealed"
+    steps = wait_for(lambda: {e["action"] for e in system.audit(code)} >= {"sign", "stamp"}, timeout=20)
+    assert steps, system.audit(code)
+    resolved = system.act(code, "resolve", HANDLING)
+    assert resolved["status"] == 9 and resolved["decision"] == "rejected"

@@ -2,7 +2,8 @@
 real broker and each database.
 
 * pickup → hand-over record co-signed → the dossier received at the record's time → … → resolved with
-  return by post → delivery → delivered → status 10 at the delivery time;
+  return by post → delivery ordered → the sealed result handed to the postal worker on a co-signed
+  record (the operator delivers nothing before it) → delivered → status 10 at the delivery time;
 * a failed delivery → returned to sender → the desk returns it at the counter.
 
 Expected times come from the rules: the filing time is the record's signing time (docs/domain.md
@@ -206,8 +207,13 @@ def test_pickup_hand_over_then_postal_return_delivered(system):
     assert wait_for(lambda: _status_of(system, code, "delivery") is not None, timeout=20), (
         "no delivery opened"
     )
+    time.sleep(2)  # several steps of the simulator: the order alone starts no delivery
+    [ordered] = [s for s in system.shipments(code) if s["direction"] == "delivery"]
+    assert (ordered["status"], ordered["handed_over_at"]) == ("created", None)
+    handed = system.hand_over(ordered["consignment"], "delivery", [])
     assert wait_for(lambda: _status_of(system, code, "delivery") == "delivered", timeout=20)
     delivery = [s for s in system.shipments(code) if s["direction"] == "delivery"][-1]
+    assert delivery["handed_over_at"] == handed["signed_at"]  # the result left the desk on the record
     returned = wait_for(lambda: (d := system.dossier_of(code)) and d["status"] == 10 and d)
     assert returned, system.dossier_of(code)
     assert datetime.fromisoformat(returned["returned_at"]) == datetime.fromisoformat(delivery["delivered_at"])
@@ -223,6 +229,9 @@ def test_failed_delivery_returned_to_sender_then_counter_return(system):
     )
     assert wait_for(lambda: system.dossier_of(code)["status"] == 2)
     system.resolve(code)
+    assert wait_for(lambda: _status_of(system, code, "delivery") is not None, timeout=20)
+    [ordered] = [s for s in system.shipments(code) if s["direction"] == "delivery"]
+    system.hand_over(ordered["consignment"], "delivery", [])
     assert wait_for(lambda: _status_of(system, code, "delivery") == "returned_to_sender", timeout=30)
     assert system.dossier_of(code)["status"] == 9  # waits at the desk
     returned = system.act(code, "return", DESK, {"method": "counter"})

@@ -20,8 +20,8 @@ import requests
 from services.metrics.service import QUEUE, MetricsService
 from shared.broker import ConfirmingPublisher, Outgoing, connect
 from shared.migrate import upgrade
-from tests.conftest import bearer
-from tests.integration.test_metrics_service import COMMUNE_A, Client, Dossier, metrics_settings
+from tests.conftest import bearer, metrics_settings
+from tests.integration.test_metrics_service import COMMUNE_A, Client, Dossier
 from tests.support.broker import wait_for as wait_until
 from tests.support.private_postgres import PrivatePostgres
 

@@ -17,11 +17,10 @@ import pytest
 import requests
 
 from services.esign.service import EsignService
-from shared.auth import DEV_SECRET
 from shared.events import Event
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
-from tests.conftest import bearer, free_port
+from tests.conftest import bearer, free_port, service_settings
 from tests.integration.test_metrics_service import publish
 from tests.support.broker import Subscriber
 from tests.support.esign import PASSPHRASE, softhsm_module, softhsm_token, tsa_process
@@ -35,15 +34,7 @@ COMMUNE, OTHER_COMMUNE = (unit.code for unit in REGISTRY.children(PROVINCE)[:2])
 
 def esign_config(amqp_uri: str, database_url: str, folder, tsa_url: str | None, **extra) -> dict:
     upgrade("esign", database_url)
-    return {
-        "AMQP_URI": amqp_uri,
-        "DATABASE_URL": database_url,
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
-        "JWT_SECRET": DEV_SECRET,
-        "UNITS_FILE": "",
-        "OUTBOX_POLL_SECONDS": 0.2,
-        "OUTBOX_BATCH_SIZE": 200,
-        "EVENT_MAX_ATTEMPTS": 3,
+    settings = {
         "ESIGN_KEYSTORE": "files",
         "ESIGN_PKI_DIR": str(folder / "pki"),
         "ESIGN_KEY_PASSPHRASE": PASSPHRASE,
@@ -57,13 +48,14 @@ def esign_config(amqp_uri: str, database_url: str, folder, tsa_url: str | None, 
         "ESIGN_VERIFY_MAX_BYTES": 200_000,
         "ESIGN_VERIFY_PER_MINUTE": 1000,
         "max_workers": 4,
-        **extra,
     }
+    return service_settings(amqp_uri, database_url, **{**settings, **extra})
 
 
 class Client:
     def __init__(self, config: dict) -> None:
         self.base = f"http://{config['WEB_SERVER_ADDRESS']}/api/v1"
+        self.amqp_uri = config["AMQP_URI"]
 
     def get(self, path: str, headers: dict | None = None) -> requests.Response:
         return requests.get(self.base + path, headers=headers or {}, timeout=30)
@@ -210,8 +202,22 @@ def test_decided_dossier_is_signed_sealed_downloaded_and_verified(esign, rabbit_
         ]
         assert [e["sequence"] for e in envelopes] == [1, 2]
         assert all(e["subject"] == code for e in envelopes)
+        # Numbered at issue: the sealed event carries the number, the signed one none yet.
+        assert "document_number" not in envelopes[0]["data"]
+        assert envelopes[1]["data"]["document_number"] == sealed.json()["document_number"]
+        assert sealed.json()["document_number"].startswith("01/KQ-")
     finally:
         subscriber.close()
+
+
+def test_a_rejection_decided_opens_its_signing_request(esign):
+    code = f"{COMMUNE}-{uuid.uuid4().hex[:8]}"
+    publish(esign.amqp_uri, decided_event(code, "rejected", "conditions_not_met"))
+    result = esign.wait_for_result(code, DESK)
+    assert result.status_code == 200 and result.content.startswith(b"%PDF-")
+    request = esign.get(f"/results/{code}/signing-request", LEADER).json()
+    assert (request["decision"], request["stage"]) == ("rejected", "awaiting_leader")
+    assert request["reason"] == "Không đủ điều kiện theo quy định"  # the code's label, not an officer's text
 
 
 def test_refused_request_cannot_be_signed(esign, rabbit_config):
@@ -264,7 +270,8 @@ def test_refused_request_cannot_be_signed(esign, rabbit_config):
         )
         assert reopened.status_code == 201
         assert reopened.json()["id"] != rid
-        assert reopened.json()["document_number"] != opened.json()["document_number"]
+        # Neither is numbered: a document takes its number when it is issued, at the seal.
+        assert reopened.json()["document_number"] is None and opened.json()["document_number"] is None
     finally:
         subscriber.close()
 

@@ -19,13 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.dossier.domain.events import EVENTS
 from services.dossier.events import envelope
 from services.metrics.service import QUEUE, MetricsService
-from shared.auth import DEV_SECRET
 from shared.broker import ConfirmingPublisher, Outgoing
 from shared.events import Event
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
 from shared.vocabulary import Channel, ReturnMethod, Status, StatusFacts
-from tests.conftest import bearer, free_port
+from tests.conftest import bearer, metrics_settings
 from tests.support.broker import dead_letters
 
 pytestmark = pytest.mark.integration
@@ -113,24 +112,6 @@ def publish(amqp_uri: str, *events: Event) -> None:
 def metrics_config(rabbit_config, database_url):
     upgrade("metrics", database_url)
     return metrics_settings(rabbit_config["AMQP_URI"], database_url)
-
-
-def metrics_settings(amqp_uri: str, database_url: str) -> dict:
-    """The metrics service's configuration for a test, on a free port."""
-    return {
-        "AMQP_URI": amqp_uri,
-        "DATABASE_URL": database_url,
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
-        "JWT_SECRET": DEV_SECRET,
-        "UNITS_FILE": "",
-        "OUTBOX_POLL_SECONDS": 0.2,
-        "OUTBOX_BATCH_SIZE": 200,
-        "EVENT_MAX_ATTEMPTS": 3,
-        "METRICS_UNIT_DEPTH": 2,
-        "SATISFACTION_WINDOW_DAYS": 30,
-        "METRICS_DUE_SOON_HOURS": 24,
-        "max_workers": 10,
-    }
 
 
 @pytest.fixture

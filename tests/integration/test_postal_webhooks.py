@@ -57,7 +57,8 @@ class Postal:
         self.amqp_uri = config["AMQP_URI"]
         self.engine = engine
 
-    def shipment(self, direction: Direction = Direction.DELIVERY) -> Shipment:
+    def shipment(self, direction: Direction = Direction.DELIVERY, *, handed_over: bool = True) -> Shipment:
+        """A shipment ordered two hours ago; a delivery handed over to the postal worker on a record."""
         consignment = f"EE{uuid.uuid4().int % 10**9:09d}VN"
         shipment = Shipment.order(
             id=str(uuid.uuid4()),
@@ -71,6 +72,8 @@ class Postal:
             created_at=datetime.now(UTC) - timedelta(hours=2),
         )
         shipment.events.clear()
+        if handed_over and direction == Direction.DELIVERY:
+            shipment.handed_over_at = datetime.now(UTC) - timedelta(hours=1)
         with self.engine.begin() as connection:
             from sqlalchemy.orm import Session
 
@@ -240,6 +243,27 @@ def test_an_unknown_status_is_stored_alerted_and_moves_nothing(postal):
             [promtool, "check", "metrics"], input=metrics, capture_output=True, text=True
         )
         assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
+
+
+def test_a_delivery_s_reports_before_its_hand_over_are_stored_alerted_and_move_nothing(postal):
+    shipment = postal.shipment(handed_over=False)
+    subscriber = Subscriber(postal.amqp_uri, "postal.#")
+    try:
+        answers = [
+            postal.report(shipment, status, minutes)
+            for status, minutes in (("picked_up", 3), ("delivered", 1))
+        ]
+        assert [(a.status_code, a.json()["outcome"]) for a in answers] == [(200, "before_handover")] * 2
+        assert postal.status(shipment) == "created" and postal.count(webhooks) == 2  # stored durably
+        subscriber.drain(expect=0, quiet=1.0)
+        assert subscriber.envelopes == []
+        metrics = requests.get(postal.url.split("/api/")[0] + "/metrics", timeout=10).text
+        counted = re.search(
+            r'^motcua_postal_reports_before_handover_total\{operator="vnpost"\} (\S+)$', metrics, re.M
+        )
+        assert counted is not None and float(counted.group(1)) >= 2
+    finally:
+        subscriber.close()
 
 
 def test_the_watch_counts_shipments_and_flags_the_stuck_ones(rabbit_config, database_url, container_factory):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
 
-from shared.auth import DEV_SECRET
+from tests.conftest import service_settings
 
 SECRET = "whsec_bW90Y3VhLWRldmVsb3BtZW50LXdlYmhvb2stc2VjcmV0"  # the development secret (config.yml)
 NEW_SECRET = "whsec_cm90YXRlZC1zZWNyZXQtb2YtdGhlLW9wZXJhdG9yLTIwMjY="
@@ -38,15 +38,8 @@ def signed(
 
 
 def postal_config(amqp_uri: str, database_url: str, port: int, **overrides) -> dict:
-    return {
-        "AMQP_URI": amqp_uri,
-        "DATABASE_URL": database_url,
+    settings = {
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
-        "JWT_SECRET": DEV_SECRET,
-        "UNITS_FILE": "",
-        "OUTBOX_POLL_SECONDS": 0.2,
-        "OUTBOX_BATCH_SIZE": 200,
-        "EVENT_MAX_ATTEMPTS": 3,
         "POSTAL_OPERATOR": "vnpost",
         "POSTAL_OPERATOR_URL": "http://127.0.0.1:9",
         "POSTAL_WEBHOOK_SECRETS": SECRET,
@@ -54,6 +47,5 @@ def postal_config(amqp_uri: str, database_url: str, port: int, **overrides) -> d
         "POSTAL_OPERATOR_ATTEMPTS": 2,
         "DOSSIER_URL": "http://127.0.0.1:9",
         "POSTAL_WATCH_SECONDS": 3600,
-        "max_workers": 10,
-        **overrides,
     }
+    return service_settings(amqp_uri, database_url, **{**settings, **overrides})

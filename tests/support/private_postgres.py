@@ -15,7 +15,20 @@ import tempfile
 import time
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("MOTCUA_PG_BIN", "/usr/lib/postgresql/15/bin"))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pg_bin() -> Path:
+    """The newest installed server's programs, found as the set-up script finds them (MOTCUA_PG_BIN wins)."""
+    found = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ensure-services.sh"), "pg-bindir"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if found.returncode != 0:
+        raise RuntimeError(f"PostgreSQL server programs not found: {found.stderr.strip()}")
+    return Path(found.stdout.strip())
 
 
 def _free_port() -> int:
@@ -28,15 +41,16 @@ class PrivatePostgres:
     """One throw-away cluster; :meth:`stop` and :meth:`start` are the outage."""
 
     def __init__(self) -> None:
-        if not (PG_BIN / "initdb").exists():
-            raise RuntimeError(f"PostgreSQL server binaries not found in {PG_BIN} (set MOTCUA_PG_BIN)")
+        self.bin = pg_bin()
+        if not (self.bin / "initdb").exists():
+            raise RuntimeError(f"PostgreSQL server binaries not found in {self.bin} (set MOTCUA_PG_BIN)")
         self.port = _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="motcua-pg-"))
         self.data = self.root / "data"
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run(PG_BIN / "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync")
+        self._run(self.bin / "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync")
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(
                 f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
@@ -55,12 +69,12 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> None:
-        self._run(PG_BIN / "pg_ctl", "-D", self.data, "-l", self.root / "log", "-w", "-t", "60", "start")
+        self._run(self.bin / "pg_ctl", "-D", self.data, "-l", self.root / "log", "-w", "-t", "60", "start")
 
     def stop(self, mode: str = "fast") -> None:
         """``fast`` closes every connection (a restart or failover as clients see it); ``immediate``
         is a crash."""
-        self._run(PG_BIN / "pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "60", "stop")
+        self._run(self.bin / "pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "60", "stop")
 
     def running(self) -> bool:
         with socket.socket() as sock:

@@ -524,11 +524,19 @@ def test_the_order_appraise_decide_sign_stamp_resolve():
     assert dossier.status is Status.RESOLVED and dossier.decision == "approved"
 
 
-def test_a_rejection_is_reasoned_and_needs_no_seal():
+def test_a_rejection_is_reasoned_signed_and_sealed_before_it_is_resolved():
     dossier = drive(in_status(Status.PROCESSING), Action.APPRAISE)
     with pytest.raises(InvalidArgument):
         dossier.decide(decision=Decision.REJECTED, reason=None, now=at(days=1))
     dossier.decide(decision=Decision.REJECTED, reason="Không đủ điều kiện", now=at(days=1))
+    assert Action.RESOLVE.value not in dossier.available_actions()
+    with pytest.raises(TransitionNotAllowed, match="a rejection must be signed and stamped"):
+        dossier.resolve(now=at(days=1), calendar=CAL)
+    dossier.sign(signer_role="leader", now=at(days=1))
+    with pytest.raises(TransitionNotAllowed, match="a rejection must be signed and stamped"):
+        dossier.resolve(now=at(days=1), calendar=CAL)
+    assert dossier.status is Status.PROCESSING
+    dossier.stamp(now=at(days=1))
     dossier.resolve(now=at(days=1), calendar=CAL)
     assert dossier.events[-1].data["decision"] == "rejected" and dossier.status is Status.RESOLVED
 

@@ -7,10 +7,12 @@ never signed, and every change leaves one domain event.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.esign.domain.model import (
+    DocumentNumber,
     InvalidArgument,
     NotPermitted,
     OutOfTurn,
@@ -20,12 +22,14 @@ from services.esign.domain.model import (
     Signer,
     SigningRequest,
     Stage,
+    register_year,
 )
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 UNIT, OTHER = "26734", "26737"
 LEADER = Signer("leader.an", frozenset({"leader"}), "Nguyễn Văn An")
 CLERK = Signer("clerk.binh", frozenset({"clerk"}), "Trần Thị Bình")
+NUMBER = DocumentNumber(2026, 1, "KQ-26734")
 
 
 def covers(units, unit) -> bool:
@@ -43,7 +47,6 @@ def request() -> SigningRequest:
         receiving_unit=UNIT,
         handling_unit=UNIT,
         issuing_unit=UNIT,
-        document_number="1/KQ-26734",
         created_at=NOW,
         document_sha256="a" * 64,
     )
@@ -61,11 +64,12 @@ def test_leader_signs_then_clerk_seals_each_leaving_one_event():
     r = request()
     r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
     assert r.stage is Stage.AWAITING_SEAL and r.document_sha256 == "b" * 64
-    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+    assert r.document_number is None  # the leader signs a draft: the number comes at issue
+    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
     assert r.stage is Stage.SEALED
+    assert (r.document_number, r.register_year, r.register_number) == ("01/KQ-26734", 2026, 1)
     assert [type(e) for e in r.events] == [Signed, Sealed]
     assert [e.signer_sub for e in r.events] == ["leader.an", "clerk.binh"]
-    assert r.event_sequence == 2
 
 
 @pytest.mark.parametrize(
@@ -87,15 +91,15 @@ def test_the_seal_needs_a_clerk_of_the_issuing_unit():
     r = request()
     r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
     with pytest.raises(NotPermitted):
-        r.seal(LEADER, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+        r.seal(LEADER, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
     with pytest.raises(NotPermitted):
-        r.seal(CLERK, (OTHER,), covers, now=NOW, document_sha256="c" * 64)
+        r.seal(CLERK, (OTHER,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
     assert r.stage is Stage.AWAITING_SEAL
 
 
 def test_sealing_before_the_leader_signs_is_a_conflict():
     with pytest.raises(OutOfTurn, match="leader has not signed"):
-        request().seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+        request().seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
 
 
 def test_signing_twice_and_sealing_twice_are_conflicts():
@@ -103,9 +107,9 @@ def test_signing_twice_and_sealing_twice_are_conflicts():
     r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
     with pytest.raises(OutOfTurn, match="signed once"):
         r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
-    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
     with pytest.raises(OutOfTurn, match="sealed once"):
-        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64)
+        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
     assert len(r.events) == 2
 
 
@@ -117,7 +121,7 @@ def test_a_refused_request_cannot_be_signed_or_sealed():
     with pytest.raises(OutOfTurn, match="refused"):
         r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
     with pytest.raises(OutOfTurn, match="refused"):
-        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="b" * 64, number=NUMBER)
     with pytest.raises(OutOfTurn):
         r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="again")
 
@@ -139,3 +143,55 @@ def test_the_reason_codes_printed_are_the_dossier_services_codes():
     from services.esign.document import REASON_LABELS
 
     assert set(REASON_LABELS) == set(REASON_CODES)
+
+
+@pytest.mark.parametrize(
+    ("moment", "year"),
+    [
+        (datetime(2026, 12, 31, 16, 59, 59, tzinfo=UTC), 2026),  # 23:59:59 on 31 December in Vietnam
+        (datetime(2026, 12, 31, 17, 0, tzinfo=UTC), 2027),  # midnight in Vietnam, 17:00 in UTC
+        (datetime(2026, 12, 31, 17, 30, tzinfo=UTC), 2027),
+        (datetime(2027, 1, 1, 6, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")), 2027),
+        (datetime(2027, 1, 1, 1, 0, tzinfo=ZoneInfo("America/Los_Angeles")), 2027),  # 16:00 in Vietnam
+    ],
+)
+def test_the_register_is_the_vietnam_local_year_of_issue(moment, year):
+    assert register_year(moment) == year
+
+
+@pytest.mark.parametrize(
+    ("number", "text"), [(1, "01/KQ-26734"), (9, "09/KQ-26734"), (10, "10/KQ-26734"), (123, "123/KQ-26734")]
+)
+def test_numbers_below_ten_take_a_leading_zero(number, text):
+    assert DocumentNumber(2027, number, "KQ-26734").text == text
+
+
+def test_a_document_is_numbered_once_in_the_register_of_its_day_of_issue():
+    r = request()
+    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(ValueError, match="numbered once"):
+        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=None)
+    new_year = datetime(2026, 12, 31, 17, 30, tzinfo=UTC)
+    with pytest.raises(ValueError, match="another register"):
+        r.seal(CLERK, (UNIT,), covers, now=new_year, document_sha256="c" * 64, number=NUMBER)
+    assert r.stage is Stage.AWAITING_SEAL and r.document_number is None
+    r.seal(
+        CLERK,
+        (UNIT,),
+        covers,
+        now=new_year,
+        document_sha256="c" * 64,
+        number=DocumentNumber(2027, 1, "KQ-26734"),
+    )
+    assert (r.document_number, r.register_year) == ("01/KQ-26734", 2027)
+
+
+def test_a_request_numbered_at_its_opening_keeps_its_number():
+    """Requests opened before numbering moved to the seal already print their number."""
+    r = request()
+    r.document_number = "5/KQ-26734"
+    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(ValueError, match="numbered once"):
+        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
+    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=None)
+    assert r.document_number == "5/KQ-26734" and r.stage is Stage.SEALED

@@ -24,6 +24,7 @@ from services.esign.keys import DevelopmentPki, FileKeyStore, KeyUnavailable, _p
 from services.esign.storage import DocumentStore, sha256_hex
 
 NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
+ISSUED = datetime(2026, 12, 31, 17, 30, tzinfo=UTC)  # 00:30 on 1 January 2027 in Vietnam
 # Decomposed on purpose: the document must come out NFC.
 REASON_NFD = unicodedata.normalize("NFD", "Thiếu giấy chứng sinh bản chính")
 
@@ -32,8 +33,8 @@ def result(**changes) -> ResultDocument:
     values = dict(
         unit_name="Ủy ban nhân dân Phường Bến Nghé",
         unit_code="26740",
-        document_number="7/KQ-26740",
-        issued_at=NOW,
+        series="KQ-26740",
+        drafted_at=NOW,
         place="Thành phố Hồ Chí Minh",
         dossier_code="G01-261130-0007",
         procedure="1.001193",
@@ -72,6 +73,8 @@ def signed_twice(pki) -> bytes:
         keys.signer_for("org:26740", "Ủy ban nhân dân Phường Bến Nghé"),
         unit_name="Ủy ban nhân dân Phường Bến Nghé",
         location="Thành phố Hồ Chí Minh",
+        document_number="07/KQ-26740",
+        issued_at=ISSUED,
         timestamper=stamper,
     )
     assert second.startswith(first)  # the seal is a second revision; the signed one stays as it was
@@ -85,8 +88,8 @@ def test_result_document_text_is_vietnamese_nfc_with_motto_and_no_identity_numbe
         "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
         "Độc lập - Tự do - Hạnh phúc",
         "ỦY BAN NHÂN DÂN PHƯỜNG BẾN NGHÉ",
-        "Số: 7/KQ-26740",
-        "ngày 30 tháng 11 năm 2026",  # 03:04 UTC is 10:04 in Vietnam, the same day
+        "Số: ....../KQ-26740",  # the number and the date are given at issue, by the clerk
+        "ngày ...... tháng ...... năm ......",
         "G01-261130-0007",
         "TỪ CHỐI",
         "Thiếu giấy chứng sinh bản chính",
@@ -143,6 +146,24 @@ def test_one_changed_byte_is_reported_as_modified(pki, signed_twice):
 def test_not_a_pdf_is_refused(pki):
     with pytest.raises(pades.NotAPdf):
         pades.verify(b"GIF89a", [to_asn1_cert(pki.root.certificate)])
+
+
+def test_the_seal_shows_the_number_and_the_vietnam_date_of_issue(signed_twice):
+    import pypdfium2
+    import pypdfium2.raw as pdfium_c
+
+    document = pypdfium2.PdfDocument(signed_twice)
+    try:
+        # The appearances are annotations: flattened into the page, their text reads back.
+        assert (
+            pdfium_c.FPDFPage_Flatten(document[0].raw, pdfium_c.FLAT_NORMALDISPLAY)
+            == pdfium_c.FLATTEN_SUCCESS
+        )
+        text = unicodedata.normalize("NFC", document[0].get_textpage().get_text_range())
+    finally:
+        document.close()
+    # 17:30 UTC on 31 December is 00:30 on 1 January in Vietnam: the date of issue is the new year's
+    assert "Số 07/KQ-26740" in text and "ngày 01/01/2027" in text
 
 
 def test_the_seal_overlaps_the_left_third_of_the_leaders_box():

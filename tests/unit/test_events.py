@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -10,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from marshmallow import Schema, fields
 
+from shared.asyncapi import load_catalogue
 from shared.events import CATALOGUE, Event, InvalidEvent, build_event, event_type, routing_key
+from shared.fields import Text
 
 
 def sample(**overrides) -> Event:
@@ -121,3 +124,27 @@ def test_any_valid_event_survives_the_wire(path, sequence):
     again = Event.from_json(event.to_json().encode())
     assert again == event
     assert again.routing_key.split(".")[2:] == path
+
+
+FREE_TEXT = re.compile(r"(^|_)(reasons?|notes?|comments?|remarks?|opinions?|texts?|explanations?)$")
+
+
+def _free_text_fields(schema: Schema, prefix: str = "") -> list[str]:
+    found = []
+    for name, field in schema.fields.items():
+        if isinstance(field, fields.Nested):
+            found += _free_text_fields(field.schema, f"{prefix}{name}.")
+        elif isinstance(field, fields.String) and (isinstance(field, Text) or FREE_TEXT.search(name)):
+            found.append(f"{prefix}{name}")
+    return found
+
+
+def test_no_event_of_any_service_carries_an_officer_s_free_text():
+    """An officer's or desk's words stay behind the authorised API: an event carries the reason as a
+    code and ``has_reason_text``, never a reason, note or comment field (every service's catalogue)."""
+    catalogue = load_catalogue()
+    assert {entry.source for entry in catalogue.values()} >= {"dossier", "postal", "esign"}
+    offenders = {
+        entry.type: found for entry in catalogue.values() if (found := _free_text_fields(entry.schema()))
+    }
+    assert offenders == {}

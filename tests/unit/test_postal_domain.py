@@ -27,7 +27,7 @@ T0 = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 S = ShipmentStatus
 
 
-def shipment(
+def ordered(
     direction: Direction = Direction.DELIVERY, packages: int = 1, consignment: str = "EE1VN"
 ) -> Shipment:
     return Shipment.order(
@@ -41,6 +41,28 @@ def shipment(
         fee_vnd=30000,
         created_at=T0,
     )
+
+
+def hand_over(s: Shipment, at: datetime = T0) -> Shipment:
+    """The desk and the postal worker co-sign the delivery record: the sealed result leaves the desk."""
+    record = HandoverRecord.draw_up(
+        id=f"r-{s.consignment}",
+        direction=Direction.DELIVERY,
+        receiving_unit="26734",
+        counted=[(s, 1)],
+        now=at,
+    )
+    record.sign(side="operator", signer="op", now=at)
+    record.sign(side="desk", signer="desk", now=at)
+    return s
+
+
+def shipment(
+    direction: Direction = Direction.DELIVERY, packages: int = 1, consignment: str = "EE1VN"
+) -> Shipment:
+    """A pickup as ordered; a delivery as ordered and handed over to the postal worker."""
+    s = ordered(direction, packages, consignment)
+    return hand_over(s) if direction == Direction.DELIVERY else s
 
 
 def report(status: str, minutes: int, **kw) -> Report:
@@ -62,6 +84,7 @@ def test_a_delivery_moves_forward_and_records_one_event_per_step():
     assert s.status == S.DELIVERED and s.delivered_at == T0 + timedelta(minutes=4)
     assert [e.name for e in s.events] == [
         "ordered",
+        "handed_over",
         "picked_up",
         "in_transit",
         "out_for_delivery",
@@ -90,7 +113,7 @@ def test_nothing_moves_a_delivered_shipment():
     s.track(report("delivered", 10))
     for name in ("delivery_failed", "returned_to_sender", "in_transit", "cancelled"):
         assert s.track(report(name, 60)) == TrackingOutcome.LATE
-    assert s.status == S.DELIVERED and len(s.events) == 2
+    assert s.status == S.DELIVERED and len(s.events) == 3
 
 
 def test_a_failed_attempt_is_retried_and_counted():
@@ -100,6 +123,71 @@ def test_a_failed_attempt_is_retried_and_counted():
     ):
         assert s.track(report(name, m)) == TrackingOutcome.APPLIED
     assert s.attempts == 2 and s.status == S.DELIVERED
+
+
+def test_attempts_are_counted_from_the_attempt_reports_whatever_their_arrival_order():
+    # Two attempts happened: failed at minute 2, delivered at minute 4. The second out_for_delivery
+    # (minute 3) arrives after the delivery: late, it moves nothing, and the count is still 2.
+    s = shipment()
+    for m, name in (
+        (1, "out_for_delivery"),
+        (2, "delivery_failed"),
+        (4, "delivered"),
+        (3, "out_for_delivery"),
+    ):
+        s.track(report(name, m))
+    assert s.status == S.DELIVERED and s.attempts == 2
+    # the failed attempt itself arriving after the delivery still counts: two attempts, not one
+    late = shipment(consignment="EE2VN")
+    for m, name in ((1, "out_for_delivery"), (4, "delivered"), (2, "delivery_failed")):
+        late.track(report(name, m))
+    assert late.attempts == 2
+    # the same attempt reported twice (two webhook ids, one attempt) counts once; an attempt dated
+    # after the delivery did not happen (nothing follows a delivery)
+    late.track(report("delivery_failed", 2))
+    late.track(report("delivery_failed", 9))
+    assert late.attempts == 2 and late.status == S.DELIVERED
+
+
+def test_the_first_reports_of_an_operator_whose_clock_runs_behind_are_applied():
+    # The order is placed at T0 by this service's clock; the operator's clock runs 10 minutes behind, so
+    # it stamps its first report 5 minutes "before" the order. Only its own times order its reports.
+    s = shipment(Direction.PICKUP)
+    assert s.track(report("picked_up", -5)) == TrackingOutcome.APPLIED
+    assert s.track(report("in_transit", -3)) == TrackingOutcome.APPLIED
+    assert s.track(report("delivered", -4)) == TrackingOutcome.LATE  # older than its own last report
+    assert s.status == S.IN_TRANSIT and s.status_at == T0 - timedelta(minutes=3)
+
+
+def test_a_delivery_moves_only_after_its_hand_over_record_is_co_signed():
+    s = ordered()
+    for m, name in enumerate(["picked_up", "in_transit", "delivered"], start=1):
+        assert s.track(report(name, m)) == TrackingOutcome.BEFORE_HANDOVER
+    assert s.track(lost(4)) == TrackingOutcome.BEFORE_HANDOVER
+    assert s.status == S.CREATED and s.attempts == 0 and s.lost_at is None
+    assert [e.name for e in s.events] == ["ordered"]
+    hand_over(s, T0 + timedelta(minutes=5))
+    # after the record the operator's reports apply, whatever its clock says about the record's time
+    assert s.track(report("picked_up", 4)) == TrackingOutcome.APPLIED
+    assert s.track(report("delivered", 6)) == TrackingOutcome.APPLIED
+    assert s.status == S.DELIVERED and s.attempts == 1
+
+
+def test_an_order_not_yet_handed_over_can_be_cancelled_with_the_dossier_s_reason():
+    s = ordered()
+    assert s.request_cancel("dossier_withdrawn") is True
+    assert s.request_cancel("dossier_withdrawn") is False  # asked once
+    assert s.track(report("cancelled", 1)) == TrackingOutcome.APPLIED
+    event = s.events[-1]
+    assert (event.name, event.data["reason_code"], event.data["direction"]) == (
+        "cancelled",
+        "dossier_withdrawn",
+        "delivery",
+    )
+    assert s.request_cancel("dossier_refused") is False  # nothing left to cancel
+    on_its_own = shipment(Direction.PICKUP, consignment="EE3VN")
+    on_its_own.track(report("cancelled", 1))
+    assert on_its_own.events[-1].data["reason_code"] == "operator_cancelled"
 
 
 def test_returned_to_sender_is_final():
@@ -114,7 +202,7 @@ def test_an_unknown_status_maps_to_no_movement():
     assert map_status("vnpost", "teleported") is None
     s = shipment()
     assert s.track(report("teleported", 1)) == TrackingOutcome.UNKNOWN_STATUS
-    assert s.status == S.CREATED and len(s.events) == 1
+    assert s.status == S.CREATED and len(s.events) == 2
 
 
 def test_status_names_are_normalised():
@@ -152,12 +240,18 @@ def test_the_record_time_is_the_later_signature_and_the_filing_time():
         side="desk",
         signer="desk",
         now=T0 + timedelta(minutes=3),
-        decisions={"A": (ItemOutcome.RECEIVED, None), "B": (ItemOutcome.REFUSED, "thiếu tờ khai")},
+        decisions={
+            "A": (ItemOutcome.RECEIVED, None, None),
+            "B": (ItemOutcome.REFUSED, "thiếu tờ khai", "incomplete_dossier"),
+        },
     )
     assert done and record.signed_at == T0 + timedelta(minutes=3)
     handed = {e.data["consignment"]: e.data for s in (a, b) for e in s.events if e.name == "handed_over"}
     assert handed["A"]["filed_at"] == T0 + timedelta(minutes=3) and handed["A"]["outcome"] == "received"
-    assert handed["B"]["filed_at"] is None and handed["B"]["reason"] == "thiếu tờ khai"
+    assert handed["B"]["filed_at"] is None and handed["B"]["reason_code"] == "incomplete_dossier"
+    assert handed["B"]["has_reason_text"] is True and handed["A"]["reason_code"] is None
+    # the desk's text stays on the record (Form 03, behind the API), never on the event
+    assert "thiếu tờ khai" not in repr(handed["B"]) and record.items[1].reason == "thiếu tờ khai"
 
 
 def test_a_record_is_signed_once_per_side_and_never_after_completion():
@@ -166,9 +260,9 @@ def test_a_record_is_signed_once_per_side_and_never_after_completion():
     record.sign(side="operator", signer="op", now=T0)
     with pytest.raises(PostalError, match="already signed"):
         record.sign(side="operator", signer="op2", now=T0)
-    record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None)})
+    record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None, None)})
     with pytest.raises(PostalError, match="cannot change"):
-        record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None)})
+        record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None, None)})
 
 
 def test_discrepancies_are_recorded_and_a_missing_package_cannot_be_received():
@@ -180,7 +274,7 @@ def test_discrepancies_are_recorded_and_a_missing_package_cannot_be_received():
             side="desk",
             signer="d",
             now=T0,
-            decisions={"A": (ItemOutcome.RECEIVED, None), "B": (ItemOutcome.RECEIVED, None)},
+            decisions={"A": (ItemOutcome.RECEIVED, None, None), "B": (ItemOutcome.RECEIVED, None, None)},
         )
     assert record.desk_signed_at is None and [i.outcome for i in record.items] == [None, None]
 
@@ -189,13 +283,13 @@ def test_the_desk_decides_every_dossier_and_refusal_needs_a_reason():
     a, b = shipment(Direction.PICKUP, 1, "A"), shipment(Direction.PICKUP, 1, "B")
     record = pickup_record((a, 1), (b, 1))
     with pytest.raises(PostalError, match="undecided: B"):
-        record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None)})
+        record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None, None)})
     with pytest.raises(PostalError, match="needs a reason"):
         record.sign(
             side="desk",
             signer="d",
             now=T0,
-            decisions={"A": (ItemOutcome.RECEIVED, None), "B": (ItemOutcome.REFUSED, " ")},
+            decisions={"A": (ItemOutcome.RECEIVED, None, None), "B": (ItemOutcome.REFUSED, " ", "other")},
         )
 
 
@@ -203,7 +297,7 @@ def test_a_consignment_cannot_be_handed_over_twice_or_to_another_unit():
     a = shipment(Direction.PICKUP, 1, "A")
     record = pickup_record((a, 1))
     record.sign(side="operator", signer="op", now=T0)
-    record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None)})
+    record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None, None)})
     with pytest.raises(PostalError, match="already handed over"):
         pickup_record((a, 1))
     other = shipment(Direction.PICKUP, 1, "C")
@@ -213,8 +307,10 @@ def test_a_consignment_cannot_be_handed_over_twice_or_to_another_unit():
         )
 
 
-def lost(minutes: int) -> Report:
-    return Report(operator_status="lost", status=None, occurred_at=T0 + timedelta(minutes=minutes), lost=True)
+def lost(minutes: int, **kw) -> Report:
+    return Report(
+        operator_status="lost", status=None, occurred_at=T0 + timedelta(minutes=minutes), lost=True, **kw
+    )
 
 
 def test_a_lost_package_is_recorded_once_and_closes_the_shipment():
@@ -223,7 +319,7 @@ def test_a_lost_package_is_recorded_once_and_closes_the_shipment():
     assert s.track(lost(2)) == TrackingOutcome.LOST
     assert s.lost_at == T0 + timedelta(minutes=2) and s.is_closed and not s.is_final
     assert s.track(lost(3)) == TrackingOutcome.REPEATED  # the operator says it again: one incident
-    assert [e.name for e in s.events] == ["ordered", "in_transit", "lost"]
+    assert [e.name for e in s.events] == ["ordered", "handed_over", "in_transit", "lost"]
 
 
 def test_a_delivered_package_cannot_be_lost_afterwards():
@@ -238,3 +334,57 @@ def test_lost_is_an_incident_not_a_status():
 
     assert is_lost("LOST") and is_lost("package-lost") and not is_lost("delivered")
     assert map_status("vnpost", "lost") is None
+
+
+def test_a_loss_records_the_operator_s_compensation_and_cause_on_the_shipment_and_the_event():
+    s = shipment()
+    s.track(report("in_transit", 1))
+    assert s.track(lost(2, compensation_vnd=250000, loss_cause="damaged")) == TrackingOutcome.LOST
+    assert (s.compensation_vnd, s.loss_cause) == (250000, "damaged")
+    event = s.events[-1]
+    assert (event.name, event.data["reason_code"], event.data["compensation_vnd"]) == (
+        "lost",
+        "damaged",
+        250000,
+    )
+    other = shipment(consignment="EE4VN")
+    other.track(lost(1, loss_cause="eaten by goats"))  # a cause outside the vocabulary: "other", no text
+    assert other.events[-1].data["reason_code"] == "other" and other.compensation_vnd is None
+    other.track(lost(3, compensation_vnd=50000))  # the amount comes with a later report
+    assert other.compensation_vnd == 50000
+
+
+def test_a_redelivery_is_paid_by_whoever_caused_it_and_only_after_the_last_came_back():
+    from services.postal.domain.model import check_redelivery, may_change_address
+
+    s = shipment()
+    with pytest.raises(PostalError, match="came back"):
+        check_redelivery(s, "recipient_absent")  # still under way
+    assert not may_change_address([s])
+    s.track(report("delivery_failed", 1))
+    s.track(report("returned_to_sender", 2))
+    assert may_change_address([s])
+    assert check_redelivery(s, "address_wrong") == "applicant"
+    assert check_redelivery(s, "operator_fault") == "operator"
+    assert check_redelivery(s, "agency_error") == "agency"
+    with pytest.raises(PostalError, match="unknown redelivery cause"):
+        check_redelivery(s, "because")
+    gone = shipment(consignment="EE5VN")
+    gone.track(lost(1))
+    with pytest.raises(PostalError, match="lost_by_operator"):
+        check_redelivery(gone, "recipient_absent")
+    assert check_redelivery(gone, "lost_by_operator") == "operator"
+    again = Shipment.order(
+        id="s2",
+        dossier_code=s.dossier_code,
+        direction=Direction.DELIVERY,
+        operator="vnpost",
+        consignment="EE6VN",
+        receiving_unit="26734",
+        packages=1,
+        fee_vnd=30000,
+        created_at=T0,
+        redelivery_cause="agency_error",
+    )
+    ordered_event = again.events[0].data
+    assert (ordered_event["charged_to"], ordered_event["redelivery_cause"]) == ("agency", "agency_error")

@@ -278,8 +278,10 @@ def _signed_not_stamped(dossier: Dossier, rules: Rules) -> str | None:
 def _ready(dossier: Dossier, rules: Rules) -> str | None:
     if not dossier.decision:
         return "the dossier has no decision yet"
-    if dossier.decision == Decision.APPROVED and not dossier.stamped_at:
-        return "an approved result must be signed and stamped before it is ready"
+    # A reasoned rejection is a result document too: signed by the competent person, then sealed.
+    if not dossier.stamped_at:
+        kind = "an approved result" if dossier.decision == Decision.APPROVED else "a rejection"
+        return f"{kind} must be signed and stamped before it is ready"
     return None
 
 

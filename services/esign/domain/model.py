@@ -9,6 +9,10 @@ and 17). The state machine::
           |
           +--refuse(reason)--> refused      (the dossier goes back to the handling agency for appraisal)
 
+The document's number and date are given when it is issued — at the seal, by the clerk — from the
+issuing unit's register of the Vietnam-local year (:class:`DocumentNumber`): 01, 02, … from 1 January.
+A request refused before its seal took no number, so a refusal leaves no gap in the register.
+
 Who may act is decided here: the right role and a unit covering the slot's unit, else
 :class:`NotPermitted` (403). Acting out of turn — signing twice, sealing before the leader signs,
 anything after a refusal — is :class:`OutOfTurn` (409). Each change appends a domain event that the
@@ -21,6 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class Stage(StrEnum):
@@ -94,6 +101,25 @@ class Refused:
     reason_code: str
 
 
+@dataclass(frozen=True)
+class DocumentNumber:
+    """A number of an issuing unit's register: one register per unit and Vietnam-local year."""
+
+    year: int
+    number: int
+    series: str  # what follows the number: the result's symbol and the unit, e.g. KQ-26740
+
+    @property
+    def text(self) -> str:
+        # Numbers below 10 take a leading zero: 01/KQ-26740.
+        return f"{self.number:02d}/{self.series}"
+
+
+def register_year(moment: datetime) -> int:
+    """The register a document issued at ``moment`` is numbered in: its year in Vietnam time."""
+    return moment.astimezone(VN_TZ).year
+
+
 DomainEvent = Signed | Sealed | Refused
 # Does a caller's set of units cover a unit? (the unit map decides; injected, so the domain stays pure)
 Covers = Callable[[tuple[str, ...] | list[str], str], bool]
@@ -109,10 +135,13 @@ class SigningRequest:
     receiving_unit: str
     handling_unit: str
     issuing_unit: str
-    document_number: str
     created_at: datetime
     document_sha256: str
     stage: Stage = Stage.AWAITING_LEADER
+    # Given at the seal (a request opened before numbering moved there kept the number it was given).
+    document_number: str | None = None
+    register_year: int | None = None
+    register_number: int | None = None
     leader_sub: str | None = None
     leader_name: str | None = None
     signed_at: datetime | None = None
@@ -122,7 +151,6 @@ class SigningRequest:
     refused_by: str | None = None
     refused_at: datetime | None = None
     refusal_reason: str | None = None
-    event_sequence: int = 0
     events: list[DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -167,10 +195,29 @@ class SigningRequest:
         self.document_sha256 = document_sha256
         self._record(Signed(self.id, signer.sub, signer.name, now, document_sha256))
 
+    def needs_number(self) -> bool:
+        """The document takes its register number at the seal, unless it was given one at opening."""
+        return self.document_number is None
+
     def seal(
-        self, signer: Signer, units: tuple[str, ...], covers: Covers, *, now: datetime, document_sha256: str
+        self,
+        signer: Signer,
+        units: tuple[str, ...],
+        covers: Covers,
+        *,
+        now: datetime,
+        document_sha256: str,
+        number: DocumentNumber | None,
     ) -> None:
+        """The clerk issues the document: the organisation's signature, with its number and date."""
         self.check_can_seal(signer, units, covers)
+        if (number is None) is self.needs_number():
+            raise ValueError("a document is numbered once, when it is issued")
+        if number is not None:
+            if number.year != register_year(now):
+                raise ValueError(f"a document issued on {now.isoformat()} is numbered in another register")
+            self.document_number = number.text
+            self.register_year, self.register_number = number.year, number.number
         self.stage = Stage.SEALED
         self.clerk_sub, self.clerk_name, self.sealed_at = signer.sub, signer.name, now
         self.document_sha256 = document_sha256
@@ -199,5 +246,4 @@ class SigningRequest:
         self._record(Refused(self.id, signer.sub, signer.name, now, reason.strip(), reason_code))
 
     def _record(self, event: DomainEvent) -> None:
-        self.event_sequence += 1
         self.events.append(event)

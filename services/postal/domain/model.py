@@ -7,8 +7,11 @@ Decision 45/2016/QĐ-TTg makes the public postal operator a channel both ways:
 * a **delivery** shipment carries the result from the desk to the applicant; delivery is the return.
 
 The operator reports progress through webhooks. :meth:`Shipment.track` applies one report: a report
-older than the last one applied, or one that would move the shipment backwards (``in_transit``
-after ``out_for_delivery``, anything after ``delivered``), is recorded and changes nothing.
+that would move the shipment backwards on the status lattice (``in_transit`` after
+``out_for_delivery``, anything after ``delivered``), or one older than the last report applied — by the
+operator's own clock, never compared with this service's — is recorded and changes nothing. A delivery
+moves only once the desk and the postal worker co-signed its hand-over record: the sealed result leaves
+the desk on that record, so a report before it is stored, alerted on, and moves nothing.
 
 Time is always passed in; every method records :class:`DomainEvent`\\ s that the service layer turns
 into ``postal.*`` events through the outbox.
@@ -67,6 +70,28 @@ class TrackingOutcome(StrEnum):
     REPEATED = "repeated"  # the status the shipment already has: recorded, no change
     UNKNOWN_STATUS = "unknown_status"  # a status the mapping does not know: recorded, alerted, no change
     LOST = "lost"  # the operator lost the package: recorded, alerted; it compensates, a new delivery may go
+    BEFORE_HANDOVER = "before_handover"  # a delivery's report before its co-signed hand-over: stored, alerted
+
+
+# Why an operator says it lost a package (its cause, mapped onto these codes; anything else is "other").
+LOSS_CAUSES = ("lost_in_transit", "damaged", "theft", "force_majeure", "other")
+# Why an order was cancelled: what ended the dossier (motcua asked), or the operator on its own.
+CANCEL_REASONS = (
+    "dossier_withdrawn",
+    "dossier_refused",
+    "dossier_returned_at_counter",
+    "operator_cancelled",
+)
+# Why a result goes out a second time, and who pays for it (Decision 45/2016: whoever caused it).
+REDELIVERY_CAUSES: dict[str, str] = {
+    "recipient_absent": "applicant",  # nobody at the address on every attempt
+    "recipient_refused": "applicant",
+    "address_wrong": "applicant",  # the address the applicant gave was wrong: corrected now
+    "operator_fault": "operator",  # the postal worker did not deliver as agreed
+    "lost_by_operator": "operator",  # the operator lost the last delivery (it compensates as well)
+    "agency_error": "agency",  # the desk wrote a wrong address or sent the wrong document
+}
+PAYERS = ("applicant", "operator", "agency")
 
 
 class PostalError(Exception):
@@ -90,6 +115,8 @@ class Report:
     recipient_name: str | None = None  # the proxy's name (personal data: never on an event)
     note: str | None = None
     lost: bool = False  # the operator reports the package lost (not a tracking status: an incident)
+    compensation_vnd: int | None = None  # with a loss: what the operator pays
+    loss_cause: str | None = None  # with a loss: the operator's cause (mapped onto LOSS_CAUSES)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -107,8 +134,10 @@ class Shipment:
     created_at: datetime
     promised_at: datetime | None = None
     status: ShipmentStatus = ShipmentStatus.CREATED
-    status_at: datetime | None = None
+    status_at: datetime | None = None  # the operator's time of the last report applied (None: none yet)
     attempts: int = 0
+    # Each distinct attempt the operator reported (delivery_failed or delivered, at its time), in any order.
+    attempt_reports: list[tuple[ShipmentStatus, datetime]] = field(default_factory=list)
     delivered_at: datetime | None = None
     recipient_kind: str | None = None
     recipient_name: str | None = None
@@ -116,24 +145,46 @@ class Shipment:
     charged_to: str = "applicant"
     handed_over_at: datetime | None = None
     lost_at: datetime | None = None
+    loss_cause: str | None = None
+    compensation_vnd: int | None = None
+    cancel_reason: str | None = None  # motcua asked the operator to cancel, because of this
+    redelivery_cause: str | None = None  # a second delivery: why (and so who pays, charged_to)
     events: list[DomainEvent] = field(default_factory=list)
 
     @classmethod
     def order(cls, **terms: Any) -> Shipment:
         """The operator accepted an order: the shipment exists, status ``created``."""
         shipment = cls(**terms)
-        shipment.status_at = shipment.created_at
+        if shipment.redelivery_cause is not None:
+            shipment.charged_to = redelivery_payer(shipment.redelivery_cause)
         shipment._record(
-            "ordered", shipment.created_at, fee_vnd=shipment.fee_vnd, charged_to=shipment.charged_to
+            "ordered",
+            shipment.created_at,
+            fee_vnd=shipment.fee_vnd,
+            charged_to=shipment.charged_to,
+            redelivery_cause=shipment.redelivery_cause,
         )
         return shipment
 
+    @property
+    def awaits_handover(self) -> bool:
+        """A delivery whose sealed result the desk has not yet handed to the postal worker on a record."""
+        return self.direction == Direction.DELIVERY and self.handed_over_at is None
+
     def track(self, report: Report) -> TrackingOutcome:
-        """Apply one operator report; a late or backward report is recorded and changes nothing."""
+        """Apply one operator report; a late or backward report is recorded and changes nothing.
+
+        Reports are ordered by the status lattice first, then by the operator's own times among
+        themselves: this service's clock (the order's time) is never compared with the operator's.
+        """
+        if self.awaits_handover and report.status != ShipmentStatus.CANCELLED:
+            # Only the order can be cancelled before the hand-over: nothing else can have happened to it.
+            return TrackingOutcome.BEFORE_HANDOVER
         if report.lost:
-            return self._lose(report.occurred_at)
+            return self._lose(report)
         if report.status is None:
             return TrackingOutcome.UNKNOWN_STATUS
+        self._count_attempt(report)
         if report.status == self.status:
             return TrackingOutcome.REPEATED
         if report.status not in FORWARD[self.status]:
@@ -141,26 +192,59 @@ class Shipment:
         if self.status_at is not None and report.occurred_at < self.status_at:
             return TrackingOutcome.LATE
         previous, self.status, self.status_at = self.status, report.status, report.occurred_at
-        if report.status == ShipmentStatus.OUT_FOR_DELIVERY:
-            self.attempts += 1
+        extra: dict[str, Any] = {"previous_status": previous.value}
         if report.status == ShipmentStatus.DELIVERED:
             self.delivered_at = report.occurred_at
             self.recipient_kind = report.recipient_kind or "applicant"
             self.recipient_name = report.recipient_name
-        extra: dict[str, Any] = {"previous_status": previous.value}
-        if report.status == ShipmentStatus.DELIVERED and self.direction == Direction.DELIVERY:
-            extra["recipient_kind"] = self.recipient_kind
+            self.attempts = self._attempts()
+            if self.direction == Direction.DELIVERY:
+                extra["recipient_kind"] = self.recipient_kind
+        if report.status == ShipmentStatus.CANCELLED:
+            extra["reason_code"] = self.cancel_reason or "operator_cancelled"
         self._record(report.status.value, report.occurred_at, **extra)
         return TrackingOutcome.APPLIED
 
-    def _lose(self, at: datetime) -> TrackingOutcome:
+    def _count_attempt(self, report: Report) -> None:
+        """An attempt is each distinct failed or successful delivery the operator reports, in any order."""
+        if report.status not in (ShipmentStatus.DELIVERY_FAILED, ShipmentStatus.DELIVERED):
+            return
+        attempt = (report.status, report.occurred_at)
+        if attempt not in self.attempt_reports:
+            self.attempt_reports.append(attempt)
+        self.attempts = self._attempts()
+
+    def _attempts(self) -> int:
+        # Nothing follows a delivery: an attempt the operator dates after it did not happen.
+        return sum(
+            1 for _, at in self.attempt_reports if self.delivered_at is None or at <= self.delivered_at
+        )
+
+    def _lose(self, report: Report) -> TrackingOutcome:
         if self.is_final:
             return TrackingOutcome.LATE  # delivered, returned or cancelled: it cannot be lost any more
+        if self.compensation_vnd is None and report.compensation_vnd is not None:
+            self.compensation_vnd = report.compensation_vnd  # a later report may bring the amount
         if self.lost_at is not None:
             return TrackingOutcome.REPEATED
-        self.lost_at = at
-        self._record("lost", at)
+        self.lost_at = report.occurred_at
+        self.loss_cause = report.loss_cause if report.loss_cause in LOSS_CAUSES else "other"
+        self._record(
+            "lost",
+            report.occurred_at,
+            reason_code=self.loss_cause,
+            compensation_vnd=self.compensation_vnd,
+        )
         return TrackingOutcome.LOST
+
+    def request_cancel(self, reason: str) -> bool:
+        """The dossier ended: ask the operator to cancel; False when nothing is left to cancel."""
+        if reason not in CANCEL_REASONS:
+            raise PostalError(f"unknown cancel reason {reason!r}")
+        if self.is_closed or self.cancel_reason is not None:
+            return False
+        self.cancel_reason = reason
+        return True
 
     @property
     def is_final(self) -> bool:
@@ -170,6 +254,13 @@ class Shipment:
     def is_closed(self) -> bool:
         """Nothing more will come of it: final, or lost by the operator."""
         return self.is_final or self.lost_at is not None
+
+    @property
+    def came_back(self) -> bool:
+        """The result is not with the applicant and nothing is under way: it may go out again."""
+        return self.status in (ShipmentStatus.RETURNED_TO_SENDER, ShipmentStatus.CANCELLED) or (
+            self.lost_at is not None
+        )
 
     def facts(self, at: datetime) -> dict[str, Any]:
         """What every ``postal.*`` event says: codes, statuses, units, dates; no personal data."""
@@ -191,6 +282,32 @@ class Shipment:
         self.events.append(DomainEvent(name, {**self.facts(at), **extra}))
 
 
+def redelivery_payer(cause: str) -> str:
+    """Who pays a second delivery: whoever caused it (Decision 45/2016)."""
+    try:
+        return REDELIVERY_CAUSES[cause]
+    except KeyError:
+        raise PostalError(f"unknown redelivery cause {cause!r}") from None
+
+
+def check_redelivery(last: Shipment | None, cause: str) -> str:
+    """A new delivery goes only after the last one came back; returns who pays for it."""
+    payer = redelivery_payer(cause)
+    if last is None or not last.came_back:
+        raise PostalError(
+            "a new delivery is possible only after the last one came back to the desk, was lost or "
+            "was cancelled"
+        )
+    if last.lost_at is not None and payer != "operator":
+        raise PostalError("the operator lost the last delivery: the new one is its cost (lost_by_operator)")
+    return payer
+
+
+def may_change_address(deliveries: list[Shipment]) -> bool:
+    """The recipient's address may change until a delivery is under way, and again once it came back."""
+    return not deliveries or deliveries[-1].came_back
+
+
 class ItemOutcome(StrEnum):
     RECEIVED = "received"  # completeness checked: the dossier is filed at the record's signing time
     REFUSED = "refused"  # Form 03, with a reason
@@ -203,7 +320,8 @@ class RecordItem:
     shipment: Shipment
     packages_counted: int
     outcome: ItemOutcome | None = None
-    reason: str | None = None
+    reason: str | None = None  # the desk's text (Form 03): kept on the record, never on an event
+    reason_code: str | None = None
 
     @property
     def discrepancy(self) -> str | None:
@@ -215,6 +333,8 @@ class RecordItem:
 
 
 SIDES = {"postal_operator": "operator", "desk_officer": "desk"}
+# The desk's decision on one dossier of a pickup record: outcome, the reason's text, its code.
+Decision = tuple[ItemOutcome, str | None, str | None]
 
 
 @dataclass(eq=False, kw_only=True)
@@ -264,6 +384,8 @@ class HandoverRecord:
                 raise PostalError(f"consignment {shipment.consignment} was already handed over")
             if shipment.is_final and direction == Direction.DELIVERY:
                 raise PostalError(f"consignment {shipment.consignment} is {shipment.status}")
+            if direction == Direction.DELIVERY and (shipment.lost_at or shipment.cancel_reason):
+                raise PostalError(f"consignment {shipment.consignment} is lost or being cancelled")
             if shipment.status == "cancelled":
                 raise PostalError(f"consignment {shipment.consignment} was cancelled")
             if packages < 0:
@@ -287,7 +409,7 @@ class HandoverRecord:
         side: str,
         signer: str,
         now: datetime,
-        decisions: dict[str, tuple[ItemOutcome, str | None]] | None = None,
+        decisions: dict[str, Decision] | None = None,
     ) -> bool:
         """One side signs; True when this completes the record. A side signs once, ever."""
         if self.signed_at is not None:
@@ -308,7 +430,7 @@ class HandoverRecord:
         self._complete()
         return True
 
-    def _decide(self, decisions: dict[str, tuple[ItemOutcome, str | None]]) -> None:
+    def _decide(self, decisions: dict[str, Decision]) -> None:
         listed = {item.shipment.consignment for item in self.items}
         unknown = sorted(set(decisions) - listed)
         if unknown:
@@ -321,7 +443,7 @@ class HandoverRecord:
         if missing:
             raise PostalError(f"decide every dossier on the record; undecided: {', '.join(missing)}")
         for item in self.items:
-            outcome, reason = decisions[item.shipment.consignment]
+            outcome, reason = decisions[item.shipment.consignment][:2]
             if outcome == ItemOutcome.REFUSED and not (reason and reason.strip()):
                 raise PostalError(f"refusing {item.shipment.consignment} needs a reason (Form 03)")
             if outcome == ItemOutcome.RECEIVED and item.discrepancy == "missing":
@@ -329,7 +451,9 @@ class HandoverRecord:
                     f"{item.shipment.consignment}: no package was handed over; it cannot be received"
                 )
         for item in self.items:  # all checked first: a refused signature changes nothing
-            item.outcome, item.reason = decisions[item.shipment.consignment]
+            item.outcome, item.reason, item.reason_code = decisions[item.shipment.consignment]
+            if item.outcome == ItemOutcome.RECEIVED:
+                item.reason_code = None
 
     def _complete(self) -> None:
         at = self.signed_at
@@ -344,6 +468,7 @@ class HandoverRecord:
             }
             if self.direction == Direction.PICKUP:
                 extra["outcome"] = item.outcome.value
-                extra["reason"] = item.reason
+                extra["reason_code"] = item.reason_code
+                extra["has_reason_text"] = bool(item.reason)
                 extra["filed_at"] = at if item.outcome == ItemOutcome.RECEIVED else None
             shipment._record("handed_over", at, **extra)
