@@ -183,9 +183,7 @@ class System:
         )
         self.dossiers[key].code = pickup["dossier_code"]
         self.dossiers[key].seen["pickup"] = pickup
-        arrived = wait_for(
-            lambda: [s for s in self.shipments(pickup["dossier_code"], "pickup")][-1:], timeout=20
-        )
+        arrived = wait_for(lambda: self.shipments(pickup["dossier_code"], "pickup"), timeout=20)
         assert arrived, "no pickup shipment"
         delivered = wait_for(
             lambda: self.shipments(pickup["dossier_code"], "pickup")[-1]["status"] == "delivered", timeout=30
@@ -248,6 +246,7 @@ class System:
         self.dossiers[key].seen["resolved"] = self.act(self.dossiers[key].code, "resolve", HANDLING)
 
     def return_at_counter(self, key: str) -> None:
+        # No method given: the desk's return is a counter return, whatever was chosen at filing.
         self.dossiers[key].seen["returned"] = self.act(self.dossiers[key].code, "return", DESK)
 
     def ordered_not_handed_over(self, key: str) -> None:
