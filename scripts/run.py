@@ -12,6 +12,11 @@ single. Services without a ``service.py`` and a
 ``config.yml`` under ``services/`` are not started (they arrive with their own issues). With the
 e-signature service comes the local RFC 3161 test TSA (``ESIGN_TSA_PORT``, default 8010), unless
 ``ESIGN_TSA_URL`` names a real one.
+
+Before the services start, the broker is set up as ``python -m shared.ops broker-setup`` sets it up (the
+exchanges, and the policy that keeps an event nobody is bound for in ``egov.events.unrouted``), every
+time: it is idempotent. Ctrl-C reaches every service twice (the terminal's SIGINT and this script's
+SIGTERM); each stops once, finishing what it is doing (shared/runner.py).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 ORDER = ("dossier", "postal", "esign", "metrics")
 DEFAULT_PORTS = {"dossier": 8000, "postal": 8001, "esign": 8002, "metrics": 8003}
+# What a stop may take, all processes together, before they are killed: work in flight finishes first.
+STOP_SECONDS = 15
 
 
 def services() -> list[str]:
@@ -73,6 +80,25 @@ def answering(url: str) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex((host, int(port))) == 0
+
+
+def broker_setup(amqp_uri: str) -> bool:
+    """``python -m shared.ops broker-setup`` on the broker the services use; True when it is in force."""
+    import io
+
+    import amqp
+
+    from shared import ops
+
+    out = io.StringIO()
+    try:
+        ops.broker_setup(amqp_uri, out)
+    except (OSError, ops.OpsError, amqp.exceptions.AMQPError) as exc:
+        print(f"could not set up the broker ({type(exc).__name__}: {str(exc).splitlines()[0]});", flush=True)
+        print("  an event nobody is bound for is dropped, not kept in egov.events.unrouted", flush=True)
+        return False
+    print(out.getvalue().strip(), flush=True)
+    return True
 
 
 def broker_uris(names: list[str]) -> dict[str, str]:
@@ -171,6 +197,7 @@ def main() -> int:
         if (ROOT / "services" / name / "migrations").is_dir():
             print(f"migrating {name} ...", flush=True)
             subprocess.run([python, "-m", "shared.migrate", name], check=True)
+    broker_setup(os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"))
     uris = broker_uris(names)
     processes: dict[str, subprocess.Popen] = {}
     if "esign" in names and not os.environ.get("ESIGN_TSA_URL"):
@@ -182,15 +209,17 @@ def main() -> int:
         processes["tsa"] = subprocess.Popen([python, "-m", "services.esign.tsa", "--port", port])
 
     def stop_all(*_args) -> None:
+        started = time.monotonic()
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for name, process in processes.items():
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=max(0.1, started + STOP_SECONDS - time.monotonic()))
             except subprocess.TimeoutExpired:
-                print(f"{name} did not stop in 15 s; killing it", flush=True)
+                print(f"{name} did not stop in {STOP_SECONDS} s; killing it", flush=True)
                 process.kill()
+        print(f"stopped in {time.monotonic() - started:.1f} s", flush=True)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
     # Ctrl-C, even when started from a shell that ignores SIGINT for background jobs.

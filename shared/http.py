@@ -3,6 +3,10 @@
 ``@api("POST", "/api/v1/dossiers")`` is nameko's ``@http`` with three differences: a dict or list
 result becomes JSON, every error (ours, werkzeug's 404/405, an unexpected crash) becomes an RFC 9457
 problem built in :meth:`ApiEntrypoint.response_from_exception`, and each request is counted and timed.
+
+A refusal (a 4xx problem) is logged as one INFO line naming the request id (``X-Request-Id``, given or
+made up, and echoed in the response); tracebacks are for failures. nameko's own "(expected) error
+handling worker" warning, two chained tracebacks for every refusal, is dropped.
 """
 
 from __future__ import annotations
@@ -13,11 +17,9 @@ import json
 import logging
 import socket
 import time
+import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
@@ -26,12 +28,14 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared import logs, metrics
-from shared.domain import DomainError, InvalidArgument
+from shared import domain, logs, metrics
+from shared.domain import DomainError
+from shared.jsontext import dumps
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
     Conflict,
+    Forbidden,
     IdempotencyKeyReused,
     MethodNotAllowed,
     NotFound,
@@ -54,22 +58,6 @@ PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, UUID | Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_default)
-
-
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
     return Response(
         dumps(body), status=status, headers=headers, content_type="application/json; charset=utf-8"
@@ -78,12 +66,34 @@ def json_response(body: Any, status: int = 200, headers: dict | None = None) -> 
 
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if problem.status == 503 else None
-    return Response(
+    response = Response(
         dumps(problem.to_dict(instance)),
         status=problem.status,
         headers=headers,
         content_type=PROBLEM_CONTENT_TYPE,
     )
+    response.problem = problem  # for the one log line of the request (ApiEntrypoint.handle_request)
+    return response
+
+
+def request_id(request) -> str:
+    """The request's id: the client's ``X-Request-Id`` when it is usable, else one made up for it."""
+    known = getattr(request, "request_id", None)
+    if known is None:
+        given = request.headers.get("X-Request-Id", "")
+        known = given if 0 < len(given) <= 100 and given.isprintable() else str(uuid.uuid4())
+        request.request_id = known
+    return known
+
+
+class _NoExpectedErrorTracebacks(logging.Filter):
+    """Drops nameko's "(expected) error handling worker" record: the entrypoint logs the refusal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("(expected) error handling worker")
+
+
+_EXPECTED_ERRORS_FILTER = _NoExpectedErrorTracebacks()
 
 
 def _from_werkzeug(exc: HTTPException) -> Problem:
@@ -133,6 +143,9 @@ class ApiEntrypoint(HttpRequestHandler):
 
     def setup(self) -> None:
         logs.install()  # a service that takes applicants' data logs none of it
+        containers_log = logging.getLogger("nameko.containers")
+        if _EXPECTED_ERRORS_FILTER not in containers_log.filters:
+            containers_log.addFilter(_EXPECTED_ERRORS_FILTER)
         # Links the API hands out start here, never with the request's Host header (which a client sets).
         self.public_base_url = str(self.container.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
         super().setup()
@@ -140,6 +153,7 @@ class ApiEntrypoint(HttpRequestHandler):
     def handle_request(self, request):
         started = time.perf_counter()
         request.public_base_url = self.public_base_url
+        request_id(request)
         if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
             _buffer_chunked_body(request, self.max_body)
         if (request.content_length or 0) > self.max_body:
@@ -152,6 +166,20 @@ class ApiEntrypoint(HttpRequestHandler):
         if request.path.startswith(PRIVATE_PREFIX) and request.path not in PUBLIC_PATHS:
             # Dossiers, forms, audit trails, reports: applicants' data, never kept by a shared cache.
             response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Request-Id", request.request_id)
+        problem = getattr(response, "problem", None)
+        if problem is not None:
+            log.log(
+                logging.INFO if problem.status < 500 else logging.WARNING,
+                "%s %s %s: %s %s (request %s): %s",
+                "refused" if problem.status < 500 else "answered",
+                request.method,
+                request.path,
+                problem.status,
+                problem.slug,
+                request.request_id,
+                problem.detail,
+            )
         service = self.container.service_name
         metrics.HTTP_REQUESTS.labels(service, self.method, self.url, str(response.status_code)).inc()
         metrics.HTTP_DURATION.labels(service, self.method, self.url).observe(time.perf_counter() - started)
@@ -187,12 +215,17 @@ api = ApiEntrypoint.decorator
 
 
 def problem_for(error: DomainError) -> Problem:
-    """The one mapping of domain errors to HTTP: a bad value 422 (pointing at it), a rule 409."""
-    if isinstance(error, InvalidArgument):
+    """The one mapping of domain errors to RFC 9457 problems: a bad value 422 (pointing at it), not
+    found 404, forbidden 403, and a rule of the domain (Conflict, or any other DomainError) 409."""
+    if isinstance(error, domain.Invalid):
         pointer = f"/{error.field}"
         return ValidationFailed(
             f"{error.field}: {error.message}", errors=[{"pointer": pointer, "detail": error.message}]
         )
+    if isinstance(error, domain.NotFound):
+        return NotFound(error.detail, **error.facts)
+    if isinstance(error, domain.Forbidden):
+        return Forbidden(error.detail, **error.facts)
     return Conflict(error.detail, **error.facts)
 
 

@@ -1,7 +1,9 @@
 """Start one service: ``python -m shared.runner dossier`` (what ``make run`` and the containers use).
 
 Like ``nameko run``, but the configuration is read and checked before anything starts, so a wrong or
-missing setting stops the service with one line naming it rather than a traceback.
+missing setting stops the service with one line naming it rather than a traceback; and SIGINT and SIGTERM
+both start one graceful stop, however many arrive (Ctrl-C on ``make run`` sends the terminal's SIGINT and
+``make run``'s SIGTERM to every service: two concurrent stops of nameko's runner hang until killed).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import errno  # noqa: E402
 import importlib  # noqa: E402
 import logging.config  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -33,6 +37,33 @@ ROOT = Path(__file__).resolve().parent.parent
 def service_class(name: str) -> type:
     module = importlib.import_module(f"services.{name}.service")
     return getattr(module, f"{name.capitalize()}Service")
+
+
+def serve(service: type, config: dict) -> None:
+    """Run ``service`` until SIGINT or SIGTERM, then stop it once: in-flight work finishes first."""
+    from nameko.runners import ServiceRunner
+
+    runner = ServiceRunner(config)
+    runner.add_service(service)
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame) -> None:
+        if not stopping:
+            stopping.append(signum)
+            # A signal handler runs in the hub's main loop, where eventlet's primitives cannot block.
+            eventlet.spawn_n(runner.stop)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    runner.start()
+    running = eventlet.spawn(runner.wait)
+    while True:
+        try:
+            running.wait()
+            return
+        except OSError as exc:  # a signal arriving while the hub waits on a socket: keep waiting
+            if exc.errno != errno.EINTR:
+                raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if "LOGGING" in config:
         logging.config.dictConfig(config["LOGGING"])
     logs.install()
-    from nameko.cli.run import run
-
-    run([service_class(args.service)], config)
+    serve(service_class(args.service), config)
     return 0
 
 

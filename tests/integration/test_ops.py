@@ -11,7 +11,6 @@ import io
 import json
 import time
 
-import amqp
 import pytest
 import requests
 import sqlalchemy as sa
@@ -26,7 +25,7 @@ from shared.outbox import OutboxRelay, record
 from shared.uow import UnitOfWork
 from tests.conftest import bearer
 from tests.integration.test_dossier_receipt import APPLICANT, COMMUNE_PROCEDURE
-from tests.support.broker import Subscriber, probe_event, publish, wait_for
+from tests.support.broker import Subscriber, depth, probe_event, publish, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,15 +59,6 @@ def run(*argv: str, uri: str, ask=lambda _prompt: "") -> str:
     out = io.StringIO()
     assert ops.main(["--amqp-uri", uri, *argv], out=out, ask=ask) == 0
     return out.getvalue()
-
-
-def depth(uri: str, queue: str) -> int:
-    """Messages ready in ``queue``; 0 while nobody has declared it yet."""
-    try:
-        with ops.channel(uri) as chan:
-            return chan.queue_declare(queue, passive=True)[1]
-    except amqp.exceptions.NotFound:
-        return 0
 
 
 @pytest.fixture

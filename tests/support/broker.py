@@ -69,6 +69,17 @@ def probe_event(sequence: int, **data) -> Event:
     )
 
 
+def depth(amqp_uri: str, queue: str) -> int:
+    """Messages ready in ``queue``; 0 while nobody has declared it yet."""
+    from shared import ops
+
+    try:
+        with ops.channel(amqp_uri) as chan:
+            return chan.queue_declare(queue, passive=True)[1]
+    except amqp.exceptions.NotFound:
+        return 0
+
+
 def wait_for(predicate, timeout: float = 15.0):
     """Poll ``predicate`` until it returns something truthy or the time is up; return its last value."""
     deadline = time.monotonic() + timeout

@@ -72,6 +72,8 @@ def upgrade() -> None:
         sequences[row.dossier_code] = sequences.get(row.dossier_code, 0) + row.event_sequence
         head = (row.document_number or "").split("/", 1)[0]
         if not head.isdigit():
+            # not a register's number (a downgrade's placeholder): numbered at its seal
+            connection.execute(requests.update().where(requests.c.id == row.id).values(document_number=None))
             continue
         year, number = row.created_at.astimezone(UTC).year, int(head)
         connection.execute(
