@@ -28,7 +28,8 @@ import jwt
 from nameko.extensions import DependencyProvider
 
 from shared.config import ConfigurationError
-from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
+from shared.domain import Forbidden, Invalid
+from shared.problems import ServiceUnavailable, Unauthorized
 from shared.units import UnitRegistry
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,16 @@ class Principal:
 
     def covers(self, registry: UnitRegistry, unit: str) -> bool:
         return registry.covers(self.units, unit)
+
+    def require_jurisdiction(self, registry: UnitRegistry, unit: str, *, field: str | None = None) -> None:
+        """The one jurisdiction check of every service: the unit exists and is in the caller's
+        jurisdiction. ``field``: the request member that named the unit — an unknown unit there is a
+        bad value (Invalid, 422); a unit the caller did not name (a dossier's) that the map no longer
+        knows is covered by nobody (Forbidden, 403), as is a known one outside the jurisdiction."""
+        if field is not None and unit not in registry:
+            raise Invalid(field, f"unknown unit code {unit!r}")
+        if not self.covers(registry, unit):
+            raise Forbidden(f"unit {unit} is outside your jurisdiction")
 
 
 def mint(

@@ -20,10 +20,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
@@ -32,12 +29,14 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared import logs, metrics
-from shared.domain import DomainError, InvalidArgument
+from shared import domain, logs, metrics
+from shared.domain import DomainError
+from shared.jsontext import dumps
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
     Conflict,
+    Forbidden,
     IdempotencyKeyReused,
     MethodNotAllowed,
     NotFound,
@@ -60,22 +59,6 @@ PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 JSON_TYPES = ("application/json", "application/problem+json")
 # As the OpenAPI documents state it (shared/openapi.py): what a header carries safely.
 IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,200}")
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, UUID | Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_default)
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -258,12 +241,17 @@ api = ApiEntrypoint.decorator
 
 
 def problem_for(error: DomainError) -> Problem:
-    """The one mapping of domain errors to HTTP: a bad value 422 (pointing at it), a rule 409."""
-    if isinstance(error, InvalidArgument):
+    """The one mapping of domain errors to RFC 9457 problems: a bad value 422 (pointing at it), not
+    found 404, forbidden 403, and a rule of the domain (Conflict, or any other DomainError) 409."""
+    if isinstance(error, domain.Invalid):
         pointer = f"/{error.field}"
         return ValidationFailed(
             f"{error.field}: {error.message}", errors=[{"pointer": pointer, "detail": error.message}]
         )
+    if isinstance(error, domain.NotFound):
+        return NotFound(error.detail, **error.facts)
+    if isinstance(error, domain.Forbidden):
+        return Forbidden(error.detail, **error.facts)
     return Conflict(error.detail, **error.facts)
 
 

@@ -1,12 +1,13 @@
-"""The unit of work: one database transaction, the events it records, the events it has seen.
+"""The unit of work: one database transaction, and the events of every aggregate it has seen.
 
-A service's repository registers itself with the transaction (:meth:`Transaction.collect_from`);
-at commit the transaction asks it for the events of every aggregate it loaded or added, and writes
-them to the outbox in the same transaction, so no code path can forget one::
+A service's repository is a :class:`TrackingRepository`: it registers with the transaction, remembers
+every aggregate it loads or adds, and at commit stores what they still hold and turns their pending
+domain events into envelopes, numbered per dossier, in the outbox of the same transaction. There is no
+other way to publish, so no code path can forget an event::
 
     with self.uow.transaction() as tx:
-        dossiers = Dossiers(tx, units, actor)  # registers with tx
-        dossier = dossiers.get(code)
+        dossiers = Dossiers(tx, units, actor)  # a TrackingRepository: registers with tx
+        dossier = dossiers.get(code)           # seen
         dossier.receive(...)                   # the aggregate records a domain event
                                                # commit: the event is in the outbox
 
@@ -25,12 +26,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
@@ -39,10 +40,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared import config as settings
 from shared.bulk import execute_rows, insert_rows
 from shared.db import PipelineTables, UTCDateTime, create_engine
-from shared.events import Event
+from shared.domain import Aggregate, DomainEvent
+from shared.events import Event, build_event
 from shared.failpoints import crash_point
 from shared.outbox import OutboxRelay, record
 from shared.transient import DatabaseUnavailable, describe, is_transient
+from shared.units import UnitRegistry
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +99,13 @@ class Transaction:
         self._collectors: list[Callable[[], Iterable[Event]]] = []
 
     def emit(self, *events: Event) -> None:
-        """Record events that belong to no aggregate, to publish once this transaction commits."""
+        """Publish envelopes built by hand. Only for the services not yet on :class:`TrackingRepository`
+        (tests/unit/test_architecture.py ``NOT_YET_MIGRATED``, issue 18): it goes when they are."""
         self.events.extend(events)
 
     def collect_from(self, collector: Callable[[], Iterable[Event]]) -> None:
-        """Register a repository's collector: at commit it stores what its aggregates still hold
-        (hand-overs …) and returns their domain events as envelopes, in the order they happened."""
+        """Register a repository's collector (:class:`TrackingRepository` does it): at commit it stores
+        what its aggregates still hold and returns their domain events as envelopes, in order."""
         self._collectors.append(collector)
 
     def collect_events(self) -> list[Event]:
@@ -148,6 +152,89 @@ class Transaction:
             },
         )
         return result.rowcount == 1
+
+
+A = TypeVar("A", bound=Aggregate)
+
+# Plain SQL, valid on SQLite (3.35+) and PostgreSQL: the dialect upsert constructs are not cacheable.
+_RESERVE_SEQUENCES = (
+    "INSERT INTO {table} (subject, last) VALUES (:subject, :count) "
+    "ON CONFLICT (subject) DO UPDATE SET last = {table}.last + :count RETURNING last"
+)
+
+
+def reserve_sequences(session: Session, table: sa.Table, subject: str, count: int) -> int:
+    """Reserve ``count`` numbers of a dossier's events in a per-source counter table ``(subject,
+    last)``; returns the first. The row stays locked until the commit, so numbers follow commit order."""
+    statement = sa.text(_RESERVE_SEQUENCES.format(table=table.name))
+    last = session.execute(statement, {"subject": subject, "count": count}).scalar_one()
+    return last - count + 1
+
+
+class TrackingRepository(Generic[A]):
+    """The base of every service's repository: the aggregates of one unit of work, and their events.
+
+    A subclass loads and adds its aggregates and passes each through :meth:`track`; at commit the
+    transaction calls :meth:`_collect`, which for each tracked aggregate, in the order first seen,
+    takes its pending events, numbers them (:meth:`first_sequence`), builds their envelopes
+    (:meth:`envelope`) and then stores the aggregate (:meth:`store`). A use case never publishes:
+    it calls the aggregate's methods, and whatever they recorded is published with the commit.
+
+    ``sequences``: the service's per-dossier counter table (``subject``, ``last``), for a service
+    whose events about one dossier come from several aggregates; None when each aggregate counts its
+    own events (``Aggregate.event_sequence``, stored with it) and is the only one of its dossier.
+    """
+
+    sequences: ClassVar[sa.Table | None] = None
+
+    def __init__(self, tx: Transaction, units: UnitRegistry) -> None:
+        self.tx = tx
+        self.session = tx.session
+        self.units = units
+        self.seen: dict[Hashable, A] = {}
+        tx.collect_from(self._collect)
+
+    def identity(self, aggregate: A) -> Hashable:
+        """What tells two aggregates apart in this repository (their subject, unless overridden)."""
+        return aggregate.subject
+
+    def track(self, aggregate: A) -> A:
+        """Remember an aggregate loaded or added: one object per identity, published at commit."""
+        return self.seen.setdefault(self.identity(aggregate), aggregate)
+
+    def store(self, aggregate: A) -> None:
+        """Write what the aggregate changed (called at commit, after its events are taken)."""
+
+    def first_sequence(self, aggregate: A, count: int) -> int:
+        """The ``sequence`` of the first of ``count`` pending events of ``aggregate``."""
+        if self.sequences is None:
+            return aggregate.event_sequence - count + 1
+        return reserve_sequences(self.session, self.sequences, aggregate.subject, count)
+
+    def envelope(self, aggregate: A, event: DomainEvent, sequence: int) -> Event:
+        """One pending event as published; a subclass may add to its data or its routing."""
+        unit, handling = aggregate.routing_units
+        return build_event(
+            event.source,
+            event.name,
+            subject=aggregate.subject,
+            data=event.data,
+            unit_path=self.units.routing_path(unit),
+            handling_unit_path=None if handling is None else self.units.routing_path(handling),
+            sequence=sequence,
+        )
+
+    def _collect(self) -> list[Event]:
+        published: list[Event] = []
+        for aggregate in self.seen.values():
+            pending = aggregate.take_events()
+            if pending:
+                first = self.first_sequence(aggregate, len(pending))
+                published.extend(
+                    self.envelope(aggregate, event, first + offset) for offset, event in enumerate(pending)
+                )
+            self.store(aggregate)
+        return published
 
 
 class DatabaseHealth:

@@ -14,8 +14,8 @@ from typing import Protocol
 
 from services.dossier.domain.model import Action, Dossier
 from shared.auth import Principal
-from shared.problems import Forbidden
-from shared.units import UnitRegistry, UnknownUnit
+from shared.domain import Forbidden
+from shared.units import UnitRegistry
 
 STAFF_ROLES = ("desk_officer", "handling_officer", "leader", "clerk", "auditor", "admin")
 FILING_ROLES = ("portal", "postal_operator")
@@ -37,14 +37,6 @@ def roles_for(entry: Actors) -> tuple[str, ...]:
     return roles + (FILING_ROLES if entry.filer_may else ())
 
 
-def covers(principal: Principal, units: UnitRegistry, unit: str) -> bool:
-    """Principal.covers, with a token naming a unit the map does not know covering nothing."""
-    try:
-        return principal.covers(units, unit)
-    except UnknownUnit:
-        return any(own in units and units.is_within(unit, own) for own in principal.units)
-
-
 def is_staff(principal: Principal) -> bool:
     return principal.has_role(*STAFF_ROLES)
 
@@ -57,7 +49,7 @@ def can_read(principal: Principal, dossier: Dossier, units: UnitRegistry) -> boo
     if filed_by(principal, dossier):
         return True
     return is_staff(principal) and (
-        covers(principal, units, dossier.receiving_unit) or covers(principal, units, dossier.handling_unit)
+        principal.covers(units, dossier.receiving_unit) or principal.covers(units, dossier.handling_unit)
     )
 
 
@@ -70,7 +62,7 @@ def authorise(principal: Principal, entry: Actors, dossier: Dossier, units: Unit
     """The role the caller acts in; Forbidden when no role of the caller may act on this dossier."""
     for role, side in entry.actors:
         unit = dossier.receiving_unit if side == RECEIVING else dossier.handling_unit
-        if principal.has_role(role) and covers(principal, units, unit):
+        if principal.has_role(role) and principal.covers(units, unit):
             return role
     if entry.filer_may and filed_by(principal, dossier):
         return next(role for role in FILING_ROLES if principal.has_role(role))

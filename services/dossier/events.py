@@ -1,4 +1,7 @@
-"""From the dossier's domain events to the published events of docs/contracts.md §1 Events."""
+"""From the dossier's domain events to the published events of docs/contracts.md §1 Events.
+
+:class:`services.dossier.repository.Dossiers` calls :func:`envelope` at commit (never by hand); the
+test simulators build theirs with it too."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from typing import Any
 
 from services.dossier import schemas  # noqa: F401 - registers the event catalogue
 from services.dossier.domain.events import DossierEvent
-from services.dossier.domain.model import Dossier
 from shared.events import Event, build_event
 from shared.units import UnitRegistry
 
@@ -24,29 +26,6 @@ def public_data(data: Mapping[str, Any], reason_code: str | None) -> dict[str, A
     if "items" in public:
         public["items_count"] = len(public.pop("items"))
     return public
-
-
-def envelopes(dossier: Dossier, units: UnitRegistry, *, reason_code: str | None = None) -> list[Event]:
-    """Take the dossier's pending domain events as envelopes, numbered by its event sequence.
-
-    Called by the unit of work at commit (:class:`services.dossier.repository.Dossiers`), never by hand.
-    ``reason_code``: the code the officer gave with the action's reason (``other`` when none was given).
-    """
-    pending, dossier.events = list(dossier.events), []
-    first = dossier.event_sequence - len(pending) + 1
-    receiving = units.routing_path(dossier.receiving_unit)
-    handling = units.routing_path(dossier.handling_unit)
-    return [
-        envelope(
-            event,
-            receiving,
-            handling,
-            first + offset,
-            reason_code=reason_code,
-            also_unit_paths=departed_from(event.name, event.data, units),
-        )
-        for offset, event in enumerate(pending)
-    ]
 
 
 def envelope(

@@ -1,8 +1,8 @@
 """Storing and loading dossiers, their hand-overs and audit trail, inside a unit of work.
 
-:class:`Dossiers` is the repository the service layer sees: it loads and adds dossiers, and at commit
-(through :meth:`shared.uow.Transaction.collect_from`) stores their pending hand-overs and hands their
-domain events to the outbox. ``tests/support/fakes.py`` has its in-memory twin.
+:class:`Dossiers` is the repository the service layer sees, a :class:`shared.uow.TrackingRepository`: it
+loads and adds dossiers, and at commit stores them with their pending hand-overs while the base hands
+their domain events to the outbox. ``tests/support/fakes.py`` has its in-memory twin.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.dossier.domain.events import DossierEvent
 from services.dossier.domain.model import Dossier
-from services.dossier.events import envelopes
+from services.dossier.events import departed_from
+from services.dossier.events import envelope as build_envelope
 from services.dossier.models import (
     dossier_audit,
     dossier_code_counters,
@@ -26,7 +28,7 @@ from services.dossier.models import (
 )
 from shared.events import Event
 from shared.units import UnitRegistry
-from shared.uow import Transaction
+from shared.uow import TrackingRepository, Transaction
 from shared.vocabulary import CLOCK_RUNNING, OVERDUE_CANDIDATES
 
 # Plain SQL, valid on SQLite (3.35+) and PostgreSQL: the dialect upsert constructs are not cacheable,
@@ -290,20 +292,17 @@ def due_for_watch(session: Session, now: datetime, limit: int) -> list[str]:
     )
 
 
-class Dossiers:
+class Dossiers(TrackingRepository[Dossier]):
     """The dossier repository of one unit of work: every dossier it loads or adds is *seen*, and at
     commit each seen dossier is stored with its hand-overs and its domain events go to the outbox."""
 
     def __init__(self, tx: Transaction, units: UnitRegistry, *, actor: str | None) -> None:
         start_mappers()
-        self.session = tx.session
-        self.units = units
+        super().__init__(tx, units)
         self.actor = actor  # who the hand-over rows name; None for the overdue watch
         # The code the officer gave with this transaction's reason: events carry it, not the text.
         self.reason_code: str | None = None
-        self.seen: dict[str, Dossier] = {}
         self._stored: dict[str, Stored] = {}
-        tx.collect_from(self._collect)
 
     def get(self, code: str, *, for_update: bool = False) -> Dossier | None:
         found = load(self.session, code, for_update=for_update)
@@ -312,8 +311,7 @@ class Dossiers:
         if code in self.seen:  # one object per dossier in a unit of work, as the ORM's identity map
             return self.seen[code]
         dossier, self._stored[code] = found
-        self.seen[code] = dossier
-        return dossier
+        return self.track(dossier)
 
     def read(self, code: str) -> Dossier | None:
         """A dossier to look at, not to change: not seen, so nothing of it is stored at commit."""
@@ -327,7 +325,7 @@ class Dossiers:
         code = next_dossier_code(self.session, unit=dossier.receiving_unit, identifier=identifier, day=day)
         dossier.number(code)
         self._stored[code] = insert(self.session, dossier, self.units, actor=self.actor)
-        self.seen[code] = dossier
+        self.track(dossier)
 
     def audit(self, code: str, entry: AuditEntry) -> None:
         audit(self.session, code, entry)
@@ -347,10 +345,16 @@ class Dossiers:
     def postpone_watch(self, code: str, at: datetime) -> None:
         postpone_watch(self.session, code, at)
 
-    def _collect(self) -> list[Event]:
-        published: list[Event] = []
-        for dossier in self.seen.values():
-            # Envelopes first: they take the dossier's pending events, numbered by its sequence.
-            published.extend(envelopes(dossier, self.units, reason_code=self.reason_code))
-            save(self.session, dossier, self._stored[dossier.code], self.units, actor=self.actor)
-        return published
+    def envelope(self, dossier: Dossier, event: DossierEvent, sequence: int) -> Event:
+        """Officers' free text becomes ``reason_code``; a transfer also goes to the unit it leaves."""
+        return build_envelope(
+            event,
+            self.units.routing_path(dossier.receiving_unit),
+            self.units.routing_path(dossier.handling_unit),
+            sequence,
+            reason_code=self.reason_code,
+            also_unit_paths=departed_from(event.name, event.data, self.units),
+        )
+
+    def store(self, dossier: Dossier) -> None:
+        save(self.session, dossier, self._stored[dossier.code], self.units, actor=self.actor)

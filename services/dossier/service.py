@@ -119,28 +119,28 @@ class DossierService(OperationalEndpoints):
         """Search within the caller's jurisdiction (the portal: what it filed), newest first."""
         principal = self.auth.principal(request)
         query = read_query(request, DOSSIER_QUERY)
-        office = self._office()
-        now = office.clock()
-        search = service_layer.search_terms(service_layer.ListDossiers(principal, query), office)
-        page, size = query["page"], query["page_size"]
+        command = service_layer.ListDossiers(principal, query)
         with self.uow.transaction() as tx:
-            count, found = office.dossiers(tx, None).search(
-                search, now=now, offset=(page - 1) * size, limit=size
-            )
-            results = [{**DOSSIER_SUMMARY.dump(d), "overdue": d.is_overdue(now)} for d in found]
-        return {"count": count, **page_links(request, page, size, count), "results": results}
+            found = service_layer.list_dossiers(command, tx, self._office())
+            results = [
+                {**DOSSIER_SUMMARY.dump(d), "overdue": d.is_overdue(found.now)} for d in found.dossiers
+            ]
+        links = page_links(request, query["page"], query["page_size"], found.count)
+        return {"count": found.count, **links, "results": results}
 
     @api("GET", "/api/v1/dossiers/<string:code>")
     def get_dossier(self, request, code):
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
-            return self._present(service_layer.readable(tx, self._office(), principal, code))
+            return self._present(
+                service_layer.readable(service_layer.Read(principal, code), tx, self._office())
+            )
 
     @api("GET", "/api/v1/dossiers/<string:code>/audit")
     def audit_trail(self, request, code):
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
-            entries = service_layer.audit_trail(tx, self._office(), principal, code)
+            entries = service_layer.audit_trail(service_layer.Read(principal, code), tx, self._office())
         return {"code": code, "entries": AUDIT_ENTRIES.dump(entries)}
 
     @api("GET", "/api/v1/dossiers/<string:code>/forms/<string:form>")
@@ -150,14 +150,14 @@ class DossierService(OperationalEndpoints):
         if form not in FORMS:
             raise NotFound(f"no form {form!r}; forms: {', '.join(FORMS)}, receipt.pdf")
         with self.uow.transaction() as tx:
-            return service_layer.form(tx, self._office(), principal, code, form)
+            return service_layer.form(service_layer.ReadForm(principal, code, form), tx, self._office())
 
     @api("GET", "/api/v1/dossiers/<string:code>/forms/receipt.pdf")
     def receipt_pdf(self, request, code):
         """Form 01 as a printable PDF with the dossier code as a QR code."""
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
-            slip = service_layer.form(tx, self._office(), principal, code, "receipt")
+            slip = service_layer.form(service_layer.ReadForm(principal, code, "receipt"), tx, self._office())
         # Imported here: the PDF stack (fonts, fpdf2) loads only when a slip is printed.
         from services.dossier.pdf import render_receipt_pdf
 
@@ -190,7 +190,7 @@ class DossierService(OperationalEndpoints):
     @watch_timer
     def watch_deadlines(self) -> int:
         """Emit ``due_soon`` / ``overdue`` once per due time; flags commit with the outbox rows."""
-        return service_layer.watch(self.uow, self._office(), self.watch_backoff)
+        return service_layer.watch(service_layer.Watch(self.watch_backoff), self.uow, self._office())
 
     # --- helpers -------------------------------------------------------------------------------
 

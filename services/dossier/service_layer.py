@@ -13,10 +13,10 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from services.dossier import access, forms
 from services.dossier.actions import REGISTRY, Context
@@ -27,36 +27,25 @@ from services.dossier.models import SERVICE
 from services.dossier.repository import AuditEntry, Dossiers, Search
 from services.dossier.schemas import DOSSIER_CODE as DOSSIER_CODE_PATTERN
 from services.dossier.watch_backoff import WATCH_FAILURES, WatchBackoff
-from shared import clock as shared_clock
 from shared.auth import Principal
-from shared.domain import InvalidArgument
-from shared.http import dumps
-from shared.problems import Forbidden, NotFound
-from shared.units import UnitRegistry
+from shared.domain import Forbidden, InvalidArgument, NotFound
+from shared.jsontext import dumps
 from shared.uow import Transaction
+from shared.usecase import Context as UseCaseContext
+from shared.usecase import UnitOfWork
 from shared.vocabulary import Channel, ReturnMethod
-from shared.workcalendar import WorkingCalendar
 
 log = logging.getLogger(__name__)
 DOSSIER_CODE = re.compile(DOSSIER_CODE_PATTERN)
 
 
-class UnitOfWork(Protocol):
-    """What a use case needs: transactions (shared.uow.UnitOfWorkFactory or the fake)."""
+@dataclass(frozen=True, kw_only=True)
+class Office(UseCaseContext):
+    """The dossier service's use-case context (shared/usecase.py): besides the unit map, the working
+    calendar and the clock, the procedure catalogue, the configured rules and the dossier repository."""
 
-    def transaction(self) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Office:
-    """What the use cases work with besides the unit of work: the unit map, the working calendar,
-    the procedure catalogue, the configured rules, the clock, and the dossier repository."""
-
-    units: UnitRegistry
-    calendar: WorkingCalendar
     catalogue: Catalogue
     settings: LifecycleSettings
-    clock: Callable[[], datetime] = field(default=shared_clock.now)
     repository: Callable[..., Dossiers] = Dossiers
 
     def dossiers(self, tx: Transaction, actor: str | None) -> Dossiers:
@@ -100,6 +89,37 @@ class Act:
 class ListDossiers:
     principal: Principal
     query: Mapping[str, Any]  # a validated DossierQuerySchema
+
+
+@dataclass(frozen=True)
+class Read:
+    """A dossier, or its audit trail, as the caller may see it."""
+
+    principal: Principal
+    code: str
+
+
+@dataclass(frozen=True)
+class ReadForm:
+    principal: Principal
+    code: str
+    name: str  # a form of services/dossier/forms.py
+
+
+@dataclass(frozen=True)
+class Found:
+    """One page of a search, and the moment it was made (what ``overdue`` is judged at)."""
+
+    count: int
+    dossiers: list[Dossier]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One round of the overdue watch; ``backoff``: what the process remembers of dossiers that failed."""
+
+    backoff: WatchBackoff
 
 
 # --- filing --------------------------------------------------------------------------------------
@@ -147,10 +167,7 @@ def _filing_terms(
     principal: Principal, body: Mapping[str, Any], office: Office, now: datetime
 ) -> tuple[str, Procedure]:
     unit = body["receiving_unit"]
-    if unit not in office.units:
-        raise InvalidArgument("receiving_unit", f"unknown unit code {unit!r}")
-    if not access.covers(principal, office.units, unit):
-        raise Forbidden(f"unit {unit} is outside your jurisdiction")
+    principal.require_jurisdiction(office.units, unit, field="receiving_unit")
     try:
         procedure = office.catalogue.get(body["procedure_code"], at=now)
     except UnknownProcedure as exc:
@@ -230,25 +247,27 @@ def audit_reason(body: Mapping[str, Any]) -> str | None:
 # --- reading -------------------------------------------------------------------------------------
 
 
-def readable(tx: Transaction, office: Office, principal: Principal, code: str) -> Dossier:
+def readable(cmd: Read | ReadForm, tx: Transaction, office: Office) -> Dossier:
     """A dossier the caller may see; outside its jurisdiction it does not exist (docs/contracts.md §2)."""
+    code = cmd.code
     dossier = office.dossiers(tx, None).read(code) if DOSSIER_CODE.match(code) else None
-    if dossier is None or not access.can_read(principal, dossier, office.units):
+    if dossier is None or not access.can_read(cmd.principal, dossier, office.units):
         raise NotFound(f"no dossier {code}")
     return dossier
 
 
-def audit_trail(tx: Transaction, office: Office, principal: Principal, code: str) -> list[AuditEntry]:
-    dossier = readable(tx, office, principal, code)
-    if not access.can_audit(principal, dossier, office.units):
-        raise NotFound(f"no dossier {code}")
-    return office.dossiers(tx, None).audit_trail(code)
+def audit_trail(cmd: Read, tx: Transaction, office: Office) -> list[AuditEntry]:
+    dossier = readable(cmd, tx, office)
+    if not access.can_audit(cmd.principal, dossier, office.units):
+        raise NotFound(f"no dossier {cmd.code}")
+    return office.dossiers(tx, None).audit_trail(cmd.code)
 
 
-def form(tx: Transaction, office: Office, principal: Principal, code: str, name: str) -> dict[str, Any]:
-    """Form ``name`` of the dossier, as JSON (forms.FormNotIssued when it has none)."""
-    dossier = readable(tx, office, principal, code)
+def form(cmd: ReadForm, tx: Transaction, office: Office) -> dict[str, Any]:
+    """Form ``cmd.name`` of the dossier, as JSON; NotFound when the dossier has no such form."""
+    dossier = readable(cmd, tx, office)
     dossiers = office.dossiers(tx, None)
+    code, name = cmd.code, cmd.name
     try:
         return forms.build(
             name,
@@ -263,6 +282,15 @@ def form(tx: Transaction, office: Office, principal: Principal, code: str, name:
         raise NotFound(str(exc)) from exc
 
 
+def list_dossiers(cmd: ListDossiers, tx: Transaction, office: Office) -> Found:
+    """One page of what the caller may see, newest first, and how many match in all."""
+    now = office.clock()
+    search = search_terms(cmd, office)
+    page, size = cmd.query["page"], cmd.query["page_size"]
+    count, found = office.dossiers(tx, None).search(search, now=now, offset=(page - 1) * size, limit=size)
+    return Found(count, found, now)
+
+
 def search_terms(cmd: ListDossiers, office: Office) -> Search:
     """What the caller may list: staff their jurisdiction, the portal what it filed."""
     principal, query, units = cmd.principal, cmd.query, office.units
@@ -275,11 +303,10 @@ def search_terms(cmd: ListDossiers, office: Office) -> Search:
     else:
         raise Forbidden("listing dossiers needs a staff role, or the portal role for its own filings")
     unit = query.get("unit")
-    if unit is not None:
-        if unit not in units:
-            raise InvalidArgument("unit", f"unknown unit code {unit!r}")
-        if access.is_staff(principal) and not access.covers(principal, units, unit):
-            raise Forbidden(f"unit {unit} is outside your jurisdiction")
+    if unit is not None and access.is_staff(principal):
+        principal.require_jurisdiction(units, unit, field="unit")
+    elif unit is not None and unit not in units:
+        raise InvalidArgument("unit", f"unknown unit code {unit!r}")
     zone = office.calendar.timezone
     start, end = query.get("received_from"), query.get("received_to")
     return Search(
@@ -300,11 +327,11 @@ def search_terms(cmd: ListDossiers, office: Office) -> Search:
 # --- the overdue watch ---------------------------------------------------------------------------
 
 
-def watch(uow: UnitOfWork, office: Office, backoff: WatchBackoff) -> int:
+def watch(cmd: Watch, uow: UnitOfWork, office: Office) -> int:
     """``due_soon`` / ``overdue`` once per due time, a transaction per dossier; returns how many it
     looked at. One broken dossier (a unit gone from the map …) does not stop the watch for the others:
     it goes to the back of the queue with a backoff (watch_backoff.py)."""
-    now = office.clock()
+    now, backoff = office.clock(), cmd.backoff
     settings = office.settings
     with uow.transaction() as tx:
         codes = office.dossiers(tx, None).due_for_watch(now, settings.watch_batch)

@@ -10,20 +10,17 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
-from services.metrics import repository, service_layer
+from services.metrics import service_layer
 from services.metrics.dependencies import Projector, Settings, SlaMetrics
 from services.metrics.models import SERVICE, event_log, pipeline
 from services.metrics.openapi import document as openapi_document
-from services.metrics.projection import Period
-from services.metrics.report import assemble
 from services.metrics.schemas import RatingRequestSchema, RatingSchema, ReportQuerySchema
-from shared import clock, retention
+from shared import retention
 from shared.auth import Auth
 from shared.consumer import event_batch_consumer
 from shared.events import Event
 from shared.http import api, idempotent, read_json, read_query
 from shared.operations import OperationalEndpoints
-from shared.problems import Forbidden, ValidationFailed
 from shared.providers import Calendar, Units
 from shared.uow import UnitOfWork
 
@@ -31,7 +28,7 @@ QUEUE = "metrics.dossier-events"
 # Events per projection transaction, and how long a batch waits to fill (seconds).
 BATCH_SIZE, BATCH_WAIT = 500, 0.05
 REPORT_ROLES = ("auditor", "desk_officer", "handling_officer", "leader")
-RATING_REQUEST, RATING = RatingRequestSchema(), RatingSchema()
+RATING_REQUEST, RATING, REPORT_QUERY = RatingRequestSchema(), RatingSchema(), ReportQuerySchema()
 
 
 class MetricsService(OperationalEndpoints):
@@ -70,10 +67,9 @@ class MetricsService(OperationalEndpoints):
         principal.require_role("desk_officer")
         body = read_json(request, RATING_REQUEST)
         command = service_layer.Rate(principal, body["dossier_code"], body["rating"])
-        desk = service_layer.RatingDesk(self.units, self.settings.satisfaction_window)
 
         def change(tx):
-            return 201, RATING.dump(service_layer.rate(command, service_layer.SqlRatings(tx.session), desk))
+            return 201, RATING.dump(service_layer.rate(command, tx, self._desk()))
 
         return idempotent(self.uow, principal.sub, request, change)
 
@@ -82,34 +78,12 @@ class MetricsService(OperationalEndpoints):
         """SLA figures of a unit's subtree for a period, grouped; JSON or CSV."""
         principal = self.auth.principal(request)
         principal.require_role(*REPORT_ROLES)
-        query = read_query(request, ReportQuerySchema())
-        unit = query["unit"]
-        if unit not in self.units:
-            detail = f"unknown unit code {unit!r}"
-            raise ValidationFailed(detail, errors=[{"pointer": "/unit", "detail": detail}])
-        # A report is an action on a unit, not a read of a dossier: 403, as the unit's existence is public.
-        if not principal.covers(self.units, unit):
-            raise Forbidden(f"unit {unit} is outside your jurisdiction")
-        now = clock.now()
-        today = now.astimezone(self.calendar.timezone).date()
-        period = Period(
-            query.get("period_from") or today.replace(day=1),
-            query.get("period_to") or today,
-            self.calendar.timezone,
+        query = read_query(request, REPORT_QUERY)
+        command = service_layer.MakeReport(
+            principal, query["unit"], query.get("period_from"), query.get("period_to"), query["group_by"]
         )
         with self.uow.transaction() as tx:
-            rows = repository.report_tallies(
-                tx.session, self.units.descendants(unit), period, now, query["group_by"]
-            )
-        report = assemble(
-            rows,
-            unit=unit,
-            first=period.first,
-            last=period.last,
-            group_by=query["group_by"],
-            as_of=now,
-            registry=self.units,
-        )
+            report = service_layer.sla_report(command, tx, self._desk())
         wanted = query.get("format") or (
             "csv"
             if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
@@ -122,3 +96,8 @@ class MetricsService(OperationalEndpoints):
                 headers={"Content-Disposition": f'attachment; filename="{report.filename}"'},
             )
         return report.as_dict()
+
+    def _desk(self) -> service_layer.Desk:
+        return service_layer.Desk(
+            units=self.units, calendar=self.calendar, window=self.settings.satisfaction_window
+        )

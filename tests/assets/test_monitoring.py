@@ -52,6 +52,9 @@ _COUNTERS_AND_GAUGES = {
     "motcua_postal_handover_discrepancies_total",
     "motcua_postal_returns_awaiting_address",
     "motcua_postal_lost_total",
+    "motcua_postal_reports_before_handover_total",
+    "motcua_postal_operator_call_failures_total",
+    "motcua_postal_operator_calls_owed",
 }
 _HISTOGRAMS = {
     "motcua_dossier_resolution_working_seconds",

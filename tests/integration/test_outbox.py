@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from services.dossier.models import pipeline
 from shared import ops
@@ -79,7 +80,7 @@ def test_relay_publishes_committed_events_with_the_contract_envelope(engine, rab
 def test_rolled_back_transaction_leaves_no_event(engine, rabbit_config):
     factory = UnitOfWorkFactory(engine, pipeline, None, rabbit_config["AMQP_URI"])
     with pytest.raises(RuntimeError), factory.transaction() as tx:
-        tx.emit(*make_events("D-2", 1))
+        tx.collect_from(lambda: make_events("D-2", 1))  # what a repository hands over at commit
         raise RuntimeError("the change failed")
     assert pending(engine) == 0
 
@@ -214,3 +215,26 @@ def test_a_busy_relay_lingers_for_the_commits_behind_and_a_quiet_one_does_not(en
     finally:
         relay.stop()
     assert slept == [0.02]
+
+
+def test_a_counter_table_reserves_consecutive_numbers_per_dossier(database_url):
+    """shared.uow.reserve_sequences, what a TrackingRepository with ``sequences`` numbers events with:
+    per dossier, consecutive across transactions, whatever the batch's size."""
+    from shared.uow import reserve_sequences
+
+    table = sa.Table(
+        "toy_event_sequences",
+        sa.MetaData(),
+        sa.Column("subject", sa.String(100), primary_key=True),
+        sa.Column("last", sa.Integer, nullable=False),
+    )
+    engine = create_engine(database_url)
+    try:
+        table.create(engine)
+        with Session(engine) as session, session.begin():
+            first = [reserve_sequences(session, table, "D-1", 2), reserve_sequences(session, table, "D-2", 1)]
+        with Session(engine) as session, session.begin():
+            first.append(reserve_sequences(session, table, "D-1", 3))
+    finally:
+        engine.dispose()
+    assert first == [1, 1, 3]  # D-1: 1-2, then 3-5; D-2 its own 1

@@ -1,42 +1,70 @@
-"""In-memory twins of the unit of work and the dossier repository, for service-layer tests.
+"""In-memory twins of the unit of work and of the repositories, for use-case tests.
 
-They keep the contract of the real ones (shared/uow.py, services/dossier/repository.py) that the
-service layer relies on: what a transaction changes is kept only if it finishes without an error;
-at commit the events of every dossier the transaction loaded or added go to ``published``, built by
-the same :func:`services.dossier.events.envelopes` as in production; an Idempotency-Key's answer is
-stored with the change. No database, no broker: a service-layer test runs in milliseconds.
+They keep the contract of the real ones (shared/uow.py, a service's repository) that the service layer
+relies on: what a transaction changes is kept only if it finishes without an error; at commit the events
+of every aggregate the transaction loaded or added go to ``published``, collected, numbered and built by
+the same :class:`shared.uow.TrackingRepository` code as in production; an Idempotency-Key's answer is
+stored with the change. No database, no broker: a use-case test runs in milliseconds.
+
+A service's fake repository subclasses its real one (so its envelopes are the production ones) and
+:class:`FakeRepository`, and keeps its rows in ``tx.state.table(name)``: :class:`FakeDossiers` is the
+example.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from services.dossier.domain.model import Dossier
-from services.dossier.events import envelopes
-from services.dossier.repository import AuditEntry, Search
+from services.dossier.repository import AuditEntry, Dossiers, Search
 from services.metrics.projection import DossierFacts
+from shared.domain import Aggregate
 from shared.events import Event
 from shared.units import UnitRegistry
-from shared.uow import StoredResponse, Transaction
+from shared.uow import StoredResponse, TrackingRepository, Transaction
 from shared.vocabulary import CLOCK_RUNNING, Channel, ReturnMethod
 from shared.workcalendar import WorkingCalendar
+
+A = TypeVar("A", bound=Aggregate)
 
 
 @dataclass
 class Committed:
-    """What the fake database holds: the state every committed transaction left."""
+    """What the fake database holds: the state every committed transaction left.
 
-    dossiers: dict[str, Dossier]
-    counters: dict[tuple[str, str], int]
-    audit: dict[str, list[AuditEntry]]
-    handovers: dict[str, list[dict[str, Any]]]
-    responses: dict[tuple[str, str], StoredResponse]
+    ``tables``: a service's rows by table name (``table("dossiers")`` …); ``sequences``: the per-dossier
+    counter tables of the repositories that number events there; the rest is the pipeline's."""
+
+    tables: defaultdict[str, dict[Hashable, Any]] = field(default_factory=lambda: defaultdict(dict))
+    sequences: dict[tuple[str, str], int] = field(default_factory=dict)
+    responses: dict[tuple[str, str], StoredResponse] = field(default_factory=dict)
     delivered: set[tuple[str, str]] = field(default_factory=set)  # the inbox: (consumer, event id)
+
+    def table(self, name: str) -> dict[Hashable, Any]:
+        return self.tables[name]
+
+    # The dossier service's tables, by name.
+    @property
+    def dossiers(self) -> dict[str, Dossier]:
+        return self.tables["dossiers"]
+
+    @property
+    def counters(self) -> dict[tuple[str, str], int]:
+        return self.tables["dossier_code_counters"]
+
+    @property
+    def audit(self) -> dict[str, list[AuditEntry]]:
+        return self.tables["dossier_audit"]
+
+    @property
+    def handovers(self) -> dict[str, list[dict[str, Any]]]:
+        return self.tables["dossier_handovers"]
 
 
 class FakeTransaction(Transaction):
@@ -63,7 +91,7 @@ class FakeUnitOfWork:
     """:class:`shared.uow.UnitOfWorkFactory` in memory; ``published`` is the outbox."""
 
     def __init__(self) -> None:
-        self.state = Committed({}, {}, {}, {}, {})
+        self.state = Committed()
         self.published: list[Event] = []
         self.commits = 0
 
@@ -79,22 +107,33 @@ class FakeUnitOfWork:
         return [event.name for event in self.published]
 
 
-class FakeDossiers:
-    """:class:`services.dossier.repository.Dossiers` in memory."""
+class FakeRepository(TrackingRepository[A]):
+    """The in-memory half of a fake repository: its transaction's state, and a per-dossier counter
+    table kept in ``state.sequences`` for a repository that numbers its events there."""
+
+    def __init__(self, tx: FakeTransaction, units: UnitRegistry) -> None:
+        TrackingRepository.__init__(self, tx, units)
+        self.state = tx.state
+
+    def first_sequence(self, aggregate: A, count: int) -> int:
+        if self.sequences is None:
+            return super().first_sequence(aggregate, count)
+        key = (self.sequences.name, aggregate.subject)
+        last = self.state.sequences[key] = self.state.sequences.get(key, 0) + count
+        return last - count + 1
+
+
+class FakeDossiers(FakeRepository[Dossier], Dossiers):
+    """:class:`services.dossier.repository.Dossiers` in memory: its envelopes are the real ones."""
 
     def __init__(self, tx: FakeTransaction, units: UnitRegistry, *, actor: str | None) -> None:
-        self.state = tx.state
-        self.units = units
+        FakeRepository.__init__(self, tx, units)
         self.actor = actor
         self.reason_code: str | None = None
-        self.seen: dict[str, Dossier] = {}
-        tx.collect_from(self._collect)
 
     def get(self, code: str, *, for_update: bool = False) -> Dossier | None:
         dossier = self.seen.get(code) or self.state.dossiers.get(code)
-        if dossier is not None:
-            self.seen[code] = dossier
-        return dossier
+        return None if dossier is None else self.track(dossier)
 
     def read(self, code: str) -> Dossier | None:
         return self.state.dossiers.get(code)
@@ -106,7 +145,7 @@ class FakeDossiers:
         self.state.counters[identifier, stamp] = number
         dossier.number(f"{identifier}-{stamp}-{number:04d}")
         self.state.dossiers[dossier.code] = dossier
-        self.seen[dossier.code] = dossier
+        self.track(dossier)
 
     def audit(self, code: str, entry: AuditEntry) -> None:
         self.state.audit.setdefault(code, []).append(entry)
@@ -131,14 +170,11 @@ class FakeDossiers:
     def postpone_watch(self, code: str, at: datetime) -> None:
         self.state.dossiers[code].watch_at = at
 
-    def _collect(self) -> list[Event]:
-        published: list[Event] = []
-        for dossier in self.seen.values():
-            published.extend(envelopes(dossier, self.units, reason_code=self.reason_code))
-            pending, dossier.handovers = list(dossier.handovers), []
-            rows = self.state.handovers.setdefault(dossier.code, [])
-            rows.extend({**vars(handover), "actor": self.actor} for handover in pending)
-        return published
+    def store(self, dossier: Dossier) -> None:
+        self.state.dossiers[dossier.code] = dossier
+        pending, dossier.handovers = list(dossier.handovers), []
+        rows = self.state.handovers.setdefault(dossier.code, [])
+        rows.extend({**vars(handover), "actor": self.actor} for handover in pending)
 
 
 class _Row:
@@ -193,7 +229,8 @@ def received_at_counter(code: str, now: datetime = MONDAY) -> Dossier:
 
 
 class FakeRatings:
-    """:class:`services.metrics.service_layer.Ratings` in memory: facts by code, one rating each."""
+    """:class:`services.metrics.service_layer.Projection` in memory, for rating: facts by code, one
+    rating each (the SLA report's tallies are SQL: tests/integration/test_metrics_service.py)."""
 
     def __init__(self, *facts: DossierFacts) -> None:
         self.by_code = {f.code: f for f in facts}

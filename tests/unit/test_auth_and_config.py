@@ -10,7 +10,9 @@ import pytest
 
 from shared.auth import DEV_SECRET, main, mint, verify
 from shared.config import ConfigurationError, load_config, validate
-from shared.problems import Forbidden, Unauthorized
+from shared.domain import Forbidden
+from shared.http import problem_for
+from shared.problems import Unauthorized
 from shared.units import EXAMPLE_3LEVEL_FILE, UnitRegistry
 
 UNITS = UnitRegistry.from_file(EXAMPLE_3LEVEL_FILE)
@@ -53,8 +55,9 @@ def test_a_unit_covers_its_descendants_and_nothing_else():
 
 def test_require_role_is_403():
     principal = verify(DEV_SECRET, header(mint(DEV_SECRET, sub="a", roles=["auditor"], units=[])))
-    with pytest.raises(Forbidden, match="desk_officer"):
+    with pytest.raises(Forbidden, match="desk_officer") as refused:
         principal.require_role("desk_officer")
+    assert problem_for(refused.value).status == 403
 
 
 def test_token_command_mints_a_usable_token(capsys):

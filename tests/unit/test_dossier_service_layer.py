@@ -19,9 +19,8 @@ from services.dossier.domain.events import DossierEvent
 from services.dossier.domain.model import TRANSITIONS, Action, TransitionNotAllowed
 from services.dossier.watch_backoff import WatchBackoff
 from shared.auth import Principal
-from shared.domain import InvalidArgument
+from shared.domain import Forbidden, InvalidArgument, NotFound
 from shared.http import idempotent, problem_for
-from shared.problems import Forbidden, NotFound
 from shared.vocabulary import Status
 from tests.support.fakes import CALENDAR, MONDAY, UNITS, FakeDossiers, FakeUnitOfWork
 
@@ -205,9 +204,12 @@ def test_filing_outside_the_jurisdiction_or_with_an_unknown_procedure_is_refused
 def test_a_dossier_outside_the_jurisdiction_does_not_exist_for_a_reader(uow, office):
     code = receive(uow, office)
     with pytest.raises(NotFound), uow.transaction() as tx:
-        service_layer.readable(tx, office, person("auditor", OTHER_COMMUNE), code)
+        service_layer.readable(service_layer.Read(person("auditor", OTHER_COMMUNE), code), tx, office)
     with uow.transaction() as tx:
-        assert service_layer.readable(tx, office, person("auditor", PROVINCE), code).code == code
+        assert (
+            service_layer.readable(service_layer.Read(person("auditor", PROVINCE), code), tx, office).code
+            == code
+        )
 
 
 # --- the rules say no: 409 -----------------------------------------------------------------------
@@ -276,7 +278,7 @@ def test_the_audit_trail_names_who_did_what_and_why(uow, office):
     act(uow, office, code, Action.START_PROCESSING)
     act(uow, office, code, Action.STOP, {"reason": "chờ xác minh"})
     with uow.transaction() as tx:
-        trail = service_layer.audit_trail(tx, office, person("auditor", PROVINCE), code)
+        trail = service_layer.audit_trail(service_layer.Read(person("auditor", PROVINCE), code), tx, office)
     assert [(e.action, e.actor, e.status_before, e.status_after, e.reason) for e in trail] == [
         ("receive", DESK.sub, None, 2, None),
         ("start_processing", DESK.sub, 2, 4, None),
@@ -295,8 +297,8 @@ def test_the_watch_says_overdue_once_per_due_time(uow, office):
     due = uow.state.dossiers[code].original_due_at
     later = service_layer.Office(**{**vars(office), "clock": lambda: due + timedelta(days=1)})
     backoff = WatchBackoff(timedelta(minutes=1))
-    assert service_layer.watch(uow, later, backoff) == 1
-    service_layer.watch(uow, later, backoff)
+    assert service_layer.watch(service_layer.Watch(backoff), uow, later) == 1
+    service_layer.watch(service_layer.Watch(backoff), uow, later)
     overdue = [event.data["step"] for event in uow.published if event.name == "overdue"]
     assert sorted(overdue, key=str) == [None, "receive"]
     assert "due_soon" not in uow.published_names()
@@ -321,8 +323,10 @@ def test_forms_02_and_04_say_what_the_dossier_was_told_not_what_a_request_body_h
     # Tomorrow an API field is renamed: the audit rows' copies of the request bodies say nothing more.
     uow.state.audit[code] = [dataclasses.replace(entry, details={}) for entry in uow.state.audit[code]]
     with uow.transaction() as tx:
-        supplement = service_layer.form(tx, office, AGENCY, code, "supplement_request")
-        apology = service_layer.form(tx, office, AGENCY, code, "apology")
+        supplement = service_layer.form(
+            service_layer.ReadForm(AGENCY, code, "supplement_request"), tx, office
+        )
+        apology = service_layer.form(service_layer.ReadForm(AGENCY, code, "apology"), tx, office)
     assert (supplement["form"], supplement["items"], supplement["reason"]) == (
         "02",
         ["Bản sao CCCD", "Tờ khai"],
@@ -332,7 +336,7 @@ def test_forms_02_and_04_say_what_the_dossier_was_told_not_what_a_request_body_h
     assert (apology["form"], apology["reason"], apology["officer"]) == ("04", "cần xác minh", LEADER.sub)
     assert apology["new_due_at"] == new_due.astimezone(CALENDAR.timezone).isoformat(timespec="seconds")
     with pytest.raises(NotFound, match="no stop notice"), uow.transaction() as tx:
-        service_layer.form(tx, office, AGENCY, code, "stop_notice")
+        service_layer.form(service_layer.ReadForm(AGENCY, code, "stop_notice"), tx, office)
 
 
 def test_a_second_supplement_request_is_a_409_that_no_longer_offers_it(uow, office):

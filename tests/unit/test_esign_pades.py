@@ -9,6 +9,9 @@ leader's box; a one-byte change reported as "modified"; keys encrypted at rest.
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import subprocess
 import unicodedata
 from datetime import UTC, datetime
 
@@ -146,6 +149,21 @@ def test_one_changed_byte_is_reported_as_modified(pki, signed_twice):
 def test_not_a_pdf_is_refused(pki):
     with pytest.raises(pades.NotAPdf):
         pades.verify(b"GIF89a", [to_asn1_cert(pki.root.certificate)])
+
+
+def test_an_independent_reader_finds_both_signatures_valid(signed_twice, tmp_path):
+    """Poppler's pdfsig checks the two signatures (not their chain: the test root is not in its store)."""
+    pdfsig = shutil.which("pdfsig")
+    if pdfsig is None:
+        # As softhsm2: missing on CI is a failure (.ci/run installs poppler-utils), elsewhere a skip.
+        if os.environ.get("CI"):
+            pytest.fail("install Debian's poppler-utils package")
+        pytest.skip("install Debian's poppler-utils package")
+    path = tmp_path / "sealed.pdf"
+    path.write_bytes(signed_twice)
+    report = subprocess.run([pdfsig, "-nocert", str(path)], capture_output=True, text=True, timeout=60).stdout
+    assert report.count("Signature Validation: Signature is Valid.") == 2, report
+    assert "Signature Field Name: ChuKyLanhDao" in report and "Signature Field Name: ChuKyCoQuan" in report
 
 
 def test_the_seal_shows_the_number_and_the_vietnam_date_of_issue(signed_twice):

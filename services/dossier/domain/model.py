@@ -54,7 +54,7 @@ from services.dossier.domain.events import (
     Withdrawn,
 )
 from services.dossier.domain.timing import step_due_times, warning_time
-from shared.domain import DomainError, InvalidArgument
+from shared.domain import Aggregate, DomainError, InvalidArgument
 from shared.timeliness import is_overdue, judge_timeliness
 from shared.vocabulary import (
     CLOCK_RUNNING,
@@ -286,7 +286,7 @@ def _ready(dossier: Dossier, rules: Rules) -> str | None:
 
 
 @dataclass(kw_only=True)
-class Dossier:
+class Dossier(Aggregate):
     """A dossier filed with a one-stop desk (receiving unit) and handled by an agency."""
 
     code: str
@@ -834,12 +834,17 @@ class Dossier:
     def _notify(self, notice: Notice) -> None:
         self.notices = [*self.notices, notice]  # replaced, never mutated: the column is JSON
 
+    @property
+    def subject(self) -> str:
+        return self.code
+
+    @property
+    def routing_units(self) -> tuple[str, str | None]:
+        return self.receiving_unit, self.handling_unit
+
     def _record(self, event: type[DossierEvent], now: datetime, **extra: Any) -> None:
         """Record a domain event; the unit of work that loaded or added this dossier publishes it."""
-        self.event_sequence += 1
-        if getattr(self, "events", None) is None:
-            self.events = []  # loaded from the database: the mapper does not run __init__
-        self.events.append(event(facts=self.status_facts(now), **extra))
+        self.record(event(facts=self.status_facts(now), **extra))
 
     def status_facts(self, now: datetime) -> StatusFacts:
         """The minimal, non-personal facts every status event carries (docs/contracts.md §1 Events)."""
