@@ -41,8 +41,8 @@ from shared.problems import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
-    Problem,
     ServiceUnavailable,
+    TooManyRequests,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -57,14 +57,6 @@ READ_ROLES = ("leader", "clerk", "handling_officer", "desk_officer", "portal", "
 OPEN_ROLES = ("handling_officer", "leader", "admin")
 UPLOAD_LIMIT_CEILING = 50 * 1024 * 1024
 PURGE_SECONDS = 3600
-
-
-class TooManyRequests(Problem):
-    status, slug, title = 429, "too-many-requests", "Too many requests"
-    explanation = (
-        "The public verifier takes a limited number of uploads a minute from one address; `detail` says "
-        "when to retry."
-    )
 
 
 @contextmanager
