@@ -8,7 +8,8 @@ stored with the change. No database, no broker: a use-case test runs in millisec
 
 A service's fake repository subclasses its real one (so its envelopes are the production ones) and
 :class:`FakeRepository`, and keeps its rows in ``tx.state.table(name)``: :class:`FakeDossiers` is the
-example.
+example, :class:`FakeSigningRequests` the esign service's (with its adapters: :class:`FakeDocuments`,
+:class:`FakeSignatures`, :func:`render_result`).
 """
 
 from __future__ import annotations
