@@ -120,10 +120,8 @@ class Signing(DependencyProvider):
         self.context = build_context(self.container.config)
 
     def stop(self) -> None:
-        keys = getattr(self.context.signatures, "keys", None)
-        close = getattr(keys, "close", None)
-        if close is not None:
-            close()
+        if isinstance(self.context.signatures, PadesSignatures):
+            self.context.signatures.close()
 
     def kill(self) -> None:
         self.stop()

@@ -467,3 +467,9 @@ class PadesSignatures:
     def verify(self, pdf: bytes) -> list[SignatureReport]:
         """Every signature of ``pdf``, checked against the service's trust roots; NotAPdf if unreadable."""
         return verify(pdf, self.keys.trust_roots())
+
+    def close(self) -> None:
+        """Release the key store (a PKCS#11 session); the file store holds nothing open."""
+        close = getattr(self.keys, "close", None)
+        if close is not None:
+            close()

@@ -366,9 +366,9 @@ def _may_read(principal: Principal, request: SigningRequest, ctx: EsignContext) 
 def verify(cmd: Verify, tx: Transaction, ctx: EsignContext) -> dict[str, Any]:
     """Every signature of a PDF checked (pades.NotAPdf if it cannot be read), and whether this service
     issued it. A stored request's revision: NotFound when there is no such request or document."""
-    data = cmd.pdf
+    requests, data = ctx.requests(tx), cmd.pdf
     if cmd.request_id is not None:
-        request = ctx.requests(tx).get(cmd.request_id)
+        request = requests.get(cmd.request_id)
         stored = None if request is None else ctx.documents.get(request.document_sha256)
         if stored is None:
             raise NotFound(f"no result document {cmd.request_id}")
@@ -378,7 +378,7 @@ def verify(cmd: Verify, tx: Transaction, ctx: EsignContext) -> dict[str, Any]:
     return {
         "sha256": digest,
         "size": len(data),
-        "stored": ctx.requests(tx).is_stored(digest),
+        "stored": requests.is_stored(digest),
         "verdict": overall(reports),
         "signatures": [r.as_dict() for r in reports],
     }
