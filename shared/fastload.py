@@ -8,7 +8,8 @@ does (``datetime.fromisoformat``, ``uuid.UUID``, …) and runs the field's own v
 is off, or is anything but the common case (an unknown key a strict schema refuses, a missing required
 field, a string where a number goes, a field or schema option it does not know), it answers None and
 the caller asks the schema itself, which refuses the document with its usual messages. So the fast path
-accepts a subset of what the schema accepts, with the same result, and the schema alone still says why a document is refused.
+accepts a subset of what the schema accepts, with the same result, and the schema alone still says why
+a document is refused.
 """
 
 from __future__ import annotations
