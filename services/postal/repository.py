@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.postal import schemas  # noqa: F401 - the postal.* event types, validated at commit
 from services.postal.domain.model import (
     Direction,
     HandoverRecord,
