@@ -25,7 +25,7 @@ from services.dossier.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:

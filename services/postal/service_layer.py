@@ -383,11 +383,15 @@ class ReadRecord:
     record_id: str
 
 
-def read_record(
-    cmd: ReadRecord, tx: Transaction, context: PostalContext, *, for_update: bool = False
-) -> HandoverRecord:
+def read_record(cmd: ReadRecord, tx: Transaction, context: PostalContext) -> HandoverRecord:
     """A record the caller's jurisdiction covers (any other is not found)."""
-    record = context.open(tx).records.get(cmd.record_id, for_update=for_update)
+    return _readable(context.open(tx), cmd, context)
+
+
+def _readable(
+    store: Repositories, cmd: ReadRecord, context: PostalContext, *, for_update: bool = False
+) -> HandoverRecord:
+    record = store.records.get(cmd.record_id, for_update=for_update)
     if record is None or not cmd.principal.covers(context.units, record.receiving_unit):
         raise NotFound(f"no hand-over record {cmd.record_id}")
     return record
@@ -405,7 +409,7 @@ def sign_record(cmd: SignRecord, tx: Transaction, context: PostalContext) -> Han
     delivery's hand-over is owed to the operator: :func:`call_operator` makes it)."""
     side = _side(cmd.principal)
     store = context.open(tx)
-    record = read_record(ReadRecord(cmd.principal, cmd.record_id), tx, context, for_update=True)
+    record = _readable(store, ReadRecord(cmd.principal, cmd.record_id), context, for_update=True)
     other = record.desk_signed_by if side == "operator" else record.operator_signed_by
     if other == cmd.principal.sub:
         raise Conflict("the two signatures of a hand-over record must come from two people")
