@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 ELECTED_JOBS = {
     "outbox relay": "motcua-outbox-{service}",
     "SLA exporter": "motcua-sla-exporter-{service}",
+    "portal sync": "motcua-portal-sync-{service}",
 }
 
 

@@ -17,6 +17,7 @@ from services.dossier.schemas import (
     DossierQuerySchema,
     DossierSchema,
     NoticeFormSchema,
+    PortalRecordSchema,
     ProcessControlFormSchema,
     ReceiptFormSchema,
     ReceiptRequestSchema,
@@ -25,7 +26,7 @@ from services.dossier.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:
@@ -108,6 +109,17 @@ OPERATIONS = (
         "dossiers",
         response=DossierSchema,
         errors=(401, 404),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/dossiers/<code>/portal-record",
+        "What the national portal sync needs: the applicant's contact, the procedure's names",
+        "portal_record",
+        "dossiers",
+        response=PortalRecordSchema,
+        errors=(401, 403, 404),
+        description="Role portal_sync only (the outbound service), for dossiers received in its "
+        "jurisdiction; 404 for any other. Personal data: it never travels on an event.",
     ),
     *(_action_operation(REGISTRY[action]) for action in Action),
     Operation(

@@ -241,6 +241,21 @@ class DossierSchema(DossierSummarySchema):
     )
 
 
+class PortalApplicantSchema(Schema):
+    full_name = fields.String()
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+
+
+class PortalRecordSchema(Schema):
+    """The national portal sync's read: personal data the portal shows the applicant, never on an event."""
+
+    code = fields.String()
+    applicant = fields.Nested(PortalApplicantSchema)
+    procedure_name = fields.String()
+    field_name = fields.String()
+
+
 class DossierPageSchema(Schema):
     count = fields.Integer()
     next = fields.String(allow_none=True)
