@@ -1,9 +1,10 @@
 """``make demo``: a working day at the one-stop desks of one province, through the HTTP API only.
 
 With ``make run`` going, this drives a few hundred dossiers across a province's communes and its
-procedures: receipts at the counter, online and postal registrations checked at the desk (received or
+procedures: receipts at the counter, online registrations checked at the desk (received or
 refused), supplement requests and supplements, fees, appraisals, interlinked transfers, decisions (some
-rejected with a reason), signing, stamping, results returned at the counter or by post, withdrawals,
+rejected with a reason), signing, stamping, results returned at the counter (those to go by post wait
+for the postal service's delivery: ``scripts/demo_postal.py`` runs those flows), withdrawals,
 stops and resumes, apologies for late results, and some dossiers left in process at the end of the day.
 A few deliberately illegal requests show the rules the API enforces (409, 403, 422). It ends with a
 summary computed from the API's own answers (and the metrics service's SLA report, when it answers).
@@ -91,7 +92,9 @@ PROCEDURE_WEIGHTS = {
     "2.000488": 3,  # criminal record (police interlinked)
     "2.002048": 2,  # single-member LLC
 }
-CHANNEL_WEIGHTS = {"counter": 0.42, "online": 0.42, "postal": 0.16}
+# A dossier that came by post is filed by its hand-over record in the postal service (demo_postal.py),
+# never by a click at the desk: this part files at the counter and online only.
+CHANNEL_WEIGHTS = {"counter": 0.5, "online": 0.5}
 HOLDS = ("received", "supplement_requested", "awaiting_payment", "stopped", "appraised", "signed")
 
 # Names for the applicants (personal data stays in the dossier service: events never carry it).
@@ -278,7 +281,7 @@ class Case:
     procedure: Procedure
     channel: str
     return_method: str = "counter"
-    registration: str = "receive"  # online/postal: receive, refuse, withdraw (before receipt)
+    registration: str = "receive"  # online: receive, refuse, withdraw (before receipt)
     outcome: str = "returned"  # returned, awaiting_pickup, withdrawn, hold
     hold: str | None = None  # where a dossier left in process stops (HOLDS)
     supplement: str | None = None  # who asks for the supplement: desk (at receipt) or agency
@@ -329,7 +332,7 @@ def plan_day(rng: random.Random, n: int, communes: list[str], procedures: list[P
     rng.shuffle(desks)
     cases = []
     for index, (procedure, commune) in enumerate(zip(chosen, desks, strict=True)):
-        allowed = [c for c in CHANNELS if c in procedure.channels]
+        allowed = [c for c in CHANNEL_WEIGHTS if c in procedure.channels]
         channel = rng.choices(allowed, weights=[CHANNEL_WEIGHTS[c] for c in allowed])[0]
         cases.append(Case(index, commune, procedure, channel))
     # Enough registrations for the desk to check and refuse some.
@@ -398,14 +401,7 @@ def plan_day(rng: random.Random, n: int, communes: list[str], procedures: list[P
 
     for case in cases:
         if case.procedure.postal_return:
-            share = 0.7 if case.channel == "postal" else 0.25
-            case.return_method = "postal" if rng.random() < share else "counter"
-    returned = [c for c in cases if c.outcome == "returned" and c.registration == "receive"]
-    if returned and not any(c.return_method == "postal" for c in returned):
-        for case in returned:
-            if case.procedure.postal_return:
-                case.return_method = "postal"
-                break
+            case.return_method = "postal" if rng.random() < 0.25 else "counter"
     return sorted(cases, key=lambda c: c.index)
 
 
@@ -661,14 +657,14 @@ class Day:
                         )
                     )
             return
-        role = "portal" if case.channel == "online" else "postal_operator"
+        role = "portal"
         response = self.dossier.request(
             "POST", "/api/v1/registrations", token=self.tokens.get(role), role=role, json=body, expect=(201,)
         )
         case.doc = response.json()
         case.code = case.doc["code"]
 
-    # -- phase 2: the desk checks what came in online and by post
+    # -- phase 2: the desk checks what came in online
 
     def desk_check(self, case: Case) -> None:
         rng = self.rng(case, "desk")
@@ -853,10 +849,11 @@ class Day:
         with self._lock:
             self.signed_digitally += 1
 
-    # -- phase 4: the afternoon: results handed over or sent by post
+    # -- phase 4: the afternoon: results handed over at the counter
 
     def hand_back(self, case: Case) -> None:
-        if case.status == 9 and case.outcome == "returned":
+        # A result to go by post is returned by the operator's delivery only, never at the desk.
+        if case.status == 9 and case.outcome == "returned" and case.return_method == "counter":
             self.act(case, "return", "desk_officer")
 
     # -- the whole day

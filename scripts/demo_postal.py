@@ -138,6 +138,11 @@ def run(
         ("stamp", "clerk", {}),
         ("resolve", "handling_officer", {}),
     ]
+
+    def last_delivery(code: str) -> dict | None:
+        found = [s for s in shipments(code) if s["direction"] == "delivery"]
+        return found[-1] if found else None
+
     for code in codes[:4]:
         for action, role, body in steps:
             dossier.request(
@@ -148,12 +153,7 @@ def run(
                 role=role,
                 key=f"{code}-{action}-{uuid.uuid4().hex[:6]}",
             )
-
-    def last_delivery(code: str) -> dict | None:
-        found = [s for s in shipments(code) if s["direction"] == "delivery"]
-        return found[-1] if found else None
-
-    for code in codes[:4]:
+        # one order at a time, so each delivery takes the next queued operator behaviour in turn
         _wait(f"the delivery of {code} to be ordered", lambda c=code: last_delivery(c), timeout)
     deliveries = [last_delivery(code) for code in codes[:4]]
     record = postal.request(

@@ -140,6 +140,13 @@ REASON_CODES = (
     "workload",  # quá tải, chậm xử lý
     "other",
 )
+# Why a report of the postal service closed a dossier that never reached the desk: codes its event
+# carries like an officer's (never chosen by an officer, so not in REASON_CODES).
+POSTAL_REASON_CODES = (
+    "pickup_lost",  # the operator lost the dossier on its way to the desk
+    "pickup_cancelled",  # the pickup order was cancelled before the dossier reached the desk
+)
+EVENT_REASON_CODES = REASON_CODES + POSTAL_REASON_CODES
 
 
 class DurationUnit(StrEnum):

@@ -19,7 +19,7 @@ from services.dossier.domain import events
 from services.dossier.domain.events import DossierEvent
 from services.dossier.domain.model import TRANSITIONS, Action, Dossier, InvalidArgument, Rules, Transition
 from shared.units import UnitRegistry
-from shared.vocabulary import Decision, ReturnMethod
+from shared.vocabulary import Decision
 from shared.workcalendar import WorkingCalendar
 
 # Vertically organised agencies hang under the province in the unit map by this suffix convention
@@ -89,15 +89,6 @@ def _transfer(dossier: Dossier, body: Mapping[str, Any], ctx: Context) -> None:
     dossier.transfer(to_unit=to_unit, now=ctx.now, calendar=ctx.calendar)
 
 
-def _return(dossier: Dossier, body: Mapping[str, Any], ctx: Context) -> None:
-    method = body.get("method")
-    dossier.return_result(
-        now=ctx.now,
-        calendar=ctx.calendar,
-        method=None if method is None else ReturnMethod.of(method),
-    )
-
-
 Handler = Callable[[Dossier, Mapping[str, Any], Context], None]
 
 
@@ -137,7 +128,7 @@ REGISTRY: dict[Action, ActionEntry] = _entries(
         body=schemas.EmptyActionSchema,
         handler=lambda d, b, c: d.receive(now=c.now, calendar=c.calendar),
         event=events.Received,
-        summary="Receive a registered (online or postal) dossier at the desk",
+        summary="Receive a dossier registered online (one that came by post: its hand-over record)",
     ),
     ActionEntry(
         Action.REFUSE,
@@ -145,7 +136,7 @@ REGISTRY: dict[Action, ActionEntry] = _entries(
         body=schemas.ReasonActionSchema,
         handler=lambda d, b, c: d.refuse(reason=b["reason"], now=c.now),
         event=events.Refused,
-        summary="Refuse a registered dossier with a reason (Form 03)",
+        summary="Refuse a dossier registered online, with a reason (Form 03)",
     ),
     ActionEntry(
         Action.START_PROCESSING,
@@ -241,9 +232,9 @@ REGISTRY: dict[Action, ActionEntry] = _entries(
         Action.RETURN,
         actors=(DESK,),
         body=schemas.ReturnSchema,
-        handler=_return,
+        handler=lambda d, b, c: d.return_at_counter(now=c.now, calendar=c.calendar),
         event=events.Returned,
-        summary="Return the result at the counter or by post",
+        summary="Hand the result over at the counter (by post: only the operator's delivery returns it)",
     ),
     ActionEntry(
         Action.WITHDRAW,

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import registry
 
-from services.dossier.domain.model import Action, Dossier, Notice, PlanStep
+from services.dossier.domain.model import Action, Dossier, Notice, PlanStep, Task
 from shared.db import BigId, UTCDateTime, add_pipeline_tables
 from shared.vocabulary import OVERDUE_CANDIDATES, Channel, ReturnMethod, Status
 
@@ -94,6 +94,22 @@ class NoticesType(sa.types.TypeDecorator):
         ]
 
 
+class TasksType(sa.types.TypeDecorator):
+    """The desk's open tasks on a dossier as JSON; replaced on every change, never mutated."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return [
+            {"kind": t.kind, "cause": t.cause, "since": t.since.isoformat(), "shipment_id": t.shipment_id}
+            for t in value or []
+        ]
+
+    def process_result_value(self, value, dialect):
+        return [Task(**{**item, "since": datetime.fromisoformat(item["since"])}) for item in value or []]
+
+
 # The statuses in which a dossier can be overdue (the overdue search's partial indexes).
 _OPEN = ", ".join(str(int(status)) for status in sorted(OVERDUE_CANDIDATES))
 
@@ -138,6 +154,7 @@ dossiers = sa.Table(
     sa.Column("stage", sa.Integer, nullable=False),
     sa.Column("watch_flags", sa.JSON, nullable=False),
     sa.Column("notices", NoticesType, nullable=False),
+    sa.Column("tasks", TasksType, nullable=False),
     # When the overdue watch next has something to say; NULL when the clock does not run.
     sa.Column("watch_at", UTCDateTime, nullable=True),
     sa.Column("event_sequence", sa.Integer, nullable=False),

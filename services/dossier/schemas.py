@@ -18,6 +18,7 @@ from shared.vocabulary import (
     CHANNELS,
     DECISIONS,
     DOSSIER_CODE_PATTERN,
+    EVENT_REASON_CODES,
     ONLINE_LEVELS,
     REASON_CODES,
     RETURN_METHODS,
@@ -86,7 +87,14 @@ class ReceiptRequestSchema(Schema):
 
     procedure_code = Text(required=True, validate=validate.Length(min=1, max=40))
     receiving_unit = fields.String(required=True, validate=UNIT_CODE)
-    channel = fields.String(load_default="counter", validate=validate.OneOf(list(CHANNELS)))
+    channel = fields.String(
+        load_default="counter",
+        validate=validate.OneOf(
+            [c for c in CHANNELS if c != Channel.POSTAL.label],
+            error="must be one of: {choices} (a dossier that came by post is registered by the postal "
+            "service and filed by its hand-over record)",
+        ),
+    )
     return_method = fields.String(load_default="counter", validate=validate.OneOf(list(RETURN_METHODS)))
     applicant = fields.Nested(ApplicantSchema, required=True)
 
@@ -173,9 +181,16 @@ class DecisionSchema(Schema):
 
 
 class ReturnSchema(Schema):
+    """The desk hands the result over: always a counter return. By post, only the operator's delivery
+    returns it (the postal service's ``postal.delivered``)."""
+
     method = fields.String(
-        validate=validate.OneOf(list(RETURN_METHODS)),
-        metadata={"description": "default: the return method chosen at filing"},
+        validate=validate.OneOf(
+            [ReturnMethod.COUNTER.label],
+            error="the desk's return is a counter return; a result goes back by post only when the postal "
+            "operator reports it delivered",
+        ),
+        metadata={"description": "counter, the only method of the desk's return (may be left out)"},
     )
 
 
@@ -226,6 +241,15 @@ class DossierSummarySchema(Schema):
     overdue = fields.Boolean(metadata={"description": "past the appointment, not resolved"})
 
 
+class TaskSchema(Schema):
+    kind = fields.String(
+        metadata={"description": "return_result: hand it over at the counter or deliver again"}
+    )
+    cause = fields.String(metadata={"description": "delivery_lost, delivery_cancelled or returned_to_sender"})
+    since = fields.AwareDateTime()
+    shipment_id = fields.String(metadata={"description": "the postal service's shipment that failed"})
+
+
 class DossierSchema(DossierSummarySchema):
     applicant = fields.Nested(ApplicantSchema)
     decision = fields.String(allow_none=True)
@@ -238,6 +262,11 @@ class DossierSchema(DossierSummarySchema):
     event_sequence = fields.Integer()
     allowed_actions = fields.List(
         fields.String(), metadata={"description": "what the rules allow now (not who may do it)"}
+    )
+    open_tasks = fields.List(
+        fields.Nested(TaskSchema),
+        attribute="tasks",
+        metadata={"description": "what the desk must act on: a delivery of the result that failed"},
     )
 
 
@@ -427,7 +456,7 @@ class StatusEventSchema(Schema):
 
 
 def _event_reason_code(**kwargs) -> fields.String:
-    return fields.String(required=True, validate=validate.OneOf(REASON_CODES), **kwargs)
+    return fields.String(required=True, validate=validate.OneOf(EVENT_REASON_CODES), **kwargs)
 
 
 def _has_reason_text() -> fields.Boolean:
@@ -460,7 +489,13 @@ class ReceivedEventSchema(StatusEventSchema):
     pass
 
 
-@event_type("dossier", "refused", "The desk refused a dossier, with a reason (Form 03); final.")
+@event_type(
+    "dossier",
+    "refused",
+    "The desk refused a dossier, with a reason (Form 03); final. A dossier that came by post is refused "
+    "on its hand-over record, or closed when its pickup is lost or cancelled (reason_code pickup_lost, "
+    "pickup_cancelled).",
+)
 class RefusedEventSchema(ReasonEventSchema):
     pass
 
@@ -556,7 +591,13 @@ class ResolvedEventSchema(StatusEventSchema):
     working_days = fields.Float(required=True)
 
 
-@event_type("dossier", "returned", "The result was handed over at the counter or delivered by post; final.")
+@event_type(
+    "dossier",
+    "returned",
+    "The result was handed over at the counter (method counter) or delivered by post (method postal, "
+    "only on the operator's delivery); final. A counter return ends any delivery still running for the "
+    "dossier: the postal service cancels it at the operator.",
+)
 class ReturnedEventSchema(StatusEventSchema):
     method = fields.String(required=True, validate=validate.OneOf(list(RETURN_METHODS)))
     returned_at = _moment()

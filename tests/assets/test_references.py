@@ -42,7 +42,14 @@ SECTION = re.compile(r"\b(docs/(?:contracts|domain)\.md),?\s+§(\d+)")
 
 def text_files() -> Iterator[tuple[Path, str]]:
     for folder, dirs, files in os.walk(ROOT):
-        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS and not d.endswith(".egg-info")]
+        dirs[:] = [
+            d
+            for d in dirs
+            if d not in SKIPPED_DIRS
+            and not d.endswith(".egg-info")
+            # any virtualenv, whatever its name (CI makes one per Python: .venv-py3.13)
+            and not (Path(folder) / d / "pyvenv.cfg").exists()
+        ]
         for name in files:
             path = Path(folder) / name
             if path.suffix in BINARY or path == Path(__file__):

@@ -259,3 +259,30 @@ def test_a_dossier_refused_on_the_hand_over_record_is_refused_with_its_reason(sy
         timeout=10,
     )
     assert again.status_code == 409  # a signed record cannot be signed again
+
+
+def test_a_counter_return_cancels_the_delivery_still_waiting_at_the_desk(system):
+    """Both sides of the seam: the desk hands the result over at the counter while its delivery is
+    ordered but not yet handed to the postal worker; the dossier's dossier.returned (counter) makes the
+    postal service cancel the order at the operator, which confirms; the shipment ends cancelled with
+    the dossier's reason, and no other delivery opens."""
+    pickup = system.pickup(return_method="postal")
+    code = pickup["dossier_code"]
+    system.hand_over(
+        pickup["consignment"], "pickup", [{"consignment": pickup["consignment"], "outcome": "received"}]
+    )
+    assert wait_for(lambda: system.dossier_of(code)["status"] == 2)
+    system.resolve(code)
+    assert wait_for(lambda: _status_of(system, code, "delivery") == "created", timeout=20)
+    returned = system.act(code, "return", DESK, {"method": "counter"})
+    assert (returned["status"], returned["return_method"]) == (10, "counter")
+    assert wait_for(lambda: _status_of(system, code, "delivery") == "cancelled", timeout=30), (
+        system.shipments(code)
+    )
+    deliveries = [s for s in system.shipments(code) if s["direction"] == "delivery"]
+    assert [(d["status"], d["cancel_reason"]) for d in deliveries] == [
+        ("cancelled", "dossier_returned_at_counter")
+    ]
+    time.sleep(2)  # the watch runs every second: it opens no new delivery for a dossier that ended
+    assert len([s for s in system.shipments(code) if s["direction"] == "delivery"]) == 1
+    assert system.dossier_of(code)["status"] == 10

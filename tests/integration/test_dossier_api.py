@@ -120,7 +120,7 @@ def test_an_interlinked_dossier_from_receipt_to_return(api, rabbit_config):
             ("sign", LEADER, {}),
             ("stamp", CLERK, {}),
             ("resolve", PROVINCE_OFFICER, {}),
-            ("return", DESK_OFFICER, {"method": "postal"}),
+            ("return", DESK_OFFICER, {"method": "counter"}),
         ]
         handling = []
         for action, headers, body in steps:
@@ -269,7 +269,7 @@ def test_apology_stop_and_forms(api):
 
 def test_a_refused_registration_has_its_form_03(api):
     portal = bearer("portal", "89", sub="portal-an-giang")
-    body = {"procedure_code": BIRTH, "receiving_unit": DESK, "channel": "postal", "applicant": APPLICANT}
+    body = {"procedure_code": BIRTH, "receiving_unit": DESK, "channel": "online", "applicant": APPLICANT}
     code = requests.post(f"{api.base}/api/v1/registrations", json=body, headers=portal, timeout=10).json()[
         "code"
     ]
@@ -277,6 +277,23 @@ def test_a_refused_registration_has_its_form_03(api):
     form = api.get(f"/api/v1/dossiers/{code}/forms/refusal", portal).json()
     assert form["form"] == "03" and form["reason"] == "Không thuộc thẩm quyền"
     assert api.get(f"/api/v1/dossiers/{code}/forms/receipt.pdf", portal).status_code == 404
+
+
+def test_a_dossier_that_came_by_post_is_not_received_or_refused_by_a_click(api):
+    """Filed by its pickup's hand-over record only (Decision 45/2016): the desk's click is a 409."""
+    operator = bearer("postal_operator", "89", sub="vnpost")
+    body = {"procedure_code": BIRTH, "receiving_unit": DESK, "channel": "postal", "applicant": APPLICANT}
+    registered = requests.post(f"{api.base}/api/v1/registrations", json=body, headers=operator, timeout=10)
+    assert registered.status_code == 201, registered.text
+    code = registered.json()["code"]
+    assert registered.json()["allowed_actions"] == ["withdraw"]
+    counts = api.counts()
+    for action, action_body in (("receive", {}), ("refuse", {"reason": "Không thuộc thẩm quyền"})):
+        answer = api.act(code, action, DESK_OFFICER, action_body)
+        assert answer.status_code == 409, answer.text
+        problem = answer.json()
+        assert "hand-over record" in problem["detail"] and problem["allowed_actions"] == ["withdraw"]
+    assert api.counts() == counts and api.get(f"/api/v1/dossiers/{code}", DESK_OFFICER).json()["status"] == 1
 
 
 # --- idempotency ------------------------------------------------------------------------------------
@@ -347,6 +364,14 @@ BAD = [
     ),
     (
         "POST",
+        "/api/v1/dossiers",
+        DESK_OFFICER,
+        {"procedure_code": BIRTH, "receiving_unit": DESK, "channel": "postal", "applicant": APPLICANT},
+        422,
+        "/channel",
+    ),
+    (
+        "POST",
         "/api/v1/registrations",
         bearer("portal", "89"),
         {"procedure_code": BIRTH, "receiving_unit": DESK, "channel": "counter", "applicant": APPLICANT},
@@ -370,6 +395,7 @@ BAD = [
         "/items",
     ),
     ("POST", "{victim}/actions/refuse", DESK_OFFICER, {"reason": "x", "extra": 1}, 422, "/extra"),
+    ("POST", "{victim}/actions/return", DESK_OFFICER, {"method": "postal"}, 422, "/method"),
     (
         "POST",
         "{victim}/actions/start_processing",

@@ -473,7 +473,7 @@ def test_the_interlinked_path_hands_over_stage_by_stage():
     assert "no further agency" in raised.value.reason
     drive(dossier, Action.APPRAISE, Action.DECIDE, Action.SIGN, Action.STAMP)
     dossier.resolve(now=at(days=10), calendar=CAL)
-    dossier.return_result(now=at(days=11), calendar=CAL, method=ReturnMethod.POSTAL)
+    dossier.delivered_by_post(now=at(days=11), calendar=CAL)
     rows = [(h.action, h.from_unit, h.to_unit, h.step, h.timeliness) for h in dossier.handovers]
     assert rows == [
         ("start_processing", "D1", "A", "receive", ON_TIME),

@@ -17,6 +17,7 @@ Where to look:
 
 To add an action: add it to :class:`Action`, write its method here under ``@transition``, its event in
 :mod:`.events`, and its entry in the registry :mod:`services.dossier.actions` (ARCHITECTURE.md).
+What the postal service reports (:class:`PostalReport`) is declared the same way, without an endpoint.
 """
 
 from __future__ import annotations
@@ -92,6 +93,20 @@ class Action(StrEnum):
     APOLOGIZE = "apologize"
 
 
+class PostalReport(StrEnum):
+    """What the postal service reports about a dossier (services/dossier/postal_intake.py): not desk
+    actions — no endpoint, never in ``allowed_actions`` — but their rules are declared the same way.
+    A dossier that came by post is filed by its hand-over record only, and a result goes back by post
+    only when the operator reports it delivered (Decision 45/2016)."""
+
+    PICKUP_RECEIVED = "pickup_received"  # the desk received it on the pickup's co-signed record
+    PICKUP_REFUSED = "pickup_refused"  # the desk refused it on that record (Form 03)
+    PICKUP_FAILED = "pickup_failed"  # the pickup was lost or cancelled: it never reached the desk
+    DELIVERED = "delivered"  # the result reached the applicant: its return, by post
+    DELIVERY_FAILED = "delivery_failed"  # lost, cancelled or sent back: the desk gets a task
+    DELIVERY_ORDERED = "delivery_ordered"  # a new delivery answers the desk's task
+
+
 S = Status
 # At the applicant's request, any time before the result is decided (guard: no decision yet).
 WITHDRAWABLE = {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.AWAITING_PAYMENT, S.STOPPED}
@@ -100,7 +115,9 @@ WITHDRAWABLE = {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, 
 class TransitionNotAllowed(DomainError):
     """The action is not possible now; nothing changed. Carries what *is* possible."""
 
-    def __init__(self, action: Action, status: Status, allowed: list[str], reason: str) -> None:
+    def __init__(
+        self, action: Action | PostalReport, status: Status, allowed: list[str], reason: str
+    ) -> None:
         super().__init__(
             reason, current_status=int(status), current_status_name=status.label, allowed_actions=allowed
         )
@@ -177,6 +194,26 @@ class Notice:
     new_due_at: datetime | None = None  # Form 04: the new appointment
 
 
+# Why a delivery of the result ended without reaching the applicant (the desk's task says which).
+DELIVERY_TROUBLES = ("delivery_lost", "delivery_cancelled", "returned_to_sender")
+# The pickup's ends that close a dossier which never reached the desk (shared.vocabulary's codes).
+PICKUP_FAILURES = {
+    "pickup_lost": "Bưu chính báo thất lạc hồ sơ trên đường chuyển đến bộ phận một cửa",
+    "pickup_cancelled": "Đơn nhận hồ sơ tại nhà qua bưu chính đã bị hủy trước khi hồ sơ đến bộ phận một cửa",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    """Something the desk must act on, opened by another service's report and closed by what answers
+    it: a result whose delivery failed is returned at the counter or delivered again."""
+
+    kind: str  # return_result
+    cause: str  # one of DELIVERY_TROUBLES
+    since: datetime
+    shipment_id: str
+
+
 def _stages(steps: Iterable[StepTerms]) -> list[PlanStep]:
     """Consecutive steps of one agency form a stage: the dossier stays in the same hands."""
     plan: list[PlanStep] = []
@@ -198,7 +235,7 @@ class Transition:
     """What the lifecycle allows of one action: the statuses it may start from, and the extra rule
     (``guard``) that must hold; ``past`` words the refusal ("… cannot be {past}")."""
 
-    action: Action
+    action: Action | PostalReport
     allowed_from: frozenset[Status]
     past: str
     guard: Guard | None = None
@@ -206,18 +243,25 @@ class Transition:
 
 # Filled by @transition on the methods of Dossier: one entry per action, next to its method.
 TRANSITIONS: dict[Action, Transition] = {}
+# The same for what the postal service reports.
+POSTAL_TRANSITIONS: dict[PostalReport, Transition] = {}
+
+
+def _rule(action: Action | PostalReport) -> Transition:
+    return TRANSITIONS[action] if isinstance(action, Action) else POSTAL_TRANSITIONS[action]
 
 
 def transition(
-    action: Action, allowed_from: Iterable[Status], past: str, *, guard: Guard | None = None
+    action: Action | PostalReport, allowed_from: Iterable[Status], past: str, *, guard: Guard | None = None
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Declare ``action``'s rules on the method that performs it; the method runs only when they hold
     (else TransitionNotAllowed, nothing changed). A ``rules`` argument of the method is the one checked."""
 
     def declare(method: Callable[..., None]) -> Callable[..., None]:
-        if action in TRANSITIONS:
+        table: dict[Any, Transition] = TRANSITIONS if isinstance(action, Action) else POSTAL_TRANSITIONS
+        if action in table:
             raise ValueError(f"action {action} declared twice")
-        TRANSITIONS[action] = Transition(action, frozenset(allowed_from), past, guard)
+        table[action] = Transition(action, frozenset(allowed_from), past, guard)
 
         @functools.wraps(method)
         def checked(self: Dossier, *args: Any, **kwargs: Any) -> None:
@@ -227,6 +271,19 @@ def transition(
         return checked
 
     return declare
+
+
+def _not_by_post(dossier: Dossier, rules: Rules) -> str | None:
+    if dossier.channel == Channel.POSTAL:
+        return (
+            "a dossier that came by post is received or refused only on its pickup's hand-over record, "
+            "co-signed with the postal worker in the postal service"
+        )
+    return None
+
+
+def _by_post(dossier: Dossier, rules: Rules) -> str | None:
+    return None if dossier.channel == Channel.POSTAL else "the dossier did not come by post"
 
 
 def _supplement_once(dossier: Dossier, rules: Rules) -> str | None:
@@ -331,6 +388,7 @@ class Dossier(Aggregate):
     events: list[DossierEvent] = field(default_factory=list, repr=False, compare=False)
     handovers: list[Handover] = field(default_factory=list, repr=False, compare=False)
     notices: list[Notice] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)  # open; replaced, never mutated (a JSON column)
 
     # --- creation ----------------------------------------------------------------------------
 
@@ -408,7 +466,14 @@ class Dossier(Aggregate):
         now: datetime,
         calendar: WorkingCalendar,
     ) -> Dossier:
-        """Tiếp nhận at the desk: complete and valid, received with its appointment (Form 01)."""
+        """Tiếp nhận at the desk: complete and valid, received with its appointment (Form 01). A dossier
+        that came by post is not: it is registered, then filed by its hand-over record."""
+        if channel == Channel.POSTAL:
+            raise InvalidArgument(
+                "channel",
+                "a dossier that came by post is registered by the postal service and filed by its "
+                "hand-over record, not received at the desk",
+            )
         dossier = cls._new(
             code=code,
             procedure=procedure,
@@ -434,16 +499,45 @@ class Dossier(Aggregate):
 
     # --- the desk ----------------------------------------------------------------------------
 
-    @transition(Action.RECEIVE, {S.REGISTERED}, "received")
+    @transition(Action.RECEIVE, {S.REGISTERED}, "received", guard=_not_by_post)
     def receive(self, *, now: datetime, calendar: WorkingCalendar) -> None:
-        """Receive a registered dossier: the filing time is now (for post: the hand-over record)."""
+        """Receive a dossier registered online: the filing time is now."""
+        self._receive(now, calendar)
+
+    @transition(
+        PostalReport.PICKUP_RECEIVED, {S.REGISTERED}, "received by its hand-over record", guard=_by_post
+    )
+    def receive_by_record(self, *, now: datetime, calendar: WorkingCalendar) -> None:
+        """The desk received a picked-up dossier on the co-signed hand-over record: filed at its time."""
+        self._receive(now, calendar)
+
+    @transition(Action.REFUSE, {S.REGISTERED}, "refused", guard=_not_by_post)
+    def refuse(self, *, reason: str, now: datetime) -> None:
+        """Không được tiếp nhận (Form 03): refused at the desk with a reason; final."""
+        self._refuse(reason, now)
+
+    @transition(
+        PostalReport.PICKUP_REFUSED, {S.REGISTERED}, "refused by its hand-over record", guard=_by_post
+    )
+    def refuse_by_record(self, *, reason: str, now: datetime) -> None:
+        """The desk refused a picked-up dossier on the co-signed hand-over record (Form 03); final."""
+        self._refuse(reason, now)
+
+    @transition(PostalReport.PICKUP_FAILED, {S.REGISTERED}, "closed for its pickup", guard=_by_post)
+    def pickup_failed(self, *, cause: str, now: datetime) -> None:
+        """The operator lost the dossier, or its pickup was cancelled, before it reached the desk: it is
+        not received (status 3), and Form 03 tells the applicant why; final. ``cause``: pickup_lost or
+        pickup_cancelled (what the event's reason code says)."""
+        if cause not in PICKUP_FAILURES:
+            raise InvalidArgument("cause", f"not a pickup failure: {cause!r}")
+        self._refuse(PICKUP_FAILURES[cause], now)
+
+    def _receive(self, now: datetime, calendar: WorkingCalendar) -> None:
         self._file(now, calendar)
         self.status = Status.RECEIVED
         self._record(Received, now)
 
-    @transition(Action.REFUSE, {S.REGISTERED}, "refused")
-    def refuse(self, *, reason: str, now: datetime) -> None:
-        """Không được tiếp nhận (Form 03): refused at the desk with a reason; final."""
+    def _refuse(self, reason: str, now: datetime) -> None:
         _require_text("reason", reason)
         self.status = Status.REFUSED
         self._notify(Notice(action=Action.REFUSE, issued_at=now, reason=reason))
@@ -493,12 +587,35 @@ class Dossier(Aggregate):
         self._record(Supplemented, now)
 
     @transition(Action.RETURN, {S.RESOLVED}, "returned")
-    def return_result(
-        self, *, now: datetime, calendar: WorkingCalendar, method: ReturnMethod | None = None
-    ) -> None:
-        """Trả kết quả: handed over at the counter or delivered by post; final."""
-        if method is not None:
-            self.return_method = method
+    def return_at_counter(self, *, now: datetime, calendar: WorkingCalendar) -> None:
+        """Trả kết quả at the counter: the desk hands the result over; final. Whatever was chosen at
+        filing, and even while a delivery runs (the postal service cancels it on this event's method),
+        a hand-over at the desk is a counter return."""
+        self._return(now, calendar, ReturnMethod.COUNTER)
+
+    @transition(PostalReport.DELIVERED, {S.RESOLVED}, "delivered")
+    def delivered_by_post(self, *, now: datetime, calendar: WorkingCalendar) -> None:
+        """The operator delivered the result: the return, by post, at the delivery time; final."""
+        self._return(now, calendar, ReturnMethod.POSTAL)
+
+    @transition(PostalReport.DELIVERY_FAILED, {S.RESOLVED}, "given a delivery task")
+    def delivery_failed(self, *, cause: str, shipment_id: str, now: datetime) -> None:
+        """A delivery of the result was lost, cancelled or sent back: the dossier stays resolved, and
+        the desk gets a task — return it at the counter or have it delivered again. One task per
+        shipment (its latest trouble)."""
+        if cause not in DELIVERY_TROUBLES:
+            raise InvalidArgument("cause", f"not a delivery trouble: {cause!r}")
+        task = Task(kind="return_result", cause=cause, since=now, shipment_id=shipment_id)
+        self.tasks = [*(t for t in self.tasks if t.shipment_id != shipment_id), task]
+
+    @transition(PostalReport.DELIVERY_ORDERED, {S.RESOLVED}, "delivered again")
+    def delivery_ordered(self, *, shipment_id: str) -> None:
+        """A new delivery of the result was ordered: the tasks of the failed ones are answered."""
+        self.tasks = [t for t in self.tasks if t.shipment_id == shipment_id]
+
+    def _return(self, now: datetime, calendar: WorkingCalendar, method: ReturnMethod) -> None:
+        self.return_method = method
+        self.tasks = []
         self.status = Status.RETURNED
         self.returned_at = now
         last = self._stage_last_step()
@@ -738,13 +855,13 @@ class Dossier(Aggregate):
             return False
         return is_overdue(self.original_due_at, now, self.clock_stopped_at)
 
-    def _check(self, action: Action, rules: Rules = DEFAULT_RULES) -> None:
+    def _check(self, action: Action | PostalReport, rules: Rules = DEFAULT_RULES) -> None:
         reason = self._refusal(action, rules)
         if reason is not None:
             raise TransitionNotAllowed(action, self.status, self.available_actions(rules), reason)
 
-    def _refusal(self, action: Action, rules: Rules) -> str | None:
-        rule = TRANSITIONS[action]
+    def _refusal(self, action: Action | PostalReport, rules: Rules) -> str | None:
+        rule = _rule(action)
         if self.status not in rule.allowed_from:
             return f"a dossier that is {self.status.label} cannot be {rule.past}"
         return rule.guard(self, rules) if rule.guard is not None else None
