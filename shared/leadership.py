@@ -27,6 +27,7 @@ ELECTED_JOBS = {
     "outbox relay": "motcua-outbox-{service}",
     "SLA exporter": "motcua-sla-exporter-{service}",
     "portal sync": "motcua-portal-sync-{service}",
+    "webhook delivery": "motcua-webhook-delivery-{service}",
 }
 
 

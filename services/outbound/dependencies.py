@@ -1,19 +1,24 @@
-"""nameko dependencies of the outbound service: its settings, the portal sync and its timer."""
+"""nameko dependencies of the outbound service: its settings, the portal sync, the webhook dispatcher
+and their timers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from eventlet.greenpool import GreenPool
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
 from services.outbound.domain.portal import RetryPolicy
+from services.outbound.domain.subscription import Backoff
 from services.outbound.dossier_client import DossierClient
 from services.outbound.portal import PortalAdapter, PortalSettings
+from services.outbound.webhooks import WebhookSender
 from shared.auth import DEV_SECRET, is_development, mint
 from shared.config import ConfigurationError, Setting, parse_delays, positive, positive_int, validate
 from shared.db import create_engine
@@ -78,6 +83,57 @@ SETTINGS = (
         description="the units (province codes) whose dossiers this deployment syncs",
     ),
 )
+
+WEBHOOK_SETTINGS = (
+    Setting(
+        "WEBHOOK_ALLOWED_NETWORKS",
+        lambda v: tuple(ipaddress.ip_network(n.strip()) for n in str(v).split(",") if n.strip()),
+        required=False,
+        default="",
+        description="networks callbacks may reach despite the guard (CIDR, comma-separated)",
+    ),
+    Setting(
+        "WEBHOOK_TIMEOUT_SECONDS", positive, default=5.0, description="longest wait for a callback's answer"
+    ),
+    Setting(
+        "WEBHOOK_MAX_RESPONSE_BYTES", positive_int, default=65536, description="how much of an answer is read"
+    ),
+    Setting(
+        "WEBHOOK_RETRY_BASE_SECONDS", positive, default=25.0, description="the first retry's delay (·4 each)"
+    ),
+    Setting("WEBHOOK_MAX_ATTEMPTS", positive_int, default=7, description="tries before a delivery is dead"),
+    Setting(
+        "WEBHOOK_POLL_SECONDS", positive, default=0.5, description="how often due deliveries are looked for"
+    ),
+    Setting(
+        "WEBHOOK_CONCURRENCY",
+        positive_int,
+        default=50,
+        description="subscriptions delivered to at the same time",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    allowed: tuple
+    timeout: float
+    max_bytes: int
+    backoff: Backoff
+    poll_seconds: float
+    concurrency: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> WebhookSettings:
+        p = validate(config, WEBHOOK_SETTINGS)
+        return cls(
+            allowed=p["WEBHOOK_ALLOWED_NETWORKS"] or (),
+            timeout=p["WEBHOOK_TIMEOUT_SECONDS"],
+            max_bytes=p["WEBHOOK_MAX_RESPONSE_BYTES"],
+            backoff=Backoff(p["WEBHOOK_RETRY_BASE_SECONDS"], p["WEBHOOK_MAX_ATTEMPTS"]),
+            poll_seconds=p["WEBHOOK_POLL_SECONDS"],
+            concurrency=p["WEBHOOK_CONCURRENCY"],
+        )
 
 
 @dataclass(frozen=True)
@@ -170,3 +226,69 @@ class SyncTimer(Timer):
 
 
 sync_timer = SyncTimer.decorator
+
+
+class Dispatcher(DependencyProvider):
+    """``self.dispatcher``: the webhook sender, and a pool in which each subscription's deliveries go
+    out in a green thread of their own, one at a time per subscription: a slow or dead subscriber holds
+    only its own thread. One elected replica dispatches (each dossier's order per subscription)."""
+
+    def setup(self) -> None:
+        config = self.container.config
+        self.settings = WebhookSettings.from_config(config)
+        self.sender = WebhookSender(
+            allowed=self.settings.allowed, timeout=self.settings.timeout, max_bytes=self.settings.max_bytes
+        )
+        self.pool = GreenPool(self.settings.concurrency)
+        self.busy: set[str] = set()
+        self.engine = create_engine(validate(config)["DATABASE_URL"], pool_size=1)
+        self.leadership = Leadership(
+            self.engine, job_key("webhook delivery", self.container.service_name), "webhook delivery"
+        )
+
+    def leads(self) -> bool:
+        try:
+            return self.leadership.hold()
+        except sa.exc.SQLAlchemyError:
+            self.leadership.release()
+            return False
+
+    def dispatch(self, subscription_id: str, deliver: Callable[[], Any]) -> bool:
+        """Start delivering to a subscription unless it is being delivered to already."""
+        if subscription_id in self.busy or self.pool.free() == 0:
+            return False
+        self.busy.add(subscription_id)
+
+        def run() -> None:
+            try:
+                deliver()
+            finally:
+                self.busy.discard(subscription_id)
+
+        self.pool.spawn_n(run)
+        return True
+
+    def stop(self) -> None:
+        self.pool.waitall()
+        self.leadership.release()
+        self.engine.dispose()
+
+    def kill(self) -> None:
+        self.leadership.release()
+        self.engine.dispose()
+
+    def get_dependency(self, worker_ctx) -> Dispatcher:
+        return self
+
+
+class DispatchTimer(Timer):
+    """nameko's timer with its interval from ``WEBHOOK_POLL_SECONDS`` (read at start)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(interval=0.5, **kwargs)
+
+    def setup(self) -> None:
+        self.interval = WebhookSettings.from_config(self.container.config).poll_seconds
+
+
+dispatch_timer = DispatchTimer.decorator

@@ -41,7 +41,7 @@ LIFE = [
     ("sign", LEADER, {}),
     ("stamp", CLERK, {}),
     ("resolve", PROVINCE_OFFICER, {}),
-    ("return", DESK_OFFICER, {"method": "postal"}),
+    ("return", DESK_OFFICER, {"method": "counter"}),
 ]
 # The portal's status after each event of that life: received 2, processing 4, awaiting payment 6,
 # processing again 4 until resolved 9 and returned 10 (docs/domain.md's table of national codes).
@@ -146,7 +146,7 @@ def test_a_dossiers_whole_life_reaches_the_portal_in_order_through_faults(world,
     assert record["MaHoSo"] == code and record["MaTTHC"] == LAND and record["KenhThucHien"] == 1
     assert record["ChuHoSo"] == APPLICANT["full_name"] and record["SoDienThoai"] == APPLICANT["phone"]
     assert record["Email"] == "" and record["TenTTHC"] and record["TenLinhVuc"]
-    assert record["TrangThaiHoSo"] == 10 and record["HinhThuc"] == 1  # returned, by post
+    assert record["TrangThaiHoSo"] == 10 and record["HinhThuc"] == 0  # returned, at the desk
     assert record["NgayTiepNhan"] == vn(final["received_at"]) and record["NgayHenTra"] == vn(final["due_at"])
     assert record["NgayKetThucXuLy"] == vn(resolved["resolved_at"])
     assert record["NgayTra"] == vn(returned["returned_at"])
