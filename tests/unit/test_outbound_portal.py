@@ -3,6 +3,7 @@ UTC+7 all year, so a portal date is the UTC instant plus seven hours on the 24-h
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from services.outbound.domain.portal import (
     remember,
     step,
 )
+from services.outbound.domain.subscription import Backoff, Subscription, refused_address
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 NAMES = {"26740": "Phường Bến Nghé", "79": "Thành phố Hồ Chí Minh"}
@@ -94,3 +96,59 @@ def test_a_failing_sync_is_tried_again_after_its_delays_then_parked():
     assert policy.after_failure(2, now) == now + timedelta(seconds=60)
     assert policy.after_failure(3, now) == now + timedelta(seconds=60)  # the last delay repeats
     assert policy.after_failure(4, now) is None  # parked
+
+
+# --- subscriptions (services/outbound/domain/subscription.py) ---------------------------------------
+
+
+class Low:
+    uniform = staticmethod(lambda low, high: low)
+
+
+class High:
+    uniform = staticmethod(lambda low, high: high)
+
+
+class Middle:
+    """The jitter's middle: uniform(0.5, 1.5) -> 1.0."""
+
+    @staticmethod
+    def uniform(low: float, high: float) -> float:
+        return (low + high) / 2
+
+
+def test_the_retry_schedule_is_25_times_4_to_the_n_with_jitter_then_dead():
+    backoff, now = Backoff(), datetime(2026, 3, 2, tzinfo=UTC)
+    # 25, 100, 400, 1600, 6400, 25600 s before tries 2 to 7: about 9.5 hours in all, then dead.
+    waits = [(backoff.next_try(n, now, rng=Middle) - now).total_seconds() for n in range(1, 7)]
+    assert waits == [25, 100, 400, 1600, 6400, 25600]
+    assert backoff.next_try(7, now) is None
+    # ±50 %: the second retry (100 s) comes between 50 and 150 s.
+    assert [(backoff.next_try(2, now, rng=r) - now).total_seconds() for r in (Low, High)] == [50, 150]
+    # Retry-After is honoured when it asks for longer, never shortens the schedule, and is capped at a day.
+    assert (backoff.next_try(1, now, 120, rng=Middle) - now).total_seconds() == 120
+    assert (backoff.next_try(3, now, 5, rng=Middle) - now).total_seconds() == 400
+    assert (backoff.next_try(1, now, 10**9, rng=Middle) - now).total_seconds() == 86400
+
+
+def test_the_guard_refuses_internal_addresses_unless_allowed():
+    assert "loopback" in refused_address("127.0.0.1", ())
+    assert "private" in refused_address("10.1.2.3", ()) and "private" in refused_address("192.168.1.5", ())
+    assert "link-local" in refused_address("169.254.169.254", ())  # the cloud metadata endpoint
+    assert refused_address("fd00:ec2::254", ()) is not None
+    assert refused_address("203.113.131.1", ()) is None
+    assert refused_address("127.0.0.1", (ipaddress.ip_network("127.0.0.1/32"),)) is None
+
+
+def test_a_subscription_sees_its_subtree_as_an_amqp_binding_would():
+    subscription = Subscription(id="s", owner="o", callback_url="https://x", unit="760", unit_path="79.760")
+    assert subscription.matches("vn.motcua.dossier.received", ["79.760.26740"], {})
+    assert subscription.matches("vn.motcua.dossier.received", ["79.761.26800", "79.760"], {})  # the CC path
+    assert not subscription.matches(
+        "vn.motcua.dossier.received", ["79.7600"], {}
+    )  # a prefix is not a subtree
+    assert not subscription.matches("vn.motcua.dossier.received", ["79"], {})
+    subscription.event_types, subscription.procedure = ["vn.motcua.dossier.returned"], "1.001193"
+    assert not subscription.matches("vn.motcua.dossier.received", ["79.760"], {"procedure_code": "1.001193"})
+    assert subscription.matches("vn.motcua.dossier.returned", ["79.760"], {"procedure_code": "1.001193"})
+    assert not subscription.matches("vn.motcua.dossier.returned", ["79.760"], {"procedure_code": "2.000"})
