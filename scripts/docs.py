@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from shared import asyncapi
+from shared import asyncapi, problems
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -24,6 +24,11 @@ def rendered() -> dict[Path, str]:
             files[DOCS / "openapi" / f"{folder.name}.json"] = (
                 json.dumps(module.document(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
             )
+    # Every service's own problem types register on import (shared/problems.py TYPES).
+    for folder in sorted((ROOT / "services").iterdir()):
+        if (folder / "service.py").is_file():
+            importlib.import_module(f"services.{folder.name}.service")
+    files[DOCS / "problems.md"] = problems.catalogue_markdown()
     files[DOCS / "asyncapi.yaml"] = yaml.safe_dump(asyncapi.build(), allow_unicode=True, sort_keys=False)
     for entry in asyncapi.load_catalogue().values():
         files[DOCS / "schemas" / f"{entry.type}.json"] = (

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import socket
 import time
 import uuid
@@ -56,6 +57,8 @@ RETRY_AFTER_SECONDS = 5
 PRIVATE_PREFIX = "/api/v1/"
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 JSON_TYPES = ("application/json", "application/problem+json")
+# As the OpenAPI documents state it (shared/openapi.py): what a header carries safely.
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,200}")
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -64,10 +67,20 @@ def json_response(body: Any, status: int = 200, headers: dict | None = None) -> 
     )
 
 
-def problem_response(problem: Problem, instance: str | None = None) -> Response:
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if problem.status == 503 else None
+def problem_base(config: dict) -> str:
+    """Where problem types are explained: ``PUBLIC_BASE_URL``, else this service's own address."""
+    public = str(config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    if public:
+        return public
+    host, _, port = str(config.get("WEB_SERVER_ADDRESS") or "0.0.0.0:8000").rpartition(":")
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+
+def problem_response(problem: Problem, instance: str | None = None, base: str = "") -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if problem.status == 503 else {}
+    headers.update(problem.headers)
     response = Response(
-        dumps(problem.to_dict(instance)),
+        dumps(problem.to_dict(instance, base)),
         status=problem.status,
         headers=headers,
         content_type=PROBLEM_CONTENT_TYPE,
@@ -100,7 +113,10 @@ def _from_werkzeug(exc: HTTPException) -> Problem:
     if exc.code == 404:
         return NotFound("no such resource; the API lives under /api/v1/ (see /api/v1/openapi.json)")
     if exc.code == 405:
-        return MethodNotAllowed(f"{exc.description}")
+        problem = MethodNotAllowed(f"{exc.description}")
+        # RFC 9110 §15.5.6: a 405 says which methods the resource takes.
+        problem.headers["Allow"] = ", ".join(getattr(exc, "valid_methods", None) or ())
+        return problem
     problem = Problem(exc.description or exc.name)
     problem.status, problem.title = exc.code or 500, exc.name
     problem.slug = exc.name.lower().replace(" ", "-")
@@ -118,8 +134,12 @@ class ProblemWsgiApp(WsgiApp):
             request.path_values = values
             response = provider.handle_request(request)
         except HTTPException as exc:
-            response = problem_response(_from_werkzeug(exc), request.path)
+            response = problem_response(_from_werkzeug(exc), request.path, self.problem_base)
         return response(environ, start_response)
+
+    @property
+    def problem_base(self) -> str:
+        return problem_base(self.server.container.config)
 
 
 class ProblemWebServer(WebServer):
@@ -148,6 +168,7 @@ class ApiEntrypoint(HttpRequestHandler):
             containers_log.addFilter(_EXPECTED_ERRORS_FILTER)
         # Links the API hands out start here, never with the request's Host header (which a client sets).
         self.public_base_url = str(self.container.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+        self.problem_base = problem_base(self.container.config)
         super().setup()
 
     def handle_request(self, request):
@@ -158,7 +179,9 @@ class ApiEntrypoint(HttpRequestHandler):
             _buffer_chunked_body(request, self.max_body)
         if (request.content_length or 0) > self.max_body:
             response = problem_response(
-                PayloadTooLarge(f"request bodies are limited to {self.max_body} bytes"), request.path
+                PayloadTooLarge(f"request bodies are limited to {self.max_body} bytes"),
+                request.path,
+                self.problem_base,
             )
         else:
             request.max_content_length = self.max_body
@@ -197,18 +220,21 @@ class ApiEntrypoint(HttpRequestHandler):
         if isinstance(exc, DomainError):
             exc = problem_for(exc)
         if isinstance(exc, Problem):
-            return problem_response(exc)
+            return problem_response(exc, base=self.problem_base)
         if isinstance(exc, HTTPException):
-            return problem_response(_from_werkzeug(exc))
+            return problem_response(_from_werkzeug(exc), base=self.problem_base)
         if is_transient(exc):
             # The database or the broker, not the request: the client may retry the same request.
             # The kind only: the error text may name hosts and ports, which clients need not see.
             log.warning("answering 503: %s", describe(exc))
             return problem_response(
-                ServiceUnavailable(f"a dependency is unavailable ({type(exc).__name__}); retry later")
+                ServiceUnavailable(f"a dependency is unavailable ({type(exc).__name__}); retry later"),
+                base=self.problem_base,
             )
         log.error("unexpected error answering a request", exc_info=exc)
-        return problem_response(Problem("an unexpected error occurred; it has been logged"))
+        return problem_response(
+            Problem("an unexpected error occurred; it has been logged"), base=self.problem_base
+        )
 
 
 api = ApiEntrypoint.decorator
@@ -305,8 +331,8 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
     in the same transaction as the change, so a replay can never see a half-applied write.
     """
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
-        raise BadRequest("Idempotency-Key must be 1 to 200 printable characters")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequest("Idempotency-Key must be 1 to 200 printable ASCII characters")
     body_hash = hashlib.sha256(
         request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data(cache=True)
     ).hexdigest()

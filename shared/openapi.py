@@ -12,21 +12,51 @@ from dataclasses import dataclass, field
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 
 from shared.problems import PROBLEM_CONTENT_TYPE
 
 
-class ProblemSchema(Schema):
-    """RFC 9457 problem details."""
+class FieldErrorSchema(Schema):
+    pointer = fields.String(
+        required=True, metadata={"description": "JSON pointer to the field, e.g. /applicant"}
+    )
+    detail = fields.String(required=True, metadata={"description": "what is wrong with it"})
 
-    type = fields.String(required=True)
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details. Extension members are allowed (RFC 9457 §3.2); the known ones are listed."""
+
+    class Meta:
+        unknown = INCLUDE  # published as additionalProperties: true
+
+    type = fields.String(
+        required=True,
+        metadata={
+            "format": "uri",
+            "description": "<base>/problems/<slug>: a page explaining the problem (docs/problems.md); <base> "
+            "is the deployment's PUBLIC_BASE_URL, or the service's own address",
+        },
+    )
     title = fields.String(required=True)
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     instance = fields.String()
     errors = fields.List(
-        fields.Dict(), metadata={"description": "one entry per invalid field: pointer (JSON pointer), detail"}
+        fields.Nested(FieldErrorSchema),
+        metadata={"description": "validation-error: one entry per invalid field"},
+    )
+    current_status = fields.Integer(metadata={"description": "conflict on a dossier: its status code now"})
+    current_status_name = fields.String(
+        metadata={"description": "conflict on a dossier: its status name now"}
+    )
+    allowed_actions = fields.List(
+        fields.String(), metadata={"description": "conflict on a dossier: the actions possible now"}
+    )
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "service-unavailable on /health/ready: each dependency, up or down"},
     )
 
 
@@ -89,7 +119,7 @@ def build(*, title: str, version: str, description: str, operations: Iterable[Op
                     "in": "header",
                     "name": "Idempotency-Key",
                     "required": False,
-                    "schema": {"type": "string", "maxLength": 200},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
                     "description": "repeat a write safely: the same key and body return the first response",
                 }
             )
@@ -99,7 +129,9 @@ def build(*, title: str, version: str, description: str, operations: Iterable[Op
                 **({"content": {"application/json": {"schema": op.response}}} if op.response else {}),
             }
         }
-        codes = set(op.errors) | ({415, 413} if op.request else set())
+        # A body that is not JSON, or a malformed Idempotency-Key: 400 wherever either can be sent.
+        writes = op.method in ("POST", "PUT", "PATCH", "DELETE")
+        codes = set(op.errors) | ({400, 415, 413} if op.request else set()) | ({400} if writes else set())
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": ERROR_TEXT.get(code, "error"),
@@ -152,5 +184,20 @@ OPERATIONAL = (
     ),
     Operation(
         "GET", "/api/v1/openapi.json", "This document", "openapi", "operations", public=True, errors=()
+    ),
+    Operation(
+        "GET",
+        "/problems/<slug>",
+        "The page explaining a problem type (what a problem's type URI names)",
+        "problem_type",
+        "operations",
+        public=True,
+        errors=(404,),
+        extra_responses={
+            "200": {
+                "description": "the explanation",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
+        },
     ),
 )

@@ -22,7 +22,7 @@ from shared import retention
 from shared.broker import BrokerUnavailable, connect
 from shared.config import ConfigurationError
 from shared.http import api, json_response
-from shared.problems import ServiceUnavailable
+from shared.problems import NotFound, ServiceUnavailable, explanation_page
 
 log = logging.getLogger(__name__)
 RETENTION_INTERVAL_SECONDS = 3600
@@ -148,3 +148,11 @@ class OperationalEndpoints:
     @api("GET", "/api/v1/openapi.json")
     def openapi(self, request):
         return json_response(type(self).openapi_document())
+
+    @api("GET", "/problems/<slug>")
+    def problem_type(self, request, slug):
+        """The page a problem's ``type`` URI names (shared/problems.py)."""
+        page = explanation_page(slug)
+        if page is None:
+            raise NotFound(f"no problem type {slug!r}; the types are listed in docs/problems.md")
+        return Response(page, content_type="text/html; charset=utf-8")

@@ -13,7 +13,7 @@ from services.esign.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 PDF = {"200": {"description": "the PDF", "content": {"application/pdf": {"schema": {"type": "string"}}}}}
 
 OPERATIONS = (

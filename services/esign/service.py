@@ -61,6 +61,10 @@ PURGE_SECONDS = 3600
 
 class TooManyRequests(Problem):
     status, slug, title = 429, "too-many-requests", "Too many requests"
+    explanation = (
+        "The public verifier takes a limited number of uploads a minute from one address; `detail` says "
+        "when to retry."
+    )
 
 
 @contextmanager

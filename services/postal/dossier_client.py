@@ -16,6 +16,15 @@ from services.postal.operator import OperatorUnavailable, call_with_retries
 from shared.problems import Problem, ServiceUnavailable, ValidationFailed
 
 
+class RegistrationRefused(Problem):
+    status, slug, title = 502, "dossier-registration-refused", "The dossier service refused the dossier"
+    explanation = (
+        "The postal service registers a picked-up dossier with the dossier service, which refused it "
+        "(`detail` quotes its answer); the status is the dossier service's own 4xx, or 502 when it failed. "
+        "Nothing was registered."
+    )
+
+
 class DossierClient:
     def __init__(self, base_url: str, *, timeout: float = 5.0, attempts: int = 3) -> None:
         self.base_url = base_url.rstrip("/")
@@ -47,7 +56,6 @@ class DossierClient:
         )
         if response.status_code == 422:
             raise ValidationFailed(detail, errors=problem.get("errors", []))
-        error = Problem(detail)
+        error = RegistrationRefused(detail)
         error.status = response.status_code if 400 <= response.status_code < 500 else 502
-        error.slug, error.title = "dossier-registration-refused", "The dossier service refused the dossier"
         raise error

@@ -19,7 +19,7 @@ from services.postal.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 
 OPERATIONS = (
     Operation(

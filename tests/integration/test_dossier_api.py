@@ -309,7 +309,7 @@ def test_an_action_replayed_with_its_idempotency_key_happens_once(api):
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
     assert api.counts() == counts
     other = api.act(code, "start_processing", headers, {"handling_unit": "89-STP"})
-    assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
+    assert other.status_code == 422 and other.json()["type"].endswith("/problems/idempotency-key-reused")
 
 
 # --- bad input --------------------------------------------------------------------------------------

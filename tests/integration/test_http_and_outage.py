@@ -38,7 +38,7 @@ def test_unknown_route_and_method_are_problems(dossier):
     assert missing.headers["Content-Type"] == "application/problem+json"
     assert missing.json()["status"] == 404 and missing.json()["detail"]
     wrong = requests.delete(f"{dossier}/health/live", timeout=5)
-    assert wrong.status_code == 405 and wrong.json()["type"] == "/problems/method-not-allowed"
+    assert wrong.status_code == 405 and wrong.json()["type"] == f"{dossier}/problems/method-not-allowed"
 
 
 def test_health_metrics_and_openapi(dossier):
@@ -125,7 +125,7 @@ def test_idempotency_key_replays_the_first_response(dossier, service_config):
     other = requests.post(
         f"{dossier}/api/v1/dossiers", json={**receipt(), "channel": "online"}, headers=headers, timeout=5
     )
-    assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
+    assert other.status_code == 422 and other.json()["type"] == f"{dossier}/problems/idempotency-key-reused"
 
 
 def outbox_rows(url: str, published: bool | None = None) -> int:
