@@ -1,8 +1,9 @@
 """nameko dependencies of the e-signature service: its settings, keys, store and timestamper.
 
-``Signing`` builds the :class:`services.esign.signing.Tools` once per process: the key store
-(files or PKCS#11, by ``ESIGN_KEYSTORE``), the content-addressed document store, the TSA client (B-T
-when ``ESIGN_TSA_URL`` is set, B-B otherwise). ``VerifyLimiter`` rate-limits the public upload.
+``Signing`` builds the use cases' context, :class:`services.esign.service_layer.EsignContext`, once
+per process: the signatures with the key store (files or PKCS#11, by ``ESIGN_KEYSTORE``) and the TSA
+client (B-T when ``ESIGN_TSA_URL`` is set, B-B otherwise), the content-addressed document store.
+``VerifyLimits`` rate-limits the public upload.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from services.esign.keys import (
     Pkcs11KeyStore,
     Pkcs11Settings,
 )
-from services.esign.signing import Tools
+from services.esign.pades import PadesSignatures
+from services.esign.service_layer import EsignContext
 from services.esign.storage import DocumentStore
 from services.esign.tsa import TsaClient
 from shared.config import ConfigurationError, Setting, _url, positive_int, validate
 from shared.units import UnitRegistry
+from shared.workcalendar import WorkingCalendar
 
 
 def _choice(*allowed: str):
@@ -91,14 +94,18 @@ def key_store(parsed: Mapping[str, Any]) -> KeyStore:
     return FileKeyStore(pki)
 
 
-def build_tools(config: Mapping[str, Any]) -> Tools:
+def build_context(config: Mapping[str, Any]) -> EsignContext:
     parsed = settings_from(config)
     tsa = parsed["ESIGN_TSA_URL"]
-    return Tools(
-        keys=key_store(parsed),
-        store=DocumentStore(parsed["ESIGN_STORE_DIR"]),
+    return EsignContext(
         units=UnitRegistry.from_settings(config.get("UNITS_FILE") or None),
-        timestamper=TsaClient(tsa) if tsa else None,
+        calendar=WorkingCalendar.from_settings(config.get("CALENDAR") or None),
+        signatures=PadesSignatures(
+            keys=key_store(parsed),
+            timestamper=TsaClient(tsa) if tsa else None,
+            place=parsed["ESIGN_PLACE"],
+        ),
+        documents=DocumentStore(parsed["ESIGN_STORE_DIR"]),
         retention=timedelta(days=parsed["ESIGN_RETENTION_DAYS"]),
         public_url=parsed["ESIGN_PUBLIC_URL"],
         place=parsed["ESIGN_PLACE"],
@@ -107,21 +114,20 @@ def build_tools(config: Mapping[str, Any]) -> Tools:
 
 
 class Signing(DependencyProvider):
-    """``self.signing``: the :class:`Tools` (keys, store, timestamper, unit map)."""
+    """``self.signing``: the use cases' :class:`EsignContext` (signatures, documents, unit map)."""
 
     def setup(self) -> None:
-        self.tools = build_tools(self.container.config)
+        self.context = build_context(self.container.config)
 
     def stop(self) -> None:
-        close = getattr(self.tools.keys, "close", None)
-        if close is not None:
-            close()
+        if isinstance(self.context.signatures, PadesSignatures):
+            self.context.signatures.close()
 
     def kill(self) -> None:
         self.stop()
 
-    def get_dependency(self, worker_ctx) -> Tools:
-        return self.tools
+    def get_dependency(self, worker_ctx) -> EsignContext:
+        return self.context
 
 
 class SlidingWindow:

@@ -8,6 +8,8 @@
   (given at the seal); the first revision stays byte-for-byte intact.
 * :func:`verify` — every signature: intact, trusted, signer, time, timestamp, coverage, what changed
   after it, and a verdict a desk officer can read.
+* :class:`PadesSignatures` — the three, with the key store's keys: the use cases' signing adapter
+  (services/esign/service_layer.py ``Signatures``).
 
 PAdES baseline (ETSI EN 319 142): SHA-256, RSA-PSS or ECDSA, ``ETSI.CAdES.detached``; B-T when a
 timestamper is given (the signature timestamp of an RFC 3161 TSA).
@@ -17,10 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import math
 import selectors
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import cache
@@ -36,15 +41,20 @@ from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields
+from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, Signer
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from services.esign.document import FONT_BOLD, FONT_REGULAR, LEADER_BOX, nfc
 from services.esign.domain.model import VN_TZ
+from services.esign.keys import KeyStore
 from shared import clock
+
+log = logging.getLogger(__name__)
 
 LEADER_FIELD = "ChuKyLanhDao"
 SEAL_FIELD = "ChuKyCoQuan"
@@ -398,3 +408,68 @@ def overall(reports: list[SignatureReport]) -> str:
     if all(r.verdict_ok for r in reports):
         return "valid and trusted"
     return "not valid: " + "; ".join(f"{r.field}: {r.verdict}" for r in reports if not r.verdict_ok)
+
+
+# --- the use cases' adapter ---------------------------------------------------------------------------
+
+
+class SigningUnavailable(ConnectionError):
+    """The timestamp authority or the signing key failed: nothing was signed, and a retry may succeed
+    (a ConnectionError: the HTTP layer answers 503, shared/transient.py)."""
+
+
+@contextmanager
+def _signing() -> Iterator[None]:
+    try:
+        yield
+    except TimestampRequestError as exc:
+        raise SigningUnavailable(
+            f"the timestamp authority did not answer ({exc}); nothing was signed"
+        ) from exc
+    except SigningError as exc:
+        log.error("signing failed: %s", exc)
+        raise SigningUnavailable("the signing key could not be used; nothing was signed") from exc
+
+
+@dataclass(frozen=True)
+class PadesSignatures:
+    """PAdES signatures with the key store's keys: a person's own, a unit's (the seal), and checks."""
+
+    keys: KeyStore
+    timestamper: TimeStamper | None
+    place: str
+
+    def sign(self, pdf: bytes, *, signer_sub: str, signer_name: str, now: datetime) -> bytes:
+        with _signing():
+            return sign_as_leader(
+                pdf,
+                self.keys.signer_for(f"person:{signer_sub}", signer_name),
+                signer_name=signer_name,
+                location=self.place,
+                now=now,
+                timestamper=self.timestamper,
+            )
+
+    def seal(
+        self, pdf: bytes, *, unit: str, unit_name: str, document_number: str, issued_at: datetime
+    ) -> bytes:
+        with _signing():
+            return seal(
+                pdf,
+                self.keys.signer_for(f"org:{unit}", unit_name),
+                unit_name=unit_name,
+                location=self.place,
+                document_number=document_number,
+                issued_at=issued_at,
+                timestamper=self.timestamper,
+            )
+
+    def verify(self, pdf: bytes) -> list[SignatureReport]:
+        """Every signature of ``pdf``, checked against the service's trust roots; NotAPdf if unreadable."""
+        return verify(pdf, self.keys.trust_roots())
+
+    def close(self) -> None:
+        """Release the key store (a PKCS#11 session); the file store holds nothing open."""
+        close = getattr(self.keys, "close", None)
+        if close is not None:
+            close()

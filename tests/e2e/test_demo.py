@@ -19,7 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts import demo
+from scripts.demo.__main__ import main as demo_main
 from services.dossier.service import DossierService
 from services.metrics.service import MetricsService
 from shared.migrate import upgrade
@@ -118,7 +118,7 @@ def test_a_working_day_through_the_api_matches_its_summary(system, capsys):
     url = system["dossier"]
     errors_before, events_before = server_errors(url), published(url)
 
-    exit_code = demo.main(
+    exit_code = demo_main(
         [
             *("--dossier-url", url, "--metrics-url", system["metrics"]),
             *("--dossiers", str(DOSSIERS), "--communes", str(COMMUNES), "--seed", "11"),

@@ -9,6 +9,7 @@ continue one count. Expected values are written out by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -16,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from services.esign import signing
-from services.esign.dependencies import build_tools
+from services.esign import service_layer
+from services.esign.dependencies import build_context
 from services.esign.document import ResultDocument, render_result
-from services.esign.domain.model import Signer
 from services.esign.models import pipeline, signing_requests
-from services.esign.repository import EsignUnitOfWork
+from services.esign.repository import SigningRequests
+from services.esign.service_layer import Confirm, Decided, EsignContext, Refuse
+from shared.auth import Principal
 from shared.db import create_engine
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
@@ -32,8 +34,11 @@ pytestmark = pytest.mark.integration
 
 REGISTRY = UnitRegistry.default()
 COMMUNE, OTHER_COMMUNE = (unit.code for unit in REGISTRY.children("79")[:2])
-LEADER = Signer("leader.an", frozenset({"leader"}), "Nguyễn Văn An")
-CLERK = Signer("clerk.binh", frozenset({"clerk"}), "Trần Thị Bình")
+LEADER, CLERK = "leader.an", "clerk.binh"
+
+
+def person(sub: str, unit: str) -> Principal:
+    return Principal(sub, frozenset({sub.split(".")[0]}), (unit,))
 
 
 def series(unit: str) -> str:
@@ -41,9 +46,9 @@ def series(unit: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def tools(tmp_path_factory) -> signing.Tools:
+def tools(tmp_path_factory) -> EsignContext:
     folder = tmp_path_factory.mktemp("esign")
-    return build_tools(
+    return build_context(
         {
             "UNITS_FILE": "",
             "ESIGN_KEYSTORE": "files",
@@ -73,40 +78,32 @@ def uow(database_url):
 class Desk:
     """The use cases on a real database, each in its own transaction, at a time the test chooses."""
 
-    def __init__(self, uow: UnitOfWorkFactory, tools: signing.Tools) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, tools: EsignContext) -> None:
         self.uow, self.tools = uow, tools
 
-    def run(self, use_case, command):
+    def run(self, use_case, command, at: datetime):
         with self.uow.transaction() as tx:
-            esign = EsignUnitOfWork(tx, self.tools.units)
-            result = use_case(command, esign, self.tools)
-            esign.collect()
-        return result
+            return use_case(command, tx, dataclasses.replace(self.tools, clock=lambda: at))
 
     def open(self, code: str, at: datetime, unit: str = COMMUNE, decision: str = "approved"):
-        command = signing.OpenRequest(
-            code,
-            decision,
-            "Không đủ điều kiện" if decision == "rejected" else None,
-            "1.001193",
-            unit,
-            unit,
-            at,
-        )
-        request, _ = self.run(signing.open_request, command)
+        reason_code = "other" if decision == "rejected" else None
+        command = Decided(code, decision, reason_code, "1.001193", unit, unit)
+        request, _ = self.run(service_layer.open_from_decision, command, at)
         return request
 
     def sign(self, request, at: datetime):
-        command = signing.Confirm(
-            request.id, False, LEADER, (request.handling_unit,), request.document_sha256, at
-        )
-        return self.run(signing.confirm, command)
+        command = Confirm(person(LEADER, request.handling_unit), request.id, request.document_sha256)
+        return self.run(service_layer.sign, command, at)
 
     def seal(self, request, at: datetime):
-        command = signing.Confirm(
-            request.id, True, CLERK, (request.issuing_unit,), request.document_sha256, at
+        command = Confirm(person(CLERK, request.issuing_unit), request.id, request.document_sha256)
+        return self.run(service_layer.seal, command, at)
+
+    def refuse(self, request, at: datetime):
+        command = Refuse(
+            person(LEADER, request.handling_unit), request.id, "Cần xác minh", "verification_needed"
         )
-        return self.run(signing.confirm, command)
+        return self.run(service_layer.refuse, command, at)
 
     def issue(self, code: str, at: datetime, unit: str = COMMUNE):
         """Opened and signed the day before, sealed (issued) at ``at``."""
@@ -152,13 +149,7 @@ def test_a_document_is_numbered_at_its_seal_in_the_register_of_its_vietnam_year(
 
 def test_a_refused_request_takes_no_number(uow, tools):
     desk = Desk(uow, tools)
-    refused = desk.open("D-1", utc(2027, 3, 1, 2))
-    desk.run(
-        signing.refuse,
-        signing.Refuse(
-            refused.id, LEADER, (COMMUNE,), "Cần xác minh", "verification_needed", utc(2027, 3, 1, 3)
-        ),
-    )
+    desk.refuse(desk.open("D-1", utc(2027, 3, 1, 2)), utc(2027, 3, 1, 3))
     assert desk.issue("D-2", utc(2027, 3, 2, 3)).document_number == f"01/{series(COMMUNE)}"
 
 
@@ -173,12 +164,7 @@ def outbox(uow: UnitOfWorkFactory) -> list[dict]:
 def test_the_sequence_counts_per_dossier_across_its_signing_requests(uow, tools):
     desk = Desk(uow, tools)
     first = desk.open("D-1", utc(2027, 3, 1, 2))
-    desk.run(
-        signing.refuse,
-        signing.Refuse(
-            first.id, LEADER, (COMMUNE,), "Cần xác minh", "verification_needed", utc(2027, 3, 1, 3)
-        ),
-    )
+    desk.refuse(first, utc(2027, 3, 1, 3))
     other = desk.issue("D-2", utc(2027, 3, 1, 4))  # another dossier counts on its own
     second = desk.open("D-1", utc(2027, 3, 2, 2), decision="rejected")  # decided again after appraisal
     desk.seal(desk.sign(second, utc(2027, 3, 2, 3)), utc(2027, 3, 2, 4))
@@ -213,10 +199,8 @@ def test_concurrent_seals_take_distinct_numbers_with_no_gap(database_url, uow, t
         try:
             start.wait(timeout=30)
             with uow.transaction() as tx:
-                esign = EsignUnitOfWork(tx, tools.units)
-                command = signing.Confirm(request.id, True, CLERK, (COMMUNE,), request.document_sha256, at)
-                signing.confirm(command, esign, tools)
-                esign.collect()
+                command = Confirm(person(CLERK, COMMUNE), request.id, request.document_sha256)
+                service_layer.seal(command, tx, dataclasses.replace(tools, clock=lambda: at))
                 if fail:
                     raise SealFailed(request.id)
         except SealFailed:
@@ -271,7 +255,7 @@ def test_the_migration_keeps_existing_numbers_and_counts(database_url, tools):
         "-",
         "x",
     )
-    row.update(issuing_unit=COMMUNE, document_sha256=tools.store.put(render_result(printed)))
+    row.update(issuing_unit=COMMUNE, document_sha256=tools.documents.put(render_result(printed)))
     with engine.begin() as connection:
         connection.execute(
             old.insert(),
@@ -307,7 +291,7 @@ def test_the_migration_keeps_existing_numbers_and_counts(database_url, tools):
     assert [tuple(r) for r in migrated] == [("r1", 2026, 1), ("r2", 2026, 2)]
     desk = Desk(UnitOfWorkFactory(engine, pipeline, None, ""), tools)
     with desk.uow.transaction() as tx:
-        legacy = EsignUnitOfWork(tx, tools.units).requests.get("r2")
+        legacy = SigningRequests(tx, tools.units).get("r2")
     # the request still awaiting its seal keeps the number its document already prints
     assert desk.seal(legacy, utc(2027, 1, 2, 3)).document_number == "2/KQ-1"
     # 2026's register resumes after its highest number; D-1's events after the two it published

@@ -20,7 +20,6 @@ from services.dossier import service_layer as dossier_layer
 from services.dossier.dependencies import _shipped_catalogue, lifecycle_settings
 from services.dossier.domain.model import Action
 from services.dossier.models import pipeline as dossier_pipeline
-from services.esign import signing
 from services.esign.models import pipeline as esign_pipeline
 from services.postal import schemas as postal_schemas  # noqa: F401 - registers the postal events
 from services.postal import service_layer as postal_layer
@@ -31,7 +30,7 @@ from shared.db import create_engine
 from shared.events import CATALOGUE
 from shared.migrate import upgrade
 from shared.uow import UnitOfWorkFactory
-from tests.integration.test_esign_registers import LEADER, Desk
+from tests.integration.test_esign_registers import Desk
 from tests.integration.test_esign_registers import tools as tools  # noqa: F401 - the fixture
 from tests.support.fakes import CALENDAR, MONDAY, UNIT, UNITS
 
@@ -104,10 +103,7 @@ def esign_events(database_url: str, tools) -> tuple[str, list[dict]]:
     uow = factory(database_url, "esign", esign_pipeline)
     desk, at = Desk(uow, tools), datetime(2027, 3, 1, 2, tzinfo=UTC)
     first = desk.open("D-1", at)
-    desk.run(
-        signing.refuse,
-        signing.Refuse(first.id, LEADER, (first.handling_unit,), "Cần xác minh", "verification_needed", at),
-    )
+    desk.refuse(first, at)
     second = desk.open("D-1", at + timedelta(days=1))
     desk.seal(desk.sign(second, at + timedelta(days=1)), at + timedelta(days=2))
     return "D-1", outbox(uow)

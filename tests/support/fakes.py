@@ -8,21 +8,27 @@ stored with the change. No database, no broker: a use-case test runs in millisec
 
 A service's fake repository subclasses its real one (so its envelopes are the production ones) and
 :class:`FakeRepository`, and keeps its rows in ``tx.state.table(name)``: :class:`FakeDossiers` is the
-example.
+example, :class:`FakeSigningRequests` the esign service's (with its adapters: :class:`FakeDocuments`,
+:class:`FakeSignatures`, :func:`render_result`).
 """
 
 from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from services.dossier.domain.model import Dossier
 from services.dossier.repository import AuditEntry, Dossiers, Search
+from services.esign.document import ResultDocument
+from services.esign.domain.model import SigningRequest
+from services.esign.pades import NotAPdf, SignatureReport
+from services.esign.repository import SigningRequests
+from services.esign.storage import sha256_hex
 from services.metrics.projection import DossierFacts
 from shared.domain import Aggregate
 from shared.events import Event
@@ -175,6 +181,100 @@ class FakeDossiers(FakeRepository[Dossier], Dossiers):
         pending, dossier.handovers = list(dossier.handovers), []
         rows = self.state.handovers.setdefault(dossier.code, [])
         rows.extend({**vars(handover), "actor": self.actor} for handover in pending)
+
+
+class FakeSigningRequests(FakeRepository[SigningRequest], SigningRequests):
+    """:class:`services.esign.repository.SigningRequests` in memory: its envelopes are the real ones,
+    numbered per dossier in the fake ``esign_event_sequences``."""
+
+    @property
+    def _requests(self) -> dict[Hashable, SigningRequest]:
+        return self.state.table("esign_signing_requests")
+
+    def get(self, request_id: str, *, for_update: bool = False) -> SigningRequest | None:
+        request = self.seen.get(request_id) or self._requests.get(request_id)
+        return None if request is None else self.track(request)
+
+    def by_dossier(self, code: str) -> SigningRequest | None:
+        mine = [r for r in self._requests.values() if r.dossier_code == code]
+        return self.track(max(mine, key=lambda r: r.created_at)) if mine else None
+
+    def store(self, request: SigningRequest) -> None:
+        self._requests[request.id] = request
+
+    def next_document_number(self, issuing_unit: str, year: int) -> int:
+        counters = self.state.table("esign_document_counters")
+        counters[issuing_unit, year] = counters.get((issuing_unit, year), 0) + 1
+        return counters[issuing_unit, year]
+
+    def record_document(
+        self, sha256: str, request_id: str, revision: str, size: int, now: datetime, retention: timedelta
+    ) -> None:
+        row = {"request_id": request_id, "revision": revision, "size": size, "retain_until": now + retention}
+        self.state.table("esign_documents").setdefault(sha256, row)
+
+    def is_stored(self, sha256: str) -> bool:
+        return sha256 in self.state.table("esign_documents")
+
+    def expired_documents(self, now: datetime, limit: int = 500) -> list[str]:
+        rows = self.state.table("esign_documents").items()
+        return [str(digest) for digest, row in rows if row["retain_until"] < now][:limit]
+
+    def forget_documents(self, digests: list[str]) -> None:
+        for digest in digests:
+            self.state.table("esign_documents").pop(digest, None)
+
+
+class FakeDocuments:
+    """The content-addressed document store in memory (services/esign/storage.py ``DocumentStore``)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def put(self, data: bytes) -> str:
+        digest = sha256_hex(data)
+        self.files[digest] = data
+        return digest
+
+    def get(self, digest: str) -> bytes | None:
+        return self.files.get(digest)
+
+    def purge(self, digests: Iterable[str]) -> int:
+        return sum(self.files.pop(digest, None) is not None for digest in digests)
+
+
+class FakeSignatures:
+    """The signatures without keys or pyHanko (services/esign/pades.py ``PadesSignatures``): each
+    appends a line saying who signed, so a revision's bytes (and SHA-256) differ from the one before.
+    ``failing``: raise it instead, as an unreachable timestamp authority does."""
+
+    def __init__(self) -> None:
+        self.failing: Exception | None = None
+
+    def sign(self, pdf: bytes, *, signer_sub: str, signer_name: str, now: datetime) -> bytes:
+        return self._append(pdf, f"signed by {signer_sub} ({signer_name}) at {now.isoformat()}")
+
+    def seal(
+        self, pdf: bytes, *, unit: str, unit_name: str, document_number: str, issued_at: datetime
+    ) -> bytes:
+        return self._append(
+            pdf, f"sealed by {unit} ({unit_name}) as {document_number} on {issued_at.isoformat()}"
+        )
+
+    def verify(self, pdf: bytes) -> list[SignatureReport]:
+        if not pdf.startswith(b"%PDF-"):
+            raise NotAPdf("not a PDF: the file does not start with %PDF-")
+        return []
+
+    def _append(self, pdf: bytes, line: str) -> bytes:
+        if self.failing is not None:
+            raise self.failing
+        return pdf + f"\n% {line}".encode()
+
+
+def render_result(result: ResultDocument) -> bytes:
+    """A result document's words without fpdf2: what the use case put in it, one line."""
+    return f"%PDF-fake {result.dossier_code} {result.decision} {result.reason} {result.series}".encode()
 
 
 class _Row:

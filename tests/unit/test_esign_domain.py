@@ -1,7 +1,8 @@
 """The signing request's rules (services/esign/domain/model.py), derived from the issue and Decree 30:
 the leader of the handling unit signs first, a clerk of the issuing organisation seals after; the
-wrong role or unit is refused (403), acting out of turn is a conflict (409), a refused request is
-never signed, and every change leaves one domain event.
+wrong role is refused (403), acting out of turn is a conflict (409), a refused request is never
+signed, and every change leaves one domain event. (The unit: the use case's jurisdiction check,
+tests/unit/test_esign_service_layer.py.)
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import pytest
 
 from services.esign.domain.model import (
     DocumentNumber,
-    InvalidArgument,
-    NotPermitted,
-    OutOfTurn,
     Refused,
     Sealed,
     Signed,
@@ -24,17 +22,13 @@ from services.esign.domain.model import (
     Stage,
     register_year,
 )
+from shared.domain import Conflict, Forbidden, Invalid
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
-UNIT, OTHER = "26734", "26737"
+UNIT = "26734"
 LEADER = Signer("leader.an", frozenset({"leader"}), "Nguyễn Văn An")
 CLERK = Signer("clerk.binh", frozenset({"clerk"}), "Trần Thị Bình")
 NUMBER = DocumentNumber(2026, 1, "KQ-26734")
-
-
-def covers(units, unit) -> bool:
-    """A flat map for the rules: a unit covers itself only (the real map is tested in test_units)."""
-    return unit in units
 
 
 def request() -> SigningRequest:
@@ -62,79 +56,70 @@ def test_signers_are_ordered_leader_then_clerk():
 
 def test_leader_signs_then_clerk_seals_each_leaving_one_event():
     r = request()
-    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    r.sign(LEADER, now=NOW, document_sha256="b" * 64)
     assert r.stage is Stage.AWAITING_SEAL and r.document_sha256 == "b" * 64
     assert r.document_number is None  # the leader signs a draft: the number comes at issue
-    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
+    r.seal(CLERK, now=NOW, document_sha256="c" * 64, number=NUMBER)
     assert r.stage is Stage.SEALED
     assert (r.document_number, r.register_year, r.register_number) == ("01/KQ-26734", 2026, 1)
     assert [type(e) for e in r.events] == [Signed, Sealed]
     assert [e.signer_sub for e in r.events] == ["leader.an", "clerk.binh"]
 
 
-@pytest.mark.parametrize(
-    ("signer", "units"),
-    [
-        (CLERK, (UNIT,)),  # wrong role for the signature
-        (Signer("desk", frozenset({"desk_officer"}), "x"), (UNIT,)),
-        (LEADER, (OTHER,)),  # a leader of another unit
-    ],
-)
-def test_the_signature_needs_a_leader_of_the_handling_unit(signer, units):
+@pytest.mark.parametrize("signer", [CLERK, Signer("desk", frozenset({"desk_officer"}), "x")])
+def test_the_signature_needs_a_leader(signer):
     r = request()
-    with pytest.raises(NotPermitted):
-        r.sign(signer, units, covers, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(Forbidden):
+        r.sign(signer, now=NOW, document_sha256="b" * 64)
     assert r.stage is Stage.AWAITING_LEADER and r.events == []
 
 
-def test_the_seal_needs_a_clerk_of_the_issuing_unit():
+def test_the_seal_needs_a_clerk():
     r = request()
-    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
-    with pytest.raises(NotPermitted):
-        r.seal(LEADER, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
-    with pytest.raises(NotPermitted):
-        r.seal(CLERK, (OTHER,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
+    r.sign(LEADER, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(Forbidden):
+        r.seal(LEADER, now=NOW, document_sha256="c" * 64, number=NUMBER)
     assert r.stage is Stage.AWAITING_SEAL
 
 
 def test_sealing_before_the_leader_signs_is_a_conflict():
-    with pytest.raises(OutOfTurn, match="leader has not signed"):
-        request().seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
+    with pytest.raises(Conflict, match="leader has not signed"):
+        request().seal(CLERK, now=NOW, document_sha256="c" * 64, number=NUMBER)
 
 
 def test_signing_twice_and_sealing_twice_are_conflicts():
     r = request()
-    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
-    with pytest.raises(OutOfTurn, match="signed once"):
-        r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
-    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
-    with pytest.raises(OutOfTurn, match="sealed once"):
-        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
+    r.sign(LEADER, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(Conflict, match="signed once"):
+        r.sign(LEADER, now=NOW, document_sha256="b" * 64)
+    r.seal(CLERK, now=NOW, document_sha256="c" * 64, number=NUMBER)
+    with pytest.raises(Conflict, match="sealed once"):
+        r.seal(CLERK, now=NOW, document_sha256="c" * 64, number=NUMBER)
     assert len(r.events) == 2
 
 
 def test_a_refused_request_cannot_be_signed_or_sealed():
     r = request()
-    r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="  Cần thẩm định lại  ")
+    r.refuse(LEADER, now=NOW, reason="  Cần thẩm định lại  ")
     assert r.stage is Stage.REFUSED and r.refusal_reason == "Cần thẩm định lại"
     assert [type(e) for e in r.events] == [Refused]
-    with pytest.raises(OutOfTurn, match="refused"):
-        r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
-    with pytest.raises(OutOfTurn, match="refused"):
-        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="b" * 64, number=NUMBER)
-    with pytest.raises(OutOfTurn):
-        r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="again")
+    with pytest.raises(Conflict, match="refused"):
+        r.sign(LEADER, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(Conflict, match="refused"):
+        r.seal(CLERK, now=NOW, document_sha256="b" * 64, number=NUMBER)
+    with pytest.raises(Conflict):
+        r.refuse(LEADER, now=NOW, reason="again")
 
 
 def test_a_refusal_states_its_reason_and_comes_before_signing():
     r = request()
-    with pytest.raises(InvalidArgument):
-        r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="   ")
-    with pytest.raises(NotPermitted):
-        r.refuse(CLERK, (UNIT,), covers, now=NOW, reason="not mine to refuse")
-    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
-    with pytest.raises(OutOfTurn, match="already signed"):
-        r.refuse(LEADER, (UNIT,), covers, now=NOW, reason="too late")
+    with pytest.raises(Invalid):
+        r.refuse(LEADER, now=NOW, reason="   ")
+    with pytest.raises(Forbidden):
+        r.refuse(CLERK, now=NOW, reason="not mine to refuse")
+    r.sign(LEADER, now=NOW, document_sha256="b" * 64)
+    with pytest.raises(Conflict, match="already signed"):
+        r.refuse(LEADER, now=NOW, reason="too late")
 
 
 def test_the_reason_codes_printed_are_the_dossier_services_codes():
@@ -168,17 +153,15 @@ def test_numbers_below_ten_take_a_leading_zero(number, text):
 
 def test_a_document_is_numbered_once_in_the_register_of_its_day_of_issue():
     r = request()
-    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    r.sign(LEADER, now=NOW, document_sha256="b" * 64)
     with pytest.raises(ValueError, match="numbered once"):
-        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=None)
+        r.seal(CLERK, now=NOW, document_sha256="c" * 64, number=None)
     new_year = datetime(2026, 12, 31, 17, 30, tzinfo=UTC)
     with pytest.raises(ValueError, match="another register"):
-        r.seal(CLERK, (UNIT,), covers, now=new_year, document_sha256="c" * 64, number=NUMBER)
+        r.seal(CLERK, now=new_year, document_sha256="c" * 64, number=NUMBER)
     assert r.stage is Stage.AWAITING_SEAL and r.document_number is None
     r.seal(
         CLERK,
-        (UNIT,),
-        covers,
         now=new_year,
         document_sha256="c" * 64,
         number=DocumentNumber(2027, 1, "KQ-26734"),
@@ -190,8 +173,8 @@ def test_a_request_numbered_at_its_opening_keeps_its_number():
     """Requests opened before numbering moved to the seal already print their number."""
     r = request()
     r.document_number = "5/KQ-26734"
-    r.sign(LEADER, (UNIT,), covers, now=NOW, document_sha256="b" * 64)
+    r.sign(LEADER, now=NOW, document_sha256="b" * 64)
     with pytest.raises(ValueError, match="numbered once"):
-        r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=NUMBER)
-    r.seal(CLERK, (UNIT,), covers, now=NOW, document_sha256="c" * 64, number=None)
+        r.seal(CLERK, now=NOW, document_sha256="c" * 64, number=NUMBER)
+    r.seal(CLERK, now=NOW, document_sha256="c" * 64, number=None)
     assert r.document_number == "5/KQ-26734" and r.stage is Stage.SEALED

@@ -25,6 +25,8 @@ from services.esign import pades
 from services.esign.document import LEADER_BOX, ResultDocument, render_result
 from services.esign.keys import DevelopmentPki, FileKeyStore, KeyUnavailable, _private_key_info, to_asn1_cert
 from services.esign.storage import DocumentStore, sha256_hex
+from services.esign.tsa import TsaClient
+from shared.transient import is_transient
 
 NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
 ISSUED = datetime(2026, 12, 31, 17, 30, tzinfo=UTC)  # 00:30 on 1 January 2027 in Vietnam
@@ -226,3 +228,12 @@ def test_the_store_is_content_addressed_and_immutable(tmp_path):
     assert store.get("0" * 64) is None
     with pytest.raises(ValueError):
         store.get("../../etc/passwd")
+
+
+def test_an_unreachable_timestamp_authority_signs_nothing_and_is_a_retryable_failure(pki):
+    """The adapter turns pyHanko's TSA failure into SigningUnavailable: a ConnectionError, which the
+    HTTP layer answers 503 (shared/transient.py) — nothing was signed, a retry may succeed."""
+    signatures = pades.PadesSignatures(FileKeyStore(pki), TsaClient("http://127.0.0.1:9/", timeout=2), "Huế")
+    with pytest.raises(pades.SigningUnavailable, match="timestamp authority did not answer") as failed:
+        signatures.sign(render_result(result()), signer_sub="leader.an", signer_name="Nguyễn Văn An", now=NOW)
+    assert is_transient(failed.value)

@@ -13,19 +13,23 @@ The document's number and date are given when it is issued — at the seal, by t
 issuing unit's register of the Vietnam-local year (:class:`DocumentNumber`): 01, 02, … from 1 January.
 A request refused before its seal took no number, so a refusal leaves no gap in the register.
 
-Who may act is decided here: the right role and a unit covering the slot's unit, else
-:class:`NotPermitted` (403). Acting out of turn — signing twice, sealing before the leader signs,
-anything after a refusal — is :class:`OutOfTurn` (409). Each change appends a domain event that the
-unit of work turns into an ``esign.*`` event in the outbox.
+Who may act is decided here for the role: a leader signs or refuses, a clerk seals, else
+:class:`~shared.domain.Forbidden` (403); that the slot's unit is in the caller's jurisdiction is the
+use case's check (``Principal.require_jurisdiction``, services/esign/service_layer.py). Acting out of
+turn — signing twice, sealing before the leader signs, anything after a refusal — is a
+:class:`~shared.domain.Conflict` (409). Each change records a typed event (:class:`Signed`,
+:class:`Sealed`, :class:`Refused`), which the unit of work publishes as ``esign.*`` at commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 from zoneinfo import ZoneInfo
+
+from shared.domain import Aggregate, Conflict, DomainEvent, Forbidden, Invalid
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -37,27 +41,9 @@ class Stage(StrEnum):
     REFUSED = "refused"
 
 
-class DomainError(Exception):
-    """A rule of the signing request was broken; the message says which, for a person."""
-
-
-class NotPermitted(DomainError):
-    """The caller may not act on this request (wrong role, or the unit is outside their jurisdiction)."""
-
-
-class OutOfTurn(DomainError):
-    """The action is not possible in the request's current stage."""
-
-
-class InvalidArgument(DomainError):
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-
-
 @dataclass(frozen=True)
 class Signer:
-    """A person acting: the JWT's subject, roles and units, and the display name on the signature."""
+    """A person acting: the JWT's subject, roles, and the display name on the signature."""
 
     sub: str
     roles: frozenset[str]
@@ -73,32 +59,44 @@ class SignerSlot:
     purpose: str  # "signature" (the leader's own) or "seal" (the organisation's)
 
 
-@dataclass(frozen=True)
-class Signed:
+# --- the events (their schemas: services/esign/schemas.py) ---------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class EsignEvent(DomainEvent):
+    """What every esign event says: the dossier, the request, who acted and when."""
+
+    source: ClassVar[str] = "esign"
+    code: str
     request_id: str
+    receiving_unit: str
+    handling_unit: str
+    issuing_unit: str
     signer_sub: str
     signer_name: str
-    at: datetime
+    signer_role: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signed(EsignEvent):
+    name: ClassVar[str] = "signed"
     document_sha256: str
 
 
-@dataclass(frozen=True)
-class Sealed:
-    request_id: str
-    signer_sub: str
-    signer_name: str
-    at: datetime
+@dataclass(frozen=True, kw_only=True)
+class Sealed(EsignEvent):
+    name: ClassVar[str] = "sealed"
     document_sha256: str
+    document_number: str  # given when the document is issued, at the seal
 
 
-@dataclass(frozen=True)
-class Refused:
-    request_id: str
-    signer_sub: str
-    signer_name: str
-    at: datetime
-    reason: str
+@dataclass(frozen=True, kw_only=True)
+class Refused(EsignEvent):
+    name: ClassVar[str] = "refused"
+    # The leader's words stay behind the API (GET the request); the bus gets a code and a flag.
     reason_code: str
+    has_reason_text: bool
 
 
 @dataclass(frozen=True)
@@ -120,13 +118,8 @@ def register_year(moment: datetime) -> int:
     return moment.astimezone(VN_TZ).year
 
 
-DomainEvent = Signed | Sealed | Refused
-# Does a caller's set of units cover a unit? (the unit map decides; injected, so the domain stays pure)
-Covers = Callable[[tuple[str, ...] | list[str], str], bool]
-
-
 @dataclass
-class SigningRequest:
+class SigningRequest(Aggregate):
     id: str
     dossier_code: str
     decision: str
@@ -154,63 +147,61 @@ class SigningRequest:
     events: list[DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
     @property
+    def subject(self) -> str:
+        return self.dossier_code
+
+    @property
+    def routing_units(self) -> tuple[str, str | None]:
+        return self.receiving_unit, self.handling_unit
+
+    @property
     def signers(self) -> tuple[SignerSlot, SignerSlot]:
         return (
             SignerSlot("leader", self.handling_unit, "signature"),
             SignerSlot("clerk", self.issuing_unit, "seal"),
         )
 
-    def _authorise(self, slot: SignerSlot, signer: Signer, units: tuple[str, ...], covers: Covers) -> None:
+    @staticmethod
+    def _authorise(slot: SignerSlot, signer: Signer) -> None:
         if slot.role not in signer.roles:
-            raise NotPermitted(f"the {slot.purpose} of this result is given by a {slot.role}")
-        if not covers(units, slot.unit):
-            raise NotPermitted(f"the {slot.purpose} is given for unit {slot.unit}, outside your jurisdiction")
+            raise Forbidden(f"the {slot.purpose} of this result is given by a {slot.role}")
 
-    def check_can_sign(self, signer: Signer, units: tuple[str, ...], covers: Covers) -> None:
+    def check_can_sign(self, signer: Signer) -> None:
         """Raise unless ``signer`` may give the leader's signature now (checked before any crypto)."""
-        self._authorise(self.signers[0], signer, units, covers)
+        self._authorise(self.signers[0], signer)
         if self.stage is Stage.REFUSED:
-            raise OutOfTurn(f"the signing request was refused ({self.refusal_reason}); it cannot be signed")
+            raise Conflict(f"the signing request was refused ({self.refusal_reason}); it cannot be signed")
         if self.stage is not Stage.AWAITING_LEADER:
-            raise OutOfTurn(f"the result was already signed by {self.leader_name}; it is signed once")
+            raise Conflict(f"the result was already signed by {self.leader_name}; it is signed once")
 
-    def check_can_seal(self, signer: Signer, units: tuple[str, ...], covers: Covers) -> None:
-        self._authorise(self.signers[1], signer, units, covers)
+    def check_can_seal(self, signer: Signer) -> None:
+        self._authorise(self.signers[1], signer)
         if self.stage is Stage.REFUSED:
-            raise OutOfTurn(f"the signing request was refused ({self.refusal_reason}); it cannot be sealed")
+            raise Conflict(f"the signing request was refused ({self.refusal_reason}); it cannot be sealed")
         if self.stage is Stage.AWAITING_LEADER:
-            raise OutOfTurn(
+            raise Conflict(
                 "the organisation's seal follows the leader's signature; the leader has not signed"
             )
         if self.stage is Stage.SEALED:
-            raise OutOfTurn(f"the result was already sealed by {self.clerk_name}; it is sealed once")
+            raise Conflict(f"the result was already sealed by {self.clerk_name}; it is sealed once")
 
-    def sign(
-        self, signer: Signer, units: tuple[str, ...], covers: Covers, *, now: datetime, document_sha256: str
-    ) -> None:
+    def sign(self, signer: Signer, *, now: datetime, document_sha256: str) -> None:
         """The leader's signature is on ``document_sha256``, the new revision of the document."""
-        self.check_can_sign(signer, units, covers)
+        self.check_can_sign(signer)
         self.stage = Stage.AWAITING_SEAL
         self.leader_sub, self.leader_name, self.signed_at = signer.sub, signer.name, now
         self.document_sha256 = document_sha256
-        self._record(Signed(self.id, signer.sub, signer.name, now, document_sha256))
+        self.record(Signed(**self._facts(signer, "leader", now), document_sha256=document_sha256))
 
     def needs_number(self) -> bool:
         """The document takes its register number at the seal, unless it was given one at opening."""
         return self.document_number is None
 
     def seal(
-        self,
-        signer: Signer,
-        units: tuple[str, ...],
-        covers: Covers,
-        *,
-        now: datetime,
-        document_sha256: str,
-        number: DocumentNumber | None,
+        self, signer: Signer, *, now: datetime, document_sha256: str, number: DocumentNumber | None
     ) -> None:
         """The clerk issues the document: the organisation's signature, with its number and date."""
-        self.check_can_seal(signer, units, covers)
+        self.check_can_seal(signer)
         if (number is None) is self.needs_number():
             raise ValueError("a document is numbered once, when it is issued")
         if number is not None:
@@ -221,29 +212,39 @@ class SigningRequest:
         self.stage = Stage.SEALED
         self.clerk_sub, self.clerk_name, self.sealed_at = signer.sub, signer.name, now
         self.document_sha256 = document_sha256
-        self._record(Sealed(self.id, signer.sub, signer.name, now, document_sha256))
+        self.record(
+            Sealed(
+                **self._facts(signer, "clerk", now),
+                document_sha256=document_sha256,
+                document_number=str(self.document_number),
+            )
+        )
 
-    def refuse(
-        self,
-        signer: Signer,
-        units: tuple[str, ...],
-        covers: Covers,
-        *,
-        now: datetime,
-        reason: str,
-        reason_code: str = "other",
-    ) -> None:
+    def refuse(self, signer: Signer, *, now: datetime, reason: str, reason_code: str = "other") -> None:
         """The leader declines to sign; the dossier goes back to the handling agency for appraisal."""
         if not (reason or "").strip():
-            raise InvalidArgument("reason", "a refusal states its reason")
-        self._authorise(self.signers[0], signer, units, covers)
+            raise Invalid("reason", "a refusal states its reason")
+        self._authorise(self.signers[0], signer)
         if self.stage is Stage.REFUSED:
-            raise OutOfTurn("the signing request was already refused")
+            raise Conflict("the signing request was already refused")
         if self.stage is not Stage.AWAITING_LEADER:
-            raise OutOfTurn("the result is already signed; a signed result is not refused")
+            raise Conflict("the result is already signed; a signed result is not refused")
         self.stage = Stage.REFUSED
         self.refused_by, self.refused_at, self.refusal_reason = signer.sub, now, reason.strip()
-        self._record(Refused(self.id, signer.sub, signer.name, now, reason.strip(), reason_code))
+        self.record(
+            Refused(**self._facts(signer, "leader", now), reason_code=reason_code, has_reason_text=True)
+        )
 
-    def _record(self, event: DomainEvent) -> None:
-        self.events.append(event)
+    def _facts(self, signer: Signer, role: str, now: datetime) -> dict:
+        """What every event of this request says (EsignEvent's fields)."""
+        return {
+            "code": self.dossier_code,
+            "request_id": self.id,
+            "receiving_unit": self.receiving_unit,
+            "handling_unit": self.handling_unit,
+            "issuing_unit": self.issuing_unit,
+            "signer_sub": signer.sub,
+            "signer_name": signer.name,
+            "signer_role": role,
+            "occurred_at": now,
+        }

@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from scripts.demo import VIETNAM, Api, DemoError, Tokens
+from scripts.demo.client import VIETNAM, Api, DemoError, Tokens
 
 PROCEDURE = "1.004859"  # a commune procedure offered by post both ways
 APPLICANTS = [
