@@ -57,12 +57,14 @@ install_as_root() {
   if [ -t 0 ]; then echo "motcua: Ctrl-C within 5 s to stop (compose.yaml runs both servers in containers instead)"; sleep 5; fi
   apt-get update -qq >/dev/null 2>&1 || true
   # shellcheck disable=SC2086 # one word per package
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null 2>&1 \
-    || echo "motcua: apt-get install $packages failed" >&2
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null 2>&1; then
+    echo "motcua: apt-get install $packages failed" >&2
+    return 0
+  fi
   if [[ " $packages " == *" postgresql "* ]]; then
     # Only a cluster we have just installed is opened to trust on loopback, as the tests expect.
     for hba in /etc/postgresql/*/main/pg_hba.conf; do
-      [ -f "$hba" ] || continue
+      [ -f "$hba" ] && ! grep -q '^host all all 127.0.0.1/32 trust' "$hba" || continue
       printf "$TRUST_LINES\n" | cat - "$hba" > "$hba.motcua" && mv "$hba.motcua" "$hba" && chown postgres:postgres "$hba"
       pg_ctlcluster --skip-systemctl-redirect "$(basename "$(dirname "$(dirname "$hba")")")" main reload \
         >/dev/null 2>&1 || true

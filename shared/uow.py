@@ -95,13 +95,7 @@ class Transaction:
     def __init__(self, session: Session, tables: PipelineTables) -> None:
         self.session = session
         self.tables = tables
-        self.events: list[Event] = []
         self._collectors: list[Callable[[], Iterable[Event]]] = []
-
-    def emit(self, *events: Event) -> None:
-        """Publish envelopes built by hand. Only for the services not yet on :class:`TrackingRepository`
-        (tests/unit/test_architecture.py ``NOT_YET_MIGRATED``, issue 18): it goes when they are."""
-        self.events.extend(events)
 
     def collect_from(self, collector: Callable[[], Iterable[Event]]) -> None:
         """Register a repository's collector (:class:`TrackingRepository` does it): at commit it stores
@@ -110,7 +104,7 @@ class Transaction:
 
     def collect_events(self) -> list[Event]:
         """Everything this transaction publishes: called once, just before the commit."""
-        return [*self.events, *(event for collector in self._collectors for event in collector())]
+        return [event for collector in self._collectors for event in collector()]
 
     def recall(self, principal: str, key: str) -> StoredResponse | None:
         """The response stored for ``principal``'s ``Idempotency-Key``, if any."""

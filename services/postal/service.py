@@ -8,32 +8,51 @@ of :class:`shared.uow.UnitOfWork`.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
-from services.postal import repository
+from marshmallow import ValidationError
+
+from services.postal import metrics
 from services.postal import service_layer as postal
 from services.postal.dependencies import Adapters, watch_timer
+from services.postal.domain.model import HandoverRecord, Shipment
 from services.postal.models import SERVICE, pipeline, webhook_rejections
 from services.postal.openapi import document as openapi_document
+from services.postal.operator import OperatorUnavailable
 from services.postal.schemas import (
     DOSSIER_CODE,
     HandoverRecordRequestSchema,
+    HandoverRecordSchema,
     PickupRequestSchema,
     PostalReturnRequestSchema,
     PostalReturnSchema,
     RedeliveryRequestSchema,
+    ShipmentSchema,
     SignatureRequestSchema,
+    TrackingWebhookSchema,
 )
-from shared import clock, retention
+from services.postal.webhooks import WebhookRejected
+from shared import retention
 from shared.auth import Auth, Principal
 from shared.consumer import event_consumer
 from shared.events import Event
 from shared.http import api, idempotent, read_json
 from shared.operations import OperationalEndpoints
-from shared.problems import Conflict, Forbidden, NotFound, ServiceUnavailable
+from shared.problems import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    ValidationFailed,
+)
 from shared.providers import Calendar, Units
 from shared.uow import UnitOfWork
 
@@ -45,6 +64,9 @@ SIGNATURE_REQUEST = SignatureRequestSchema()
 RETURN_REQUEST = PostalReturnRequestSchema()
 RETURN = PostalReturnSchema()
 REDELIVERY_REQUEST = RedeliveryRequestSchema()
+TRACKING = TrackingWebhookSchema()
+SHIPMENT = ShipmentSchema()
+RECORD = HandoverRecordSchema()
 STAFF_ROLES = ("desk_officer", "handling_officer", "leader", "clerk", "auditor", "postal_operator")
 RETURN_ROLES = ("desk_officer", "portal", "clerk")
 POSTAL_RETURN = 1  # the dossier events' return_method code for "by post"
@@ -65,18 +87,43 @@ class PostalService(OperationalEndpoints):
     calendar = Calendar()
     adapters = Adapters()
 
+    def context(self) -> postal.PostalContext:
+        return postal.PostalContext(
+            units=self.units,
+            calendar=self.calendar,
+            operator=self.adapters.operator,
+            dossiers=self.adapters.dossiers,
+            verifier=self.adapters.verifier,
+        )
+
     # --- the operator's webhooks (docs/contracts.md §3) -------------------------------------------
 
     @api("POST", "/api/v1/webhooks/<string:operator>")
     def webhook(self, request, operator):
-        """A tracking report, Standard-Webhooks signed; stored before the 2xx."""
+        """A tracking report, Standard-Webhooks signed; stored before the 2xx (401 forged or stale, 400
+        not a tracking report, 404 a consignment never ordered, 200 and no change for a repeat)."""
         command = postal.ReceiveWebhook(
             operator=operator,
             raw_body=request.get_data(cache=True),
             headers={k.lower(): v for k, v in request.headers.items()},
             remote_addr=request.remote_addr,
         )
-        return postal.receive_webhook(command, self.uow, self.adapters.verifier, self.calendar, clock.now())
+        context = self.context()
+        try:
+            postal.verify_webhook(command, self.uow, context)
+        except WebhookRejected as exc:
+            raise Unauthorized(f"webhook refused: {exc.detail}") from exc
+        report = postal.ApplyReport(
+            operator,
+            command.headers["webhook-id"],
+            _tracking_report(command.raw_body),
+            command.raw_body.decode(),
+        )
+        receipt = postal.apply_report(report, self.uow, context)
+        answer = {"webhook_id": receipt.webhook_id, "outcome": receipt.outcome}
+        if receipt.shipment_status is not None:
+            answer["shipment_status"] = receipt.shipment_status
+        return 200, answer
 
     # --- pickups -----------------------------------------------------------------------------------
 
@@ -89,25 +136,25 @@ class PostalService(OperationalEndpoints):
         key = request.headers.get("Idempotency-Key")
         shipment_id = postal.derived_id(principal.sub, key) if key else str(uuid.uuid4())
         command = postal.RequestPickup(shipment_id, principal, request.headers["Authorization"], body)
-        prepared = postal.prepare_pickup(command, self.adapters.operator, self.adapters.dossiers, self.units)
-        name = self.adapters.operator.name
+        context = self.context()
+        with _operator_answers():
+            prepared = postal.order_pickup(command, context)
         return idempotent(
             self.uow,
             principal.sub,
             request,
-            lambda tx: postal.store_pickup(tx, prepared, name, clock.now()),
+            lambda tx: (201, present_shipment(postal.store_pickup(prepared, tx, context))),
         )
 
     @api("GET", "/api/v1/shipments/<string:code>")
     def shipments(self, request, code):
         """A dossier's shipments, both directions, oldest first (no contact data)."""
         principal = self._staff(request)
-        with self.uow.transaction() as tx:
-            found = repository.shipments_of(tx.session, code) if _CODE.match(code) else []
-        visible = [s for s in found if principal.covers(self.units, s.receiving_unit)]
-        if not visible:
+        if not _CODE.match(code):
             raise NotFound(f"no shipments of dossier {code}")
-        return {"dossier_code": code, "results": [postal.present_shipment(s) for s in visible]}
+        with self.uow.transaction() as tx:
+            found = postal.dossier_shipments(postal.ReadShipments(principal, code), tx, self.context())
+        return {"dossier_code": code, "results": [present_shipment(s) for s in found]}
 
     # --- hand-over records (biên bản giao nhận) ---------------------------------------------------
 
@@ -115,37 +162,40 @@ class PostalService(OperationalEndpoints):
     def draw_up_record(self, request):
         """List the consignments on the counter with the packages counted; discrepancies are recorded."""
         principal = self.auth.principal(request)
-        body = read_json(request, RECORD_REQUEST)
-        name = self.adapters.operator.name
+        command = postal.DrawUpRecord(principal, read_json(request, RECORD_REQUEST))
+        context = self.context()
 
         def change(tx):
-            record = postal.draw_up_record(tx, principal, body, name, self.units, clock.now())
-            return 201, postal.present_record(record), {"Location": f"/api/v1/handover-records/{record.id}"}
+            record = postal.draw_up_record(command, tx, context)
+            return 201, present_record(record), {"Location": f"/api/v1/handover-records/{record.id}"}
 
         status, answer, headers = idempotent(self.uow, principal.sub, request, change)
         if status == 201 and "Idempotent-Replayed" not in headers:
-            postal.alert_discrepancies(answer)
+            alert_discrepancies(answer)
         return status, answer, headers
 
     @api("GET", "/api/v1/handover-records/<string:record_id>")
     def record(self, request, record_id):
         principal = self._staff(request)
         with self.uow.transaction() as tx:
-            return postal.present_record(postal.readable_record(tx, principal, record_id, self.units))
+            return present_record(
+                postal.read_record(postal.ReadRecord(principal, record_id), tx, self.context())
+            )
 
     @api("POST", "/api/v1/handover-records/<string:record_id>/signatures")
     def sign_record(self, request, record_id):
         """One side signs (postal_operator or desk_officer); the second signature is the record's time."""
         principal = self.auth.principal(request)
-        body = read_json(request, SIGNATURE_REQUEST)
-
-        def change(tx):
-            record = postal.sign_record(tx, principal, record_id, body, self.units, clock.now())
-            return 200, postal.present_record(record)
-
-        answer = idempotent(self.uow, principal.sub, request, change)
+        command = postal.SignRecord(principal, record_id, read_json(request, SIGNATURE_REQUEST))
+        context = self.context()
+        answer = idempotent(
+            self.uow,
+            principal.sub,
+            request,
+            lambda tx: (200, present_record(postal.sign_record(command, tx, context))),
+        )
         # a co-signed delivery record releases its results: tell the operator (the watch retries)
-        postal.call_operator(self.uow, self.adapters.operator, clock.now())
+        postal.call_operator(postal.CallOperator(), self.uow, context)
         return answer
 
     # --- returns by post ---------------------------------------------------------------------------
@@ -157,16 +207,11 @@ class PostalService(OperationalEndpoints):
         principal.require_role(*RETURN_ROLES)
         if not _CODE.match(code):
             raise NotFound(f"no dossier {code}")
-        body = read_json(request, RETURN_REQUEST)
-        command = postal.GiveReturnAddress(code, principal, body)
+        command = postal.GiveReturnAddress(code, principal, read_json(request, RETURN_REQUEST))
+        context = self.context()
         with self.uow.transaction() as tx:
-            postal.give_return_address(tx, command, self.units, clock.now())
-        try:
-            postal.open_delivery(
-                postal.OpenDelivery(code), self.uow, self.adapters.operator, self.units, clock.now()
-            )
-        except ServiceUnavailable as exc:
-            log.warning("delivery of %s not opened yet (the watch retries): %s", code, exc.detail)
+            postal.give_return_address(command, tx, context)
+        self._open_delivery(code, context)
         return self._postal_return(principal, code)
 
     @api("GET", "/api/v1/postal-returns/<string:code>")
@@ -182,20 +227,12 @@ class PostalService(OperationalEndpoints):
         principal = self.auth.principal(request)
         principal.require_role("desk_officer")
         body = read_json(request, REDELIVERY_REQUEST)
-        with self.uow.transaction() as tx:
-            row = repository.postal_return(tx.session, code) if _CODE.match(code) else None
-        if row is None or not principal.covers(self.units, row.receiving_unit):
+        if not _CODE.match(code):
             raise NotFound(f"dossier {code} has no return by post")
-        shipment = postal.open_delivery(
-            postal.OpenDelivery(code, again=True, cause=body["cause"], recipient=body.get("recipient")),
-            self.uow,
-            self.adapters.operator,
-            self.units,
-            clock.now(),
-        )
-        if shipment is None:
-            raise Conflict(f"the result of dossier {code} is not ready to go by post")
-        return 201, postal.present_shipment(shipment)
+        command = postal.DeliverAgain(principal, code, body["cause"], body.get("recipient"))
+        with _operator_answers():
+            shipment = postal.deliver_again(command, self.uow, self.context())
+        return 201, present_shipment(shipment)
 
     # --- what the dossier service tells -----------------------------------------------------------
 
@@ -207,19 +244,10 @@ class PostalService(OperationalEndpoints):
         command = postal.DossierResolved(
             event.subject, event.data["receiving_unit"], datetime.fromisoformat(event.data["resolved_at"])
         )
+        context = self.context()
         with self.uow.transaction() as tx:
-            postal.mark_resolved(tx, command)
-        try:
-            postal.open_delivery(
-                postal.OpenDelivery(event.subject),
-                self.uow,
-                self.adapters.operator,
-                self.units,
-                clock.now(),
-            )
-        except ServiceUnavailable as exc:
-            # Remembered above: the watch opens it once the operator answers again.
-            log.warning("delivery of %s not opened yet (the watch retries): %s", event.subject, exc.detail)
+            postal.mark_resolved(command, tx, context)
+        self._open_delivery(event.subject, context)
         return None
 
     @event_consumer(ENDED_QUEUE, ["dossier.withdrawn.#", "dossier.refused.#", "dossier.returned.#"])
@@ -231,18 +259,21 @@ class PostalService(OperationalEndpoints):
             reason = "dossier_returned_at_counter"
         else:
             reason = postal.DOSSIER_ENDINGS[event.name]
+        context = self.context()
         with self.uow.transaction() as tx:
             if not tx.first_delivery(event, ENDED_QUEUE):
                 return False
-            asked = postal.dossier_ended(tx, postal.DossierEnded(event.subject, reason, clock.now()))
+            asked = postal.dossier_ended(
+                postal.DossierEnded(event.subject, reason, context.clock()), tx, context
+            )
         if asked:
-            postal.call_operator(self.uow, self.adapters.operator, clock.now(), dossier_code=event.subject)
+            postal.call_operator(postal.CallOperator(event.subject), self.uow, context)
         return None
 
     @watch_timer
     def watch(self) -> None:
         """Gauges, stuck shipments, and deliveries an operator outage left unopened."""
-        postal.watch(self.uow, self.adapters.operator, self.units, clock.now())
+        postal.watch(postal.Watch(), self.uow, self.context())
 
     # --- helpers -------------------------------------------------------------------------------------
 
@@ -252,19 +283,114 @@ class PostalService(OperationalEndpoints):
             raise Forbidden(f"this needs one of the roles: {', '.join(STAFF_ROLES)}")
         return principal
 
+    def _open_delivery(self, code: str, context: postal.PostalContext) -> None:
+        """Open the delivery if it can go now; an operator that does not answer leaves it to the watch."""
+        try:
+            postal.open_delivery(postal.OpenDelivery(code), self.uow, context)
+        except OperatorUnavailable as exc:
+            log.warning(
+                "delivery of %s not opened yet (the watch retries): %s", code, _unavailable(exc).detail
+            )
+
     def _postal_return(self, principal: Principal, code: str) -> dict:
+        if not _CODE.match(code):
+            raise NotFound(f"dossier {code} has no return by post")
         with self.uow.transaction() as tx:
-            row = repository.postal_return(tx.session, code) if _CODE.match(code) else None
-            if row is None or not principal.covers(self.units, row.receiving_unit):
-                raise NotFound(f"dossier {code} has no return by post")
-            deliveries = [s for s in repository.shipments_of(tx.session, code) if s.direction == "delivery"]
+            state = postal.read_return(postal.ReadReturn(principal, code), tx, self.context())
+        postal_return = state.postal_return
         return RETURN.dump(
             {
                 "dossier_code": code,
-                "receiving_unit": row.receiving_unit,
-                "result_document": row.result_document,
-                "resolved_at": row.resolved_at,
-                "recipient_given": row.recipient_address is not None,
-                "delivery": deliveries[-1] if deliveries else None,
+                "receiving_unit": postal_return.receiving_unit,
+                "result_document": postal_return.result_document,
+                "resolved_at": postal_return.resolved_at,
+                "recipient_given": postal_return.recipient is not None,
+                "delivery": state.delivery,
             }
         )
+
+
+# --- parsing and answering ------------------------------------------------------------------------------
+
+
+def _tracking_report(raw_body: bytes) -> dict[str, Any]:
+    """A verified webhook's body as a tracking report (400 when it is not one)."""
+    try:
+        document = json.loads(raw_body)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8 and bad JSON, and an integer of more than 4,300 digits, which
+        # Python refuses to convert (sys.int_info.default_max_str_digits).
+        raise BadRequest(f"the webhook body is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise BadRequest("the webhook body must be a JSON object")
+    try:
+        return TRACKING.load(document)
+    except ValidationError as exc:
+        problem = ValidationFailed.from_messages(exc.messages)
+        raise BadRequest(f"not a tracking report: {problem.detail}", errors=problem.errors) from exc
+
+
+def _unavailable(exc: OperatorUnavailable) -> ServiceUnavailable:
+    return ServiceUnavailable(f"the postal operator cannot take the order now; retry later: {exc}")
+
+
+@contextmanager
+def _operator_answers() -> Iterator[None]:
+    """An operator that does not answer is a 503: the client may retry the same request."""
+    try:
+        yield
+    except OperatorUnavailable as exc:
+        raise _unavailable(exc) from exc
+
+
+def present_shipment(shipment: Shipment) -> dict[str, Any]:
+    return SHIPMENT.dump(shipment)
+
+
+def present_record(record: HandoverRecord) -> dict[str, Any]:
+    return RECORD.dump(
+        {
+            **{
+                k: getattr(record, k)
+                for k in (
+                    "id",
+                    "created_at",
+                    "receiving_unit",
+                    "operator_signed_by",
+                    "operator_signed_at",
+                    "desk_signed_by",
+                    "desk_signed_at",
+                    "signed_at",
+                )
+            },
+            "direction": record.direction.value,
+            "items": [
+                {
+                    "consignment": item.shipment.consignment,
+                    "dossier_code": item.shipment.dossier_code,
+                    "packages_declared": item.shipment.packages,
+                    "packages_counted": item.packages_counted,
+                    "discrepancy": item.discrepancy,
+                    "outcome": None if item.outcome is None else item.outcome.value,
+                    "reason": item.reason,
+                    "reason_code": item.reason_code,
+                }
+                for item in record.items
+            ],
+        }
+    )
+
+
+def alert_discrepancies(record: dict[str, Any]) -> None:
+    """A missing package or a count that does not match: counted (alerted on) and logged."""
+    for item in record["items"]:
+        if item["discrepancy"]:
+            metrics.HANDOVER_DISCREPANCIES.labels(item["discrepancy"]).inc()
+            log.warning(
+                "hand-over record %s: consignment %s %s (declared %d, counted %d)",
+                record["id"],
+                item["consignment"],
+                item["discrepancy"],
+                item["packages_declared"],
+                item["packages_counted"],
+            )

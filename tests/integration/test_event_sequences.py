@@ -23,8 +23,8 @@ from services.dossier.models import pipeline as dossier_pipeline
 from services.esign.models import pipeline as esign_pipeline
 from services.postal import schemas as postal_schemas  # noqa: F401 - registers the postal events
 from services.postal import service_layer as postal_layer
-from services.postal.domain.model import Direction, Shipment
 from services.postal.models import pipeline as postal_pipeline
+from services.postal.operator import Contact, Order
 from shared.auth import Principal
 from shared.db import create_engine
 from shared.events import CATALOGUE
@@ -32,9 +32,10 @@ from shared.migrate import upgrade
 from shared.uow import UnitOfWorkFactory
 from tests.integration.test_esign_registers import Desk
 from tests.integration.test_esign_registers import tools as tools  # noqa: F401 - the fixture
-from tests.support.fakes import CALENDAR, MONDAY, UNIT, UNITS
+from tests.support.fakes import CALENDAR, MONDAY, UNIT, UNITS, FakeOperator, FakeRegistrar
 
 pytestmark = pytest.mark.integration
+ORDER = Order("pickup-1", "pickup", UNIT, Contact("Trần Thị Bình", "0912345678", "12 Lê Lợi"), packages=1)
 
 
 def outbox(uow: UnitOfWorkFactory) -> list[dict]:
@@ -76,26 +77,28 @@ def dossier_events(database_url: str, tools) -> tuple[str, list[dict]]:
 
 def postal_events(database_url: str, tools) -> tuple[str, list[dict]]:
     uow = factory(database_url, "postal", postal_pipeline)
-    code, at = "26740-270102-0001", datetime(2027, 1, 2, 3, tzinfo=UTC)
-
-    def ordered(direction: Direction, consignment: str, when: datetime) -> None:
-        shipment = Shipment.order(
-            id=consignment,
-            dossier_code=code,
-            direction=direction,
-            operator="vnpost",
-            consignment=consignment,
-            receiving_unit=UNIT,
-            packages=1,
-            fee_vnd=25_000,
-            created_at=when,
+    at = datetime(2027, 1, 2, 3, tzinfo=UTC)
+    context = postal_layer.PostalContext(
+        units=UNITS, calendar=CALENDAR, operator=FakeOperator(), dossiers=FakeRegistrar(), clock=lambda: at
+    )
+    contact = {"name": "Trần Thị Bình", "phone": "0912345678", "address": "12 Lê Lợi, Quận 1"}
+    body = {"receiving_unit": UNIT, "pickup": contact, "return_method": "postal", "return_to": None}
+    asked = postal_layer.RequestPickup(
+        "pickup-1", Principal(sub="portal", roles=frozenset({"portal"}), units=(UNIT,)), "", body
+    )
+    code = "26740-270102-0001"
+    # the pickup, then (days later) the result's delivery: two shipments of one dossier, each ordered
+    # through its use case, in its own transaction
+    pickup = postal_layer.PreparedPickup(
+        asked, code, context.operator.create_order(ORDER, idempotency_key="p")
+    )
+    with uow.transaction() as tx:
+        postal_layer.store_pickup(pickup, tx, context)
+    with uow.transaction() as tx:
+        postal_layer.mark_resolved(
+            postal_layer.DossierResolved(code, UNIT, at + timedelta(days=5)), tx, context
         )
-        with uow.transaction() as tx:
-            postal_layer._publish(tx, shipment, UNITS.routing_path(UNIT))
-
-    # the pickup, then (days later) the result's delivery: two shipments of one dossier
-    ordered(Direction.PICKUP, "EP1", at)
-    ordered(Direction.DELIVERY, "EP2", at + timedelta(days=5))
+    assert postal_layer.open_delivery(postal_layer.OpenDelivery(code), uow, context) is not None
     return code, outbox(uow)
 
 

@@ -30,6 +30,9 @@ from services.esign.pades import NotAPdf, SignatureReport
 from services.esign.repository import SigningRequests
 from services.esign.storage import sha256_hex
 from services.metrics.projection import DossierFacts
+from services.postal.domain.model import Direction, HandoverRecord, PostalReturn, Shipment
+from services.postal.operator import OperatorRejected, OperatorUnavailable, Order, OrderConfirmation
+from services.postal.repository import AlreadyStored, HandoverRecords, Repositories, Returns, Shipments
 from shared.domain import Aggregate
 from shared.events import Event
 from shared.units import UnitRegistry
@@ -277,8 +280,201 @@ def render_result(result: ResultDocument) -> bytes:
     return f"%PDF-fake {result.dossier_code} {result.decision} {result.reason} {result.series}".encode()
 
 
+# --- the postal service ------------------------------------------------------------------------
+
+
+class FakeShipments(FakeRepository[Shipment], Shipments):
+    """:class:`services.postal.repository.Shipments` in memory: its numbering and envelopes are the real
+    ones (``postal_event_sequences``), its rows ``state.table("postal_shipments")`` and the others."""
+
+    def __init__(self, tx: FakeTransaction, units: UnitRegistry) -> None:
+        FakeRepository.__init__(self, tx, units)
+        self.contacts: dict[str, dict[str, str]] = {}
+        self.table = tx.state.table("postal_shipments")
+
+    def _seen(self, shipment: Shipment | None) -> Shipment | None:
+        return None if shipment is None else self.track(self.seen.get(shipment.id, shipment))
+
+    def get(self, shipment_id: str, *, for_update: bool = False) -> Shipment | None:
+        return self._seen(self.table.get(shipment_id))
+
+    def by_consignment(self, operator: str, consignment: str, *, for_update: bool = False) -> Shipment | None:
+        found = [s for s in self.table.values() if (s.operator, s.consignment) == (operator, consignment)]
+        return self._seen(found[0] if found else None)
+
+    def of_dossier(self, dossier_code: str) -> list[Shipment]:
+        mine = sorted(
+            (s for s in self.table.values() if s.dossier_code == dossier_code), key=lambda s: s.created_at
+        )
+        return [self._seen(s) for s in mine]
+
+    def store(self, shipment: Shipment) -> None:
+        self.units.routing_path(shipment.receiving_unit)  # an unknown unit fails here, as in SQL
+        if shipment.id in self.contacts:
+            self.state.table("postal_contacts")[shipment.id] = self.contacts.pop(shipment.id)
+        self.table[shipment.id] = shipment
+
+    def keep_report(self, report: dict[str, Any]) -> None:
+        reports = self.state.table("postal_webhooks")
+        if (report["operator"], report["webhook_id"]) in reports:
+            raise AlreadyStored(report["webhook_id"])
+        reports[report["operator"], report["webhook_id"]] = report
+
+    def keep_rejection(self, rejection: dict[str, Any]) -> None:
+        rejections = self.state.table("postal_webhook_rejections")
+        rejections[len(rejections) + 1] = rejection
+
+    def owe_call(self, shipment_id: str, call: str, now: datetime) -> None:
+        calls = self.state.table("postal_operator_calls")
+        if (shipment_id, call) not in calls:
+            calls[shipment_id, call] = {
+                "id": len(calls) + 1,
+                "shipment_id": shipment_id,
+                "call": call,
+                "done": None,
+            }
+
+    def owed_calls(self, *, dossier_code: str | None = None, limit: int = 100) -> list[Any]:
+        owed = []
+        for row in self.state.table("postal_operator_calls").values():
+            shipment = self.table[row["shipment_id"]]
+            if row["done"] is None and dossier_code in (None, shipment.dossier_code):
+                owed.append(
+                    _Row(
+                        {
+                            **row,
+                            "consignment": shipment.consignment,
+                            "handed_over_at": shipment.handed_over_at,
+                        }
+                    )
+                )
+        return sorted(owed, key=lambda row: row.id)[:limit]
+
+    def settle_call(self, call_id: int, *, outcome: str | None, error: str | None, now: datetime) -> None:
+        for row in self.state.table("postal_operator_calls").values():
+            if row["id"] == call_id and outcome is not None:
+                row["done"] = outcome
+
+    def census(self, now: datetime) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+        by_status: dict[tuple[str, str], int] = defaultdict(int)
+        overdue: dict[str, int] = defaultdict(int)
+        for s in self.table.values():
+            by_status[s.direction.value, s.status.value] += 1
+            if not s.is_final and s.lost_at is None and s.promised_at is not None and s.promised_at < now:
+                overdue[s.direction.value] += 1
+        return dict(by_status), dict(overdue)
+
+
+class FakeHandoverRecords(FakeRepository[HandoverRecord], HandoverRecords):
+    """:class:`services.postal.repository.HandoverRecords` in memory (``postal_handover_records``)."""
+
+    def __init__(self, tx: FakeTransaction, units: UnitRegistry, shipments: FakeShipments) -> None:
+        FakeRepository.__init__(self, tx, units)
+        self.shipments = shipments
+        self.table = tx.state.table("postal_handover_records")
+
+    def get(self, record_id: str, *, for_update: bool = False) -> HandoverRecord | None:
+        record = self.seen.get(record_id) or self.table.get(record_id)
+        if record is None:
+            return None
+        for item in record.items:  # one object per shipment in the transaction
+            item.shipment = self.shipments._seen(item.shipment)
+        return self.track(record)
+
+    def add(self, record: HandoverRecord, *, created_by: str) -> None:
+        self.track(record)
+
+    def store(self, record: HandoverRecord) -> None:
+        self.table[record.id] = record
+
+
+class FakeReturns(FakeRepository[PostalReturn], Returns):
+    """:class:`services.postal.repository.Returns` in memory (``postal_returns``)."""
+
+    def __init__(self, tx: FakeTransaction, units: UnitRegistry) -> None:
+        FakeRepository.__init__(self, tx, units)
+        self.table = tx.state.table("postal_returns")
+
+    def get(self, dossier_code: str, *, for_update: bool = False) -> PostalReturn | None:
+        found = self.seen.get(dossier_code) or self.table.get(dossier_code)
+        return None if found is None else self.track(found)
+
+    def add(self, postal_return: PostalReturn) -> None:
+        self.track(postal_return)
+
+    def store(self, postal_return: PostalReturn) -> None:
+        self.table[postal_return.dossier_code] = postal_return
+
+    def awaiting_delivery(self, limit: int = 100) -> list[PostalReturn]:
+        shipments = self.state.table("postal_shipments").values()
+        delivering = {s.dossier_code for s in shipments if s.direction == Direction.DELIVERY}
+        waiting = [
+            r
+            for r in self.table.values()
+            if r.resolved_at is not None and r.closed_at is None and r.dossier_code not in delivering
+        ]
+        return waiting[:limit]
+
+
+def fake_postal_repositories(tx: FakeTransaction, units: UnitRegistry) -> Repositories:
+    """The postal context's ``repositories`` for the fake unit of work."""
+    shipments = FakeShipments(tx, units)
+    return Repositories(shipments, FakeHandoverRecords(tx, units, shipments), FakeReturns(tx, units))
+
+
+class FakeOperator:
+    """The postal operator's adapter in memory: orders by idempotency key, the calls it took; it can be
+    made ``unavailable`` (every call fails, as after its retries) or to refuse a consignment's calls."""
+
+    name = "vnpost"
+
+    def __init__(self) -> None:
+        self.orders: dict[str, tuple[Order, OrderConfirmation]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.unavailable = False
+        self.refused: set[str] = set()
+
+    def _answer(self) -> None:
+        if self.unavailable:
+            raise OperatorUnavailable("the operator did not answer")
+
+    def create_order(self, order: Order, *, idempotency_key: str) -> OrderConfirmation:
+        self._answer()
+        if idempotency_key not in self.orders:
+            consignment = f"EP{len(self.orders) + 1:09d}VN"
+            self.orders[idempotency_key] = (
+                order,
+                OrderConfirmation(consignment, 25_000, order.packages, None),
+            )
+        return self.orders[idempotency_key][1]
+
+    def cancel(self, consignment: str) -> None:
+        self._call("cancel", consignment)
+
+    def confirm_handover(self, consignment: str, *, handed_over_at: datetime) -> None:
+        self._call("handover", consignment)
+
+    def _call(self, call: str, consignment: str) -> None:
+        self._answer()
+        if consignment in self.refused:
+            raise OperatorRejected(409, f"{consignment} cannot be changed any more")
+        self.calls.append((call, consignment))
+
+
+class FakeRegistrar:
+    """The dossier service's registration API in memory: one code per idempotency key."""
+
+    def __init__(self) -> None:
+        self.registered: dict[str, dict[str, Any]] = {}
+
+    def register(self, body: dict[str, Any], *, authorization: str, idempotency_key: str) -> str:
+        self.registered.setdefault(idempotency_key, body)
+        number = list(self.registered).index(idempotency_key) + 1
+        return f"000.00.{body['receiving_unit']}-260302-{number:04d}"
+
+
 class _Row:
-    """A stored hand-over row, read by attribute as SQLAlchemy rows are."""
+    """A stored row, read by attribute as SQLAlchemy rows are."""
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)

@@ -17,10 +17,6 @@ FRAMEWORKS = {"nameko", "sqlalchemy", "marshmallow", "werkzeug", "kombu", "amqp"
 # The plain-Python foundations the domain may use.
 PURE_SHARED = {"shared.vocabulary", "shared.domain", "shared.timeliness", "shared.workcalendar"}
 SERVICES = sorted(path.parent.name for path in ROOT.glob("services/*/service.py"))
-# Issue 18 ("One house"): these services are not on the shared base yet (shared/uow.py TrackingRepository,
-# shared/usecase.py, the domain's errors). The only exception the tests below allow; the next phase of
-# the issue moves them and empties this set.
-NOT_YET_MIGRATED = {"postal"}
 # What a use case may not import: the HTTP layer and its errors, the service framework.
 HTTP_AND_FRAMEWORK = {"nameko", "werkzeug", "shared.http", "shared.problems", "shared.operations"}
 
@@ -91,22 +87,8 @@ def use_case_modules(service: str) -> list[Path]:
     return [folder / "service_layer.py", *sorted(folder.glob("*_intake.py"))]
 
 
-def migrated(check, service: str) -> None:
-    """Run ``check`` for a service on the shared base; for one not yet migrated, the check must still
-    fail — when it passes, the service has moved and NOT_YET_MIGRATED must lose it."""
-    if service not in NOT_YET_MIGRATED:
-        check()
-        return
-    try:
-        check()
-    except AssertionError:
-        return
-    raise AssertionError(f"{service} passes now: remove it from NOT_YET_MIGRATED")
-
-
-def test_every_service_is_checked_and_the_exceptions_are_services():
+def test_every_service_is_checked():
     assert {"dossier", "metrics", "postal", "esign"} <= set(SERVICES)
-    assert set(SERVICES) >= NOT_YET_MIGRATED
 
 
 def test_no_use_case_imports_http_or_the_framework():
@@ -121,7 +103,7 @@ def test_no_use_case_imports_http_or_the_framework():
                     banned = module.split(".")[0] in HTTP_AND_FRAMEWORK or module in HTTP_AND_FRAMEWORK
                     assert not banned, f"{path.relative_to(ROOT)} imports {module}"
 
-        migrated(check, service)
+        check()
 
 
 def test_no_service_emits_by_hand():
@@ -139,7 +121,7 @@ def test_no_service_emits_by_hand():
                 if path.name != "events.py":  # services/<name>/events.py: where its envelopes are made
                     assert "build_event(" not in text, where
 
-        migrated(check, service)
+        check()
     # Within shared/, only the unit of work writes the outbox.
     writers = [path.relative_to(ROOT) for path in (ROOT / "shared").glob("*.py") if writes_the_outbox(path)]
     assert writers == [Path("shared/uow.py")]
@@ -162,7 +144,7 @@ def test_every_service_that_publishes_has_a_tracking_repository():
             ]
             assert tracking, f"services/{service}/repository.py has no TrackingRepository"
 
-        migrated(check, service)
+        check()
 
 
 def typed_events() -> dict[str, type[DomainEvent]]:
@@ -194,7 +176,7 @@ def test_every_event_type_has_a_typed_event_a_schema_and_an_asyncapi_entry():
                 if entry.source == service:
                     assert entry.type in typed, f"{entry.type} has no DomainEvent dataclass"
 
-        migrated(check, service)
+        check()
 
 
 WALL_CLOCK = {"now", "utcnow", "today", "time", "time_ns", "localtime", "gmtime"}

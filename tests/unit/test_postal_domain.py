@@ -15,13 +15,13 @@ from services.postal.domain.model import (
     Direction,
     HandoverRecord,
     ItemOutcome,
-    PostalError,
     Report,
     Shipment,
     ShipmentStatus,
     TrackingOutcome,
 )
 from services.postal.domain.tracking import map_status
+from shared.domain import Conflict, Invalid
 
 T0 = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 S = ShipmentStatus
@@ -258,10 +258,10 @@ def test_a_record_is_signed_once_per_side_and_never_after_completion():
     a = shipment(Direction.PICKUP, 1, "A")
     record = pickup_record((a, 1))
     record.sign(side="operator", signer="op", now=T0)
-    with pytest.raises(PostalError, match="already signed"):
+    with pytest.raises(Conflict, match="already signed"):
         record.sign(side="operator", signer="op2", now=T0)
     record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None, None)})
-    with pytest.raises(PostalError, match="cannot change"):
+    with pytest.raises(Conflict, match="cannot change"):
         record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None, None)})
 
 
@@ -269,7 +269,7 @@ def test_discrepancies_are_recorded_and_a_missing_package_cannot_be_received():
     a, b = shipment(Direction.PICKUP, 2, "A"), shipment(Direction.PICKUP, 1, "B")
     record = pickup_record((a, 1), (b, 0))
     assert record.discrepancies == [("A", "count_mismatch"), ("B", "missing")]
-    with pytest.raises(PostalError, match="cannot be received"):
+    with pytest.raises(Conflict, match="cannot be received"):
         record.sign(
             side="desk",
             signer="d",
@@ -282,9 +282,9 @@ def test_discrepancies_are_recorded_and_a_missing_package_cannot_be_received():
 def test_the_desk_decides_every_dossier_and_refusal_needs_a_reason():
     a, b = shipment(Direction.PICKUP, 1, "A"), shipment(Direction.PICKUP, 1, "B")
     record = pickup_record((a, 1), (b, 1))
-    with pytest.raises(PostalError, match="undecided: B"):
+    with pytest.raises(Conflict, match="undecided: B"):
         record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None, None)})
-    with pytest.raises(PostalError, match="needs a reason"):
+    with pytest.raises(Conflict, match="needs a reason"):
         record.sign(
             side="desk",
             signer="d",
@@ -298,10 +298,10 @@ def test_a_consignment_cannot_be_handed_over_twice_or_to_another_unit():
     record = pickup_record((a, 1))
     record.sign(side="operator", signer="op", now=T0)
     record.sign(side="desk", signer="d", now=T0, decisions={"A": (ItemOutcome.RECEIVED, None, None)})
-    with pytest.raises(PostalError, match="already handed over"):
+    with pytest.raises(Conflict, match="already handed over"):
         pickup_record((a, 1))
     other = shipment(Direction.PICKUP, 1, "C")
-    with pytest.raises(PostalError, match="belongs to unit"):
+    with pytest.raises(Conflict, match="belongs to unit"):
         HandoverRecord.draw_up(
             id="r2", direction=Direction.PICKUP, receiving_unit="26735", counted=[(other, 1)], now=T0
         )
@@ -358,7 +358,7 @@ def test_a_redelivery_is_paid_by_whoever_caused_it_and_only_after_the_last_came_
     from services.postal.domain.model import check_redelivery, may_change_address
 
     s = shipment()
-    with pytest.raises(PostalError, match="came back"):
+    with pytest.raises(Conflict, match="came back"):
         check_redelivery(s, "recipient_absent")  # still under way
     assert not may_change_address([s])
     s.track(report("delivery_failed", 1))
@@ -367,11 +367,11 @@ def test_a_redelivery_is_paid_by_whoever_caused_it_and_only_after_the_last_came_
     assert check_redelivery(s, "address_wrong") == "applicant"
     assert check_redelivery(s, "operator_fault") == "operator"
     assert check_redelivery(s, "agency_error") == "agency"
-    with pytest.raises(PostalError, match="unknown redelivery cause"):
+    with pytest.raises(Invalid, match="unknown redelivery cause"):
         check_redelivery(s, "because")
     gone = shipment(consignment="EE5VN")
     gone.track(lost(1))
-    with pytest.raises(PostalError, match="lost_by_operator"):
+    with pytest.raises(Conflict, match="lost_by_operator"):
         check_redelivery(gone, "recipient_absent")
     assert check_redelivery(gone, "lost_by_operator") == "operator"
     again = Shipment.order(

@@ -13,8 +13,14 @@ operator's own clock, never compared with this service's — is recorded and cha
 moves only once the desk and the postal worker co-signed its hand-over record: the sealed result leaves
 the desk on that record, so a report before it is stored, alerted on, and moves nothing.
 
-Time is always passed in; every method records :class:`DomainEvent`\\ s that the service layer turns
-into ``postal.*`` events through the outbox.
+A dossier's return by post (:class:`PostalReturn`) says where its result goes and when a delivery
+may open: only once the result is ready and its recipient known, again only after the last delivery
+came back, and never after the dossier ended.
+
+Time is always passed in. The aggregates (:class:`Shipment`, :class:`HandoverRecord`,
+:class:`PostalReturn`) subclass ``shared.domain.Aggregate``; a shipment records the typed events of
+:mod:`.events`, which the unit of work publishes at commit. A refused change raises the shared
+domain errors (``Conflict``, ``Invalid``) and changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from services.postal.domain import events as ev
+from shared.domain import Aggregate, Conflict, DomainEvent, Invalid
 
 
 class Direction(StrEnum):
@@ -94,14 +103,16 @@ REDELIVERY_CAUSES: dict[str, str] = {
 PAYERS = ("applicant", "operator", "agency")
 
 
-class PostalError(Exception):
-    """A rule of the postal flows forbids what was asked; nothing changed."""
-
-
-@dataclass(frozen=True)
-class DomainEvent:
-    name: str
-    data: dict[str, Any]
+# The event each status the operator reports moves a shipment into.
+TRACKED: dict[ShipmentStatus, type[ev.Tracked]] = {
+    ShipmentStatus.PICKED_UP: ev.PickedUp,
+    ShipmentStatus.IN_TRANSIT: ev.InTransit,
+    ShipmentStatus.OUT_FOR_DELIVERY: ev.OutForDelivery,
+    ShipmentStatus.DELIVERY_FAILED: ev.DeliveryFailed,
+    ShipmentStatus.RETURNED_TO_SENDER: ev.ReturnedToSender,
+    ShipmentStatus.DELIVERED: ev.Delivered,
+    ShipmentStatus.CANCELLED: ev.Cancelled,
+}
 
 
 @dataclass(frozen=True)
@@ -120,8 +131,9 @@ class Report:
 
 
 @dataclass(eq=False, kw_only=True)
-class Shipment:
-    """One consignment of the operator, either direction; ``dossier_code`` ties it to a dossier."""
+class Shipment(Aggregate):
+    """One consignment of the operator, either direction; ``dossier_code`` ties it to a dossier (the
+    subject of its events; a dossier may have several shipments)."""
 
     id: str
     dossier_code: str
@@ -158,13 +170,21 @@ class Shipment:
         if shipment.redelivery_cause is not None:
             shipment.charged_to = redelivery_payer(shipment.redelivery_cause)
         shipment._record(
-            "ordered",
+            ev.Ordered,
             shipment.created_at,
             fee_vnd=shipment.fee_vnd,
             charged_to=shipment.charged_to,
             redelivery_cause=shipment.redelivery_cause,
         )
         return shipment
+
+    @property
+    def subject(self) -> str:
+        return self.dossier_code
+
+    @property
+    def routing_units(self) -> tuple[str, str | None]:
+        return self.receiving_unit, None
 
     @property
     def awaits_handover(self) -> bool:
@@ -202,7 +222,7 @@ class Shipment:
                 extra["recipient_kind"] = self.recipient_kind
         if report.status == ShipmentStatus.CANCELLED:
             extra["reason_code"] = self.cancel_reason or "operator_cancelled"
-        self._record(report.status.value, report.occurred_at, **extra)
+        self._record(TRACKED[report.status], report.occurred_at, **extra)
         return TrackingOutcome.APPLIED
 
     def _count_attempt(self, report: Report) -> None:
@@ -230,7 +250,7 @@ class Shipment:
         self.lost_at = report.occurred_at
         self.loss_cause = report.loss_cause if report.loss_cause in LOSS_CAUSES else "other"
         self._record(
-            "lost",
+            ev.Lost,
             report.occurred_at,
             reason_code=self.loss_cause,
             compensation_vnd=self.compensation_vnd,
@@ -240,7 +260,7 @@ class Shipment:
     def request_cancel(self, reason: str) -> bool:
         """The dossier ended: ask the operator to cancel; False when nothing is left to cancel."""
         if reason not in CANCEL_REASONS:
-            raise PostalError(f"unknown cancel reason {reason!r}")
+            raise Invalid("reason", f"unknown cancel reason {reason!r}")
         if self.is_closed or self.cancel_reason is not None:
             return False
         self.cancel_reason = reason
@@ -278,8 +298,25 @@ class Shipment:
             "occurred_at": at,
         }
 
-    def _record(self, name: str, at: datetime, **extra: Any) -> None:
-        self.events.append(DomainEvent(name, {**self.facts(at), **extra}))
+    def hand_over(self, *, record_id: str, at: datetime, item: RecordItem, direction: Direction) -> None:
+        """A co-signed record listed this consignment: a pickup's dossier is received (filed at the
+        record's time) or refused; a delivery's result left the desk, so its tracking may now move it."""
+        self.handed_over_at = at
+        extra: dict[str, Any] = {
+            "record_id": record_id,
+            "handed_over_at": at,
+            "packages_counted": item.packages_counted,
+            "discrepancy": item.discrepancy,
+        }
+        if direction == Direction.PICKUP:
+            extra["outcome"] = item.outcome.value
+            extra["reason_code"] = item.reason_code
+            extra["has_reason_text"] = bool(item.reason)
+            extra["filed_at"] = at if item.outcome == ItemOutcome.RECEIVED else None
+        self._record(ev.HandedOver, at, **extra)
+
+    def _record(self, event: type[ev.ShipmentEvent], at: datetime, **extra: Any) -> None:
+        self.record(event(**self.facts(at), **extra))
 
 
 def redelivery_payer(cause: str) -> str:
@@ -287,19 +324,19 @@ def redelivery_payer(cause: str) -> str:
     try:
         return REDELIVERY_CAUSES[cause]
     except KeyError:
-        raise PostalError(f"unknown redelivery cause {cause!r}") from None
+        raise Invalid("cause", f"unknown redelivery cause {cause!r}") from None
 
 
 def check_redelivery(last: Shipment | None, cause: str) -> str:
     """A new delivery goes only after the last one came back; returns who pays for it."""
     payer = redelivery_payer(cause)
     if last is None or not last.came_back:
-        raise PostalError(
+        raise Conflict(
             "a new delivery is possible only after the last one came back to the desk, was lost or "
             "was cancelled"
         )
     if last.lost_at is not None and payer != "operator":
-        raise PostalError("the operator lost the last delivery: the new one is its cost (lost_by_operator)")
+        raise Conflict("the operator lost the last delivery: the new one is its cost (lost_by_operator)")
     return payer
 
 
@@ -338,8 +375,11 @@ Decision = tuple[ItemOutcome, str | None, str | None]
 
 
 @dataclass(eq=False, kw_only=True)
-class HandoverRecord:
+class HandoverRecord(Aggregate):
     """Biên bản giao nhận: the consignments handed over at the desk, co-signed by both sides.
+
+    A record lists consignments of several dossiers, so it records no event of its own: completing
+    it makes each listed shipment record its ``handed_over`` (:meth:`Shipment.hand_over`).
 
     A pickup record is signed by the operator and by the desk, who decides each dossier (received or
     refused); a delivery record hands sealed results to the operator. The later of the two
@@ -368,28 +408,28 @@ class HandoverRecord:
         now: datetime,
     ) -> HandoverRecord:
         if not counted:
-            raise PostalError("a hand-over record lists at least one consignment")
+            raise Conflict("a hand-over record lists at least one consignment")
         seen: set[str] = set()
         for shipment, packages in counted:
             if shipment.consignment in seen:
-                raise PostalError(f"consignment {shipment.consignment} is listed twice")
+                raise Conflict(f"consignment {shipment.consignment} is listed twice")
             seen.add(shipment.consignment)
             if shipment.direction != direction:
-                raise PostalError(f"consignment {shipment.consignment} is a {shipment.direction} shipment")
+                raise Conflict(f"consignment {shipment.consignment} is a {shipment.direction} shipment")
             if shipment.receiving_unit != receiving_unit:
-                raise PostalError(
+                raise Conflict(
                     f"consignment {shipment.consignment} belongs to unit {shipment.receiving_unit}"
                 )
             if shipment.handed_over_at is not None:
-                raise PostalError(f"consignment {shipment.consignment} was already handed over")
+                raise Conflict(f"consignment {shipment.consignment} was already handed over")
             if shipment.is_final and direction == Direction.DELIVERY:
-                raise PostalError(f"consignment {shipment.consignment} is {shipment.status}")
+                raise Conflict(f"consignment {shipment.consignment} is {shipment.status}")
             if direction == Direction.DELIVERY and (shipment.lost_at or shipment.cancel_reason):
-                raise PostalError(f"consignment {shipment.consignment} is lost or being cancelled")
+                raise Conflict(f"consignment {shipment.consignment} is lost or being cancelled")
             if shipment.status == "cancelled":
-                raise PostalError(f"consignment {shipment.consignment} was cancelled")
+                raise Conflict(f"consignment {shipment.consignment} was cancelled")
             if packages < 0:
-                raise PostalError("a package count cannot be negative")
+                raise Conflict("a package count cannot be negative")
         items = [RecordItem(shipment=s, packages_counted=n) for s, n in counted]
         return cls(id=id, direction=direction, receiving_unit=receiving_unit, items=items, created_at=now)
 
@@ -413,18 +453,18 @@ class HandoverRecord:
     ) -> bool:
         """One side signs; True when this completes the record. A side signs once, ever."""
         if self.signed_at is not None:
-            raise PostalError("the record is signed by both sides; it cannot change")
+            raise Conflict("the record is signed by both sides; it cannot change")
         if side == "operator":
             if self.operator_signed_at is not None:
-                raise PostalError("the operator has already signed this record")
+                raise Conflict("the operator has already signed this record")
             self.operator_signed_by, self.operator_signed_at = signer, now
         elif side == "desk":
             if self.desk_signed_at is not None:
-                raise PostalError("the desk has already signed this record")
+                raise Conflict("the desk has already signed this record")
             self._decide(decisions or {})
             self.desk_signed_by, self.desk_signed_at = signer, now
         else:
-            raise PostalError(f"unknown side {side!r}")
+            raise Conflict(f"unknown side {side!r}")
         if self.signed_at is None:
             return False
         self._complete()
@@ -434,20 +474,20 @@ class HandoverRecord:
         listed = {item.shipment.consignment for item in self.items}
         unknown = sorted(set(decisions) - listed)
         if unknown:
-            raise PostalError(f"not on this record: {', '.join(unknown)}")
+            raise Conflict(f"not on this record: {', '.join(unknown)}")
         if self.direction == Direction.DELIVERY:
             if decisions:
-                raise PostalError("a delivery record carries no decisions")
+                raise Conflict("a delivery record carries no decisions")
             return
         missing = sorted(listed - set(decisions))
         if missing:
-            raise PostalError(f"decide every dossier on the record; undecided: {', '.join(missing)}")
+            raise Conflict(f"decide every dossier on the record; undecided: {', '.join(missing)}")
         for item in self.items:
             outcome, reason = decisions[item.shipment.consignment][:2]
             if outcome == ItemOutcome.REFUSED and not (reason and reason.strip()):
-                raise PostalError(f"refusing {item.shipment.consignment} needs a reason (Form 03)")
+                raise Conflict(f"refusing {item.shipment.consignment} needs a reason (Form 03)")
             if outcome == ItemOutcome.RECEIVED and item.discrepancy == "missing":
-                raise PostalError(
+                raise Conflict(
                     f"{item.shipment.consignment}: no package was handed over; it cannot be received"
                 )
         for item in self.items:  # all checked first: a refused signature changes nothing
@@ -455,20 +495,148 @@ class HandoverRecord:
             if item.outcome == ItemOutcome.RECEIVED:
                 item.reason_code = None
 
+    @property
+    def routing_units(self) -> tuple[str, str | None]:
+        return self.receiving_unit, None
+
     def _complete(self) -> None:
-        at = self.signed_at
         for item in self.items:
-            shipment = item.shipment
-            shipment.handed_over_at = at
-            extra: dict[str, Any] = {
-                "record_id": self.id,
-                "handed_over_at": at,
-                "packages_counted": item.packages_counted,
-                "discrepancy": item.discrepancy,
-            }
-            if self.direction == Direction.PICKUP:
-                extra["outcome"] = item.outcome.value
-                extra["reason_code"] = item.reason_code
-                extra["has_reason_text"] = bool(item.reason)
-                extra["filed_at"] = at if item.outcome == ItemOutcome.RECEIVED else None
-            shipment._record("handed_over", at, **extra)
+            item.shipment.hand_over(record_id=self.id, at=self.signed_at, item=item, direction=self.direction)
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """What a new delivery of a result is: its id, where and to whom it goes, what, and who pays."""
+
+    shipment_id: str
+    receiving_unit: str
+    recipient: dict[str, str]
+    result_document: dict[str, Any] | None
+    charged_to: str
+    cause: str | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class PostalReturn(Aggregate):
+    """How one dossier's result goes back by post: the recipient and address (given through an
+    authorised call, or with the pickup), the result document, and whether the result is ready
+    (``resolved_at``) or the dossier ended (``closed_at``: no delivery opens any more).
+
+    Its deliveries are the dossier's delivery shipments, oldest first; they are passed in.
+    """
+
+    dossier_code: str
+    receiving_unit: str
+    updated_at: datetime
+    recipient_name: str | None = None
+    recipient_phone: str | None = None
+    recipient_address: str | None = None
+    result_document: dict[str, Any] | None = None
+    given_by: str | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def subject(self) -> str:
+        return self.dossier_code
+
+    @property
+    def routing_units(self) -> tuple[str, str | None]:
+        return self.receiving_unit, None
+
+    @property
+    def recipient(self) -> dict[str, str] | None:
+        if self.recipient_address is None:
+            return None
+        return {"name": self.recipient_name, "phone": self.recipient_phone, "address": self.recipient_address}
+
+    @classmethod
+    def resolved(cls, dossier_code: str, receiving_unit: str, at: datetime) -> PostalReturn:
+        """A result to return by post is ready before anyone gave its address."""
+        return cls(dossier_code=dossier_code, receiving_unit=receiving_unit, resolved_at=at, updated_at=at)
+
+    def resolve(self, at: datetime) -> None:
+        """The result is ready (the first report of it counts)."""
+        if self.resolved_at is None:
+            self.resolved_at = at
+
+    def close(self, at: datetime) -> None:
+        """The dossier ended (withdrawn, refused, returned at the counter): no delivery opens after."""
+        if self.closed_at is None:
+            self.closed_at = at
+
+    def address(
+        self,
+        *,
+        given_by: str | None,
+        now: datetime,
+        recipient: dict[str, str] | None = None,
+        result_document: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the recipient and address and/or the result document (what is not given stays)."""
+        self.updated_at = now
+        if given_by is not None:
+            self.given_by = given_by
+        if recipient is not None:
+            self.recipient_name = recipient["name"]
+            self.recipient_phone = recipient["phone"]
+            self.recipient_address = recipient["address"]
+        if result_document is not None:
+            self.result_document = result_document
+
+    def give(
+        self,
+        *,
+        unit: str,
+        deliveries: list[Shipment],
+        given_by: str,
+        now: datetime,
+        recipient: dict[str, str] | None = None,
+        result_document: dict[str, Any] | None = None,
+    ) -> None:
+        """Where the result goes: through the dossier's own unit, and changeable until a delivery is
+        under way, and again once it came back."""
+        if unit != self.receiving_unit:
+            raise Conflict(
+                f"dossier {self.dossier_code} is returned through unit {self.receiving_unit}, not {unit}"
+            )
+        if not may_change_address(deliveries):
+            raise Conflict(
+                "the delivery is on its way or done; the address can change again only once it came back"
+            )
+        self.address(given_by=given_by, now=now, recipient=recipient, result_document=result_document)
+
+    def next_delivery(
+        self,
+        deliveries: list[Shipment],
+        *,
+        shipment_id: str,
+        now: datetime,
+        again: bool = False,
+        cause: str | None = None,
+        recipient: dict[str, str] | None = None,
+    ) -> DeliveryPlan | Shipment | None:
+        """What opening a delivery means now: None when the result is not ready, the dossier ended or
+        no address is known; the delivery already opened (by the other path: event, API, watch), unless
+        the desk sends it ``again``; or the plan of a new one. ``again`` needs the last delivery back,
+        names its ``cause`` (who pays) and may correct the recipient, kept even if nothing opens."""
+        if self.resolved_at is None or self.closed_at is not None:
+            return None
+        if deliveries and not again:
+            still_open = [s for s in deliveries if not s.is_closed]
+            return still_open[-1] if still_open else deliveries[-1]
+        charged_to = "applicant"
+        if again:
+            charged_to = check_redelivery(deliveries[-1] if deliveries else None, cause or "")
+            if recipient is not None:
+                self.address(given_by=None, now=now, recipient=recipient)
+        if self.recipient is None:
+            return None
+        return DeliveryPlan(
+            shipment_id=shipment_id,
+            receiving_unit=self.receiving_unit,
+            recipient=self.recipient,
+            result_document=self.result_document,
+            charged_to=charged_to,
+            cause=cause if again else None,
+        )
