@@ -64,7 +64,7 @@ def world(rabbit_config, database_url, container_factory):
     dossier_config = service_settings(amqp, database_url, UNITS_FILE=units, MOTCUA_ENV="development")
     container_factory(DossierService, dossier_config).start()
     dossier_url = f"http://{dossier_config['WEB_SERVER_ADDRESS']}"
-    with portal_simulator(hang_seconds=3, slow_seconds=0.5) as portal:
+    with portal_simulator(hang_seconds=5, slow_seconds=0.5) as portal:
         outbound_config = service_settings(
             amqp,
             database_url,
@@ -75,7 +75,7 @@ def world(rabbit_config, database_url, container_factory):
             PORTAL_USERNAME="motcua",
             PORTAL_PASSWORD="motcua-development-password",
             PORTAL_UNIT_CODE="000.00.00.H89",
-            PORTAL_TIMEOUT_SECONDS=1,
+            PORTAL_TIMEOUT_SECONDS=2.5,
             PORTAL_HTTP_RETRIES=2,
             PORTAL_RETRY_DELAYS="0.3",
             PORTAL_MAX_ATTEMPTS=4,
