@@ -13,11 +13,19 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
+from marshmallow import INCLUDE
 
 from shared.events import CATALOGUE, CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, EventType
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "3.0.0"
+VERSION = "3.1.0"
+# How a consumer reads an event, and so which changes are additive (docs/contracts.md §6).
+TOLERANT_READING = (
+    "Consumers read tolerantly: a `data` field or an envelope attribute they do not know is ignored, not "
+    "a reason to dead-letter, and a missing optional field takes its default; so every `data` schema is "
+    "open (`additionalProperties: true`). Adding an optional field is additive (a minor version); removing "
+    "or renaming a field, or changing its type or meaning, is a major version."
+)
 
 
 def load_catalogue() -> dict[str, EventType]:
@@ -34,7 +42,8 @@ def _converter() -> OpenAPIConverter:
 
 
 def data_schema(entry: EventType) -> dict[str, Any]:
-    schema = _converter().schema2jsonschema(entry.schema)
+    # Published open: what a consumer accepts (shared.events.read_data), not the producer's strict form.
+    schema = _converter().schema2jsonschema(entry.schema(unknown=INCLUDE))
     return {"title": f"{entry.type} data", "description": entry.summary, **schema}
 
 
@@ -44,8 +53,10 @@ def envelope_schema(entry: EventType) -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://motcua.github.io/schemas/{entry.type}.json",
         "title": entry.type,
-        "description": entry.summary,
+        "description": f"{entry.summary} Read tolerantly: an attribute or a `data` field a consumer does "
+        "not know is ignored (docs/contracts.md §6).",
         "type": "object",
+        "additionalProperties": True,
         "required": [
             "specversion",
             "id",
@@ -131,7 +142,7 @@ def build() -> dict[str, Any]:
                 f"deliveries go to `{DEAD_LETTER_EXCHANGE}`. Bind `dossier.*.79.26740` for a commune, "
                 "`dossier.*.89.883.#` for a district, `dossier.*.79.#` for a province, `#` for all. "
                 "Delivery is at least once: de-duplicate by `id`, order by `sequence` (each source "
-                "numbers its own events of a dossier)."
+                "numbers its own events of a dossier). " + TOLERANT_READING
             ),
         },
         "defaultContentType": CONTENT_TYPE,

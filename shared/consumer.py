@@ -5,8 +5,11 @@ to ``egov.events`` and hands each parsed :class:`~shared.events.Event` to the de
 De-duplication by event id happens in the handler's own transaction (``Transaction.first_delivery``).
 Before any handler sees an event, :func:`shared.verification.verify_delivery` checks it (routing key,
 source, type, schema, units); what fails is dead-lettered at once with the reason, as is an event a
-handler refuses by raising :class:`shared.verification.EventRejected`. A queue's name starts with its
-service's name (``metrics.…``): the service's broker user may use no other (shared/broker_users.py).
+handler refuses by raising :class:`shared.verification.EventRejected`. Events are read tolerantly
+(docs/contracts.md §6): an envelope attribute or a ``data`` field this version does not know is left
+out before the handler sees the event, so a newer producer's additive change dead-letters nothing.
+A queue's name starts with its service's name (``metrics.…``): the service's broker user may use no
+other (shared/broker_users.py).
 
 Two kinds of failure, told apart by :func:`shared.transient.is_transient`:
 
@@ -187,7 +190,7 @@ class EventConsumer(Entrypoint):
         if self.verify:
             headers = message.headers or {}
             try:
-                verify_delivery(
+                event = verify_delivery(
                     event, message.delivery_info.get("routing_key", ""), headers.get("CC") or (), self.units
                 )
             except EventRejected as exc:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, validate
 
 from shared import clock
 from shared.fastload import FastSchema
@@ -40,7 +40,13 @@ class InvalidEvent(ValueError):
 
 
 class CloudEventSchema(Schema):
-    """The CloudEvents 1.0 structured-mode envelope with motcua's extension attributes."""
+    """The CloudEvents 1.0 structured-mode envelope with motcua's extension attributes.
+
+    Read tolerantly (docs/contracts.md §6): an attribute it does not know, such as a newer producer's
+    extension attribute, is left out, not refused."""
+
+    class Meta:
+        unknown = EXCLUDE
 
     specversion = fields.String(required=True, validate=validate.Equal(SPEC_VERSION))
     id = fields.UUID(required=True)
@@ -187,9 +193,35 @@ def event_type(source: str, name: str, summary: str):
 
 @cache
 def data_schema(schema: type[Schema]) -> FastSchema:
-    """The one instance of a catalogue schema, with its fast path (shared.fastload)."""
+    """The one strict instance of a catalogue schema (the producer's), with its fast path (fastload)."""
     # Instantiating a marshmallow schema deep-copies its fields: once per type, not per event.
     return FastSchema(schema())
+
+
+@cache
+def reading_schema(schema: type[Schema]) -> FastSchema:
+    """The consumer's instance of a catalogue schema: fields it does not know are left out."""
+    return FastSchema(schema(unknown=EXCLUDE))
+
+
+def read_data(entry: EventType, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` as a consumer of this code's version reads it (docs/contracts.md §6 Evolving the contracts).
+
+    A field the schema does not know (a newer producer's additive change) is left out; a missing optional
+    field takes the schema's ``load_default`` when it declares one. A missing required field or a value of
+    the wrong type is refused with marshmallow's ValidationError, as the producer's schema would. What is
+    returned stays in JSON form (strings for times and ids), as the producer sent it."""
+    schema = reading_schema(entry.schema)
+    schema.load(data)  # raises ValidationError
+    read: dict[str, Any] = {}
+    for name, field_ in schema.schema.load_fields.items():
+        key = field_.data_key or name
+        if key in data:
+            read[key] = data[key]
+        elif not field_.required and field_.load_default is not missing:
+            default = field_.load_default() if callable(field_.load_default) else field_.load_default
+            read[key] = None if default is None else field_._serialize(default, name, None)
+    return read
 
 
 def build_event(

@@ -5,10 +5,11 @@ Every event a consumer takes is loaded twice with marshmallow: its envelope (``s
 schema's fields once and returns a plain function that loads a document the way ``schema.load`` would,
 but only when it is sure: for a value of the exact JSON type the field takes, it converts it as the field
 does (``datetime.fromisoformat``, ``uuid.UUID``, …) and runs the field's own validators. Whenever anything
-is off, or is anything but the common case (an unknown key, a missing required field, a string where a
-number goes, a field or schema option it does not know), it answers None and the caller asks the schema
-itself, which refuses the document with its usual messages. So the fast path accepts a subset of what
-the schema accepts, with the same result, and the schema alone still says why a document is refused.
+is off, or is anything but the common case (an unknown key a strict schema refuses, a missing required
+field, a string where a number goes, a field or schema option it does not know), it answers None and
+the caller asks the schema itself, which refuses the document with its usual messages. So the fast path
+accepts a subset of what the schema accepts, with the same result, and the schema alone still says why
+a document is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields
+from marshmallow import EXCLUDE, RAISE, Schema, fields
 from marshmallow.utils import missing
 
 Loader = Callable[[Any], dict[str, Any] | None]
@@ -124,9 +125,12 @@ def compile_loader(schema: Schema) -> Loader | None:
     """A function loading a document as ``schema.load`` does, or None when it is not sure.
 
     None instead of a function when the schema uses anything this fast path does not reproduce
-    exactly (hooks, other field types, field processors, defaults, options): then use the schema."""
-    if schema.many or schema.partial or schema.unknown != RAISE or any(schema._hooks.values()):
+    exactly (hooks, other field types, field processors, options): then use the schema. Unknown keys are
+    refused (``RAISE``) or left out (``EXCLUDE``, a consumer's tolerant reading); a missing optional
+    field with a ``load_default`` takes it, as marshmallow gives it (not converted, not validated)."""
+    if schema.many or schema.partial or schema.unknown not in (RAISE, EXCLUDE) or any(schema._hooks.values()):
         return None
+    tolerant = schema.unknown == EXCLUDE
     specs = []
     for name, field in schema.load_fields.items():
         make = _CONVERTERS.get(type(field))
@@ -135,19 +139,22 @@ def compile_loader(schema: Schema) -> Loader | None:
         target = field.attribute or name
         if convert is None or field.pre_load or field.post_load or "." in target:
             return None
-        if not field.required and field.load_default is not missing:
-            return None
-        specs.append((key, target, field.required, field.allow_none, convert, list(field.validators)))
+        default = missing if field.required else field.load_default
+        specs.append(
+            (key, target, field.required, default, field.allow_none, convert, list(field.validators))
+        )
     known = frozenset(key for key, *_ in specs)
 
     def load(document: Any) -> dict[str, Any] | None:
-        if type(document) is not dict or not known.issuperset(document):
+        if type(document) is not dict or not (tolerant or known.issuperset(document)):
             return None
         loaded: dict[str, Any] = {}
-        for key, target, required, allow_none, convert, validators in specs:
+        for key, target, required, default, allow_none, convert, validators in specs:
             if key not in document:
                 if required:
                     return None
+                if default is not missing:
+                    loaded[target] = default() if callable(default) else default
                 continue
             value = document[key]
             if value is None:

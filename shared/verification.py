@@ -4,7 +4,9 @@ Broker permissions keep each service to its own routing keys (``dossier.*`` for 
 these checks make the consumer refuse what still does not add up, whoever published it:
 
 * the routing key, the envelope's ``source`` and its ``type`` agree, and the type is in the catalogue;
-* ``data`` validates against the catalogue's schema — the one the producer builds the event with;
+* ``data`` validates against the catalogue's schema — the one the producer builds the event with — read
+  tolerantly (docs/contracts.md §6): a field this version does not know is left out, not refused, so a
+  newer producer's additive change does not dead-letter anything during a rolling upgrade;
 * every unit named (the paths, and ``*_unit`` fields of ``data``) is a unit of the configured map, and each
   path is that unit's path.
 
@@ -15,11 +17,13 @@ see: an event whose ``(subject, sequence)`` another event id already holds.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any
 
-from shared.events import CATALOGUE, Event, EventType, data_schema
+from marshmallow import ValidationError
+
+from shared.events import CATALOGUE, Event, EventType, read_data
 from shared.units import UnitRegistry
 
 
@@ -56,8 +60,10 @@ def _check_units(event: Event, cc: Iterable[str], units: UnitRegistry) -> None:
             raise EventRejected(f"data.{key}: unknown unit {value!r}")
 
 
-def verify_delivery(event: Event, routing_key: str, cc: Iterable[str], units: UnitRegistry) -> None:
-    """Raise :class:`EventRejected` unless ``event``, delivered under ``routing_key``, adds up."""
+def verify_delivery(event: Event, routing_key: str, cc: Iterable[str], units: UnitRegistry) -> Event:
+    """``event`` as its handler gets it (``data`` read as this version reads it, :func:`read_data`).
+
+    Raise :class:`EventRejected` unless ``event``, delivered under ``routing_key``, adds up."""
     entry = catalogue().get(event.type)
     if entry is None:
         raise EventRejected(f"type {event.type} is not in the event catalogue")
@@ -68,7 +74,9 @@ def verify_delivery(event: Event, routing_key: str, cc: Iterable[str], units: Un
             f"routing key {routing_key!r} does not match source {event.source!r}, type {event.type} "
             f"and unit path {event.unit_path!r} (expected {event.routing_key!r})"
         )
+    try:
+        event = dataclasses.replace(event, data=read_data(entry, event.data))
+    except ValidationError as exc:
+        raise EventRejected(f"data does not match the schema of {event.type}: {exc.messages}") from exc
     _check_units(event, cc, units)
-    errors: Any = data_schema(entry.schema).validate(event.data)
-    if errors:
-        raise EventRejected(f"data does not match the schema of {event.type}: {errors}")
+    return event

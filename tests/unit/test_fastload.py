@@ -17,9 +17,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from shared.events import _ENVELOPE, CATALOGUE, Event, InvalidEvent, data_schema
+from shared.events import (
+    _ENVELOPE,
+    CATALOGUE,
+    Event,
+    EventType,
+    InvalidEvent,
+    build_event,
+    data_schema,
+    read_data,
+    reading_schema,
+)
 from shared.fastload import FastSchema, compile_loader
 from shared.units import UnitRegistry
 from shared.verification import catalogue
@@ -144,6 +154,7 @@ def mutated(document: dict, key: str, action: str, value) -> dict:
 def test_every_schema_on_the_consume_path_has_a_fast_path():
     assert _ENVELOPE.fast
     assert [entry.type for entry in catalogue().values() if not data_schema(entry.schema).fast] == []
+    assert [entry.type for entry in catalogue().values() if not reading_schema(entry.schema).fast] == []
 
 
 def test_realistic_events_take_the_fast_path_with_the_schemas_result():
@@ -162,11 +173,14 @@ def test_every_near_miss_in_every_place_loads_as_the_schema_says():
             for action in ("set", "drop", "add"):
                 same_load(_ENVELOPE, mutated(ENVELOPES[0], key, action, value))
     for document in ENVELOPES:  # one of each type: each has a data schema of its own
-        fast = data_schema(CATALOGUE[document["type"]].schema)
-        for value in NEAR_MISSES:
-            for key in fast.schema.load_fields:
-                for action in ("set", "drop", "add"):
-                    same_load(fast, mutated(document["data"], key, action, value))
+        for fast in (
+            data_schema(CATALOGUE[document["type"]].schema),
+            reading_schema(CATALOGUE[document["type"]].schema),
+        ):
+            for value in NEAR_MISSES:
+                for key in fast.schema.load_fields:
+                    for action in ("set", "drop", "add"):
+                        same_load(fast, mutated(document["data"], key, action, value))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -200,9 +214,12 @@ def test_a_mutated_envelope_loads_as_the_schema_says(index, pick, action, value)
 )
 def test_mutated_event_data_validates_as_the_schema_says(index, pick, action, value):
     document = ENVELOPES[index]
-    fast = data_schema(CATALOGUE[document["type"]].schema)
-    keys = sorted(fast.schema.load_fields)
-    same_load(fast, mutated(document["data"], keys[pick % len(keys)], action, value))
+    for fast in (
+        data_schema(CATALOGUE[document["type"]].schema),
+        reading_schema(CATALOGUE[document["type"]].schema),
+    ):
+        keys = sorted(fast.schema.load_fields)
+        same_load(fast, mutated(document["data"], keys[pick % len(keys)], action, value))
 
 
 def test_what_it_cannot_reproduce_is_left_to_the_schema():
@@ -214,23 +231,101 @@ def test_what_it_cannot_reproduce_is_left_to_the_schema():
             if data["count"] % 2 == 0:
                 raise ValidationError("even", "count")
 
+    class Keeping(Schema):
+        class Meta:
+            unknown = INCLUDE
+
+        count = fields.Integer(required=True)
+
+    class Nested(Schema):
+        items = fields.List(fields.Integer(), required=True)
+
+    for schema in (Probe, Keeping, Nested):
+        assert compile_loader(schema()) is None, schema
+    assert FastSchema(Probe()).validate({"count": 2}) == {"count": ["even"]}
+    assert FastSchema(Keeping()).load({"count": 2, "other": 1}) == {"count": 2, "other": 1}
+
+
+def test_excluded_unknown_keys_and_load_defaults_take_the_fast_path_with_the_schemas_result():
     class Lenient(Schema):
         class Meta:
             unknown = EXCLUDE
 
         count = fields.Integer(required=True)
+        note = fields.String(load_default="")
+        tags = fields.Dict(load_default=dict)
+        until = fields.AwareDateTime(format="iso", load_default=None, allow_none=True)
 
-    class Defaulted(Schema):
-        count = fields.Integer(load_default=0)
+    fast = FastSchema(Lenient())
+    assert fast.fast
+    assert fast._fast({"count": 2, "other": 1}) == {"count": 2, "note": "", "tags": {}, "until": None}
+    for document in (
+        {"count": 2, "other": 1},
+        {"count": 2, "note": "x", "other": {"a": 1}},
+        {"other": 1},
+        {"count": "2", "other": 1},
+        {"count": 2, "note": 3},
+        {"count": 2, "until": "2026-11-20T09:00:00"},
+    ):
+        same_load(fast, document)
+    assert fast.load({"count": 2})["tags"] is not fast.load({"count": 2})["tags"]  # a new dict each time
 
-    class Nested(Schema):
-        items = fields.List(fields.Integer(), required=True)
 
-    for schema in (Probe, Lenient, Defaulted, Nested):
-        assert compile_loader(schema()) is None, schema
-    assert FastSchema(Probe()).validate({"count": 2}) == {"count": ["even"]}
-    assert FastSchema(Lenient()).load({"count": 2, "other": 1}) == {"count": 2}
-    assert FastSchema(Defaulted()).load({}) == {"count": 0}
+def test_an_envelope_attribute_a_consumer_does_not_know_is_ignored():
+    document = {**ENVELOPES[0], "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    assert _ENVELOPE._fast(document) is not None
+    same_load(_ENVELOPE, document)
+    assert Event.from_json(json.dumps(document)) == EVENTS[0]
+
+
+class _Filed(Schema):
+    dossier_code = fields.String(required=True)
+    pages = fields.Integer(required=True, strict=True)
+    note = fields.String(load_default="")
+    channel = fields.String()
+
+
+_FILED = EventType("dossier", "filed_probe", "a probe", _Filed)
+
+
+def test_a_consumer_reads_data_tolerantly():
+    # An older consumer of a newer producer: the new field is left out, the optional ones it lacks default.
+    newer = {"dossier_code": "000.00.79.H29-261120-0001", "pages": 3, "courier": "VNPost", "extra": {"a": 1}}
+    assert read_data(_FILED, newer) == {"dossier_code": "000.00.79.H29-261120-0001", "pages": 3, "note": ""}
+    sent = {"dossier_code": "X", "pages": 1, "note": "n", "channel": "online"}
+    assert read_data(_FILED, sent) == sent
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"pages": 3, "courier": "VNPost"},  # a required field missing
+        {"dossier_code": "X", "pages": "3"},  # a number as a string
+        {"dossier_code": "X", "pages": True},
+        {"dossier_code": None, "pages": 3},
+        {"dossier_code": "X", "pages": 3, "note": 7},  # a known optional field of the wrong type
+    ],
+)
+def test_a_consumer_still_refuses_a_missing_required_field_or_a_wrong_type(data):
+    with pytest.raises(ValidationError):
+        read_data(_FILED, data)
+
+
+def test_a_producer_stays_strict():
+    # What a consumer would let through (a required field missing is refused anyway) a producer refuses.
+    event = EVENTS[0]
+    schema = data_schema(CATALOGUE[event.type].schema)
+    required = next(name for name, field in schema.schema.load_fields.items() if field.required)
+    data = schema.load(event.data)
+    with pytest.raises(ValueError, match="does not match its schema"):
+        build_event(
+            event.source,
+            event.name,
+            subject=event.subject,
+            data={key: value for key, value in data.items() if key != required},
+            unit_path=event.unit_path,
+            sequence=event.sequence,
+        )
 
 
 def test_a_field_validator_refuses_on_the_fast_path_too():
