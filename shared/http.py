@@ -324,11 +324,14 @@ def page_links(request, page: int, page_size: int, count: int) -> dict[str, str 
     }
 
 
-def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int, Any, dict]:
+def idempotent(
+    uow, principal_sub: str, request, handler: Callable, kept: Callable[[Any], Any] | None = None
+) -> tuple[int, Any, dict]:
     """Run a write once per ``Idempotency-Key``: the same key and body return the first response.
 
     ``handler(tx)`` returns ``(status, body)`` or ``(status, body, headers)``; the response is stored
-    in the same transaction as the change, so a replay can never see a half-applied write.
+    in the same transaction as the change, so a replay can never see a half-applied write. ``kept``:
+    the body as kept for a replay, when the first answer carries what must be kept nowhere (a secret).
     """
     key = request.headers.get("Idempotency-Key")
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
@@ -347,7 +350,12 @@ def idempotent(uow, principal_sub: str, request, handler: Callable) -> tuple[int
                 headers = rest[0] if rest else {}
                 if key is not None and status < 500:
                     answer = StoredResponse(
-                        request.method, request.path, body_hash, status, headers, dumps(body)
+                        request.method,
+                        request.path,
+                        body_hash,
+                        status,
+                        headers,
+                        dumps(body if kept is None else kept(body)),
                     )
                     tx.remember(principal_sub, key, answer)
                 return status, body, headers

@@ -168,6 +168,15 @@ class ServiceUnavailable(Problem):
     )
 
 
+class TooManyRequests(Problem):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+    explanation = (
+        "A public endpoint (the signature verifier, the citizen's status lookup) takes a limited number of "
+        "requests a minute from one address, and the lookup as many for one dossier code; `detail` says "
+        "when to retry."
+    )
+
+
 def explanation_page(slug: str) -> str | None:
     """The HTML page a problem type's URI resolves to; None for a type this service does not have."""
     kind = TYPES.get(slug)

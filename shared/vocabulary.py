@@ -33,7 +33,24 @@ class Status(IntEnum):
         """The ``status_name`` of events and responses: ``supplement_requested`` …"""
         return self.name.lower()
 
+    @property
+    def vietnamese(self) -> str:
+        """The name the national portal shows a citizen (trạng thái hồ sơ)."""
+        return STATUS_NAMES_VI[self]
 
+
+STATUS_NAMES_VI = {
+    Status.REGISTERED: "Mới đăng ký",
+    Status.RECEIVED: "Được tiếp nhận",
+    Status.REFUSED: "Không được tiếp nhận",
+    Status.PROCESSING: "Đang xử lý",
+    Status.SUPPLEMENT_REQUESTED: "Yêu cầu bổ sung giấy tờ",
+    Status.AWAITING_PAYMENT: "Yêu cầu thực hiện nghĩa vụ tài chính",
+    Status.WITHDRAWN: "Công dân yêu cầu rút hồ sơ",
+    Status.STOPPED: "Dừng xử lý",
+    Status.RESOLVED: "Đã xử lý xong",
+    Status.RETURNED: "Đã trả kết quả",
+}
 S = Status
 FINAL = frozenset({S.REFUSED, S.WITHDRAWN, S.RETURNED})
 # The clock runs only here; supplement, payment and stop freeze it (docs/domain.md §7 Time).

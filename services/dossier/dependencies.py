@@ -9,18 +9,23 @@ The defaults are on each :class:`~shared.config.Setting` below, nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
 from services.dossier import catalogue, catalogue_files
 from services.dossier.domain.model import Rules
+from services.dossier.lookup import DEVELOPMENT_KEY, LookupSettings
 from services.dossier.watch_backoff import WatchBackoff
-from shared.config import Setting, boolean, positive, positive_int, validate
+from shared.auth import is_development
+from shared.config import ConfigurationError, Setting, boolean, positive, positive_int, validate
+from shared.http import problem_base
+from shared.ratelimit import SlidingWindow
 
 WATCH_SECONDS = Setting(
     "OVERDUE_WATCH_SECONDS", positive, default=60.0, description="how often the overdue watch runs"
@@ -102,3 +107,82 @@ class Catalogue(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> catalogue.Catalogue:
         return self.catalogue
+
+
+# --- the citizen's status lookup (services/dossier/lookup.py) ---------------------------------------
+
+LOOKUP_SETTINGS = (
+    Setting(
+        "LOOKUP_KEY",
+        required=False,
+        description="HMAC key of the receipts' lookup secrets (at least 32 bytes; development has one)",
+    ),
+    Setting("LOOKUP_MAX_FAILURES", positive_int, default=5, description="wrong proofs that lock a code"),
+    Setting("LOOKUP_LOCK_MINUTES", positive, default=15.0, description="how long a locked code stays locked"),
+    Setting("LOOKUP_PER_MINUTE", positive_int, default=20, description="lookups per client address a minute"),
+    Setting("LOOKUP_PER_CODE_PER_MINUTE", positive_int, default=10, description="lookups per code a minute"),
+    Setting("LOOKUP_CAPTCHA", default="off", description="the CAPTCHA checker (off: none; development)"),
+)
+MIN_LOOKUP_KEY_BYTES = 32
+
+
+class Captcha(Protocol):
+    """The CAPTCHA seam: a provider's checker of the token the page's widget produced."""
+
+    def passed(self, token: str | None, client: str) -> bool: ...
+
+
+class NoCaptcha:
+    """No CAPTCHA (development, or a deployment relying on the rate limits and the lock-out alone)."""
+
+    def passed(self, token: str | None, client: str) -> bool:
+        return True
+
+
+CAPTCHAS: dict[str, Callable[[], Captcha]] = {"off": NoCaptcha}
+
+
+@dataclass(frozen=True)
+class LookupGuard:
+    """What stands before the public lookup: its settings, two rate limits and the CAPTCHA checker."""
+
+    settings: LookupSettings
+    base: str  # where the receipt's QR code points: PUBLIC_BASE_URL, else this service's address
+    per_client: SlidingWindow
+    per_code: SlidingWindow
+    captcha: Captcha
+
+
+def lookup_guard(config: Mapping[str, Any]) -> LookupGuard:
+    """Parse the lookup's settings; outside development ``LOOKUP_KEY`` is required and not the public one."""
+    values = validate(config, LOOKUP_SETTINGS)
+    key = (values["LOOKUP_KEY"] or "").encode()
+    if not key and is_development(config):
+        key = DEVELOPMENT_KEY
+    elif len(key) < MIN_LOOKUP_KEY_BYTES or key == DEVELOPMENT_KEY:
+        raise ConfigurationError(
+            f"LOOKUP_KEY: at least {MIN_LOOKUP_KEY_BYTES} bytes, not the development key, outside development"
+        )
+    if values["LOOKUP_CAPTCHA"] not in CAPTCHAS:
+        raise ConfigurationError(f"LOOKUP_CAPTCHA: one of {', '.join(CAPTCHAS)}")
+    return LookupGuard(
+        settings=LookupSettings(
+            key=key,
+            max_failures=values["LOOKUP_MAX_FAILURES"],
+            lock=timedelta(minutes=values["LOOKUP_LOCK_MINUTES"]),
+        ),
+        base=problem_base(dict(config)),
+        per_client=SlidingWindow(values["LOOKUP_PER_MINUTE"]),
+        per_code=SlidingWindow(values["LOOKUP_PER_CODE_PER_MINUTE"]),
+        captcha=CAPTCHAS[values["LOOKUP_CAPTCHA"]](),
+    )
+
+
+class Lookup(DependencyProvider):
+    """``self.lookup``: the lookup's :class:`LookupGuard`, one per process (the rate limits count here)."""
+
+    def setup(self) -> None:
+        self.guard = lookup_guard(self.container.config)
+
+    def get_dependency(self, worker_ctx) -> LookupGuard:
+        return self.guard

@@ -253,6 +253,18 @@ dossier_audit = sa.Table(
     sa.Index("ix_dossier_audit_dossier", "dossier_code", "id"),
 )
 
+# Tra cứu hồ sơ: what proves the right to look a dossier up (the receipt's secret, as an HMAC only) and
+# the wrong guesses made for a code. Keyed by the code as typed, with no foreign key: a code with no
+# dossier counts its guesses and locks out the same way, so the answers cannot tell the two apart.
+dossier_lookups = sa.Table(
+    "dossier_lookups",
+    metadata,
+    sa.Column("code", sa.String(60), primary_key=True),
+    sa.Column("secret_hmac", sa.String(64), nullable=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("locked_until", UTCDateTime, nullable=True),
+)
+
 mapper_registry = registry(metadata=metadata)
 
 

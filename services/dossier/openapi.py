@@ -16,17 +16,21 @@ from services.dossier.schemas import (
     DossierPageSchema,
     DossierQuerySchema,
     DossierSchema,
+    FiledDossierSchema,
+    LookupRequestSchema,
+    LookupSchema,
     NoticeFormSchema,
     PortalRecordSchema,
     ProcessControlFormSchema,
     ReceiptFormSchema,
+    ReceiptPrintSchema,
     ReceiptRequestSchema,
     RegistrationRequestSchema,
     SupplementRequestFormSchema,
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.3.0"
+VERSION = "0.5.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:
@@ -69,11 +73,12 @@ OPERATIONS = (
         "receive",
         "dossiers",
         request=ReceiptRequestSchema,
-        response=DossierSchema,
+        response=FiledDossierSchema,
         status=201,
         description="Role desk_officer, in the receiving unit's jurisdiction. Allocates the "
         "dossier code and computes the appointment in working time; publishes "
-        "dossier.received.",
+        "dossier.received. `lookup` holds the receipt's secret, in this answer only (an "
+        "Idempotency-Key replay has it null): print it with POST .../forms/receipt.pdf.",
     ),
     Operation(
         "POST",
@@ -82,11 +87,12 @@ OPERATIONS = (
         "register",
         "dossiers",
         request=RegistrationRequestSchema,
-        response=DossierSchema,
+        response=FiledDossierSchema,
         status=201,
         description="Role portal or postal_operator, whose units cover the receiving unit. Allocates "
         "the dossier code; the desk receives it later (actions/receive). Publishes dossier.registered. "
-        "The filer sees only the dossiers it registered.",
+        "The filer sees only the dossiers it registered. `lookup` holds the applicant's lookup secret, "
+        "in this answer only: give it to the applicant.",
     ),
     Operation(
         "GET",
@@ -151,6 +157,49 @@ OPERATIONS = (
                 "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
             }
         },
+    ),
+    Operation(
+        "POST",
+        "/api/v1/dossiers/<code>/forms/receipt.pdf",
+        "Form 01 as a printable PDF with the lookup secret (on it and in its QR code)",
+        "form_receipt_pdf_with_secret",
+        "forms",
+        request=ReceiptPrintSchema,
+        errors=(401, 404, 409, 422),
+        description="The secret given at filing; 422 unless it is the dossier's (only its HMAC is kept).",
+        extra_responses={
+            "200": {
+                "description": "the slip",
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    ),
+    Operation(
+        "POST",
+        "/api/v1/dossiers/<code>/lookup-secret",
+        "Give the dossier a new lookup secret (a lost receipt; a dossier filed before secrets)",
+        "reissue_lookup_secret",
+        "forms",
+        response=ReceiptFormSchema,
+        errors=(401, 403, 404),
+        description="Role desk_officer of the jurisdiction. The old secret stops working; the answer is "
+        "Form 01 with the new one (lookup_secret, lookup_url), which is kept nowhere.",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/lookups",
+        "Tra cứu hồ sơ: a dossier's progress, for the applicant (public)",
+        "look_up",
+        "citizen",
+        request=LookupRequestSchema,
+        response=LookupSchema,
+        errors=(404, 422, 429),
+        public=True,
+        description="No token. The dossier code and one proof: the receipt's secret or the applicant's "
+        "identity number; a code alone is refused. 404, with one same body, for an unknown code, a "
+        "wrong proof or a code locked after repeated wrong proofs (LOOKUP_MAX_FAILURES, "
+        "LOOKUP_LOCK_MINUTES). 429 past the rate limits per client address and per code. The answer "
+        "names no person: no name, identity number, phone or address. The page GET /tra-cuu uses it.",
     ),
     *OPERATIONAL,
 )

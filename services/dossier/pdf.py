@@ -185,6 +185,11 @@ def _validated(slip: Mapping) -> dict:
         }
         for i, fee in _records(slip["fees"], "fees", ("name", "amount_vnd"))
     ]
+    # The lookup (tra cứu): the QR code opens the page; the secret is printed only when it is given.
+    data["lookup_url"] = _text(slip.get("lookup_url") or slip["code"], "lookup_url")
+    data["lookup_secret"] = (
+        _text(slip["lookup_secret"], "lookup_secret") if slip.get("lookup_secret") else None
+    )
     return data
 
 
@@ -264,8 +269,8 @@ def _header(pdf: _SlipPDF, data: dict) -> None:
     pdf.cell(right_w, 5, format_date_vn(data["received_at"]).capitalize(), align=Align.C)
     right_bottom = pdf.get_y() + 5
 
-    # Top right: the dossier code as a QR code, the code in small print under it.
-    pdf.qr(data["code"], qr_x, top - 1, QR_SIZE)
+    # Top right: the lookup page's link (code and secret) as a QR code, the code in small print under it.
+    pdf.qr(data["lookup_url"], qr_x, top - 1, QR_SIZE)
     pdf.set_xy(qr_x - QR_QUIET, top - 1 + QR_SIZE + 0.5)
     pdf.fit_font(data["code"], "", QR_SIZE + 2 * QR_QUIET, 7)
     pdf.cell(QR_SIZE + 2 * QR_QUIET, 3, data["code"], align=Align.C)
@@ -335,6 +340,12 @@ def _body(pdf: _SlipPDF, data: dict) -> None:
     pdf.labelled("4. Thời gian nhận hồ sơ: ", format_time_vn(data["received_at"]))
     pdf.labelled("5. Thời gian trả kết quả: ", format_time_vn(data["due_at"]))
     pdf.labelled("6. Hình thức nhận kết quả: ", RETURN_LABELS[data["return_method"]])
+    page = data["lookup_url"].split("#", 1)[0]
+    if data["lookup_secret"]:
+        pdf.labelled("7. Tra cứu hồ sơ: ", f"quét mã QR, hoặc vào {page} nhập mã hồ sơ và")
+        pdf.labelled("    Mã tra cứu (giữ kín): ", data["lookup_secret"])
+    elif page.startswith(("http://", "https://")):
+        pdf.labelled("7. Tra cứu hồ sơ: ", f"vào {page}, nhập mã hồ sơ và số định danh cá nhân")
     pdf.ln(5)
 
 

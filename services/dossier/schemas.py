@@ -285,6 +285,22 @@ class PortalRecordSchema(Schema):
     field_name = fields.String()
 
 
+class LookupCredentialSchema(Schema):
+    """What proves the right to look the dossier up (tra cứu): shown once, to print on the receipt."""
+
+    secret = fields.String(metadata={"description": "the receipt's secret, as printed (ABCD-EFGH)"})
+    url = fields.String(
+        metadata={"description": "the lookup page with code and secret (the receipt's QR code)"}
+    )
+
+
+class FiledDossierSchema(DossierSchema):
+    lookup = fields.Nested(
+        LookupCredentialSchema,
+        metadata={"description": "returned only here: only an HMAC of the secret is kept"},
+    )
+
+
 class DossierPageSchema(Schema):
     count = fields.Integer()
     next = fields.String(allow_none=True)
@@ -372,6 +388,74 @@ class ReceiptFormSchema(FormSchema):
     return_method = fields.String()
     channel = fields.String()
     officer = fields.String()
+    lookup_url = fields.String(
+        metadata={"description": "the lookup page (the QR code); with the secret only when it is given"}
+    )
+    lookup_secret = fields.String(
+        metadata={"description": "the receipt's secret, only when the desk gives it (never stored)"}
+    )
+
+
+class ReceiptPrintSchema(Schema):
+    """The receipt printed with its secret: the secret given at filing (checked against its HMAC)."""
+
+    lookup_secret = fields.String(required=True, validate=validate.Length(min=1, max=20))
+
+
+class LookupRequestSchema(Schema):
+    """Tra cứu hồ sơ: the dossier code and one proof — the receipt's secret or the identity number."""
+
+    code = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    secret = fields.String(
+        validate=validate.Length(min=1, max=20), metadata={"description": "as printed on the receipt"}
+    )
+    id_number = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "the applicant's identity number, instead of the secret"},
+    )
+    captcha = fields.String(
+        validate=validate.Length(max=4000),
+        metadata={"description": "the CAPTCHA widget's token, where the deployment turns one on"},
+    )
+
+    @validates_schema
+    def one_proof(self, data, **kwargs):
+        if ("secret" in data) == ("id_number" in data):
+            raise ValidationError("give the receipt's secret or the identity number (one of them)", "secret")
+
+
+class AppointmentSchema(Schema):
+    due_at = fields.String(metadata={"description": "the appointment (local time)"})
+    rescheduled_by_apology = fields.Boolean(
+        metadata={"description": "true: the office apologised and set this new appointment"}
+    )
+    apologized_at = fields.String(allow_none=True)
+
+
+class NowAtSchema(Schema):
+    unit_name = fields.String(metadata={"description": "the agency that has the dossier now"})
+    steps = fields.List(fields.String(), metadata={"description": "the steps of that agency's stage"})
+
+
+class ToDoSchema(Schema):
+    kind = fields.String(metadata={"description": "supplement, payment or collect"})
+    items = fields.List(fields.String(), metadata={"description": "supplement: what to bring"})
+    amount_vnd = fields.Integer(allow_none=True, metadata={"description": "payment: how much, in đồng"})
+
+
+class LookupSchema(Schema):
+    """What the citizen is shown: progress only, nothing personal (no name, id, phone, address)."""
+
+    code = fields.String()
+    status = fields.Integer(metadata={"description": "the national portal's status code"})
+    status_name = fields.String(metadata={"description": "the status in Vietnamese"})
+    procedure_name = fields.String()
+    receiving_unit_name = fields.String()
+    received_at = fields.String(allow_none=True)
+    appointment = fields.Nested(AppointmentSchema, allow_none=True)
+    return_method = fields.String(metadata={"description": "counter or postal"})
+    now_at = fields.Nested(NowAtSchema, allow_none=True, metadata={"description": "null once decided"})
+    to_do = fields.Nested(ToDoSchema, allow_none=True, metadata={"description": "what the citizen must do"})
 
 
 class SupplementRequestFormSchema(FormSchema):

@@ -13,10 +13,11 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
-from services.dossier import access, esign_intake, postal_intake, service_layer
+from services.dossier import access, esign_intake, lookup, postal_intake, service_layer
 from services.dossier.actions import REGISTRY
-from services.dossier.dependencies import Catalogue, Lifecycle, WatchBackoffProvider, watch_timer
+from services.dossier.dependencies import Catalogue, Lifecycle, Lookup, WatchBackoffProvider, watch_timer
 from services.dossier.domain.model import Action, Dossier
+from services.dossier.lookup_page import PAGE
 from services.dossier.models import SERVICE, pipeline
 from services.dossier.openapi import document as openapi_document
 from services.dossier.schemas import (
@@ -25,6 +26,9 @@ from services.dossier.schemas import (
     DossierQuerySchema,
     DossierSchema,
     DossierSummarySchema,
+    LookupRequestSchema,
+    LookupSchema,
+    ReceiptPrintSchema,
     ReceiptRequestSchema,
     RegistrationRequestSchema,
 )
@@ -33,7 +37,7 @@ from shared.consumer import event_consumer
 from shared.events import Event
 from shared.http import api, idempotent, page_links, read_json, read_query, request_id
 from shared.operations import OperationalEndpoints
-from shared.problems import Conflict, NotFound, ValidationFailed
+from shared.problems import Conflict, NotFound, TooManyRequests, ValidationFailed
 from shared.providers import Calendar, Units
 from shared.uow import UnitOfWork
 
@@ -44,6 +48,9 @@ DOSSIER_QUERY = DossierQuerySchema()
 DOSSIER = DossierSchema()
 DOSSIER_SUMMARY = DossierSummarySchema()
 AUDIT_ENTRIES = AuditEntrySchema(many=True)
+LOOKUP_REQUEST = LookupRequestSchema()
+LOOKUP = LookupSchema()
+RECEIPT_PRINT = ReceiptPrintSchema()
 ACTION_SCHEMAS = {action: entry.body() for action, entry in REGISTRY.items()}
 
 
@@ -57,6 +64,12 @@ def _action_body(request, schema: Schema) -> dict[str, Any]:
     return read_json(request, schema)
 
 
+def _without_secret(body: dict[str, Any]) -> dict[str, Any]:
+    """A filing's answer as kept for an Idempotency-Key replay: without the secret, which is kept
+    nowhere (a replay says so; the desk issues a new one: POST …/lookup-secret)."""
+    return {**body, "lookup": {"secret": None, "url": None}}
+
+
 class DossierService(OperationalEndpoints):
     name = SERVICE
     openapi_document = staticmethod(openapi_document)
@@ -68,6 +81,7 @@ class DossierService(OperationalEndpoints):
     catalogue = Catalogue()
     lifecycle = Lifecycle()
     watch_backoff = WatchBackoffProvider()
+    guard = Lookup()
 
     # --- filing --------------------------------------------------------------------------------
 
@@ -78,7 +92,11 @@ class DossierService(OperationalEndpoints):
         principal.require_role(access.DESK_OFFICER)
         command = service_layer.Receive(principal, read_json(request, RECEIPT_REQUEST), request_id(request))
         return idempotent(
-            self.uow, principal.sub, request, lambda tx: self._created(service_layer.receive, command, tx)
+            self.uow,
+            principal.sub,
+            request,
+            lambda tx: self._created(service_layer.receive, command, tx),
+            kept=_without_secret,
         )
 
     @api("POST", "/api/v1/registrations")
@@ -90,7 +108,11 @@ class DossierService(OperationalEndpoints):
             principal, read_json(request, REGISTRATION_REQUEST), request_id(request)
         )
         return idempotent(
-            self.uow, principal.sub, request, lambda tx: self._created(service_layer.register, command, tx)
+            self.uow,
+            principal.sub,
+            request,
+            lambda tx: self._created(service_layer.register, command, tx),
+            kept=_without_secret,
         )
 
     # --- the lifecycle -------------------------------------------------------------------------
@@ -157,14 +179,61 @@ class DossierService(OperationalEndpoints):
         if form not in FORMS:
             raise NotFound(f"no form {form!r}; forms: {', '.join(FORMS)}, receipt.pdf")
         with self.uow.transaction() as tx:
-            return service_layer.form(service_layer.ReadForm(principal, code, form), tx, self._office())
+            found = service_layer.form(service_layer.ReadForm(principal, code, form), tx, self._office())
+        return {**found, "lookup_url": lookup.link(self.guard.base, code)} if form == "receipt" else found
 
     @api("GET", "/api/v1/dossiers/<string:code>/forms/receipt.pdf")
     def receipt_pdf(self, request, code):
-        """Form 01 as a printable PDF with the dossier code as a QR code."""
+        """Form 01 as a printable PDF; its QR code opens the lookup page with the code filled in."""
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
             slip = service_layer.form(service_layer.ReadForm(principal, code, "receipt"), tx, self._office())
+        return self._receipt_pdf(code, {**slip, "lookup_url": lookup.link(self.guard.base, code)})
+
+    @api("POST", "/api/v1/dossiers/<string:code>/forms/receipt.pdf")
+    def receipt_pdf_with_secret(self, request, code):
+        """Form 01 with the secret given at filing printed on it and in its QR code (checked first)."""
+        principal = self.auth.principal(request)
+        given = read_json(request, RECEIPT_PRINT)["lookup_secret"]
+        command = service_layer.PrintReceipt(principal, code, "receipt", given)
+        with self.uow.transaction() as tx:
+            slip = service_layer.receipt_with_secret(command, tx, self._office())
+        return self._receipt_pdf(code, {**slip, **self._credential(code, given, "lookup_")})
+
+    @api("POST", "/api/v1/dossiers/<string:code>/lookup-secret")
+    def reissue_lookup_secret(self, request, code):
+        """The desk gives the dossier a new lookup secret (the old one stops working): Form 01 with it."""
+        principal = self.auth.principal(request)
+        with self.uow.transaction() as tx:
+            _, secret = service_layer.reissue_lookup_secret(
+                service_layer.Read(principal, code), tx, self._office()
+            )
+            slip = service_layer.form(service_layer.ReadForm(principal, code, "receipt"), tx, self._office())
+        return {**slip, **self._credential(code, secret, "lookup_")}
+
+    # --- the citizen: tra cứu hồ sơ (services/dossier/lookup.py) --------------------------------------
+
+    @api("POST", "/api/v1/lookups")
+    def look_up(self, request):
+        """Public: a dossier's progress from its code and the receipt's secret (or the identity number)."""
+        guard = self.guard
+        client = request.remote_addr or "unknown"
+        self._limit(guard.per_client, client, "from one address")
+        body = read_json(request, LOOKUP_REQUEST)
+        self._limit(guard.per_code, body["code"].strip(), "for one dossier code")
+        if not guard.captcha.passed(body.get("captcha"), client):
+            raise ValidationFailed(
+                "captcha: the check was not passed", errors=[{"pointer": "/captcha", "detail": "not passed"}]
+            )
+        command = service_layer.LookUp(body["code"], body.get("secret"), body.get("id_number"))
+        return LOOKUP.dump(service_layer.look_up(command, self.uow, self._office()))
+
+    @api("GET", lookup.PAGE_PATH)
+    def lookup_page(self, request):
+        """The citizen's lookup page (Vietnamese, no external assets); the QR code's link opens it."""
+        return Response(PAGE.html, content_type="text/html; charset=utf-8", headers=PAGE.headers)
+
+    def _receipt_pdf(self, code: str, slip: dict[str, Any]) -> Response:
         # Imported here: the PDF stack (fonts, fpdf2) loads only when a slip is printed.
         from services.dossier.pdf import render_receipt_pdf
 
@@ -203,12 +272,30 @@ class DossierService(OperationalEndpoints):
 
     def _office(self) -> service_layer.Office:
         return service_layer.Office(
-            units=self.units, calendar=self.calendar, catalogue=self.catalogue, settings=self.lifecycle
+            units=self.units,
+            calendar=self.calendar,
+            catalogue=self.catalogue,
+            settings=self.lifecycle,
+            lookup=self.guard.settings,
         )
 
     def _created(self, use_case, command, tx) -> tuple[int, dict[str, Any], dict[str, str]]:
-        dossier = use_case(command, tx, self._office())
-        return 201, self._present(dossier), {"Location": f"/api/v1/dossiers/{dossier.code}"}
+        office = self._office()
+        dossier = use_case(command, tx, office)
+        # Every channel's filing gets its receipt's secret here; this answer is the only one that has it.
+        secret = service_layer.issue_lookup_secret(dossier.code, tx, office)
+        body = {**self._present(dossier), "lookup": self._credential(dossier.code, secret)}
+        return 201, body, {"Location": f"/api/v1/dossiers/{dossier.code}"}
+
+    def _credential(self, code: str, secret: str, prefix: str = "") -> dict[str, str]:
+        printed = lookup.printed(lookup.normalised_secret(secret))
+        return {f"{prefix}secret": printed, f"{prefix}url": lookup.link(self.guard.base, code, printed)}
+
+    @staticmethod
+    def _limit(window, key: str, per: str) -> None:
+        wait = window.allow(key)
+        if wait is not None:
+            raise TooManyRequests(f"at most {window.limit} lookups a minute {per}; retry in {wait:.0f} s")
 
     def _present(self, dossier: Dossier) -> dict[str, Any]:
         return {

@@ -18,11 +18,13 @@ from datetime import datetime, time, timedelta
 from functools import partial
 from typing import Any
 
-from services.dossier import access, forms
+from services.dossier import access, forms, lookup
 from services.dossier.actions import REGISTRY, Context
 from services.dossier.catalogue import Catalogue, Procedure, UnknownProcedure
 from services.dossier.dependencies import LifecycleSettings
 from services.dossier.domain.model import Action, Dossier, TransitionNotAllowed
+from services.dossier.lookup import LookupSettings
+from services.dossier.lookup_store import Lookups
 from services.dossier.models import SERVICE
 from services.dossier.repository import AuditEntry, Dossiers, Search
 from services.dossier.schemas import DOSSIER_CODE as DOSSIER_CODE_PATTERN
@@ -47,6 +49,8 @@ class Office(UseCaseContext):
     catalogue: Catalogue
     settings: LifecycleSettings
     repository: Callable[..., Dossiers] = Dossiers
+    lookup: LookupSettings = LookupSettings(key=lookup.DEVELOPMENT_KEY)
+    lookups: Callable[[Transaction], Lookups] = Lookups
 
     def dossiers(self, tx: Transaction, actor: str | None) -> Dossiers:
         """The repository of ``tx``: the dossiers it loads or adds publish their events at commit."""
@@ -104,6 +108,25 @@ class ReadForm:
     principal: Principal
     code: str
     name: str  # a form of services/dossier/forms.py
+
+
+@dataclass(frozen=True)
+class LookUp:
+    """Tra cứu hồ sơ, by anyone: the code and one proof, the receipt's secret or the identity number."""
+
+    code: str
+    secret: str | None = None
+    id_number: str | None = None
+
+
+@dataclass(frozen=True)
+class PrintReceipt:
+    """Form 01 with the secret given at filing, which must be the dossier's."""
+
+    principal: Principal
+    code: str
+    name: str
+    secret: str
 
 
 @dataclass(frozen=True)
@@ -340,6 +363,70 @@ def search_terms(cmd: ListDossiers, office: Office) -> Search:
         received_before=None
         if end is None
         else datetime.combine(end + timedelta(days=1), time(), tzinfo=zone),
+    )
+
+
+# --- the citizen's status lookup (services/dossier/lookup.py) -----------------------------------------
+
+
+def issue_lookup_secret(code: str, tx: Transaction, office: Office) -> str:
+    """A new secret for dossier ``code`` (the old one stops working), returned this once: only its HMAC
+    is kept. Called when a dossier is filed, whoever filed it, and when the desk prints a new receipt."""
+    secret = lookup.new_secret()
+    office.lookups(tx).set_secret(code, lookup.digest(office.lookup.key, "secret", secret))
+    return secret
+
+
+def reissue_lookup_secret(cmd: Read, tx: Transaction, office: Office) -> tuple[Dossier, str]:
+    """The desk gives a dossier a new secret (a lost receipt, a dossier filed before secrets existed)."""
+    cmd.principal.require_role(access.DESK_OFFICER)
+    dossier = readable(cmd, tx, office)
+    return dossier, issue_lookup_secret(dossier.code, tx, office)
+
+
+def receipt_with_secret(cmd: PrintReceipt, tx: Transaction, office: Office) -> dict[str, Any]:
+    """Form 01 of a dossier the caller may see, to print with ``cmd.secret``: Invalid unless it is the
+    dossier's secret (a receipt never carries a secret that would not open the dossier)."""
+    slip = form(ReadForm(cmd.principal, cmd.code, "receipt"), tx, office)
+    guesses = office.lookups(tx).get(cmd.code)
+    if not lookup.proven(office.lookup, guesses, None, secret=cmd.secret, id_number=None):
+        raise InvalidArgument("lookup_secret", "not this dossier's secret; issue a new one (lookup-secret)")
+    return slip
+
+
+def look_up(cmd: LookUp, uow: UnitOfWork, office: Office) -> dict[str, Any]:
+    """The citizen's view of a dossier (lookup.citizen_view), or NotFound with one same answer whatever
+    failed: no such code, a wrong proof, a locked code. A wrong guess is counted in its own transaction,
+    which commits before the refusal."""
+    now, settings = office.clock(), office.lookup
+    code = cmd.code.strip()
+    well_formed = DOSSIER_CODE.match(code) is not None
+    with uow.transaction() as tx:
+        dossier = office.dossiers(tx, None).read(code) if well_formed else None
+        rows = office.lookups(tx)
+        guesses = rows.get(code) if well_formed else None
+        right = lookup.proven(settings, guesses, dossier, secret=cmd.secret, id_number=cmd.id_number)
+        if right and dossier is not None and not (guesses is not None and guesses.locked(now)):
+            rows.succeeded(code)
+            return _citizen_view(dossier, tx, office)
+        if well_formed and not (guesses is not None and guesses.locked(now)):
+            rows.failed(code, max_failures=settings.max_failures, until=now + settings.lock)
+    raise NotFound(lookup.REFUSAL)
+
+
+def _citizen_view(dossier: Dossier, tx: Transaction, office: Office) -> dict[str, Any]:
+    procedure = office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version)
+    amounts = [
+        entry.details["amount_vnd"]
+        for entry in office.dossiers(tx, None).audit_trail(dossier.code)
+        if entry.action == Action.REQUEST_PAYMENT.value and "amount_vnd" in entry.details
+    ]
+    return lookup.citizen_view(
+        dossier,
+        procedure_name=procedure.name,
+        units=office.units,
+        zone=office.calendar.timezone,
+        payment_amounts=amounts,
     )
 
 

@@ -8,9 +8,6 @@ client (B-T when ``ESIGN_TSA_URL`` is set, B-B otherwise), the content-addressed
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -30,6 +27,7 @@ from services.esign.service_layer import EsignContext
 from services.esign.storage import DocumentStore
 from services.esign.tsa import TsaClient
 from shared.config import ConfigurationError, Setting, _url, positive_int, validate
+from shared.ratelimit import SlidingWindow
 from shared.units import UnitRegistry
 from shared.workcalendar import WorkingCalendar
 
@@ -128,30 +126,6 @@ class Signing(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> EsignContext:
         return self.context
-
-
-class SlidingWindow:
-    """At most ``limit`` calls per client in any 60 seconds."""
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit, self.window = limit, window
-        self._calls: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, client: str) -> float | None:
-        """None when allowed, else the seconds until the next call would be."""
-        now = time.monotonic()
-        with self._lock:
-            calls = self._calls.setdefault(client, deque())
-            while calls and now - calls[0] >= self.window:
-                calls.popleft()
-            if len(calls) >= self.limit:
-                return self.window - (now - calls[0])
-            calls.append(now)
-            if len(self._calls) > 10_000:  # forget idle clients
-                for key in [k for k, v in self._calls.items() if not v]:
-                    del self._calls[key]
-            return None
 
 
 class VerifyLimits(DependencyProvider):

@@ -28,20 +28,12 @@ from shared.consumer import event_consumer
 from shared.events import Event
 from shared.http import api, idempotent, read_json
 from shared.operations import OperationalEndpoints
-from shared.problems import PayloadTooLarge, Problem, UnsupportedMediaType
+from shared.problems import PayloadTooLarge, TooManyRequests, UnsupportedMediaType
 from shared.uow import UnitOfWork
 
 QUEUE = "esign.dossier-decisions"
 UPLOAD_LIMIT_CEILING = 50 * 1024 * 1024
 PURGE_SECONDS = 3600
-
-
-class TooManyRequests(Problem):
-    status, slug, title = 429, "too-many-requests", "Too many requests"
-    explanation = (
-        "The public verifier takes a limited number of uploads a minute from one address; `detail` says "
-        "when to retry."
-    )
 
 
 def _as_dict(request: SigningRequest) -> dict:

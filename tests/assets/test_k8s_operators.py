@@ -43,9 +43,17 @@ def entrypoints(service: str) -> tuple[Any, ...]:
     return tuple(found)
 
 
+# For the cluster, not the portal: probes, scrapes, and the problem pages every service serves itself.
+NOT_ROUTED = ("/health/", "/metrics", "/problems/")
+
+
 def routes(service: str) -> set[str]:
-    """The service's public API routes (/health/* and /metrics are for the cluster, not the portal)."""
-    return {e.url for e in entrypoints(service) if isinstance(e, ApiEntrypoint) and e.url.startswith("/api/")}
+    """The service's public routes: its API, and pages for people (the citizen's lookup page)."""
+    return {
+        e.url
+        for e in entrypoints(service)
+        if isinstance(e, ApiEntrypoint) and not e.url.startswith(NOT_ROUTED)
+    }
 
 
 def queues(service: str) -> set[str]:
