@@ -342,7 +342,7 @@ def _body(pdf: _SlipPDF, data: dict) -> None:
     pdf.labelled("6. Hình thức nhận kết quả: ", RETURN_LABELS[data["return_method"]])
     page = data["lookup_url"].split("#", 1)[0]
     if data["lookup_secret"]:
-        pdf.labelled("7. Tra cứu hồ sơ: ", f"quét mã QR, hoặc vào {page} nhập mã hồ sơ và")
+        pdf.labelled("7. Tra cứu hồ sơ: ", f"quét mã QR, hoặc vào {page}, nhập mã hồ sơ và mã tra cứu")
         pdf.labelled("    Mã tra cứu (giữ kín): ", data["lookup_secret"])
     elif page.startswith(("http://", "https://")):
         pdf.labelled("7. Tra cứu hồ sơ: ", f"vào {page}, nhập mã hồ sơ và số định danh cá nhân")

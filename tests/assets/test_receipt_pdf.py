@@ -216,6 +216,34 @@ def test_a_longer_code_still_decodes():
     assert [b.text for b in zxingcpp.read_barcodes(image)] == [code]
 
 
+def test_with_a_secret_the_qr_code_opens_the_lookup_page_and_the_secret_is_printed():
+    # The longest link a receipt carries: a public base, the longest code of today's map, the secret.
+    url = "https://dichvucong.tphcm.gov.vn/tra-cuu#ma=000.00.26.H29-261123-0123&s=ABCD-EFGH"
+    slip = make_slip(code="000.00.26.H29-261123-0123", lookup_url=url, lookup_secret="ABCD-EFGH")
+    pdf = render_receipt_pdf(slip)
+    document = pdfium.PdfDocument(pdf)
+    try:
+        image = document[0].render(scale=150 / 72).to_pil()
+    finally:
+        document.close()
+    assert [b.text for b in zxingcpp.read_barcodes(image)] == [url]
+    text = text_pdfium(pdf)
+    assert "Mã tra cứu (giữ kín): ABCD-EFGH" in text
+    assert (
+        "7. Tra cứu hồ sơ: quét mã QR, hoặc vào https://dichvucong.tphcm.gov.vn/tra-cuu, "
+        "nhập mã hồ sơ và mã tra cứu" in text
+    )
+    assert "s=ABCD" not in text, "the link with the secret is only in the QR code"
+
+
+def test_without_a_secret_the_receipt_says_how_to_look_up_by_identity_number():
+    url = "https://dichvucong.tphcm.gov.vn/tra-cuu#ma=26734-261123-0007"
+    pdf = render_receipt_pdf(make_slip(lookup_url=url))
+    text = text_pdfium(pdf)
+    assert "vào https://dichvucong.tphcm.gov.vn/tra-cuu, nhập mã hồ sơ và số định danh cá nhân" in text
+    assert "Mã tra cứu" not in text
+
+
 def test_rendering_is_deterministic():
     first = render_receipt_pdf(make_slip())
     second = render_receipt_pdf(copy.deepcopy(make_slip()))
