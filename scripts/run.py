@@ -7,8 +7,8 @@ service's one port: the web server (eventlet.listen) sets SO_REUSEPORT, so the k
 connections over the processes, with no balancer in front. Replicas share a database, so they need
 PostgreSQL: a service whose ``<SERVICE>_DATABASE_URL`` is not given gets a local database
 ``motcua_run_<service>`` (``MOTCUA_RUN_POSTGRES``, default postgresql://postgres@127.0.0.1:5432),
-created if missing; SQLite with n > 1 is refused. The postal operator simulator and the test TSA stay
-single. Services without a ``service.py`` and a
+created if missing; SQLite with n > 1 is refused. The postal operator and national portal simulators
+and the test TSA stay single. Services without a ``service.py`` and a
 ``config.yml`` under ``services/`` are not started (they arrive with their own issues). With the
 e-signature service comes the local RFC 3161 test TSA (``ESIGN_TSA_PORT``, default 8010), unless
 ``ESIGN_TSA_URL`` names a real one.
@@ -34,8 +34,9 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-ORDER = ("dossier", "postal", "esign", "metrics")
-DEFAULT_PORTS = {"dossier": 8000, "postal": 8001, "esign": 8002, "metrics": 8003}
+ORDER = ("dossier", "postal", "esign", "metrics", "outbound")
+DEFAULT_PORTS = {"dossier": 8000, "postal": 8001, "esign": 8002, "metrics": 8003, "outbound": 8004}
+SIMULATORS = ("postal-operator-simulator", "national-portal-simulator")
 # What a stop may take, all processes together, before they are killed: work in flight finishes first.
 STOP_SECONDS = 15
 
@@ -55,8 +56,11 @@ def address(name: str) -> str:
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
 
-def simulator_address() -> str:
-    host, _, port = os.environ.get("SIMULATOR_ADDRESS", "127.0.0.1:8011").rpartition(":")
+def simulator_address(name: str = "postal-operator-simulator") -> str:
+    if name == "national-portal-simulator":
+        host, _, port = os.environ.get("PORTAL_SIMULATOR_ADDRESS", "127.0.0.1:8012").rpartition(":")
+    else:
+        host, _, port = os.environ.get("SIMULATOR_ADDRESS", "127.0.0.1:8011").rpartition(":")
     return f"http://{host}:{port}"
 
 
@@ -239,12 +243,23 @@ def main() -> int:
             processes["postal-operator-simulator"] = subprocess.Popen(
                 [python, "-m", "simulators.postal_operator", "--webhook-url", webhooks]
             )
+        if "outbound" in processes:
+            # The national portal's adapter stands in as a simulator (simulators/national_portal.py).
+            processes["national-portal-simulator"] = subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "simulators.national_portal",
+                    "--address",
+                    simulator_address("national-portal-simulator").removeprefix("http://"),
+                ]
+            )
         for name, process in processes.items():
             if name == "tsa":
                 print(f"  test TSA listening on {os.environ['ESIGN_TSA_URL']}", flush=True)
                 continue
             service = name.split("#")[0]
-            url = address(service) if name != "postal-operator-simulator" else simulator_address()
+            url = address(service) if name not in SIMULATORS else simulator_address(name)
             if wait_live(url, process):
                 if "#" in name:
                     continue

@@ -203,6 +203,18 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
         required=False,
         description="longest wait between tries of an event held while the database is down",
     ),
+    Setting(
+        "EVENT_MAX_HOLD_SECONDS",
+        positive,
+        required=False,
+        description="how long after its delivery a held event is given back to the broker (default 900)",
+    ),
+    Setting(
+        "BROKER_CONSUMER_TIMEOUT_SECONDS",
+        positive,
+        required=False,
+        description="the broker's consumer_timeout; the hold must stay a minute below it (default 1800)",
+    ),
 )
 
 

@@ -15,9 +15,12 @@ Two kinds of failure, told apart by :func:`shared.transient.is_transient`:
 
 - **The infrastructure's** (the database stopped, a connection reset, a lock timeout): the message is
   held, unacked, and handled again after a back-off (``EVENT_OUTAGE_BACKOFF_MAX_SECONDS`` at most
-  between tries) until the database answers. It spends none of its attempts, so an outage of any length
-  dead-letters nothing; while the held messages fill the prefetch window the broker sends no more, which
-  is what pauses the consumer.
+  between tries) until the database answers. It spends none of its attempts; while the held messages
+  fill the prefetch window the broker sends no more, which is what pauses the consumer. A message is
+  held at most ``EVENT_MAX_HOLD_SECONDS`` after its delivery (default 15 min), then given back to the
+  broker (requeued, which spends one delivery): RabbitMQ's ``consumer_timeout`` (30 min by default)
+  would otherwise close the channel and take back every unacked message on it. The hold must be below
+  the broker's timeout (``BROKER_CONSUMER_TIMEOUT_SECONDS``), checked at start (:func:`hold_problem`).
 - **The message's own** (the handler raised anything else): the attempt counts. The message is requeued
   after a delay growing with each attempt (``EVENT_RETRY_DELAYS``, default 1 s, 5 s, 30 s, 2 min) and,
   on its last attempt (``EVENT_MAX_ATTEMPTS``), dead-lettered with the exception as the reason, so the
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -68,6 +71,11 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0)
 DEFAULT_OUTAGE_BACKOFF_MAX = 10.0
 OUTAGE_BACKOFF_FIRST = 0.5
+DEFAULT_MAX_HOLD = 900.0
+# RabbitMQ's own default consumer_timeout (deploy/k8s/overlays/production/rabbitmq.yaml states it).
+DEFAULT_BROKER_CONSUMER_TIMEOUT = 1800.0
+# Time a held message may take to be handled once more after its hold's last back-off.
+HOLD_MARGIN = 60.0
 
 
 def retry_delay(delays: Sequence[float], attempt: int) -> float:
@@ -78,6 +86,26 @@ def retry_delay(delays: Sequence[float], attempt: int) -> float:
 def outage_backoff(round_: int, ceiling: float) -> float:
     """The wait before handling a held message again: 0.5 s, 1 s, 2 s … up to ``ceiling``."""
     return min(OUTAGE_BACKOFF_FIRST * 2 ** min(round_, 16), ceiling)
+
+
+def max_hold(config: Mapping[str, Any]) -> float:
+    """How long after its delivery a held message is given back to the broker (seconds)."""
+    return float(config.get("EVENT_MAX_HOLD_SECONDS") or DEFAULT_MAX_HOLD)
+
+
+def hold_problem(config: Mapping[str, Any]) -> str | None:
+    """Why the hold and the broker's ``consumer_timeout`` disagree, or None when they agree."""
+    hold = max_hold(config)
+    timeout = float(config.get("BROKER_CONSUMER_TIMEOUT_SECONDS") or DEFAULT_BROKER_CONSUMER_TIMEOUT)
+    if hold <= 0:
+        return f"EVENT_MAX_HOLD_SECONDS must be positive, not {hold:g}"
+    if hold + HOLD_MARGIN > timeout:
+        return (
+            f"EVENT_MAX_HOLD_SECONDS={hold:g} is not {HOLD_MARGIN:g} s below the broker's consumer_timeout "
+            f"(BROKER_CONSUMER_TIMEOUT_SECONDS={timeout:g}): a held event would be redelivered by the broker "
+            "with its whole channel; lower the hold or raise consumer_timeout on the broker and here"
+        )
+    return None
 
 
 class EventQueueConsumer(QueueConsumer):
@@ -139,6 +167,7 @@ class EventConsumer(Entrypoint):
         self.max_attempts = DEFAULT_MAX_ATTEMPTS
         self.retry_delays = DEFAULT_RETRY_DELAYS
         self.outage_backoff_max = DEFAULT_OUTAGE_BACKOFF_MAX
+        self.max_hold = DEFAULT_MAX_HOLD
         self.verify = verify
         self.units: UnitRegistry | None = None
         self._dead_letters: ConfirmingPublisher | None = None
@@ -156,6 +185,10 @@ class EventConsumer(Entrypoint):
         self.outage_backoff_max = float(
             config.get("EVENT_OUTAGE_BACKOFF_MAX_SECONDS") or DEFAULT_OUTAGE_BACKOFF_MAX
         )
+        problem = hold_problem(config)
+        if problem:
+            raise ValueError(f"{self.queue_name}: {problem}")
+        self.max_hold = max_hold(config)
         self.units = UnitRegistry.from_settings(self.container.config.get("UNITS_FILE") or None)
         self._dead_letters = ConfirmingPublisher(self.container.config["AMQP_URI"])
         self.queue_consumer.register_provider(self)
@@ -177,7 +210,7 @@ class EventConsumer(Entrypoint):
     def receive(self, message) -> None:
         """Called by the queue consumer's thread for each delivery: one thread per message."""
         self.container.spawn_managed_thread(
-            partial(self.handle_message, message),
+            partial(self.handle_message, message, received=time.monotonic()),
             identifier=f"EventConsumer.handle_message[{self.queue_name}]",
         )
 
@@ -197,7 +230,8 @@ class EventConsumer(Entrypoint):
                 return None, f"rejected: {exc}"
         return event, None
 
-    def handle_message(self, message, outage_round: int = 0) -> None:
+    def handle_message(self, message, outage_round: int = 0, received: float | None = None) -> None:
+        received = time.monotonic() if received is None else received
         event, refusal = self.accept(message)
         if event is None:
             self._dead_letter(message, refusal, attempts=1)
@@ -209,32 +243,49 @@ class EventConsumer(Entrypoint):
                 (event,),
                 {},
                 context_data={},
-                handle_result=partial(self._handle_result, message, started, outage_round),
+                handle_result=partial(self._handle_result, message, started, outage_round, received),
             )
         except ContainerBeingKilled:
             return  # unacked: the broker delivers it again
 
-    def _handle_result(self, message, started, outage_round, worker_ctx, result, exc_info):
+    def _handle_result(self, message, started, outage_round, received, worker_ctx, result, exc_info):
         metrics.EVENT_HANDLING.labels(self.service, self.queue_name).observe(time.perf_counter() - started)
         if exc_info is not None and is_transient(exc_info[1]):
-            self._hold(message, exc_info[1], outage_round)
+            self._hold(message, exc_info[1], outage_round, received)
         else:
             if exc_info is None:
                 crash_point("consumer.after_commit")
             self._settle(message, result, exc_info)
         return result, exc_info
 
-    def _hold(self, message, exc: BaseException, outage_round: int) -> None:
+    def _hold(self, message, exc: BaseException, outage_round: int, received: float) -> None:
         """The infrastructure failed, not the message: handle it again later, spending no attempt."""
         wait = outage_backoff(outage_round, self.outage_backoff_max)
-        log.warning("%s: %s; event held, handled again in %.1fs", self.queue_name, describe(exc), wait)
         metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, "deferred").inc()
+        if self._hold_is_over(received, wait, describe(exc), 1):
+            self.queue_consumer.requeue_message(message)
+            return
+        log.warning("%s: %s; event held, handled again in %.1fs", self.queue_name, describe(exc), wait)
 
         def again() -> None:
             eventlet.sleep(wait)
-            self.handle_message(message, outage_round + 1)
+            self.handle_message(message, outage_round + 1, received)
 
         self.container.spawn_managed_thread(again, identifier=f"EventConsumer.hold[{self.queue_name}]")
+
+    def _hold_is_over(self, received: float, wait: float, reason: str, count: int) -> bool:
+        """Whether holding on for ``wait`` more seconds would pass the maximum hold (then say so)."""
+        if time.monotonic() - received + wait <= self.max_hold:
+            return False
+        log.error(
+            "%s: %s; %d event(s) held for EVENT_MAX_HOLD_SECONDS=%g, given back to the broker "
+            "(one delivery spent each)",
+            self.queue_name,
+            reason,
+            count,
+            self.max_hold,
+        )
+        return True
 
     def _settle(self, message, result, exc_info) -> None:
         """Ack a handled message; requeue a failed one after its delay, or dead-letter it on its last
@@ -376,7 +427,7 @@ class EventBatchConsumer(EventConsumer):
                 identifier=f"EventBatchConsumer.dead_letter[{self.queue_name}]",
             )
             return
-        self._arrivals.put((message, event))
+        self._arrivals.put((message, event, time.monotonic()))
 
     def _run_batches(self) -> None:
         while not self._stopping:
@@ -385,7 +436,7 @@ class EventBatchConsumer(EventConsumer):
                 return
             self._handle_batch(batch)
 
-    def _next_batch(self) -> list[tuple[Any, Event]] | None:
+    def _next_batch(self) -> list[tuple[Any, Event, float]] | None:
         """Wait for a first message, then take more until the batch is full or ``batch_wait`` is up."""
         item = self._arrivals.get()
         if item is None:
@@ -422,14 +473,19 @@ class EventBatchConsumer(EventConsumer):
             return None
         return done.wait()
 
-    def _call_through_outages(self, events: list[Event]) -> tuple[Any, Any] | None:
-        """:meth:`_call`, again after a back-off while the infrastructure fails; None when stopping."""
+    def _call_through_outages(self, events: list[Event], received: float) -> tuple[Any, Any] | None:
+        """:meth:`_call`, again after a back-off while the infrastructure fails; None when stopping.
+
+        RELEASED when the hold would pass ``max_hold`` after ``received`` (the oldest delivery)."""
         outage_round = 0
         while True:
             outcome = self._call(events)
             if outcome is None or outcome[1] is None or not is_transient(outcome[1][1]):
                 return outcome
             wait = outage_backoff(outage_round, self.outage_backoff_max)
+            if self._hold_is_over(received, wait, describe(outcome[1][1]), len(events)):
+                metrics.EVENTS_CONSUMED.labels(self.service, self.queue_name, "deferred").inc(len(events))
+                return RELEASED
             log.warning(
                 "%s: %s; %d event(s) held, handled again in %.1fs",
                 self.queue_name,
@@ -446,9 +502,17 @@ class EventBatchConsumer(EventConsumer):
                 eventlet.sleep(min(0.2, wait))
             outage_round += 1
 
-    def _handle_batch(self, batch: list[tuple[Any, Event]]) -> None:
+    def _release(self, batch: list[tuple[Any, Event, float]]) -> None:
+        for message, _event, _received in batch:
+            self.queue_consumer.requeue_message(message)
+
+    def _handle_batch(self, batch: list[tuple[Any, Event, float]]) -> None:
         started = time.perf_counter()
-        outcome = self._call_through_outages([event for _message, event in batch])
+        oldest = min(received for _message, _event, received in batch)
+        outcome = self._call_through_outages([event for _message, event, _received in batch], oldest)
+        if outcome is RELEASED:
+            self._release(batch)
+            return
         if outcome is None:
             return
         result, exc_info = outcome
@@ -458,7 +522,7 @@ class EventBatchConsumer(EventConsumer):
             if exc_info is None:
                 crash_point("consumer.after_commit")
             answers = _answers(result, len(batch))
-            for (message, _event), answer in zip(batch, answers, strict=True):
+            for (message, _event, _received), answer in zip(batch, answers, strict=True):
                 handling.observe(elapsed)
                 self._settle(message, answer, exc_info)
             return
@@ -470,16 +534,23 @@ class EventBatchConsumer(EventConsumer):
             exc_info[1],
         )
         del exc_info
-        for message, event in batch:
+        for index, (message, event, _received) in enumerate(batch):
             if self._stopping:
                 return  # the rest stays unacked: delivered again
             started = time.perf_counter()
-            outcome = self._call_through_outages([event])
+            outcome = self._call_through_outages([event], oldest)
+            if outcome is RELEASED:
+                self._release(batch[index:])
+                return
             if outcome is None:
                 return
             result, exc_info = outcome
             handling.observe(time.perf_counter() - started)
             self._settle(message, _answers(result, 1)[0], exc_info)
+
+
+# What _call_through_outages answers when the hold is over: the batch goes back to the broker.
+RELEASED: Any = object()
 
 
 def _answers(result: Any, count: int) -> Sequence[Any]:

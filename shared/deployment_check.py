@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from shared import clock
 from shared.auth import auth_settings, is_development, secret_problem
 from shared.config import ConfigurationError, load_config
+from shared.consumer import hold_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 LONGEST_SENSIBLE_TOKEN_SECONDS = 24 * 3600
@@ -62,6 +63,9 @@ def findings(config: Mapping[str, Any], service: str) -> list[str]:
             "AMQP_USERNAME/AMQP_PASSWORD unset: this service shares the URI's broker user with the others, "
             "so it may publish their events (deploy/k8s/broker)"
         )
+    hold = hold_problem(config)
+    if hold:
+        found.append(hold)
     database = str(config.get("DATABASE_URL") or "")
     if database.startswith("sqlite"):
         found.append("DATABASE_URL is SQLite: one process, one disk; use PostgreSQL")

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 ELECTED_JOBS = {
     "outbox relay": "motcua-outbox-{service}",
     "SLA exporter": "motcua-sla-exporter-{service}",
+    "portal sync": "motcua-portal-sync-{service}",
+    "webhook delivery": "motcua-webhook-delivery-{service}",
 }
 
 

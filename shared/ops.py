@@ -10,6 +10,9 @@
     python -m shared.ops outbox dossier                    # backlog, oldest, relay leader
     python -m shared.ops leaders metrics                   # who leads: the relay, the SLA exporter
     python -m shared.ops rebuild metrics                   # rebuild a projection from its event log
+    python -m shared.ops portal-parked                     # dossiers whose portal sync is parked, why
+    python -m shared.ops portal-replay <code>... | --all   # send parked dossiers to the portal again
+    python -m shared.ops portal-resync --unit 79 --from 2026-12-01 --to 2026-12-01  # a unit's dossiers again
 
 The broker comes from ``AMQP_URI`` (or ``--amqp-uri``); listing queues and setting the policy use the
 management API at ``RABBITMQ_MANAGEMENT_URL`` (default: the broker's host, port 15672, same user).
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote, unquote, urlparse
@@ -39,6 +42,7 @@ import requests
 import sqlalchemy as sa
 
 from shared.broker import MessageCopier, connect, declare_exchanges, declare_unrouted
+from shared.domain import Invalid
 from shared.events import EXCHANGE, UNROUTED_EXCHANGE, UNROUTED_QUEUE
 from shared.leadership import ELECTED_JOBS, HELD_HERE, job_key
 from shared.outbox import leader_lock_key
@@ -481,7 +485,40 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("rebuild", help="rebuild a service's projection from its event log")
     rebuild.add_argument("service")
     rebuild.add_argument("--database-url", help="default: the service's config.yml")
+    for name, text in (
+        ("portal-parked", "dossiers whose national portal sync is parked, and why"),
+        ("portal-replay", "send parked dossiers to the national portal again"),
+        ("portal-resync", "send a unit's dossiers received in a date range to the national portal again"),
+    ):
+        portal = commands.add_parser(name, help=text)
+        portal.add_argument("--database-url", help="default: the outbound service's config.yml")
+        portal.add_argument("--units-file", default=os.environ.get("UNITS_FILE") or None)
+        if name == "portal-replay":
+            which = portal.add_mutually_exclusive_group(required=True)
+            which.add_argument("codes", nargs="*", default=[], help="dossier codes")
+            which.add_argument("--all", action="store_true", help="every parked dossier")
+        if name == "portal-resync":
+            portal.add_argument("--unit", required=True, help="a unit code: its whole subtree")
+            portal.add_argument("--from", dest="first", required=True, type=date.fromisoformat)
+            portal.add_argument("--to", dest="last", required=True, type=date.fromisoformat)
     return parser
+
+
+def _portal(args: argparse.Namespace, out: TextIO) -> None:
+    """The outbound service's commands (services/outbound/ops.py), loaded only when asked for."""
+    ops = importlib.import_module("services.outbound.ops")
+    url = args.database_url or service_database_url("outbound")
+    if args.command == "portal-parked":
+        ops.parked(url, args.units_file, out)
+    elif args.command == "portal-replay":
+        if not args.all and not args.codes:
+            raise OpsError("name dossier codes, or --all")
+        ops.replay(url, args.units_file, None if args.all else args.codes, out)
+    else:
+        try:
+            ops.resync(url, args.units_file, args.unit, args.first, args.last, out)
+        except Invalid as exc:
+            raise OpsError(f"{exc.field}: {exc.message}") from exc
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, ask: Callable[[str], str] = input) -> int:
@@ -510,6 +547,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, ask: Callable[
                 leaders(args.service, args.database_url, out)
             case "rebuild":
                 rebuild_projection(args.service, args.database_url, out)
+            case "portal-parked" | "portal-replay" | "portal-resync":
+                _portal(args, out)
     except OpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -20,6 +20,8 @@ from shared.units import UnitRegistry
 
 STAFF_ROLES = ("desk_officer", "handling_officer", "leader", "clerk", "auditor", "admin")
 FILING_ROLES = ("portal", "postal_operator")
+# A service, not a person: the national portal sync reads the applicant's contact for the portal.
+PORTAL_SYNC = "portal_sync"
 RECEIVING, HANDLING = "receiving", "handling"
 
 DESK_OFFICER, HANDLING_OFFICER, LEADER, CLERK = "desk_officer", "handling_officer", "leader", "clerk"

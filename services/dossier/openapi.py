@@ -20,6 +20,7 @@ from services.dossier.schemas import (
     LookupRequestSchema,
     LookupSchema,
     NoticeFormSchema,
+    PortalRecordSchema,
     ProcessControlFormSchema,
     ReceiptFormSchema,
     ReceiptPrintSchema,
@@ -29,7 +30,7 @@ from services.dossier.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.4.0"
+VERSION = "0.5.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:
@@ -114,6 +115,17 @@ OPERATIONS = (
         "dossiers",
         response=DossierSchema,
         errors=(401, 404),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/dossiers/<code>/portal-record",
+        "What the national portal sync needs: the applicant's contact, the procedure's names",
+        "portal_record",
+        "dossiers",
+        response=PortalRecordSchema,
+        errors=(401, 403, 404),
+        description="Role portal_sync only (the outbound service), for dossiers received in its "
+        "jurisdiction; 404 for any other. Personal data: it never travels on an event.",
     ),
     *(_action_operation(REGISTRY[action]) for action in Action),
     Operation(

@@ -270,6 +270,21 @@ class DossierSchema(DossierSummarySchema):
     )
 
 
+class PortalApplicantSchema(Schema):
+    full_name = fields.String()
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+
+
+class PortalRecordSchema(Schema):
+    """The national portal sync's read: personal data the portal shows the applicant, never on an event."""
+
+    code = fields.String()
+    applicant = fields.Nested(PortalApplicantSchema)
+    procedure_name = fields.String()
+    field_name = fields.String()
+
+
 class LookupCredentialSchema(Schema):
     """What proves the right to look the dossier up (tra cứu): shown once, to print on the receipt."""
 

@@ -165,6 +165,13 @@ class DossierService(OperationalEndpoints):
             entries = service_layer.audit_trail(service_layer.Read(principal, code), tx, self._office())
         return {"code": code, "entries": AUDIT_ENTRIES.dump(entries)}
 
+    @api("GET", "/api/v1/dossiers/<string:code>/portal-record")
+    def portal_record(self, request, code):
+        """The national portal sync's read of the applicant's contact (role portal_sync only)."""
+        principal = self.auth.principal(request)
+        with self.uow.transaction() as tx:
+            return service_layer.portal_record(service_layer.Read(principal, code), tx, self._office())
+
     @api("GET", "/api/v1/dossiers/<string:code>/forms/<string:form>")
     def form(self, request, code, form):
         """Forms 01-05 and the process-control slip, as JSON; 404 when the dossier has no such form."""

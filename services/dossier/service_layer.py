@@ -373,6 +373,25 @@ def readable(cmd: Read | ReadForm, tx: Transaction, office: Office) -> Dossier:
     return dossier
 
 
+def portal_record(cmd: Read, tx: Transaction, office: Office) -> dict[str, Any]:
+    """What the national portal needs and no event carries: the applicant's name, phone and email and
+    the procedure's names. Only the portal sync service (role portal_sync), for dossiers received in its
+    jurisdiction; any other dossier does not exist for it."""
+    cmd.principal.require_role(access.PORTAL_SYNC)
+    code = cmd.code
+    dossier = office.dossiers(tx, None).read(code) if DOSSIER_CODE.match(code) else None
+    if dossier is None or not cmd.principal.covers(office.units, dossier.receiving_unit):
+        raise NotFound(f"no dossier {code}")
+    procedure = office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version)
+    applicant = dossier.applicant
+    return {
+        "code": code,
+        "applicant": {key: applicant.get(key) for key in ("full_name", "phone", "email")},
+        "procedure_name": procedure.name,
+        "field_name": procedure.field_name,
+    }
+
+
 def audit_trail(cmd: Read, tx: Transaction, office: Office) -> list[AuditEntry]:
     dossier = readable(cmd, tx, office)
     if not access.can_audit(cmd.principal, dossier, office.units):

@@ -55,12 +55,19 @@ _COUNTERS_AND_GAUGES = {
     "motcua_postal_reports_before_handover_total",
     "motcua_postal_operator_call_failures_total",
     "motcua_postal_operator_calls_owed",
+    "motcua_portal_answers_total",
+    "motcua_portal_sync_backlog",
+    "motcua_portal_sync_oldest_unsynced_seconds",
+    "motcua_portal_sync_parked",
+    "motcua_webhook_deliveries_total",
+    "motcua_webhook_subscriptions_disabled",
 }
 _HISTOGRAMS = {
     "motcua_dossier_resolution_working_seconds",
     "motcua_event_handling_seconds",
     "motcua_http_request_duration_seconds",
     "motcua_postal_delivery_working_seconds",
+    "motcua_webhook_delivery_lag_seconds",
 }
 EXPOSED_METRICS = _COUNTERS_AND_GAUGES | {
     f"{name}{suffix}" for name in _HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")

@@ -40,12 +40,14 @@ def run_environment(rabbit_config, tmp_path) -> dict[str, str]:
         "ESIGN_PKI_DIR": str(tmp_path / "pki"),
         "ESIGN_STORE_DIR": str(tmp_path / "documents"),
         "SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+        "PORTAL_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
     }
-    for service in ("dossier", "postal", "esign", "metrics"):
+    for service in ("dossier", "postal", "esign", "metrics", "outbound"):
         env[f"{service.upper()}_DATABASE_URL"] = f"sqlite:///{tmp_path / service}.sqlite3"
         env[f"{service.upper()}_ADDRESS"] = f"127.0.0.1:{free_port()}"
     env["DOSSIER_URL"] = f"http://{env['DOSSIER_ADDRESS']}"
     env["POSTAL_OPERATOR_URL"] = f"http://{env['SIMULATOR_ADDRESS']}"
+    env["PORTAL_URL"] = f"http://{env['PORTAL_SIMULATOR_ADDRESS']}"
     env["ESIGN_PUBLIC_URL"] = f"http://{env['ESIGN_ADDRESS']}"
     return env
 

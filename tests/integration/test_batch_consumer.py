@@ -30,11 +30,16 @@ handled = sa.Table(
     sa.Column("sequence", sa.Integer, nullable=False),
 )
 calls: list[int] = []  # the size of each batch the handler was called with
+# How many more calls with an ``outage`` event meet a "connection reset" (an infrastructure failure).
+OUTAGE_CALLS = [0]
 
 
 def project(uow, events: list[Event], queue: str) -> list[bool]:
     """A minimal projection: every event once, the whole batch in one transaction."""
     calls.append(len(events))
+    if OUTAGE_CALLS[0] > 0 and any(event.data.get("outage") for event in events):
+        OUTAGE_CALLS[0] -= 1
+        raise ConnectionResetError("connection reset by peer")
     answers = []
     with uow.transaction() as tx:
         for event in events:
@@ -195,3 +200,28 @@ def test_buffered_messages_are_not_acked_on_stop_and_come_again(config, containe
         engine.dispose()
     again.stop()
     assert waiting_messages(amqp_uri, HELD_QUEUE) == 0
+
+
+def test_a_batch_held_past_the_maximum_hold_goes_back_to_the_broker(config, container_factory, caplog):
+    """Held no longer than EVENT_MAX_HOLD_SECONDS (1.5 s, tries every 0.5 s): the batch goes back to the
+    broker, comes again and is held again; each event is projected once when the failures stop."""
+    config = {
+        **config,
+        "EVENT_MAX_HOLD_SECONDS": 1.5,
+        "EVENT_OUTAGE_BACKOFF_MAX_SECONDS": 0.5,
+        "BROKER_CONSUMER_TIMEOUT_SECONDS": 100,
+    }
+    container = container_factory(BatchProbeService, config)
+    container.start()
+    engine = create_engine(config["DATABASE_URL"])
+    try:
+        OUTAGE_CALLS[0] = 8
+        with caplog.at_level("ERROR", logger="shared.consumer"):
+            publish(config["AMQP_URI"], *(probe_event(n, outage=True).to_json().encode() for n in (1, 2, 3)))
+            assert wait_for(lambda: sequences(engine) == [1, 2, 3], timeout=20)
+        assert OUTAGE_CALLS[0] == 0
+        assert any("given back to the broker" in r.getMessage() for r in caplog.records), caplog.text
+        assert dead_letters(config["AMQP_URI"], QUEUE, expect=1, timeout=1.0) == []
+        assert waiting_messages(config["AMQP_URI"], QUEUE) == 0
+    finally:
+        engine.dispose()

@@ -54,8 +54,7 @@ class ProbeService:
         return True
 
 
-@pytest.fixture
-def probe(rabbit_config, database_url, container_factory):
+def start_probe(rabbit_config, database_url, container_factory, **settings):
     engine = create_engine(database_url)
     metadata.create_all(engine)
     config = {
@@ -68,9 +67,16 @@ def probe(rabbit_config, database_url, container_factory):
         "EVENT_MAX_ATTEMPTS": 3,
         "EVENT_RETRY_DELAYS": ",".join(map(str, RETRY_DELAYS)),
         "EVENT_OUTAGE_BACKOFF_MAX_SECONDS": 0.5,
+        **settings,
     }
     container = container_factory(ProbeService, config)
     container.start()
+    return engine
+
+
+@pytest.fixture
+def probe(rabbit_config, database_url, container_factory):
+    engine = start_probe(rabbit_config, database_url, container_factory)
     yield engine
     engine.dispose()
 
@@ -131,3 +137,43 @@ def test_an_infrastructure_failure_spends_no_attempt(probe, rabbit_config):
     assert wait_for(lambda: rows(probe), timeout=20) == [(event.id, 1)]
     assert OUTAGES[event.id] == 0
     assert dead_letters(rabbit_config["AMQP_URI"], QUEUE, expect=1, timeout=1.0) == []
+
+
+def test_an_event_held_past_the_maximum_hold_goes_back_to_the_broker(
+    rabbit_config, database_url, container_factory, caplog
+):
+    """Held no longer than EVENT_MAX_HOLD_SECONDS (here 1.5 s, tries every 0.5 s): given back to the
+    broker, delivered again and held again, before RabbitMQ's consumer_timeout would close the channel;
+    handled once when the failures stop, never dead-lettered."""
+    engine = start_probe(
+        rabbit_config,
+        database_url,
+        container_factory,
+        EVENT_MAX_HOLD_SECONDS=1.5,
+        BROKER_CONSUMER_TIMEOUT_SECONDS=100,
+    )
+    try:
+        event = probe_event(1)
+        OUTAGES[event.id] = 8
+        with caplog.at_level("ERROR", logger="shared.consumer"):
+            publish(rabbit_config["AMQP_URI"], event.to_json().encode())
+            assert wait_for(lambda: rows(engine), timeout=20) == [(event.id, 1)]
+        assert OUTAGES[event.id] == 0
+        released = [r for r in caplog.records if "given back to the broker" in r.getMessage()]
+        assert len(released) >= 1, caplog.text
+        assert dead_letters(rabbit_config["AMQP_URI"], QUEUE, expect=1, timeout=1.0) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_hold_longer_than_the_brokers_consumer_timeout_refuses_to_start(
+    rabbit_config, database_url, container_factory
+):
+    with pytest.raises(ValueError, match="consumer_timeout"):
+        start_probe(
+            rabbit_config,
+            database_url,
+            container_factory,
+            EVENT_MAX_HOLD_SECONDS=1800,
+            BROKER_CONSUMER_TIMEOUT_SECONDS=1800,
+        ).dispose()

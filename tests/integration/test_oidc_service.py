@@ -29,6 +29,7 @@ def test_a_province_deployment_takes_provider_tokens_only(service_config, contai
     service_config.update(
         MOTCUA_ENV="production",
         JWT_SECRET="",
+        LOOKUP_KEY="a-province-lookup-key-of-32-bytes-or-more",
         OIDC_ISSUER=ISSUER,
         OIDC_JWKS_URL=provider.url,
         OIDC_JWKS_COOLDOWN_SECONDS=0,

@@ -18,11 +18,12 @@ import copy
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from services.dossier.domain.model import Dossier
+from services.dossier.lookup import Guesses
 from services.dossier.repository import AuditEntry, Dossiers, Search
 from services.esign.document import ResultDocument
 from services.esign.domain.model import SigningRequest
@@ -184,6 +185,31 @@ class FakeDossiers(FakeRepository[Dossier], Dossiers):
         pending, dossier.handovers = list(dossier.handovers), []
         rows = self.state.handovers.setdefault(dossier.code, [])
         rows.extend({**vars(handover), "actor": self.actor} for handover in pending)
+
+
+class FakeLookups:
+    """:class:`services.dossier.lookup_store.Lookups` in memory: a code's :class:`Guesses`."""
+
+    def __init__(self, tx: FakeTransaction) -> None:
+        self.rows: dict[str, Guesses] = tx.state.table("dossier_lookups")  # type: ignore[assignment]
+
+    def get(self, code: str) -> Guesses | None:
+        return self.rows.get(code)
+
+    def set_secret(self, code: str, secret_hmac: str) -> None:
+        self.rows[code] = Guesses(secret_hmac=secret_hmac)
+
+    def failed(self, code: str, *, max_failures: int, until: datetime) -> None:
+        row = self.rows.get(code) or Guesses()
+        failures = row.failures + 1
+        locked = failures >= max_failures
+        self.rows[code] = replace(
+            row, failures=0 if locked else failures, locked_until=until if locked else None
+        )
+
+    def succeeded(self, code: str) -> None:
+        if code in self.rows:
+            self.rows[code] = replace(self.rows[code], failures=0)
 
 
 class FakeSigningRequests(FakeRepository[SigningRequest], SigningRequests):

@@ -194,6 +194,7 @@ REAL_CLOCK = {
     ("shared/workcalendar.py", "date.today"): "checks a country code on one year's holidays; any year does",
     ("simulators/postal_operator.py", "datetime.now"): "webhook-timestamp, checked ±5 min on the real clock",
     ("simulators/postal_operator.py", "time.time"): "the delays between reports, in real seconds",
+    ("services/outbound/webhooks.py", "datetime.now"): "webhook-timestamp, checked ±5 min on the real clock",
 }
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from shared.auth import DEV_SECRET
-from shared.deployment_check import findings, main
+from shared.config import load_config
+from shared.consumer import DEFAULT_BROKER_CONSUMER_TIMEOUT, hold_problem
+from shared.deployment_check import ROOT, findings, main, services
 
 SAFE = {
     "AMQP_URI": "amqp://rabbitmq-default:x@rabbitmq:5672/",
@@ -38,6 +41,8 @@ def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
         ({"DATABASE_URL": "sqlite:///data/dossier.sqlite3"}, "SQLite"),
         ({"PUBLIC_BASE_URL": "http://api.example.gov.vn"}, "PUBLIC_BASE_URL"),
         ({"LOGGING": {"root": {"level": "DEBUG"}}}, "DEBUG"),
+        ({"EVENT_MAX_HOLD_SECONDS": "1800"}, "below the broker's consumer_timeout"),
+        ({"EVENT_MAX_HOLD_SECONDS": "900", "BROKER_CONSUMER_TIMEOUT_SECONDS": "900"}, "consumer_timeout"),
     ],
 )
 def test_each_unsafe_setting_is_named(change, expected, monkeypatch):
@@ -53,3 +58,36 @@ def test_the_shipped_defaults_are_reported_unsafe(monkeypatch, capsys):
     assert main(["dossier"]) == 1
     out = capsys.readouterr().out
     assert "no identity provider" in out and "guest" in out and "SQLite" in out
+
+
+@pytest.mark.parametrize(
+    ("hold", "timeout", "agree"),
+    [
+        (None, None, True),  # the defaults: 15 min of hold, RabbitMQ's 30 min
+        ("1739", "1800", True),
+        ("1740", "1800", True),  # a minute's margin for the last try
+        ("1741", "1800", False),
+        ("3000", "3600", True),
+        ("0", "1800", False),
+    ],
+)
+def test_the_hold_must_end_a_minute_before_the_brokers_consumer_timeout(hold, timeout, agree):
+    config = {"EVENT_MAX_HOLD_SECONDS": hold, "BROKER_CONSUMER_TIMEOUT_SECONDS": timeout}
+    assert (hold_problem(config) is None) is agree
+
+
+def test_the_broker_deployment_states_the_consumer_timeout_the_services_assume():
+    rabbitmq = ROOT / "deploy" / "k8s" / "overlays" / "production" / "rabbitmq.yaml"
+    cluster = next(
+        doc for doc in yaml.safe_load_all(rabbitmq.read_text()) if doc["kind"] == "RabbitmqCluster"
+    )
+    settings = dict(
+        line.split(" = ", 1)
+        for line in cluster["spec"]["rabbitmq"]["additionalConfig"].splitlines()
+        if " = " in line and not line.lstrip().startswith("#")
+    )
+    assert int(settings["consumer_timeout"]) == DEFAULT_BROKER_CONSUMER_TIMEOUT * 1000
+    for service in services():
+        config = load_config(ROOT / "services" / service / "config.yml")
+        assert float(config["BROKER_CONSUMER_TIMEOUT_SECONDS"]) == DEFAULT_BROKER_CONSUMER_TIMEOUT, service
+        assert hold_problem(config) is None, service

@@ -212,6 +212,23 @@ def test_a_dossier_outside_the_jurisdiction_does_not_exist_for_a_reader(uow, off
         )
 
 
+def test_the_portal_record_is_for_the_portal_sync_of_the_receiving_jurisdiction_only(uow, office):
+    code = receive(uow, office)
+    with uow.transaction() as tx:
+        record = service_layer.portal_record(
+            service_layer.Read(person("portal_sync", PROVINCE), code), tx, office
+        )
+    assert record["applicant"] == {"full_name": "Trần Thị Bình", "phone": None, "email": None}
+    assert record["procedure_name"] and record["field_name"]
+    # Staff read the whole dossier elsewhere; this narrow read is the sync service's only.
+    with pytest.raises(Forbidden), uow.transaction() as tx:
+        service_layer.portal_record(service_layer.Read(person("auditor", PROVINCE), code), tx, office)
+    with pytest.raises(NotFound), uow.transaction() as tx:
+        service_layer.portal_record(
+            service_layer.Read(person("portal_sync", OTHER_COMMUNE), code), tx, office
+        )
+
+
 # --- the rules say no: 409 -----------------------------------------------------------------------
 
 

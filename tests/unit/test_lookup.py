@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.dossier import lookup
-from services.dossier.dependencies import lookup_guard
+from services.dossier import lookup, service_layer
+from services.dossier.dependencies import _shipped_catalogue, lifecycle_settings, lookup_guard
 from services.dossier.lookup import Guesses, LookupSettings
+from shared.auth import Principal
 from shared.config import ConfigurationError
+from shared.domain import NotFound
+from tests.support.fakes import CALENDAR, MONDAY, UNITS, FakeDossiers, FakeLookups, FakeUnitOfWork
 
 SETTINGS = LookupSettings(key=b"k" * 32)
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -66,3 +69,102 @@ def test_outside_development_the_lookup_key_is_required_long_and_not_the_public_
     assert lookup_guard({"MOTCUA_ENV": "development"}).settings.key == lookup.DEVELOPMENT_KEY
     with pytest.raises(ConfigurationError, match="LOOKUP_CAPTCHA"):
         lookup_guard({"MOTCUA_ENV": "development", "LOOKUP_CAPTCHA": "recaptcha"})
+
+
+# --- the use case on the in-memory unit of work ---------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = MONDAY
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def uow() -> FakeUnitOfWork:
+    return FakeUnitOfWork()
+
+
+@pytest.fixture
+def office() -> service_layer.Office:
+    return service_layer.Office(
+        units=UNITS,
+        calendar=CALENDAR,
+        catalogue=_shipped_catalogue(),
+        settings=lifecycle_settings({}),
+        clock=Clock(),
+        repository=FakeDossiers,
+        lookup=LookupSettings(key=b"k" * 32, max_failures=3, lock=timedelta(minutes=15)),
+        lookups=FakeLookups,
+    )
+
+
+APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "079203001234", "phone": "0901112233"}
+
+
+def filed(uow, office) -> tuple[str, str]:
+    """A dossier received at the commune's desk, and its receipt's secret."""
+    body = {
+        "procedure_code": "1.012767",  # interlinked: commune desk, then province and tax
+        "receiving_unit": "26740",
+        "channel": "counter",
+        "return_method": "counter",
+        "applicant": APPLICANT,
+    }
+    desk = Principal(sub="desk@26740", roles=frozenset({"desk_officer"}), units=("26740",))
+    with uow.transaction() as tx:
+        code = service_layer.receive(service_layer.Receive(desk, body, "req-1"), tx, office).code
+        return code, service_layer.issue_lookup_secret(code, tx, office)
+
+
+def look(uow, office, code: str, **proof) -> dict:
+    return service_layer.look_up(service_layer.LookUp(code, **proof), uow, office)
+
+
+def test_the_secret_or_the_identity_number_opens_the_view_which_names_no_person(uow, office):
+    code, secret = filed(uow, office)
+    for proof in (
+        {"secret": secret},
+        {"secret": lookup.printed(secret).lower()},
+        {"id_number": "079203001234"},
+    ):
+        view = look(uow, office, code, **proof)
+        assert view["code"] == code and view["status_name"] == "Được tiếp nhận"
+        assert [value for value in APPLICANT.values() if value in str(view)] == []
+    # Only the HMAC is kept.
+    assert secret not in str(uow.state.tables["dossier_lookups"])
+
+
+def test_a_wrong_proof_is_counted_even_though_it_is_refused(uow, office):
+    code, _ = filed(uow, office)
+    with pytest.raises(NotFound) as refused:
+        look(uow, office, code, secret="ABCDEFGH")
+    assert refused.value.detail == lookup.REFUSAL
+    assert uow.state.tables["dossier_lookups"][code].failures == 1
+
+
+def test_three_wrong_proofs_lock_a_code_and_an_unknown_code_alike_until_the_lock_ends(uow, office):
+    code, secret = filed(uow, office)
+    unknown = code[:-4] + "9999"
+    for target in (code, unknown):
+        for _ in range(3):
+            with pytest.raises(NotFound):
+                look(uow, office, target, secret="ABCDEFGH")
+        assert uow.state.tables["dossier_lookups"][target].locked(office.clock())
+    with pytest.raises(NotFound) as locked:
+        look(uow, office, code, secret=secret)
+    assert locked.value.detail == lookup.REFUSAL
+    office.clock.now += timedelta(minutes=15)
+    assert look(uow, office, code, secret=secret)["code"] == code
+
+
+def test_a_dossier_filed_before_secrets_opens_by_identity_number_only(uow, office):
+    code, _ = filed(uow, office)
+    del uow.state.tables["dossier_lookups"][code]  # as after migration 0006: no row
+    with pytest.raises(NotFound):
+        look(uow, office, code, secret="ABCDEFGH")
+    assert look(uow, office, code, id_number="079203001234")["code"] == code

@@ -1,0 +1,451 @@
+"""The portal sync's tables in the caller's transaction (services/outbound/models.py): the durable
+queue per dossier and what is known of each dossier. Core statements, the same on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.outbound.domain.subscription import Subscription
+from services.outbound.models import (
+    deliveries,
+    delivery_attempts,
+    portal_dossiers,
+    portal_queue,
+    subscriptions,
+)
+
+RESYNC = "resync"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A queue row at the head of its dossier's queue, with what is known of the dossier."""
+
+    id: int
+    subject: str
+    sequence: int
+    name: str
+    data: dict[str, Any] | None
+    enqueued_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    last_sequence: int
+    facts: dict[str, Any]
+    history: dict[str, Any]
+    receiving_unit: str
+
+
+def remember_dossier(session: Session, data: dict[str, Any], sequence: int, now: datetime) -> None:
+    """Insert the dossier, or keep its newest status facts (a re-sync sends those)."""
+    table = portal_dossiers
+    row = session.execute(
+        sa.select(table.c.code, table.c.facts_sequence).where(table.c.code == data["code"])
+    ).first()
+    received = data.get("received_at")
+    received_at = datetime.fromisoformat(received) if isinstance(received, str) else received
+    if row is None:
+        session.execute(
+            table.insert().values(
+                code=data["code"],
+                receiving_unit=data["receiving_unit"],
+                received_at=received_at,
+                facts=data,
+                facts_sequence=sequence,
+                history={},
+                last_sequence=0,
+                first_seen_at=now,
+            )
+        )
+    elif sequence > row.facts_sequence:
+        session.execute(
+            table.update()
+            .where(table.c.code == data["code"])
+            .values(facts=data, facts_sequence=sequence, received_at=received_at)
+        )
+
+
+def enqueue(
+    session: Session,
+    *,
+    subject: str,
+    sequence: int,
+    event_id: str | None,
+    name: str,
+    data: dict[str, Any] | None,
+    now: datetime,
+) -> None:
+    session.execute(
+        portal_queue.insert().values(
+            subject=subject,
+            sequence=sequence,
+            event_id=event_id,
+            name=name,
+            data=data,
+            enqueued_at=now,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+
+
+def heads(session: Session, limit: int) -> list[Pending]:
+    """The first pending row of each dossier not parked, in its order (sequence, a re-sync first)."""
+    q, d = portal_queue, portal_dossiers
+    rows = session.execute(
+        sa.select(
+            q.c.id,
+            q.c.subject,
+            q.c.sequence,
+            q.c.name,
+            q.c.data,
+            q.c.enqueued_at,
+            q.c.attempts,
+            q.c.next_attempt_at,
+            d.c.last_sequence,
+            d.c.facts,
+            d.c.history,
+            d.c.receiving_unit,
+        )
+        .join(d, d.c.code == q.c.subject)
+        .where(q.c.synced_at.is_(None), d.c.parked_at.is_(None))
+        .order_by(q.c.subject, q.c.sequence, q.c.id)
+        .limit(limit)
+    ).all()
+    first: dict[str, Pending] = {}
+    for row in rows:
+        first.setdefault(row.subject, Pending(**row._mapping))
+    return list(first.values())
+
+
+def synced(session: Session, pending: Pending, history: dict[str, Any], now: datetime) -> None:
+    session.execute(portal_queue.update().where(portal_queue.c.id == pending.id).values(synced_at=now))
+    session.execute(
+        portal_dossiers.update()
+        .where(portal_dossiers.c.code == pending.subject)
+        .values(history=history, synced_at=now, last_sequence=max(pending.last_sequence, pending.sequence))
+    )
+
+
+def failed(session: Session, pending: Pending, error: str, retry_at: datetime | None, now: datetime) -> None:
+    """Count a failed try; with no ``retry_at`` the dossier is parked with the reason."""
+    session.execute(
+        portal_queue.update()
+        .where(portal_queue.c.id == pending.id)
+        .values(attempts=pending.attempts + 1, last_error=error[:1000], next_attempt_at=retry_at or now)
+    )
+    if retry_at is None:
+        session.execute(
+            portal_dossiers.update()
+            .where(portal_dossiers.c.code == pending.subject)
+            .values(parked_at=now, parked_reason=f"{pending.name} #{pending.sequence}: {error}"[:1000])
+        )
+
+
+def replay(session: Session, codes: Iterable[str] | None, now: datetime) -> list[str]:
+    """Unpark the dossiers (every parked one when ``codes`` is None): their rows are due again now."""
+    d, q = portal_dossiers, portal_queue
+    where = d.c.parked_at.is_not(None) if codes is None else d.c.code.in_(list(codes))
+    found = [code for (code,) in session.execute(sa.select(d.c.code).where(where)).all()]
+    if found:
+        session.execute(d.update().where(d.c.code.in_(found)).values(parked_at=None, parked_reason=None))
+        session.execute(
+            q.update()
+            .where(q.c.subject.in_(found), q.c.synced_at.is_(None))
+            .values(attempts=0, next_attempt_at=now)
+        )
+    return found
+
+
+def dossiers_received(session: Session, units: Iterable[str], start: datetime, end: datetime) -> list[str]:
+    d = portal_dossiers
+    return list(
+        session.execute(
+            sa.select(d.c.code)
+            .where(d.c.receiving_unit.in_(list(units)), d.c.received_at >= start, d.c.received_at < end)
+            .order_by(d.c.received_at)
+        ).scalars()
+    )
+
+
+def parked(session: Session) -> list[dict[str, Any]]:
+    d = portal_dossiers
+    rows = session.execute(
+        sa.select(d.c.code, d.c.receiving_unit, d.c.parked_at, d.c.parked_reason)
+        .where(d.c.parked_at.is_not(None))
+        .order_by(d.c.parked_at)
+    ).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def backlog(session: Session) -> list[tuple[str, int, datetime | None, int]]:
+    """Per receiving unit: pending rows, the oldest pending row's enqueue time, parked dossiers."""
+    q, d = portal_queue, portal_dossiers
+    pending = session.execute(
+        sa.select(d.c.receiving_unit, sa.func.count(), sa.func.min(q.c.enqueued_at))
+        .join(d, d.c.code == q.c.subject)
+        .where(q.c.synced_at.is_(None))
+        .group_by(d.c.receiving_unit)
+    ).all()
+    parked_by_unit = dict(
+        session.execute(
+            sa.select(d.c.receiving_unit, sa.func.count())
+            .where(d.c.parked_at.is_not(None))
+            .group_by(d.c.receiving_unit)
+        ).all()
+    )
+    found = {unit: (count, oldest) for unit, count, oldest in pending}
+    return [
+        (unit, *found.get(unit, (0, None)), parked_by_unit.get(unit, 0))
+        for unit in sorted(set(found) | set(parked_by_unit))
+    ]
+
+
+# --- subscriptions -----------------------------------------------------------------------------------
+
+
+def _subscription(row) -> Subscription:
+    return Subscription(
+        id=row.id,
+        owner=row.owner,
+        callback_url=row.callback_url,
+        unit=row.unit,
+        unit_path=row.unit_path,
+        event_types=list(row.event_types or []),
+        procedure=row.procedure,
+        field=row.field,
+        auth_header=row.auth_header,
+        secrets=list(row.secrets or []),
+        contact=row.contact,
+        active=row.active,
+        disabled_reason=row.disabled_reason,
+    )
+
+
+def _columns(subscription: Subscription) -> dict[str, Any]:
+    return {
+        "owner": subscription.owner,
+        "callback_url": subscription.callback_url,
+        "unit": subscription.unit,
+        "unit_path": subscription.unit_path,
+        "event_types": list(subscription.event_types),
+        "procedure": subscription.procedure,
+        "field": subscription.field,
+        "auth_header": subscription.auth_header,
+        "secrets": list(subscription.secrets),
+        "contact": subscription.contact,
+        "active": subscription.active,
+        "disabled_reason": subscription.disabled_reason,
+    }
+
+
+def add_subscription(session: Session, subscription: Subscription, now: datetime) -> None:
+    session.execute(
+        subscriptions.insert().values(
+            id=subscription.id, created_at=now, updated_at=now, **_columns(subscription)
+        )
+    )
+
+
+def save_subscription(session: Session, subscription: Subscription, now: datetime) -> None:
+    session.execute(
+        subscriptions.update()
+        .where(subscriptions.c.id == subscription.id)
+        .values(updated_at=now, **_columns(subscription))
+    )
+
+
+def load_subscription(session: Session, subscription_id: str) -> Subscription | None:
+    row = session.execute(sa.select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
+    return None if row is None else _subscription(row)
+
+
+def owned_subscriptions(session: Session, owner: str) -> list[Subscription]:
+    rows = session.execute(
+        sa.select(subscriptions).where(subscriptions.c.owner == owner).order_by(subscriptions.c.created_at)
+    ).all()
+    return [_subscription(row) for row in rows]
+
+
+def active_subscriptions(session: Session) -> list[Subscription]:
+    rows = session.execute(sa.select(subscriptions).where(subscriptions.c.active.is_(True))).all()
+    return [_subscription(row) for row in rows]
+
+
+def delete_subscription(session: Session, subscription_id: str) -> None:
+    ids = sa.select(deliveries.c.id).where(deliveries.c.subscription_id == subscription_id)
+    session.execute(delivery_attempts.delete().where(delivery_attempts.c.delivery_id.in_(ids)))
+    session.execute(deliveries.delete().where(deliveries.c.subscription_id == subscription_id))
+    session.execute(subscriptions.delete().where(subscriptions.c.id == subscription_id))
+
+
+def add_delivery(session: Session, subscription_id: str, event: Any, body: str, now: datetime) -> None:
+    session.execute(
+        deliveries.insert().values(
+            subscription_id=subscription_id,
+            subject=event.subject,
+            sequence=event.sequence,
+            event_id=event.id,
+            event_type=event.type,
+            body=body,
+            enqueued_at=now,
+            attempts=0,
+            next_attempt_at=now,
+            state="pending",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Due:
+    """The first pending delivery of one dossier for one active subscription, if its time has come."""
+
+    id: int
+    subscription_id: str
+    subject: str
+    event_id: str
+    body: str
+    enqueued_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+
+
+def due_deliveries(session: Session, subscription_id: str, now: datetime, limit: int) -> list[Due]:
+    """Per dossier, the head of the subscription's pending deliveries, when due (a later event of the
+    dossier waits behind an earlier one being retried)."""
+    d = deliveries
+    rows = session.execute(
+        sa.select(
+            d.c.id,
+            d.c.subscription_id,
+            d.c.subject,
+            d.c.event_id,
+            d.c.body,
+            d.c.enqueued_at,
+            d.c.attempts,
+            d.c.next_attempt_at,
+        )
+        .where(d.c.subscription_id == subscription_id, d.c.state == "pending")
+        .order_by(d.c.subject, d.c.sequence, d.c.id)
+        .limit(limit)
+    ).all()
+    heads: dict[str, Due] = {}
+    for row in rows:
+        heads.setdefault(row.subject, Due(**row._mapping))
+    return sorted(
+        (due for due in heads.values() if due.next_attempt_at <= now), key=lambda due: due.enqueued_at
+    )
+
+
+def subscriptions_with_due_deliveries(session: Session, now: datetime) -> list[str]:
+    s, d = subscriptions, deliveries
+    return list(
+        session.execute(
+            sa.select(d.c.subscription_id)
+            .join(s, s.c.id == d.c.subscription_id)
+            .where(d.c.state == "pending", d.c.next_attempt_at <= now, s.c.active.is_(True))
+            .distinct()
+        ).scalars()
+    )
+
+
+def record_attempt(
+    session: Session,
+    due: Due,
+    *,
+    status: int | None,
+    error: str | None,
+    seconds: float,
+    state: str,
+    retry_at: datetime | None,
+    now: datetime,
+) -> None:
+    session.execute(
+        delivery_attempts.insert().values(
+            delivery_id=due.id,
+            attempted_at=now,
+            status=status,
+            error=(error or "")[:1000] or None,
+            seconds=seconds,
+        )
+    )
+    session.execute(
+        deliveries.update()
+        .where(deliveries.c.id == due.id)
+        .values(
+            attempts=due.attempts + 1,
+            state=state,
+            last_status=status,
+            last_error=(error or "")[:1000] or None,
+            next_attempt_at=retry_at or now,
+            delivered_at=now if state == "delivered" else None,
+        )
+    )
+
+
+def delivery_log(session: Session, subscription_id: str, limit: int) -> list[dict[str, Any]]:
+    d, a = deliveries, delivery_attempts
+    rows = session.execute(
+        sa.select(d).where(d.c.subscription_id == subscription_id).order_by(d.c.id.desc()).limit(limit)
+    ).all()
+    attempts: dict[int, list[dict[str, Any]]] = {}
+    if rows:
+        for attempt in session.execute(
+            sa.select(a).where(a.c.delivery_id.in_([r.id for r in rows])).order_by(a.c.id)
+        ).all():
+            attempts.setdefault(attempt.delivery_id, []).append(
+                {
+                    "at": attempt.attempted_at,
+                    "status": attempt.status,
+                    "error": attempt.error,
+                    "seconds": attempt.seconds,
+                }
+            )
+    return [
+        {
+            "id": r.id,
+            "event_id": r.event_id,
+            "event_type": r.event_type,
+            "subject": r.subject,
+            "sequence": r.sequence,
+            "state": r.state,
+            "enqueued_at": r.enqueued_at,
+            "delivered_at": r.delivered_at,
+            "attempts": attempts.get(r.id, []),
+        }
+        for r in rows
+    ]
+
+
+def redeliver(
+    session: Session,
+    subscription_id: str,
+    *,
+    delivery_id: int | None,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+) -> int:
+    """Send again one delivery, or those enqueued in ``[start, end)``: pending again, due now."""
+    d = deliveries
+    where = [d.c.subscription_id == subscription_id]
+    if delivery_id is not None:
+        where.append(d.c.id == delivery_id)
+    else:
+        where += [d.c.enqueued_at >= start, d.c.enqueued_at < end]
+    result = session.execute(
+        d.update().where(*where).values(state="pending", attempts=0, next_attempt_at=now, delivered_at=None)
+    )
+    return result.rowcount
+
+
+def disabled_subscriptions(session: Session) -> int:
+    return session.execute(
+        sa.select(sa.func.count()).select_from(subscriptions).where(subscriptions.c.active.is_(False))
+    ).scalar_one()

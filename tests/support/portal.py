@@ -1,0 +1,62 @@
+"""The national portal simulator as the tests run it: its own process on a free port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from tests.conftest import free_port
+from tests.support.broker import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class PortalSimulator:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def live(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/health/live", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def inject(self, *faults: str) -> None:
+        response = requests.post(f"{self.url}/_control/faults", json={"faults": list(faults)}, timeout=5)
+        assert response.status_code == 200, response.text
+
+    def received(self) -> dict:
+        return requests.get(f"{self.url}/_control/received", timeout=5).json()
+
+
+@contextmanager
+def portal_simulator(*, hang_seconds: float = 3.0, slow_seconds: float = 0.5) -> Iterator[PortalSimulator]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulators.national_portal",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--hang-seconds",
+            str(hang_seconds),
+            "--slow-seconds",
+            str(slow_seconds),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    simulator = PortalSimulator(f"http://127.0.0.1:{port}")
+    try:
+        assert wait_for(simulator.live, timeout=20), "the portal simulator did not start"
+        yield simulator
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
