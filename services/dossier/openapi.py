@@ -60,7 +60,7 @@ def _form_operation(form: str, title: str, schema) -> Operation:
         f"form_{form}",
         "forms",
         response=schema,
-        errors=(401, 404),
+        errors=(400, 401, 404),
         description="404 when the dossier has no such form, or is outside the caller's jurisdiction.",
     )
 
