@@ -86,7 +86,7 @@ class Operation:
     extra_responses: dict = field(default_factory=dict)
     # False only where nothing touches the database or the broker: no 503 to document.
     unavailable: bool = True
-    # The write runs through shared.http.idempotent: a replay answers with Idempotent-Replayed.
+    # The write runs through shared.http.idempotent: Idempotency-Key, and Idempotent-Replayed on a replay.
     replayable: bool = False
     extra_parameters: tuple[dict, ...] = ()
 
@@ -149,7 +149,8 @@ def build(*, title: str, version: str, description: str, operations: Iterable[Op
         if op.query is not None:
             parameters.append({"in": "query", "schema": op.query})
         parameters.extend(op.extra_parameters)
-        if op.method in ("POST", "PUT", "PATCH", "DELETE"):
+        # Documented only where shared.http.idempotent honours it: elsewhere it would be ignored.
+        if op.replayable:
             parameters.append(
                 {
                     "in": "header",

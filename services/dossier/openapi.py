@@ -215,6 +215,7 @@ def document() -> dict:
         version=VERSION,
         description="The one-stop dossier lifecycle (hồ sơ một cửa): registration, receipt, processing, "
         "result. Actions: POST /api/v1/dossiers/{code}/actions/{action}; forms as JSON and the receipt "
-        "slip as PDF; Idempotency-Key on every write; errors are RFC 9457 problems.",
+        "slip as PDF; Idempotency-Key on receipt, registration and every action; errors are RFC 9457 "
+        "problems.",
         operations=OPERATIONS,
     )

@@ -74,9 +74,11 @@ def test_every_route_that_touches_a_dependency_documents_503_with_retry_after(pa
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.stem)
-def test_idempotent_replayed_is_documented_on_the_writes_that_replay(path: Path):
-    replaying = set()
+def test_idempotency_key_and_replayed_are_documented_on_the_writes_that_replay(path: Path):
+    replaying, keyed = set(), set()
     for _route, operation in operations(path):
+        if any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in operation["parameters"]):
+            keyed.add(operation["operationId"])
         for status, response in operation["responses"].items():
             if "Idempotent-Replayed" in response.get("headers", {}):
                 assert status.startswith("2"), operation["operationId"]
@@ -85,6 +87,8 @@ def test_idempotent_replayed_is_documented_on_the_writes_that_replay(path: Path)
     if path.stem == "dossier":
         expected |= {op["operationId"] for _, op in operations(path) if op["operationId"].startswith("act_")}
     assert replaying == expected
+    # Idempotency-Key is offered only where a replay is honoured; elsewhere it would be ignored.
+    assert keyed == expected
 
 
 def test_the_postal_webhook_documents_its_signature_headers():
