@@ -94,6 +94,15 @@ class Leadership:
             connection.close()
             return False
 
+    def leads(self) -> bool:
+        """:meth:`hold` for a loop that only asks whether to act this round: a database that cannot be
+        asked means standing down (the lock connection closed), not an error."""
+        try:
+            return self.hold()
+        except sa.exc.SQLAlchemyError:
+            self.release()
+            return False
+
     def _still_held(self) -> bool:
         """A lock connection cut by a restart or a network fault, or a lock ended by
         ``pg_terminate_backend``, means another replica may be leading already."""

@@ -10,6 +10,7 @@ act on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from services.dossier.domain.model import Action, Dossier
@@ -70,3 +71,15 @@ def authorise(principal: Principal, entry: Actors, dossier: Dossier, units: Unit
         return next(role for role in FILING_ROLES if principal.has_role(role))
     needed = ", ".join(f"{role} of the {side} unit" for role, side in entry.actors)
     raise Forbidden(f"'{entry.action.value}' on dossier {dossier.code} needs: {needed}")
+
+
+def reported_by(source: str, service: str, role: str) -> Callable[[Dossier, UnitRegistry], str]:
+    """The actor check of another service's report: the event comes from ``service``, whose reports the
+    intake applies, trusted on the whole map (its own service checked who may do it); it acts as ``role``."""
+
+    def authorise(dossier: Dossier, units: UnitRegistry) -> str:
+        if source != service:
+            raise Forbidden(f"{source} does not report {service} events on dossier {dossier.code}")
+        return role
+
+    return authorise

@@ -16,7 +16,6 @@ from functools import cache
 from typing import Any, Protocol
 
 from nameko.extensions import DependencyProvider
-from nameko.timer import Timer
 
 from services.dossier import catalogue, catalogue_files
 from services.dossier.domain.model import Rules
@@ -25,6 +24,7 @@ from services.dossier.watch_backoff import WatchBackoff
 from shared.auth import is_development
 from shared.config import ConfigurationError, Setting, boolean, positive, positive_int, validate
 from shared.http import problem_base
+from shared.providers import setting_timer
 from shared.ratelimit import SlidingWindow
 
 WATCH_SECONDS = Setting(
@@ -80,17 +80,8 @@ class WatchBackoffProvider(DependencyProvider):
         return self.backoff
 
 
-class WatchTimer(Timer):
-    """nameko's timer with its interval from ``OVERDUE_WATCH_SECONDS`` (read at start, not import)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(interval=WATCH_SECONDS.default, **kwargs)
-
-    def setup(self) -> None:
-        self.interval = lifecycle_settings(self.container.config).watch_seconds
-
-
-watch_timer = WatchTimer.decorator
+# The overdue watch runs every OVERDUE_WATCH_SECONDS.
+watch_timer = setting_timer(lambda config: lifecycle_settings(config).watch_seconds, WATCH_SECONDS.default)
 
 
 @cache

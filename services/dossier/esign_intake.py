@@ -5,11 +5,13 @@
 * ``esign.refused``: the leader refused to sign, with a reason — the decision is withdrawn and the
   dossier goes back to the handling agency for appraisal (:meth:`Dossier.send_back_for_appraisal`).
 
-Each event is applied once (the inbox), through the same domain methods as the manual ``sign`` and
-``stamp`` actions, which remain for results signed on paper. The audit line names the signer (their
-account and name) and says ``via: esign`` with the signing request and the signed document's SHA-256,
-so the audit trail shows which way each dossier went. An event the dossier's status no longer allows
-(signed on paper meanwhile) is logged and acknowledged: retrying cannot make it apply.
+This module only maps an event to the :class:`~services.dossier.service_layer.Change` it makes; the one
+path of every change applies it (``service_layer.follow``, then ``apply``): once (the inbox), through
+the same domain methods as the manual ``sign`` and ``stamp`` actions, which remain for results signed
+on paper. The audit line names the signer (their account and name) and says ``via: esign`` with the
+signing request and the signed document's SHA-256, so the audit trail shows which way each dossier
+went. An event the dossier's status no longer allows (signed on paper meanwhile) is logged and
+acknowledged: retrying cannot make it apply.
 
 ``esign.sealed`` can arrive before the ``esign.signed`` it follows: the queue's events are handled
 concurrently, and by several replicas. A seal on a decided dossier whose signature is not recorded yet
@@ -22,11 +24,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
-from services.dossier.domain.model import Action
-from services.dossier.repository import AuditEntry
-from shared.domain import DomainError
+from services.dossier import access
+from services.dossier.domain.model import Action, Dossier
+from services.dossier.service_layer import Change, Follow, follow
 from shared.events import Event
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "dossier.esign-events"
 BINDINGS = ["esign.signed.#", "esign.sealed.#", "esign.refused.#"]
+SOURCE = "esign"
 ACTIONS = {"signed": "sign", "sealed": "stamp", "refused": "send_back_for_appraisal"}
 
 
@@ -43,64 +47,59 @@ class SealedBeforeSigned(Exception):
     """The seal came before the signature it follows: handled again later, not dropped."""
 
 
-def apply(event: Event, uow: UnitOfWork, office: Office) -> bool | None:
-    """Apply one esign event to its dossier; False for a redelivery (nothing changes)."""
+def change_for(event: Event) -> Change | None:
+    """The change an esign event makes to its dossier; None for one that concerns no dossier."""
     data = event.data
     action = ACTIONS.get(event.name)
     if action is None:
         return None
-    with uow.transaction() as tx:
-        if not tx.first_delivery(event, QUEUE):
-            return False
-        dossiers = office.dossiers(tx, data["signer_sub"])
-        dossier = dossiers.get(event.subject, for_update=True)
-        if dossier is None:
-            log.warning("%s for unknown dossier %s: ignored", event.type, event.subject)
-            return None
-        before = dossier.status
-        at = datetime.fromisoformat(data["occurred_at"])
-        details = {"via": "esign", "request_id": data["request_id"], "signer_name": data["signer_name"]}
-        try:
-            if event.name == "signed":
-                dossier.sign(signer_role=data["signer_role"], now=at)
-                reason = f"signed digitally by {data['signer_name']}"
-                details["document_sha256"] = data["document_sha256"]
-            elif event.name == "sealed":
-                # Signing is still the dossier's next step (the domain's own rule for the sign action).
-                if Action.SIGN.value in dossier.available_actions():
-                    raise SealedBeforeSigned(
-                        f"{event.subject}: sealed by request {data['request_id']} before its signature "
-                        "was recorded; retried"
-                    )
-                dossier.stamp(now=at)
-                reason = f"organisation's signature applied digitally by {data['signer_name']}"
-                details["document_sha256"] = data["document_sha256"]
-            else:
-                # The leader's own words are on the signing request (e-signature API), not on the bus.
-                reason = (
-                    f"the leader refused to sign the result ({data['reason_code']}); "
-                    f"see signing request {data['request_id']}"
-                )
-                dossiers.reason_code = data["reason_code"]
-                dossier.send_back_for_appraisal(reason=reason, now=at)
-        except DomainError as exc:
-            log.warning(
-                "%s for dossier %s not applied (status %s): %s", event.type, dossier.code, before, exc
-            )
-            return None
-        dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
-        dossiers.audit(
-            dossier.code,
-            AuditEntry(
-                at=at,
-                actor=data["signer_sub"],
-                roles=[data["signer_role"]],
-                action=action,
-                reason=reason,
-                status_before=int(before),
-                status_after=int(dossier.status),
-                request_id=event.id,
-                details=details,
-            ),
+    report = partial(
+        Change,
+        code=event.subject,
+        actor=data["signer_sub"],
+        roles=(data["signer_role"],),
+        authorise=access.reported_by(event.source, SOURCE, data["signer_role"]),
+        action=action,
+        request_id=event.id,
+        at=datetime.fromisoformat(data["occurred_at"]),
+    )
+    details = {"via": "esign", "request_id": data["request_id"], "signer_name": data["signer_name"]}
+    if event.name == "signed":
+        return report(
+            reason=f"signed digitally by {data['signer_name']}",
+            details={**details, "document_sha256": data["document_sha256"]},
+            perform=lambda dossier, c: dossier.sign(signer_role=c.role, now=c.now),
         )
-    return None
+    if event.name == "sealed":
+
+        def signature_recorded(dossier: Dossier) -> bool:
+            # Signing is still the dossier's next step (the domain's own rule for the sign action).
+            if Action.SIGN.value in dossier.available_actions():
+                raise SealedBeforeSigned(
+                    f"{event.subject}: sealed by request {data['request_id']} before its signature "
+                    "was recorded; retried"
+                )
+            return True
+
+        return report(
+            reason=f"organisation's signature applied digitally by {data['signer_name']}",
+            details={**details, "document_sha256": data["document_sha256"]},
+            applies=signature_recorded,
+            perform=lambda dossier, c: dossier.stamp(now=c.now),
+        )
+    # The leader's own words are on the signing request (e-signature API), not on the bus.
+    reason = (
+        f"the leader refused to sign the result ({data['reason_code']}); "
+        f"see signing request {data['request_id']}"
+    )
+    return report(
+        reason=reason,
+        details=details,
+        reason_code=data["reason_code"],
+        perform=lambda dossier, c: dossier.send_back_for_appraisal(reason=reason, now=c.now),
+    )
+
+
+def apply(event: Event, uow: UnitOfWork, office: Office) -> bool | None:
+    """Apply one esign event to its dossier; False for a redelivery (nothing changes)."""
+    return follow(Follow(event, QUEUE, change_for(event), log), uow, office)

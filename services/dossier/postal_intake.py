@@ -21,10 +21,12 @@ The other way round, a counter return (``dossier.returned``, method counter) or 
 whatever still runs at the operator: the postal service cancels it, and its ``postal.cancelled``
 then finds the dossier final and changes nothing here.
 
-Each event is applied once (the inbox), through the dossier's own methods (``PostalReport`` rules),
-with an audit line whose actor is the postal service. An event the dossier's status no longer allows
-is logged and acknowledged — at INFO when the dossier is final (the expected end of a cancelled
-order), else at WARNING: retrying cannot make it apply.
+This module only maps an event to the :class:`~services.dossier.service_layer.Change` it makes: one
+``PostalReport`` method of the dossier, the audit line's words, the event's time. The one path of every
+change applies it (``service_layer.follow``, then ``apply``): once (the inbox), with an audit line
+whose actor is the postal service; an event the dossier's status no longer allows is logged and
+acknowledged — at INFO when the dossier is final (the expected end of a cancelled order), else at
+WARNING: retrying cannot make it apply.
 """
 
 from __future__ import annotations
@@ -32,14 +34,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from services.dossier.domain.model import Dossier
-from services.dossier.repository import AuditEntry, Dossiers
-from shared.domain import DomainError
+from services.dossier import access
+from services.dossier.service_layer import Change, Follow, follow
 from shared.events import Event
-from shared.vocabulary import FINAL
-from shared.workcalendar import WorkingCalendar
 
 if TYPE_CHECKING:
     from services.dossier.service_layer import Office, UnitOfWork
@@ -51,61 +51,79 @@ BINDINGS = [
     f"postal.{name}.#"
     for name in ("handed_over", "delivered", "returned_to_sender", "lost", "cancelled", "ordered")
 ]
-ACTOR = "postal-service"
+SOURCE, ACTOR, ROLE = "postal", "postal-service", "postal_operator"
 # Form 03's reason for a refusal on the record: the desk's own words stay on the record (postal API).
 REFUSED_ON_RECORD = "Từ chối tiếp nhận trên biên bản giao nhận với bưu chính (lý do ghi trên biên bản)"
 
-# What one report did: the audit line's action and reason.
-Applied = tuple[str, str]
-Change = Callable[[Dossier, Mapping[str, Any], datetime, WorkingCalendar, Dossiers], Applied | None]
+# The change's common part (who, which dossier, when), to be given what this event does.
+Report = Callable[..., Change]
+# What an event does to its dossier, from its data.
+ChangeOf = Callable[[Mapping[str, Any], Report], Change]
 
 
-def _moment(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def _pickup_handed_over(
-    dossier: Dossier, data: Mapping[str, Any], at: datetime, calendar: WorkingCalendar, dossiers: Dossiers
-) -> Applied:
+def _pickup_handed_over(data: Mapping[str, Any], report: Report) -> Change:
     if data["outcome"] == "received":
-        dossier.receive_by_record(now=at, calendar=calendar)
-        return "receive", "received on the pickup's hand-over record"
-    dossiers.reason_code = data["reason_code"] or "other"
-    dossier.refuse_by_record(reason=REFUSED_ON_RECORD, now=at)
-    return "refuse", f"refused on the hand-over record ({dossiers.reason_code})"
+        return report(
+            action="receive",
+            reason="received on the pickup's hand-over record",
+            perform=lambda dossier, c: dossier.receive_by_record(now=c.now, calendar=c.calendar),
+        )
+    code = data["reason_code"] or "other"
+    return report(
+        action="refuse",
+        reason=f"refused on the hand-over record ({code})",
+        reason_code=code,
+        perform=lambda dossier, c: dossier.refuse_by_record(reason=REFUSED_ON_RECORD, now=c.now),
+    )
 
 
-def _pickup_failed(cause: str) -> Change:
-    def change(dossier, data, at, calendar, dossiers) -> Applied:
-        dossiers.reason_code = cause
-        dossier.pickup_failed(cause=cause, now=at)
-        return cause, f"the pickup ended without reaching the desk ({cause})"
-
-    return change
-
-
-def _delivered(dossier, data, at, calendar, dossiers) -> Applied:
-    dossier.delivered_by_post(now=at, calendar=calendar)
-    return "return", f"delivered by post to the {data.get('recipient_kind') or 'applicant'}"
-
-
-def _delivery_failed(cause: str, action: str) -> Change:
-    def change(dossier, data, at, calendar, dossiers) -> Applied:
-        dossier.delivery_failed(cause=cause, shipment_id=data["shipment_id"], now=at)
-        return action, f"{cause}: return the result at the counter or deliver it again"
+def _pickup_failed(cause: str) -> ChangeOf:
+    def change(data: Mapping[str, Any], report: Report) -> Change:
+        return report(
+            action=cause,
+            reason=f"the pickup ended without reaching the desk ({cause})",
+            reason_code=cause,
+            perform=lambda dossier, c: dossier.pickup_failed(cause=cause, now=c.now),
+        )
 
     return change
 
 
-def _delivery_ordered(dossier, data, at, calendar, dossiers) -> Applied | None:
-    if not dossier.tasks:
-        return None  # the first delivery of the result: no task to answer
-    dossier.delivery_ordered(shipment_id=data["shipment_id"])
-    return "postal_delivery_ordered", "a new delivery of the result answers the desk's task"
+def _delivered(data: Mapping[str, Any], report: Report) -> Change:
+    return report(
+        action="return",
+        reason=f"delivered by post to the {data.get('recipient_kind') or 'applicant'}",
+        perform=lambda dossier, c: dossier.delivered_by_post(now=c.now, calendar=c.calendar),
+    )
 
 
-# (event name, shipment direction) -> what it does to the dossier, at which of the event's times.
-CHANGES: dict[tuple[str, str], tuple[str, Change]] = {
+def _delivery_failed(cause: str, action: str) -> ChangeOf:
+    def change(data: Mapping[str, Any], report: Report) -> Change:
+        shipment_id = data["shipment_id"]
+        return report(
+            action=action,
+            reason=f"{cause}: return the result at the counter or deliver it again",
+            perform=lambda dossier, c: dossier.delivery_failed(
+                cause=cause, shipment_id=shipment_id, now=c.now
+            ),
+        )
+
+    return change
+
+
+def _delivery_ordered(data: Mapping[str, Any], report: Report) -> Change:
+    shipment_id = data["shipment_id"]
+    return report(
+        action="postal_delivery_ordered",
+        reason="a new delivery of the result answers the desk's task",
+        # The first delivery of the result: no task to answer, nothing changes for the dossier.
+        applies=lambda dossier: bool(dossier.tasks),
+        perform=lambda dossier, c: dossier.delivery_ordered(shipment_id=shipment_id),
+    )
+
+
+# (event name, shipment direction) -> at which of the event's times, and the change it makes.
+CHANGES: dict[tuple[str, str], tuple[str, ChangeOf]] = {
     ("handed_over", "pickup"): ("handed_over_at", _pickup_handed_over),
     ("lost", "pickup"): ("occurred_at", _pickup_failed("pickup_lost")),
     ("cancelled", "pickup"): ("occurred_at", _pickup_failed("pickup_cancelled")),
@@ -123,51 +141,29 @@ CHANGES: dict[tuple[str, str], tuple[str, Change]] = {
 }
 
 
+def change_for(event: Event) -> Change | None:
+    """The change a postal event makes to its dossier; None for one that concerns no dossier."""
+    data = event.data
+    known = CHANGES.get((event.name, data.get("direction", "")))
+    if known is None:
+        return None
+    when, change = known
+    details = {"consignment": data["consignment"], "shipment_id": data["shipment_id"]}
+    if "record_id" in data:
+        details["record_id"] = data["record_id"]
+    report = partial(
+        Change,
+        code=event.subject,
+        actor=ACTOR,
+        roles=(ROLE,),
+        authorise=access.reported_by(event.source, SOURCE, ROLE),
+        details=details,
+        request_id=event.id,
+        at=datetime.fromisoformat(data[when]),
+    )
+    return change(data, report)
+
+
 def apply(event: Event, uow: UnitOfWork, office: Office) -> bool | None:
     """Apply one postal event to its dossier; False for a redelivery (nothing changes)."""
-    data = event.data
-    calendar = office.calendar
-    with uow.transaction() as tx:
-        if not tx.first_delivery(event, QUEUE):
-            return False
-        known = CHANGES.get((event.name, data.get("direction", "")))
-        if known is None:
-            return None
-        dossiers = office.dossiers(tx, ACTOR)
-        dossier = dossiers.get(event.subject, for_update=True)
-        if dossier is None:
-            log.warning("%s for unknown dossier %s: ignored", event.type, event.subject)
-            return None
-        when, change = known
-        at = _moment(data[when])
-        before = dossier.status
-        try:
-            applied = change(dossier, data, at, calendar, dossiers)
-        except DomainError as exc:
-            level = logging.INFO if before in FINAL else logging.WARNING
-            log.log(
-                level, "%s for dossier %s not applied (status %s): %s", event.type, dossier.code, before, exc
-            )
-            return None
-        if applied is None:
-            return None
-        action, reason = applied
-        details = {"consignment": data["consignment"], "shipment_id": data["shipment_id"]}
-        if "record_id" in data:
-            details["record_id"] = data["record_id"]
-        dossier.schedule_watch(calendar, office.settings.due_soon_lead)
-        dossiers.audit(
-            dossier.code,
-            AuditEntry(
-                at=at,
-                actor=ACTOR,
-                roles=["postal_operator"],
-                action=action,
-                reason=reason,
-                status_before=int(before),
-                status_after=int(dossier.status),
-                request_id=event.id,
-                details=details,
-            ),
-        )
-    return None
+    return follow(Follow(event, QUEUE, change_for(event), log), uow, office)

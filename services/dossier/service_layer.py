@@ -30,12 +30,14 @@ from services.dossier.repository import AuditEntry, Dossiers, Search
 from services.dossier.schemas import DOSSIER_CODE as DOSSIER_CODE_PATTERN
 from services.dossier.watch_backoff import WATCH_FAILURES, WatchBackoff
 from shared.auth import Principal
-from shared.domain import Forbidden, InvalidArgument, NotFound
+from shared.domain import DomainError, Forbidden, InvalidArgument, NotFound
+from shared.events import Event
 from shared.jsontext import dumps
+from shared.units import UnitRegistry
 from shared.uow import Transaction
 from shared.usecase import Context as UseCaseContext
 from shared.usecase import UnitOfWork
-from shared.vocabulary import Channel, ReturnMethod
+from shared.vocabulary import FINAL, Channel, ReturnMethod, Status
 
 log = logging.getLogger(__name__)
 DOSSIER_CODE = re.compile(DOSSIER_CODE_PATTERN)
@@ -61,21 +63,20 @@ class Office(UseCaseContext):
 
 
 @dataclass(frozen=True)
-class Receive:
+class Filing:
+    """A new dossier: who files it, the validated body, the request."""
+
+    principal: Principal
+    body: Mapping[str, Any]
+    request_id: str
+
+
+class Receive(Filing):
     """Tiếp nhận at the desk: a validated ReceiptRequestSchema body."""
 
-    principal: Principal
-    body: Mapping[str, Any]
-    request_id: str
 
-
-@dataclass(frozen=True)
-class Register:
+class Register(Filing):
     """Mới đăng ký through the portal or the postal operator: a validated RegistrationRequestSchema body."""
-
-    principal: Principal
-    body: Mapping[str, Any]
-    request_id: str
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def register(cmd: Register, tx: Transaction, office: Office) -> Dossier:
 
 
 def _file(
-    cmd: Receive | Register, tx: Transaction, office: Office, action: str, create: Callable[..., Dossier]
+    cmd: Filing, tx: Transaction, office: Office, action: str, create: Callable[..., Dossier]
 ) -> Dossier:
     """What every filing does: check its terms, create it, plan its watch, number and add it, audit it.
 
@@ -182,7 +183,15 @@ def _file(
     dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
     day = now.astimezone(office.calendar.timezone).date()
     dossiers.add(dossier, identifier=office.units.get(unit).identifier, day=day)
-    _audit(dossiers, cmd, dossier, action, None, now)
+    audited = Audited(
+        actor=cmd.principal.sub,
+        roles=tuple(cmd.principal.roles),
+        action=action,
+        reason=audit_reason(cmd.body),
+        details=audit_details(cmd.body),
+        request_id=cmd.request_id,
+    )
+    _audit(dossiers, dossier, audited, None, now)
     return dossier
 
 
@@ -204,59 +213,144 @@ def _filing_terms(
     return unit, procedure
 
 
-# --- the lifecycle -------------------------------------------------------------------------------
+# --- the lifecycle: one way to apply a change to a dossier --------------------------------------
+
+
+def _always(dossier: Dossier) -> bool:
+    return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Audited:
+    """What the audit line of a filing or a change says: who (in which roles), what, why, and more."""
+
+    actor: str  # a token's sub, the reporting service, or the person the report names
+    roles: tuple[str, ...]
+    action: str
+    reason: str | None
+    details: Mapping[str, Any]
+    request_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change(Audited):
+    """One change to one dossier, whoever brings it: a person's action (:func:`act` maps an
+    :class:`Act`) or another service's report (its intake maps the event). :func:`apply` applies it."""
+
+    code: str
+    authorise: Callable[[Dossier, UnitRegistry], str]  # the role it acts in; Forbidden when none
+    perform: Callable[[Dossier, Context], None]  # the one domain method (its @transition) it calls
+    at: datetime | None = None  # when the reporting service says it happened; else now, under the lock
+    reason_code: str | None = None  # the public code of the reason, on the event
+    applies: Callable[[Dossier], bool] = _always  # False: a report that changes nothing for this dossier
 
 
 def act(cmd: Act, tx: Transaction, office: Office) -> Dossier:
-    """One step of the lifecycle; TransitionNotAllowed (409) when the rules forbid it now."""
+    """One step of the lifecycle, by a person with the role and jurisdiction its registry entry names;
+    TransitionNotAllowed (409) when the rules forbid it now."""
     entry = REGISTRY[cmd.action]
-    dossiers = office.dossiers(tx, cmd.principal.sub)
-    dossiers.reason_code = cmd.body.get("reason_code")
-    dossier = dossiers.get(cmd.code, for_update=True) if DOSSIER_CODE.match(cmd.code) else None
+    change = Change(
+        code=cmd.code,
+        actor=cmd.principal.sub,
+        roles=tuple(cmd.principal.roles),
+        authorise=partial(access.authorise, cmd.principal, entry),
+        perform=lambda dossier, context: entry.handler(dossier, cmd.body, context),
+        action=cmd.action.value,
+        reason=audit_reason(cmd.body),
+        details=audit_details(cmd.body),
+        request_id=cmd.request_id,
+        reason_code=cmd.body.get("reason_code"),
+    )
+    return apply(change, tx, office)
+
+
+def apply(change: Change, tx: Transaction, office: Office) -> Dossier:
+    """Load and lock the dossier, check the actor, call its one domain method, re-plan the watch and
+    write the audit line; the unit of work publishes the events at commit. Raises the domain's errors
+    (NotFound, Forbidden, TransitionNotAllowed, Invalid) with nothing changed."""
+    dossiers = office.dossiers(tx, change.actor)
+    dossiers.reason_code = change.reason_code
+    dossier = dossiers.get(change.code, for_update=True) if DOSSIER_CODE.match(change.code) else None
     if dossier is None:
-        raise NotFound(f"no dossier {cmd.code}")
-    now = office.clock()  # read under the row lock, so a dossier's events never go back in time
-    role = access.authorise(cmd.principal, entry, dossier, office.units)
+        raise NotFound(f"no dossier {change.code}")
+    # Read under the row lock, so a dossier's events never go back in time.
+    now = office.clock() if change.at is None else change.at
+    role = change.authorise(dossier, office.units)
+    if not change.applies(dossier):
+        return dossier
     before = dossier.status
     context = Context(
         now=now, calendar=office.calendar, rules=office.settings.rules, units=office.units, role=role
     )
     try:
-        entry.handler(dossier, cmd.body, context)
+        change.perform(dossier, context)
     except TransitionNotAllowed as exc:
         # What is possible now, under the configured rules (the domain's default may differ).
         raise TransitionNotAllowed(
             exc.action, exc.status, dossier.available_actions(office.settings.rules), exc.reason
         ) from exc
     dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
-    _audit(dossiers, cmd, dossier, cmd.action.value, before, now)
+    _audit(dossiers, dossier, change, before, now)
     return dossier
 
 
+@dataclass(frozen=True)
+class Follow:
+    """An event of another service, and the change its intake maps it to (None: it changes nothing)."""
+
+    event: Event
+    queue: str  # the intake's queue: each event is applied once per queue (the inbox)
+    change: Change | None
+    log: logging.Logger  # the intake's: what it did not apply is logged under its name
+
+
+def follow(cmd: Follow, uow: UnitOfWork, office: Office) -> bool | None:
+    """Apply another service's event once; False for a redelivery (nothing changes). An event its
+    dossier does not allow is logged and acknowledged — at INFO when the dossier is final (the expected
+    end of a cancelled order), else at WARNING: retrying cannot make it apply. Any other exception rolls
+    back, the inbox claim too, so the consumer retries the event."""
+    event = cmd.event
+    with uow.transaction() as tx:
+        if not tx.first_delivery(event, cmd.queue):
+            return False
+        if cmd.change is None:
+            return None
+        try:
+            apply(cmd.change, tx, office)
+        except NotFound:
+            cmd.log.warning("%s for unknown dossier %s: ignored", event.type, event.subject)
+        except DomainError as exc:
+            status = exc.facts.get("current_status")
+            level = logging.INFO if status is not None and Status(status) in FINAL else logging.WARNING
+            cmd.log.log(
+                level, "%s for dossier %s not applied (status %s): %s", event.type, event.subject, status, exc
+            )
+    return None
+
+
 def _audit(
-    dossiers: Dossiers,
-    cmd: Receive | Register | Act,
-    dossier: Dossier,
-    action: str,
-    before: Any,
-    now: datetime,
+    dossiers: Dossiers, dossier: Dossier, audited: Audited, before: Status | None, at: datetime
 ) -> None:
-    """The audit line of a change (who, what, when, why, before → after)."""
-    details = {k: v for k, v in json.loads(dumps(cmd.body)).items() if k != "applicant"}
+    """The audit line of a filing or a change (who, what, when, why, before → after)."""
     dossiers.audit(
         dossier.code,
         AuditEntry(
-            at=now,
-            actor=cmd.principal.sub,
-            roles=sorted(cmd.principal.roles),
-            action=action,
-            reason=audit_reason(cmd.body),
+            at=at,
+            actor=audited.actor,
+            roles=sorted(audited.roles),
+            action=audited.action,
+            reason=audited.reason,
             status_before=None if before is None else int(before),
             status_after=int(dossier.status),
-            request_id=cmd.request_id,
-            details=details,
+            request_id=audited.request_id,
+            details=dict(audited.details),
         ),
     )
+
+
+def audit_details(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a request body adds to its audit line: all of it, as JSON, but the applicant's data."""
+    return {k: v for k, v in json.loads(dumps(body)).items() if k != "applicant"}
 
 
 def audit_reason(body: Mapping[str, Any]) -> str | None:

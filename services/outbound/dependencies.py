@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from eventlet.greenpool import GreenPool
 from nameko.extensions import DependencyProvider
-from nameko.timer import Timer
 
 from services.outbound.domain.portal import RetryPolicy
 from services.outbound.domain.subscription import Backoff
@@ -23,6 +21,7 @@ from shared.auth import DEV_SECRET, is_development, mint
 from shared.config import ConfigurationError, Setting, parse_delays, positive, positive_int, validate
 from shared.db import create_engine
 from shared.leadership import Leadership, job_key
+from shared.providers import setting_timer
 
 SETTINGS = (
     Setting(
@@ -196,11 +195,7 @@ class PortalSync(DependencyProvider):
         )
 
     def leads(self) -> bool:
-        try:
-            return self.leadership.hold()
-        except sa.exc.SQLAlchemyError:
-            self.leadership.release()
-            return False
+        return self.leadership.leads()
 
     def stop(self) -> None:
         self.leadership.release()
@@ -215,17 +210,7 @@ class PortalSync(DependencyProvider):
         return self
 
 
-class SyncTimer(Timer):
-    """nameko's timer with its interval from ``PORTAL_SYNC_SECONDS`` (read at start)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(interval=1.0, **kwargs)
-
-    def setup(self) -> None:
-        self.interval = OutboundSettings.from_config(self.container.config).sync_seconds
-
-
-sync_timer = SyncTimer.decorator
+sync_timer = setting_timer(lambda config: OutboundSettings.from_config(config).sync_seconds, 1.0)
 
 
 class Dispatcher(DependencyProvider):
@@ -247,11 +232,7 @@ class Dispatcher(DependencyProvider):
         )
 
     def leads(self) -> bool:
-        try:
-            return self.leadership.hold()
-        except sa.exc.SQLAlchemyError:
-            self.leadership.release()
-            return False
+        return self.leadership.leads()
 
     def dispatch(self, subscription_id: str, deliver: Callable[[], Any]) -> bool:
         """Start delivering to a subscription unless it is being delivered to already."""
@@ -281,14 +262,4 @@ class Dispatcher(DependencyProvider):
         return self
 
 
-class DispatchTimer(Timer):
-    """nameko's timer with its interval from ``WEBHOOK_POLL_SECONDS`` (read at start)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(interval=0.5, **kwargs)
-
-    def setup(self) -> None:
-        self.interval = WebhookSettings.from_config(self.container.config).poll_seconds
-
-
-dispatch_timer = DispatchTimer.decorator
+dispatch_timer = setting_timer(lambda config: WebhookSettings.from_config(config).poll_seconds, 0.5)

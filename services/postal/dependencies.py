@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from nameko.timer import Timer
 
 from services.postal.dossier_client import DossierClient
 from services.postal.operator import HttpOperator, OperatorAdapter
 from services.postal.webhooks import WebhookVerifier, parse_secrets
 from shared.config import Setting, validate
+from shared.providers import setting_timer
 
 
 def _positive(value: Any) -> float:
@@ -85,14 +85,4 @@ class Adapters(DependencyProvider):
         return self.adapters
 
 
-class WatchTimer(Timer):
-    """nameko's timer with its interval from ``POSTAL_WATCH_SECONDS`` (read at start, not import)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(interval=30.0, **kwargs)
-
-    def setup(self) -> None:
-        self.interval = postal_settings(self.container.config)["POSTAL_WATCH_SECONDS"]
-
-
-watch_timer = WatchTimer.decorator
+watch_timer = setting_timer(lambda config: postal_settings(config)["POSTAL_WATCH_SECONDS"], 30.0)

@@ -221,3 +221,25 @@ def test_the_time_of_day_comes_from_shared_clock():
     }
     assert reads - REAL_CLOCK.keys() == set(), "read shared.clock.now() instead"
     assert REAL_CLOCK.keys() - reads == set(), "no longer read there: take it off REAL_CLOCK"
+
+
+# What only the one path of a change to a dossier does (services/dossier/service_layer.py follow, apply):
+# open the transaction, claim the inbox, load and lock the dossier, re-plan its watch, write the audit line.
+THE_ONE_PATH = {"transaction", "first_delivery", "dossiers", "schedule_watch", "audit", "AuditEntry"}
+
+
+def test_the_dossier_intakes_only_map_events_to_changes():
+    """Another service's event reaches a dossier the way a person's action does: its intake maps it to a
+    ``Change`` and hands it to ``service_layer.follow``; it does none of the steps of the path itself."""
+    intakes = sorted((ROOT / "services" / "dossier").glob("*_intake.py"))
+    assert {path.name for path in intakes} >= {"postal_intake.py", "esign_intake.py"}
+    for path in intakes:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        named = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        named |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        named |= {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names
+        }
+        where = path.relative_to(ROOT)
+        assert not named & THE_ONE_PATH, f"{where} does {sorted(named & THE_ONE_PATH)} itself"
+        assert "follow" in named, f"{where} does not hand its changes to service_layer.follow"

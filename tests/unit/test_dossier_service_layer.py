@@ -19,7 +19,7 @@ from services.dossier.domain.events import DossierEvent
 from services.dossier.domain.model import TRANSITIONS, Action, TransitionNotAllowed
 from services.dossier.watch_backoff import WatchBackoff
 from shared.auth import Principal
-from shared.domain import Forbidden, InvalidArgument, NotFound
+from shared.domain import Conflict, Forbidden, InvalidArgument, NotFound
 from shared.http import idempotent, problem_for
 from shared.vocabulary import Status
 from tests.support.fakes import CALENDAR, MONDAY, UNITS, FakeDossiers, FakeUnitOfWork
@@ -236,6 +236,7 @@ def test_a_forbidden_transition_is_a_409_saying_what_is_possible_and_changes_not
     code = receive(uow, office)
     with pytest.raises(TransitionNotAllowed) as refused:
         act(uow, office, code, Action.SIGN)
+    assert isinstance(refused.value, Conflict)  # the shared vocabulary: problem_for answers it, nothing else
     problem = problem_for(refused.value).to_dict()
     assert problem["status"] == 409 and problem["detail"] == "a dossier that is received cannot be signed"
     assert (problem["current_status"], problem["current_status_name"]) == (2, "received")

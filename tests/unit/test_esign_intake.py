@@ -4,6 +4,9 @@ the organisation's signature — so a seal is the stamp step only after the sign
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import pytest
 
 from services.dossier import esign_intake
@@ -64,3 +67,14 @@ def test_a_seal_the_status_no_longer_allows_is_acknowledged_not_retried(uow, off
     before = len(uow.published)
     assert esign_intake.apply(esign_event("sealed", code, office), uow, office) is None
     assert len(uow.published) == before
+
+
+def test_only_the_esign_service_reports_a_signature(uow, office, caplog):  # noqa: F811
+    """The intake's actor check: a trusted source service, as a person's action checks role and unit."""
+    code = decided(uow, office)
+    before = len(uow.published)
+    forged = dataclasses.replace(esign_event("signed", code, office), source="portal")
+    with caplog.at_level(logging.INFO, logger=esign_intake.__name__):
+        assert esign_intake.apply(forged, uow, office) is None
+    assert uow.state.dossiers[code].signed_at is None and len(uow.published) == before
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]

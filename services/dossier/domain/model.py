@@ -17,7 +17,8 @@ Where to look:
 
 To add an action: add it to :class:`Action`, write its method here under ``@transition``, its event in
 :mod:`.events`, and its entry in the registry :mod:`services.dossier.actions` (ARCHITECTURE.md).
-What the postal service reports (:class:`PostalReport`) is declared the same way, without an endpoint.
+What another service reports (:class:`PostalReport`, :class:`SignatureReport`) is declared the same way,
+without an endpoint.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from services.dossier.domain.events import (
     Withdrawn,
 )
 from services.dossier.domain.timing import step_due_times, warning_time
-from shared.domain import Aggregate, DomainError, InvalidArgument
+from shared.domain import Aggregate, Conflict, DomainError, InvalidArgument
 from shared.timeliness import is_overdue, judge_timeliness
 from shared.vocabulary import (
     CLOCK_RUNNING,
@@ -107,17 +108,25 @@ class PostalReport(StrEnum):
     DELIVERY_ORDERED = "delivery_ordered"  # a new delivery answers the desk's task
 
 
+class SignatureReport(StrEnum):
+    """What the e-signature service reports besides the sign and stamp steps it performs digitally
+    (services/dossier/esign_intake.py): not a desk action, declared the same way."""
+
+    REFUSED = "signature_refused"  # the leader refused to sign: the dossier goes back to appraisal
+
+
+# What another service reports about a dossier, through its intake.
+Report = PostalReport | SignatureReport
+
 S = Status
 # At the applicant's request, any time before the result is decided (guard: no decision yet).
 WITHDRAWABLE = {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.AWAITING_PAYMENT, S.STOPPED}
 
 
-class TransitionNotAllowed(DomainError):
-    """The action is not possible now; nothing changed. Carries what *is* possible."""
+class TransitionNotAllowed(Conflict):
+    """The action is not possible now (a Conflict, HTTP 409); nothing changed. Carries what *is* possible."""
 
-    def __init__(
-        self, action: Action | PostalReport, status: Status, allowed: list[str], reason: str
-    ) -> None:
+    def __init__(self, action: Action | Report, status: Status, allowed: list[str], reason: str) -> None:
         super().__init__(
             reason, current_status=int(status), current_status_name=status.label, allowed_actions=allowed
         )
@@ -235,7 +244,7 @@ class Transition:
     """What the lifecycle allows of one action: the statuses it may start from, and the extra rule
     (``guard``) that must hold; ``past`` words the refusal ("… cannot be {past}")."""
 
-    action: Action | PostalReport
+    action: Action | Report
     allowed_from: frozenset[Status]
     past: str
     guard: Guard | None = None
@@ -243,22 +252,22 @@ class Transition:
 
 # Filled by @transition on the methods of Dossier: one entry per action, next to its method.
 TRANSITIONS: dict[Action, Transition] = {}
-# The same for what the postal service reports.
-POSTAL_TRANSITIONS: dict[PostalReport, Transition] = {}
+# The same for what other services report.
+REPORT_TRANSITIONS: dict[Report, Transition] = {}
 
 
-def _rule(action: Action | PostalReport) -> Transition:
-    return TRANSITIONS[action] if isinstance(action, Action) else POSTAL_TRANSITIONS[action]
+def _rule(action: Action | Report) -> Transition:
+    return TRANSITIONS[action] if isinstance(action, Action) else REPORT_TRANSITIONS[action]
 
 
 def transition(
-    action: Action | PostalReport, allowed_from: Iterable[Status], past: str, *, guard: Guard | None = None
+    action: Action | Report, allowed_from: Iterable[Status], past: str, *, guard: Guard | None = None
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Declare ``action``'s rules on the method that performs it; the method runs only when they hold
     (else TransitionNotAllowed, nothing changed). A ``rules`` argument of the method is the one checked."""
 
     def declare(method: Callable[..., None]) -> Callable[..., None]:
-        table: dict[Any, Transition] = TRANSITIONS if isinstance(action, Action) else POSTAL_TRANSITIONS
+        table: dict[Any, Transition] = TRANSITIONS if isinstance(action, Action) else REPORT_TRANSITIONS
         if action in table:
             raise ValueError(f"action {action} declared twice")
         table[action] = Transition(action, frozenset(allowed_from), past, guard)
@@ -713,18 +722,12 @@ class Dossier(Aggregate):
         self.stamped_at = now
         self._record(Stamped, now)
 
+    @transition(SignatureReport.REFUSED, {S.PROCESSING}, "sent back for appraisal", guard=_decided_not_signed)
     def send_back_for_appraisal(self, *, reason: str, now: datetime) -> None:
         """The competent person refused to sign the result (through the e-signature service): the
         decision is withdrawn and the dossier goes back to the handling agency, to be appraised and
         decided again. Only a decided, unsigned dossier in processing can be sent back."""
         _require_text("reason", reason)
-        if self.status is not Status.PROCESSING or not self.decision or self.signed_at:
-            raise TransitionNotAllowed(
-                Action.SIGN,
-                self.status,
-                self.available_actions(),
-                "only a decided dossier whose result is not signed yet can be sent back for appraisal",
-            )
         self.decision, self.decision_reason, self.appraisal_count = None, None, 0
         self._record(SentBackForAppraisal, now, reason=reason)
 
@@ -855,12 +858,12 @@ class Dossier(Aggregate):
             return False
         return is_overdue(self.original_due_at, now, self.clock_stopped_at)
 
-    def _check(self, action: Action | PostalReport, rules: Rules = DEFAULT_RULES) -> None:
+    def _check(self, action: Action | Report, rules: Rules = DEFAULT_RULES) -> None:
         reason = self._refusal(action, rules)
         if reason is not None:
             raise TransitionNotAllowed(action, self.status, self.available_actions(rules), reason)
 
-    def _refusal(self, action: Action | PostalReport, rules: Rules) -> str | None:
+    def _refusal(self, action: Action | Report, rules: Rules) -> str | None:
         rule = _rule(action)
         if self.status not in rule.allowed_from:
             return f"a dossier that is {self.status.label} cannot be {rule.past}"
