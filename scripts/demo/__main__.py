@@ -21,6 +21,7 @@ from scripts.demo.client import (
     ServiceMissing,
 )
 from scripts.demo.day import Day
+from scripts.demo.outbound import Outbound
 from scripts.demo.planner import choose_communes, plan_day
 from scripts.demo.render import collect, metrics_answers, render, scrape, sla_report, wait_for_events
 from services.dossier.catalogue_files import load_catalogue
@@ -66,6 +67,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-esign", dest="esign", action="store_false", help="sign and stamp by hand, not digitally"
     )
+    parser.add_argument(
+        "--outbound-url",
+        default=os.environ.get("MOTCUA_OUTBOUND_URL"),
+        help="env MOTCUA_OUTBOUND_URL; default: the local outbound service when --dossier-url is the local "
+        "default and it answers; otherwise the national portal and the subscriber are skipped",
+    )
+    parser.add_argument(
+        "--portal-simulator-url",
+        default=os.environ.get("MOTCUA_PORTAL_SIMULATOR_URL", "http://127.0.0.1:8012"),
+        help="the national portal simulator (env MOTCUA_PORTAL_SIMULATOR_URL)",
+    )
     args = parser.parse_args(argv)
     if args.dossiers < 1 or args.communes < 1 or args.workers < 1:
         parser.error("--dossiers, --communes and --workers must be at least 1")
@@ -82,6 +94,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.esign_url = local if requests.get(f"{local}/health/live", timeout=2).ok else None
         except requests.RequestException:
             args.esign_url = None
+    if args.outbound_url is None and args.dossier_url == DEFAULT_DOSSIER_URL:
+        local = "http://127.0.0.1:8004"
+        try:
+            args.outbound_url = local if requests.get(f"{local}/health/live", timeout=2).ok else None
+        except requests.RequestException:
+            args.outbound_url = None
     return args
 
 
@@ -126,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             except DemoError as exc:
                 sla_note = f"metrics service did not give its SLA report ({exc}): skipped"
         events_before, _ = scrape(day.dossier)
+        outbound = None
+        if args.outbound_url:
+            outbound = Outbound(
+                args.outbound_url, args.portal_simulator_url, day.tokens, communes[0], args.timeout
+            )
+            outbound.subscribe()
 
         day.run()
         print("\nRules the API enforced (the requests below were refused on purpose; nothing changed):")
@@ -171,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                 "service (PAdES), the approved ones sealed by the clerk; the dossiers recorded both steps "
                 "from its events."
             )
+        if outbound is not None:
+            outbound.report({case.code for case in day.cases if case.code}, args.wait)
         if args.postal_url:
             try:
                 postal.run(

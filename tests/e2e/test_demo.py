@@ -22,8 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from scripts.demo.__main__ import main as demo_main
 from services.dossier.service import DossierService
 from services.metrics.service import MetricsService
+from services.outbound.service import OutboundService
 from shared.migrate import upgrade
-from tests.conftest import bearer, metrics_settings
+from tests.conftest import bearer, metrics_settings, service_settings
+from tests.support.portal import portal_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +68,25 @@ def system(request, service_config, container_factory, rabbit_config, database_u
     config = metrics_settings(rabbit_config["AMQP_URI"], database_url, UNITS_FILE=units_file)
     container_factory(MetricsService, config).start()
     urls["metrics"] = f"http://{config['WEB_SERVER_ADDRESS']}"
-    return urls
+    outbound_database = database_url
+    if database_url.startswith("sqlite"):
+        outbound_database = f"sqlite:///{tmp_path / 'outbound.sqlite3'}"
+    upgrade("outbound", outbound_database)
+    with portal_simulator() as portal:
+        config = service_settings(
+            rabbit_config["AMQP_URI"],
+            outbound_database,
+            MOTCUA_ENV="development",
+            UNITS_FILE=units_file,
+            PORTAL_URL=portal.url,
+            PORTAL_SYNC_SECONDS=0.2,
+            DOSSIER_URL=urls["dossier"],
+            WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32",
+            WEBHOOK_POLL_SECONDS=0.1,
+        )
+        container_factory(OutboundService, config).start()
+        urls["outbound"], urls["portal"] = f"http://{config['WEB_SERVER_ADDRESS']}", portal
+        yield urls
 
 
 def samples(url: str, name: str) -> list:
@@ -121,6 +141,7 @@ def test_a_working_day_through_the_api_matches_its_summary(system, capsys):
     exit_code = demo_main(
         [
             *("--dossier-url", url, "--metrics-url", system["metrics"]),
+            *("--outbound-url", system["outbound"], "--portal-simulator-url", system["portal"].url),
             *("--dossiers", str(DOSSIERS), "--communes", str(COMMUNES), "--seed", "11"),
             *("--workers", "3", "--wait", "15"),
         ]
@@ -206,3 +227,22 @@ def test_a_working_day_through_the_api_matches_its_summary(system, capsys):
     # The metrics service's SLA report for the province, read back the same way.
     received, by_the_run = one(r"^  received (\d+) \((\d+) by this run\) · decided", out)
     assert received == by_the_run == sum(1 for d in dossiers if d["received_at"])
+
+    # The national portal simulator's copy of the day, read from the simulator itself: each dossier it
+    # holds ends at the status the dossier service holds (national codes, never rewritten on the way).
+    held = {code: item for code, item in system["portal"].received()["dossiers"].items() if code in trails}
+    assert held, out
+    assert one(r"^Portal dossiers synced: (\d+) of (\d+) ", out) == (len(held), DOSSIERS)
+    status_of = {d["code"]: d["status"] for d in dossiers}
+    assert {code: int(item["TrangThaiHoSo"]) for code, item in held.items()} == {
+        code: status_of[code] for code in held
+    }
+    # One commune's HTTP subscriber: its events arrived, every signature verified.
+    got, about, verified, sent = one(
+        r"^Subscriber events received: (\d+) about (\d+) dossiers · signatures verified: (\d+) of (\d+)", out
+    )
+    commune = re.search(r"^Subscriber of commune (\S+) ", out, re.M)
+    assert commune, out
+    assert about == sum(1 for d in dossiers if d["receiving_unit"] == commune[1]) > 0
+    assert got >= about
+    assert verified == sent == got + 1  # the subscription's test event besides the day's
