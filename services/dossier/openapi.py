@@ -66,6 +66,14 @@ def _form_operation(form: str, title: str, schema) -> Operation:
     )
 
 
+# The answer of both ways to print the receipt slip (Form 01).
+PDF_SLIP = {
+    "200": {
+        "description": "the slip",
+        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
 OPERATIONS = (
     Operation(
         "POST",
@@ -154,12 +162,7 @@ OPERATIONS = (
         "form_receipt_pdf",
         "forms",
         errors=(401, 404, 409),
-        extra_responses={
-            "200": {
-                "description": "the slip",
-                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
+        extra_responses=PDF_SLIP,
     ),
     Operation(
         "POST",
@@ -170,12 +173,7 @@ OPERATIONS = (
         request=ReceiptPrintSchema,
         errors=(401, 404, 409, 422),
         description="The secret given at filing; 422 unless it is the dossier's (only its HMAC is kept).",
-        extra_responses={
-            "200": {
-                "description": "the slip",
-                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
+        extra_responses=PDF_SLIP,
     ),
     Operation(
         "POST",

@@ -91,13 +91,7 @@ class DossierService(OperationalEndpoints):
         principal = self.auth.principal(request)
         principal.require_role(access.DESK_OFFICER)
         command = service_layer.Receive(principal, read_json(request, RECEIPT_REQUEST), request_id(request))
-        return idempotent(
-            self.uow,
-            principal.sub,
-            request,
-            lambda tx: self._created(service_layer.receive, command, tx),
-            kept=_without_secret,
-        )
+        return self._file(request, service_layer.receive, command)
 
     @api("POST", "/api/v1/registrations")
     def register(self, request):
@@ -107,13 +101,7 @@ class DossierService(OperationalEndpoints):
         command = service_layer.Register(
             principal, read_json(request, REGISTRATION_REQUEST), request_id(request)
         )
-        return idempotent(
-            self.uow,
-            principal.sub,
-            request,
-            lambda tx: self._created(service_layer.register, command, tx),
-            kept=_without_secret,
-        )
+        return self._file(request, service_layer.register, command)
 
     # --- the lifecycle -------------------------------------------------------------------------
 
@@ -277,6 +265,16 @@ class DossierService(OperationalEndpoints):
             catalogue=self.catalogue,
             settings=self.lifecycle,
             lookup=self.guard.settings,
+        )
+
+    def _file(self, request, use_case, command: service_layer.Filing):
+        """A filing, once per Idempotency-Key; a replay's answer is kept without the secret."""
+        return idempotent(
+            self.uow,
+            command.principal.sub,
+            request,
+            lambda tx: self._created(use_case, command, tx),
+            kept=_without_secret,
         )
 
     def _created(self, use_case, command, tx) -> tuple[int, dict[str, Any], dict[str, str]]:
