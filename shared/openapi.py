@@ -7,14 +7,23 @@ operational endpoints every service has) into the document served at ``/api/v1/o
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import INCLUDE, Schema, fields
 
+from shared.http import RETRY_AFTER_SECONDS
 from shared.problems import PROBLEM_CONTENT_TYPE
+
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+# Relative: each service answers at its own address, or under PUBLIC_BASE_URL behind the gateway.
+SERVERS = [{"url": "/", "description": "this service's own address (or PUBLIC_BASE_URL)"}]
+LICENSE_URLS = {"Apache-2.0": "https://www.apache.org/licenses/LICENSE-2.0"}
 
 
 class FieldErrorSchema(Schema):
@@ -75,6 +84,11 @@ class Operation:
     public: bool = False
     description: str = ""
     extra_responses: dict = field(default_factory=dict)
+    # False only where nothing touches the database or the broker: no 503 to document.
+    unavailable: bool = True
+    # The write runs through shared.http.idempotent: Idempotency-Key, and Idempotent-Replayed on a replay.
+    replayable: bool = False
+    extra_parameters: tuple[dict, ...] = ()
 
 
 ERROR_TEXT = {
@@ -90,6 +104,26 @@ ERROR_TEXT = {
 }
 
 
+RETRY_AFTER = {
+    "description": f"seconds to wait before retrying (the service sends {RETRY_AFTER_SECONDS})",
+    "schema": {"type": "integer", "minimum": 0},
+}
+IDEMPOTENT_REPLAYED = {
+    "description": "`true` when this is the stored answer to an earlier request with the same "
+    "Idempotency-Key and body; absent on a first answer",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+@cache
+def project_license() -> dict:
+    """The licence the project is published under, as pyproject.toml names it."""
+    with PYPROJECT.open("rb") as file:
+        declared = tomllib.load(file)["project"]["license"]
+    name = declared["text"] if isinstance(declared, dict) else declared
+    return {"name": name, **({"url": LICENSE_URLS[name]} if name in LICENSE_URLS else {})}
+
+
 def _openapi_path(path: str) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", path)
 
@@ -100,7 +134,8 @@ def build(*, title: str, version: str, description: str, operations: Iterable[Op
         version=version,
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
-        info={"description": description},
+        info={"description": description, "license": project_license()},
+        servers=SERVERS,
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Problem", schema=ProblemSchema)
@@ -113,7 +148,9 @@ def build(*, title: str, version: str, description: str, operations: Iterable[Op
         ]
         if op.query is not None:
             parameters.append({"in": "query", "schema": op.query})
-        if op.method in ("POST", "PUT", "PATCH", "DELETE"):
+        parameters.extend(op.extra_parameters)
+        # Documented only where shared.http.idempotent honours it: elsewhere it would be ignored.
+        if op.replayable:
             parameters.append(
                 {
                     "in": "header",
@@ -132,12 +169,17 @@ def build(*, title: str, version: str, description: str, operations: Iterable[Op
         # A body that is not JSON, or a malformed Idempotency-Key: 400 wherever either can be sent.
         writes = op.method in ("POST", "PUT", "PATCH", "DELETE")
         codes = set(op.errors) | ({400, 415, 413} if op.request else set()) | ({400} if writes else set())
+        codes |= {503} if op.unavailable else set()
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": ERROR_TEXT.get(code, "error"),
                 "content": {PROBLEM_CONTENT_TYPE: {"schema": "Problem"}},
             }
+        if "503" in responses:
+            responses["503"]["headers"] = {"Retry-After": RETRY_AFTER}
         responses.update(op.extra_responses)
+        if op.replayable:
+            responses[str(op.status)]["headers"] = {"Idempotent-Replayed": IDEMPOTENT_REPLAYED}
         operation = {
             "summary": op.summary,
             "operationId": op.operation_id,
@@ -162,7 +204,14 @@ def build(*, title: str, version: str, description: str, operations: Iterable[Op
 
 OPERATIONAL = (
     Operation(
-        "GET", "/health/live", "The process is up", "health_live", "operations", public=True, errors=()
+        "GET",
+        "/health/live",
+        "The process is up",
+        "health_live",
+        "operations",
+        public=True,
+        errors=(),
+        unavailable=False,
     ),
     Operation(
         "GET",
@@ -181,9 +230,17 @@ OPERATIONAL = (
         "operations",
         public=True,
         errors=(),
+        unavailable=False,
     ),
     Operation(
-        "GET", "/api/v1/openapi.json", "This document", "openapi", "operations", public=True, errors=()
+        "GET",
+        "/api/v1/openapi.json",
+        "This document",
+        "openapi",
+        "operations",
+        public=True,
+        errors=(),
+        unavailable=False,
     ),
     Operation(
         "GET",
@@ -193,6 +250,7 @@ OPERATIONAL = (
         "operations",
         public=True,
         errors=(404,),
+        unavailable=False,
         extra_responses={
             "200": {
                 "description": "the explanation",

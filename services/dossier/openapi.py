@@ -30,7 +30,7 @@ from services.dossier.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.5.0"
+VERSION = "0.6.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:
@@ -44,6 +44,7 @@ def _action_operation(entry: ActionEntry) -> Operation:
         entry.summary,
         f"act_{entry.action.value}",
         "lifecycle",
+        replayable=True,
         request=entry.body,
         response=DossierSchema,
         errors=(400, 401, 403, 404, 409, 422),
@@ -80,6 +81,7 @@ OPERATIONS = (
         "Receive a dossier at the one-stop desk",
         "receive",
         "dossiers",
+        replayable=True,
         request=ReceiptRequestSchema,
         response=FiledDossierSchema,
         status=201,
@@ -94,6 +96,7 @@ OPERATIONS = (
         "Register a dossier filed online or picked up by post",
         "register",
         "dossiers",
+        replayable=True,
         request=RegistrationRequestSchema,
         response=FiledDossierSchema,
         status=201,
@@ -210,6 +213,7 @@ def document() -> dict:
         version=VERSION,
         description="The one-stop dossier lifecycle (hồ sơ một cửa): registration, receipt, processing, "
         "result. Actions: POST /api/v1/dossiers/{code}/actions/{action}; forms as JSON and the receipt "
-        "slip as PDF; Idempotency-Key on every write; errors are RFC 9457 problems.",
+        "slip as PDF; Idempotency-Key on receipt, registration and every action; errors are RFC 9457 "
+        "problems.",
         operations=OPERATIONS,
     )

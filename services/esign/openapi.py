@@ -13,7 +13,7 @@ from services.esign.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 PDF = {"200": {"description": "the PDF", "content": {"application/pdf": {"schema": {"type": "string"}}}}}
 
 OPERATIONS = (
@@ -23,6 +23,7 @@ OPERATIONS = (
         "Open a signing request and produce the result document",
         "open_request",
         "signing",
+        replayable=True,
         request=OpenRequestSchema,
         response=SigningRequestSchema,
         status=201,
@@ -75,6 +76,7 @@ OPERATIONS = (
         "The competent leader signs the revision they saw (visible PAdES signature)",
         "sign",
         "signing",
+        replayable=True,
         request=ConfirmSchema,
         response=SigningRequestSchema,
         errors=(401, 403, 404, 409, 422, 503),
@@ -88,6 +90,7 @@ OPERATIONS = (
         "The clerk applies the organisation's signature in a second revision",
         "seal",
         "signing",
+        replayable=True,
         request=ConfirmSchema,
         response=SigningRequestSchema,
         errors=(401, 403, 404, 409, 422, 503),
@@ -100,6 +103,7 @@ OPERATIONS = (
         "The leader refuses to sign, with a reason (the dossier goes back for appraisal)",
         "refuse",
         "signing",
+        replayable=True,
         request=RefuseSchema,
         response=SigningRequestSchema,
         errors=(401, 403, 404, 409, 422),

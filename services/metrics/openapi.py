@@ -7,7 +7,7 @@ from functools import cache
 from services.metrics.schemas import RatingRequestSchema, RatingSchema, ReportQuerySchema, ReportSchema
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 
 OPERATIONS = (
     Operation(
@@ -16,6 +16,7 @@ OPERATIONS = (
         "Record the applicant's satisfaction rating of a returned dossier",
         "rate",
         "satisfaction",
+        replayable=True,
         request=RatingRequestSchema,
         response=RatingSchema,
         status=201,

@@ -16,7 +16,7 @@ from services.outbound.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 WHO = "Roles subscriber, auditor or admin; a caller sees and changes only its own subscriptions (else 404)."
 
 OPERATIONS = (
@@ -26,6 +26,7 @@ OPERATIONS = (
         "Subscribe a callback to the events of a unit's subtree",
         "create_subscription",
         "subscriptions",
+        replayable=True,
         request=SubscriptionRequestSchema,
         response=CreatedSubscriptionSchema,
         status=201,
@@ -62,6 +63,7 @@ OPERATIONS = (
         "Change a subscription; rotate its secrets; disable or re-enable it",
         "update_subscription",
         "subscriptions",
+        replayable=True,
         request=SubscriptionUpdateSchema,
         response=SubscriptionSchema,
         description=f"{WHO} A new callback, or re-enabling, sends a signed test event first (else 422). "
@@ -93,6 +95,7 @@ OPERATIONS = (
         "Send one delivery again, or every delivery of a time range",
         "redeliver",
         "subscriptions",
+        replayable=True,
         request=RedeliveryRequestSchema,
         response=RedeliverySchema,
         status=202,

@@ -19,7 +19,28 @@ from services.postal.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.3.0"
+VERSION = "0.4.0"
+
+
+def _webhook_header(name: str, description: str) -> dict:
+    return {
+        "in": "header",
+        "name": name,
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+# Standard Webhooks: what the operator signs with, verified over the exact raw body.
+WEBHOOK_HEADERS = (
+    _webhook_header("webhook-id", "the report's unique id; a repeated id changes nothing"),
+    _webhook_header("webhook-timestamp", "Unix seconds, within ±5 minutes of now"),
+    _webhook_header(
+        "webhook-signature",
+        "`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, several space-separated during a key rotation",
+    ),
+)
 
 OPERATIONS = (
     Operation(
@@ -32,6 +53,7 @@ OPERATIONS = (
         response=WebhookAckSchema,
         errors=(400, 401, 404),
         public=True,
+        extra_parameters=WEBHOOK_HEADERS,
         description="Signed, not bearer-authenticated (docs/contracts.md §3): headers `webhook-id`, "
         "`webhook-timestamp` (Unix seconds, within ±5 minutes) and `webhook-signature` "
         "(`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, several space-separated during a key "
@@ -52,6 +74,7 @@ OPERATIONS = (
         "Ask for a pickup at the applicant's door; registers the dossier (status 1, channel postal)",
         "request_pickup",
         "pickups",
+        replayable=True,
         request=PickupRequestSchema,
         response=ShipmentSchema,
         status=201,
@@ -77,6 +100,7 @@ OPERATIONS = (
         "Draw up a hand-over record (biên bản giao nhận) of the consignments on the counter",
         "draw_up_record",
         "hand-over",
+        replayable=True,
         request=HandoverRecordRequestSchema,
         response=HandoverRecordSchema,
         status=201,
@@ -100,6 +124,7 @@ OPERATIONS = (
         "Sign a hand-over record (one side per token)",
         "sign_record",
         "hand-over",
+        replayable=True,
         request=SignatureRequestSchema,
         response=HandoverRecordSchema,
         errors=(401, 403, 404, 409, 422),
