@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib
 import inspect
 from pathlib import Path
@@ -243,3 +244,20 @@ def test_the_dossier_intakes_only_map_events_to_changes():
         where = path.relative_to(ROOT)
         assert not named & THE_ONE_PATH, f"{where} does {sorted(named & THE_ONE_PATH)} itself"
         assert "follow" in named, f"{where} does not hand its changes to service_layer.follow"
+
+
+def test_every_source_file_is_in_the_code_map():
+    """ARCHITECTURE.md names every source file (or a pattern such as bench_*.py that covers it)."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    words = (word.strip("`,.():") for word in text.split())
+    patterns = {word for word in words if "*" in word and word.endswith(".py")}
+    missing = [
+        str(path.relative_to(ROOT))
+        for folder in ("shared", "services", "simulators", "scripts", "benchmarks", "chaos")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path.name != "__init__.py"
+        and "migrations" not in path.parts
+        and path.name not in text
+        and not any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns)
+    ]
+    assert not missing, f"not in ARCHITECTURE.md's code map: {missing}"
