@@ -21,7 +21,12 @@ def project_modules() -> dict[str, Path]:
     modules: dict[str, Path] = {}
     for folder, dirs, files in os.walk(ROOT):
         # alembic loads migrations by path: they are not modules of the package
-        dirs[:] = [d for d in dirs if d not in SKIPPED and d != "migrations"]
+        # and no virtualenv is part of the project, whatever its name (CI makes .venv-py3.13 beside .venv)
+        dirs[:] = [
+            d
+            for d in dirs
+            if d not in SKIPPED and d != "migrations" and not (Path(folder) / d / "pyvenv.cfg").exists()
+        ]
         for file in files:
             if file.endswith(".py"):
                 parts = (Path(folder) / file).relative_to(ROOT).with_suffix("").parts
