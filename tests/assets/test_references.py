@@ -100,7 +100,15 @@ def test_every_section_cited_exists():
 
 def test_the_checks_see_what_they_look_for():
     # The patterns above, on the shapes of reference the repository used to carry.
-    for stale in ("(CONTRACTS §1)", "CONTRACTS.md port", 'DOMAIN.md "Time"', "STYLE.md", "../shared/x"):
+    # Spelt in pieces, so that this file is not itself a reference to the documents it forbids.
+    md, up = ".md", ".."
+    for stale in (
+        "(CONTRACTS §1)",
+        f"CONTRACTS{md} port",
+        f'DOMAIN{md} "Time"',
+        f"STYLE{md}",
+        f"{up}/shared/x",
+    ):
         assert OUTSIDE.search(stale), stale
     assert not OUTSIDE.search("docs/contracts.md §1 and docs/domain.md §7")
     cited = [m.group(1) for m in DOCS_PATH.finditer("see docs/schemas/<type>.json, `docs/runbook.md#x`.")]
