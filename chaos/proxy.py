@@ -14,24 +14,28 @@ from tests.support.tcp_proxy import TcpProxy
 
 
 class FaultProxy(TcpProxy):
-    """``latency`` seconds added to every chunk each way; ``half_open()`` swallows traffic while the
-    connections stay open (a peer that vanished without a FIN or RST); ``cut()`` resets them."""
+    """``latency`` seconds added to every chunk each way, ``answer_delay`` to every chunk the target
+    sends (a slow HTTP neighbour); ``half_open()`` swallows traffic while the connections stay open (a
+    peer that vanished without a FIN or RST); ``cut()`` resets them."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.latency = 0.0
+        self.answer_delay = 0.0
         self.swallowing = False
         super().__init__(target_host, target_port)
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
+            answering = source.getpeername()[1] == self.target[1]  # what the target sends back
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
                 if self.swallowing:
                     continue
-                if self.latency:
-                    time.sleep(self.latency)
+                delay = self.latency + (self.answer_delay if answering else 0.0)
+                if delay:
+                    time.sleep(delay)
                 sink.sendall(data)
         except OSError:
             pass

@@ -44,6 +44,7 @@ from urllib.parse import quote
 import requests
 import sqlalchemy as sa
 
+from chaos import neighbours
 from chaos.proxy import FaultProxy
 from shared.auth import DEV_SECRET
 from shared.broker import connect, declare_exchanges
@@ -55,6 +56,14 @@ from tests.support.private_rabbitmq import PrivateRabbitMQ
 ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIBER_QUEUE = "chaos.independent-subscriber"
 METRICS_QUEUE = "metrics.dossier-events"
+NEIGHBOUR_SCENARIOS = (
+    "postal-dossier-down",
+    "postal-dossier-slow",
+    "postal-operator-down",
+    "postal-operator-slow",
+    "portal-down",
+    "portal-slow",
+)
 SCENARIOS = (
     "broker-outage",
     "kill-9",
@@ -68,6 +77,7 @@ SCENARIOS = (
     "reset",
     "half-open",
     "broker-alarm",
+    *NEIGHBOUR_SCENARIOS,
 )
 
 
@@ -78,6 +88,9 @@ class Settings:
     kills: int = 50
     rate: float = 5.0
     latency: float = 0.2
+    neighbour_outage: float = 120.0
+    neighbour_slow: float = 5.0
+    pickup_rate: float = 1.0
     fault_seconds: float = 20.0
     settle_timeout: float = 300.0
     seed: int = 12
@@ -101,10 +114,14 @@ class Row:
     double_counted: int = 0
     dead_letters: int = 0
     note: str = ""
+    # A neighbour's row (chaos/neighbours.py): what its own oracle found lost or counted twice.
+    neighbour_lost: int = 0
+    neighbour_double: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.lost_subscriber == 0 and self.lost_projection == 0 and self.double_counted == 0
+        counts = (self.lost_subscriber, self.lost_projection, self.double_counted)
+        return not any(counts) and self.neighbour_lost == 0 and self.neighbour_double == 0
 
 
 def free_port() -> int:
@@ -170,7 +187,10 @@ class Stack:
         self.ports = {name: free_port() for name in self.SERVICES}
         self.processes: dict[str, subprocess.Popen] = {}
         self.seen: set[str] = set()
+        self.firsts: set[tuple[str, str]] = set()
         self.duplicates = 0
+        self.neighbours: neighbours.Neighbours | None = None  # started by the first neighbour row
+        self.counted_postal: set[str] = set()
 
     # -- processes ------------------------------------------------------------------------------------
 
@@ -286,10 +306,14 @@ class Stack:
                 envelope = json.loads(message.body)
             except ValueError:
                 continue  # the poison scenario's unparseable message
-            if envelope.get("type") != "vn.motcua.dossier.received":
+            # A dossier's first event: received at a desk, or registered (a pickup by post, whose
+            # dossier the desk receives later; the neighbour rows make such dossiers).
+            kind = envelope.get("type")
+            if kind not in ("vn.motcua.dossier.received", "vn.motcua.dossier.registered"):
                 continue
-            if envelope["subject"] in self.seen:
+            if (kind, envelope["subject"]) in self.firsts:
                 self.duplicates += 1
+            self.firsts.add((kind, envelope["subject"]))
             self.seen.add(envelope["subject"])
         connection.close()
 
@@ -320,6 +344,8 @@ class Stack:
         row.dead_letters = self.dead_letters()
 
     def close(self) -> None:
+        if self.neighbours is not None:
+            self.neighbours.close()
         for process in self.processes.values():
             if process.poll() is None:
                 process.kill()
@@ -610,6 +636,26 @@ def broker_alarm(stack: Stack, s: Settings) -> Row:
     return row
 
 
+def neighbour_row(name: str):
+    """A neighbour down for ``--neighbour-outage`` s, or answering ``--neighbour-slow`` s late."""
+    slow = name.endswith("-slow")
+
+    def scenario(stack: Stack, s: Settings) -> Row:
+        what = f"{s.neighbour_slow:g} s answers" if slow else "down (connections reset)"
+        if name.startswith("portal"):
+            row = Row(name, f"national portal {what} {s.neighbour_outage:.0f} s, {s.rate:g} receipts/s")
+            return neighbours.portal_row(stack, s, row, slow, under_load)
+        neighbour = "dossier" if name.startswith("postal-dossier") else "postal_operator"
+        row = Row(
+            name,
+            f"{neighbour} {what} for postal {s.neighbour_outage:.0f} s, {s.pickup_rate:g} pickups/s"
+            f" and {s.rate:g} receipts/s",
+        )
+        return neighbours.postal_row(stack, s, row, neighbour, slow, under_load)
+
+    return scenario
+
+
 RUNNERS = {
     "broker-outage": broker_outage,
     "kill-9": kill_9,
@@ -623,6 +669,7 @@ RUNNERS = {
     "reset": reset,
     "half-open": half_open,
     "broker-alarm": broker_alarm,
+    **{name: neighbour_row(name) for name in NEIGHBOUR_SCENARIOS},
 }
 
 
@@ -686,6 +733,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=defaults.rate, help="receipts a second")
     parser.add_argument("--latency", type=float, default=defaults.latency, help="seconds per chunk")
     parser.add_argument("--fault-seconds", type=float, default=defaults.fault_seconds)
+    parser.add_argument("--neighbour-outage", type=float, default=defaults.neighbour_outage, help="seconds")
+    parser.add_argument("--neighbour-slow", type=float, default=defaults.neighbour_slow, help="answer delay")
+    parser.add_argument("--pickup-rate", type=float, default=defaults.pickup_rate, help="pickups a second")
     parser.add_argument("--settle-timeout", type=float, default=defaults.settle_timeout)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--broker", choices=("private", "shared"), default=defaults.broker)
@@ -698,6 +748,9 @@ def main(argv: list[str] | None = None) -> int:
         rate=args.rate,
         latency=args.latency,
         fault_seconds=args.fault_seconds,
+        neighbour_outage=args.neighbour_outage,
+        neighbour_slow=args.neighbour_slow,
+        pickup_rate=args.pickup_rate,
         settle_timeout=args.settle_timeout,
         seed=args.seed,
         broker=args.broker,

@@ -95,7 +95,7 @@ def policy_settings(prefix: str, defaults: Policy, what: str) -> tuple[Setting, 
         ("CONNECT_TIMEOUT_SECONDS", positive, "connect timeout", defaults.connect_timeout),
         ("TIMEOUT_SECONDS", positive, "read timeout of one attempt", defaults.read_timeout),
         ("ATTEMPTS", _attempts, "attempts per call, the first included (1-10)", defaults.attempts),
-        ("RETRY_AFTER_MAX_SECONDS", positive, "longest Retry-After waited", defaults.retry_after_max),
+        ("RETRY_AFTER_MAX_SECONDS", _seconds, "longest Retry-After waited", defaults.retry_after_max),
         ("CIRCUIT_FAILURES", positive_int, "consecutive failed calls that open the circuit",
          defaults.failures_to_open),
         ("CIRCUIT_COOLDOWN_SECONDS", positive, "seconds an open circuit waits before a trial call",
@@ -118,6 +118,13 @@ def policy_from(parsed: Mapping[str, Any], prefix: str, defaults: Policy) -> Pol
         failures_to_open=parsed[f"{prefix}_CIRCUIT_FAILURES"],
         cooldown=parsed[f"{prefix}_CIRCUIT_COOLDOWN_SECONDS"],
     )
+
+
+def _seconds(value: Any) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError(f"must be 0 or more seconds, got {value!r}")
+    return number
 
 
 def _attempts(value: Any) -> int:
@@ -159,7 +166,6 @@ class _StateListener(pybreaker.CircuitBreakerListener):
         self.service, self.name = service, name
 
     def state_change(self, cb, old_state, new_state) -> None:
-        metrics.NEIGHBOUR_CIRCUIT_STATE.labels(self.service, self.name).set(CIRCUIT_VALUES[new_state.name])
         level = logging.INFO if new_state.name == pybreaker.STATE_CLOSED else logging.WARNING
         log.log(level, "%s: circuit to the %s %s", self.service, self.name, new_state.name)
 
@@ -211,7 +217,6 @@ class Neighbour:
         # Two sessions: one retries whatever failed, the other only what never reached the neighbour.
         self._retrying = self._session(adapter, retry_everything=True, headers=headers)
         self._once = self._session(adapter, retry_everything=False, headers=headers)
-        metrics.NEIGHBOUR_CIRCUIT_STATE.labels(service, name).set(0)
         register(self)
 
     def _session(
@@ -253,19 +258,22 @@ class Neighbour:
         path: str,
         *,
         idempotency_key: str | None = None,
+        idempotent: bool = False,
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """The neighbour's answer (any status but a 5xx or 429), or :class:`NeighbourUnavailable`.
 
         A POST is retried after a read timeout or a 5xx only with ``idempotency_key`` (sent as the
-        ``Idempotency-Key`` header); ``kwargs`` go to requests (``json``, ``data``, ``params``, …).
+        ``Idempotency-Key`` header) or when the caller says it is ``idempotent`` (a query, a
+        timestamp); ``kwargs`` go to requests (``json``, ``data``, ``params``, …).
         """
         method = method.upper()
         headers = dict(headers or {})
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        session = self._retrying if method in IDEMPOTENT_METHODS or idempotency_key else self._once
+        repeatable = idempotent or idempotency_key is not None or method in IDEMPOTENT_METHODS
+        session = self._retrying if repeatable else self._once
         started = time.monotonic()
         try:
             with self.breaker.calling():
@@ -329,14 +337,28 @@ class Neighbour:
         left = self.policy.cooldown - (datetime.now(UTC) - opened).total_seconds()
         return max(1, math.ceil(left))
 
+    def gauge_value(self) -> int:
+        """The circuit as ``motcua_neighbour_circuit_state`` shows it when scraped. pybreaker moves an
+        open circuit to half-open only on the next call; once the cool-down is over the trial is due,
+        so it reads 1, not 2: an open circuit that stays 2 is one whose trials keep failing, not one
+        that nobody has called since."""
+        state = self.state
+        if state == pybreaker.STATE_OPEN and self.cooldown_elapsed():
+            return CIRCUIT_VALUES[pybreaker.STATE_HALF_OPEN]
+        return CIRCUIT_VALUES[state]
+
+    def cooldown_elapsed(self) -> bool:
+        opened = self._storage.opened_at
+        return opened is None or (datetime.now(UTC) - opened).total_seconds() >= self.policy.cooldown
+
     def health(self) -> str:
         """``up``, or the circuit's state and when the next trial is, for ``/health/ready``."""
         state = self.state
         if state == pybreaker.STATE_CLOSED:
             return "up"
-        if state == pybreaker.STATE_OPEN:
+        if state == pybreaker.STATE_OPEN and not self.cooldown_elapsed():
             return f"circuit open (a trial call in {self.cooldown_left()} s)"
-        return "circuit half-open (a trial call is under way)"
+        return "circuit half-open (the next call is a trial)"
 
     def close(self) -> None:
         unregister(self)
@@ -351,15 +373,19 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 def register(neighbour: Neighbour) -> None:
-    """The service's latest client for that neighbour is the one its readiness reports."""
+    """The service's latest client for that neighbour is the one its readiness and its gauge report."""
+    key = (neighbour.service, neighbour.name)
     with _REGISTRY_LOCK:
-        _REGISTRY[(neighbour.service, neighbour.name)] = neighbour
+        _REGISTRY[key] = neighbour
+        metrics.NEIGHBOUR_CIRCUIT_STATE.labels(*key).set_function(neighbour.gauge_value)
 
 
 def unregister(neighbour: Neighbour) -> None:
+    key = (neighbour.service, neighbour.name)
     with _REGISTRY_LOCK:
-        if _REGISTRY.get((neighbour.service, neighbour.name)) is neighbour:
-            del _REGISTRY[(neighbour.service, neighbour.name)]
+        if _REGISTRY.get(key) is neighbour:
+            del _REGISTRY[key]
+            metrics.NEIGHBOUR_CIRCUIT_STATE.remove(*key)
 
 
 def of_service(service: str) -> list[Neighbour]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
+from services.esign import tsa
 from services.esign.keys import (
     ALGORITHMS,
     DevelopmentPki,
@@ -27,6 +28,7 @@ from services.esign.service_layer import EsignContext
 from services.esign.storage import DocumentStore
 from services.esign.tsa import TsaClient
 from shared.config import ConfigurationError, Setting, _url, positive_int, validate
+from shared.neighbours import policy_from, policy_settings
 from shared.ratelimit import SlidingWindow
 from shared.units import UnitRegistry
 from shared.workcalendar import WorkingCalendar
@@ -57,6 +59,7 @@ SETTINGS = (
     Setting("ESIGN_PKCS11_TOKEN", required=False, description="PKCS#11 token label"),
     Setting("ESIGN_PKCS11_PIN", required=False, description="PKCS#11 user PIN"),
     Setting("ESIGN_TSA_URL", _optional_url, required=False, description="RFC 3161 TSA; empty = no timestamp"),
+    *policy_settings("ESIGN_TSA", tsa.POLICY, "the timestamp authority"),
     Setting("ESIGN_STORE_DIR", description="folder of the content-addressed document store"),
     Setting("ESIGN_RETENTION_DAYS", positive_int, description="days a signed document is kept"),
     Setting("ESIGN_PUBLIC_URL", _url, description="public base URL the QR code points to"),
@@ -92,15 +95,18 @@ def key_store(parsed: Mapping[str, Any]) -> KeyStore:
     return FileKeyStore(pki)
 
 
-def build_context(config: Mapping[str, Any]) -> EsignContext:
+def build_context(config: Mapping[str, Any], service: str = "esign") -> EsignContext:
     parsed = settings_from(config)
-    tsa = parsed["ESIGN_TSA_URL"]
+    tsa_url = parsed["ESIGN_TSA_URL"]
+    timestamper = (
+        TsaClient(tsa_url, policy_from(parsed, "ESIGN_TSA", tsa.POLICY), service=service) if tsa_url else None
+    )
     return EsignContext(
         units=UnitRegistry.from_settings(config.get("UNITS_FILE") or None),
         calendar=WorkingCalendar.from_settings(config.get("CALENDAR") or None),
         signatures=PadesSignatures(
             keys=key_store(parsed),
-            timestamper=TsaClient(tsa) if tsa else None,
+            timestamper=timestamper,
             place=parsed["ESIGN_PLACE"],
         ),
         documents=DocumentStore(parsed["ESIGN_STORE_DIR"]),
@@ -115,7 +121,7 @@ class Signing(DependencyProvider):
     """``self.signing``: the use cases' :class:`EsignContext` (signatures, documents, unit map)."""
 
     def setup(self) -> None:
-        self.context = build_context(self.container.config)
+        self.context = build_context(self.container.config, self.container.service_name)
 
     def stop(self) -> None:
         if isinstance(self.context.signatures, PadesSignatures):

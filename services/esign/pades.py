@@ -469,7 +469,9 @@ class PadesSignatures:
         return verify(pdf, self.keys.trust_roots())
 
     def close(self) -> None:
-        """Release the key store (a PKCS#11 session); the file store holds nothing open."""
-        close = getattr(self.keys, "close", None)
-        if close is not None:
-            close()
+        """Release the key store (a PKCS#11 session; the file store holds nothing open) and the TSA's
+        client."""
+        for held in (self.keys, self.timestamper):
+            close = getattr(held, "close", None)
+            if close is not None:
+                close()

@@ -9,13 +9,12 @@ A province points ``ESIGN_TSA_URL`` at its accredited TSA instead.
 from __future__ import annotations
 
 import argparse
-import http.client
 import logging
 import os
 import socket
-import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 from asn1crypto import tsp
@@ -23,60 +22,115 @@ from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from services.esign.keys import DevelopmentPki, _private_key_info, to_asn1_cert
 from shared import clock
+from shared.neighbours import Neighbour, Policy
 
 log = logging.getLogger("motcua.tsa")
 MAX_QUERY_BYTES = 16 * 1024
+NEIGHBOUR = "tsa"
+# Two attempts, no wait between them (nothing may sleep while pyHanko's loop runs): connect 3 s,
+# read 10 s, at worst 26 s for one signature. The circuit opens after 3 failed signatures for 30 s.
+POLICY = Policy(
+    connect_timeout=3.0, read_timeout=10.0, attempts=2, backoff=0.0, retry_after_max=0.0, failures_to_open=3
+)
 
 
 def _real_socket_module():
-    # Inside a nameko process every socket is eventlet's; a green socket waited on from within
-    # pyHanko's private asyncio loop is never woken, so the TSA is asked over a real socket.
+    # Inside a nameko process every socket is eventlet's. pyHanko signs inside its own asyncio loop,
+    # and asyncio's running loop belongs to the OS thread, not the green thread: a green wait would let
+    # another green thread start a signature meanwhile (asyncio.run() refuses, "cannot be called from a
+    # running event loop"). So the TSA is asked over a real socket, and nothing in the call may yield.
     patcher = sys.modules.get("eventlet.patcher")
     if patcher is not None and patcher.is_monkey_patched("socket"):
         return patcher.original("socket")
     return socket
 
 
-class TsaClient(TimeStamper):
-    """An RFC 3161 client (``ESIGN_TSA_URL``): POST the query, read the reply, in the calling thread."""
+class _RealSocket:
+    """A urllib3 connection whose socket is the real one (see :func:`_real_socket_module`)."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def _new_conn(self) -> socket.socket:
+        real = _real_socket_module()
+        try:
+            sock = real.create_connection((self._dns_host, self.port), self.timeout, self.source_address)
+        except real.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"connection to {self.host} timed out") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"failed to establish a new connection: {exc}") from exc
+        sock.setsockopt(real.IPPROTO_TCP, real.TCP_NODELAY, 1)
+        return sock
+
+
+class _RealHTTPConnection(_RealSocket, HTTPConnection):
+    pass
+
+
+class _RealHTTPSConnection(_RealSocket, HTTPSConnection):
+    pass
+
+
+class _RealHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _RealHTTPConnection
+
+
+class _RealHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _RealHTTPSConnection
+
+
+class RealSocketAdapter(HTTPAdapter):
+    """requests' adapter over real sockets. Each query says ``Connection: close``, so no connection is
+    reused (checking a kept one would wait on a green ``select``)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _RealHTTPPool, "https": _RealHTTPSPool}
+
+
+class TsaClient(TimeStamper):
+    """An RFC 3161 client (``ESIGN_TSA_URL``): POST the query, read the reply, in the calling thread.
+
+    A neighbour (``tsa``, shared/neighbours.py) with a policy that never sleeps (no back-off, no
+    ``Retry-After`` waited: a sleep would yield, see :func:`_real_socket_module`): a refused
+    connection or a 5xx is tried once more at once, then the signature is refused with 503 and
+    ``Retry-After``; ``ESIGN_TSA_*`` settings. A timestamp query changes nothing at the TSA, so it
+    may be repeated.
+    """
+
+    def __init__(self, url: str, policy: Policy = POLICY, *, service: str = "esign") -> None:
         super().__init__()
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) TSA URL: {url!r}")
-        self.url, self.parts, self.timeout = url, parts, timeout
+        self.url = url
+        self.neighbour = Neighbour(service, NEIGHBOUR, url, policy, adapter=RealSocketAdapter)
+
+    def close(self) -> None:
+        self.neighbour.close()
 
     def request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        https = self.parts.scheme == "https"
-        port = self.parts.port or (443 if https else 80)
-        connection_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
-        connection = connection_class(self.parts.hostname, port, timeout=self.timeout)
-        try:
-            raw = _real_socket_module().create_connection((self.parts.hostname, port), self.timeout)
-            connection.sock = (
-                ssl.create_default_context().wrap_socket(raw, server_hostname=self.parts.hostname)
-                if https
-                else raw
-            )
-            connection.request(
-                "POST",
-                self.parts.path or "/",
-                body=req.dump(),
-                headers={"Content-Type": "application/timestamp-query"},
-            )
-            response = connection.getresponse()
-            body = response.read()
-        except OSError as exc:
-            raise TimestampRequestError(f"timestamp authority {self.url} unreachable: {exc}") from exc
-        finally:
-            connection.close()
-        if response.status != 200 or response.getheader("Content-Type") != "application/timestamp-reply":
-            raise TimestampRequestError(f"timestamp authority {self.url} answered {response.status}")
-        return tsp.TimeStampResp.load(body)
+        """The TSA's token; :class:`~shared.neighbours.NeighbourUnavailable` when it does not answer
+        (nothing is signed: the caller answers 503), ``TimestampRequestError`` when it refuses."""
+        response = self.neighbour.request(
+            "POST",
+            "",
+            data=req.dump(),
+            headers={"Content-Type": "application/timestamp-query", "Connection": "close"},
+            idempotent=True,
+        )
+        if (
+            response.status_code != 200
+            or response.headers.get("Content-Type") != "application/timestamp-reply"
+        ):
+            raise TimestampRequestError(f"timestamp authority {self.url} answered {response.status_code}")
+        return tsp.TimeStampResp.load(response.content)
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         return self.request_tsa_response(req)

@@ -12,6 +12,7 @@ from typing import Any
 from eventlet.greenpool import GreenPool
 from nameko.extensions import DependencyProvider
 
+from services.outbound import dossier_client, portal
 from services.outbound.domain.portal import RetryPolicy
 from services.outbound.domain.subscription import Backoff
 from services.outbound.dossier_client import DossierClient
@@ -21,6 +22,7 @@ from shared.auth import DEV_SECRET, is_development, mint
 from shared.config import ConfigurationError, Setting, parse_delays, positive, positive_int, validate
 from shared.db import create_engine
 from shared.leadership import Leadership, job_key
+from shared.neighbours import Policy, policy_from, policy_settings
 from shared.providers import setting_timer
 
 SETTINGS = (
@@ -37,8 +39,7 @@ SETTINGS = (
     Setting(
         "PORTAL_UNIT_CODE", default="000.00.00.H79", description="madonvi: the province's code at the portal"
     ),
-    Setting("PORTAL_TIMEOUT_SECONDS", positive, default=10.0, description="longest wait for one answer"),
-    Setting("PORTAL_HTTP_RETRIES", int, default=2, description="transport retries within one call (urllib3)"),
+    *policy_settings("PORTAL", portal.POLICY, "the national portal"),
     Setting(
         "PORTAL_SESSION_ERROR_CODES",
         lambda v: frozenset(c.strip() for c in str(v).split(",") if c.strip()),
@@ -69,6 +70,7 @@ SETTINGS = (
         default="http://127.0.0.1:8000",
         description="the dossier service's base URL (the portal-record read)",
     ),
+    *policy_settings("DOSSIER", dossier_client.POLICY, "the dossier service"),
     Setting(
         "DOSSIER_TOKEN",
         required=False,
@@ -143,6 +145,7 @@ class OutboundSettings:
     gap_wait: timedelta
     dossier_url: str
     dossier_token: str
+    dossier_policy: Policy
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> OutboundSettings:
@@ -168,15 +171,15 @@ class OutboundSettings:
                 username=p["PORTAL_USERNAME"],
                 password=p["PORTAL_PASSWORD"],
                 unit_code=p["PORTAL_UNIT_CODE"],
-                timeout=p["PORTAL_TIMEOUT_SECONDS"],
-                retries=p["PORTAL_HTTP_RETRIES"],
                 session_error_codes=p["PORTAL_SESSION_ERROR_CODES"],
+                policy=policy_from(p, "PORTAL", portal.POLICY),
             ),
             policy=RetryPolicy(p["PORTAL_RETRY_DELAYS"], p["PORTAL_MAX_ATTEMPTS"]),
             sync_seconds=p["PORTAL_SYNC_SECONDS"],
             gap_wait=timedelta(seconds=p["PORTAL_GAP_SECONDS"]),
             dossier_url=p["DOSSIER_URL"],
             dossier_token=token,
+            dossier_policy=policy_from(p, "DOSSIER", dossier_client.POLICY),
         )
 
 
@@ -187,8 +190,14 @@ class PortalSync(DependencyProvider):
     def setup(self) -> None:
         config = self.container.config
         self.settings = OutboundSettings.from_config(config)
-        self.portal = PortalAdapter(self.settings.portal)
-        self.dossiers = DossierClient(self.settings.dossier_url, self.settings.dossier_token)
+        service = self.container.service_name
+        self.portal = PortalAdapter(self.settings.portal, service=service)
+        self.dossiers = DossierClient(
+            self.settings.dossier_url,
+            self.settings.dossier_token,
+            self.settings.dossier_policy,
+            service=service,
+        )
         self.engine = create_engine(validate(config)["DATABASE_URL"], pool_size=1)
         self.leadership = Leadership(
             self.engine, job_key("portal sync", self.container.service_name), "portal sync"

@@ -1,17 +1,20 @@
 """The dossier service's portal-record read: the applicant's name, phone and email and the procedure's
 names, which the portal needs and no event may carry. Authorised by a token with the ``portal_sync``
-role over the deployment's units (in development minted with the development key)."""
+role over the deployment's units (in development minted with the development key). The call is a
+:class:`shared.neighbours.Neighbour` (``dossier``, ``DOSSIER_*`` settings); when it fails the sync
+is tried again later."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
 from services.outbound.domain.portal import Personal
 from services.outbound.portal import PortalUnavailable
+from shared.neighbours import Neighbour, NeighbourUnavailable, Policy
+
+NEIGHBOUR = "dossier"
+# Another motcua service on the same network: connect 2 s, read 5 s, 3 attempts.
+POLICY = Policy(connect_timeout=2.0, read_timeout=5.0, attempts=3, backoff=0.3, retry_after_max=5.0)
 
 
 class DossierUnavailable(PortalUnavailable):
@@ -21,26 +24,21 @@ class DossierUnavailable(PortalUnavailable):
 
 
 class DossierClient:
-    def __init__(self, base_url: str, token: str, *, timeout: float = 5.0, retries: int = 2) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.http = requests.Session()
-        retry = Retry(
-            total=retries, backoff_factor=0.3, status_forcelist=(502, 503, 504), raise_on_status=False
+    def __init__(self, base_url: str, token: str, policy: Policy = POLICY, *, service: str = "outbound"):
+        self.neighbour = Neighbour(
+            service, NEIGHBOUR, base_url, policy, headers={"Authorization": f"Bearer {token}"}
         )
-        self.http.mount("http://", HTTPAdapter(max_retries=retry))
-        self.http.mount("https://", HTTPAdapter(max_retries=retry))
-        self.http.headers["Authorization"] = f"Bearer {token}"
-        self.timeout = timeout
 
     def close(self) -> None:
-        self.http.close()
+        self.neighbour.close()
 
     def personal(self, code: str) -> Personal:
-        url = f"{self.base_url}/api/v1/dossiers/{code}/portal-record"
         try:
-            response = self.http.get(url, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise DossierUnavailable(f"dossier service: {type(exc).__name__}: {exc}"[:900]) from exc
+            response = self.neighbour.request("GET", f"/api/v1/dossiers/{code}/portal-record")
+        except NeighbourUnavailable as exc:
+            error = DossierUnavailable(f"dossier service: {exc.reason}")
+            error.short_circuited = exc.short_circuited
+            raise error from exc
         if response.status_code != 200:
             raise DossierUnavailable(f"dossier service: HTTP {response.status_code}: {response.text[:300]}")
         body: dict[str, Any] = response.json()

@@ -4,9 +4,12 @@
 ``{error_code: 0, session}``; the session is kept until the portal refuses it (HTTP 401, or one of the
 configured session ``error_code``\\ s), then renewed once. Every call is ``POST {adapter}/{service
 path}`` with ``{session, madonvi, service, ...}``. Success is ``error_code`` 0 and nothing else: a
-message is never read for its meaning. Transport failures (timeouts, 5xx, a refused connection) are
-retried within the call by urllib3's ``Retry`` (bounded, with back-off, ``Retry-After`` honoured);
-what still fails raises :class:`PortalUnavailable`, a refusal :class:`PortalRefused`.
+message is never read for its meaning. Calls go through :class:`shared.neighbours.Neighbour`
+(``national_portal``, ``PORTAL_*`` settings): timeouts, bounded retries honouring ``Retry-After``
+(every call is, as a failed sync round would send it again anyway: the adapter's API has no
+idempotency key, so a step whose answer was lost on the way may be recorded twice there), and a
+circuit. What still fails raises :class:`PortalUnavailable`, a refusal
+:class:`PortalRefused`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
 from services.outbound.metrics import PORTAL_ANSWERS
+from shared.neighbours import Neighbour, NeighbourUnavailable, Policy
+
+NEIGHBOUR = "national_portal"
+# The portal is far and slow: connect 5 s, read 10 s, 3 attempts, a Retry-After waited up to 10 s.
+POLICY = Policy(connect_timeout=5.0, read_timeout=10.0, attempts=3, backoff=0.5, retry_after_max=10.0)
 
 
 class PortalError(Exception):
@@ -39,9 +43,11 @@ class PortalRefused(PortalError):
 
 
 class PortalUnavailable(PortalError):
-    """No usable answer: a timeout, a refused connection, a 5xx or a body that is not the adapter's."""
+    """No usable answer: a timeout, a refused connection, a 5xx or a body that is not the adapter's;
+    ``short_circuited`` when no call was made because the portal's circuit is open."""
 
     outcome = "unavailable"
+    short_circuited = False
 
 
 @dataclass(frozen=True)
@@ -53,9 +59,8 @@ class PortalSettings:
     username: str
     password: str
     unit_code: str  # madonvi
-    timeout: float
-    retries: int
     session_error_codes: frozenset[str]
+    policy: Policy = POLICY
 
 
 def succeeded(answer: dict[str, Any]) -> bool:
@@ -66,40 +71,24 @@ def succeeded(answer: dict[str, Any]) -> bool:
 class PortalAdapter:
     """One portal connection per process; calls from several threads share the cached session."""
 
-    def __init__(self, settings: PortalSettings) -> None:
+    def __init__(self, settings: PortalSettings, *, service: str = "outbound") -> None:
         self.settings = settings
-        self.http = requests.Session()
-        retry = Retry(
-            total=settings.retries,
-            connect=settings.retries,
-            read=settings.retries,
-            status=settings.retries,
-            backoff_factor=0.5,
-            backoff_max=10,
-            status_forcelist=(500, 502, 503, 504),
-            allowed_methods=frozenset({"POST"}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-        adapter = HTTPAdapter(max_retries=retry)
-        self.http.mount("http://", adapter)
-        self.http.mount("https://", adapter)
+        self.neighbour = Neighbour(service, NEIGHBOUR, settings.url, settings.policy)
         self._session: str | None = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self.http.close()
+        self.neighbour.close()
 
     def _post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        url = f"{self.settings.url.rstrip('/')}/{path.lstrip('/')}"
         try:
-            response = self.http.post(
-                url, json=body, headers={"dstcode": self.settings.dstcode}, timeout=self.settings.timeout
+            response = self.neighbour.request(
+                "POST", path, json=body, headers={"dstcode": self.settings.dstcode}, idempotent=True
             )
-        except requests.RequestException as exc:
-            raise PortalUnavailable(f"{path}: {type(exc).__name__}: {exc}"[:900]) from exc
-        if response.status_code >= 500:
-            raise PortalUnavailable(f"{path}: HTTP {response.status_code}")
+        except NeighbourUnavailable as exc:
+            error = PortalUnavailable(f"{path}: {exc.reason}"[:900])
+            error.short_circuited = exc.short_circuited
+            raise error from exc
         try:
             answer = response.json()
         except ValueError as exc:

@@ -41,6 +41,7 @@ from services.outbound.domain.portal import (
     step,
 )
 from services.outbound.domain.subscription import Backoff, Subscription
+from services.outbound.portal import PortalUnavailable
 from shared.auth import Principal
 from shared.domain import Invalid, NotFound
 from shared.events import Event
@@ -152,35 +153,45 @@ def _units_of(pending: repository.Pending, context: Courier) -> set[str]:
 
 
 def sync_round(uow: Any, context: Courier) -> dict[str, int]:
-    """Send the due head of every dossier's queue; what happened, counted."""
+    """Send the due head of every dossier's queue; what happened, counted (``held``: not tried, the
+    portal's or the dossier service's circuit being open)."""
     now = context.clock()
     with uow.transaction() as tx:
         heads = [p for p in repository.heads(tx.session, context.batch) if _due(p, now, context.gap_wait)]
-    counts = {"synced": 0, "failed": 0, "parked": 0}
+    counts = {"synced": 0, "failed": 0, "parked": 0, "held": 0}
     for pending in heads:
         try:
             history = _send(pending, context)
+        except PortalUnavailable as exc:
+            if not exc.short_circuited:
+                _failed(uow, context, pending, exc, counts)
+                continue
+            # The portal's (or the dossier service's) circuit is open: no call was made, so no try is
+            # spent; the rows wait, due, for the round after the circuit's cool-down.
+            counts["held"] = len(heads) - counts["synced"] - counts["failed"] - counts["parked"]
+            log.warning("portal sync held: %s", exc)
+            break
         except Exception as exc:  # whatever it was, the row waits its back-off and ends parked with it
-            error = str(exc) or type(exc).__name__
-            retry_at = context.policy.after_failure(pending.attempts + 1, context.clock())
-            with uow.transaction() as tx:
-                repository.failed(tx.session, pending, error, retry_at, context.clock())
-            if retry_at is None:
-                counts["parked"] += 1
-                log.error(
-                    "portal sync of %s parked after %d tries: %s",
-                    pending.subject,
-                    pending.attempts + 1,
-                    error,
-                )
-            else:
-                counts["failed"] += 1
-                log.warning("portal sync of %s failed (%s); again at %s", pending.subject, error, retry_at)
+            _failed(uow, context, pending, exc, counts)
             continue
         with uow.transaction() as tx:
             repository.synced(tx.session, pending, history, context.clock())
         counts["synced"] += 1
     return counts
+
+
+def _failed(uow: Any, context: Courier, pending: repository.Pending, exc: Exception, counts: dict) -> None:
+    """One try spent: the row waits its back-off, or is parked with the error after the last."""
+    error = str(exc) or type(exc).__name__
+    retry_at = context.policy.after_failure(pending.attempts + 1, context.clock())
+    with uow.transaction() as tx:
+        repository.failed(tx.session, pending, error, retry_at, context.clock())
+    if retry_at is None:
+        counts["parked"] += 1
+        log.error("portal sync of %s parked after %d tries: %s", pending.subject, pending.attempts + 1, error)
+    else:
+        counts["failed"] += 1
+        log.warning("portal sync of %s failed (%s); again at %s", pending.subject, error, retry_at)
 
 
 @dataclass(frozen=True)

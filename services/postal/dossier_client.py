@@ -4,16 +4,21 @@ The pickup request carries the applicant's identity, which a status event may no
 (docs/contracts.md §1 Events), so the postal service files the dossier through the dossier service's API — the
 same ``POST /api/v1/registrations`` the portal uses — forwarding the caller's ``Authorization``: the
 dossier is registered by, and visible to, whoever asked for the pickup, within their jurisdiction.
+The call is a :class:`shared.neighbours.Neighbour` (``dossier``; ``DOSSIER_*`` settings); the pickup's
+``Idempotency-Key`` makes it safe to retry, and a dossier service that does not answer makes the pickup
+a 503 with ``Retry-After`` (nothing registered; the same request again finds its first answer).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import requests
+from shared.neighbours import Neighbour, NeighbourUnavailable, Policy
+from shared.problems import Problem, ValidationFailed
 
-from services.postal.operator import OperatorUnavailable, call_with_retries
-from shared.problems import Problem, ServiceUnavailable, ValidationFailed
+NEIGHBOUR = "dossier"
+# Another motcua service on the same network: it answers fast or not at all. 31 s at worst.
+POLICY = Policy(connect_timeout=2.0, read_timeout=5.0, attempts=3, backoff=0.2, retry_after_max=5.0)
 
 
 class RegistrationRefused(Problem):
@@ -26,25 +31,24 @@ class RegistrationRefused(Problem):
 
 
 class DossierClient:
-    def __init__(self, base_url: str, *, timeout: float = 5.0, attempts: int = 3) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout, self.attempts = timeout, attempts
-        self.session = requests.Session()
+    def __init__(self, base_url: str, policy: Policy = POLICY, *, service: str = "postal") -> None:
+        self.neighbour = Neighbour(service, NEIGHBOUR, base_url, policy)
+
+    def close(self) -> None:
+        self.neighbour.close()
 
     def register(self, body: dict[str, Any], *, authorization: str, idempotency_key: str) -> str:
         """The new dossier's code; the dossier service's 4xx problems come back as ours."""
         try:
-            response = call_with_retries(
-                self.session,
+            response = self.neighbour.request(
                 "POST",
-                f"{self.base_url}/api/v1/registrations",
-                attempts=self.attempts,
-                timeout=self.timeout,
+                "/api/v1/registrations",
                 json=body,
-                headers={"Authorization": authorization, "Idempotency-Key": idempotency_key},
+                headers={"Authorization": authorization},
+                idempotency_key=idempotency_key,
             )
-        except OperatorUnavailable as exc:
-            raise ServiceUnavailable(f"the dossier service cannot register the dossier now: {exc}") from exc
+        except NeighbourUnavailable as exc:
+            raise exc.problem("the dossier service cannot register the dossier now; retry later") from exc
         if response.status_code == 201:
             return response.json()["code"]
         try:

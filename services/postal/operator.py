@@ -4,28 +4,33 @@
 operator's HTTP API (the simulator in :mod:`simulators.postal_operator` speaks the same). A real
 operator's client plugs in behind the same methods.
 
-Every call has a timeout; a timeout, a connection error, a 429 or a 5xx is retried a bounded number
-of times with exponential backoff; a create carries an ``Idempotency-Key`` (the shipment's id), so a
-retried create — ours, or a whole request the client retries — never makes two orders.
+Every call goes through :class:`shared.neighbours.Neighbour` (``postal_operator``): timeouts, bounded
+retries honouring ``Retry-After``, a circuit (``POSTAL_OPERATOR_*`` settings). A create carries an
+``Idempotency-Key`` (the shipment's id), so a retried create — ours, or a whole request the client
+retries — never makes two orders; a cancel and a hand-over carry one too (both are the same whenever
+repeated), a quote changes nothing. What still fails raises :class:`OperatorUnavailable`: a request
+answers 503 with ``Retry-After``, a call owed to the operator stays owed for the watch.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import requests
+from shared.neighbours import DEFAULT_RETRY_AFTER_SECONDS, Neighbour, NeighbourUnavailable, Policy
 
-log = logging.getLogger(__name__)
-RETRIED_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+NEIGHBOUR = "postal_operator"
+# Three attempts of at most 2 + 5 s, a Retry-After of at most 5 s between them: 31 s at worst.
+POLICY = Policy(connect_timeout=2.0, read_timeout=5.0, attempts=3, backoff=0.2, retry_after_max=5.0)
 
 
-class OperatorUnavailable(Exception):
-    """The operator did not answer usefully within the attempts allowed; nothing is known to be done."""
+class OperatorUnavailable(NeighbourUnavailable):
+    """The operator did not answer usefully within the attempts allowed (or its circuit is open);
+    nothing is known to be done. A request answers it 503 with ``Retry-After`` (shared/http.py)."""
+
+    def __init__(self, reason: str, *, retry_after: int = DEFAULT_RETRY_AFTER_SECONDS, **kwargs: Any) -> None:
+        super().__init__(NEIGHBOUR, reason, retry_after=retry_after, **kwargs)
 
 
 class OperatorRejected(Exception):
@@ -82,42 +87,7 @@ class OperatorAdapter(Protocol):
 
     def quote(self, order: Order) -> int: ...
 
-
-def call_with_retries(
-    session: requests.Session,
-    method: str,
-    url: str,
-    *,
-    attempts: int,
-    timeout: float,
-    backoff: float = 0.2,
-    sleep: Callable[[float], None] = time.sleep,
-    **kwargs: Any,
-) -> requests.Response:
-    """One HTTP call, retried on timeouts, connection errors, 429 and 5xx; any other answer is returned."""
-    last: str = "no attempt made"
-    for attempt in range(1, attempts + 1):
-        try:
-            response = session.request(method, url, timeout=timeout, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        else:
-            if response.status_code not in RETRIED_STATUSES:
-                return response
-            last = f"HTTP {response.status_code}"
-        if attempt < attempts:
-            delay = backoff * 2 ** (attempt - 1)
-            log.warning(
-                "%s %s: attempt %d/%d failed (%s); retrying in %.2fs",
-                method,
-                url,
-                attempt,
-                attempts,
-                last,
-                delay,
-            )
-            sleep(delay)
-    raise OperatorUnavailable(f"{method} {url}: {attempts} attempt(s) failed, last: {last}")
+    def close(self) -> None: ...
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -128,24 +98,22 @@ class HttpOperator:
     """The operator's HTTP API: ``POST /orders``, ``POST /orders/{c}/cancel``,
     ``POST /orders/{c}/handover``, ``GET /orders/{c}``, ``POST /quotes``."""
 
-    def __init__(
-        self, name: str, base_url: str, *, timeout: float = 5.0, attempts: int = 3, backoff: float = 0.2
-    ) -> None:
+    def __init__(self, name: str, base_url: str, policy: Policy = POLICY, *, service: str = "postal") -> None:
         self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.timeout, self.attempts, self.backoff = timeout, attempts, backoff
-        self.session = requests.Session()
+        self.neighbour = Neighbour(service, NEIGHBOUR, base_url, policy)
+
+    def close(self) -> None:
+        self.neighbour.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = call_with_retries(
-            self.session,
-            method,
-            f"{self.base_url}{path}",
-            attempts=self.attempts,
-            timeout=self.timeout,
-            backoff=self.backoff,
-            **kwargs,
-        )
+        try:
+            response = self.neighbour.request(method, path, **kwargs)
+        except NeighbourUnavailable as exc:
+            raise OperatorUnavailable(
+                f"{method} {path}: {exc.reason}",
+                retry_after=exc.retry_after,
+                short_circuited=exc.short_circuited,
+            ) from exc
         if response.status_code >= 400:
             raise OperatorRejected(response.status_code, response.text[:500])
         try:
@@ -171,9 +139,7 @@ class HttpOperator:
         }
 
     def create_order(self, order: Order, *, idempotency_key: str) -> OrderConfirmation:
-        answer = self._call(
-            "POST", "/orders", json=self._body(order), headers={"Idempotency-Key": idempotency_key}
-        )
+        answer = self._call("POST", "/orders", json=self._body(order), idempotency_key=idempotency_key)
         try:
             return OrderConfirmation(
                 consignment=str(answer["consignment"]),
@@ -185,12 +151,15 @@ class HttpOperator:
             raise OperatorUnavailable(f"the operator's order confirmation is incomplete: {exc}") from exc
 
     def cancel(self, consignment: str) -> None:
-        self._call("POST", f"/orders/{consignment}/cancel")
+        self._call("POST", f"/orders/{consignment}/cancel", idempotency_key=f"cancel:{consignment}")
 
     def confirm_handover(self, consignment: str, *, handed_over_at: datetime) -> None:
         """The postal worker took the sealed result on a co-signed record: the delivery may start."""
         self._call(
-            "POST", f"/orders/{consignment}/handover", json={"handed_over_at": handed_over_at.isoformat()}
+            "POST",
+            f"/orders/{consignment}/handover",
+            json={"handed_over_at": handed_over_at.isoformat()},
+            idempotency_key=f"handover:{consignment}",
         )
 
     def track(self, consignment: str) -> list[TrackingEntry]:
@@ -198,4 +167,4 @@ class HttpOperator:
         return [TrackingEntry(e["status"], _moment(e["occurred_at"])) for e in answer.get("events", [])]
 
     def quote(self, order: Order) -> int:
-        return int(self._call("POST", "/quotes", json=self._body(order))["fee_vnd"])
+        return int(self._call("POST", "/quotes", json=self._body(order), idempotent=True)["fee_vnd"])

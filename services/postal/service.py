@@ -331,7 +331,8 @@ def _tracking_report(raw_body: bytes) -> dict[str, Any]:
 
 
 def _unavailable(exc: OperatorUnavailable) -> ServiceUnavailable:
-    return ServiceUnavailable(f"the postal operator cannot take the order now; retry later: {exc}")
+    """503 with the ``Retry-After`` the operator or its circuit says (shared/neighbours.py)."""
+    return exc.problem(f"the postal operator cannot take the order now; retry later: {exc.reason}")
 
 
 @contextmanager

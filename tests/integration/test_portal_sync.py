@@ -76,7 +76,7 @@ def world(rabbit_config, database_url, container_factory):
             PORTAL_PASSWORD="motcua-development-password",
             PORTAL_UNIT_CODE="000.00.00.H89",
             PORTAL_TIMEOUT_SECONDS=2.5,
-            PORTAL_HTTP_RETRIES=2,
+            PORTAL_ATTEMPTS=3,
             PORTAL_RETRY_DELAYS="0.3",
             PORTAL_MAX_ATTEMPTS=4,
             PORTAL_SYNC_SECONDS=0.2,

@@ -48,6 +48,7 @@ from services.postal.service import PostalService
 from shared.db import create_engine
 from shared.events import Event
 from shared.migrate import upgrade
+from shared.neighbours import Policy
 from shared.units import UnitRegistry
 from tests.conftest import bearer, free_port
 from tests.support.broker import Subscriber, wait_for
@@ -147,7 +148,7 @@ def _order(url: str, engine: sa.Engine, scenario: str, *, handed_over: bool = Tr
         == 200
     )
     shipment_id = str(uuid.uuid4())
-    operator = HttpOperator("vnpost", url, timeout=5, attempts=2)
+    operator = HttpOperator("vnpost", url, Policy(read_timeout=5, attempts=2))
     confirmation = operator.create_order(
         Order(reference=shipment_id, direction="delivery", unit=COMMUNE, contact=CONTACT, packages=1),
         idempotency_key=shipment_id,
@@ -235,7 +236,7 @@ def test_every_injected_fault_ends_with_nothing_lost_duplicated_or_moved_backwar
 def test_an_operator_outage_is_retried_with_the_same_key_and_makes_one_order(world):
     _config, url, _engine, _container = world
     requests.post(f"{url}/_control/outage", json={"orders": 2}, timeout=5)
-    operator = HttpOperator("vnpost", url, timeout=5, attempts=3, backoff=0.05)
+    operator = HttpOperator("vnpost", url, Policy(read_timeout=5, attempts=3, backoff=0.05))
     order = Order(reference="r1", direction="pickup", unit=COMMUNE, contact=CONTACT, packages=2)
     first = operator.create_order(order, idempotency_key="k-1")  # two 503s, then the order
     second = operator.create_order(order, idempotency_key="k-1")
@@ -244,7 +245,7 @@ def test_an_operator_outage_is_retried_with_the_same_key_and_makes_one_order(wor
     from services.postal.operator import OperatorUnavailable
 
     with pytest.raises(OperatorUnavailable):
-        HttpOperator("vnpost", url, timeout=5, attempts=2, backoff=0.05).create_order(
+        HttpOperator("vnpost", url, Policy(read_timeout=5, attempts=2, backoff=0.05)).create_order(
             order, idempotency_key="k-2"
         )
 

@@ -480,6 +480,9 @@ class FakeOperator:
     def confirm_handover(self, consignment: str, *, handed_over_at: datetime) -> None:
         self._call("handover", consignment)
 
+    def close(self) -> None:
+        """Nothing to release: the fake holds no connection."""
+
     def _call(self, call: str, consignment: str) -> None:
         self._answer()
         if consignment in self.refused:

@@ -26,6 +26,7 @@ from services.esign.document import LEADER_BOX, ResultDocument, render_result
 from services.esign.keys import DevelopmentPki, FileKeyStore, KeyUnavailable, _private_key_info, to_asn1_cert
 from services.esign.storage import DocumentStore, sha256_hex
 from services.esign.tsa import TsaClient
+from shared.neighbours import NeighbourUnavailable, Policy
 from shared.transient import is_transient
 
 NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
@@ -231,9 +232,13 @@ def test_the_store_is_content_addressed_and_immutable(tmp_path):
 
 
 def test_an_unreachable_timestamp_authority_signs_nothing_and_is_a_retryable_failure(pki):
-    """The adapter turns pyHanko's TSA failure into SigningUnavailable: a ConnectionError, which the
-    HTTP layer answers 503 (shared/transient.py) — nothing was signed, a retry may succeed."""
-    signatures = pades.PadesSignatures(FileKeyStore(pki), TsaClient("http://127.0.0.1:9/", timeout=2), "Huế")
-    with pytest.raises(pades.SigningUnavailable, match="timestamp authority did not answer") as failed:
+    """The TSA's client is a neighbour (shared/neighbours.py): a TSA that does not answer is
+    NeighbourUnavailable, a ConnectionError the HTTP layer answers 503 with Retry-After — nothing was
+    signed, a retry may succeed."""
+    stamper = TsaClient("http://127.0.0.1:9/", Policy(connect_timeout=2, attempts=2, backoff=0))
+    signatures = pades.PadesSignatures(FileKeyStore(pki), stamper, "Huế")
+    with pytest.raises(NeighbourUnavailable) as failed:
         signatures.sign(render_result(result()), signer_sub="leader.an", signer_name="Nguyễn Văn An", now=NOW)
-    assert is_transient(failed.value)
+    assert is_transient(failed.value) and failed.value.neighbour == "tsa"
+    assert failed.value.problem().headers["Retry-After"] == "5"  # no Retry-After from a refused connection
+    stamper.close()

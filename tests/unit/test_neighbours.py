@@ -145,6 +145,9 @@ def test_after_the_cool_down_one_trial_call_closes_the_circuit_or_opens_it_again
 
     receiver.always = None  # the neighbour is back (answers 204)
     time.sleep(0.45)
+    # the cool-down is over and nobody has called: the trial is due, the gauge says half-open (1)
+    assert neighbour.state == pybreaker.STATE_OPEN and gauge("unit", "returning") == 1
+    assert neighbour.health().startswith("circuit half-open")
     assert neighbour.request("GET", "").status_code == 204
     assert neighbour.state == pybreaker.STATE_CLOSED
     assert gauge("unit", "returning") == 0
@@ -243,3 +246,4 @@ def test_the_registry_reports_each_services_latest_client_and_forgets_a_closed_o
     second.close()
     other.close()
     assert neighbours.of_service("svc-a") == [] and neighbours.of_service("svc-b") == []
+    assert gauge("svc-a", "tsa") is None  # a closed client leaves no series behind
