@@ -13,6 +13,7 @@ from services.dossier.domain.model import Action
 from services.dossier.schemas import (
     ApologyFormSchema,
     AuditTrailSchema,
+    ConsentWithdrawalSchema,
     DossierPageSchema,
     DossierQuerySchema,
     DossierSchema,
@@ -20,6 +21,7 @@ from services.dossier.schemas import (
     LookupRequestSchema,
     LookupSchema,
     NoticeFormSchema,
+    NotificationContactSchema,
     PaymentDueRequestSchema,
     PaymentDueSchema,
     PortalRecordSchema,
@@ -32,7 +34,7 @@ from services.dossier.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.7.0"
+VERSION = "0.8.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:
@@ -153,6 +155,32 @@ OPERATIONS = (
         "citizen's proof (secret or identity number), checked as POST /api/v1/lookups checks it (wrong "
         "proofs count towards the same lock-out); one same 404 for an unknown code, a wrong proof or a "
         "locked code. amount_vnd is the last amount asked for, null unless the dossier awaits payment.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/dossiers/<code>/notification-contact",
+        "What the notifier reads at send time: the applicant's consent to messages and contact",
+        "notification_contact",
+        "dossiers",
+        response=NotificationContactSchema,
+        errors=(401, 403, 404),
+        description="Role notifier only (the notifier service), for dossiers received in its "
+        "jurisdiction; 404 for any other. Personal data: it never travels on an event. Read before "
+        "every message, so a withdrawal stops the next one (docs/notifications.md).",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/dossiers/<code>/notification-consent/withdrawal",
+        "The applicant withdraws their consent to messages about the dossier",
+        "withdraw_notification_consent",
+        "dossiers",
+        replayable=True,
+        request=ConsentWithdrawalSchema,
+        response=DossierSchema,
+        errors=(400, 401, 403, 404, 422),
+        description="desk_officer of the receiving unit, or the portal that filed the dossier. The "
+        "consent is emptied at once (no message is sent from now) and the audit trail says who and "
+        "when; withdrawing again changes nothing.",
     ),
     *(_action_operation(REGISTRY[action]) for action in Action),
     Operation(
