@@ -24,8 +24,9 @@ export KUBECTL := $(CURDIR)/$(VENV)/tools/kubectl
 export SPECTRAL := $(CURDIR)/$(VENV)/tools/spectral/node_modules/.bin/spectral
 SPECTRAL_IF_NPM := $(if $(shell command -v npm 2>/dev/null),$(SPECTRAL))
 export PYTHONPATH := $(CURDIR)
-# eventlet and nameko's pkg_resources import announce their deprecation on every start
-export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
+# eventlet (a Warning, not a DeprecationWarning, raised where nameko imports it) and nameko's pkg_resources
+# import announce their deprecation on every start
+export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning,ignore::Warning:nameko.extensions
 
 .PHONY: help check-config run test test-unit test-assets test-integration bench chaos demo lint format token docs \
 	migrate clean lock

@@ -38,7 +38,7 @@ def lint(paths: list[Path]) -> list[dict]:
          "--fail-severity", "error", *map(str, paths)],
         capture_output=True, text=True, timeout=180, check=False, cwd=ROOT,
     )  # fmt: skip
-    assert result.stdout.strip().startswith("["), f"spectral gave no report:\n{result.stdout}\n{result.stderr}"
+    assert result.stdout.strip().startswith("["), f"no report from spectral:\n{result.stdout}{result.stderr}"
     return json.loads(result.stdout)
 
 
