@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from services.dossier.domain.model import Action, Dossier
+from shared.auth import LOOKUP_DEVELOPMENT_KEY
 from shared.units import UnitRegistry, UnknownUnit
 from shared.vocabulary import FINAL, ReturnMethod, Status
 
@@ -33,8 +34,8 @@ REFUSAL = (
     "Không tìm thấy hồ sơ với mã hồ sơ và thông tin xác minh này (no dossier with this code and proof). "
     "Kiểm tra lại mã trên Giấy tiếp nhận; sau nhiều lần nhập sai, hãy thử lại sau ít phút."
 )
-# Development only (dependencies.py refuses it elsewhere): anyone can read it here.
-DEVELOPMENT_KEY = b"motcua-development-lookup-key-not-for-production"
+# Development only (dependencies.py refuses it elsewhere): anyone can read it (shared/auth.py).
+DEVELOPMENT_KEY = LOOKUP_DEVELOPMENT_KEY
 _NOTHING = hashlib.sha256(b"motcua: nothing to compare with").hexdigest()
 
 
@@ -114,7 +115,7 @@ def _local(moment: datetime | None, zone: tzinfo) -> str | None:
     return None if moment is None else moment.astimezone(zone).isoformat(timespec="seconds")
 
 
-def _unit_name(units: UnitRegistry, code: str) -> str:
+def unit_name(units: UnitRegistry, code: str) -> str:
     try:
         return units.get(code).name
     except UnknownUnit:
@@ -142,7 +143,7 @@ def citizen_view(
         "status": int(status),
         "status_name": status.vietnamese,
         "procedure_name": procedure_name,
-        "receiving_unit_name": _unit_name(units, dossier.receiving_unit),
+        "receiving_unit_name": unit_name(units, dossier.receiving_unit),
         "received_at": _local(dossier.received_at, zone),
         "appointment": None
         if dossier.due_at is None
@@ -158,7 +159,7 @@ def citizen_view(
     if status not in FINAL and status is not Status.RESOLVED:
         current = [step.name for step in dossier.plan if step.stage == dossier.stage]
         unit = dossier.handling_unit if status is not Status.REGISTERED else dossier.receiving_unit
-        view["now_at"] = {"unit_name": _unit_name(units, unit), "steps": current}
+        view["now_at"] = {"unit_name": unit_name(units, unit), "steps": current}
     if status is Status.SUPPLEMENT_REQUESTED:
         notice = dossier.latest_notice(Action.REQUEST_SUPPLEMENT)
         view["to_do"] = _to_do("supplement", items=list(notice.items) if notice else [])

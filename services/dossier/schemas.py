@@ -19,6 +19,7 @@ from shared.vocabulary import (
     DECISIONS,
     DOSSIER_CODE_PATTERN,
     EVENT_REASON_CODES,
+    NOTIFICATION_CHANNELS,
     ONLINE_LEVELS,
     REASON_CODES,
     RETURN_METHODS,
@@ -80,6 +81,30 @@ class ApplicantSchema(Schema):
     phone = fields.String(validate=validate.Regexp(r"^\+?[0-9]{9,15}$", error="not a phone number"))
     email = fields.Email(validate=validate.Length(max=254))
     address = Text(validate=validate.Length(max=500))
+    notification_channels = fields.List(
+        fields.String(validate=validate.OneOf(NOTIFICATION_CHANNELS)),
+        validate=validate.Length(max=len(NOTIFICATION_CHANNELS)),
+        metadata={
+            "description": "the applicant's consent to be told when they must act or can collect: "
+            "sms and zalo go to the phone, email to the email (each needs it); empty or absent: no messages"
+        },
+    )
+    notifications_withdrawn_at = fields.String(
+        dump_only=True,
+        metadata={"description": "when the consent was withdrawn (RFC 3339): no more messages"},
+    )
+
+    @validates_schema
+    def _contact_for_each_channel(self, data: dict, **_kwargs) -> None:
+        channels = data.get("notification_channels") or []
+        if len(set(channels)) != len(channels):
+            raise ValidationError("each channel once", "notification_channels")
+        needs = {"sms": "phone", "zalo": "phone", "email": "email"}
+        missing = sorted({needs[c] for c in channels if c in needs and not data.get(needs[c])})
+        if missing:
+            raise ValidationError(
+                f"the chosen channels need the applicant's {' and '.join(missing)}", "notification_channels"
+            )
 
 
 class ReceiptRequestSchema(Schema):
@@ -276,6 +301,26 @@ class PortalApplicantSchema(Schema):
     email = fields.String(allow_none=True)
 
 
+class NotificationContactSchema(Schema):
+    """The notifier's read at send time: the consent and the contact, never on an event."""
+
+    code = fields.String()
+    channels = fields.List(
+        fields.String(), metadata={"description": "the channels consented to; empty once withdrawn"}
+    )
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    withdrawn_at = fields.String(allow_none=True, metadata={"description": "RFC 3339"})
+    procedure_name = fields.String()
+
+
+class ConsentWithdrawalSchema(Schema):
+    """Rút lại sự đồng ý nhận thông báo: the applicant (at the desk, or through the portal) stops every
+    message about this dossier, at once."""
+
+    reason = Text(validate=validate.Length(max=500))
+
+
 class PortalRecordSchema(Schema):
     """The national portal sync's read: personal data the portal shows the applicant, never on an event."""
 
@@ -283,6 +328,41 @@ class PortalRecordSchema(Schema):
     applicant = fields.Nested(PortalApplicantSchema)
     procedure_name = fields.String()
     field_name = fields.String()
+
+
+class PaymentDueRequestSchema(Schema):
+    """The payment service asks what a dossier owes: for the citizen, with the receipt's proof."""
+
+    secret = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "the receipt's secret, when the citizen starts the payment"},
+    )
+    id_number = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "the applicant's identity number, instead of the secret"},
+    )
+
+    @validates_schema
+    def at_most_one_proof(self, data, **kwargs):
+        if "secret" in data and "id_number" in data:
+            raise ValidationError("give the receipt's secret or the identity number, not both", "secret")
+
+
+class PaymentDueSchema(Schema):
+    """What a dossier owes and what the payment platform's receipt names (no personal data)."""
+
+    code = fields.String()
+    status = fields.Integer(
+        metadata={"description": "the national portal's status code (6: awaiting payment)"}
+    )
+    amount_vnd = fields.Integer(
+        allow_none=True, metadata={"description": "the amount the agency asked for (null unless status 6)"}
+    )
+    procedure_code = fields.String()
+    procedure_name = fields.String()
+    receiving_unit = fields.String()
+    receiving_unit_name = fields.String()
+    fees = fields.List(fields.Nested("FeeLineSchema"), metadata={"description": "the catalogue's fee lines"})
 
 
 class LookupCredentialSchema(Schema):
@@ -441,6 +521,12 @@ class ToDoSchema(Schema):
     kind = fields.String(metadata={"description": "supplement, payment or collect"})
     items = fields.List(fields.String(), metadata={"description": "supplement: what to bring"})
     amount_vnd = fields.Integer(allow_none=True, metadata={"description": "payment: how much, in đồng"})
+    payment_url = fields.String(
+        metadata={
+            "description": "payment: the payment service's start page (POST ma, s or cccd), where the "
+            "deployment offers online payment"
+        }
+    )
 
 
 class LookupSchema(Schema):
@@ -614,7 +700,13 @@ class PaymentRequestedEventSchema(StatusEventSchema):
 
 @event_type("dossier", "paid", "The financial obligations were paid; the clock resumes, due times shifted.")
 class PaidEventSchema(StatusEventSchema):
-    pass
+    paid_online = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "true: paid through the national payment platform (the payment service); "
+            "false: recorded at the counter. Added in event contract 3.2.0 (absent before: false)."
+        },
+    )
 
 
 @event_type("dossier", "appraised", "The agency holding the dossier appraised it.")

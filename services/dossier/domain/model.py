@@ -650,6 +650,19 @@ class Dossier(Aggregate):
         self.status = Status.WITHDRAWN
         self._record(Withdrawn, now, reason=reason)
 
+    def withdraw_notification_consent(self, *, now: datetime) -> bool:
+        """The applicant no longer wants messages about this dossier (personal data, so no event: the
+        notifier reads the consent when it sends). False when there was nothing to withdraw."""
+        if not self.applicant.get("notification_channels"):
+            return False
+        # Replaced, not mutated: the repository writes the columns that differ from the stored row.
+        self.applicant = {
+            **self.applicant,
+            "notification_channels": [],
+            "notifications_withdrawn_at": now.isoformat(),
+        }
+        return True
+
     # --- the handling agency -----------------------------------------------------------------
 
     @transition(Action.REQUEST_PAYMENT, {S.PROCESSING}, "asked for payment")
@@ -662,11 +675,12 @@ class Dossier(Aggregate):
         self._record(PaymentRequested, now, amount_vnd=amount_vnd)
 
     @transition(Action.RECORD_PAYMENT, {S.AWAITING_PAYMENT}, "marked paid")
-    def record_payment(self, *, now: datetime, calendar: WorkingCalendar) -> None:
-        """Paid: processing goes on and every due time moves by the office time paused."""
+    def record_payment(self, *, now: datetime, calendar: WorkingCalendar, online: bool = False) -> None:
+        """Paid (``online``: through the national payment platform, else at the counter): processing goes
+        on and every due time moves by the office time paused."""
         self._restart_clock(now, calendar)
         self.status = Status.PROCESSING
-        self._record(Paid, now)
+        self._record(Paid, now, paid_online=online)
 
     @transition(Action.APPRAISE, {S.PROCESSING}, "appraised", guard=_not_yet_decided)
     def appraise(self, *, now: datetime, calendar: WorkingCalendar) -> None:
