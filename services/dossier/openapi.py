@@ -32,7 +32,7 @@ from services.dossier.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.7.0"
+VERSION = "0.8.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:
