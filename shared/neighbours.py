@@ -136,12 +136,24 @@ def _attempts(value: Any) -> int:
 
 class NeighbourUnavailable(ConnectionError):
     """The neighbour gave no usable answer within the policy (or its circuit is open): nothing is known
-    to be done there. ``retry_after`` is when trying again makes sense, in whole seconds."""
+    to be done there. ``retry_after`` is when trying again makes sense, in whole seconds;
+    ``short_circuited`` that no call was made; ``circuit_open`` that the circuit is open now (no call
+    made, or this failure opened it, or a trial failed): the neighbour is down for every caller, so
+    background work waits for it rather than counting this against itself."""
 
-    def __init__(self, neighbour: str, reason: str, *, retry_after: int, short_circuited: bool = False):
+    def __init__(
+        self,
+        neighbour: str,
+        reason: str,
+        *,
+        retry_after: int,
+        short_circuited: bool = False,
+        circuit_open: bool = False,
+    ) -> None:
         super().__init__(f"{neighbour}: {reason}")
         self.neighbour, self.reason = neighbour, reason
         self.retry_after, self.short_circuited = retry_after, short_circuited
+        self.circuit_open = circuit_open or short_circuited
 
     def problem(self, detail: str | None = None) -> ServiceUnavailable:
         """The synchronous caller's answer: 503 with ``Retry-After``; the neighbour named, no address."""
@@ -288,6 +300,7 @@ class Neighbour:
             error = failed.error
             if self.state == pybreaker.STATE_OPEN:
                 error.retry_after = max(error.retry_after, self.cooldown_left())
+                error.circuit_open = True
             raise error from None
         self._count("ok" if response.status_code < 400 else "refused", started)
         return response

@@ -37,7 +37,7 @@ class DossierClient:
             response = self.neighbour.request("GET", f"/api/v1/dossiers/{code}/portal-record")
         except NeighbourUnavailable as exc:
             error = DossierUnavailable(f"dossier service: {exc.reason}")
-            error.short_circuited = exc.short_circuited
+            error.circuit_open = exc.circuit_open
             raise error from exc
         if response.status_code != 200:
             raise DossierUnavailable(f"dossier service: HTTP {response.status_code}: {response.text[:300]}")

@@ -44,10 +44,10 @@ class PortalRefused(PortalError):
 
 class PortalUnavailable(PortalError):
     """No usable answer: a timeout, a refused connection, a 5xx or a body that is not the adapter's;
-    ``short_circuited`` when no call was made because the portal's circuit is open."""
+    ``circuit_open`` when the neighbour's circuit is open (shared.neighbours.NeighbourUnavailable)."""
 
     outcome = "unavailable"
-    short_circuited = False
+    circuit_open = False
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class PortalAdapter:
             )
         except NeighbourUnavailable as exc:
             error = PortalUnavailable(f"{path}: {exc.reason}"[:900])
-            error.short_circuited = exc.short_circuited
+            error.circuit_open = exc.circuit_open
             raise error from exc
         try:
             answer = response.json()

@@ -153,7 +153,7 @@ def _units_of(pending: repository.Pending, context: Courier) -> set[str]:
 
 
 def sync_round(uow: Any, context: Courier) -> dict[str, int]:
-    """Send the due head of every dossier's queue; what happened, counted (``held``: not tried, the
+    """Send the due head of every dossier's queue; what happened, counted (``held``: left due, the
     portal's or the dossier service's circuit being open)."""
     now = context.clock()
     with uow.transaction() as tx:
@@ -163,11 +163,11 @@ def sync_round(uow: Any, context: Courier) -> dict[str, int]:
         try:
             history = _send(pending, context)
         except PortalUnavailable as exc:
-            if not exc.short_circuited:
+            if not exc.circuit_open:
                 _failed(uow, context, pending, exc, counts)
                 continue
-            # The portal's (or the dossier service's) circuit is open: no call was made, so no try is
-            # spent; the rows wait, due, for the round after the circuit's cool-down.
+            # The portal's (or the dossier service's) circuit is open: it is down for every dossier, so
+            # no dossier's try is spent; the rows wait, due, for the round after the cool-down.
             counts["held"] = len(heads) - counts["synced"] - counts["failed"] - counts["parked"]
             log.warning("portal sync held: %s", exc)
             break

@@ -113,6 +113,7 @@ class HttpOperator:
                 f"{method} {path}: {exc.reason}",
                 retry_after=exc.retry_after,
                 short_circuited=exc.short_circuited,
+                circuit_open=exc.circuit_open,
             ) from exc
         if response.status_code >= 400:
             raise OperatorRejected(response.status_code, response.text[:500])

@@ -77,12 +77,13 @@ def test_the_circuit_opens_after_n_consecutive_failures_and_then_makes_no_call()
     for expected_failures in (1, 2):
         with pytest.raises(NeighbourUnavailable) as failed:
             neighbour.request("GET", "/x")
-        assert not failed.value.short_circuited
+        assert not failed.value.short_circuited and not failed.value.circuit_open
         assert neighbour.state == pybreaker.STATE_CLOSED
         assert neighbour.breaker.fail_counter == expected_failures
-    with pytest.raises(NeighbourUnavailable):
+    with pytest.raises(NeighbourUnavailable) as tripping:
         neighbour.request("GET", "/x")  # the third failure in a row: failures_to_open = 3
     assert neighbour.state == pybreaker.STATE_OPEN
+    assert tripping.value.circuit_open and not tripping.value.short_circuited
     assert gauge("unit", "down-one") == 2
 
     started = time.monotonic()
