@@ -261,19 +261,19 @@ def portal_row(stack: Stack, settings: Settings, row: Row, slow: bool, under_loa
         received = requests.get(f"{nb.url('portal')}/_control/received", timeout=30).json()
         return set(received["dossiers"]), received["steps"]
 
-    def watch(waiting: set[str], returned: float) -> None:
-        # Recovery: until the portal holds every dossier filed before it returned.
-        deadline = returned + settings.settle_timeout
-        while time.monotonic() < deadline:
-            if waiting <= held()[0]:
-                caught_up.append(time.monotonic() - returned)
-                return
-            time.sleep(1.0)
-
     def fault() -> None:
         _fault(proxy, settings, slow)
         seen["readiness"] = json.dumps(nb.ready("outbound")["checks"].get("neighbour national_portal"))
-        threading.Thread(target=watch, args=(stack.oracle(), time.monotonic()), daemon=True).start()
+        # Recovery: until the portal holds every dossier filed before it returned (the load goes on).
+        waiting, returned = stack.oracle(), time.monotonic()
+        while time.monotonic() < returned + settings.settle_timeout:
+            try:
+                if waiting <= held()[0]:
+                    caught_up.append(time.monotonic() - returned)
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(1.0)
 
     under_load(stack, row, fault)
     oracle = stack.oracle()
