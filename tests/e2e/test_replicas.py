@@ -305,14 +305,14 @@ def test_two_dossier_and_two_metrics_processes_share_their_databases_correctly(
         )
         subscriber.drain(timeout=1.0, quiet=0)  # a duplicate would arrive now
         envelopes = subscriber.envelopes
-        delivered = Counter((e["subject"], e["sequence"]) for e in envelopes)
+        delivered = Counter((e["subject"], int(e["sequence"])) for e in envelopes)
         assert delivered == expected, "every recorded event published once: none lost, none duplicated"
         assert {code for code in codes[-AFTER_FAILOVER:]} <= {subject for subject, _ in delivered}
 
         # (c) In the order each dossier's events happened.
         seen: dict[str, list[int]] = defaultdict(list)
         for envelope in envelopes:
-            seen[envelope["subject"]].append(envelope["sequence"])
+            seen[envelope["subject"]].append(int(envelope["sequence"]))
         for subject, sequences in seen.items():
             assert sequences == sorted(set(sequences)), f"{subject} arrived as {sequences}"
         assert all(len(seen[code]) >= 2 for code in codes[:RECEIPTS]), "each dossier had several events"
