@@ -44,7 +44,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.config import Setting, positive, positive_int
 from shared.problems import ServiceUnavailable
 
@@ -201,6 +201,7 @@ class Neighbour:
 
     ``required``: whether the service is of no use without it (an open circuit then fails readiness);
     otherwise an open circuit reports ``degraded`` and the caller's work is refused (503) or kept.
+    ``traced``: another motcua service, to which each call carries the caller's W3C trace context.
     """
 
     def __init__(
@@ -211,10 +212,12 @@ class Neighbour:
         policy: Policy,
         *,
         required: bool = False,
+        traced: bool = False,
         headers: Mapping[str, str] | None = None,
         adapter: type[HTTPAdapter] = HTTPAdapter,
     ) -> None:
         self.service, self.name, self.policy, self.required = service, name, policy, required
+        self.traced = traced  # another motcua service: the caller's trace goes on there (shared/tracing.py)
         self.base_url = base_url.rstrip("/")
         self._storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
         self.breaker = pybreaker.CircuitBreaker(
@@ -281,7 +284,7 @@ class Neighbour:
         timestamp); ``kwargs`` go to requests (``json``, ``data``, ``params``, …).
         """
         method = method.upper()
-        headers = dict(headers or {})
+        headers = {**(tracing.current() if self.traced else {}), **(headers or {})}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         repeatable = idempotent or idempotency_key is not None or method in IDEMPOTENT_METHODS

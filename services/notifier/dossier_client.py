@@ -35,7 +35,7 @@ class Contact:
 class DossierClient:
     def __init__(self, base_url: str, token: str, policy: Policy = POLICY, *, service: str = "notifier"):
         self.neighbour = Neighbour(
-            service, "dossier", base_url, policy, headers={"Authorization": f"Bearer {token}"}
+            service, "dossier", base_url, policy, traced=True, headers={"Authorization": f"Bearer {token}"}
         )
 
     def close(self) -> None:

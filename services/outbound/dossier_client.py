@@ -26,7 +26,7 @@ class DossierUnavailable(PortalUnavailable):
 class DossierClient:
     def __init__(self, base_url: str, token: str, policy: Policy = POLICY, *, service: str = "outbound"):
         self.neighbour = Neighbour(
-            service, NEIGHBOUR, base_url, policy, headers={"Authorization": f"Bearer {token}"}
+            service, NEIGHBOUR, base_url, policy, traced=True, headers={"Authorization": f"Bearer {token}"}
         )
 
     def close(self) -> None:

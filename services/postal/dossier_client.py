@@ -32,7 +32,7 @@ class RegistrationRefused(Problem):
 
 class DossierClient:
     def __init__(self, base_url: str, policy: Policy = POLICY, *, service: str = "postal") -> None:
-        self.neighbour = Neighbour(service, NEIGHBOUR, base_url, policy)
+        self.neighbour = Neighbour(service, NEIGHBOUR, base_url, policy, traced=True)
 
     def close(self) -> None:
         self.neighbour.close()
