@@ -63,6 +63,8 @@ _COUNTERS_AND_GAUGES = {
     "motcua_webhook_subscriptions_disabled",
     "motcua_notifications_total",
     "motcua_notification_gateway_calls_total",
+    "motcua_neighbour_circuit_state",
+    "motcua_neighbour_calls_total",
 }
 _HISTOGRAMS = {
     "motcua_dossier_resolution_working_seconds",
@@ -71,6 +73,7 @@ _HISTOGRAMS = {
     "motcua_postal_delivery_working_seconds",
     "motcua_webhook_delivery_lag_seconds",
     "motcua_notification_gateway_seconds",
+    "motcua_neighbour_call_seconds",
 }
 EXPOSED_METRICS = _COUNTERS_AND_GAUGES | {
     f"{name}{suffix}" for name in _HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
