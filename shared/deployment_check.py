@@ -19,7 +19,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared import clock
-from shared.auth import auth_settings, is_development, lookup_key_problem, secret_problem
+from shared.auth import (
+    auth_settings,
+    is_development,
+    lookup_key_problem,
+    partner_secret_problem,
+    secret_problem,
+)
 from shared.config import ConfigurationError, load_config
 from shared.consumer import hold_problem
 
@@ -43,6 +49,10 @@ def findings(config: Mapping[str, Any], service: str) -> list[str]:
         problem_of_key = lookup_key_problem(str(config.get("LOOKUP_KEY") or "").encode())
         if problem_of_key:
             found.append(f"{problem_of_key}: set it to at least 32 random bytes (docs/runbook.md)")
+    if "PAYMENT_PARTNER_SECRET" in config:  # the payment service's MaXacThuc
+        problem_of_secret = partner_secret_problem(str(config.get("PAYMENT_PARTNER_SECRET") or ""))
+        if problem_of_secret:
+            found.append(f"{problem_of_secret}: set the secret the payment platform gave (docs/runbook.md)")
     try:
         settings = auth_settings({**config, "MOTCUA_ENV": ""}, service)
     except ConfigurationError as exc:

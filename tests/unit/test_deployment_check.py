@@ -25,6 +25,7 @@ def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
     monkeypatch.delenv("MOTCUA_ENV", raising=False)  # the tests run in development mode
     assert findings(SAFE, "dossier") == []
     assert findings({**SAFE, "LOOKUP_KEY": "k" * 32}, "dossier") == []
+    assert findings({**SAFE, "PAYMENT_PARTNER_SECRET": "s" * 16}, "payment") == []
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,9 @@ def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
         ({"LOOKUP_KEY": ""}, "LOOKUP_KEY is unset"),
         ({"LOOKUP_KEY": "31-bytes-of-key-is-one-too-few!"}, "shorter than 32 bytes"),
         ({"LOOKUP_KEY": "motcua-development-lookup-key-not-for-production"}, "public development key"),
+        ({"PAYMENT_PARTNER_SECRET": ""}, "PAYMENT_PARTNER_SECRET is unset"),
+        ({"PAYMENT_PARTNER_SECRET": "fifteen-chars!!"}, "shorter than 16 characters"),
+        ({"PAYMENT_PARTNER_SECRET": "motcua-development-payment-secret"}, "public development secret"),
         ({"EVENT_MAX_HOLD_SECONDS": "1800"}, "below the broker's consumer_timeout"),
         ({"EVENT_MAX_HOLD_SECONDS": "900", "BROKER_CONSUMER_TIMEOUT_SECONDS": "900"}, "consumer_timeout"),
     ],
