@@ -7,8 +7,8 @@ service's one port: the web server (eventlet.listen) sets SO_REUSEPORT, so the k
 connections over the processes, with no balancer in front. Replicas share a database, so they need
 PostgreSQL: a service whose ``<SERVICE>_DATABASE_URL`` is not given gets a local database
 ``motcua_run_<service>`` (``MOTCUA_RUN_POSTGRES``, default postgresql://postgres@127.0.0.1:5432),
-created if missing; SQLite with n > 1 is refused. The postal operator and national portal simulators
-and the test TSA stay single. Services without a ``service.py`` and a
+created if missing; SQLite with n > 1 is refused. The postal operator, national portal and payment
+platform simulators and the test TSA stay single. Services without a ``service.py`` and a
 ``config.yml`` under ``services/`` are not started (they arrive with their own issues). With the
 e-signature service comes the local RFC 3161 test TSA (``ESIGN_TSA_PORT``, default 8010), unless
 ``ESIGN_TSA_URL`` names a real one.
@@ -32,11 +32,20 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from shared.events import SOURCES
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-ORDER = ("dossier", "postal", "esign", "metrics", "outbound")
-DEFAULT_PORTS = {"dossier": 8000, "postal": 8001, "esign": 8002, "metrics": 8003, "outbound": 8004}
-SIMULATORS = ("postal-operator-simulator", "national-portal-simulator")
+ORDER = ("dossier", "postal", "esign", "metrics", "outbound", "payment")
+DEFAULT_PORTS = {
+    "dossier": 8000,
+    "postal": 8001,
+    "esign": 8002,
+    "metrics": 8003,
+    "outbound": 8004,
+    "payment": 8006,
+}
+SIMULATORS = ("postal-operator-simulator", "national-portal-simulator", "payment-platform-simulator")
 # What a stop may take, all processes together, before they are killed: work in flight finishes first.
 STOP_SECONDS = 15
 
@@ -59,6 +68,8 @@ def address(name: str) -> str:
 def simulator_address(name: str = "postal-operator-simulator") -> str:
     if name == "national-portal-simulator":
         host, _, port = os.environ.get("PORTAL_SIMULATOR_ADDRESS", "127.0.0.1:8012").rpartition(":")
+    elif name == "payment-platform-simulator":
+        host, _, port = os.environ.get("PAYMENT_SIMULATOR_ADDRESS", "127.0.0.1:8016").rpartition(":")
     else:
         host, _, port = os.environ.get("SIMULATOR_ADDRESS", "127.0.0.1:8011").rpartition(":")
     return f"http://{host}:{port}"
@@ -202,7 +213,9 @@ def main() -> int:
             print(f"migrating {name} ...", flush=True)
             subprocess.run([python, "-m", "shared.migrate", name], check=True)
     broker_setup(os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"))
-    uris = broker_uris(names)
+    # A broker user per service that publishes (shared/events.py SOURCES); the payment service publishes
+    # nothing and reaches the broker for its readiness only, with AMQP_URI as given.
+    uris = broker_uris([name for name in names if name in SOURCES])
     processes: dict[str, subprocess.Popen] = {}
     if "esign" in names and not os.environ.get("ESIGN_TSA_URL"):
         if not os.environ.get("ESIGN_KEY_PASSPHRASE"):
@@ -232,6 +245,9 @@ def main() -> int:
         for name in names:
             config = ROOT / "services" / name / "config.yml"
             environment = {**os.environ, **({"AMQP_URI": uris[name]} if name in uris else {})}
+            if name == "dossier" and "payment" in names:
+                # The lookup page offers the payment service's start page while a dossier awaits payment.
+                environment.setdefault("PAYMENT_START_URL", f"{address('payment')}/thanh-toan")
             if name == "outbound":
                 # `make demo`'s subscriber listens on loopback, which the callback guard refuses otherwise.
                 environment.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
@@ -255,6 +271,20 @@ def main() -> int:
                     "simulators.national_portal",
                     "--address",
                     simulator_address("national-portal-simulator").removeprefix("http://"),
+                ]
+            )
+        if "payment" in processes:
+            # The national payment platform stands in as a simulator (simulators/payment_platform.py); its
+            # confirmations go to the payment service.
+            processes["payment-platform-simulator"] = subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "simulators.payment_platform",
+                    "--address",
+                    simulator_address("payment-platform-simulator").removeprefix("http://"),
+                    "--callback-url",
+                    f"{address('payment')}/api/v1/platform/confirmations",
                 ]
             )
         for name, process in processes.items():

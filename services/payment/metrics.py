@@ -34,3 +34,7 @@ OLDEST_PENDING = Gauge(
     "motcua_payment_oldest_pending_seconds",
     "Age of the oldest payment still pending at the platform (0: none).",
 )
+PAYMENTS_OWED = Gauge(
+    "motcua_payments_owed",
+    "Payments the platform confirmed that the dossier service has not taken yet (retried each round).",
+)

@@ -8,6 +8,7 @@ from services.payment.schemas import (
     ConfirmationAckSchema,
     ConfirmationSchema,
     PaymentListSchema,
+    PaymentQuerySchema,
     PaymentSchema,
     StartedSchema,
     StartRequestSchema,
@@ -86,12 +87,13 @@ OPERATIONS = (
     ),
     Operation(
         "GET",
-        "/api/v1/dossiers/<code>/payments",
+        "/api/v1/payments",
         "A dossier's online payments, newest first",
         "dossier_payments",
         "payments",
+        query=PaymentQuerySchema,
         response=PaymentListSchema,
-        errors=(401, 403),
+        errors=(401, 403, 422),
         description="Staff of the receiving unit's jurisdiction.",
     ),
     Operation(

@@ -124,6 +124,13 @@ class Payments(TrackingRepository[Payment]):
             )
         )
 
+    def owed(self) -> int:
+        """Paid payments the dossier has not taken yet."""
+        query = sa.select(sa.func.count()).where(
+            transactions.c.status == PaymentStatus.PAID.value, transactions.c.recorded_at.is_(None)
+        )
+        return int(self.session.execute(query).scalar() or 0)
+
     def oldest_pending(self) -> datetime | None:
         """When the oldest pending payment started (the pending-age gauge)."""
         query = (

@@ -53,6 +53,10 @@ class PaymentSchema(Schema):
     receipt_kept = fields.Boolean(metadata={"description": "the platform's receipt (biên lai) is kept"})
 
 
+class PaymentQuerySchema(Schema):
+    dossier_code = fields.String(required=True, validate=validate.Length(min=1, max=60))
+
+
 class PaymentListSchema(Schema):
     dossier_code = fields.String()
     results = fields.List(fields.Nested(PaymentSchema))

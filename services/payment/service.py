@@ -20,11 +20,11 @@ from services.payment.dependencies import Adapters, reconcile_timer
 from services.payment.domain.model import Payment
 from services.payment.models import SERVICE, pipeline, rejections
 from services.payment.openapi import document as openapi_document
-from services.payment.schemas import PaymentSchema, StartedSchema, StartRequestSchema
+from services.payment.schemas import PaymentQuerySchema, PaymentSchema, StartedSchema, StartRequestSchema
 from shared import retention
 from shared.auth import Auth, Principal
 from shared.domain import DomainError
-from shared.http import api, problem_for, read_json
+from shared.http import api, problem_for, read_json, read_query
 from shared.operations import OperationalEndpoints
 from shared.problems import (
     NotFound,
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 START_REQUEST = StartRequestSchema()
 STARTED = StartedSchema()
 PAYMENT = PaymentSchema()
+PAYMENT_QUERY = PaymentQuerySchema()
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -154,9 +155,11 @@ class PaymentService(OperationalEndpoints):
                 payments.read_payment(payments.ReadPayment(principal, reference), tx, self.context())
             )
 
-    @api("GET", "/api/v1/dossiers/<string:code>/payments")
-    def dossier_payments(self, request, code):
+    @api("GET", "/api/v1/payments")
+    def dossier_payments(self, request):
+        """A dossier's payments (``?dossier_code=``), newest first, for staff of its jurisdiction."""
         principal = self.auth.principal(request)
+        code = read_query(request, PAYMENT_QUERY)["dossier_code"]
         with self.uow.transaction() as tx:
             found = payments.dossier_payments(payments.ReadPayment(principal, code), tx, self.context())
         return {"dossier_code": code, "results": [present(p) for p in found]}

@@ -328,6 +328,8 @@ def reconcile(cmd: Reconcile, uow: UnitOfWork, context: PaymentContext) -> dict[
             log.warning("reconciliation of %s: the platform did not answer (%s)", reference, exc)
             what = "platform_unavailable"
         counts[what] = counts.get(what, 0) + 1
+    with uow.transaction() as tx:
+        metrics.PAYMENTS_OWED.set(context.payments(tx, context.units).owed())
     return counts
 
 

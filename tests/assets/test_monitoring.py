@@ -59,6 +59,12 @@ _COUNTERS_AND_GAUGES = {
     "motcua_portal_sync_backlog",
     "motcua_portal_sync_oldest_unsynced_seconds",
     "motcua_portal_sync_parked",
+    "motcua_payments_total",
+    "motcua_payment_confirmations_total",
+    "motcua_payment_records_total",
+    "motcua_payment_platform_calls_total",
+    "motcua_payment_oldest_pending_seconds",
+    "motcua_payments_owed",
     "motcua_webhook_deliveries_total",
     "motcua_webhook_subscriptions_disabled",
 }
