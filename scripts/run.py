@@ -32,8 +32,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from shared.events import SOURCES
-
 ROOT = Path(__file__).resolve().parent.parent
 RUN_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 ORDER = ("dossier", "postal", "esign", "metrics", "outbound", "payment")
@@ -213,9 +211,7 @@ def main() -> int:
             print(f"migrating {name} ...", flush=True)
             subprocess.run([python, "-m", "shared.migrate", name], check=True)
     broker_setup(os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"))
-    # A broker user per service that publishes (shared/events.py SOURCES); the payment service publishes
-    # nothing and reaches the broker for its readiness only, with AMQP_URI as given.
-    uris = broker_uris([name for name in names if name in SOURCES])
+    uris = broker_uris(names)
     processes: dict[str, subprocess.Popen] = {}
     if "esign" in names and not os.environ.get("ESIGN_TSA_URL"):
         if not os.environ.get("ESIGN_KEY_PASSPHRASE"):

@@ -3,8 +3,9 @@
 Where a payment's life is decided: :mod:`services.payment.domain.model` (the platform's messages:
 :mod:`services.payment.domain.protocol`). The use cases: :mod:`services.payment.service_layer`. The
 platform and the dossier service behind one client each: :mod:`services.payment.platform`,
-:mod:`services.payment.dossier_client`. This service publishes no event: a confirmed payment becomes
-the dossier's ``dossier.paid`` through the dossier service's ``record_payment``.
+:mod:`services.payment.dossier_client`. This service publishes no event (its broker user serves its
+readiness only): a confirmed payment becomes the dossier's ``dossier.paid`` through the dossier
+service's ``record_payment``.
 """
 
 from __future__ import annotations

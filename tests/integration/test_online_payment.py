@@ -269,3 +269,23 @@ def test_a_forged_or_malformed_confirmation_is_refused_kept_and_changes_nothing(
     assert status(dossier_url, code) == 4
     done = requests.post(f"{payment_url}/api/v1/payments", json={"code": code, "secret": secret}, timeout=10)
     assert done.status_code == 409
+
+
+def test_a_payment_confirmed_after_the_desk_recorded_one_is_flagged_not_recorded_twice(world):
+    """Paid at the counter while an online payment was open: the platform's later confirmation is kept,
+    the dossier refuses a second record (it no longer awaits payment), and the payment says so for an
+    operator (a refund may be owed); the dossier published one paid event, the counter's."""
+    dossier_url, payment_url = world.dossier_url, world.payment_url
+    code, secret = awaiting_payment(dossier_url)
+    reference = start(payment_url, code, secret)["reference"]
+    counter = requests.post(
+        f"{dossier_url}/api/v1/dossiers/{code}/actions/record_payment", json={}, headers=DESK, timeout=10
+    )
+    assert counter.status_code == 200, counter.text
+    world.platform.pay(reference)
+    done = wait_for(
+        lambda: payment(payment_url, reference).get("recorded_at") and payment(payment_url, reference)
+    )
+    assert done["status"] == "paid" and done["record_outcome"] == "dossier_not_awaiting"
+    world.wire.drain(expect=1, timeout=10, quiet=1)
+    assert [(e["subject"], e["data"]["paid_online"]) for e in world.wire.envelopes] == [(code, False)]
