@@ -49,6 +49,11 @@ def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
         ({"PAYMENT_PARTNER_SECRET": ""}, "PAYMENT_PARTNER_SECRET is unset"),
         ({"PAYMENT_PARTNER_SECRET": "fifteen-chars!!"}, "shorter than 16 characters"),
         ({"PAYMENT_PARTNER_SECRET": "motcua-development-payment-secret"}, "public development secret"),
+        ({"NOTIFIER_RECIPIENT_KEY": ""}, "NOTIFIER_RECIPIENT_KEY is unset"),
+        (
+            {"NOTIFIER_RECIPIENT_KEY": "motcua-development-recipient-key-not-for-production"},
+            "NOTIFIER_RECIPIENT_KEY is the public development key",
+        ),
         ({"EVENT_MAX_HOLD_SECONDS": "1800"}, "below the broker's consumer_timeout"),
         ({"EVENT_MAX_HOLD_SECONDS": "900", "BROKER_CONSUMER_TIMEOUT_SECONDS": "900"}, "consumer_timeout"),
     ],
