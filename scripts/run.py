@@ -7,9 +7,9 @@ service's one port: the web server (eventlet.listen) sets SO_REUSEPORT, so the k
 connections over the processes, with no balancer in front. Replicas share a database, so they need
 PostgreSQL: a service whose ``<SERVICE>_DATABASE_URL`` is not given gets a local database
 ``motcua_run_<service>`` (``MOTCUA_RUN_POSTGRES``, default postgresql://postgres@127.0.0.1:5432),
-created if missing; SQLite with n > 1 is refused. The postal operator, national portal and payment platform simulators,
-the messaging gateways' simulators (SMS 8013, Zalo 8014, e-mail 8015, with the notifier) and the test
-TSA stay single. Services without a ``service.py`` and a
+created if missing; SQLite with n > 1 is refused. The postal operator, national portal and payment
+platform simulators, the messaging gateways' simulators (SMS 8013, Zalo 8014, e-mail 8015, with the
+notifier) and the test TSA stay single. Services without a ``service.py`` and a
 ``config.yml`` under ``services/`` are not started (they arrive with their own issues). With the
 e-signature service comes the local RFC 3161 test TSA (``ESIGN_TSA_PORT``, default 8010), unless
 ``ESIGN_TSA_URL`` names a real one.
