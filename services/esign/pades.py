@@ -204,8 +204,30 @@ async def _sign(
         stamp_style=style,
         new_field_spec=fields.SigFieldSpec(meta.field_name, on_page=0, box=box),
     )
-    output = await pdf_signer.async_sign_pdf(writer, appearance_text_params=text_params)
-    return output.getvalue()
+    key = _reservation_key(signer, timestamper)
+    output = await pdf_signer.async_sign_pdf(
+        writer, appearance_text_params=text_params, bytes_reserved=_RESERVED.get(key)
+    )
+    signed = output.getvalue()
+    if key not in _RESERVED:
+        _RESERVED[key] = _reserved_bytes(signed)
+    return signed
+
+
+# The room pyHanko reserves for a signature container, per signing certificate and timestamper: its own
+# estimate (a dry-run signature, timestamp included, plus half again for the timestamp's variation),
+# made on the first signature and reused, instead of a second signature per document.
+_RESERVED: dict[tuple[bytes, int | None], int] = {}
+
+
+def _reservation_key(signer: Signer, timestamper: TimeStamper | None) -> tuple[bytes, int | None]:
+    return signer.signing_cert.sha256, None if timestamper is None else id(timestamper)
+
+
+def _reserved_bytes(pdf: bytes) -> int:
+    """The size of the newest signature's /Contents placeholder: hexadecimal digits, as pyHanko counts it."""
+    start = pdf.rindex(b"/Contents <") + len(b"/Contents <")
+    return pdf.index(b">", start) - start
 
 
 class _InlineExecutor(ThreadPoolExecutor):
