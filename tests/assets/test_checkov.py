@@ -1,5 +1,5 @@
 """checkov, the Kubernetes scanner security reviewers run, over the manifests as they are applied: every
-overlay rendered by the pinned kubectl. Every finding is fixed, or kept in deploy/k8s/checkov-skips.yaml
+overlay rendered by the pinned kubectl. Every finding is fixed, or kept in deploy/checkov-skips.yaml
 with its reason; an entry that matches nothing any more fails too, so the list stays exactly what is
 knowingly left.
 
@@ -23,7 +23,7 @@ from tests.support.k8s import kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
-SKIPS = ROOT / "deploy" / "k8s" / "checkov-skips.yaml"
+SKIPS = ROOT / "deploy" / "checkov-skips.yaml"
 INSTALLED = ROOT / ".venv" / "tools" / "checkov" / "bin" / "checkov"
 
 
@@ -89,7 +89,7 @@ def test_checkov_finds_nothing_but_what_is_explained(tmp_path: Path):
         used.update(matches)
         if not matches:
             unexplained.append(f"{overlay}: {finding['check_id']} {finding['check_name']} on {resource}")
-    assert not unexplained, "fix these, or explain them in deploy/k8s/checkov-skips.yaml:\n" + "\n".join(
+    assert not unexplained, "fix these, or explain them in deploy/checkov-skips.yaml:\n" + "\n".join(
         unexplained
     )
     stale = [f"{s['check']} {s['overlay']} {s['resource']}" for i, s in enumerate(skips) if i not in used]
