@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared import tracing
 from shared.neighbours import Neighbour, NeighbourUnavailable, Policy
 
 
@@ -43,7 +44,9 @@ class DossierClient:
 
     def contact(self, code: str) -> Contact:
         try:
-            response = self.neighbour.request("GET", f"/api/v1/dossiers/{code}/notification-contact")
+            response = self.neighbour.request(
+                "GET", f"/api/v1/dossiers/{code}/notification-contact", headers=tracing.current()
+            )
         except NeighbourUnavailable as exc:
             raise DossierUnavailable(str(exc)) from exc
         if response.status_code == 404:
