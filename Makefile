@@ -4,6 +4,10 @@ SHELL := /bin/bash
 # Python 3.11 to 3.13: the first of python3.11 … python3.13 that runs (PATH, then pyenv), or PYTHON=...
 ifeq ($(origin PYTHON),undefined)
 PYTHON := $(shell scripts/find-python.sh 2>/dev/null)
+else ifneq ($(filter python3.%,$(PYTHON)),)
+# A bare PYTHON=python3.X is found as find-python.sh finds it (PATH, then pyenv's versions): pyenv's shim
+# on the PATH refuses to run a version that is not selected, so the name alone may not run.
+override PYTHON := $(or $(shell scripts/find-python.sh $(patsubst python%,%,$(PYTHON)) 2>/dev/null),$(PYTHON))
 endif
 PY_VERSION := $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
 VENV ?= .venv
