@@ -10,7 +10,7 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
-from services.notifier import dossier_client, gateways, metrics
+from services.notifier import metrics
 from services.notifier.domain.messages import DailyCap, Kind, QuietHours, RetryPolicy, Template
 from services.notifier.dossier_client import DossierClient
 from services.notifier.gateways import EmailGateway, GatewayClient, SmsGateway, ZaloGateway
@@ -27,7 +27,6 @@ from shared.config import (
 )
 from shared.db import create_engine
 from shared.leadership import Leadership, job_key
-from shared.neighbours import policy_from, policy_settings
 from shared.providers import setting_timer
 
 
@@ -65,7 +64,7 @@ SETTINGS = (
     ),
     Setting("EMAIL_GATEWAY_URL", default="http://127.0.0.1:8015", description="the e-mail API"),
     Setting("EMAIL_SENDER", default="motcua@example.gov.vn", description="the From address"),
-    *policy_settings("GATEWAY", gateways.POLICY, "each messaging gateway"),
+    Setting("GATEWAY_TIMEOUT_SECONDS", positive, default=5.0, description="longest wait for a gateway"),
     Setting(
         "NOTIFY_QUIET_HOURS",
         quiet_hours,
@@ -92,7 +91,6 @@ SETTINGS = (
         default="http://127.0.0.1:8000",
         description="the dossier service's base URL (the notification-contact read)",
     ),
-    *policy_settings("DOSSIER", dossier_client.POLICY, "the dossier service"),
     Setting(
         "DOSSIER_TOKEN",
         required=False,
@@ -164,18 +162,17 @@ class Delivery(DependencyProvider):
         config = self.container.config
         self.settings = settings = NotifierSettings.from_config(config)
         p = settings.values
-        policy, service = policy_from(p, "GATEWAY", gateways.POLICY), self.container.service_name
+        timeout = p["GATEWAY_TIMEOUT_SECONDS"]
         self.clients = [
-            GatewayClient("sms", p["SMS_GATEWAY_URL"], policy, service=service, observe=_observe_latency),
+            GatewayClient("sms", p["SMS_GATEWAY_URL"], timeout=timeout, observe=_observe_latency),
             GatewayClient(
                 "zalo",
                 p["ZALO_GATEWAY_URL"],
-                policy,
-                service=service,
+                timeout=timeout,
                 headers={"Access-Token": p["ZALO_ACCESS_TOKEN"]},
                 observe=_observe_latency,
             ),
-            GatewayClient("email", p["EMAIL_GATEWAY_URL"], policy, service=service, observe=_observe_latency),
+            GatewayClient("email", p["EMAIL_GATEWAY_URL"], timeout=timeout, observe=_observe_latency),
         ]
         sms, zalo, email = self.clients
         self.gateways = {
@@ -184,12 +181,7 @@ class Delivery(DependencyProvider):
             "email": EmailGateway(email, p["EMAIL_SENDER"]),
         }
         self.templates: dict[Kind, Template] = load_templates()
-        self.dossiers = DossierClient(
-            p["DOSSIER_URL"],
-            settings.dossier_token,
-            policy_from(p, "DOSSIER", dossier_client.POLICY),
-            service=service,
-        )
+        self.dossiers = DossierClient(p["DOSSIER_URL"], settings.dossier_token)
         self.engine = create_engine(validate(config)["DATABASE_URL"], pool_size=1)
         self.leadership = Leadership(
             self.engine, job_key("notifications", self.container.service_name), "notifications"

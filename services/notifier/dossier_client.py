@@ -2,17 +2,14 @@
 once withdrawn), phone and e-mail, the procedure's name and a supplement's items — personal data no event
 carries. Read before every message and never stored, so a withdrawal stops the next message. Authorised by
 a token with the ``notifier`` role over the deployment's units (in development minted with the
-development key). The call is a :class:`shared.neighbours.Neighbour` (``dossier``, ``DOSSIER_*``
-settings)."""
+development key)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared import tracing
 from shared.neighbours import Neighbour, NeighbourUnavailable, Policy
-
-# Another motcua service on the same network: connect 2 s, read 5 s, 3 attempts.
-POLICY = Policy(connect_timeout=2.0, read_timeout=5.0, attempts=3, backoff=0.3, retry_after_max=5.0)
 
 
 class DossierUnavailable(Exception):
@@ -33,9 +30,13 @@ class Contact:
 
 
 class DossierClient:
-    def __init__(self, base_url: str, token: str, policy: Policy = POLICY, *, service: str = "notifier"):
+    """The read, through the shared neighbour client (shared/neighbours.py): a GET, so retried within
+    the call; no answer (or an open circuit) is :class:`DossierUnavailable`."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 5.0) -> None:
+        policy = Policy(connect_timeout=3.0, read_timeout=timeout, attempts=3, backoff=0.3)
         self.neighbour = Neighbour(
-            service, "dossier", base_url, policy, traced=True, headers={"Authorization": f"Bearer {token}"}
+            "notifier", "dossier service", base_url, policy, headers={"Authorization": f"Bearer {token}"}
         )
 
     def close(self) -> None:
@@ -43,9 +44,11 @@ class DossierClient:
 
     def contact(self, code: str) -> Contact:
         try:
-            response = self.neighbour.request("GET", f"/api/v1/dossiers/{code}/notification-contact")
+            response = self.neighbour.request(
+                "GET", f"/api/v1/dossiers/{code}/notification-contact", headers=tracing.current()
+            )
         except NeighbourUnavailable as exc:
-            raise DossierUnavailable(f"dossier service: {exc.reason}") from exc
+            raise DossierUnavailable(str(exc)) from exc
         if response.status_code == 404:
             raise UnknownDossier(code)
         if response.status_code != 200:

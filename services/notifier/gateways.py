@@ -1,14 +1,13 @@
 """The channels behind one interface (:class:`Gateway`): an SMS brand-name gateway, the Zalo Official
-Account API, an e-mail API. Each call goes through one small client (:class:`GatewayClient`: a
-:class:`shared.neighbours.Neighbour` per gateway, ``sms_gateway``, ``zalo_gateway``, ``email_gateway``
-— timeouts, a refused connection retried, a circuit — and the latency measured), so the transport can
-be swapped in one place. Every call carries the message's id (``{event id}:{channel}``) as the gateway's
-request id: a gateway that de-duplicates by it sends a retried message once. The simulators
-(simulators/messaging.py) speak these three APIs.
+Account API, an e-mail API. Each call goes through one small client (:class:`GatewayClient`, on the
+shared neighbour client: timeouts, a circuit that opens on a failing gateway, the latency measured).
+Every call carries the message's id (``{event id}:{channel}``) as the gateway's request id: a gateway
+that de-duplicates by it sends a retried message once. The simulators (simulators/messaging.py) speak
+these three APIs.
 
 Answers: ``accepted``; ``rejected`` (the number or address refused for good); ``not_follower`` (Zalo: the
 citizen does not follow the Official Account); ``unavailable`` (5xx, a timeout, no connection — tried
-again later)."""
+again later; so is a call the open circuit did not make)."""
 
 from __future__ import annotations
 
@@ -19,10 +18,6 @@ from typing import Any, Protocol
 
 from services.notifier.domain.messages import EMAIL, SMS, ZALO, Answer
 from shared.neighbours import Neighbour, NeighbourUnavailable, Policy
-
-# A message is a POST without an Idempotency-Key: only a connection that never opened is tried again
-# within the call (nothing was sent); anything else is the notifier's retry, later, with its backoff.
-POLICY = Policy(connect_timeout=3.0, read_timeout=5.0, attempts=3, backoff=0.2, retry_after_max=0.0)
 
 
 @dataclass(frozen=True)
@@ -48,31 +43,33 @@ class Gateway(Protocol):
 
 
 class GatewayClient:
-    """One gateway's HTTP: POST JSON, time it, and tell a transport failure from an answer."""
+    """One gateway's HTTP: POST JSON through the shared neighbour client (shared/neighbours.py: its
+    timeouts, its circuit, its metrics), time it, and tell no answer from an answer. One attempt per
+    call: a gateway that did not answer is the notifier's to try again, later, with its backoff."""
 
     def __init__(
         self,
         name: str,
         base_url: str,
-        policy: Policy = POLICY,
         *,
-        service: str = "notifier",
+        timeout: float,
         headers: dict[str, str] | None = None,
         observe: Callable[[str, float], None] | None = None,
     ) -> None:
         self.name = name
         self.observe = observe or (lambda _gateway, _seconds: None)
-        self.neighbour = Neighbour(service, f"{name}_gateway", base_url, policy, headers=headers)
+        policy = Policy(connect_timeout=min(3.0, timeout), read_timeout=timeout, attempts=1)
+        self.neighbour = Neighbour("notifier", f"{name} gateway", base_url, policy, headers=headers)
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int | None, dict[str, Any], str | None, float]:
-        """(HTTP status or None, JSON answer, transport error, seconds); a 5xx, a 429, no answer or an
-        open circuit is a transport error (the message is tried again later)."""
+        """(HTTP status or None, JSON answer, why there was no answer, seconds)."""
         started = time.monotonic()
         try:
             response = self.neighbour.request("POST", path, json=body)
         except NeighbourUnavailable as exc:
             seconds = time.monotonic() - started
-            self.observe(self.name, seconds)
+            if not exc.short_circuited:
+                self.observe(self.name, seconds)
             return None, {}, str(exc)[:900], seconds
         seconds = time.monotonic() - started
         self.observe(self.name, seconds)

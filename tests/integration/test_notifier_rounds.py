@@ -22,7 +22,6 @@ from services.notifier.templates import load_templates
 from shared.db import create_engine
 from shared.events import Event
 from shared.migrate import upgrade
-from shared.neighbours import Policy
 from shared.uow import UnitOfWorkFactory
 from tests.support.fakes import CALENDAR, UNITS
 from tests.support.messaging import gateway_simulators
@@ -63,7 +62,7 @@ def rounds(database_url):
     engine = create_engine(database_url)
     uow = UnitOfWorkFactory(engine, pipeline, None, "amqp://unused")
     with gateway_simulators() as gateways:
-        client = GatewayClient("sms", gateways["sms"].url, Policy(read_timeout=2))
+        client = GatewayClient("sms", gateways["sms"].url, timeout=2)
         consents, clock = Consents(), Clock(NIGHT)
         herald = service_layer.Herald(
             units=UNITS,
