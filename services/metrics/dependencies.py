@@ -97,7 +97,10 @@ class SlaMetrics(DependencyProvider):
         self.unit_labels = UnitLabels(registry, settings.unit_depth)
         self.due_soon = settings.due_soon
         # One connection holds the lock while this replica exports.
-        self.engine = create_engine(validate(config)["DATABASE_URL"], pool_size=1)
+        conf = validate(config)
+        self.engine = create_engine(
+            conf["DATABASE_URL"], pool_size=1, timeout=conf["DATABASE_TIMEOUT_SECONDS"]
+        )
         self.leadership = Leadership(self.engine, SLA_EXPORTER_LOCK, "SLA exporter of metrics")
         self._stopped = threading.Event()
 
@@ -154,9 +157,10 @@ class Projector(DependencyProvider):
 
     def setup(self) -> None:
         config = self.container.config
-        url = validate(config)["DATABASE_URL"]
+        conf = validate(config)
         timezone = WorkingCalendar.from_settings(config.get("CALENDAR") or None).timezone
-        self.projection = Projection(create_engine(url, pool_size=2), timezone, self.consumer)
+        engine = create_engine(conf["DATABASE_URL"], pool_size=2, timeout=conf["DATABASE_TIMEOUT_SECONDS"])
+        self.projection = Projection(engine, timezone, self.consumer)
 
     def stop(self) -> None:
         # Workers have finished by now: nameko stops dependencies after them.
