@@ -4,7 +4,7 @@ A token's claims: ``sub``, ``roles`` and ``units`` — the unit codes whose juri
 a unit covers all its descendants. Reads outside the jurisdiction answer 404 (existence is not
 revealed), actions outside it 403.
 
-Where tokens come from (README "Security"): in a province, from its OpenID Connect provider — RS256 or
+Where tokens come from (docs/security.md): in a province, from its OpenID Connect provider — RS256 or
 ES256, checked against the provider's JWKS with a configured issuer, this service's audience, a small
 leeway and a cap on lifetime, with ``roles``/``units`` read from configurable claims. HS256 tokens signed
 with ``JWT_SECRET`` are accepted only with ``MOTCUA_ENV=development``; outside it a service refuses to
@@ -42,6 +42,19 @@ DEV_SECRET = "motcua-development-secret-change-me"
 # Public values no deployment may sign with: the development key and deploy/k8s's example placeholder.
 KNOWN_SECRETS = frozenset({DEV_SECRET, "change-me-to-a-long-random-string"})
 MIN_SECRET_BYTES = 32
+# The HMAC key of the receipts' lookup secrets (services/dossier/lookup.py): development's is public.
+LOOKUP_DEVELOPMENT_KEY = b"motcua-development-lookup-key-not-for-production"
+
+
+def lookup_key_problem(key: bytes) -> str | None:
+    """Why a ``LOOKUP_KEY`` must not be used outside development, or None: the one place the rule is
+    written (the dossier service refuses to start with it; ``make check-config`` lists it)."""
+    if len(key) < MIN_SECRET_BYTES:
+        return f"LOOKUP_KEY is unset or shorter than {MIN_SECRET_BYTES} bytes"
+    if key == LOOKUP_DEVELOPMENT_KEY:
+        return "LOOKUP_KEY is the public development key"
+    return None
+
 
 ROLES = (
     "portal",  # the provincial public service portal, filing on citizens' behalf
