@@ -38,6 +38,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -286,11 +287,14 @@ class Stack:
             ).scalar()
         return known, int(counted)
 
-    def outbox_pending(self) -> int:
+    def outbox_pending(self, created_before: datetime | None = None) -> int:
+        """Events not yet published; with ``created_before``, only those written before that moment (the
+        backlog of a fault, apart from what the load keeps adding)."""
+        query = "SELECT count(*) FROM dossier_outbox WHERE published_at IS NULL"
         with self.engines["dossier"].connect() as connection:
-            return connection.execute(
-                sa.text("SELECT count(*) FROM dossier_outbox WHERE published_at IS NULL")
-            ).scalar()
+            if created_before is None:
+                return connection.execute(sa.text(query)).scalar()
+            return connection.execute(sa.text(query + " AND created_at < :t"), {"t": created_before}).scalar()
 
     def drain_subscriber(self) -> None:
         connection = connect(self.amqp_direct)
@@ -683,12 +687,12 @@ def blackhole(service: str):
             probes["user"] = Probe(f"{stack.url(names[0])}{user_path}", {"Authorization": f"Bearer {token}"})
             stack.db_proxy[service].blackhole()
             time.sleep(s.blackhole)
-            before = stack.oracle()
+            before, flowed_at = stack.oracle(), datetime.now(UTC)
             stack.db_proxy[service].flow()
             flowed = time.monotonic()
             deadline = flowed + s.settle_timeout
             while time.monotonic() < deadline:
-                caught_up = stack.outbox_pending() == 0 and before <= stack.projection()[0]
+                caught_up = stack.outbox_pending(flowed_at) == 0 and before <= stack.projection()[0]
                 if caught_up and probes["user"].last_ok > flowed:
                     break
                 time.sleep(0.5)
@@ -726,8 +730,8 @@ def broker_disk_alarm(stack: Stack, s: Settings) -> Row:
                 time.sleep(1.0)
         finally:
             stack.rabbit.disk_alarm(False)
-        cleared = time.monotonic()
-        while stack.outbox_pending() > 0 and time.monotonic() < cleared + s.settle_timeout:
+        cleared, cleared_at = time.monotonic(), datetime.now(UTC)
+        while stack.outbox_pending(cleared_at) > 0 and time.monotonic() < cleared + s.settle_timeout:
             time.sleep(0.5)
         row.recovery = round(time.monotonic() - cleared, 1)
 

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 
+from shared.transient import DatabaseUnavailable
+
 
 @dataclass(frozen=True)
 class PipelineTables:
@@ -126,7 +128,8 @@ def postgresql_connect_args(timeout: float) -> dict[str, str | int]:
     user_timeout_ms = seconds * 1000
     server = {
         "statement_timeout": f"{seconds}s",
-        "lock_timeout": f"{max(1, seconds // 3)}s",
+        # Long enough for a burst's queue on a hot row (a unit's dossier counter), short of the statement's.
+        "lock_timeout": f"{min(seconds, max(5, seconds // 3))}s",
         "idle_in_transaction_session_timeout": f"{seconds * 2}s",
         "tcp_keepalives_idle": idle,
         "tcp_keepalives_interval": interval,
@@ -143,6 +146,10 @@ def postgresql_connect_args(timeout: float) -> dict[str, str | int]:
     }
 
 
+# The error of a wait that ran out (psycopg2's, so defined once psycopg2 is in use).
+_not_answering: type[Exception] | None = None
+
+
 def _bounded_green_waits(seconds: float) -> None:
     """psycopg2 waits through psycogreen's callback, so a greenthread waiting on the database lets the
     others run; each wait (a connect, a statement, a commit) is bounded here by ``seconds``.
@@ -156,8 +163,12 @@ def _bounded_green_waits(seconds: float) -> None:
     import psycopg2
     from psycogreen.eventlet import eventlet_wait_callback
 
+    global _not_answering
+
     class DatabaseNotAnswering(psycopg2.OperationalError):
         pass
+
+    _not_answering = DatabaseNotAnswering
 
     def wait(connection, timeout=None):
         with eventlet.Timeout(seconds, DatabaseNotAnswering(f"the database did not answer in {seconds:g} s")):
@@ -243,6 +254,9 @@ def _ping_when_idle(engine: Engine) -> None:
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:
+            if _not_answering is not None and isinstance(exc, _not_answering):
+                # Not a DisconnectionError: the pool would try up to twice more, each as long.
+                raise DatabaseUnavailable(str(exc)) from exc
             raise sa.exc.DisconnectionError(str(exc)) from exc
         if not alive:
             raise sa.exc.DisconnectionError("the connection did not answer a ping")
