@@ -314,8 +314,9 @@ class Load:
             str(self.settings.round_dossiers),
             "--workers",
             "2",
+            # The soak judges growth, not latency: a loaded machine may take a while to sign.
             "--wait",
-            "20",
+            "60",
             "--no-progress",
         ]
         next_at, seed = time.monotonic(), 0

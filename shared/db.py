@@ -128,8 +128,8 @@ def postgresql_connect_args(timeout: float) -> dict[str, str | int]:
     user_timeout_ms = seconds * 1000
     server = {
         "statement_timeout": f"{seconds}s",
-        # Long enough for a burst's queue on a hot row (a unit's dossier counter), short of the statement's.
-        "lock_timeout": f"{min(seconds, max(5, seconds // 3))}s",
+        # Long enough for a queue on a hot row (a unit's dossier counter, a document being signed).
+        "lock_timeout": f"{min(seconds, max(5, seconds * 2 // 3))}s",
         "idle_in_transaction_session_timeout": f"{seconds * 2}s",
         "tcp_keepalives_idle": idle,
         "tcp_keepalives_interval": interval,

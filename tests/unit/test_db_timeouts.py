@@ -1,7 +1,7 @@
 """What bounds a wait on PostgreSQL (shared/db.py), derived from DATABASE_TIMEOUT_SECONDS.
 
 The rule (docs/operations.md, DATABASE_TIMEOUT_SECONDS): a statement may run that long; a lock is waited
-for a third of it, at least 5 s and never longer than the statement; a connection that stops answering is
+for two thirds of it, at least 5 s and never longer than the statement; a connection that stops answering is
 found dead in about the same time, by keepalives when idle (idle, then three probes) and by
 ``tcp_user_timeout`` when data goes unacknowledged; the server applies the same bounds to its side.
 """
@@ -24,7 +24,7 @@ def test_the_default_fifteen_seconds():
     assert (args["keepalives_count"], args["tcp_user_timeout"]) == (3, 15_000)
     assert server_settings(args["options"]) == {
         "statement_timeout": "15s",
-        "lock_timeout": "5s",
+        "lock_timeout": "10s",
         "idle_in_transaction_session_timeout": "30s",
         "tcp_keepalives_idle": "5",
         "tcp_keepalives_interval": "2",
@@ -40,6 +40,6 @@ def test_a_short_timeout_keeps_every_bound_positive_and_the_lock_wait_within_the
     assert args["keepalives_idle"] == args["keepalives_interval"] == 1 and args["tcp_user_timeout"] == 2000
 
 
-def test_a_long_timeout_waits_a_third_of_it_for_a_lock():
+def test_a_long_timeout_waits_two_thirds_of_it_for_a_lock():
     settings = server_settings(postgresql_connect_args(600)["options"])
-    assert settings["statement_timeout"] == "600s" and settings["lock_timeout"] == "200s"
+    assert settings["statement_timeout"] == "600s" and settings["lock_timeout"] == "400s"
