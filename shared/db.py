@@ -109,6 +109,8 @@ def _eventlet_patched() -> bool:
 # The longest a statement may run (PostgreSQL's statement_timeout) unless the service's
 # DATABASE_TIMEOUT_SECONDS says otherwise; see :func:`postgresql_connect_args`.
 DATABASE_TIMEOUT_SECONDS = 15.0
+# What a maintenance job (a migration, a projection rebuild) gives each statement: it may rewrite a table.
+MAINTENANCE_TIMEOUT_SECONDS = 600.0
 # What a wait on the database may take beyond the statement timeout before the path is taken for dead:
 # the server cancels a statement at its timeout and answers, so silence past it is the network's.
 NETWORK_MARGIN_SECONDS = 5.0

@@ -16,11 +16,9 @@ from alembic import command
 from alembic.config import Config
 
 from shared.config import ConfigurationError, load_config
-from shared.db import create_engine
+from shared.db import MAINTENANCE_TIMEOUT_SECONDS, create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
-# A migration may rewrite a large table: its statements get minutes, not a request's seconds.
-MIGRATION_TIMEOUT_SECONDS = 600.0
 
 
 def alembic_config(service: str, database_url: str) -> Config:
@@ -45,7 +43,7 @@ def run_migrations(context, metadata: sa.MetaData, service: str) -> None:
     together): the second waits, then finds nothing left to do.
     """
     url = context.config.get_main_option("sqlalchemy.url")
-    engine = create_engine(url, pool_size=1, timeout=MIGRATION_TIMEOUT_SECONDS)
+    engine = create_engine(url, pool_size=1, timeout=MAINTENANCE_TIMEOUT_SECONDS)
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             key = zlib.crc32(f"motcua-migrate-{service}".encode())
