@@ -39,11 +39,13 @@ import sqlalchemy as sa
 
 from chaos.run import Settings as ChaosSettings
 from chaos.run import Vhost, free_port
+from scripts.run import services as run_services
 from shared.auth import DEV_SECRET, mint
 from tests.support.private_postgres import PrivatePostgres
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("dossier", "postal", "esign", "metrics", "outbound")
+# Every service make run starts: each gets a database and a port of the run's own.
+SERVICES = tuple(run_services())
 PROVINCE = "79"
 # How much a series may grow over the run, as its slope after the warm-up predicts, and stay bounded.
 TOLERANCE = {
@@ -140,6 +142,9 @@ class System:
             "ESIGN_STORE_DIR": str(workdir / "documents"),
             "SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
             "PORTAL_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+            "SMS_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+            "ZALO_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+            "EMAIL_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
             # Citizens look up from many addresses; here from one.
             "LOOKUP_PER_MINUTE": "100000",
             "LOG_LEVEL": "WARNING",
@@ -185,6 +190,8 @@ class System:
                 name = words[words.index("shared.runner") + 1]
             elif "-m" in words:
                 name = words[words.index("-m") + 1].rsplit(".", 1)[-1]
+                if "--gateway" in words:  # one messaging simulator per gateway
+                    name = f"{words[words.index('--gateway') + 1]}_{name}"
             else:
                 name = Path(words[-1]).stem
             found[name] = pid

@@ -29,7 +29,7 @@ UNROUTED_EXCHANGE = "egov.events.unrouted"
 UNROUTED_QUEUE = "egov.events.unrouted"
 CONTENT_TYPE = "application/cloudevents+json"
 SPEC_VERSION = "1.0"
-SOURCES = ("dossier", "postal", "esign", "metrics", "outbound")
+SOURCES = ("dossier", "postal", "esign", "metrics", "outbound", "notifier")
 
 _WORD = re.compile(r"^[a-z][a-z0-9_]*$")
 _PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")

@@ -32,6 +32,7 @@ from werkzeug.wrappers import Request, Response
 from shared import domain, logs, metrics
 from shared.domain import DomainError
 from shared.jsontext import dumps
+from shared.neighbours import NeighbourUnavailable
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
@@ -223,6 +224,10 @@ class ApiEntrypoint(HttpRequestHandler):
             return problem_response(exc, base=self.problem_base)
         if isinstance(exc, HTTPException):
             return problem_response(_from_werkzeug(exc), base=self.problem_base)
+        if isinstance(exc, NeighbourUnavailable):
+            # Another service or an outside party: 503 with the wait its circuit or its answer says.
+            log.warning("answering 503: %s", exc)
+            return problem_response(exc.problem(), base=self.problem_base)
         if is_transient(exc):
             # The database or the broker, not the request: the client may retry the same request.
             # The kind only: the error text may name hosts and ports, which clients need not see.

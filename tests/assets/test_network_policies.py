@@ -21,9 +21,18 @@ def test_every_motcua_pod_denies_by_default_both_ways():
     assert "ingress" not in deny and "egress" not in deny
 
 
+CALLERS = {
+    "key": "app.kubernetes.io/component",
+    "operator": "In",
+    "values": ["postal", "outbound", "notifier"],
+}
+
+
 def test_ingress_is_the_api_port_from_the_ingress_controller_and_prometheus_only():
     allowed = []
-    for spec in policies().values():
+    for name, spec in policies().items():
+        if name in ("motcua-dossier-from-its-callers", "motcua-callers-to-dossier"):
+            continue
         assert spec["podSelector"] == {"matchLabels": MOTCUA}
         for rule in spec.get("ingress", []):
             assert rule["from"] and rule["ports"] == [{"port": "http", "protocol": "TCP"}]
@@ -37,11 +46,33 @@ def test_ingress_is_the_api_port_from_the_ingress_controller_and_prometheus_only
 def test_egress_is_dns_broker_database_and_the_identity_provider():
     ports = sorted(
         (port["port"], port["protocol"])
-        for spec in policies().values()
+        for name, spec in policies().items()
+        if name != "motcua-callers-to-dossier"
         for rule in spec.get("egress", [])
         for port in rule["ports"]
     )
     assert ports == [(53, "TCP"), (53, "UDP"), (443, "TCP"), (5432, "TCP"), (5672, "TCP")]
+
+
+def test_the_dossier_api_is_open_to_the_services_that_call_it_only():
+    """The postal service, the outbound service and the notifier call the dossier service's API (their
+    settings' DOSSIER_URL): that port, between those pods, and nothing more."""
+    inbound = policies()["motcua-dossier-from-its-callers"]
+    assert inbound["podSelector"]["matchLabels"] == {**MOTCUA, "app.kubernetes.io/component": "dossier"}
+    assert inbound["ingress"] == [
+        {
+            "from": [{"podSelector": {"matchExpressions": [CALLERS]}}],
+            "ports": [{"port": "http", "protocol": "TCP"}],
+        }
+    ]
+    outbound = policies()["motcua-callers-to-dossier"]
+    assert CALLERS in outbound["podSelector"]["matchExpressions"]
+    assert outbound["egress"] == [
+        {
+            "to": [{"podSelector": {"matchLabels": {**MOTCUA, "app.kubernetes.io/component": "dossier"}}}],
+            "ports": [{"port": 8000, "protocol": "TCP"}],
+        }
+    ]
 
 
 def test_the_base_deploys_the_policies():
