@@ -328,6 +328,7 @@ class Load:
         ]
         next_at, seed = time.monotonic(), 0
         running: list[subprocess.Popen] = []
+        postal_round: subprocess.Popen | None = None
         log = open(s.workdir / "rounds.log", "a", encoding="utf-8")  # noqa: SIM115 - closed below
         with log:
             while not self.stop.is_set() or running:
@@ -338,11 +339,12 @@ class Load:
                     # A round takes longer than the interval: rounds overlap, so the rate stays steady.
                     if len(running) < MAX_ROUNDS_AT_ONCE:
                         seed += 1
-                        running.append(
-                            subprocess.Popen(
-                                [*command, "--seed", str(seed)], cwd=ROOT, env=s.env, stdout=log, stderr=log
-                            )
-                        )
+                        # The operator simulator plays its queued behaviours in order to whoever orders
+                        # next: one round at a time does the postal flows, or rounds take each other's.
+                        postal = postal_round is None or postal_round.poll() is not None
+                        argv = [*command, "--seed", str(seed), *(() if postal else ("--no-postal",))]
+                        running.append(subprocess.Popen(argv, cwd=ROOT, env=s.env, stdout=log, stderr=log))
+                        postal_round = running[-1] if postal else postal_round
                     else:
                         self.report.rounds["skipped: the system fell behind"] += 1
                     next_at += interval
