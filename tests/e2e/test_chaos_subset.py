@@ -44,8 +44,9 @@ def test_a_blackholed_database_answers_503_in_bounded_time_and_recovers_by_itsel
     How we know the bound holds: no answer to the load or to a reader waited longer than
     DATABASE_TIMEOUT_SECONDS + the network margin (2 + 5 s; 2 s of slack for a loaded machine), and
     the blackhole was felt (503s, never 500); the hub was not blocked: /health/live, which touches no
-    database, answered every probe in under 2 s throughout; and the service recovered by itself: a
-    reader's 2xx and the whole backlog published and projected soon after the packets flowed again.
+    database, answered every probe in well under the bound (half of it) throughout; and the service
+    recovered by itself: a reader's 2xx and the whole backlog published and projected soon after the
+    packets flowed again.
     """
     settings = Settings(
         only=["blackhole-dossier", "blackhole-metrics"],
@@ -65,7 +66,9 @@ def test_a_blackholed_database_answers_503_in_bounded_time_and_recovers_by_itsel
         assert " 500:" not in row.http and "ReadTimeout" not in row.http, out.getvalue()
         assert "503:" in row.http.split("|")[-1], out.getvalue()  # the readers felt the blackhole
         assert row.slowest <= bound + 2.0, out.getvalue()
-        assert row.live_slowest < 2.0, out.getvalue()
+        # A blocked hub stalls /health/live for a whole wait (the bound) or for ever; a loaded machine's
+        # scheduling, for a second or two.
+        assert row.live_slowest < bound / 2, out.getvalue()
         assert row.recovery is not None and row.recovery < 30.0, out.getvalue()
     dossier = rows[0]
     assert "503:" in dossier.http.split("|")[0], out.getvalue()  # the filings felt it too, and were retried
