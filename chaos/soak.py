@@ -145,6 +145,7 @@ class System:
             "SMS_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
             "ZALO_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
             "EMAIL_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+            "PAYMENT_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
             # Citizens look up from many addresses; here from one.
             "LOOKUP_PER_MINUTE": "100000",
             "LOG_LEVEL": "WARNING",
@@ -156,6 +157,7 @@ class System:
         self.env["POSTAL_OPERATOR_URL"] = f"http://{self.env['SIMULATOR_ADDRESS']}"
         self.env["PORTAL_URL"] = f"http://{self.env['PORTAL_SIMULATOR_ADDRESS']}"
         self.env["ESIGN_PUBLIC_URL"] = self.url("esign")
+        self.env["PAYMENT_PLATFORM_URL"] = f"http://{self.env['PAYMENT_SIMULATOR_ADDRESS']}"
         self.process: subprocess.Popen | None = None
 
     def url(self, service: str) -> str:
