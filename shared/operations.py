@@ -23,6 +23,7 @@ from shared.broker import BrokerUnavailable, connect
 from shared.config import ConfigurationError
 from shared.http import api, json_response
 from shared.problems import NotFound, ServiceUnavailable, explanation_page
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 RETENTION_INTERVAL_SECONDS = 3600
@@ -103,6 +104,8 @@ class OperationalEndpoints:
     openapi_document = staticmethod(lambda: {})
     readiness = Readiness()
     retention_days = RetentionDays()
+    # Every worker in a span of the request's or the event's trace (shared/tracing.py).
+    tracing = Tracing()
     # A service's own tables pruned by age besides the pipeline's (shared/retention.py).
     retained: tuple[retention.Prunable, ...] = ()
 
