@@ -6,7 +6,6 @@ small proxy serves the tests and the chaos suite without a Toxiproxy server to i
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import time
 
@@ -16,39 +15,26 @@ from tests.support.tcp_proxy import TcpProxy
 class FaultProxy(TcpProxy):
     """``latency`` seconds added to every chunk each way, ``answer_delay`` to every chunk the target
     sends (a slow HTTP neighbour); ``half_open()`` swallows traffic while the connections stay open (a
-    peer that vanished without a FIN or RST); ``cut()`` resets them."""
+    peer that vanished without a FIN or RST), ``blackhole()`` and ``flow()`` (from :class:`TcpProxy`)
+    drop it until the route comes back; ``cut()`` resets them."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.latency = 0.0
         self.answer_delay = 0.0
-        self.swallowing = False
         super().__init__(target_host, target_port)
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            answering = source.getpeername()[1] == self.target[1]  # what the target sends back
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if self.swallowing:
-                    continue
-                delay = self.latency + (self.answer_delay if answering else 0.0)
-                if delay:
-                    time.sleep(delay)
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                sink.shutdown(socket.SHUT_RDWR)
-            source.close()
+    def _forward(self, data: bytes, sink: socket.socket) -> None:
+        answering = self.answer_delay and sink.getpeername()[1] != self.target[1]  # to the client
+        delay = self.latency + (self.answer_delay if answering else 0.0)
+        if delay:
+            time.sleep(delay)
+        sink.sendall(data)
 
     def half_open(self) -> None:
-        self.swallowing = True
+        self.blackhole()
 
     def reset(self) -> None:
         """Break every open connection (RST as the client sees it) and accept new ones at once."""
-        self.swallowing = False
         self.cut()
+        self.flow()
         self.restore()
