@@ -16,7 +16,13 @@ from services.outbound.domain.portal import (
     remember,
     step,
 )
-from services.outbound.domain.subscription import Backoff, Subscription, refused_address
+from services.outbound.domain.subscription import (
+    Backoff,
+    Subscription,
+    contact_channel,
+    notice_due,
+    refused_address,
+)
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 NAMES = {"26740": "Phường Bến Nghé", "79": "Thành phố Hồ Chí Minh"}
@@ -152,3 +158,12 @@ def test_a_subscription_sees_its_subtree_as_an_amqp_binding_would():
     assert not subscription.matches("vn.motcua.dossier.received", ["79.760"], {"procedure_code": "1.001193"})
     assert subscription.matches("vn.motcua.dossier.returned", ["79.760"], {"procedure_code": "1.001193"})
     assert not subscription.matches("vn.motcua.dossier.returned", ["79.760"], {"procedure_code": "2.000"})
+
+
+def test_a_contact_hears_of_dead_deliveries_at_most_once_a_day():
+    told = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    assert notice_due(None, told)  # never told: now
+    assert not notice_due(told, told + timedelta(hours=23, minutes=59, seconds=59))
+    assert notice_due(told, told + timedelta(days=1))  # 24 hours later: again
+    assert contact_channel("mot-cua@phuong.gov.vn") == "email"
+    assert contact_channel("https://phuong.gov.vn/thong-bao") == "url"
