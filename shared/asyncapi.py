@@ -1,7 +1,14 @@
-"""The event catalogue as an AsyncAPI 2.6 document and JSON Schemas, from the schemas the code uses.
+"""The event catalogue as an AsyncAPI 3.0 document and JSON Schemas, from the schemas the code uses.
 
 Every ``@event_type`` registered in a service's ``schemas`` module appears here; ``make docs`` writes
-``docs/asyncapi.yaml`` and ``docs/schemas/<type>.json``, and a test keeps them equal to the code.
+``docs/asyncapi.yaml`` and ``docs/schemas/<type>.json``, and a test keeps them equal to the code (and
+valid for AsyncAPI's own parser: tests/assets/test_asyncapi_valid.py).
+
+AsyncAPI 3.0 splits what 2.x kept together: a **channel** per event type (its ``address``, the routing
+key on ``egov.events`` with the unit path as a parameter, and the message it carries), an **operation**
+per event type (``action: send``: the source service publishes it; the document describes motcua as
+the application), and the **messages** under ``components``, whose payload is the published JSON Schema
+of the whole CloudEvent (``docs/schemas/<type>.json``).
 """
 
 from __future__ import annotations
@@ -94,45 +101,67 @@ def envelope_schema(entry: EventType) -> dict[str, Any]:
     }
 
 
+def channel_id(entry: EventType) -> str:
+    """``dossier_received``: the event type's name in the document (channel, message, operation)."""
+    return entry.type.removeprefix("vn.motcua.").replace(".", "_")
+
+
+def _channel(entry: EventType, name: str) -> dict[str, Any]:
+    handling = (
+        " The CC header lists both handling paths: the unit taking the dossier and the unit handing it over."
+        if entry.name == "transferred"
+        else ""
+    )
+    return {
+        "address": f"{entry.source}.{entry.name}.{{unitpath}}",
+        "title": entry.type,
+        "description": f"{entry.summary} Routing key on the `{EXCHANGE}` topic exchange; the handling "
+        f"unit's key travels in the CC header when it differs.{handling}",
+        "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+        "parameters": {"unitpath": {"$ref": "#/components/parameters/unitpath"}},
+        "bindings": {
+            "amqp": {
+                "is": "routingKey",
+                "exchange": {
+                    "name": EXCHANGE,
+                    "type": "topic",
+                    "durable": True,
+                    "autoDelete": False,
+                    "vhost": "/",
+                },
+                "bindingVersion": "0.3.0",
+            }
+        },
+    }
+
+
 def build() -> dict[str, Any]:
     catalogue = load_catalogue()
     channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     for entry in catalogue.values():
-        name = entry.type.removeprefix("vn.motcua.").replace(".", "_")
+        name = channel_id(entry)
+        channels[name] = _channel(entry, name)
+        operations[f"send_{name}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "title": f"The {entry.source} service publishes {entry.type}",
+            "messages": [{"$ref": f"#/channels/{name}/messages/{name}"}],
+            "bindings": {"amqp": {"deliveryMode": 2, "mandatory": True, "bindingVersion": "0.3.0"}},
+        }
         messages[name] = {
             "name": entry.type,
             "title": entry.type,
             "summary": entry.summary,
             "contentType": CONTENT_TYPE,
-            "payload": {"$ref": f"schemas/{entry.type}.json"},
-        }
-        channels[f"{entry.source}.{entry.name}.{{unitpath}}"] = {
-            "description": f"{entry.summary} Routing key on the `{EXCHANGE}` topic exchange; the "
-            "handling unit's key travels in the CC header when it differs."
-            + (
-                " The CC header lists both handling paths: the unit taking the dossier and the unit "
-                "handing it over."
-                if entry.name == "transferred"
-                else ""
-            ),
-            "parameters": {"unitpath": {"$ref": "#/components/parameters/unitpath"}},
-            "subscribe": {"operationId": f"on_{name}", "message": {"$ref": f"#/components/messages/{name}"}},
-            "bindings": {
-                "amqp": {
-                    "is": "routingKey",
-                    "exchange": {
-                        "name": EXCHANGE,
-                        "type": "topic",
-                        "durable": True,
-                        "autoDelete": False,
-                        "vhost": "/",
-                    },
-                }
+            "payload": {
+                "schemaFormat": "application/schema+json;version=draft-07",
+                "schema": {"$ref": f"schemas/{entry.type}.json"},
             },
         }
     return {
-        "asyncapi": "2.6.0",
+        "asyncapi": "3.0.0",
         "info": {
             "title": "motcua events",
             "version": VERSION,
@@ -144,16 +173,26 @@ def build() -> dict[str, Any]:
                 "Delivery is at least once: de-duplicate by `id`, order by `sequence` (each source "
                 "numbers its own events of a dossier). " + TOLERANT_READING
             ),
+            "license": {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"},
         },
         "defaultContentType": CONTENT_TYPE,
-        "servers": {"local": {"url": "127.0.0.1:5672", "protocol": "amqp", "protocolVersion": "0.9.1"}},
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:5672",
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "description": "the broker of `make run`; a deployment's is its own",
+            }
+        },
         "channels": dict(sorted(channels.items())),
+        "operations": dict(sorted(operations.items())),
         "components": {
             "messages": dict(sorted(messages.items())),
             "parameters": {
                 "unitpath": {
-                    "description": "administrative unit codes from the province down, dot-separated",
-                    "schema": {"type": "string"},
+                    "description": "the receiving unit's administrative codes from the province down, "
+                    "dot-separated (`79.26740`)",
+                    "examples": ["79", "79.26740", "89.883.30316"],
                 }
             },
         },

@@ -42,6 +42,19 @@ DEV_SECRET = "motcua-development-secret-change-me"
 # Public values no deployment may sign with: the development key and deploy/k8s's example placeholder.
 KNOWN_SECRETS = frozenset({DEV_SECRET, "change-me-to-a-long-random-string"})
 MIN_SECRET_BYTES = 32
+# The HMAC key of the receipts' lookup secrets (services/dossier/lookup.py): development's is public.
+LOOKUP_DEVELOPMENT_KEY = b"motcua-development-lookup-key-not-for-production"
+
+
+def lookup_key_problem(key: bytes) -> str | None:
+    """Why a ``LOOKUP_KEY`` must not be used outside development, or None: the one place the rule is
+    written (the dossier service refuses to start with it; ``make check-config`` lists it)."""
+    if len(key) < MIN_SECRET_BYTES:
+        return f"LOOKUP_KEY is unset or shorter than {MIN_SECRET_BYTES} bytes"
+    if key == LOOKUP_DEVELOPMENT_KEY:
+        return "LOOKUP_KEY is the public development key"
+    return None
+
 
 ROLES = (
     "portal",  # the provincial public service portal, filing on citizens' behalf

@@ -141,6 +141,18 @@ class OnlineLevel(StrEnum):
 ONLINE_LEVELS = tuple(member.value for member in OnlineLevel)
 
 
+class NotificationChannel(StrEnum):
+    """How the applicant agreed to be told (at filing, kept with the dossier's personal data): an SMS
+    under the province's brand name, a Zalo Official Account message (to the phone), an e-mail."""
+
+    SMS = "sms"
+    ZALO = "zalo"
+    EMAIL = "email"
+
+
+NOTIFICATION_CHANNELS = tuple(member.value for member in NotificationChannel)
+
+
 # Mã hồ sơ as the API accepts it: ``{agency identifier}-{YYMMDD}-{NNNN}`` made of these characters.
 DOSSIER_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,60}$"
 

@@ -22,6 +22,8 @@ STAFF_ROLES = ("desk_officer", "handling_officer", "leader", "clerk", "auditor",
 FILING_ROLES = ("portal", "postal_operator")
 # A service, not a person: the national portal sync reads the applicant's contact for the portal.
 PORTAL_SYNC = "portal_sync"
+# A service too: the notifier reads the applicant's consent and contact when it sends a message.
+NOTIFIER = "notifier"
 RECEIVING, HANDLING = "receiving", "handling"
 
 DESK_OFFICER, HANDLING_OFFICER, LEADER, CLERK = "desk_officer", "handling_officer", "leader", "clerk"
@@ -59,6 +61,14 @@ def can_read(principal: Principal, dossier: Dossier, units: UnitRegistry) -> boo
 def can_audit(principal: Principal, dossier: Dossier, units: UnitRegistry) -> bool:
     """The audit trail names officers: staff of the jurisdiction only."""
     return is_staff(principal) and can_read(principal, dossier, units)
+
+
+def may_withdraw_consent(principal: Principal, dossier: Dossier, units: UnitRegistry) -> bool:
+    """The applicant withdraws their consent to messages at the desk (its officer) or through the portal
+    that filed the dossier."""
+    if filed_by(principal, dossier):
+        return True
+    return principal.has_role(DESK_OFFICER) and principal.covers(units, dossier.receiving_unit)
 
 
 def authorise(principal: Principal, entry: Actors, dossier: Dossier, units: UnitRegistry) -> str:

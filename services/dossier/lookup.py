@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from services.dossier.domain.model import Action, Dossier
+from shared.auth import LOOKUP_DEVELOPMENT_KEY
 from shared.units import UnitRegistry, UnknownUnit
 from shared.vocabulary import FINAL, ReturnMethod, Status
 
@@ -33,8 +34,8 @@ REFUSAL = (
     "Không tìm thấy hồ sơ với mã hồ sơ và thông tin xác minh này (no dossier with this code and proof). "
     "Kiểm tra lại mã trên Giấy tiếp nhận; sau nhiều lần nhập sai, hãy thử lại sau ít phút."
 )
-# Development only (dependencies.py refuses it elsewhere): anyone can read it here.
-DEVELOPMENT_KEY = b"motcua-development-lookup-key-not-for-production"
+# Development only (dependencies.py refuses it elsewhere): anyone can read it (shared/auth.py).
+DEVELOPMENT_KEY = LOOKUP_DEVELOPMENT_KEY
 _NOTHING = hashlib.sha256(b"motcua: nothing to compare with").hexdigest()
 
 

@@ -13,6 +13,7 @@ from services.dossier.domain.model import Action
 from services.dossier.schemas import (
     ApologyFormSchema,
     AuditTrailSchema,
+    ConsentWithdrawalSchema,
     DossierPageSchema,
     DossierQuerySchema,
     DossierSchema,
@@ -20,6 +21,7 @@ from services.dossier.schemas import (
     LookupRequestSchema,
     LookupSchema,
     NoticeFormSchema,
+    NotificationContactSchema,
     PortalRecordSchema,
     ProcessControlFormSchema,
     ReceiptFormSchema,
@@ -30,7 +32,7 @@ from services.dossier.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.6.0"
+VERSION = "0.7.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:
@@ -137,6 +139,32 @@ OPERATIONS = (
         errors=(401, 403, 404),
         description="Role portal_sync only (the outbound service), for dossiers received in its "
         "jurisdiction; 404 for any other. Personal data: it never travels on an event.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/dossiers/<code>/notification-contact",
+        "What the notifier reads at send time: the applicant's consent to messages and contact",
+        "notification_contact",
+        "dossiers",
+        response=NotificationContactSchema,
+        errors=(401, 403, 404),
+        description="Role notifier only (the notifier service), for dossiers received in its "
+        "jurisdiction; 404 for any other. Personal data: it never travels on an event. Read before "
+        "every message, so a withdrawal stops the next one (docs/notifications.md).",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/dossiers/<code>/notification-consent/withdrawal",
+        "The applicant withdraws their consent to messages about the dossier",
+        "withdraw_notification_consent",
+        "dossiers",
+        replayable=True,
+        request=ConsentWithdrawalSchema,
+        response=DossierSchema,
+        errors=(400, 401, 403, 404, 422),
+        description="desk_officer of the receiving unit, or the portal that filed the dossier. The "
+        "consent is emptied at once (no message is sent from now) and the audit trail says who and "
+        "when; withdrawing again changes nothing.",
     ),
     *(_action_operation(REGISTRY[action]) for action in Action),
     Operation(

@@ -19,6 +19,7 @@ from shared.vocabulary import (
     DECISIONS,
     DOSSIER_CODE_PATTERN,
     EVENT_REASON_CODES,
+    NOTIFICATION_CHANNELS,
     ONLINE_LEVELS,
     REASON_CODES,
     RETURN_METHODS,
@@ -80,6 +81,30 @@ class ApplicantSchema(Schema):
     phone = fields.String(validate=validate.Regexp(r"^\+?[0-9]{9,15}$", error="not a phone number"))
     email = fields.Email(validate=validate.Length(max=254))
     address = Text(validate=validate.Length(max=500))
+    notification_channels = fields.List(
+        fields.String(validate=validate.OneOf(NOTIFICATION_CHANNELS)),
+        validate=validate.Length(max=len(NOTIFICATION_CHANNELS)),
+        metadata={
+            "description": "the applicant's consent to be told when they must act or can collect: "
+            "sms and zalo go to the phone, email to the email (each needs it); empty or absent: no messages"
+        },
+    )
+    notifications_withdrawn_at = fields.String(
+        dump_only=True,
+        metadata={"description": "when the consent was withdrawn (RFC 3339): no more messages"},
+    )
+
+    @validates_schema
+    def _contact_for_each_channel(self, data: dict, **_kwargs) -> None:
+        channels = data.get("notification_channels") or []
+        if len(set(channels)) != len(channels):
+            raise ValidationError("each channel once", "notification_channels")
+        needs = {"sms": "phone", "zalo": "phone", "email": "email"}
+        missing = sorted({needs[c] for c in channels if c in needs and not data.get(needs[c])})
+        if missing:
+            raise ValidationError(
+                f"the chosen channels need the applicant's {' and '.join(missing)}", "notification_channels"
+            )
 
 
 class ReceiptRequestSchema(Schema):
@@ -274,6 +299,26 @@ class PortalApplicantSchema(Schema):
     full_name = fields.String()
     phone = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
+
+
+class NotificationContactSchema(Schema):
+    """The notifier's read at send time: the consent and the contact, never on an event."""
+
+    code = fields.String()
+    channels = fields.List(
+        fields.String(), metadata={"description": "the channels consented to; empty once withdrawn"}
+    )
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    withdrawn_at = fields.String(allow_none=True, metadata={"description": "RFC 3339"})
+    procedure_name = fields.String()
+
+
+class ConsentWithdrawalSchema(Schema):
+    """Rút lại sự đồng ý nhận thông báo: the applicant (at the desk, or through the portal) stops every
+    message about this dossier, at once."""
+
+    reason = Text(validate=validate.Length(max=500))
 
 
 class PortalRecordSchema(Schema):

@@ -23,6 +23,7 @@ from services.dossier.openapi import document as openapi_document
 from services.dossier.schemas import (
     FORMS,
     AuditEntrySchema,
+    ConsentWithdrawalSchema,
     DossierQuerySchema,
     DossierSchema,
     DossierSummarySchema,
@@ -51,6 +52,7 @@ AUDIT_ENTRIES = AuditEntrySchema(many=True)
 LOOKUP_REQUEST = LookupRequestSchema()
 LOOKUP = LookupSchema()
 RECEIPT_PRINT = ReceiptPrintSchema()
+CONSENT_WITHDRAWAL = ConsentWithdrawalSchema()
 ACTION_SCHEMAS = {action: entry.body() for action, entry in REGISTRY.items()}
 
 
@@ -159,6 +161,26 @@ class DossierService(OperationalEndpoints):
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
             return service_layer.portal_record(service_layer.Read(principal, code), tx, self._office())
+
+    @api("GET", "/api/v1/dossiers/<string:code>/notification-contact")
+    def notification_contact(self, request, code):
+        """The notifier's read of the applicant's consent and contact at send time (role notifier only)."""
+        principal = self.auth.principal(request)
+        with self.uow.transaction() as tx:
+            return service_layer.notification_contact(service_layer.Read(principal, code), tx, self._office())
+
+    @api("POST", "/api/v1/dossiers/<string:code>/notification-consent/withdrawal")
+    def withdraw_notification_consent(self, request, code):
+        """The applicant withdraws their consent to messages: none is sent from now; audited."""
+        principal = self.auth.principal(request)
+        body = read_json(request, CONSENT_WITHDRAWAL)
+        command = service_layer.WithdrawConsent(principal, code, body.get("reason"), request_id(request))
+
+        def change(tx):
+            dossier = service_layer.withdraw_notification_consent(command, tx, self._office())
+            return 200, self._present(dossier)
+
+        return idempotent(self.uow, principal.sub, request, change)
 
     @api("GET", "/api/v1/dossiers/<string:code>/forms/<string:form>")
     def form(self, request, code, form):

@@ -392,6 +392,64 @@ def portal_record(cmd: Read, tx: Transaction, office: Office) -> dict[str, Any]:
     }
 
 
+def notification_contact(cmd: Read, tx: Transaction, office: Office) -> dict[str, Any]:
+    """What the notifier reads when it is about to send: the channels the applicant consented to (none
+    once withdrawn) and the contact. Role notifier only, for dossiers received in its jurisdiction; any
+    other dossier does not exist for it. Read at each send, so a withdrawal stops the next message."""
+    cmd.principal.require_role(access.NOTIFIER)
+    code = cmd.code
+    dossier = office.dossiers(tx, None).read(code) if DOSSIER_CODE.match(code) else None
+    if dossier is None or not cmd.principal.covers(office.units, dossier.receiving_unit):
+        raise NotFound(f"no dossier {code}")
+    procedure = office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version)
+    applicant = dossier.applicant
+    return {
+        "code": code,
+        "channels": list(applicant.get("notification_channels") or []),
+        "phone": applicant.get("phone"),
+        "email": applicant.get("email"),
+        "withdrawn_at": applicant.get("notifications_withdrawn_at"),
+        "procedure_name": procedure.name,
+    }
+
+
+@dataclass(frozen=True)
+class WithdrawConsent:
+    """The applicant withdraws their consent to messages about a dossier (at the desk, or the portal)."""
+
+    principal: Principal
+    code: str
+    reason: str | None
+    request_id: str
+
+
+def withdraw_notification_consent(cmd: WithdrawConsent, tx: Transaction, office: Office) -> Dossier:
+    """No more messages about the dossier, from now: the consent is emptied and the audit trail says who
+    and when. Withdrawing again changes nothing (and writes no second line). A dossier the caller may
+    not see does not exist; one it sees but may not act for is Forbidden."""
+    dossiers = office.dossiers(tx, cmd.principal.sub)
+    dossier = dossiers.get(cmd.code, for_update=True) if DOSSIER_CODE.match(cmd.code) else None
+    if dossier is None or not access.can_read(cmd.principal, dossier, office.units):
+        raise NotFound(f"no dossier {cmd.code}")
+    if not access.may_withdraw_consent(cmd.principal, dossier, office.units):
+        raise Forbidden(
+            f"withdrawing the consent to messages about {dossier.code} needs: desk_officer of the "
+            "receiving unit, or the portal that filed it"
+        )
+    now = office.clock()
+    if dossier.withdraw_notification_consent(now=now):
+        audited = Audited(
+            actor=cmd.principal.sub,
+            roles=tuple(cmd.principal.roles),
+            action="withdraw_notification_consent",
+            reason=cmd.reason,
+            details={},
+            request_id=cmd.request_id,
+        )
+        _audit(dossiers, dossier, audited, dossier.status, now)
+    return dossier
+
+
 def audit_trail(cmd: Read, tx: Transaction, office: Office) -> list[AuditEntry]:
     dossier = readable(cmd, tx, office)
     if not access.can_audit(cmd.principal, dossier, office.units):

@@ -21,6 +21,8 @@ def test_every_event_type_has_a_channel_and_a_schema():
     catalogue = asyncapi.load_catalogue()
     assert catalogue, "no event type registered"
     for entry in catalogue.values():
-        assert f"{entry.source}.{entry.name}.{{unitpath}}" in document["channels"]
+        channel = document["channels"][asyncapi.channel_id(entry)]
+        assert channel["address"] == f"{entry.source}.{entry.name}.{{unitpath}}"
+        assert document["operations"][f"send_{asyncapi.channel_id(entry)}"]["action"] == "send"
         schema = asyncapi.envelope_schema(entry)
         assert schema["properties"]["data"]["properties"], entry.type

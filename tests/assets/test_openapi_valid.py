@@ -20,6 +20,7 @@ NO_DEPENDENCY = {"/health/live", "/metrics", "/api/v1/openapi.json", "/problems/
 REPLAYABLE = {
     ("dossier", "receive"),
     ("dossier", "register"),
+    ("dossier", "withdraw_notification_consent"),
     ("esign", "open_request"),
     ("esign", "sign"),
     ("esign", "seal"),

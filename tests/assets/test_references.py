@@ -23,6 +23,7 @@ SKIPPED_DIRS = {
     ".pytest_cache",
     ".hypothesis",
     ".ruff_cache",
+    "node_modules",
 }
 BINARY = {".ttf", ".pdf", ".png", ".jpg", ".p12", ".der", ".sqlite3", ".db", ".pyc"}
 

@@ -24,6 +24,7 @@ SAFE = {
 def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
     monkeypatch.delenv("MOTCUA_ENV", raising=False)  # the tests run in development mode
     assert findings(SAFE, "dossier") == []
+    assert findings({**SAFE, "LOOKUP_KEY": "k" * 32}, "dossier") == []
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,9 @@ def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
         ({"DATABASE_URL": "sqlite:///data/dossier.sqlite3"}, "SQLite"),
         ({"PUBLIC_BASE_URL": "http://api.example.gov.vn"}, "PUBLIC_BASE_URL"),
         ({"LOGGING": {"root": {"level": "DEBUG"}}}, "DEBUG"),
+        ({"LOOKUP_KEY": ""}, "LOOKUP_KEY is unset"),
+        ({"LOOKUP_KEY": "31-bytes-of-key-is-one-too-few!"}, "shorter than 32 bytes"),
+        ({"LOOKUP_KEY": "motcua-development-lookup-key-not-for-production"}, "public development key"),
         ({"EVENT_MAX_HOLD_SECONDS": "1800"}, "below the broker's consumer_timeout"),
         ({"EVENT_MAX_HOLD_SECONDS": "900", "BROKER_CONSUMER_TIMEOUT_SECONDS": "900"}, "consumer_timeout"),
     ],

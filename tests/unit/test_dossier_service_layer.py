@@ -365,3 +365,88 @@ def test_a_second_supplement_request_is_a_409_that_no_longer_offers_it(uow, offi
         act(uow, office, code, Action.REQUEST_SUPPLEMENT, {"items": ["Khác"], "reason": "quên"})
     assert "request_supplement" not in refused.value.facts["allowed_actions"]
     assert uow.published_names().count("supplement_requested") == 1
+
+
+# --- consent to messages (docs/notifications.md) -------------------------------------------------
+
+NOTIFIER = person("notifier", PROVINCE)
+
+
+def receive_with_consent(uow, office, channels: list[str]) -> str:
+    body = filing()
+    body["applicant"] = {**body["applicant"], "phone": "0912345678", "notification_channels": channels}
+    with uow.transaction() as tx:
+        return service_layer.receive(service_layer.Receive(DESK, body, "req-1"), tx, office).code
+
+
+def contact(uow, office, code: str, principal: Principal = NOTIFIER) -> dict:
+    with uow.transaction() as tx:
+        return service_layer.notification_contact(service_layer.Read(principal, code), tx, office)
+
+
+def withdraw(uow, office, code: str, principal: Principal = DESK):
+    with uow.transaction() as tx:
+        command = service_layer.WithdrawConsent(principal, code, "không muốn nhận tin", "req-9")
+        return service_layer.withdraw_notification_consent(command, tx, office)
+
+
+def test_the_notifier_reads_the_consent_and_contact_chosen_at_filing(uow, office):
+    code = receive_with_consent(uow, office, ["sms", "zalo"])
+    found = contact(uow, office, code)
+    assert found["channels"] == ["sms", "zalo"]
+    assert (found["phone"], found["email"], found["withdrawn_at"]) == ("0912345678", None, None)
+    # Nobody else reads it this way, and outside the notifier's jurisdiction the dossier does not exist.
+    with pytest.raises(Forbidden):
+        contact(uow, office, code, person("auditor", PROVINCE))
+    with pytest.raises(NotFound):
+        contact(uow, office, code, person("notifier", OTHER_COMMUNE))
+
+
+def test_the_consent_is_personal_data_never_on_an_event(uow, office):
+    receive_with_consent(uow, office, ["sms"])
+    published = uow.published
+    assert published and all("notification_channels" not in str(event.data) for event in published)
+    assert all("0912345678" not in str(event.data) for event in published)
+
+
+def test_a_withdrawal_empties_the_consent_at_once_and_is_audited_once(uow, office):
+    code = receive_with_consent(uow, office, ["sms"])
+    withdraw(uow, office, code)
+    found = contact(uow, office, code)
+    assert found["channels"] == []
+    withdraw(uow, office, code)  # again: nothing more to withdraw, no second line
+    with uow.transaction() as tx:
+        trail = service_layer.audit_trail(service_layer.Read(DESK, code), tx, office)
+    lines = [entry for entry in trail if entry.action == "withdraw_notification_consent"]
+    assert len(lines) == 1 and lines[0].actor == DESK.sub and lines[0].reason == "không muốn nhận tin"
+    assert found["withdrawn_at"] == lines[0].at.isoformat()
+
+
+def test_only_the_desk_of_the_receiving_unit_or_the_filing_portal_withdraws(uow, office):
+    code = receive_with_consent(uow, office, ["sms"])
+    with pytest.raises(Forbidden):
+        withdraw(uow, office, code, AGENCY)  # sees the dossier (the province), is not its desk
+    with pytest.raises(NotFound):
+        withdraw(uow, office, code, person("desk_officer", OTHER_COMMUNE))
+    assert contact(uow, office, code)["channels"] == ["sms"]  # nothing changed
+
+
+@pytest.mark.parametrize(
+    ("applicant", "message"),
+    [
+        ({"notification_channels": ["sms"]}, "phone"),
+        ({"notification_channels": ["email"], "phone": "0912345678"}, "email"),
+        ({"notification_channels": ["zalo", "zalo"], "phone": "0912345678"}, "each channel once"),
+        ({"notification_channels": ["fax"], "phone": "0912345678"}, "Must be one of"),
+    ],
+)
+def test_a_channel_needs_its_contact_at_filing(applicant, message):
+    from marshmallow import ValidationError
+
+    from services.dossier.schemas import ReceiptRequestSchema
+
+    body = filing()
+    body["applicant"] = {**body["applicant"], **applicant}
+    with pytest.raises(ValidationError) as refused:
+        ReceiptRequestSchema().load(body)
+    assert message in str(refused.value.messages["applicant"])

@@ -650,6 +650,19 @@ class Dossier(Aggregate):
         self.status = Status.WITHDRAWN
         self._record(Withdrawn, now, reason=reason)
 
+    def withdraw_notification_consent(self, *, now: datetime) -> bool:
+        """The applicant no longer wants messages about this dossier (personal data, so no event: the
+        notifier reads the consent when it sends). False when there was nothing to withdraw."""
+        if not self.applicant.get("notification_channels"):
+            return False
+        # Replaced, not mutated: the repository writes the columns that differ from the stored row.
+        self.applicant = {
+            **self.applicant,
+            "notification_channels": [],
+            "notifications_withdrawn_at": now.isoformat(),
+        }
+        return True
+
     # --- the handling agency -----------------------------------------------------------------
 
     @transition(Action.REQUEST_PAYMENT, {S.PROCESSING}, "asked for payment")
