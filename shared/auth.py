@@ -4,7 +4,7 @@ A token's claims: ``sub``, ``roles`` and ``units`` — the unit codes whose juri
 a unit covers all its descendants. Reads outside the jurisdiction answer 404 (existence is not
 revealed), actions outside it 403.
 
-Where tokens come from (README "Security"): in a province, from its OpenID Connect provider — RS256 or
+Where tokens come from (docs/security.md): in a province, from its OpenID Connect provider — RS256 or
 ES256, checked against the provider's JWKS with a configured issuer, this service's audience, a small
 leeway and a cap on lifetime, with ``roles``/``units`` read from configurable claims. HS256 tokens signed
 with ``JWT_SECRET`` are accepted only with ``MOTCUA_ENV=development``; outside it a service refuses to

@@ -1,4 +1,4 @@
-"""One RabbitMQ user per service, allowed only what the service does (README "Security").
+"""One RabbitMQ user per service, allowed only what the service does (docs/security.md).
 
 A service ``S`` may publish to ``egov.events`` only routing keys ``S.*`` (the dossier service
 ``dossier.…``, postal ``postal.…``), and to ``egov.events.dlx`` only the dead letters of its own queues;

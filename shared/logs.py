@@ -1,4 +1,4 @@
-"""No personal data in logs (README "Security"): every log record is scrubbed as it is made.
+"""No personal data in logs (docs/security.md): every log record is scrubbed as it is made.
 
 Applicants' identity numbers, phones, names and addresses reach a service in request bodies and leave
 it only through the authorised API. What could carry them into a log line is the text of an exception

@@ -1,4 +1,4 @@
-"""Retention: what the pipeline keeps only as long as it is useful (README "Security").
+"""Retention: what the pipeline keeps only as long as it is useful (docs/security.md).
 
 Pruned by age, in small batches, by every service's hourly timer
 (:meth:`shared.operations.OperationalEndpoints.prune_expired`):

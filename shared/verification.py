@@ -1,4 +1,4 @@
-"""What a consumer checks before it believes an event (README "Security"): nothing on the bus is trusted.
+"""What a consumer checks before it believes an event (docs/security.md): nothing on the bus is trusted.
 
 Broker permissions keep each service to its own routing keys (``dossier.*`` for the dossier service, …);
 these checks make the consumer refuse what still does not add up, whoever published it:

@@ -12,7 +12,7 @@
   tests; a real HSM or USB token differs only in the module path and PIN); the certificates, which are
   public, are issued by the same CA and kept as files.
 * Remote signing (Cloud Signature Consortium API): pyHanko's ``CSCSigner`` is another ``Signer``; a
-  store that returns one from ``signer_for`` is all it takes (README, "Remote signing").
+  store that returns one from ``signer_for`` is all it takes (docs/services.md, "Signatures").
 
 A private key never leaves this module: no log line, event or response carries one.
 """

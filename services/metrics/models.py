@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from services.metrics.projection import COUNTER_COLUMNS, RATING_COLUMNS
+from services.metrics.projection import COUNTER_COLUMNS, FACT_FLAGS, INTAKE_COUNTS, RATING_COLUMNS
 from shared.db import UTCDateTime, add_pipeline_tables
 from shared.vocabulary import IN_PROCESS
 
@@ -78,6 +78,11 @@ dossier_facts = sa.Table(
     sa.Column("supplements", sa.Integer, nullable=False, default=0),
     sa.Column("clock_stops", sa.Integer, nullable=False, default=0),
     sa.Column("apologies", sa.Integer, nullable=False, default=0, server_default="0"),
+    *(sa.Column(name, sa.Integer, nullable=False, default=0, server_default="0") for name in INTAKE_COUNTS),
+    *(
+        sa.Column(name, sa.Boolean, nullable=False, default=False, server_default=sa.false())
+        for name in FACT_FLAGS
+    ),
     sa.Column("last_sequence", sa.Integer, nullable=False),
     sa.Index("ix_metrics_dossier_facts_unit_received_on", "receiving_unit", "received_on"),
     # The gauges read only dossiers in process, a small slice of the table, and only these columns:

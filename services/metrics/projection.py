@@ -44,19 +44,24 @@ from shared.vocabulary import (
     IN_PROCESS,
     RATINGS,
     Channel,
+    OnlineLevel,
     Rating,
     ReturnMethod,
     Status,
     Timeliness,
 )
 
-GROUPINGS = ("unit", "procedure", "field", "month")
+GROUPINGS = ("unit", "level", "procedure", "field", "month")
 
 # Upper bounds (working days) of the resolution-time histogram. Counts are kept per bound in the
 # totals table, so changing them takes a migration and a rebuild. Six buckets is what the
 # cardinality budget allows per (unit, field) pair: see services/metrics/exposition.py.
 RESOLUTION_BUCKETS = (1.0, 3.0, 5.0, 10.0, 20.0)
 MICRO = 1_000_000
+# The counts of dossier components an event may carry (docs/dossier-events.md, received / registered).
+INTAKE_COUNTS = ("components_digitised", "components_reused", "components_national")
+# The Decision 766 flags of a dossier's facts (DossierFacts).
+FACT_FLAGS = ("vneid_verified", "paid", "paid_online", "result_digital")
 
 
 class OutOfOrder(ValueError):
@@ -105,11 +110,43 @@ class DossierFacts:
     supplements: int = 0
     clock_stops: int = 0
     apologies: int = 0
+    # What Decision 766's digitisation and online groups count (services/metrics/scorecard.py): the
+    # dossier's components digitised at the desk, reused from the store of digitised papers, or taken
+    # from a national database; an account verified with VNeID; fees paid (online or not); the result
+    # issued digitally (sealed through the e-signature service).
+    components_digitised: int = 0
+    components_reused: int = 0
+    components_national: int = 0
+    vneid_verified: bool = False
+    paid: bool = False
+    paid_online: bool = False
+    result_digital: bool = False
     last_sequence: int = 0
 
     @property
     def is_received(self) -> bool:
         return self.received_at is not None
+
+    @property
+    def filed_online_level(self) -> str | None:
+        """The dossier's online level as filed: its procedure's level (toàn trình / một phần) when it
+        came through the online channel, None when it came to the counter or by post."""
+        return self.online_level if self.channel == Channel.ONLINE else None
+
+    @property
+    def digitised(self) -> bool:
+        """At least one component digitised at the desk, reused, or taken from a national database."""
+        return self.components_digitised + self.components_reused + self.components_national > 0
+
+    @property
+    def reused_data(self) -> bool:
+        """At least one component reused from the store or taken from a national database."""
+        return self.components_reused + self.components_national > 0
+
+    @property
+    def uncollected(self) -> bool:
+        """Decided, its result ready at the desk, and not handed over (yet)."""
+        return self.resolved_at is not None and self.returned_at is None
 
     @property
     def in_process(self) -> bool:
@@ -195,8 +232,20 @@ def apply(facts: DossierFacts | None, event: StreamEvent, timezone: tzinfo) -> D
             changes["clock_stopped_at"] = at
     else:
         changes["clock_stopped_at"] = None
+    for name in INTAKE_COUNTS:
+        # Cumulative counts the dossier service sends at filing (docs/dossier-events.md); never down.
+        if name in data:
+            changes[name] = max(int(data[name] or 0), getattr(facts, name))
+    if data.get("vneid_verified"):
+        changes["vneid_verified"] = True
     if event.name == "supplement_requested":
         changes["supplements"] = facts.supplements + 1
+    elif event.name == "paid":
+        # paid_online: added by the online payment (event contract 3.2); a missing flag is a desk payment.
+        changes["paid"] = True
+        changes["paid_online"] = facts.paid_online or bool(data.get("paid_online", False))
+    elif event.name == "stamped":
+        changes["result_digital"] = facts.result_digital or bool(data.get("digital", False))
     elif event.name == "apologized":
         changes["apologies"] = facts.apologies + 1
     elif event.name == "resolved" and facts.resolved_at is None:
@@ -312,6 +361,15 @@ class Tally:
     returned_postal: int = 0
     rated: int = 0
     rated_not_satisfied: int = 0
+    received_fully_online: int = 0
+    received_partly_online: int = 0
+    vneid_verified: int = 0
+    digitised: int = 0
+    reused_data: int = 0
+    paid: int = 0
+    paid_online: int = 0
+    result_digital: int = 0
+    uncollected: int = 0
 
     STANDING_COLUMNS: ClassVar[dict[str, str]] = {
         Timeliness.EARLY: "decided_early",
@@ -339,6 +397,15 @@ class Tally:
         )
         self.rated += rating is not None
         self.rated_not_satisfied += rating == Rating.NOT_SATISFIED
+        self.received_fully_online += facts.filed_online_level == OnlineLevel.FULL
+        self.received_partly_online += facts.filed_online_level == OnlineLevel.PARTIAL
+        self.vneid_verified += facts.vneid_verified
+        self.digitised += facts.digitised
+        self.reused_data += facts.reused_data
+        self.paid += facts.paid
+        self.paid_online += facts.paid and facts.paid_online
+        self.result_digital += facts.resolved_at is not None and facts.result_digital
+        self.uncollected += facts.uncollected
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
@@ -359,6 +426,13 @@ class Tally:
             "supplement_rate": _ratio(self.supplemented, self.received),
             "satisfaction_rate": _ratio(self.decided - self.rated_not_satisfied, self.decided),
             "progress_score": progress_score(self),
+            "fully_online_share": _ratio(self.received_fully_online, self.received),
+            "partly_online_share": _ratio(self.received_partly_online, self.received),
+            "vneid_share": _ratio(self.vneid_verified, self.received_online),
+            "digitised_share": _ratio(self.digitised, self.received),
+            "reuse_share": _ratio(self.reused_data, self.received),
+            "online_payment_share": _ratio(self.paid_online, self.paid),
+            "digital_result_share": _ratio(self.result_digital, self.decided),
         }
 
 

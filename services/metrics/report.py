@@ -4,7 +4,9 @@ Figures describe the dossiers *received* in the period by the unit's subtree (re
 they stand when the report is made; see :mod:`services.metrics.projection` for each figure. The total
 is the sum of the groups' tallies, and every rate is derived from summed counts, never averaged.
 With ``group_by=unit`` the groups are the unit's direct children (plus the unit itself for dossiers
-received at its own desk), so a province's figures are exactly the sum of its units'.
+received at its own desk), so a province's figures are exactly the sum of its units'; ``group_by=level``
+groups the receiving units by administrative level (a district's own desk apart from its communes).
+Every group and the total carry Decision 766's scorecard (services/metrics/scorecard.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import date, datetime
 from typing import Any
 
 from services.metrics.projection import FIGURES, Tally, month_of
+from services.metrics.scorecard import Definitions, definitions
 from shared.units import UnitRegistry
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
@@ -48,10 +51,16 @@ class SlaReport:
     groups: tuple[Group, ...]
 
     @property
+    def scorecard(self) -> Definitions:
+        """Decision 766's scorecard (services/metrics/scorecard.py), computed per group and for the total."""
+        return definitions()
+
+    @property
     def total(self) -> Tally:
         return sum((group.tally for group in self.groups), Tally())
 
     def as_dict(self) -> dict[str, Any]:
+        card = self.scorecard
         return {
             "unit": self.unit,
             "unit_name": self.unit_name,
@@ -59,19 +68,23 @@ class SlaReport:
             "to": self.last,
             "group_by": self.group_by,
             "as_of": self.as_of,
-            "total": self.total.figures(),
-            "groups": [{"key": g.key, "name": g.name, **g.tally.figures()} for g in self.groups],
+            "total": {**self.total.figures(), "scorecard": card.score(self.total)},
+            "groups": [
+                {"key": g.key, "name": g.name, **g.tally.figures(), "scorecard": card.score(g.tally)}
+                for g in self.groups
+            ],
         }
 
     def to_csv(self) -> str:
         """One row per group and a last row ``total``; empty cells where a rate has no denominator."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([self.group_by, "name", *FIGURES])
+        scores = list(self.scorecard.flat(Tally()))
+        writer.writerow([self.group_by, "name", *FIGURES, *scores])
         rows = [(g.key, g.name, g.tally) for g in self.groups] + [("total", self.unit_name, self.total)]
         for key, name, tally in rows:
-            figures = tally.figures()
-            cells = [key, name, *("" if figures[f] is None else figures[f] for f in FIGURES)]
+            figures = {**tally.figures(), **self.scorecard.flat(tally)}
+            cells = [key, name, *("" if figures[f] is None else figures[f] for f in (*FIGURES, *scores))]
             writer.writerow([neutralise(cell) for cell in cells])
         return out.getvalue()
 
@@ -87,6 +100,9 @@ def group_of(group_by: str, value: Any, unit: str, registry: UnitRegistry) -> tu
         depth = len(registry.path(unit))
         key = path[depth] if len(path) > depth else unit
         return key, registry.get(key).name
+    if group_by == "level":
+        level = registry.get(value).level if value in registry else "unknown"
+        return level, level
     if group_by == "month":
         month = month_of(value if isinstance(value, date) else date.fromisoformat(str(value)))
         return month, month

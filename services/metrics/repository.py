@@ -45,7 +45,7 @@ from shared.db import UTCDateTime
 from shared.events import Event
 from shared.uow import claim_first_deliveries
 from shared.verification import EventRejected
-from shared.vocabulary import IN_PROCESS, Channel, Rating, ReturnMethod, Status, Timeliness
+from shared.vocabulary import IN_PROCESS, Channel, OnlineLevel, Rating, ReturnMethod, Status, Timeliness
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +323,7 @@ def waiting_count(connection: Connection) -> int:
 
 GROUP_COLUMNS = {
     "unit": dossier_facts.c.receiving_unit,
+    "level": dossier_facts.c.receiving_unit,
     "procedure": dossier_facts.c.procedure_code,
     "field": dossier_facts.c.procedure_field,
     "month": dossier_facts.c.received_on,
@@ -340,6 +341,7 @@ def report_tallies(
     column = GROUP_COLUMNS[group_by]
     resolved = facts.resolved_at.is_not(None)
     unresolved = sa.and_(facts.resolved_at.is_(None), facts.status != int(Status.WITHDRAWN))
+    online = facts.channel == int(Channel.ONLINE)
 
     def count(condition) -> sa.ColumnElement:
         return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
@@ -368,6 +370,21 @@ def report_tallies(
             ).label("returned_postal"),
             count(ratings.c.rating.is_not(None)).label("rated"),
             count(ratings.c.rating == Rating.NOT_SATISFIED.value).label("rated_not_satisfied"),
+            count(sa.and_(online, facts.online_level == OnlineLevel.FULL.value)).label(
+                "received_fully_online"
+            ),
+            count(sa.and_(online, facts.online_level == OnlineLevel.PARTIAL.value)).label(
+                "received_partly_online"
+            ),
+            count(facts.vneid_verified).label("vneid_verified"),
+            count(facts.components_digitised + facts.components_reused + facts.components_national > 0).label(
+                "digitised"
+            ),
+            count(facts.components_reused + facts.components_national > 0).label("reused_data"),
+            count(facts.paid).label("paid"),
+            count(sa.and_(facts.paid, facts.paid_online)).label("paid_online"),
+            count(sa.and_(resolved, facts.result_digital)).label("result_digital"),
+            count(sa.and_(resolved, facts.returned_at.is_(None))).label("uncollected"),
         )
         .select_from(dossier_facts.outerjoin(ratings, ratings.c.dossier_code == facts.code))
         .where(

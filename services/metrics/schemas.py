@@ -80,6 +80,15 @@ _COUNT_DESCRIPTIONS = {
     "returned_postal": "result delivered by post",
     "rated": "with a satisfaction rating",
     "rated_not_satisfied": "rated not satisfied",
+    "received_fully_online": "filed online, procedure fully online (toàn trình; 'level 4' before)",
+    "received_partly_online": "filed online, procedure partly online (một phần; 'level 3' before)",
+    "vneid_verified": "filed with an account verified with VNeID",
+    "digitised": "with at least one component digitised at the desk, reused, or from a national database",
+    "reused_data": "with at least one component reused from the store or taken from a national database",
+    "paid": "with fees paid",
+    "paid_online": "with fees paid online",
+    "result_digital": "decided, the result issued digitally (sealed through the e-signature service)",
+    "uncollected": "decided, the result ready and not handed over (yet)",
 }
 
 
@@ -95,6 +104,13 @@ _RATE_DESCRIPTIONS = {
     "'returned' is read as dossiers given back without a result at the applicant's request "
     "(withdrawn, status 7); a result handed over is already counted among the decided ones and is "
     "not counted again",
+    "fully_online_share": "received fully online / received",
+    "partly_online_share": "received partly online / received",
+    "vneid_share": "filed with a VNeID-verified account / received online",
+    "digitised_share": "digitised / received",
+    "reuse_share": "reusing digitised data / received",
+    "online_payment_share": "paid online / paid",
+    "digital_result_share": "result issued digitally / decided",
 }
 
 # Every count of a Tally, then the rates: a count without a description fails at import.
@@ -114,7 +130,38 @@ FiguresSchema = Schema.from_dict(
 )
 
 
-class ReportGroupSchema(FiguresSchema):
+class IndicatorScoreSchema(Schema):
+    key = fields.String(metadata={"description": "the indicator (services/metrics/indicators_766.yml)"})
+    measured = fields.Boolean(metadata={"description": "false: motcua does not see what it measures"})
+    value = fields.Float(allow_none=True, metadata={"description": "its ratio; null if unmeasured or 0/0"})
+    points = fields.Float(allow_none=True, metadata={"description": "max_points x min(1, value / target)"})
+    max_points = fields.Float()
+
+
+class GroupScoreSchema(Schema):
+    key = fields.String(
+        metadata={"description": "transparency, progress, online, digitisation or satisfaction"}
+    )
+    points = fields.Float()
+    max_points = fields.Float()
+    indicators = fields.List(fields.Nested(IndicatorScoreSchema))
+
+
+class ScorecardSchema(Schema):
+    """Decision 766/QĐ-TTg: five groups, 100 points (docs/domain.md §12)."""
+
+    decision = fields.String()
+    points = fields.Float(metadata={"description": "the points earned, over the measured indicators"})
+    max_points = fields.Float(metadata={"description": "100"})
+    measured_points = fields.Float(metadata={"description": "how many of the 100 motcua can measure"})
+    groups = fields.List(fields.Nested(GroupScoreSchema))
+
+
+class ScoredFiguresSchema(FiguresSchema):
+    scorecard = fields.Nested(ScorecardSchema)
+
+
+class ReportGroupSchema(ScoredFiguresSchema):
     key = fields.String(metadata={"description": "unit code, procedure code, field code or YYYY-MM"})
     name = fields.String()
 
@@ -126,5 +173,5 @@ class ReportSchema(Schema):
     period_to = fields.Date(data_key="to")
     group_by = fields.String()
     as_of = fields.AwareDateTime(metadata={"description": "when the figures were computed"})
-    total = fields.Nested(FiguresSchema)
+    total = fields.Nested(ScoredFiguresSchema)
     groups = fields.List(fields.Nested(ReportGroupSchema))

@@ -44,7 +44,7 @@ def test_two_units_with_one_identifier_never_share_a_code(session):
 def test_after_the_9999th_dossier_of_a_day_the_number_grows_a_digit(session):
     session.execute(sa.insert(dossier_code_counters).values(unit="26740", day="261201", last=9998))
     assert next_dossier_code(session, unit="26740", identifier="26740", day=DAY) == "26740-261201-9999"
-    # the 10,000th: still unique, no longer the portal's four digits (README, "Dossier codes")
+    # the 10,000th: still unique, no longer the portal's four digits (docs/how-it-works.md)
     assert next_dossier_code(session, unit="26740", identifier="26740", day=DAY) == "26740-261201-10000"
 
 

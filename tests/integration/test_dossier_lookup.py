@@ -1,5 +1,5 @@
 """Tra cứu hồ sơ over HTTP, on the real broker and both databases: what proves the right to look, what
-the citizen is shown, and how guesses are refused (the rules: README "The citizen's side").
+the citizen is shown, and how guesses are refused (the rules: docs/services.md "The citizen's side").
 
 Expected values come from the rules: a code alone opens nothing; an unknown code, a wrong secret and a
 locked code get one same answer; the answer names no person; the secret is shown once and kept nowhere.

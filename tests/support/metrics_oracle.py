@@ -20,6 +20,8 @@ def _key(truth: Truth, unit: str, group_by: str, registry: UnitRegistry) -> str:
     if group_by == "unit":
         path, depth = registry.path(truth.receiving_unit), len(registry.path(unit))
         return path[depth] if len(path) > depth else unit
+    if group_by == "level":
+        return registry.get(truth.receiving_unit).level
     if group_by == "procedure":
         return truth.procedure_code
     if group_by == "field":

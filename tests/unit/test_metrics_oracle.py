@@ -28,6 +28,7 @@ COMMUNES = [unit.code for unit in REGISTRY.children(PROVINCE)[:6]]
 UNITS = [PROVINCE, *COMMUNES]
 GROUP_VALUE = {
     "unit": lambda f: f.receiving_unit,
+    "level": lambda f: f.receiving_unit,
     "procedure": lambda f: f.procedure_code,
     "field": lambda f: f.procedure_field,
     "month": lambda f: f.received_on,
