@@ -25,7 +25,7 @@ from marshmallow import INCLUDE
 from shared.events import CATALOGUE, CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, EventType
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "3.1.0"
+VERSION = "3.2.0"
 # How a consumer reads an event, and so which changes are additive (docs/contracts.md §6).
 TOLERANT_READING = (
     "Consumers read tolerantly: a `data` field or an envelope attribute they do not know is ignored, not "

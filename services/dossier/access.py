@@ -22,6 +22,9 @@ STAFF_ROLES = ("desk_officer", "handling_officer", "leader", "clerk", "auditor",
 FILING_ROLES = ("portal", "postal_operator")
 # A service, not a person: the national portal sync reads the applicant's contact for the portal.
 PORTAL_SYNC = "portal_sync"
+# A service, not a person: the payment service records a payment the national payment platform confirmed,
+# and reads what a dossier owes (services/payment).
+PAYMENT_SERVICE = "payment_service"
 # A service too: the notifier reads the applicant's consent and contact when it sends a message.
 NOTIFIER = "notifier"
 RECEIVING, HANDLING = "receiving", "handling"

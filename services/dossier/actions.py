@@ -118,6 +118,8 @@ def _entries(*entries: ActionEntry) -> dict[Action, ActionEntry]:
 
 
 DESK, AGENCY = (access.DESK_OFFICER, access.RECEIVING), (access.HANDLING_OFFICER, access.HANDLING)
+# The payment service, for the platform's confirmed payments of dossiers received in its jurisdiction.
+PAYMENT_PLATFORM = (access.PAYMENT_SERVICE, access.RECEIVING)
 LEADER, CLERK = (access.LEADER, access.HANDLING), (access.CLERK, access.HANDLING)
 
 # The registry: one entry per action (tests/unit/test_dossier_service_layer.py fails on a missing one).
@@ -174,11 +176,14 @@ REGISTRY: dict[Action, ActionEntry] = _entries(
     ),
     ActionEntry(
         Action.RECORD_PAYMENT,
-        actors=(DESK, AGENCY),
+        actors=(DESK, AGENCY, PAYMENT_PLATFORM),
         body=schemas.PaymentSchema,
-        handler=lambda d, b, c: d.record_payment(now=c.now, calendar=c.calendar),
+        handler=lambda d, b, c: d.record_payment(
+            now=c.now, calendar=c.calendar, online=c.role == access.PAYMENT_SERVICE
+        ),
         event=events.Paid,
-        summary="Record the payment; the clock resumes",
+        summary="Record the payment (at the counter, or the payment service's confirmed online payment); "
+        "the clock resumes",
     ),
     ActionEntry(
         Action.APPRAISE,

@@ -17,9 +17,10 @@ from typing import Any, Protocol
 
 from nameko.extensions import DependencyProvider
 
-from services.dossier import catalogue, catalogue_files
+from services.dossier import catalogue, catalogue_files, lookup_page
 from services.dossier.domain.model import Rules
 from services.dossier.lookup import DEVELOPMENT_KEY, LookupSettings
+from services.dossier.lookup_page import Page
 from services.dossier.watch_backoff import WatchBackoff
 from shared.auth import is_development, lookup_key_problem
 from shared.config import ConfigurationError, Setting, boolean, positive, positive_int, validate
@@ -113,6 +114,13 @@ LOOKUP_SETTINGS = (
     Setting("LOOKUP_PER_MINUTE", positive_int, default=20, description="lookups per client address a minute"),
     Setting("LOOKUP_PER_CODE_PER_MINUTE", positive_int, default=10, description="lookups per code a minute"),
     Setting("LOOKUP_CAPTCHA", default="off", description="the CAPTCHA checker (off: none; development)"),
+    Setting(
+        "PAYMENT_START_URL",
+        required=False,
+        default="",
+        description="the payment service's start page (…/thanh-toan) the lookup page offers while a dossier "
+        "awaits payment; empty: no online payment offered",
+    ),
 )
 MIN_LOOKUP_KEY_BYTES = 32
 
@@ -142,6 +150,8 @@ class LookupGuard:
     per_client: SlidingWindow
     per_code: SlidingWindow
     captcha: Captcha
+    payment_start: str  # the payment service's start page; empty: the page offers no online payment
+    page: Page  # the lookup page, its policy allowing forms to payment_start
 
 
 def lookup_guard(config: Mapping[str, Any]) -> LookupGuard:
@@ -166,6 +176,8 @@ def lookup_guard(config: Mapping[str, Any]) -> LookupGuard:
         per_client=SlidingWindow(values["LOOKUP_PER_MINUTE"]),
         per_code=SlidingWindow(values["LOOKUP_PER_CODE_PER_MINUTE"]),
         captcha=CAPTCHAS[values["LOOKUP_CAPTCHA"]](),
+        payment_start=values["PAYMENT_START_URL"] or "",
+        page=lookup_page.load(values["PAYMENT_START_URL"] or ""),
     )
 
 

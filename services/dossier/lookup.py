@@ -115,7 +115,7 @@ def _local(moment: datetime | None, zone: tzinfo) -> str | None:
     return None if moment is None else moment.astimezone(zone).isoformat(timespec="seconds")
 
 
-def _unit_name(units: UnitRegistry, code: str) -> str:
+def unit_name(units: UnitRegistry, code: str) -> str:
     try:
         return units.get(code).name
     except UnknownUnit:
@@ -143,7 +143,7 @@ def citizen_view(
         "status": int(status),
         "status_name": status.vietnamese,
         "procedure_name": procedure_name,
-        "receiving_unit_name": _unit_name(units, dossier.receiving_unit),
+        "receiving_unit_name": unit_name(units, dossier.receiving_unit),
         "received_at": _local(dossier.received_at, zone),
         "appointment": None
         if dossier.due_at is None
@@ -159,7 +159,7 @@ def citizen_view(
     if status not in FINAL and status is not Status.RESOLVED:
         current = [step.name for step in dossier.plan if step.stage == dossier.stage]
         unit = dossier.handling_unit if status is not Status.REGISTERED else dossier.receiving_unit
-        view["now_at"] = {"unit_name": _unit_name(units, unit), "steps": current}
+        view["now_at"] = {"unit_name": unit_name(units, unit), "steps": current}
     if status is Status.SUPPLEMENT_REQUESTED:
         notice = dossier.latest_notice(Action.REQUEST_SUPPLEMENT)
         view["to_do"] = _to_do("supplement", items=list(notice.items) if notice else [])

@@ -9,6 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 SOURCE = Path(__file__).with_name("page") / "tra-cuu.html"
 
@@ -26,11 +27,20 @@ class Page:
     headers: dict[str, str]
 
 
-def load() -> Page:
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``; empty for no URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def load(payment_start: str = "") -> Page:
+    """The page; ``payment_start`` (the payment service's start page) is the one other origin its forms
+    may post to (the "Thanh toán trực tuyến" button)."""
     html = SOURCE.read_text(encoding="utf-8")
+    forms = " ".join(filter(None, ("'self'", _origin(payment_start))))
     policy = (
         f"default-src 'none'; script-src {_hashes(html, 'script')}; style-src {_hashes(html, 'style')}; "
-        "connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        f"connect-src 'self'; img-src 'self'; form-action {forms}; base-uri 'none'; frame-ancestors 'none'"
     )
     return Page(
         html.encode(),
@@ -41,6 +51,3 @@ def load() -> Page:
             "Cache-Control": "no-cache",
         },
     )
-
-
-PAGE = load()

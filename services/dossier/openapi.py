@@ -22,6 +22,8 @@ from services.dossier.schemas import (
     LookupSchema,
     NoticeFormSchema,
     NotificationContactSchema,
+    PaymentDueRequestSchema,
+    PaymentDueSchema,
     PortalRecordSchema,
     ProcessControlFormSchema,
     ReceiptFormSchema,
@@ -32,7 +34,7 @@ from services.dossier.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.8.0"
+VERSION = "0.9.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:
@@ -139,6 +141,20 @@ OPERATIONS = (
         errors=(401, 403, 404),
         description="Role portal_sync only (the outbound service), for dossiers received in its "
         "jurisdiction; 404 for any other. Personal data: it never travels on an event.",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/dossiers/<code>/payment-due",
+        "What a dossier owes, for the online payment (the payment service)",
+        "payment_due",
+        "dossiers",
+        request=PaymentDueRequestSchema,
+        response=PaymentDueSchema,
+        errors=(401, 403, 404, 422),
+        description="Role payment_service only, for dossiers received in its jurisdiction. With the "
+        "citizen's proof (secret or identity number), checked as POST /api/v1/lookups checks it (wrong "
+        "proofs count towards the same lock-out); one same 404 for an unknown code, a wrong proof or a "
+        "locked code. amount_vnd is the last amount asked for, null unless the dossier awaits payment.",
     ),
     Operation(
         "GET",

@@ -357,6 +357,41 @@ class PortalRecordSchema(Schema):
     results = fields.List(fields.Nested(PortalResultSchema), metadata={"description": "the sealed result"})
 
 
+class PaymentDueRequestSchema(Schema):
+    """The payment service asks what a dossier owes: for the citizen, with the receipt's proof."""
+
+    secret = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "the receipt's secret, when the citizen starts the payment"},
+    )
+    id_number = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "the applicant's identity number, instead of the secret"},
+    )
+
+    @validates_schema
+    def at_most_one_proof(self, data, **kwargs):
+        if "secret" in data and "id_number" in data:
+            raise ValidationError("give the receipt's secret or the identity number, not both", "secret")
+
+
+class PaymentDueSchema(Schema):
+    """What a dossier owes and what the payment platform's receipt names (no personal data)."""
+
+    code = fields.String()
+    status = fields.Integer(
+        metadata={"description": "the national portal's status code (6: awaiting payment)"}
+    )
+    amount_vnd = fields.Integer(
+        allow_none=True, metadata={"description": "the amount the agency asked for (null unless status 6)"}
+    )
+    procedure_code = fields.String()
+    procedure_name = fields.String()
+    receiving_unit = fields.String()
+    receiving_unit_name = fields.String()
+    fees = fields.List(fields.Nested("FeeLineSchema"), metadata={"description": "the catalogue's fee lines"})
+
+
 class LookupCredentialSchema(Schema):
     """What proves the right to look the dossier up (tra cứu): shown once, to print on the receipt."""
 
@@ -513,6 +548,12 @@ class ToDoSchema(Schema):
     kind = fields.String(metadata={"description": "supplement, payment or collect"})
     items = fields.List(fields.String(), metadata={"description": "supplement: what to bring"})
     amount_vnd = fields.Integer(allow_none=True, metadata={"description": "payment: how much, in đồng"})
+    payment_url = fields.String(
+        metadata={
+            "description": "payment: the payment service's start page (POST ma, s or cccd), where the "
+            "deployment offers online payment"
+        }
+    )
 
 
 class LookupSchema(Schema):
@@ -686,7 +727,13 @@ class PaymentRequestedEventSchema(StatusEventSchema):
 
 @event_type("dossier", "paid", "The financial obligations were paid; the clock resumes, due times shifted.")
 class PaidEventSchema(StatusEventSchema):
-    pass
+    paid_online = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "true: paid through the national payment platform (the payment service); "
+            "false: recorded at the counter. Added in event contract 3.2.0 (absent before: false)."
+        },
+    )
 
 
 @event_type("dossier", "appraised", "The agency holding the dossier appraised it.")

@@ -17,7 +17,6 @@ from services.dossier import access, esign_intake, lookup, postal_intake, servic
 from services.dossier.actions import REGISTRY
 from services.dossier.dependencies import Catalogue, Lifecycle, Lookup, WatchBackoffProvider, watch_timer
 from services.dossier.domain.model import Action, Dossier
-from services.dossier.lookup_page import PAGE
 from services.dossier.models import SERVICE, pipeline
 from services.dossier.openapi import document as openapi_document
 from services.dossier.schemas import (
@@ -29,6 +28,8 @@ from services.dossier.schemas import (
     DossierSummarySchema,
     LookupRequestSchema,
     LookupSchema,
+    PaymentDueRequestSchema,
+    PaymentDueSchema,
     PortalRecordSchema,
     ReceiptPrintSchema,
     ReceiptRequestSchema,
@@ -53,6 +54,8 @@ AUDIT_ENTRIES = AuditEntrySchema(many=True)
 PORTAL_RECORD = PortalRecordSchema()
 LOOKUP_REQUEST = LookupRequestSchema()
 LOOKUP = LookupSchema()
+PAYMENT_DUE_REQUEST = PaymentDueRequestSchema()
+PAYMENT_DUE = PaymentDueSchema()
 RECEIPT_PRINT = ReceiptPrintSchema()
 CONSENT_WITHDRAWAL = ConsentWithdrawalSchema()
 ACTION_SCHEMAS = {action: entry.body() for action, entry in REGISTRY.items()}
@@ -240,12 +243,24 @@ class DossierService(OperationalEndpoints):
                 "captcha: the check was not passed", errors=[{"pointer": "/captcha", "detail": "not passed"}]
             )
         command = service_layer.LookUp(body["code"], body.get("secret"), body.get("id_number"))
-        return LOOKUP.dump(service_layer.look_up(command, self.uow, self._office()))
+        view = service_layer.look_up(command, self.uow, self._office())
+        if view["to_do"] is not None and view["to_do"]["kind"] == "payment" and guard.payment_start:
+            view["to_do"]["payment_url"] = guard.payment_start
+        return LOOKUP.dump(view)
+
+    @api("POST", "/api/v1/dossiers/<string:code>/payment-due")
+    def payment_due(self, request, code):
+        """What a dossier owes, for the payment service (role payment_service), with the citizen's proof."""
+        principal = self.auth.principal(request)
+        body = _action_body(request, PAYMENT_DUE_REQUEST)
+        command = service_layer.PaymentDue(principal, code, body.get("secret"), body.get("id_number"))
+        return PAYMENT_DUE.dump(service_layer.payment_due(command, self.uow, self._office()))
 
     @api("GET", lookup.PAGE_PATH)
     def lookup_page(self, request):
         """The citizen's lookup page (Vietnamese, no external assets); the QR code's link opens it."""
-        return Response(PAGE.html, content_type="text/html; charset=utf-8", headers=PAGE.headers)
+        page = self.guard.page
+        return Response(page.html, content_type="text/html; charset=utf-8", headers=page.headers)
 
     def _receipt_pdf(self, code: str, slip: dict[str, Any]) -> Response:
         # Imported here: the PDF stack (fonts, fpdf2) loads only when a slip is printed.

@@ -121,6 +121,18 @@ class LookUp:
 
 
 @dataclass(frozen=True)
+class PaymentDue:
+    """What a dossier owes, asked by the payment service: with the citizen's proof (secret or identity
+    number) when the citizen starts the payment, without when the desk does (the payment service checks
+    the desk's jurisdiction itself)."""
+
+    principal: Principal
+    code: str
+    secret: str | None = None
+    id_number: str | None = None
+
+
+@dataclass(frozen=True)
 class PrintReceipt:
     """Form 01 with the secret given at filing, which must be the dossier's."""
 
@@ -589,13 +601,60 @@ def look_up(cmd: LookUp, uow: UnitOfWork, office: Office) -> dict[str, Any]:
     raise NotFound(lookup.REFUSAL)
 
 
-def _citizen_view(dossier: Dossier, tx: Transaction, office: Office) -> dict[str, Any]:
-    procedure = office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version)
-    amounts = [
+def payment_due(cmd: PaymentDue, uow: UnitOfWork, office: Office) -> dict[str, Any]:
+    """What dossier ``cmd.code`` owes (the last amount the agency asked for, while it awaits payment),
+    with what the payment platform's receipt names: procedure, unit, the catalogue's fee lines. Only the
+    payment service (role payment_service), for dossiers received in its jurisdiction. A proof given is
+    checked as the lookup checks it (wrong guesses count towards the same lock-out); one same NotFound
+    for an unknown code, a wrong proof, a locked code."""
+    cmd.principal.require_role(access.PAYMENT_SERVICE)
+    now, code = office.clock(), cmd.code.strip()
+    well_formed = DOSSIER_CODE.match(code) is not None
+    with uow.transaction() as tx:
+        dossier = office.dossiers(tx, None).read(code) if well_formed else None
+        if cmd.secret is None and cmd.id_number is None:
+            right = dossier is not None
+        else:
+            rows = office.lookups(tx)
+            guesses = rows.get(code) if well_formed else None
+            proven = lookup.proven(
+                office.lookup, guesses, dossier, secret=cmd.secret, id_number=cmd.id_number
+            )
+            locked = guesses is not None and guesses.locked(now)
+            right = proven and dossier is not None and not locked
+            if right:
+                rows.succeeded(code)
+            elif well_formed and not locked:
+                rows.failed(code, max_failures=office.lookup.max_failures, until=now + office.lookup.lock)
+        if right and dossier is not None and cmd.principal.covers(office.units, dossier.receiving_unit):
+            procedure = office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version)
+            amounts = _payment_amounts(dossier, tx, office)
+            awaiting = dossier.status is Status.AWAITING_PAYMENT and bool(amounts)
+            return {
+                "code": dossier.code,
+                "status": int(dossier.status),
+                "amount_vnd": amounts[-1] if awaiting else None,
+                "procedure_code": dossier.procedure_code,
+                "procedure_name": procedure.name,
+                "receiving_unit": dossier.receiving_unit,
+                "receiving_unit_name": lookup.unit_name(office.units, dossier.receiving_unit),
+                "fees": [{"name": fee.name, "amount_vnd": fee.amount_vnd} for fee in procedure.fees],
+            }
+    raise NotFound(lookup.REFUSAL)
+
+
+def _payment_amounts(dossier: Dossier, tx: Transaction, office: Office) -> list[int]:
+    """What the agency asked to be paid, in order (the last request counts)."""
+    return [
         entry.details["amount_vnd"]
         for entry in office.dossiers(tx, None).audit_trail(dossier.code)
         if entry.action == Action.REQUEST_PAYMENT.value and "amount_vnd" in entry.details
     ]
+
+
+def _citizen_view(dossier: Dossier, tx: Transaction, office: Office) -> dict[str, Any]:
+    procedure = office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version)
+    amounts = _payment_amounts(dossier, tx, office)
     return lookup.citizen_view(
         dossier,
         procedure_name=procedure.name,

@@ -16,25 +16,29 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_portal_down_for_ten_minutes_loses_and_repeats_nothing(rabbit_config, database_url, tmp_path):
-    with simulated_clock(tmp_path / "clock") as advance:
-        with portal_rig(rabbit_config["AMQP_URI"], database_url, advance) as rig:
-            row = portal_outage(rig, minutes=10, dossiers=4, step=timedelta(minutes=2), pause=0.3)
+    with (
+        simulated_clock(tmp_path / "clock") as advance,
+        portal_rig(rabbit_config["AMQP_URI"], database_url, advance) as rig,
+    ):
+        row = portal_outage(rig, minutes=10, dossiers=4, step=timedelta(minutes=2), pause=0.3)
     # 4 dossiers (one before, two during, one after), 2 events each: received, processing started.
     assert (row.published, row.received, row.lost, row.duplicated) == (8, 8, 0, 0), row
     assert "in order per dossier: yes" in row.note
 
 
 def test_a_subscriber_down_for_an_hour_gets_everything_once_in_order(rabbit_config, database_url, tmp_path):
-    with simulated_clock(tmp_path / "clock") as advance:
-        with subscriber_rig(rabbit_config["AMQP_URI"], database_url, advance) as rig:
-            row = subscriber_outage(
-                rig,
-                minutes=60,
-                dossiers=2,
-                step=timedelta(minutes=10),
-                pause=0.3,
-                settle_step=timedelta(minutes=30),
-            )
+    with (
+        simulated_clock(tmp_path / "clock") as advance,
+        subscriber_rig(rabbit_config["AMQP_URI"], database_url, advance) as rig,
+    ):
+        row = subscriber_outage(
+            rig,
+            minutes=60,
+            dossiers=2,
+            step=timedelta(minutes=10),
+            pause=0.3,
+            settle_step=timedelta(minutes=30),
+        )
     # 2 dossiers, 3 events each; the healthy subscriber had all six while the other was down.
     assert (row.published, row.received, row.lost, row.duplicated) == (6, 6, 0, 0), row
     assert "in order per dossier: yes" in row.note and "had 6 of 6" in row.note

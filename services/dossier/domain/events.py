@@ -70,6 +70,7 @@ class PaymentRequested(DossierEvent):
 @dataclass(frozen=True, kw_only=True)
 class Paid(DossierEvent):
     name: ClassVar[str] = "paid"
+    paid_online: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -675,11 +675,12 @@ class Dossier(Aggregate):
         self._record(PaymentRequested, now, amount_vnd=amount_vnd)
 
     @transition(Action.RECORD_PAYMENT, {S.AWAITING_PAYMENT}, "marked paid")
-    def record_payment(self, *, now: datetime, calendar: WorkingCalendar) -> None:
-        """Paid: processing goes on and every due time moves by the office time paused."""
+    def record_payment(self, *, now: datetime, calendar: WorkingCalendar, online: bool = False) -> None:
+        """Paid (``online``: through the national payment platform, else at the counter): processing goes
+        on and every due time moves by the office time paused."""
         self._restart_clock(now, calendar)
         self.status = Status.PROCESSING
-        self._record(Paid, now)
+        self._record(Paid, now, paid_online=online)
 
     @transition(Action.APPRAISE, {S.PROCESSING}, "appraised", guard=_not_yet_decided)
     def appraise(self, *, now: datetime, calendar: WorkingCalendar) -> None:
