@@ -98,7 +98,7 @@ bench: $(DEV_STAMP)
 chaos: $(DEV_STAMP)
 	@scripts/ensure-services.sh rabbitmq
 	$(BIN)/python -m chaos.run $(CHAOS_ARGS)
-	MOTCUA_ENV=development $(BIN)/python -m chaos.outbound
+	MOTCUA_ENV=development $(BIN)/python -m chaos.outbound_rig
 
 ## demo: a working day of one province through the HTTP API (with `make run` going)
 demo: $(RUN_STAMP)

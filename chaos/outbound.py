@@ -5,32 +5,25 @@ Each scenario counts what the far side holds against what was published: lost (a
 and duplicated (an event it got twice; a subscriber drops those by ``webhook-id``, the portal by its
 record's ``MaHoSo`` — a repeated step would be a duplicate it cannot drop, so none may come).
 
-    python -m chaos.outbound                         # the issue's durations; a table row per scenario
-    python -m chaos.outbound --portal-minutes 2 --subscriber-minutes 10
+    python -m chaos.outbound_rig                     # the issue's durations; a table row per scenario
+    python -m chaos.outbound_rig --portal-minutes 2 --subscriber-minutes 10
 
-The same scenario functions run, shorter, in tests/integration/test_outbound_chaos.py.
+The same scenario functions run, shorter, in tests/integration/test_outbound_chaos.py; the services they
+run against are chaos/outbound_rig.py's.
 """
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # the suite runs nameko containers here: eventlet patches before any import
-    import eventlet
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-    eventlet.monkey_patch()
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter, defaultdict  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from chaos.proxy import FaultProxy  # noqa: E402
-from shared import clock  # noqa: E402
+from chaos.proxy import FaultProxy
+from shared import clock
 
 # The portal's answer to every event of a dossier's short life at the desk: received, processing.
 DESK_LIFE = ("start_processing",)
@@ -233,39 +226,3 @@ def subscriber_outage(
     if not in_order:
         row.lost += 1
     return row
-
-
-# --- the rig as a process of its own (make chaos) --------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--portal-minutes", type=float, default=10)
-    parser.add_argument("--subscriber-minutes", type=float, default=60)
-    parser.add_argument("--dossiers", type=int, default=8)
-    parser.add_argument("--database-url", help="default: a SQLite file of the run's own")
-    args = parser.parse_args(argv)
-    from chaos.outbound_rig import portal_rig, subscriber_rig  # the services, only when run
-    from chaos.run import Settings, Vhost
-
-    rows = []
-    workdir = Path(tempfile.mkdtemp(prefix="motcua-chaos-outbound-"))
-    print(f"chaos: databases in {workdir}", file=sys.stderr)
-    vhost = Vhost(Settings())  # a throw-away vhost on the local broker: no other stack's queues
-    amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{vhost.name}"
-    with simulated_clock(workdir / "clock") as advance:
-        url = args.database_url or f"sqlite:///{workdir / 'portal.sqlite3'}"
-        with portal_rig(amqp_uri, url, advance) as rig:
-            rows.append(portal_outage(rig, minutes=args.portal_minutes, dossiers=args.dossiers))
-        url = args.database_url or f"sqlite:///{workdir / 'subscriber.sqlite3'}"
-        with subscriber_rig(amqp_uri, url, advance) as rig:
-            rows.append(subscriber_outage(rig, minutes=args.subscriber_minutes, dossiers=args.dossiers))
-    vhost.delete()
-    print(HEADER)
-    for row in rows:
-        print(row.line())
-    return 0 if all(row.ok for row in rows) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,32 +1,49 @@
 """The services behind chaos/outbound.py's scenarios, in this process: the dossier and outbound services
 (nameko containers on the given broker and database), the national portal simulator (its own process)
-behind a fault proxy, and local subscribers. Used by ``python -m chaos.outbound`` and the tests."""
+behind a fault proxy, and local subscribers. ``python -m chaos.outbound_rig`` runs both scenarios with
+the issue's durations (``make chaos``); the tests build the same rigs."""
 
 from __future__ import annotations
 
-import socket
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlsplit
+if __name__ == "__main__":  # nameko containers run here: eventlet patches before any other import
+    import eventlet
 
-import requests
-from nameko.containers import ServiceContainer
+    eventlet.monkey_patch()
 
-from chaos.outbound import PortalRig, SubscriberRig
-from chaos.proxy import FaultProxy
-from services.dossier.domain.events import EVENTS
-from services.dossier.events import envelope
-from shared import clock
-from shared.auth import DEV_SECRET, mint
-from shared.broker import ConfirmingPublisher, Outgoing
-from shared.migrate import upgrade
-from shared.units import UnitRegistry
-from shared.vocabulary import Channel, ReturnMethod, Status, StatusFacts
-from tests.support.portal import portal_simulator
-from tests.support.receiver import Receiver
+import argparse  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+
+import requests  # noqa: E402
+from nameko.containers import ServiceContainer  # noqa: E402
+
+from chaos.outbound import (  # noqa: E402
+    HEADER,
+    PortalRig,
+    SubscriberRig,
+    portal_outage,
+    simulated_clock,
+    subscriber_outage,
+)
+from chaos.proxy import FaultProxy  # noqa: E402
+from services.dossier.domain.events import EVENTS  # noqa: E402
+from services.dossier.events import envelope  # noqa: E402
+from shared import clock  # noqa: E402
+from shared.auth import DEV_SECRET, mint  # noqa: E402
+from shared.broker import ConfirmingPublisher, Outgoing  # noqa: E402
+from shared.migrate import upgrade  # noqa: E402
+from shared.units import UnitRegistry  # noqa: E402
+from shared.vocabulary import Channel, ReturnMethod, Status, StatusFacts  # noqa: E402
+from tests.support.portal import portal_simulator  # noqa: E402
+from tests.support.receiver import Receiver  # noqa: E402
 
 PROVINCE, DESK, PROCEDURE = "79", "26740", "1.012767"
 APPLICANT = {"full_name": "Nguyễn Văn An", "id_number": "079090001234", "phone": "0901234567"}
@@ -230,3 +247,37 @@ def _publish(amqp_uri: str, events: list) -> None:
         publisher.close()
     if not all(o.confirmed and not o.unroutable for o in outcomes):
         raise RuntimeError("the broker did not confirm every event")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="The outbound service's chaos rows: the portal and a subscriber down."
+    )
+    parser.add_argument("--portal-minutes", type=float, default=10)
+    parser.add_argument("--subscriber-minutes", type=float, default=60)
+    parser.add_argument("--dossiers", type=int, default=8)
+    parser.add_argument("--database-url", help="default: a SQLite file of the run's own")
+    args = parser.parse_args(argv)
+    from chaos.run import Settings, Vhost
+
+    rows = []
+    workdir = Path(tempfile.mkdtemp(prefix="motcua-chaos-outbound-"))
+    print(f"chaos: databases in {workdir}", file=sys.stderr)
+    vhost = Vhost(Settings())  # a throw-away vhost on the local broker: no other stack's queues
+    amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{vhost.name}"
+    with simulated_clock(workdir / "clock") as advance:
+        url = args.database_url or f"sqlite:///{workdir / 'portal.sqlite3'}"
+        with portal_rig(amqp_uri, url, advance) as rig:
+            rows.append(portal_outage(rig, minutes=args.portal_minutes, dossiers=args.dossiers))
+        url = args.database_url or f"sqlite:///{workdir / 'subscriber.sqlite3'}"
+        with subscriber_rig(amqp_uri, url, advance) as rig:
+            rows.append(subscriber_outage(rig, minutes=args.subscriber_minutes, dossiers=args.dossiers))
+    vhost.delete()
+    print(HEADER)
+    for row in rows:
+        print(row.line())
+    return 0 if all(row.ok for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

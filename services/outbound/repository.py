@@ -297,20 +297,27 @@ def delete_subscription(session: Session, subscription_id: str) -> None:
     session.execute(subscriptions.delete().where(subscriptions.c.id == subscription_id))
 
 
-def add_delivery(session: Session, subscription_id: str, event: Any, body: str, now: datetime) -> None:
+def add_deliveries(session: Session, rows: list[tuple[str, Any, str]], now: datetime) -> None:
+    """One delivery per ``(subscription id, event, body)``, pending and due now; one statement."""
+    if not rows:
+        return
     session.execute(
-        deliveries.insert().values(
-            subscription_id=subscription_id,
-            subject=event.subject,
-            sequence=event.sequence,
-            event_id=event.id,
-            event_type=event.type,
-            body=body,
-            enqueued_at=now,
-            attempts=0,
-            next_attempt_at=now,
-            state="pending",
-        )
+        deliveries.insert(),
+        [
+            {
+                "subscription_id": subscription_id,
+                "subject": event.subject,
+                "sequence": event.sequence,
+                "event_id": event.id,
+                "event_type": event.type,
+                "body": body,
+                "enqueued_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "state": "pending",
+            }
+            for subscription_id, event, body in rows
+        ],
     )
 
 

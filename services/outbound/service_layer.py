@@ -455,6 +455,7 @@ def fan_out(events: list[Event], uow: Any, context: Courier) -> list[bool]:
     now = context.clock()
     with uow.transaction() as tx:
         active = repository.active_subscriptions(tx.session)
+        rows = []
         for event in events:
             if not tx.first_delivery(event, SUBSCRIPTIONS_CONSUMER):
                 answers.append(False)
@@ -462,9 +463,8 @@ def fan_out(events: list[Event], uow: Any, context: Courier) -> list[bool]:
             answers.append(True)
             paths = [p for p in (event.unit_path, event.handling_unit_path, *event.also_unit_paths) if p]
             body = event.to_json()
-            for subscription in active:
-                if subscription.matches(event.type, paths, dict(event.data)):
-                    repository.add_delivery(tx.session, subscription.id, event, body, now)
+            rows += [(s.id, event, body) for s in active if s.matches(event.type, paths, dict(event.data))]
+        repository.add_deliveries(tx.session, rows, now)
     return answers
 
 

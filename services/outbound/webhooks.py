@@ -117,13 +117,14 @@ class WebhookSender:
         sender: str = "motcua",
         resolver: Callable[[str, int], list[str]] = resolve,
         verify: bool | str = True,
+        connections: int = 10,
     ) -> None:
         self.allowed, self.timeout, self.max_bytes = allowed, timeout, max_bytes
         self.resolver = resolver
         self.http = requests.Session()
         self.http.trust_env = False  # no proxy from the environment: the guard checks where it goes
         self.http.verify = verify
-        adapter = _PinnedAdapter()
+        adapter = _PinnedAdapter(pool_maxsize=connections)  # kept alive per address: one per sending thread
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
         self.user_agent = f"{sender}-webhooks/1"

@@ -1,4 +1,4 @@
-"""The outbound service's chaos rows, short (chaos/outbound.py; `python -m chaos.outbound` runs them with
+"""The outbound service's chaos rows, short (chaos/outbound.py; `python -m chaos.outbound_rig` runs them with
 more dossiers): the national portal unreachable for ten minutes and a subscriber down for an hour, on
 the simulated clock, on the real broker and both databases. Nothing is lost; nothing comes twice that
 the receiver could not drop by id — the counts are asserted."""
