@@ -87,7 +87,7 @@ def change_for(event: Event) -> Change | None:
             reason=f"organisation's signature applied digitally by {data['signer_name']}",
             details={**details, "document_sha256": data["document_sha256"], **number},
             applies=signature_recorded,
-            perform=lambda dossier, c: dossier.stamp(now=c.now),
+            perform=lambda dossier, c: dossier.stamp(now=c.now, digital=True),
         )
     # The leader's own words are on the signing request (e-signature API), not on the bus.
     reason = (

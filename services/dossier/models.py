@@ -133,6 +133,11 @@ dossiers = sa.Table(
     sa.Column("applicant", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("submitted_by", sa.String(200), nullable=True),
+    # Decision 766's intake counts and flag (docs/domain.md §12).
+    sa.Column("components_digitised", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("components_reused", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("components_national", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("vneid_verified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("registered_at", UTCDateTime, nullable=True),
     sa.Column("received_at", UTCDateTime, nullable=True),
     sa.Column("due_at", UTCDateTime, nullable=True),

@@ -65,6 +65,10 @@ def _future_appointment(value: datetime) -> None:
         raise ValidationError("must be within three years from now")
 
 
+# More components than any procedure of the catalogue lists: a count beyond it is a typing slip.
+MAX_COMPONENTS = 200
+
+
 class ApplicantSchema(Schema):
     """Personal data: stored with the dossier, never put on an event."""
 
@@ -107,6 +111,32 @@ class ApplicantSchema(Schema):
             )
 
 
+def _component_count(description: str) -> fields.Integer:
+    return fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=MAX_COMPONENTS),
+        metadata={"description": description},
+    )
+
+
+class ComponentsSchema(Schema):
+    """How many of the dossier's components (thành phần hồ sơ) came digitally, and how (Decision 766
+    digitisation indicators, docs/domain.md §12). Counts only; the papers themselves are not sent."""
+
+    digitised = _component_count("digitised (số hóa) at the desk from the paper the applicant brought")
+    reused = _component_count("reused (tái sử dụng) from the store of papers digitised before")
+    national = _component_count("taken from a national database (population, business, land …)")
+
+
+def _vneid_verified() -> fields.Boolean:
+    return fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "the filing account is verified with VNeID (a flag; the identity is not sent)"
+        },
+    )
+
+
 class ReceiptRequestSchema(Schema):
     """Tiếp nhận at the desk: the dossier is complete and valid; the appointment is computed."""
 
@@ -122,6 +152,8 @@ class ReceiptRequestSchema(Schema):
     )
     return_method = fields.String(load_default="counter", validate=validate.OneOf(list(RETURN_METHODS)))
     applicant = fields.Nested(ApplicantSchema, required=True)
+    components = fields.Nested(ComponentsSchema, load_default=dict)
+    vneid_verified = _vneid_verified()
 
 
 class RegistrationRequestSchema(Schema):
@@ -134,6 +166,8 @@ class RegistrationRequestSchema(Schema):
     channel = fields.String(required=True, validate=validate.OneOf(["online", "postal"]))
     return_method = fields.String(load_default="counter", validate=validate.OneOf(list(RETURN_METHODS)))
     applicant = fields.Nested(ApplicantSchema, required=True)
+    components = fields.Nested(ComponentsSchema, load_default=dict)
+    vneid_verified = _vneid_verified()
 
 
 # --- action bodies (POST /api/v1/dossiers/{code}/actions/{action}) -----------------------------
@@ -277,6 +311,15 @@ class TaskSchema(Schema):
 
 class DossierSchema(DossierSummarySchema):
     applicant = fields.Nested(ApplicantSchema)
+    components = fields.Function(
+        lambda d: {
+            "digitised": d.components_digitised,
+            "reused": d.components_reused,
+            "national": d.components_national,
+        },
+        metadata={"description": "components digitised, reused, taken from a national database (at filing)"},
+    )
+    vneid_verified = fields.Boolean()
     decision = fields.String(allow_none=True)
     decision_reason = fields.String(allow_none=True)
     supplement_count = fields.Integer()
@@ -674,15 +717,38 @@ class StepEventSchema(StatusEventSchema):
     step = fields.String(required=True, metadata={"description": "step code of the procedure's plan"})
 
 
+class IntakeEventSchema(StatusEventSchema):
+    """A filing's event: what Decision 766 counts of it (docs/domain.md §12). Counts and a flag only."""
+
+    components_digitised = fields.Integer(
+        load_default=0, metadata={"description": "components digitised (số hóa) at the desk; since 3.2"}
+    )
+    components_reused = fields.Integer(
+        load_default=0,
+        metadata={
+            "description": "components reused (tái sử dụng) from the store of digitised papers; since 3.2"
+        },
+    )
+    components_national = fields.Integer(
+        load_default=0, metadata={"description": "components taken from a national database; since 3.2"}
+    )
+    vneid_verified = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "filed from an account verified with VNeID (a flag, never the identity); since 3.2"
+        },
+    )
+
+
 @event_type(
     "dossier", "registered", "A dossier was filed online or by post; the desk has not checked it yet."
 )
-class RegisteredEventSchema(StatusEventSchema):
+class RegisteredEventSchema(IntakeEventSchema):
     pass
 
 
 @event_type("dossier", "received", "A desk received a dossier; the clock runs from now.")
-class ReceivedEventSchema(StatusEventSchema):
+class ReceivedEventSchema(IntakeEventSchema):
     pass
 
 
@@ -769,7 +835,13 @@ class SignedEventSchema(StatusEventSchema):
 
 @event_type("dossier", "stamped", "The organisation's signature (the seal) was applied to the result.")
 class StampedEventSchema(StatusEventSchema):
-    pass
+    digital = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "sealed through the e-signature service: the result is issued digitally; "
+            "false when stamped on paper; since 3.2"
+        },
+    )
 
 
 @event_type(

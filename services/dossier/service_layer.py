@@ -22,7 +22,7 @@ from services.dossier import access, forms, lookup
 from services.dossier.actions import REGISTRY, Context
 from services.dossier.catalogue import Catalogue, Procedure, UnknownProcedure
 from services.dossier.dependencies import LifecycleSettings
-from services.dossier.domain.model import Action, Dossier, TransitionNotAllowed
+from services.dossier.domain.model import Action, Dossier, Intake, TransitionNotAllowed
 from services.dossier.lookup import LookupSettings
 from services.dossier.lookup_store import Lookups
 from services.dossier.models import SERVICE
@@ -191,6 +191,7 @@ def _file(
         return_method=ReturnMethod.of(cmd.body["return_method"]),
         applicant=cmd.body["applicant"],
         now=now,
+        intake=_intake(cmd.body),
     )
     dossier.schedule_watch(office.calendar, office.settings.due_soon_lead)
     day = now.astimezone(office.calendar.timezone).date()
@@ -205,6 +206,16 @@ def _file(
     )
     _audit(dossiers, dossier, audited, None, now)
     return dossier
+
+
+def _intake(body: Mapping[str, Any]) -> Intake:
+    components = body.get("components") or {}
+    return Intake(
+        digitised=components.get("digitised", 0),
+        reused=components.get("reused", 0),
+        national=components.get("national", 0),
+        vneid_verified=bool(body.get("vneid_verified", False)),
+    )
 
 
 def _filing_terms(

@@ -22,7 +22,7 @@ from services.esign.keys import (
     Pkcs11KeyStore,
     Pkcs11Settings,
 )
-from services.esign.pades import PadesSignatures
+from services.esign.pades import REVOCATION_MODES, PadesSignatures, Revocation
 from services.esign.service_layer import EsignContext
 from services.esign.storage import DocumentStore
 from services.esign.tsa import TsaClient
@@ -64,6 +64,18 @@ SETTINGS = (
     Setting("ESIGN_LEADER_TITLE", description="title above the leader's signature"),
     Setting("ESIGN_VERIFY_MAX_BYTES", positive_int, description="largest PDF the public verifier takes"),
     Setting("ESIGN_VERIFY_PER_MINUTE", positive_int, description="uploads per client address per minute"),
+    Setting(
+        "ESIGN_REVOCATION_MODE",
+        _choice(*REVOCATION_MODES),
+        description="OCSP/CRL checking of signers' certificates: hard-fail, soft-fail or require",
+        default="hard-fail",
+    ),
+    Setting(
+        "ESIGN_REVOCATION_TIMEOUT_SECONDS",
+        positive_int,
+        description="timeout of one OCSP or CRL request made while verifying",
+        default=10,
+    ),
 )
 
 
@@ -102,6 +114,10 @@ def build_context(config: Mapping[str, Any]) -> EsignContext:
             keys=key_store(parsed),
             timestamper=TsaClient(tsa) if tsa else None,
             place=parsed["ESIGN_PLACE"],
+            revocation=Revocation(
+                mode=parsed["ESIGN_REVOCATION_MODE"],
+                timeout_seconds=parsed["ESIGN_REVOCATION_TIMEOUT_SECONDS"],
+            ),
         ),
         documents=DocumentStore(parsed["ESIGN_STORE_DIR"]),
         retention=timedelta(days=parsed["ESIGN_RETENTION_DAYS"]),

@@ -48,6 +48,8 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+from pyhanko_certvalidator.path import ValidationPath
 
 from services.esign.document import FONT_BOLD, FONT_REGULAR, LEADER_BOX, nfc
 from services.esign.domain.model import VN_TZ
@@ -202,8 +204,30 @@ async def _sign(
         stamp_style=style,
         new_field_spec=fields.SigFieldSpec(meta.field_name, on_page=0, box=box),
     )
-    output = await pdf_signer.async_sign_pdf(writer, appearance_text_params=text_params)
-    return output.getvalue()
+    key = _reservation_key(signer, timestamper)
+    output = await pdf_signer.async_sign_pdf(
+        writer, appearance_text_params=text_params, bytes_reserved=_RESERVED.get(key)
+    )
+    signed = output.getvalue()
+    if key not in _RESERVED:
+        _RESERVED[key] = _reserved_bytes(signed)
+    return signed
+
+
+# The room pyHanko reserves for a signature container, per signing certificate and timestamper: its own
+# estimate (a dry-run signature, timestamp included, plus half again for the timestamp's variation),
+# made on the first signature and reused, instead of a second signature per document.
+_RESERVED: dict[tuple[bytes, int | None], int] = {}
+
+
+def _reservation_key(signer: Signer, timestamper: TimeStamper | None) -> tuple[bytes, int | None]:
+    return signer.signing_cert.sha256, None if timestamper is None else id(timestamper)
+
+
+def _reserved_bytes(pdf: bytes) -> int:
+    """The size of the newest signature's /Contents placeholder: hexadecimal digits, as pyHanko counts it."""
+    start = pdf.rindex(b"/Contents <") + len(b"/Contents <")
+    return pdf.index(b">", start) - start
 
 
 class _InlineExecutor(ThreadPoolExecutor):
@@ -346,6 +370,15 @@ def _name_part(cert: asn1_x509.Certificate | None, key: str) -> str | None:
 def _verdict(status, intact: bool, modified: bool) -> tuple[bool, str]:
     if not intact:
         return False, "modified: the document was changed after this signature; do not rely on it"
+    if status.revoked:
+        return False, "revoked: the signer's certificate was revoked before the signature"
+    if not status.trusted and isinstance(getattr(status, "validation_path", None), ValidationPath):
+        # a path to a trusted root was found, and refused: revocation status unknown or another check
+        indication = status.trust_problem_indic.name if status.trust_problem_indic else "unknown"
+        return False, (
+            f"not trusted: the chain to a trusted root was refused ({indication}; for instance no answer "
+            "from the certificate's OCSP responder or CRL)"
+        )
     if not status.trusted:
         return False, "not trusted: the signer's certificate does not chain to a trusted root"
     if not status.bottom_line:
@@ -355,16 +388,57 @@ def _verdict(status, intact: bool, modified: bool) -> tuple[bool, str]:
     return True, "valid and trusted"
 
 
-async def _verify(pdf: bytes, roots: list[asn1_x509.Certificate]) -> list[SignatureReport]:
+REVOCATION_MODES = ("soft-fail", "hard-fail", "require")
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """How verification learns whether a certificate was revoked: pyhanko-certvalidator's mode, and the
+    OCSP responses and CRLs fetched from the addresses the certificates name.
+
+    ``hard-fail`` (the default): a certificate that names an OCSP responder or a CRL must be shown not
+    revoked by one of them; a revoked one, or no answer, fails the signature. ``soft-fail``: no answer is
+    let pass. ``require``: every certificate must have revocation information. Fetching uses
+    pyhanko-certvalidator's requests fetchers, whose blocking calls run inline in :func:`run`'s private
+    loop (a green socket under eventlet); its aiohttp fetchers would need the loop to poll, which it
+    cannot here. oscrypto, which pyhanko-certvalidator declares, is never imported: it serves only the
+    operating system's trust list, and verification always names its roots.
+    """
+
+    mode: str = "hard-fail"
+    fetch: bool = True
+    timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in REVOCATION_MODES:
+            raise ValueError(
+                f"ESIGN_REVOCATION_MODE must be one of {', '.join(REVOCATION_MODES)}, not {self.mode!r}"
+            )
+        if self.timeout_seconds <= 0:
+            raise ValueError("ESIGN_REVOCATION_TIMEOUT_SECONDS must be more than 0")
+
+    def context(self, roots: list[asn1_x509.Certificate]) -> ValidationContext:
+        # validated at the service's time: certificates issued under a moved clock are valid then
+        return ValidationContext(
+            trust_roots=roots,
+            allow_fetching=self.fetch,
+            fetcher_backend=RequestsFetcherBackend(per_request_timeout=self.timeout_seconds)
+            if self.fetch
+            else None,
+            revocation_mode=self.mode,
+            moment=clock.now(),
+        )
+
+
+async def _verify(
+    pdf: bytes, roots: list[asn1_x509.Certificate], revocation: Revocation
+) -> list[SignatureReport]:
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         signatures = list(reader.embedded_regular_signatures)
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise NotAPdf(f"not a readable PDF: {exc}") from exc
-    # validated at the service's time: certificates issued under a moved clock are valid then
-    context = ValidationContext(
-        trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail", moment=clock.now()
-    )
+    context = revocation.context(roots)
     reports = []
     for embedded in signatures:
         status = await async_validate_pdf_signature(embedded, signer_validation_context=context)
@@ -393,10 +467,12 @@ async def _verify(pdf: bytes, roots: list[asn1_x509.Certificate]) -> list[Signat
     return reports
 
 
-def verify(pdf: bytes, roots: list[asn1_x509.Certificate]) -> list[SignatureReport]:
+def verify(
+    pdf: bytes, roots: list[asn1_x509.Certificate], revocation: Revocation = Revocation()
+) -> list[SignatureReport]:
     if not pdf.startswith(b"%PDF-"):
         raise NotAPdf("not a PDF: the file does not start with %PDF-")
-    return run(_verify(pdf, roots))
+    return run(_verify(pdf, roots, revocation))
 
 
 def overall(reports: list[SignatureReport]) -> str:
@@ -438,6 +514,7 @@ class PadesSignatures:
     keys: KeyStore
     timestamper: TimeStamper | None
     place: str
+    revocation: Revocation = Revocation()
 
     def sign(self, pdf: bytes, *, signer_sub: str, signer_name: str, now: datetime) -> bytes:
         with _signing():
@@ -466,7 +543,7 @@ class PadesSignatures:
 
     def verify(self, pdf: bytes) -> list[SignatureReport]:
         """Every signature of ``pdf``, checked against the service's trust roots; NotAPdf if unreadable."""
-        return verify(pdf, self.keys.trust_roots())
+        return verify(pdf, self.keys.trust_roots(), self.revocation)
 
     def close(self) -> None:
         """Release the key store (a PKCS#11 session); the file store holds nothing open."""

@@ -9,22 +9,23 @@ A province points ``ESIGN_TSA_URL`` at its accredited TSA instead.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import logging
 import os
+import secrets
 import socket
 import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from asn1crypto import tsp
+from asn1crypto import cms, tsp, x509
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
-from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from services.esign.keys import DevelopmentPki, _private_key_info, to_asn1_cert
+from services.esign.keys import DevelopmentPki, LoadedKeySigner, to_asn1_cert
 from shared import clock
 
 log = logging.getLogger("motcua.tsa")
@@ -82,30 +83,57 @@ class TsaClient(TimeStamper):
         return self.request_tsa_response(req)
 
 
-class ClockTimeStamper(DummyTimeStamper):
-    """Tokens stamped at :func:`shared.clock.now`, so the development clock moves the test TSA too."""
+# The test TSA's policy: any OID identifies a policy; this one is under the private-use arc of the test PKI.
+TEST_POLICY = "1.3.6.1.4.1.4146.2.2"
+
+
+class TestTimestampAuthority:
+    """RFC 3161 tokens from the test PKI's timestamping key, at :func:`shared.clock.now`.
+
+    The token is a CMS SignedData over a ``TSTInfo`` (the policy, the query's message imprint and nonce,
+    a random serial number, the time), signed with PKCS #1 v1.5 and carrying the ESS
+    signing-certificate-v2 attribute (RFC 5816) and the chain — built with pyHanko's signer, whose
+    key is parsed once (:class:`~services.esign.keys.LoadedKeySigner`). The development clock moves
+    the time, so a moved clock moves the test TSA too.
+    """
+
+    def __init__(self, signer: LoadedKeySigner) -> None:
+        self.signer = signer
 
     def request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        at_now = DummyTimeStamper(
-            self.tsa_cert,
-            self.tsa_key,
-            self.certs_to_embed,
-            fixed_dt=clock.now(),
-            override_md=self.override_md,
+        fields = {
+            "version": "v1",
+            "policy": TEST_POLICY,
+            "message_imprint": req["message_imprint"],
+            "serial_number": secrets.randbits(63),
+            "gen_time": clock.now().replace(microsecond=0),
+            "tsa": x509.GeneralName(name="directory_name", value=self.signer.signing_cert.subject),
+        }
+        if req["nonce"].native is not None:
+            fields["nonce"] = req["nonce"]
+        content = cms.EncapsulatedContentInfo(
+            {"content_type": "tst_info", "content": cms.ParsableOctetString(tsp.TSTInfo(fields).dump())}
         )
-        return at_now.request_tsa_response(req)
+        digest = req["message_imprint"]["hash_algorithm"]["algorithm"].native
+        token = asyncio.run(
+            self.signer.async_sign_general_data(content, digest, detached=False, use_cades=True)
+        )
+        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
 
 
-def timestamper(pki: DevelopmentPki) -> DummyTimeStamper:
+def timestamper(pki: DevelopmentPki) -> TestTimestampAuthority:
     issued = pki.obtain("tsa")
-    return ClockTimeStamper(
-        tsa_cert=to_asn1_cert(issued.certificate),
-        tsa_key=_private_key_info(issued.key),
-        certs_to_embed=SimpleCertificateStore.from_certs([to_asn1_cert(pki.root.certificate)]),
+    return TestTimestampAuthority(
+        LoadedKeySigner(
+            signing_cert=to_asn1_cert(issued.certificate),
+            private_key=issued.key,
+            cert_registry=SimpleCertificateStore.from_certs([to_asn1_cert(pki.root.certificate)]),
+            prefer_pss=False,
+        )
     )
 
 
-def handler_for(authority: DummyTimeStamper) -> type[BaseHTTPRequestHandler]:
+def handler_for(authority: TestTimestampAuthority) -> type[BaseHTTPRequestHandler]:
     class TimestampRequestHandler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -7,7 +7,7 @@ from functools import cache
 from services.metrics.schemas import RatingRequestSchema, RatingSchema, ReportQuerySchema, ReportSchema
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.3.0"
+VERSION = "0.4.0"
 
 OPERATIONS = (
     Operation(

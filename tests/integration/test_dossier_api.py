@@ -8,6 +8,7 @@ in between.
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -217,6 +218,24 @@ def test_online_registration_is_tracked_by_its_portal_only(api):
     assert api.get(f"/api/v1/dossiers/{code}/audit", portal).status_code == 404  # officers' names: staff only
 
 
+def test_a_filing_tells_decision_766_what_was_digitised_and_the_event_carries_counts_only(api):
+    """docs/domain.md §12: counts of components and the VNeID flag at filing, on the dossier and its event."""
+    engine = sa.create_engine(api.database_url)
+    dossier = received(api, components={"digitised": 2, "national": 1}, vneid_verified=True)
+    assert dossier["components"] == {"digitised": 2, "reused": 0, "national": 1}
+    assert dossier["vneid_verified"] is True
+    with engine.connect() as connection:
+        body = connection.execute(
+            sa.select(pipeline.outbox.c.body).where(pipeline.outbox.c.subject == dossier["code"])
+        ).scalar_one()
+    engine.dispose()
+    event = json.loads(body)
+    assert event["type"] == "vn.motcua.dossier.received"
+    fields = ("components_digitised", "components_reused", "components_national", "vneid_verified")
+    assert [event["data"][name] for name in fields] == [2, 0, 1, True]
+    assert APPLICANT["id_number"] not in json.dumps(event)
+
+
 # --- refusals of the rules --------------------------------------------------------------------------
 
 
@@ -322,6 +341,32 @@ def victim(api) -> str:
 
 BAD = [
     # (method, path, headers, body or raw, status, pointer)
+    (
+        "POST",
+        "/api/v1/dossiers",
+        DESK_OFFICER,
+        {
+            "procedure_code": LAND,
+            "receiving_unit": DESK,
+            "applicant": APPLICANT,
+            "components": {"reused": -1},
+        },
+        422,
+        "/components/reused",
+    ),
+    (
+        "POST",
+        "/api/v1/dossiers",
+        DESK_OFFICER,
+        {
+            "procedure_code": LAND,
+            "receiving_unit": DESK,
+            "applicant": APPLICANT,
+            "vneid_verified": "yes please",
+        },
+        422,
+        "/vneid_verified",
+    ),
     (
         "POST",
         "/api/v1/dossiers",

@@ -65,6 +65,15 @@ def test_a_seal_before_its_signature_is_retried_and_then_stamps(uow, office):  #
     assert uow.published_names()[before:] == [SIGNED, STAMPED]
     assert esign_intake.apply(sealed, uow, office) is False  # a true redelivery now changes nothing
     assert uow.published_names()[before:] == [SIGNED, STAMPED]
+    # Decision 766 (docs/domain.md §12): a seal through the e-signature service issues the result digitally
+    assert uow.published[-1].data["digital"] is True
+
+
+def test_a_stamp_on_paper_does_not_issue_the_result_digitally(uow, office):  # noqa: F811
+    code = decided(uow, office)
+    act(uow, office, code, Action.SIGN, {})
+    act(uow, office, code, Action.STAMP, {})
+    assert uow.published[-1].name == STAMPED and uow.published[-1].data["digital"] is False
 
 
 def test_a_seal_the_status_no_longer_allows_is_acknowledged_not_retried(uow, office):  # noqa: F811

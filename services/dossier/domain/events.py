@@ -28,12 +28,22 @@ class DossierEvent(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Registered(DossierEvent):
+class IntakeEvent(DossierEvent):
+    """A filing's event: what Decision 766 counts of the filing (docs/domain.md §12), counts and a flag."""
+
+    components_digitised: int = 0
+    components_reused: int = 0
+    components_national: int = 0
+    vneid_verified: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Registered(IntakeEvent):
     name: ClassVar[str] = "registered"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Received(DossierEvent):
+class Received(IntakeEvent):
     name: ClassVar[str] = "received"
 
 
@@ -107,6 +117,7 @@ class Signed(DossierEvent):
 @dataclass(frozen=True, kw_only=True)
 class Stamped(DossierEvent):
     name: ClassVar[str] = "stamped"
+    digital: bool = False  # sealed through the e-signature service, not stamped on paper
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,4 +183,6 @@ class Overdue(DossierEvent):
 
 
 # Every dossier event, in the order declared above (the test simulators look classes up by name).
-EVENTS: tuple[type[DossierEvent], ...] = tuple(DossierEvent.__subclasses__())
+EVENTS: tuple[type[DossierEvent], ...] = (Registered, Received) + tuple(
+    event for event in DossierEvent.__subclasses__() if event is not IntakeEvent
+)

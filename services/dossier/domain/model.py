@@ -351,6 +351,27 @@ def _ready(dossier: Dossier, rules: Rules) -> str | None:
     return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Intake:
+    """What Decision 766 counts of a filing (docs/domain.md §12): how many of the dossier's components
+    (thành phần hồ sơ) were digitised at the desk (số hóa), reused from the store of digitised papers
+    (tái sử dụng) or taken from a national database, and whether the filing account is verified with
+    VNeID. Counts and a flag: the papers and the identity stay out of it."""
+
+    digitised: int = 0
+    reused: int = 0
+    national: int = 0
+    vneid_verified: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("digitised", "reused", "national"):
+            if getattr(self, name) < 0:
+                raise InvalidArgument(f"components.{name}", "a count of components is never negative")
+
+
+NO_INTAKE = Intake()
+
+
 @dataclass(kw_only=True)
 class Dossier(Aggregate):
     """A dossier filed with a one-stop desk (receiving unit) and handled by an agency."""
@@ -369,6 +390,12 @@ class Dossier(Aggregate):
     applicant: dict[str, Any]
     created_at: datetime
     submitted_by: str | None = None  # the portal (token sub) that registered it
+    # What Decision 766 counts of the filing (docs/domain.md §12): components digitised at the desk,
+    # reused from the store, taken from a national database; the filing account verified with VNeID.
+    components_digitised: int = 0
+    components_reused: int = 0
+    components_national: int = 0
+    vneid_verified: bool = False
     registered_at: datetime | None = None
     # Filing time: receipt, reset when a requested supplement is complete.
     received_at: datetime | None = None
@@ -413,6 +440,7 @@ class Dossier(Aggregate):
         applicant: dict[str, Any],
         status: Status,
         now: datetime,
+        intake: Intake,
     ) -> Dossier:
         return cls(
             code=code,
@@ -429,6 +457,10 @@ class Dossier(Aggregate):
             applicant=applicant,
             created_at=now,
             plan=_stages(procedure.steps),
+            components_digitised=intake.digitised,
+            components_reused=intake.reused,
+            components_national=intake.national,
+            vneid_verified=intake.vneid_verified,
         )
 
     @classmethod
@@ -443,6 +475,7 @@ class Dossier(Aggregate):
         applicant: dict[str, Any],
         submitted_by: str,
         now: datetime,
+        intake: Intake = NO_INTAKE,
     ) -> Dossier:
         """Mới đăng ký: filed online or handed to the postal operator; the desk has not checked it."""
         if channel not in (Channel.ONLINE, Channel.POSTAL):
@@ -456,10 +489,11 @@ class Dossier(Aggregate):
             applicant=applicant,
             status=Status.REGISTERED,
             now=now,
+            intake=intake,
         )
         dossier.submitted_by = submitted_by
         dossier.registered_at = now
-        dossier._record(Registered, now)
+        dossier._record(Registered, now, **dossier._intake())
         return dossier
 
     @classmethod
@@ -474,6 +508,7 @@ class Dossier(Aggregate):
         applicant: dict[str, Any],
         now: datetime,
         calendar: WorkingCalendar,
+        intake: Intake = NO_INTAKE,
     ) -> Dossier:
         """Tiếp nhận at the desk: complete and valid, received with its appointment (Form 01). A dossier
         that came by post is not: it is registered, then filed by its hand-over record."""
@@ -492,9 +527,10 @@ class Dossier(Aggregate):
             applicant=applicant,
             status=Status.RECEIVED,
             now=now,
+            intake=intake,
         )
         dossier._file(now, calendar)
-        dossier._record(Received, now)
+        dossier._record(Received, now, **dossier._intake())
         return dossier
 
     def number(self, code: str) -> None:
@@ -544,7 +580,7 @@ class Dossier(Aggregate):
     def _receive(self, now: datetime, calendar: WorkingCalendar) -> None:
         self._file(now, calendar)
         self.status = Status.RECEIVED
-        self._record(Received, now)
+        self._record(Received, now, **self._intake())
 
     def _refuse(self, reason: str, now: datetime) -> None:
         _require_text("reason", reason)
@@ -731,10 +767,11 @@ class Dossier(Aggregate):
         self._record(Signed, now, signer_role=signer_role)
 
     @transition(Action.STAMP, {S.PROCESSING}, "stamped", guard=_signed_not_stamped)
-    def stamp(self, *, now: datetime) -> None:
-        """Đóng dấu: the clerk applies the organisation's signature after the leader's."""
+    def stamp(self, *, now: datetime, digital: bool = False) -> None:
+        """Đóng dấu: the clerk applies the organisation's signature after the leader's; ``digital``
+        when it is applied through the e-signature service (the result is issued digitally)."""
         self.stamped_at = now
-        self._record(Stamped, now)
+        self._record(Stamped, now, digital=digital)
 
     @transition(SignatureReport.REFUSED, {S.PROCESSING}, "sent back for appraisal", guard=_decided_not_signed)
     def send_back_for_appraisal(self, *, reason: str, now: datetime) -> None:
@@ -979,6 +1016,15 @@ class Dossier(Aggregate):
     def _record(self, event: type[DossierEvent], now: datetime, **extra: Any) -> None:
         """Record a domain event; the unit of work that loaded or added this dossier publishes it."""
         self.record(event(facts=self.status_facts(now), **extra))
+
+    def _intake(self) -> dict[str, Any]:
+        """What a filing's event says of the intake (counts and a flag; docs/domain.md §12)."""
+        return {
+            "components_digitised": self.components_digitised,
+            "components_reused": self.components_reused,
+            "components_national": self.components_national,
+            "vneid_verified": self.vneid_verified,
+        }
 
     def status_facts(self, now: datetime) -> StatusFacts:
         """The minimal, non-personal facts every status event carries (docs/contracts.md §1 Events)."""
