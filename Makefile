@@ -50,13 +50,14 @@ $(SPECTRAL): tools/spectral/package.json tools/spectral/package-lock.json | $(DE
 	cd $(VENV)/tools/spectral && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $(SPECTRAL)
 
-# AsyncAPI's own parser for the event catalogue's test (tests/assets/test_asyncapi_valid.py): npm, from
-# its pinned lock (integrity hashes), with no install scripts run.
-ASYNCAPI_VALIDATOR := scripts/asyncapi-validator
-$(ASYNCAPI_VALIDATOR)/node_modules/.installed: $(ASYNCAPI_VALIDATOR)/package-lock.json
-	@command -v npm >/dev/null || { echo "make: npm (Node.js 20 or newer) is needed for the AsyncAPI check: apt-get install nodejs npm" >&2; exit 1; }
-	npm ci --prefix $(ASYNCAPI_VALIDATOR) --ignore-scripts --no-audit --no-fund --loglevel=error
-	@touch $@
+# AsyncAPI's own parser (@asyncapi/parser) for the event catalogue's test, the same way: the integrity
+# hashes of tools/asyncapi/package-lock.json (npm ci), inside the virtualenv's folder, where npm is installed
+export ASYNCAPI_VALIDATE := $(CURDIR)/$(VENV)/tools/asyncapi/validate.mjs
+ASYNCAPI_IF_NPM := $(if $(shell command -v npm 2>/dev/null),$(ASYNCAPI_VALIDATE))
+$(ASYNCAPI_VALIDATE): tools/asyncapi/package.json tools/asyncapi/package-lock.json tools/asyncapi/validate.mjs | $(DEV_STAMP)
+	@mkdir -p $(VENV)/tools/asyncapi && cp tools/asyncapi/package.json tools/asyncapi/package-lock.json $(VENV)/tools/asyncapi/
+	cd $(VENV)/tools/asyncapi && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	cp tools/asyncapi/validate.mjs $(ASYNCAPI_VALIDATE)
 
 # The test PKI's keys are encrypted with this passphrase; a deployment sets its own in the environment.
 ESIGN_KEY_PASSPHRASE ?= motcua-development-keys-not-for-production
@@ -71,7 +72,7 @@ run:
 	MOTCUA_ENV=development MOTCUA_REPLICAS=$(REPLICAS) $(BIN)/python scripts/run.py
 
 ## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
-test: $(DEV_STAMP) $(KUBECTL) $(SPECTRAL_IF_NPM) $(ASYNCAPI_VALIDATOR)/node_modules/.installed
+test: $(DEV_STAMP) $(KUBECTL) $(SPECTRAL_IF_NPM) $(ASYNCAPI_IF_NPM)
 	@scripts/ensure-services.sh all
 	MOTCUA_ENV=development $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -80,7 +81,7 @@ test-unit: $(DEV_STAMP)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 ## test-assets: the files that are not code (deploy, monitoring, the receipt PDF, generated docs)
-test-assets: $(DEV_STAMP) $(KUBECTL) $(SPECTRAL_IF_NPM) $(ASYNCAPI_VALIDATOR)/node_modules/.installed
+test-assets: $(DEV_STAMP) $(KUBECTL) $(SPECTRAL_IF_NPM) $(ASYNCAPI_IF_NPM)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/assets $(PYTEST_ARGS)
 
 ## test-integration: the integration tests only (the real broker, SQLite and PostgreSQL)

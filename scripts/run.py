@@ -7,8 +7,9 @@ service's one port: the web server (eventlet.listen) sets SO_REUSEPORT, so the k
 connections over the processes, with no balancer in front. Replicas share a database, so they need
 PostgreSQL: a service whose ``<SERVICE>_DATABASE_URL`` is not given gets a local database
 ``motcua_run_<service>`` (``MOTCUA_RUN_POSTGRES``, default postgresql://postgres@127.0.0.1:5432),
-created if missing; SQLite with n > 1 is refused. The postal operator and national portal simulators
-and the test TSA stay single. Services without a ``service.py`` and a
+created if missing; SQLite with n > 1 is refused. The postal operator and national portal simulators,
+the messaging gateways' simulators (SMS 8013, Zalo 8014, e-mail 8015, with the notifier) and the test
+TSA stay single. Services without a ``service.py`` and a
 ``config.yml`` under ``services/`` are not started (they arrive with their own issues). With the
 e-signature service comes the local RFC 3161 test TSA (``ESIGN_TSA_PORT``, default 8010), unless
 ``ESIGN_TSA_URL`` names a real one.
@@ -34,9 +35,23 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-ORDER = ("dossier", "postal", "esign", "metrics", "outbound")
-DEFAULT_PORTS = {"dossier": 8000, "postal": 8001, "esign": 8002, "metrics": 8003, "outbound": 8004}
-SIMULATORS = ("postal-operator-simulator", "national-portal-simulator")
+ORDER = ("dossier", "postal", "esign", "metrics", "outbound", "notifier")
+DEFAULT_PORTS = {
+    "dossier": 8000,
+    "postal": 8001,
+    "esign": 8002,
+    "metrics": 8003,
+    "outbound": 8004,
+    "notifier": 8005,
+}
+# The messaging gateways' simulators (simulators/messaging.py), one process each, with the notifier:
+# name -> (its address setting, default port, the notifier's setting that points at it).
+GATEWAY_SIMULATORS = {
+    "sms-gateway-simulator": ("SMS_SIMULATOR_ADDRESS", 8013, "SMS_GATEWAY_URL"),
+    "zalo-gateway-simulator": ("ZALO_SIMULATOR_ADDRESS", 8014, "ZALO_GATEWAY_URL"),
+    "email-gateway-simulator": ("EMAIL_SIMULATOR_ADDRESS", 8015, "EMAIL_GATEWAY_URL"),
+}
+SIMULATORS = ("postal-operator-simulator", "national-portal-simulator", *GATEWAY_SIMULATORS)
 # What a stop may take, all processes together, before they are killed: work in flight finishes first.
 STOP_SECONDS = 15
 
@@ -57,6 +72,9 @@ def address(name: str) -> str:
 
 
 def simulator_address(name: str = "postal-operator-simulator") -> str:
+    if name in GATEWAY_SIMULATORS:
+        setting, port, _ = GATEWAY_SIMULATORS[name]
+        return f"http://{os.environ.get(setting, f'127.0.0.1:{port}')}"
     if name == "national-portal-simulator":
         host, _, port = os.environ.get("PORTAL_SIMULATOR_ADDRESS", "127.0.0.1:8012").rpartition(":")
     else:
@@ -232,6 +250,10 @@ def main() -> int:
         for name in names:
             config = ROOT / "services" / name / "config.yml"
             environment = {**os.environ, **({"AMQP_URI": uris[name]} if name in uris else {})}
+            if name == "notifier":
+                # The gateways are the simulators started below, unless the environment names real ones.
+                for simulator, (_, _, url_setting) in GATEWAY_SIMULATORS.items():
+                    environment.setdefault(url_setting, simulator_address(simulator))
             if name == "outbound":
                 # `make demo`'s subscriber listens on loopback, which the callback guard refuses otherwise.
                 environment.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
@@ -257,6 +279,22 @@ def main() -> int:
                     simulator_address("national-portal-simulator").removeprefix("http://"),
                 ]
             )
+        if "notifier" in processes:
+            # The SMS, Zalo and e-mail gateways stand in as simulators (simulators/messaging.py); each
+            # logs what it received and lists it at /_control/received.
+            for name in GATEWAY_SIMULATORS:
+                gateway = name.split("-")[0]
+                processes[name] = subprocess.Popen(
+                    [
+                        python,
+                        "-m",
+                        "simulators.messaging",
+                        "--gateway",
+                        gateway,
+                        "--address",
+                        simulator_address(name).removeprefix("http://"),
+                    ]
+                )
         for name, process in processes.items():
             if name == "tsa":
                 print(f"  test TSA listening on {os.environ['ESIGN_TSA_URL']}", flush=True)

@@ -22,10 +22,20 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from marshmallow import INCLUDE
 
-from shared.events import CATALOGUE, CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, EventType
+from shared.events import (
+    CATALOGUE,
+    CONTENT_TYPE,
+    DEAD_LETTER_EXCHANGE,
+    EXCHANGE,
+    SEQUENCE_DIGITS,
+    TRACEPARENT,
+    TRACESTATE_MAX,
+    EventType,
+    schema_uri,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "3.2.0"
+VERSION = "4.0.0"
 # How a consumer reads an event, and so which changes are additive (docs/contracts.md §6).
 TOLERANT_READING = (
     "Consumers read tolerantly: a `data` field or an envelope attribute they do not know is ignored, not "
@@ -58,7 +68,7 @@ def envelope_schema(entry: EventType) -> dict[str, Any]:
     """JSON Schema of the whole CloudEvent carrying this type."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"https://motcua.github.io/schemas/{entry.type}.json",
+        "$id": schema_uri(entry.type),
         "title": entry.type,
         "description": f"{entry.summary} Read tolerantly: an attribute or a `data` field a consumer does "
         "not know is ignored (docs/contracts.md §6).",
@@ -72,6 +82,7 @@ def envelope_schema(entry: EventType) -> dict[str, Any]:
             "subject",
             "time",
             "datacontenttype",
+            "dataschema",
             "data",
             "unitpath",
             "sequence",
@@ -91,10 +102,34 @@ def envelope_schema(entry: EventType) -> dict[str, Any]:
             },
             "handlingunitpath": {"type": "string", "description": "handling unit path"},
             "sequence": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "per-dossier counter of the event's source: 1, 2, 3 … over all that "
-                "service's events of the dossier; order and detect gaps per (source, subject)",
+                "description": "the CloudEvents sequence extension: the per-dossier counter of the event's "
+                f"source, 1, 2, 3 … over all that service's events of the dossier, zero-padded to "
+                f"{SEQUENCE_DIGITS} digits so that it orders as text (`0000000003`); order and detect gaps "
+                "per (source, subject). Contract 3.x sent it as an integer, and a producer still does while "
+                "EVENT_SEQUENCE_FORMAT=integer (a rolling upgrade): read both.",
+                "anyOf": [
+                    {
+                        "type": "string",
+                        "pattern": f"^[0-9]{{{SEQUENCE_DIGITS}}}$",
+                        "not": {"const": "0" * SEQUENCE_DIGITS},
+                    },
+                    {"type": "integer", "minimum": 1, "deprecated": True},
+                ],
+            },
+            "dataschema": {
+                "const": f"{schema_uri(entry.type)}#/properties/data",
+                "description": "where the schema of `data` is published: this document's `data` property",
+            },
+            "traceparent": {
+                "type": "string",
+                "pattern": TRACEPARENT.pattern,
+                "description": "the CloudEvents distributed-tracing extension: the W3C Trace Context of the "
+                "request or event the event was made in; continue the trace from it",
+            },
+            "tracestate": {
+                "type": "string",
+                "maxLength": TRACESTATE_MAX,
+                "description": "W3C Trace Context vendor state, sent with traceparent when the trace has any",
             },
             "data": data_schema(entry),
         },

@@ -42,17 +42,21 @@ DEV_SECRET = "motcua-development-secret-change-me"
 # Public values no deployment may sign with: the development key and deploy/k8s's example placeholder.
 KNOWN_SECRETS = frozenset({DEV_SECRET, "change-me-to-a-long-random-string"})
 MIN_SECRET_BYTES = 32
-# The HMAC key of the receipts' lookup secrets (services/dossier/lookup.py): development's is public.
+# The HMAC keys a service needs outside development, and each one's public development value: the
+# receipts' lookup secrets (services/dossier/lookup.py), the recipients the notifier's daily cap counts.
 LOOKUP_DEVELOPMENT_KEY = b"motcua-development-lookup-key-not-for-production"
+RECIPIENT_DEVELOPMENT_KEY = b"motcua-development-recipient-key-not-for-production"
+DEVELOPMENT_KEYS = {"LOOKUP_KEY": LOOKUP_DEVELOPMENT_KEY, "NOTIFIER_RECIPIENT_KEY": RECIPIENT_DEVELOPMENT_KEY}
 
 
-def lookup_key_problem(key: bytes) -> str | None:
-    """Why a ``LOOKUP_KEY`` must not be used outside development, or None: the one place the rule is
-    written (the dossier service refuses to start with it; ``make check-config`` lists it)."""
+def key_problem(name: str, key: bytes) -> str | None:
+    """Why the HMAC key ``name`` (one of ``DEVELOPMENT_KEYS``) must not be used outside development, or
+    None: the one place the rule is written (the service refuses to start with it; ``make check-config``
+    lists it)."""
     if len(key) < MIN_SECRET_BYTES:
-        return f"LOOKUP_KEY is unset or shorter than {MIN_SECRET_BYTES} bytes"
-    if key == LOOKUP_DEVELOPMENT_KEY:
-        return "LOOKUP_KEY is the public development key"
+        return f"{name} is unset or shorter than {MIN_SECRET_BYTES} bytes"
+    if key == DEVELOPMENT_KEYS[name]:
+        return f"{name} is the public development key"
     return None
 
 

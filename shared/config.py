@@ -145,6 +145,14 @@ def positive_int(value: Any) -> int:
     return number
 
 
+def sequence_format(value: Any) -> str:
+    """How this service sends an event's ``sequence`` (docs/contracts.md §1): ``string`` or ``integer``."""
+    text = str(value).strip().lower()
+    if text not in ("string", "integer"):
+        raise ValueError(f"must be string or integer, not {value!r}")
+    return text
+
+
 def parse_delays(value: Any) -> tuple[float, ...]:
     """``"1,5,30,120"`` (or a list) as seconds: the delay before each retry of a failing event."""
     items = value if isinstance(value, list | tuple) else str(value).split(",")
@@ -186,6 +194,13 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("OUTBOX_POLL_SECONDS", positive, description="how often the relay looks for events"),
     Setting("OUTBOX_BATCH_SIZE", positive_int, description="events published per confirm round"),
+    Setting(
+        "EVENT_SEQUENCE_FORMAT",
+        sequence_format,
+        required=False,
+        default="string",
+        description="`string` (contract 4.x) or `integer` (3.x's form, while 3.x consumers still run)",
+    ),
     Setting(
         "EVENT_MAX_ATTEMPTS",
         positive_int,

@@ -56,7 +56,7 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint
 from nameko.messaging import QueueConsumer, QueueConsumerStopped
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing, declare_consumer_queue
 from shared.config import parse_delays
 from shared.events import DEAD_LETTER_EXCHANGE, Event, InvalidEvent
@@ -242,7 +242,7 @@ class EventConsumer(Entrypoint):
                 self,
                 (event,),
                 {},
-                context_data={},
+                context_data=tracing.event_data(event),
                 handle_result=partial(self._handle_result, message, started, outage_round, received),
             )
         except ContainerBeingKilled:
@@ -468,6 +468,7 @@ class EventBatchConsumer(EventConsumer):
             return result, exc_info
 
         try:
+            # The worker's spans come from the events themselves, one per event (shared/tracing.py).
             self.container.spawn_worker(self, (events,), {}, context_data={}, handle_result=handle_result)
         except ContainerBeingKilled:
             return None

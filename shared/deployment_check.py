@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared import clock
-from shared.auth import auth_settings, is_development, lookup_key_problem, secret_problem
+from shared.auth import DEVELOPMENT_KEYS, auth_settings, is_development, key_problem, secret_problem
 from shared.config import ConfigurationError, load_config
 from shared.consumer import hold_problem
 
@@ -39,9 +39,8 @@ def findings(config: Mapping[str, Any], service: str) -> list[str]:
     problem = secret_problem(str(config.get("JWT_SECRET") or "") or None, development=False)
     if problem:
         found.append(f"{problem}: unset JWT_SECRET (tokens come from the identity provider)")
-    if "LOOKUP_KEY" in config:  # the dossier service's receipts (tra cứu hồ sơ)
-        problem_of_key = lookup_key_problem(str(config.get("LOOKUP_KEY") or "").encode())
-        if problem_of_key:
+    for name in DEVELOPMENT_KEYS:  # the lookup's key (dossier), the recipients' key (notifier)
+        if name in config and (problem_of_key := key_problem(name, str(config.get(name) or "").encode())):
             found.append(f"{problem_of_key}: set it to at least 32 random bytes (docs/runbook.md)")
     try:
         settings = auth_settings({**config, "MOTCUA_ENV": ""}, service)

@@ -4,6 +4,13 @@ Every domain event of every service is a CloudEvents 1.0 JSON document published
 topic exchange ``egov.events`` with routing key ``<source>.<event>.<receiving unit path>``; when the
 handling unit differs, the ``CC`` header carries the key for the handling unit's path (and, for a
 transfer, the path of the unit the dossier leaves).
+
+Since contract 4.0 the envelope follows three CloudEvents extensions to the letter (docs/contracts.md §1):
+``sequence`` is the sequence extension's string (the per-dossier counter, zero-padded to
+:data:`SEQUENCE_DIGITS` digits so that it orders lexicographically), ``dataschema`` names the published
+schema of ``data``, and ``traceparent``/``tracestate`` are the distributed-tracing extension's (W3C Trace
+Context). A consumer reads ``sequence`` in both forms, the 3.x integer and the 4.x string, so events
+written before an upgrade, and producers not yet upgraded, are still read.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, validate
 
-from shared import clock
+from shared import clock, fastload
 from shared.fastload import FastSchema
 
 EXCHANGE = "egov.events"
@@ -29,7 +36,17 @@ UNROUTED_EXCHANGE = "egov.events.unrouted"
 UNROUTED_QUEUE = "egov.events.unrouted"
 CONTENT_TYPE = "application/cloudevents+json"
 SPEC_VERSION = "1.0"
-SOURCES = ("dossier", "postal", "esign", "metrics", "outbound")
+SOURCES = ("dossier", "postal", "esign", "metrics", "outbound", "notifier")
+
+# The published JSON Schemas (docs/schemas/<type>.json) are identified by this base; ``dataschema``
+# points at the ``data`` part of the type's document.
+SCHEMA_BASE = "https://motcua.github.io/schemas/"
+# ``sequence`` as the CloudEvents sequence extension has it: a string that orders lexicographically.
+SEQUENCE_DIGITS = 10
+# W3C Trace Context (version 00): what ``traceparent`` must look like to be continued; anything else is
+# dropped, as the recommendation says, never a reason to refuse the event.
+TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
+TRACESTATE_MAX = 512
 
 _WORD = re.compile(r"^[a-z][a-z0-9_]*$")
 _PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -37,6 +54,59 @@ _PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 class InvalidEvent(ValueError):
     """A message that is not a well-formed event of this contract."""
+
+
+def schema_uri(event_type: str) -> str:
+    """The published JSON Schema of a whole event of this type (its ``$id``)."""
+    return f"{SCHEMA_BASE}{event_type}.json"
+
+
+def sequence_text(sequence: int) -> str:
+    """``sequence`` as sent since contract 4.0: ``0000000007`` orders after ``0000000006`` as text."""
+    return f"{sequence:0{SEQUENCE_DIGITS}d}"
+
+
+class SequenceField(fields.Field):
+    """The per-dossier counter, read in both forms: the 4.x string (``"0000000007"``) and the 3.x
+    integer (``7``); a bool, a float, a signed or non-decimal string is refused."""
+
+    default_error_messages = {"invalid": "must be a decimal string of digits, or an integer"}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and 0 < len(value) <= 20 and value.isascii() and value.isdigit():
+            return int(value)
+        raise self.make_error("invalid")
+
+
+def _fast_sequence(field: fields.Field):
+    # The consume path's fast loader (shared/fastload.py): the common forms only, the field decides the rest.
+    def convert(value: Any) -> Any:
+        if type(value) is int:
+            return value
+        if type(value) is str and len(value) == SEQUENCE_DIGITS and value.isascii() and value.isdigit():
+            return int(value)
+        return fastload.UNSURE
+
+    return convert
+
+
+fastload.register(SequenceField, _fast_sequence)
+
+
+def trace_context(document: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The event's ``traceparent`` and ``tracestate`` when well-formed, else None (never a refusal)."""
+    parent = document.get("traceparent")
+    if not isinstance(parent, str) or not TRACEPARENT.match(parent):
+        return None, None
+    state = document.get("tracestate")
+    state = (
+        state if isinstance(state, str) and 0 < len(state) <= TRACESTATE_MAX and state.isprintable() else None
+    )
+    return parent, state
 
 
 class CloudEventSchema(Schema):
@@ -58,7 +128,7 @@ class CloudEventSchema(Schema):
     data = fields.Dict(required=True)
     unitpath = fields.String(required=True, validate=validate.Regexp(_PATH))
     handlingunitpath = fields.String(validate=validate.Regexp(_PATH))
-    sequence = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    sequence = SequenceField(required=True, validate=validate.Range(min=1))
 
 
 _ENVELOPE = FastSchema(CloudEventSchema())
@@ -91,6 +161,12 @@ class Event:
     also_unit_paths: tuple[str, ...] = ()
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     time: datetime = field(default_factory=clock.now)
+    # The trace the event was made in (W3C Trace Context); set by the unit of work at commit.
+    traceparent: str | None = None
+    tracestate: str | None = None
+    # Sent as contract 3.x did (an integer ``sequence``): an event read in that form keeps it, and a
+    # producer sends it while EVENT_SEQUENCE_FORMAT=integer (a rolling upgrade from 3.x).
+    integer_sequence: bool = False
 
     @property
     def type(self) -> str:
@@ -119,12 +195,17 @@ class Event:
             "subject": self.subject,
             "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "datacontenttype": "application/json",
+            "dataschema": f"{schema_uri(self.type)}#/properties/data",
             "data": dict(self.data),
             "unitpath": self.unit_path,
-            "sequence": self.sequence,
+            "sequence": self.sequence if self.integer_sequence else sequence_text(self.sequence),
         }
         if self.handling_unit_path:
             document["handlingunitpath"] = self.handling_unit_path
+        if self.traceparent:
+            document["traceparent"] = self.traceparent
+            if self.tracestate:
+                document["tracestate"] = self.tracestate
         return document
 
     def to_json(self) -> str:
@@ -143,6 +224,7 @@ class Event:
             loaded = _ENVELOPE.load(document)
         except ValidationError as exc:
             raise InvalidEvent(f"not a motcua CloudEvent: {exc.messages}") from exc
+        traceparent, tracestate = trace_context(document)
         source = loaded["source"].rsplit("/", 1)[-1]
         name = loaded["type"].rsplit(".", 1)[-1]
         if loaded["type"] != f"vn.motcua.{source}.{name}":
@@ -157,6 +239,9 @@ class Event:
             sequence=loaded["sequence"],
             id=str(loaded["id"]),
             time=loaded["time"],
+            traceparent=traceparent,
+            tracestate=tracestate,
+            integer_sequence=not isinstance(document["sequence"], str),
         )
 
 

@@ -111,6 +111,15 @@ _CONVERTERS: dict[type, Callable[[fields.Field], Callable[[Any], Any] | None]] =
 }
 
 
+def register(field_class: type, make: Callable[[fields.Field], Callable[[Any], Any] | None]) -> None:
+    """Teach the fast path a field class of our own: ``make(field)`` returns its converter (a value, or
+    ``_UNSURE`` by returning :data:`UNSURE`), which must convert exactly as the field's deserialization."""
+    _CONVERTERS[field_class] = make
+
+
+UNSURE = _UNSURE
+
+
 def _passes(validators: list[Callable[[Any], Any]], value: Any) -> bool:
     # As in marshmallow 4, a validator refuses by raising (what it returns does not count).
     for validator in validators:

@@ -29,9 +29,10 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared import domain, logs, metrics
+from shared import domain, logs, metrics, tracing
 from shared.domain import DomainError
 from shared.jsontext import dumps
+from shared.neighbours import NeighbourUnavailable
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
@@ -146,6 +147,11 @@ class ProblemWebServer(WebServer):
     def get_wsgi_app(self):
         return ProblemWsgiApp(self)
 
+    def context_data_from_headers(self, request):
+        # The handler's worker runs in a greenthread of its own: it continues the request's server
+        # span, and its log lines name the request (shared/tracing.py).
+        return tracing.worker_data(**{tracing.REQUEST_ID_KEY: request_id(request), **tracing.current()})
+
     def process_request(self, sock, address):
         # eventlet.wsgi writes headers and body separately: with Nagle's algorithm on, a body of
         # more than one segment waits for the client's delayed ACK (about 40 ms per response).
@@ -174,7 +180,19 @@ class ApiEntrypoint(HttpRequestHandler):
     def handle_request(self, request):
         started = time.perf_counter()
         request.public_base_url = self.public_base_url
-        request_id(request)
+        request_token = logs.REQUEST_ID.set(request_id(request))
+        try:
+            with tracing.server_span(self.container.service_name, request, self.url) as span:
+                response = self._answer(request)
+                tracing.answered(span, response.status_code)
+        finally:
+            logs.REQUEST_ID.reset(request_token)
+        service = self.container.service_name
+        metrics.HTTP_REQUESTS.labels(service, self.method, self.url, str(response.status_code)).inc()
+        metrics.HTTP_DURATION.labels(service, self.method, self.url).observe(time.perf_counter() - started)
+        return response
+
+    def _answer(self, request) -> Response:
         if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
             _buffer_chunked_body(request, self.max_body)
         if (request.content_length or 0) > self.max_body:
@@ -203,9 +221,6 @@ class ApiEntrypoint(HttpRequestHandler):
                 request.request_id,
                 problem.detail,
             )
-        service = self.container.service_name
-        metrics.HTTP_REQUESTS.labels(service, self.method, self.url, str(response.status_code)).inc()
-        metrics.HTTP_DURATION.labels(service, self.method, self.url).observe(time.perf_counter() - started)
         return response
 
     def response_from_result(self, result):
@@ -223,6 +238,10 @@ class ApiEntrypoint(HttpRequestHandler):
             return problem_response(exc, base=self.problem_base)
         if isinstance(exc, HTTPException):
             return problem_response(_from_werkzeug(exc), base=self.problem_base)
+        if isinstance(exc, NeighbourUnavailable):
+            # Another service or an outside party: 503 with the wait its circuit or its answer says.
+            log.warning("answering 503: %s", exc)
+            return problem_response(exc.problem(), base=self.problem_base)
         if is_transient(exc):
             # The database or the broker, not the request: the client may retry the same request.
             # The kind only: the error text may name hosts and ports, which clients need not see.

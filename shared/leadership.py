@@ -28,6 +28,7 @@ ELECTED_JOBS = {
     "SLA exporter": "motcua-sla-exporter-{service}",
     "portal sync": "motcua-portal-sync-{service}",
     "webhook delivery": "motcua-webhook-delivery-{service}",
+    "notifications": "motcua-notifications-{service}",
 }
 
 

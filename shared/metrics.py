@@ -54,3 +54,21 @@ HTTP_DURATION = Histogram(
     ["service", "method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+# Calls to neighbours (shared/neighbours.py): other services and outside parties, each by name.
+NEIGHBOUR_CIRCUIT_STATE = Gauge(
+    "motcua_neighbour_circuit_state",
+    "The circuit to a neighbour: 0 closed, 1 half-open (a trial call), 2 open (no calls are made).",
+    ["service", "neighbour"],
+)
+NEIGHBOUR_CALLS = Counter(
+    "motcua_neighbour_calls_total",
+    "Calls to a neighbour by outcome: ok, refused (a 4xx answer), failed (after the retries), "
+    "short_circuited (not made: the circuit was open).",
+    ["service", "neighbour", "outcome"],
+)
+NEIGHBOUR_CALL_SECONDS = Histogram(
+    "motcua_neighbour_call_seconds",
+    "Time of one call to a neighbour, its retries and their waits included.",
+    ["service", "neighbour"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)

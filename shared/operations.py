@@ -18,11 +18,12 @@ from nameko.timer import timer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
-from shared import retention
+from shared import neighbours, retention
 from shared.broker import BrokerUnavailable, connect
 from shared.config import ConfigurationError
 from shared.http import api, json_response
 from shared.problems import NotFound, ServiceUnavailable, explanation_page
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 RETENTION_INTERVAL_SECONDS = 3600
@@ -103,6 +104,8 @@ class OperationalEndpoints:
     openapi_document = staticmethod(lambda: {})
     readiness = Readiness()
     retention_days = RetentionDays()
+    # Every worker in a span of the request's or the event's trace (shared/tracing.py).
+    tracing = Tracing()
     # A service's own tables pruned by age besides the pipeline's (shared/retention.py).
     retained: tuple[retention.Prunable, ...] = ()
 
@@ -126,11 +129,19 @@ class OperationalEndpoints:
                 f" (since {since:%Y-%m-%dT%H:%M:%SZ})" if since else ""
             )
         checks["broker"] = "up" if self.readiness.up() else "down"
-        if any(value != "up" for value in checks.values()):
+        # A neighbour's open circuit fails readiness only when the service is of no use without it;
+        # otherwise it is reported, and its callers answer 503 or keep their work (shared/neighbours.py).
+        failing = [k for k, v in checks.items() if v != "up"]
+        for neighbour in neighbours.of_service(self.name):
+            checks[f"neighbour {neighbour.name}"] = neighbour.health()
+            if neighbour.required and neighbour.health() != "up":
+                failing.append(f"neighbour {neighbour.name}")
+        if failing:
             raise ServiceUnavailable(
-                "not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()), checks=checks
+                "not ready: " + ", ".join(f"{k} {checks[k]}" for k in failing), checks=checks
             )
-        return {"status": "ready", "checks": checks}
+        degraded = any(value != "up" for value in checks.values())
+        return {"status": "degraded" if degraded else "ready", "checks": checks}
 
     @timer(interval=RETENTION_INTERVAL_SECONDS)
     def prune_expired(self) -> dict[str, int]:

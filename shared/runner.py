@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if "LOGGING" in config:
         logging.config.dictConfig(config["LOGGING"])
+    try:
+        logs.use_format(os.environ.get("LOG_FORMAT") or "plain", args.service)
+    except ValueError as exc:
+        print(f"{args.service}: {exc}", file=sys.stderr)
+        return 2
     logs.install()
     serve(service_class(args.service), config)
     return 0

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
@@ -38,6 +38,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import config as settings
+from shared import tracing
 from shared.bulk import execute_rows, insert_rows
 from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.domain import Aggregate, DomainEvent
@@ -269,9 +270,16 @@ class UnitOfWorkFactory:
     """Opens transactions on a service's database; shared by its workers."""
 
     def __init__(
-        self, engine: sa.Engine, tables: PipelineTables, relay: OutboxRelay | None, amqp_uri: str
+        self,
+        engine: sa.Engine,
+        tables: PipelineTables,
+        relay: OutboxRelay | None,
+        amqp_uri: str,
+        *,
+        integer_sequence: bool = False,
     ) -> None:
         self.engine = engine
+        self.integer_sequence = integer_sequence
         self.amqp_uri = amqp_uri
         self.tables = tables
         self.relay = relay
@@ -289,7 +297,7 @@ class UnitOfWorkFactory:
                 yield tx
                 events = tx.collect_events()
                 if events:
-                    record(session, self.tables.outbox, events)
+                    record(session, self.tables.outbox, self._as_sent(events))
         except Exception as exc:
             if is_transient(exc):
                 self.health.failed(exc)
@@ -301,6 +309,23 @@ class UnitOfWorkFactory:
             session.close()
         if events and self.relay is not None:
             self.relay.notify()
+
+    def _as_sent(self, events: list[Event]) -> list[Event]:
+        """The events as the outbox keeps them: in the trace they were made in (the request's or the
+        event's being handled), and with ``sequence`` in the form this service sends."""
+        carrier = tracing.current()
+        traceparent, tracestate = carrier.get("traceparent"), carrier.get("tracestate")
+        if traceparent is None and not self.integer_sequence:
+            return events
+        return [
+            replace(
+                event,
+                traceparent=event.traceparent or traceparent,
+                tracestate=event.tracestate or tracestate,
+                integer_sequence=self.integer_sequence,
+            )
+            for event in events
+        ]
 
 
 class UnitOfWork(DependencyProvider):
@@ -327,7 +352,13 @@ class UnitOfWork(DependencyProvider):
                 batch_size=conf["OUTBOX_BATCH_SIZE"],
                 poll_seconds=conf["OUTBOX_POLL_SECONDS"],
             )
-        self.factory = UnitOfWorkFactory(engine, self.tables, self.relay, conf["AMQP_URI"])
+        self.factory = UnitOfWorkFactory(
+            engine,
+            self.tables,
+            self.relay,
+            conf["AMQP_URI"],
+            integer_sequence=conf["EVENT_SEQUENCE_FORMAT"] == "integer",
+        )
 
     def start(self) -> None:
         if self.relay is not None:

@@ -22,7 +22,7 @@ from services.dossier.domain.model import Rules
 from services.dossier.lookup import DEVELOPMENT_KEY, LookupSettings
 from services.dossier.lookup_page import Page
 from services.dossier.watch_backoff import WatchBackoff
-from shared.auth import is_development, lookup_key_problem
+from shared.auth import is_development, key_problem
 from shared.config import ConfigurationError, Setting, boolean, positive, positive_int, validate
 from shared.http import problem_base
 from shared.providers import setting_timer
@@ -160,7 +160,7 @@ def lookup_guard(config: Mapping[str, Any]) -> LookupGuard:
     key = (values["LOOKUP_KEY"] or "").encode()
     if not key and is_development(config):
         key = DEVELOPMENT_KEY
-    elif lookup_key_problem(key):
+    elif key_problem("LOOKUP_KEY", key):
         raise ConfigurationError(
             f"LOOKUP_KEY: at least {MIN_LOOKUP_KEY_BYTES} bytes, not the development key, outside development"
         )

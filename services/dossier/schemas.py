@@ -355,6 +355,9 @@ class NotificationContactSchema(Schema):
     email = fields.String(allow_none=True)
     withdrawn_at = fields.String(allow_none=True, metadata={"description": "RFC 3339"})
     procedure_name = fields.String()
+    supplement_items = fields.List(
+        fields.String(), metadata={"description": "the latest supplement request's items (Form 02)"}
+    )
 
 
 class ConsentWithdrawalSchema(Schema):

@@ -449,6 +449,7 @@ def notification_contact(cmd: Read, tx: Transaction, office: Office) -> dict[str
         raise NotFound(f"no dossier {code}")
     procedure = office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version)
     applicant = dossier.applicant
+    supplement = dossier.latest_notice(Action.REQUEST_SUPPLEMENT)
     return {
         "code": code,
         "channels": list(applicant.get("notification_channels") or []),
@@ -456,6 +457,8 @@ def notification_contact(cmd: Read, tx: Transaction, office: Office) -> dict[str
         "email": applicant.get("email"),
         "withdrawn_at": applicant.get("notifications_withdrawn_at"),
         "procedure_name": procedure.name,
+        # Form 02's items, which the event only counts: what a supplement message lists.
+        "supplement_items": list(supplement.items) if supplement else [],
     }
 
 

@@ -13,6 +13,7 @@ from urllib3.util.retry import Retry
 
 from services.outbound.domain.portal import Personal
 from services.outbound.portal import PortalUnavailable
+from shared import tracing
 
 
 class DossierUnavailable(PortalUnavailable):
@@ -39,7 +40,7 @@ class DossierClient:
     def personal(self, code: str) -> Personal:
         url = f"{self.base_url}/api/v1/dossiers/{code}/portal-record"
         try:
-            response = self.http.get(url, timeout=self.timeout)
+            response = self.http.get(url, timeout=self.timeout, headers=tracing.current())
         except requests.RequestException as exc:
             raise DossierUnavailable(f"dossier service: {type(exc).__name__}: {exc}"[:900]) from exc
         if response.status_code != 200:

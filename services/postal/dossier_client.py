@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from services.postal.operator import OperatorUnavailable, call_with_retries
+from shared import tracing
 from shared.problems import Problem, ServiceUnavailable, ValidationFailed
 
 
@@ -41,7 +42,12 @@ class DossierClient:
                 attempts=self.attempts,
                 timeout=self.timeout,
                 json=body,
-                headers={"Authorization": authorization, "Idempotency-Key": idempotency_key},
+                # The filing's trace goes on into the dossier service (shared/tracing.py).
+                headers={
+                    "Authorization": authorization,
+                    "Idempotency-Key": idempotency_key,
+                    **tracing.current(),
+                },
             )
         except OperatorUnavailable as exc:
             raise ServiceUnavailable(f"the dossier service cannot register the dossier now: {exc}") from exc

@@ -1,15 +1,18 @@
 """The event catalogue (docs/asyncapi.yaml), checked as integrators check it: by AsyncAPI's own parser.
 
-``@asyncapi/parser`` (what ``asyncapi validate`` runs; pinned in scripts/asyncapi-validator, installed by
-``make test`` from its lock) validates the document against the JSON Schema of its AsyncAPI version,
-resolves every ``$ref`` (the payloads are the published JSON Schemas under docs/schemas/) and applies the
-AsyncAPI 3 rules (an operation's messages belong to its channel, …). Every error fails the test; so does a
-warning, since a document integrators' tools warn about is not one we publish.
+``@asyncapi/parser`` (what ``asyncapi validate`` runs; pinned in tools/asyncapi/package-lock.json and
+installed by ``make test`` under ``.venv/tools/asyncapi`` with tools/asyncapi/validate.mjs) validates the
+document against the JSON Schema of its AsyncAPI version, resolves every ``$ref`` (the payloads are the
+published JSON Schemas under docs/schemas/) and applies the AsyncAPI 3 rules (an operation's messages
+belong to its channel, …). Every error fails the test; so does a warning, since a document integrators'
+tools warn about is not one we publish. Without the parser the tests skip on a developer's machine and
+fail under CI (``CI`` set), as the Spectral check does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,17 +21,24 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-VALIDATOR = ROOT / "scripts" / "asyncapi-validator"
+INSTALLED = ROOT / ".venv" / "tools" / "asyncapi" / "validate.mjs"
 DOCUMENT = ROOT / "docs" / "asyncapi.yaml"
 
 
-def diagnostics(document: Path) -> list[dict]:
+def validator() -> list[str]:
     node = shutil.which("node")
-    if node is None or not (VALIDATOR / "node_modules" / "@asyncapi" / "parser").is_dir():
-        pytest.fail("AsyncAPI's parser is missing: `make test-assets` installs it")
-    done = subprocess.run(
-        [node, str(VALIDATOR / "validate.mjs"), str(document)], capture_output=True, text=True, timeout=120
-    )
+    for candidate in (os.environ.get("ASYNCAPI_VALIDATE"), str(INSTALLED)):
+        parser = Path(candidate or ".").parent / "node_modules" / "@asyncapi" / "parser"
+        if node and candidate and Path(candidate).is_file() and parser.is_dir():
+            return [node, candidate]
+    message = "AsyncAPI's parser not installed: `make test` installs it where npm is (tools/asyncapi, npm ci)"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; under CI the AsyncAPI check must run, not skip")
+    pytest.skip(message)
+
+
+def diagnostics(document: Path) -> list[dict]:
+    done = subprocess.run([*validator(), str(document)], capture_output=True, text=True, timeout=120)
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode in (0, 1) and (done.returncode == 0) == all(
         d["severity"] != "error" for d in lines

@@ -61,6 +61,8 @@ _COUNTERS_AND_GAUGES = {
     "motcua_portal_sync_parked",
     "motcua_webhook_deliveries_total",
     "motcua_webhook_subscriptions_disabled",
+    "motcua_notifications_total",
+    "motcua_notification_gateway_calls_total",
 }
 _HISTOGRAMS = {
     "motcua_dossier_resolution_working_seconds",
@@ -68,6 +70,7 @@ _HISTOGRAMS = {
     "motcua_http_request_duration_seconds",
     "motcua_postal_delivery_working_seconds",
     "motcua_webhook_delivery_lag_seconds",
+    "motcua_notification_gateway_seconds",
 }
 EXPOSED_METRICS = _COUNTERS_AND_GAUGES | {
     f"{name}{suffix}" for name in _HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")

@@ -1,6 +1,4 @@
-"""NetworkPolicies (issue 11 §4): motcua's pods deny by default and allow only what they need — and
-everything they need: each call one service makes to another in the cluster (read from the deployments'
-``http://motcua-<service>:<port>`` settings) is allowed out of the caller and into the callee."""
+"""NetworkPolicies (issue 11 §4): motcua's pods deny by default and allow only what they need."""
 
 from __future__ import annotations
 
@@ -25,26 +23,58 @@ def test_every_motcua_pod_denies_by_default_both_ways():
     assert "ingress" not in deny and "egress" not in deny
 
 
-def test_ingress_is_the_api_port_from_the_ingress_controller_prometheus_and_calling_services_only():
-    namespaces, pods = [], []
-    for spec in policies().values():
+CALLERS = {
+    "key": "app.kubernetes.io/component",
+    "operator": "In",
+    "values": ["postal", "outbound", "notifier"],
+}
+
+
+def test_ingress_is_the_api_port_from_the_ingress_controller_and_prometheus_only():
+    allowed = []
+    for name, spec in policies().items():
+        if name in ("motcua-dossier-from-its-callers", "motcua-callers-to-dossier"):
+            continue
+        assert spec["podSelector"] == {"matchLabels": MOTCUA}
         for rule in spec.get("ingress", []):
             assert rule["from"] and rule["ports"] == [{"port": "http", "protocol": "TCP"}]
-            for peer in rule["from"]:
-                if "namespaceSelector" in peer:
-                    namespaces.append(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
-                else:  # another motcua service in the namespace, by its component
-                    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "motcua"
-                    pods.append(peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"])
-    assert sorted(namespaces) == ["ingress-nginx", "monitoring"]
-    assert sorted(pods) == ["outbound", "postal"]  # both call the dossier service's API
+            allowed += [
+                peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                for peer in rule["from"]
+            ]
+    assert sorted(allowed) == ["ingress-nginx", "monitoring"]
 
 
-def test_egress_of_every_pod_is_dns_broker_database_and_the_identity_provider():
-    spec = policies()["motcua-egress"]
-    assert spec["podSelector"] == {"matchLabels": MOTCUA}
-    ports = sorted((port["port"], port["protocol"]) for rule in spec["egress"] for port in rule["ports"])
+def test_egress_is_dns_broker_database_and_the_identity_provider():
+    ports = sorted(
+        (port["port"], port["protocol"])
+        for name, spec in policies().items()
+        if name not in ("motcua-callers-to-dossier", "motcua-outbound-to-the-internet")
+        for rule in spec.get("egress", [])
+        for port in rule["ports"]
+    )
     assert ports == [(53, "TCP"), (53, "UDP"), (443, "TCP"), (5432, "TCP"), (5672, "TCP")]
+
+
+def test_the_dossier_api_is_open_to_the_services_that_call_it_only():
+    """The postal service, the outbound service and the notifier call the dossier service's API (their
+    settings' DOSSIER_URL): that port, between those pods, and nothing more."""
+    inbound = policies()["motcua-dossier-from-its-callers"]
+    assert inbound["podSelector"]["matchLabels"] == {**MOTCUA, "app.kubernetes.io/component": "dossier"}
+    assert inbound["ingress"] == [
+        {
+            "from": [{"podSelector": {"matchExpressions": [CALLERS]}}],
+            "ports": [{"port": "http", "protocol": "TCP"}],
+        }
+    ]
+    outbound = policies()["motcua-callers-to-dossier"]
+    assert CALLERS in outbound["podSelector"]["matchExpressions"]
+    assert outbound["egress"] == [
+        {
+            "to": [{"podSelector": {"matchLabels": {**MOTCUA, "app.kubernetes.io/component": "dossier"}}}],
+            "ports": [{"port": 8000, "protocol": "TCP"}],
+        }
+    ]
 
 
 def _selects(selector: dict, labels: dict) -> bool:
@@ -77,6 +107,8 @@ def _deployments() -> dict[str, dict]:
 
 
 def test_every_call_between_services_is_allowed_out_of_the_caller_and_into_the_callee():
+    """Read from the deployments: each ``http://motcua-<service>:<port>`` setting is a call, which the
+    policies must let out of the caller's pods and into the callee's."""
     deployments, specs = _deployments(), list(policies().values())
     calls = [
         (caller, match.group(1), int(match.group(2)))
@@ -114,16 +146,15 @@ def test_every_call_between_services_is_allowed_out_of_the_caller_and_into_the_c
 
 
 def test_the_outbound_service_reaches_public_addresses_only():
-    outbound = deployments_labels = _deployments()["outbound"]["labels"]
+    outbound = _deployments()["outbound"]["labels"]
     rules = [
         rule
         for spec in policies().values()
-        if _selects(spec["podSelector"], deployments_labels)
-        and spec["podSelector"] != {"matchLabels": MOTCUA}
+        if _selects(spec["podSelector"], outbound) and spec["podSelector"] != {"matchLabels": MOTCUA}
         for rule in spec.get("egress", [])
         if any("ipBlock" in peer for peer in rule["to"])
     ]
-    assert outbound and len(rules) == 1
+    assert len(rules) == 1
     block = rules[0]["to"][0]["ipBlock"]
     assert block["cidr"] == "0.0.0.0/0"
     excluded = [ipaddress.ip_network(n) for n in block["except"]]

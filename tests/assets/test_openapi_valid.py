@@ -44,7 +44,7 @@ def operations(path: Path):
 
 
 def test_there_is_a_document_per_service():
-    assert {p.stem for p in DOCUMENTS} == {"dossier", "esign", "metrics", "outbound", "postal"}
+    assert {p.stem for p in DOCUMENTS} == {"dossier", "esign", "metrics", "notifier", "outbound", "postal"}
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.stem)

@@ -209,7 +209,7 @@ def test_a_refusal_sends_the_dossier_back_for_appraisal(system):
     assert envelopes, "the signature's events did not arrive"
     by_source: dict[str, list[tuple[int, str]]] = {}
     for envelope in envelopes:
-        by_source.setdefault(envelope["source"], []).append((envelope["sequence"], envelope["type"]))
+        by_source.setdefault(envelope["source"], []).append((int(envelope["sequence"]), envelope["type"]))
     assert set(by_source) == {"/motcua/dossier", "/motcua/esign"}
     for source, numbered in by_source.items():
         assert sorted(n for n, _ in numbered) == list(range(1, len(numbered) + 1)), (source, numbered)

@@ -41,8 +41,11 @@ def run_environment(rabbit_config, tmp_path) -> dict[str, str]:
         "ESIGN_STORE_DIR": str(tmp_path / "documents"),
         "SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
         "PORTAL_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+        "SMS_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+        "ZALO_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+        "EMAIL_SIMULATOR_ADDRESS": f"127.0.0.1:{free_port()}",
     }
-    for service in ("dossier", "postal", "esign", "metrics", "outbound"):
+    for service in ("dossier", "postal", "esign", "metrics", "outbound", "notifier"):
         env[f"{service.upper()}_DATABASE_URL"] = f"sqlite:///{tmp_path / service}.sqlite3"
         env[f"{service.upper()}_ADDRESS"] = f"127.0.0.1:{free_port()}"
     env["DOSSIER_URL"] = f"http://{env['DOSSIER_ADDRESS']}"

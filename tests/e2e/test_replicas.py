@@ -176,7 +176,7 @@ def collect(subscriber: Subscriber, until, timeout: float = 30.0) -> list[dict]:
 def outbox(url: str) -> list[tuple[str, int, bool]]:
     """(subject, sequence, published) of every event the dossier service recorded."""
     rows = query(url, "SELECT subject, body, published_at IS NOT NULL AS published FROM dossier_outbox")
-    return [(row.subject, json.loads(row.body)["sequence"], row.published) for row in rows]
+    return [(row.subject, int(json.loads(row.body)["sequence"]), row.published) for row in rows]
 
 
 def scrape(replica: Replica) -> dict[str, float]:
@@ -300,19 +300,19 @@ def test_two_dossier_and_two_metrics_processes_share_their_databases_correctly(
         assert set(expected.values()) == {1}
         envelopes = collect(
             subscriber,
-            lambda got: Counter((e["subject"], e["sequence"]) for e in got) >= expected,
+            lambda got: Counter((e["subject"], int(e["sequence"])) for e in got) >= expected,
             timeout=30,
         )
         subscriber.drain(timeout=1.0, quiet=0)  # a duplicate would arrive now
         envelopes = subscriber.envelopes
-        delivered = Counter((e["subject"], e["sequence"]) for e in envelopes)
+        delivered = Counter((e["subject"], int(e["sequence"])) for e in envelopes)
         assert delivered == expected, "every recorded event published once: none lost, none duplicated"
         assert {code for code in codes[-AFTER_FAILOVER:]} <= {subject for subject, _ in delivered}
 
         # (c) In the order each dossier's events happened.
         seen: dict[str, list[int]] = defaultdict(list)
         for envelope in envelopes:
-            seen[envelope["subject"]].append(envelope["sequence"])
+            seen[envelope["subject"]].append(int(envelope["sequence"]))
         for subject, sequences in seen.items():
             assert sequences == sorted(set(sequences)), f"{subject} arrived as {sequences}"
         assert all(len(seen[code]) >= 2 for code in codes[:RECEIPTS]), "each dossier had several events"

@@ -65,7 +65,7 @@ def test_each_jurisdiction_receives_exactly_its_events(three_level, rabbit_confi
     assert commune.messages[0].delivery_info["routing_key"] == "dossier.received.89.883.30280"
     assert envelope["unitpath"] == "89.883.30280"
     assert envelope["source"] == "/motcua/dossier"
-    assert envelope["sequence"] == 1
+    assert envelope["sequence"] == "0000000001"
     assert envelope["data"]["status"] == 2
     # Minimal data: nothing personal leaves the service on an event.
     flat = str(envelope)

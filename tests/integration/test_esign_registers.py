@@ -170,12 +170,12 @@ def test_the_sequence_counts_per_dossier_across_its_signing_requests(uow, tools)
     desk.seal(desk.sign(second, utc(2027, 3, 2, 3)), utc(2027, 3, 2, 4))
     events = outbox(uow)
     of_d1 = [
-        (e["type"].rsplit(".", 1)[1], e["sequence"], e["data"]["request_id"])
+        (e["type"].rsplit(".", 1)[1], int(e["sequence"]), e["data"]["request_id"])
         for e in events
         if e["subject"] == "D-1"
     ]
     assert of_d1 == [("refused", 1, first.id), ("signed", 2, second.id), ("sealed", 3, second.id)]
-    assert [(e["sequence"], e["data"]["request_id"]) for e in events if e["subject"] == "D-2"] == [
+    assert [(int(e["sequence"]), e["data"]["request_id"]) for e in events if e["subject"] == "D-2"] == [
         (1, other.id),
         (2, other.id),
     ]
@@ -296,5 +296,5 @@ def test_the_migration_keeps_existing_numbers_and_counts(database_url, tools):
     assert desk.seal(legacy, utc(2027, 1, 2, 3)).document_number == "2/KQ-1"
     # 2026's register resumes after its highest number; D-1's events after the two it published
     assert desk.issue("D-3", utc(2026, 12, 31, 10)).document_number == f"03/{series(COMMUNE)}"
-    assert [(e["subject"], e["sequence"]) for e in outbox(desk.uow)][:1] == [("D-1", 3)]
+    assert [(e["subject"], int(e["sequence"])) for e in outbox(desk.uow)][:1] == [("D-1", 3)]
     engine.dispose()

@@ -200,7 +200,7 @@ def test_decided_dossier_is_signed_sealed_downloaded_and_verified(esign, rabbit_
             ("vn.motcua.esign.signed", "leader.an@" + COMMUNE, "leader"),
             ("vn.motcua.esign.sealed", "clerk.binh@" + COMMUNE, "clerk"),
         ]
-        assert [e["sequence"] for e in envelopes] == [1, 2]
+        assert [int(e["sequence"]) for e in envelopes] == [1, 2]
         assert all(e["subject"] == code for e in envelopes)
         # Numbered at issue: the sealed event carries the number, the signed one none yet.
         assert "document_number" not in envelopes[0]["data"]

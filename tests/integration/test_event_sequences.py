@@ -128,6 +128,6 @@ def test_a_sources_events_of_one_dossier_count_1_2_3_across_its_records(source, 
     code, events = DRIVERS[source](database_url, tools)
     mine = [e for e in events if e["subject"] == code]
     assert len(mine) >= 2 and {e["source"] for e in mine} == {f"/motcua/{source}"}
-    assert [e["sequence"] for e in mine] == list(range(1, len(mine) + 1)), [
-        (e["type"], e["sequence"]) for e in mine
+    assert [int(e["sequence"]) for e in mine] == list(range(1, len(mine) + 1)), [
+        (e["type"], int(e["sequence"])) for e in mine
     ]

@@ -71,7 +71,7 @@ def test_relay_publishes_committed_events_with_the_contract_envelope(engine, rab
     assert all(m.properties["delivery_mode"] == 2 for m in messages)
     assert all(m.properties["content_type"] == "application/cloudevents+json" for m in messages)
     bodies = [json.loads(m.body) for m in messages]
-    assert [b["sequence"] for b in bodies] == [1, 2, 3]
+    assert [int(b["sequence"]) for b in bodies] == [1, 2, 3]
     assert {b["type"] for b in bodies} == {"vn.motcua.dossier.received"}
     assert [m.properties["message_id"] for m in messages] == [b["id"] for b in bodies]
     assert pending(engine) == 0
@@ -168,7 +168,7 @@ def test_events_wait_through_an_outage_then_all_go_out_in_order(engine, rabbit_c
         relay.stop()
         proxy.close()
         subscriber.close()
-    assert [e["sequence"] for e in subscriber.envelopes] == list(range(1, 11))
+    assert [int(e["sequence"]) for e in subscriber.envelopes] == list(range(1, 11))
     assert pending(engine) == 0
 
 
@@ -198,7 +198,7 @@ def test_relay_killed_before_marking_resends_and_leaves_no_gap(engine, rabbit_co
     unique = {}
     for envelope in envelopes:
         unique.setdefault(envelope["id"], envelope)
-    assert sorted(e["sequence"] for e in unique.values()) == [1, 2, 3, 4]
+    assert sorted(int(e["sequence"]) for e in unique.values()) == [1, 2, 3, 4]
     assert pending(engine) == 0
 
 

@@ -120,7 +120,7 @@ def test_a_dossiers_whole_life_reaches_the_portal_in_order_through_faults(world,
     finally:
         wire.close()
     events = wire.envelopes
-    assert [e["sequence"] for e in events] == list(range(1, 13))
+    assert [int(e["sequence"]) for e in events] == list(range(1, 13))
 
     def all_steps():
         # The hung call is stored only when its hang ends, which can be after the retry has synced the rest.

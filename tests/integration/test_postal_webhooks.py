@@ -112,7 +112,7 @@ def test_a_forward_report_is_stored_applied_and_published_without_personal_data(
         subscriber.drain(expect=1)
         [event] = subscriber.envelopes
         assert event["type"] == "vn.motcua.postal.picked_up"
-        assert event["subject"] == shipment.dossier_code and event["sequence"] == 1
+        assert event["subject"] == shipment.dossier_code and event["sequence"] == "0000000001"
         assert event["data"]["previous_status"] == "created"
         text = json.dumps(event, ensure_ascii=False)
         assert CONTACT["phone"] not in text and CONTACT["address"] not in text and CONTACT["name"] not in text
@@ -223,7 +223,7 @@ def test_late_and_out_of_order_reports_are_recorded_but_never_move_backwards(pos
             "out_for_delivery",
             "delivered",
         ]
-        assert [e["sequence"] for e in subscriber.envelopes] == [1, 2]
+        assert [int(e["sequence"]) for e in subscriber.envelopes] == [1, 2]
     finally:
         subscriber.close()
 

@@ -9,6 +9,7 @@ real broker and both databases.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -50,6 +51,26 @@ def test_an_old_consumer_applies_a_new_producers_events(metrics):  # noqa: F811
     assert metrics.value("motcua_dossiers_received_total", text) == 1
     assert (metrics.value("motcua_dead_lettered_total", text, service="metrics") or 0) == dead_before
     assert dead_letters(metrics.amqp_uri, QUEUE, expect=1, timeout=2) == []
+
+
+def test_a_consumer_reads_sequence_in_the_3x_integer_and_the_4x_string_form(metrics):  # noqa: F811
+    """Contract 4.0 sends ``sequence`` as a string (the CloudEvents sequence extension); what 3.x producers,
+    and outbox rows written before the upgrade, send is an integer. One dossier's two events, one in each
+    form, must fold in order: received (#1, integer) then resolved (#2, string)."""
+    now = datetime.now(UTC)
+    dossier = Dossier(COMMUNE_A, received_at=now - timedelta(days=1), due_at=now + timedelta(days=2))
+    received = replace(dossier.event("received", 2, now - timedelta(days=1)), integer_sequence=True)
+    resolved = dossier.resolved(now - timedelta(hours=1), timeliness="early")
+    assert received.envelope()["sequence"] == 1 and resolved.envelope()["sequence"] == "0000000002"
+    dead_before = metrics.value("motcua_dead_lettered_total", service="metrics") or 0
+    # The later one first: it is held until #1 arrives, so the two forms are compared as numbers.
+    for event in (resolved, received):
+        publish_raw(metrics.amqp_uri, event.envelope(), event.routing_key)
+
+    assert metrics.wait_for("motcua_dossiers_resolved_total", 1, timeliness="early") == 1
+    text = metrics.scrape()
+    assert metrics.value("motcua_dossiers_received_total", text) == 1
+    assert (metrics.value("motcua_dead_lettered_total", text, service="metrics") or 0) == dead_before
 
 
 def test_a_new_producers_event_missing_a_required_field_is_still_dead_lettered(metrics):  # noqa: F811

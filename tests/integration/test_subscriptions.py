@@ -183,7 +183,7 @@ def test_a_commune_subscriber_gets_exactly_its_events_signed_in_order_through_it
     for delivery in got:
         event = verified(delivery, SECRET)
         assert delivery["headers"]["Webhook-Id"] == event["id"]
-        per_dossier[event["subject"]].append(event["sequence"])
+        per_dossier[event["subject"]].append(int(event["sequence"]))
     assert dict(per_dossier) == {d.code: [1, 2, 3] for d in mine}  # in order per dossier
     # The body is the CloudEvent as published.
     published = {e.id: e.envelope() for e in events}

@@ -196,6 +196,7 @@ REAL_CLOCK = {
     ("simulators/postal_operator.py", "datetime.now"): "webhook-timestamp, checked ±5 min on the real clock",
     ("simulators/postal_operator.py", "time.time"): "the delays between reports, in real seconds",
     ("services/outbound/webhooks.py", "datetime.now"): "webhook-timestamp, checked ±5 min on the real clock",
+    ("shared/neighbours.py", "datetime.now"): "a circuit's cool-down, an HTTP-date Retry-After",
 }
 
 

@@ -45,6 +45,11 @@ def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
         ({"LOOKUP_KEY": ""}, "LOOKUP_KEY is unset"),
         ({"LOOKUP_KEY": "31-bytes-of-key-is-one-too-few!"}, "shorter than 32 bytes"),
         ({"LOOKUP_KEY": "motcua-development-lookup-key-not-for-production"}, "public development key"),
+        ({"NOTIFIER_RECIPIENT_KEY": ""}, "NOTIFIER_RECIPIENT_KEY is unset"),
+        (
+            {"NOTIFIER_RECIPIENT_KEY": "motcua-development-recipient-key-not-for-production"},
+            "NOTIFIER_RECIPIENT_KEY is the public development key",
+        ),
         ({"EVENT_MAX_HOLD_SECONDS": "1800"}, "below the broker's consumer_timeout"),
         ({"EVENT_MAX_HOLD_SECONDS": "900", "BROKER_CONSUMER_TIMEOUT_SECONDS": "900"}, "consumer_timeout"),
     ],

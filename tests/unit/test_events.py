@@ -73,7 +73,64 @@ def test_envelope_is_cloudevents_structured_mode():
     assert document["datacontenttype"] == "application/json"
     assert document["unitpath"] == "79.26740"
     assert document["handlingunitpath"] == "79.79-STP"
-    assert document["sequence"] == 1
+    # The CloudEvents sequence extension: a string ordering as text; 1 is ten digits, zero-padded.
+    assert document["sequence"] == "0000000001"
+    # dataschema: the `data` part of the published schema of the type (its $id in docs/schemas/).
+    assert document["dataschema"] == (
+        "https://motcua.github.io/schemas/vn.motcua.dossier.received.json#/properties/data"
+    )
+    assert "traceparent" not in document  # made outside any trace
+
+
+def test_sequence_orders_as_text_as_it_does_as_a_number():
+    """The extension's rule: a later event's sequence sorts after an earlier one's, as strings."""
+    numbers = [1, 2, 9, 10, 11, 99, 100, 1000, 12345, 9_999_999_999]
+    texts = [json.loads(sample(sequence=n).to_json())["sequence"] for n in numbers]
+    assert sorted(texts) == texts
+    assert texts[3] == "0000000010" and texts[-1] == "9999999999"
+
+
+@pytest.mark.parametrize("sent", [7, "0000000007", "7", "00000000000000000007"])
+def test_a_consumer_reads_both_forms_of_sequence(sent):
+    """3.x producers (and outbox rows written before the upgrade) send an integer, 4.x a string."""
+    document = {**json.loads(sample().to_json()), "sequence": sent}
+    event = Event.from_json(json.dumps(document))
+    assert event.sequence == 7
+    # Re-sent (an outgoing webhook) in the form it came in.
+    assert json.loads(event.to_json())["sequence"] == (7 if isinstance(sent, int) else "0000000007")
+
+
+@pytest.mark.parametrize("sent", [0, "0000000000", -1, "-1", "+7", "7.0", 7.0, True, "", "٣", None, [7]])
+def test_a_sequence_that_is_not_a_positive_counter_is_refused(sent):
+    document = {**json.loads(sample().to_json()), "sequence": sent}
+    with pytest.raises(InvalidEvent, match="sequence"):
+        Event.from_json(json.dumps(document))
+
+
+def test_the_trace_context_travels_with_the_event():
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    event = sample(traceparent=parent, tracestate="rojo=00f067aa0ba902b7")
+    document = json.loads(event.to_json())
+    assert document["traceparent"] == parent and document["tracestate"] == "rojo=00f067aa0ba902b7"
+    assert Event.from_json(event.to_json()) == event
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  # all-zero trace id: invalid
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  # all-zero parent id: invalid
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  # upper case: invalid
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "garbage",
+        42,
+    ],
+)
+def test_a_malformed_traceparent_is_dropped_not_refused(traceparent):
+    """W3C Trace Context: a vendor that cannot parse traceparent starts a new trace; the event stands."""
+    document = {**json.loads(sample().to_json()), "traceparent": traceparent, "tracestate": "a=b"}
+    event = Event.from_json(json.dumps(document))
+    assert event.traceparent is None and event.tracestate is None
 
 
 def test_round_trip_keeps_every_attribute():

@@ -103,10 +103,16 @@ def test_a_setting_default_lives_on_the_setting():
 def test_service_tunables_have_no_second_default_in_config_files():
     from services.dossier.dependencies import SETTINGS as DOSSIER
     from services.metrics.dependencies import SETTINGS as METRICS
+    from services.notifier.dependencies import SETTINGS as NOTIFIER
     from services.outbound.dependencies import SETTINGS as OUTBOUND
     from services.outbound.dependencies import WEBHOOK_SETTINGS as WEBHOOKS
 
-    for service, settings in (("dossier", DOSSIER), ("metrics", METRICS), ("outbound", OUTBOUND + WEBHOOKS)):
+    for service, settings in (
+        ("dossier", DOSSIER),
+        ("metrics", METRICS),
+        ("outbound", OUTBOUND + WEBHOOKS),
+        ("notifier", NOTIFIER),
+    ):
         text = Path(f"services/{service}/config.yml").read_text(encoding="utf-8")
         for setting in settings:
             assert setting.default is not None, setting.key
