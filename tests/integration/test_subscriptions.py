@@ -291,7 +291,7 @@ def test_oauth2_client_credentials_a_token_cached_and_renewed_once_on_401(outbou
     assert wait_for(lambda: len(hook.delivered()) == 4, timeout=20)
     assert [r["status"] for r in hook.received] == [204, 204, 204, 401, 204]
     assert token_endpoint.issued() == 2
-    assert [verified(d, SECRET)["sequence"] for d in hook.delivered()[1:]] == [1, 2, 3]
+    assert [int(verified(d, SECRET)["sequence"]) for d in hook.delivered()[1:]] == [1, 2, 3]
     # The 401 and its renewal were one try: the delivery log shows one, answered 204.
     subscription = created.json()["id"]
     log = requests.get(f"{base}/api/v1/subscriptions/{subscription}/deliveries", headers=desk, timeout=10)
