@@ -7,9 +7,9 @@ service's one port: the web server (eventlet.listen) sets SO_REUSEPORT, so the k
 connections over the processes, with no balancer in front. Replicas share a database, so they need
 PostgreSQL: a service whose ``<SERVICE>_DATABASE_URL`` is not given gets a local database
 ``motcua_run_<service>`` (``MOTCUA_RUN_POSTGRES``, default postgresql://postgres@127.0.0.1:5432),
-created if missing; SQLite with n > 1 is refused. The postal operator and national portal simulators,
-the messaging gateways' simulators (SMS 8013, Zalo 8014, e-mail 8015, with the notifier) and the test
-TSA stay single. Services without a ``service.py`` and a
+created if missing; SQLite with n > 1 is refused. The postal operator, national portal and payment
+platform simulators, the messaging gateways' simulators (SMS 8013, Zalo 8014, e-mail 8015, with the
+notifier) and the test TSA stay single. Services without a ``service.py`` and a
 ``config.yml`` under ``services/`` are not started (they arrive with their own issues). With the
 e-signature service comes the local RFC 3161 test TSA (``ESIGN_TSA_PORT``, default 8010), unless
 ``ESIGN_TSA_URL`` names a real one.
@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-ORDER = ("dossier", "postal", "esign", "metrics", "outbound", "notifier")
+ORDER = ("dossier", "postal", "esign", "metrics", "outbound", "notifier", "payment")
 DEFAULT_PORTS = {
     "dossier": 8000,
     "postal": 8001,
@@ -43,6 +43,7 @@ DEFAULT_PORTS = {
     "metrics": 8003,
     "outbound": 8004,
     "notifier": 8005,
+    "payment": 8006,
 }
 # The messaging gateways' simulators (simulators/messaging.py), one process each, with the notifier:
 # name -> (its address setting, default port, the notifier's setting that points at it).
@@ -51,7 +52,12 @@ GATEWAY_SIMULATORS = {
     "zalo-gateway-simulator": ("ZALO_SIMULATOR_ADDRESS", 8014, "ZALO_GATEWAY_URL"),
     "email-gateway-simulator": ("EMAIL_SIMULATOR_ADDRESS", 8015, "EMAIL_GATEWAY_URL"),
 }
-SIMULATORS = ("postal-operator-simulator", "national-portal-simulator", *GATEWAY_SIMULATORS)
+SIMULATORS = (
+    "postal-operator-simulator",
+    "national-portal-simulator",
+    "payment-platform-simulator",
+    *GATEWAY_SIMULATORS,
+)
 # What a stop may take, all processes together, before they are killed: work in flight finishes first.
 STOP_SECONDS = 15
 
@@ -77,6 +83,8 @@ def simulator_address(name: str = "postal-operator-simulator") -> str:
         return f"http://{os.environ.get(setting, f'127.0.0.1:{port}')}"
     if name == "national-portal-simulator":
         host, _, port = os.environ.get("PORTAL_SIMULATOR_ADDRESS", "127.0.0.1:8012").rpartition(":")
+    elif name == "payment-platform-simulator":
+        host, _, port = os.environ.get("PAYMENT_SIMULATOR_ADDRESS", "127.0.0.1:8016").rpartition(":")
     else:
         host, _, port = os.environ.get("SIMULATOR_ADDRESS", "127.0.0.1:8011").rpartition(":")
     return f"http://{host}:{port}"
@@ -250,6 +258,9 @@ def main() -> int:
         for name in names:
             config = ROOT / "services" / name / "config.yml"
             environment = {**os.environ, **({"AMQP_URI": uris[name]} if name in uris else {})}
+            if name == "dossier" and "payment" in names:
+                # The lookup page offers the payment service's start page while a dossier awaits payment.
+                environment.setdefault("PAYMENT_START_URL", f"{address('payment')}/thanh-toan")
             if name == "notifier":
                 # The gateways are the simulators started below, unless the environment names real ones.
                 for simulator, (_, _, url_setting) in GATEWAY_SIMULATORS.items():
@@ -277,6 +288,20 @@ def main() -> int:
                     "simulators.national_portal",
                     "--address",
                     simulator_address("national-portal-simulator").removeprefix("http://"),
+                ]
+            )
+        if "payment" in processes:
+            # The national payment platform stands in as a simulator (simulators/payment_platform.py); its
+            # confirmations go to the payment service.
+            processes["payment-platform-simulator"] = subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "simulators.payment_platform",
+                    "--address",
+                    simulator_address("payment-platform-simulator").removeprefix("http://"),
+                    "--callback-url",
+                    f"{address('payment')}/api/v1/platform/confirmations",
                 ]
             )
         if "notifier" in processes:

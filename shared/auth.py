@@ -60,6 +60,22 @@ def key_problem(name: str, key: bytes) -> str | None:
     return None
 
 
+# The payment platform simulator's partner secret (simulators/payment_platform.py): public.
+PAYMENT_DEVELOPMENT_SECRET = "motcua-development-payment-secret"
+MIN_PARTNER_SECRET_CHARACTERS = 16
+
+
+def partner_secret_problem(secret: str) -> str | None:
+    """Why a ``PAYMENT_PARTNER_SECRET`` (every MaXacThuc of the payment platform's messages) must not be
+    used outside development, or None: the one place the rule is written (the payment service refuses
+    to start with it; ``make check-config`` lists it)."""
+    if len(secret) < MIN_PARTNER_SECRET_CHARACTERS:
+        return f"PAYMENT_PARTNER_SECRET is unset or shorter than {MIN_PARTNER_SECRET_CHARACTERS} characters"
+    if secret == PAYMENT_DEVELOPMENT_SECRET:
+        return "PAYMENT_PARTNER_SECRET is the public development secret"
+    return None
+
+
 ROLES = (
     "portal",  # the provincial public service portal, filing on citizens' behalf
     "desk_officer",  # one-stop desk (Bộ phận Một cửa): receive, refuse, supplement, return
@@ -68,6 +84,7 @@ ROLES = (
     "clerk",  # văn thư: applies the organisation's signature (the seal)
     "auditor",  # read-only over a jurisdiction (district/province office)
     "postal_operator",  # the public postal operator's integration
+    "payment_service",  # the payment service: records payments the payment platform confirmed
     "admin",  # operations
 )
 

@@ -19,7 +19,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared import clock
-from shared.auth import DEVELOPMENT_KEYS, auth_settings, is_development, key_problem, secret_problem
+from shared.auth import (
+    DEVELOPMENT_KEYS,
+    auth_settings,
+    is_development,
+    key_problem,
+    partner_secret_problem,
+    secret_problem,
+)
 from shared.config import ConfigurationError, load_config
 from shared.consumer import hold_problem
 
@@ -42,6 +49,10 @@ def findings(config: Mapping[str, Any], service: str) -> list[str]:
     for name in DEVELOPMENT_KEYS:  # the lookup's key (dossier), the recipients' key (notifier)
         if name in config and (problem_of_key := key_problem(name, str(config.get(name) or "").encode())):
             found.append(f"{problem_of_key}: set it to at least 32 random bytes (docs/runbook.md)")
+    if "PAYMENT_PARTNER_SECRET" in config:  # the payment service's MaXacThuc
+        problem_of_secret = partner_secret_problem(str(config.get("PAYMENT_PARTNER_SECRET") or ""))
+        if problem_of_secret:
+            found.append(f"{problem_of_secret}: set the secret the payment platform gave (docs/runbook.md)")
     try:
         settings = auth_settings({**config, "MOTCUA_ENV": ""}, service)
     except ConfigurationError as exc:

@@ -36,7 +36,7 @@ UNROUTED_EXCHANGE = "egov.events.unrouted"
 UNROUTED_QUEUE = "egov.events.unrouted"
 CONTENT_TYPE = "application/cloudevents+json"
 SPEC_VERSION = "1.0"
-SOURCES = ("dossier", "postal", "esign", "metrics", "outbound", "notifier")
+SOURCES = ("dossier", "postal", "esign", "metrics", "outbound", "notifier", "payment")
 
 # The published JSON Schemas (docs/schemas/<type>.json) are identified by this base; ``dataschema``
 # points at the ``data`` part of the type's document.

@@ -26,7 +26,7 @@ def test_every_motcua_pod_denies_by_default_both_ways():
 CALLERS = {
     "key": "app.kubernetes.io/component",
     "operator": "In",
-    "values": ["postal", "outbound", "notifier"],
+    "values": ["postal", "outbound", "notifier", "payment"],
 }
 
 
@@ -61,8 +61,8 @@ def test_egress_is_dns_broker_database_and_the_identity_provider():
 
 
 def test_the_dossier_api_is_open_to_the_services_that_call_it_only():
-    """The postal service, the outbound service and the notifier call the dossier service's API (their
-    settings' DOSSIER_URL): that port, between those pods, and nothing more."""
+    """The postal service, the outbound service, the notifier and the payment service call the dossier
+    service's API (their settings' DOSSIER_URL): that port, between those pods, and nothing more."""
     inbound = policies()["motcua-dossier-from-its-callers"]
     assert inbound["podSelector"]["matchLabels"] == {**MOTCUA, "app.kubernetes.io/component": "dossier"}
     assert inbound["ingress"] == [

@@ -44,7 +44,15 @@ def operations(path: Path):
 
 
 def test_there_is_a_document_per_service():
-    assert {p.stem for p in DOCUMENTS} == {"dossier", "esign", "metrics", "notifier", "outbound", "postal"}
+    assert {p.stem for p in DOCUMENTS} == {
+        "dossier",
+        "esign",
+        "metrics",
+        "notifier",
+        "outbound",
+        "payment",
+        "postal",
+    }
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.stem)

@@ -19,6 +19,7 @@ import requests
 from services.dossier.service import DossierService
 from shared.units import EXAMPLE_3LEVEL_FILE
 from tests.conftest import bearer
+from tests.support.broker import wait_for as wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -191,3 +192,37 @@ def test_the_page_works_from_the_keyboard_alone(browser, base):
     assert "Được tiếp nhận (mã 2)" in result.text
     assert browser.switch_to.active_element.get_attribute("id") == "answer", "the answer takes the focus"
     assert policy_violations(browser) == []
+
+
+def test_a_dossier_awaiting_payment_offers_the_payment_with_the_proof_just_used(
+    browser, service_config, container_factory
+):
+    """Status 6: the amount and a "Thanh toán trực tuyến" button that posts the code and the secret to the
+    payment service's start page (here a receiver standing in for it), which the page's policy allows."""
+    from selenium.webdriver.common.by import By
+
+    from tests.support.receiver import Receiver
+
+    payment = Receiver()
+    try:
+        service_config.update(UNITS_FILE=str(EXAMPLE_3LEVEL_FILE), PAYMENT_START_URL=payment.url)
+        container_factory(DossierService, service_config).start()
+        base = f"http://{service_config['WEB_SERVER_ADDRESS']}"
+        dossier = filed(base)
+        code = dossier["code"]
+        for action, body in (("start_processing", {}), ("request_payment", {"amount_vnd": 1_250_000})):
+            answer = requests.post(
+                f"{base}/api/v1/dossiers/{code}/actions/{action}", json=body, headers=DESK_OFFICER, timeout=10
+            )
+            assert answer.status_code == 200, answer.text
+        browser.get(dossier["lookup"]["url"])
+        todo = wait_for(browser, "todo")
+        assert "Bạn cần nộp phí, lệ phí: 1.250.000 đồng" in todo.text
+        browser.find_element(By.ID, "pay-online").click()
+        assert wait_until(lambda: payment.received, timeout=10)
+        (posted,) = payment.received
+        secret = dossier["lookup"]["secret"]
+        assert posted["body"] in (f"ma={code}&s={secret}", f"s={secret}&ma={code}")
+        assert policy_violations(browser) == []
+    finally:
+        payment.close()

@@ -18,7 +18,7 @@ def test_the_kubernetes_users_are_the_grants_of_every_service():
     text = USERS_FILE.read_text()
     assert text.startswith(TOPOLOGY_HEADER)
     assert list(yaml.safe_load_all(text)) == topology_resources(
-        list(("dossier", "postal", "esign", "metrics", "outbound", "notifier"))
+        list(("dossier", "postal", "esign", "metrics", "outbound", "notifier", "payment"))
     )
     users = {doc["metadata"]["name"] for doc in yaml.safe_load_all(text) if doc["kind"] == "User"}
     assert users == {f"motcua-{source}" for source in SOURCES}

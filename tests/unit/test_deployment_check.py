@@ -25,6 +25,7 @@ def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
     monkeypatch.delenv("MOTCUA_ENV", raising=False)  # the tests run in development mode
     assert findings(SAFE, "dossier") == []
     assert findings({**SAFE, "LOOKUP_KEY": "k" * 32}, "dossier") == []
+    assert findings({**SAFE, "PAYMENT_PARTNER_SECRET": "s" * 16}, "payment") == []
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,9 @@ def test_a_production_configuration_has_nothing_unsafe(monkeypatch):
         ({"LOOKUP_KEY": ""}, "LOOKUP_KEY is unset"),
         ({"LOOKUP_KEY": "31-bytes-of-key-is-one-too-few!"}, "shorter than 32 bytes"),
         ({"LOOKUP_KEY": "motcua-development-lookup-key-not-for-production"}, "public development key"),
+        ({"PAYMENT_PARTNER_SECRET": ""}, "PAYMENT_PARTNER_SECRET is unset"),
+        ({"PAYMENT_PARTNER_SECRET": "fifteen-chars!!"}, "shorter than 16 characters"),
+        ({"PAYMENT_PARTNER_SECRET": "motcua-development-payment-secret"}, "public development secret"),
         ({"NOTIFIER_RECIPIENT_KEY": ""}, "NOTIFIER_RECIPIENT_KEY is unset"),
         (
             {"NOTIFIER_RECIPIENT_KEY": "motcua-development-recipient-key-not-for-production"},

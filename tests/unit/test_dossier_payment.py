@@ -137,3 +137,13 @@ def test_only_the_payment_service_reads_dues_and_only_in_its_jurisdiction(uow, o
     elsewhere = person("payment_service", OTHER_COMMUNE)
     with pytest.raises(NotFound):
         service_layer.payment_due(service_layer.PaymentDue(elsewhere, code), uow, office)
+
+
+def test_the_lookup_pages_forms_may_post_to_the_payment_service_only():
+    from services.dossier import lookup_page
+
+    policy = lookup_page.load("https://pay.example.gov.vn:8443/thanh-toan").headers["Content-Security-Policy"]
+    assert "form-action 'self' https://pay.example.gov.vn:8443;" in policy
+    # Behind one ingress host the start page is a path: this origin ('self') already covers it.
+    assert "form-action 'self';" in lookup_page.load("/thanh-toan").headers["Content-Security-Policy"]
+    assert "form-action 'self';" in lookup_page.load().headers["Content-Security-Policy"]
