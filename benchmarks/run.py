@@ -210,7 +210,7 @@ def main() -> int:
         "metrics": lambda: metrics(2000 if quick else 20000, 20_000 if quick else 1_000_000),
         "postal": lambda: postal(3 if quick else 10, 500 if quick else 3000),
         "esign": lambda: esign(2 if quick else 10, 10 if quick else 100),
-        "outbound": lambda: outbound(20 if quick else 100, 2.0, 5 if quick else 15, 30 if quick else 200),
+        "outbound": lambda: outbound(20 if quick else 40, 2.0, 5 if quick else 15, 30 if quick else 150),
     }
     global AMQP_URI
     results: dict = {}
