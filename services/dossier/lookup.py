@@ -133,9 +133,11 @@ def citizen_view(
     units: UnitRegistry,
     zone: tzinfo,
     payment_amounts: Sequence[int] = (),
+    tracking_numbers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """What the citizen is shown (LookupSchema): progress, appointment, what to do; nothing personal.
-    ``payment_amounts``: what the agency asked to be paid, in order (the last request counts)."""
+    ``payment_amounts``: what the agency asked to be paid, in order (the last request counts);
+    ``tracking_numbers``: the result's deliveries by post, in order (the last one is shown)."""
     status = dossier.status
     apology = dossier.latest_notice(Action.APOLOGIZE)
     view: dict[str, Any] = {
@@ -153,6 +155,8 @@ def citizen_view(
             "apologized_at": _local(apology.issued_at, zone) if apology else None,
         },
         "return_method": dossier.return_method.label,
+        # The operator's consignment number of the result's latest delivery: no address, no name.
+        "postal_tracking_number": tracking_numbers[-1] if tracking_numbers else None,
         "now_at": None,
         "to_do": None,
     }

@@ -115,9 +115,9 @@ def _delivery_ordered(data: Mapping[str, Any], report: Report) -> Change:
     shipment_id = data["shipment_id"]
     return report(
         action="postal_delivery_ordered",
-        reason="a new delivery of the result answers the desk's task",
-        # The first delivery of the result: no task to answer, nothing changes for the dossier.
-        applies=lambda dossier: bool(dossier.tasks),
+        reason="the result goes by post (a new delivery answers the desk's task)",
+        # Every delivery order is an audit line, the first too: its consignment is the tracking number the
+        # citizen's lookup shows. The first changes nothing else for the dossier (no task, no event).
         perform=lambda dossier, c: dossier.delivery_ordered(shipment_id=shipment_id),
     )
 

@@ -613,6 +613,12 @@ class LookupSchema(Schema):
     received_at = fields.String(allow_none=True)
     appointment = fields.Nested(AppointmentSchema, allow_none=True)
     return_method = fields.String(metadata={"description": "counter or postal"})
+    postal_tracking_number = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the postal operator's consignment number of the result's delivery, or null"
+        },
+    )
     now_at = fields.Nested(NowAtSchema, allow_none=True, metadata={"description": "null once decided"})
     to_do = fields.Nested(ToDoSchema, allow_none=True, metadata={"description": "what the citizen must do"})
 

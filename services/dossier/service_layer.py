@@ -666,6 +666,28 @@ def _payment_amounts(dossier: Dossier, tx: Transaction, office: Office) -> list[
     ]
 
 
+# The audit lines of the result's deliveries by post (services/dossier/postal_intake.py: each order and
+# each end of a delivery; the delivery itself is the return), whose details carry the consignment.
+DELIVERY_LINES = frozenset(
+    {
+        "postal_delivery_ordered",
+        "return",
+        "postal_returned_to_sender",
+        "postal_delivery_lost",
+        "postal_delivery_cancelled",
+    }
+)
+
+
+def _tracking_numbers(dossier: Dossier, tx: Transaction, office: Office) -> list[str]:
+    """The operator's consignment numbers of the result's deliveries, in order (the last one counts)."""
+    return [
+        entry.details["consignment"]
+        for entry in office.dossiers(tx, None).audit_trail(dossier.code)
+        if entry.action in DELIVERY_LINES and entry.details.get("consignment")
+    ]
+
+
 def _citizen_view(dossier: Dossier, tx: Transaction, office: Office) -> dict[str, Any]:
     procedure = office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version)
     amounts = _payment_amounts(dossier, tx, office)
@@ -675,6 +697,7 @@ def _citizen_view(dossier: Dossier, tx: Transaction, office: Office) -> dict[str
         units=office.units,
         zone=office.calendar.timezone,
         payment_amounts=amounts,
+        tracking_numbers=_tracking_numbers(dossier, tx, office),
     )
 
 

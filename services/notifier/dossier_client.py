@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from shared import tracing
+from shared.neighbours import Neighbour, NeighbourUnavailable, Policy
 
 
 class DossierUnavailable(Exception):
@@ -31,26 +30,25 @@ class Contact:
 
 
 class DossierClient:
-    def __init__(self, base_url: str, token: str, *, timeout: float = 5.0, retries: int = 2) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.http = requests.Session()
-        retry = Retry(
-            total=retries, backoff_factor=0.3, status_forcelist=(502, 503, 504), raise_on_status=False
+    """The read, through the shared neighbour client (shared/neighbours.py): a GET, so retried within
+    the call; no answer (or an open circuit) is :class:`DossierUnavailable`."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 5.0) -> None:
+        policy = Policy(connect_timeout=3.0, read_timeout=timeout, attempts=3, backoff=0.3)
+        self.neighbour = Neighbour(
+            "notifier", "dossier service", base_url, policy, headers={"Authorization": f"Bearer {token}"}
         )
-        self.http.mount("http://", HTTPAdapter(max_retries=retry))
-        self.http.mount("https://", HTTPAdapter(max_retries=retry))
-        self.http.headers["Authorization"] = f"Bearer {token}"
-        self.timeout = timeout
 
     def close(self) -> None:
-        self.http.close()
+        self.neighbour.close()
 
     def contact(self, code: str) -> Contact:
-        url = f"{self.base_url}/api/v1/dossiers/{code}/notification-contact"
         try:
-            response = self.http.get(url, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise DossierUnavailable(f"dossier service: {type(exc).__name__}: {exc}"[:900]) from exc
+            response = self.neighbour.request(
+                "GET", f"/api/v1/dossiers/{code}/notification-contact", headers=tracing.current()
+            )
+        except NeighbourUnavailable as exc:
+            raise DossierUnavailable(str(exc)) from exc
         if response.status_code == 404:
             raise UnknownDossier(code)
         if response.status_code != 200:

@@ -1,13 +1,13 @@
 """The channels behind one interface (:class:`Gateway`): an SMS brand-name gateway, the Zalo Official
-Account API, an e-mail API. Each call goes through one small client (:class:`GatewayClient`: a session,
-a timeout, urllib3's ``Retry`` for a refused connection, the latency measured), so the transport can be
-swapped in one place. Every call carries the message's id (``{event id}:{channel}``) as the gateway's
-request id: a gateway that de-duplicates by it sends a retried message once. The simulators
-(simulators/messaging.py) speak these three APIs.
+Account API, an e-mail API. Each call goes through one small client (:class:`GatewayClient`, on the
+shared neighbour client: timeouts, a circuit that opens on a failing gateway, the latency measured).
+Every call carries the message's id (``{event id}:{channel}``) as the gateway's request id: a gateway
+that de-duplicates by it sends a retried message once. The simulators (simulators/messaging.py) speak
+these three APIs.
 
 Answers: ``accepted``; ``rejected`` (the number or address refused for good); ``not_follower`` (Zalo: the
 citizen does not follow the Official Account); ``unavailable`` (5xx, a timeout, no connection — tried
-again later)."""
+again later; so is a call the open circuit did not make)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
 from services.notifier.domain.messages import EMAIL, SMS, ZALO, Answer
+from shared.neighbours import Neighbour, NeighbourUnavailable, Policy
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,9 @@ class Gateway(Protocol):
 
 
 class GatewayClient:
-    """One gateway's HTTP: POST JSON, time it, and tell a transport failure from an answer."""
+    """One gateway's HTTP: POST JSON through the shared neighbour client (shared/neighbours.py: its
+    timeouts, its circuit, its metrics), time it, and tell no answer from an answer. One attempt per
+    call: a gateway that did not answer is the notifier's to try again, later, with its backoff."""
 
     def __init__(
         self,
@@ -57,25 +56,21 @@ class GatewayClient:
         headers: dict[str, str] | None = None,
         observe: Callable[[str, float], None] | None = None,
     ) -> None:
-        self.name, self.base_url, self.timeout = name, base_url.rstrip("/"), timeout
+        self.name = name
         self.observe = observe or (lambda _gateway, _seconds: None)
-        self.http = requests.Session()
-        # Only a connection that never opened is retried here (nothing was sent); anything else is the
-        # notifier's retry, later, with its backoff.
-        adapter = HTTPAdapter(max_retries=Retry(total=2, connect=2, read=0, status=0, backoff_factor=0.2))
-        self.http.mount("http://", adapter)
-        self.http.mount("https://", adapter)
-        self.http.headers.update(headers or {})
+        policy = Policy(connect_timeout=min(3.0, timeout), read_timeout=timeout, attempts=1)
+        self.neighbour = Neighbour("notifier", f"{name} gateway", base_url, policy, headers=headers)
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int | None, dict[str, Any], str | None, float]:
-        """(HTTP status or None, JSON answer, transport error, seconds)."""
+        """(HTTP status or None, JSON answer, why there was no answer, seconds)."""
         started = time.monotonic()
         try:
-            response = self.http.post(f"{self.base_url}{path}", json=body, timeout=self.timeout)
-        except requests.RequestException as exc:
+            response = self.neighbour.request("POST", path, json=body)
+        except NeighbourUnavailable as exc:
             seconds = time.monotonic() - started
-            self.observe(self.name, seconds)
-            return None, {}, f"{type(exc).__name__}: {exc}"[:900], seconds
+            if not exc.short_circuited:
+                self.observe(self.name, seconds)
+            return None, {}, str(exc)[:900], seconds
         seconds = time.monotonic() - started
         self.observe(self.name, seconds)
         try:
@@ -85,7 +80,7 @@ class GatewayClient:
         return response.status_code, answer if isinstance(answer, dict) else {}, None, seconds
 
     def close(self) -> None:
-        self.http.close()
+        self.neighbour.close()
 
 
 def _unavailable(status: int | None, error: str | None, seconds: float, answer: dict) -> Delivery:

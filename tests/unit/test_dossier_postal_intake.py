@@ -311,9 +311,13 @@ def test_a_new_delivery_answers_the_task_and_its_delivery_returns_the_result(uow
 
 def test_the_first_delivery_order_is_not_an_event_for_the_dossier(uow, office):  # noqa: F811
     code = resolved(uow, office)
-    trail = len(uow.state.audit[code])
+    trail, published = len(uow.state.audit[code]), len(uow.published)
     postal_intake.apply(postal("ordered", code, office, "delivery", status="created"), uow, office)
-    assert len(uow.state.audit[code]) == trail and uow.state.dossiers[code].tasks == []
+    assert len(uow.published) == published and uow.state.dossiers[code].tasks == []
+    # Only an audit line, whose consignment is the tracking number the citizen's lookup shows.
+    assert len(uow.state.audit[code]) == trail + 1
+    assert uow.state.audit[code][-1].details["consignment"] == "EL000000001VN"
+    assert uow.state.dossiers[code].status is Status.RESOLVED
 
 
 def test_the_intake_listens_for_every_end_of_a_shipment():
@@ -328,3 +332,32 @@ def test_a_late_failure_report_on_a_dossier_still_in_process_is_a_warning(uow, o
         postal_intake.apply(postal("lost", code, office, "pickup"), uow, office)
     assert uow.state.dossiers[code].status is Status.RECEIVED  # the record filed it: the report is late
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
+
+
+def test_the_citizens_lookup_shows_the_latest_deliverys_tracking_number(uow, office):  # noqa: F811
+    """Tra cứu shows the consignment number of the result's delivery (the operator's, no address), and
+    after a failed delivery and a new one, the new one's; a pickup's consignment is not the result's."""
+
+    def view(code: str) -> dict:
+        with uow.transaction() as tx:
+            return service_layer._citizen_view(uow.state.dossiers[code], tx, office)
+
+    code = resolved(uow, office)
+    assert view(code)["postal_tracking_number"] is None  # by post, but nothing ordered yet
+    first = postal("ordered", code, office, "delivery", status="created", consignment="EL000000011VN")
+    postal_intake.apply(first, uow, office)
+    assert view(code)["postal_tracking_number"] == "EL000000011VN"
+    lost = postal("lost", code, office, "delivery", consignment="EL000000011VN")
+    postal_intake.apply(lost, uow, office)
+    again = postal(
+        "ordered",
+        code,
+        office,
+        "delivery",
+        shipment_id="delivery-2",
+        status="created",
+        consignment="EL000000022VN",
+    )
+    postal_intake.apply(again, uow, office)
+    assert view(code)["postal_tracking_number"] == "EL000000022VN"
+    assert "EL000000001VN" not in str(view(code))  # the pickup's consignment (by_post) is not shown
