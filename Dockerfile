@@ -5,7 +5,14 @@
 # Without an identity provider (OIDC_*) the service refuses to start, unless MOTCUA_ENV=development.
 # Kubernetes runs `python -m shared.migrate <service>` in an initContainer and
 # `python -m shared.runner <service>` in the main container (deploy/k8s/base).
-FROM python:3.11-slim
+# The newest Python motcua supports (3.11 to 3.13; CI tests both ends), the one Debian 13 ships. Every
+# pin of requirements.lock has a CPython 3.13 manylinux wheel or is pure Python (checked with
+# `pip download --only-binary=:all: --python-version 3.13`), so the slim image needs no compiler.
+# By tag, not yet by digest: the digest of python:3.13-slim can only be read from the registry
+# (`docker buildx imagetools inspect python:3.13-slim`), which the machines this was written on cannot
+# reach. A release pins it — FROM python:3.13-slim@sha256:<digest> — and a bot (Renovate, Dependabot)
+# moves the digest with the security updates of the base image.
+FROM python:3.13-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -17,7 +24,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them: the runtime lock, every file checked
-# against its hash. Every pin is a manylinux wheel for CPython 3.11 (psycopg2-binary included) or pure
+# against its hash. Every pin is a manylinux wheel for CPython 3.13 (psycopg2-binary included) or pure
 # Python (psycogreen's sdist): no compiler needed.
 COPY requirements.lock ./
 RUN pip install --no-cache-dir --require-hashes -r requirements.lock

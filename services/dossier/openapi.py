@@ -246,6 +246,21 @@ OPERATIONS = (
         "LOOKUP_LOCK_MINUTES). 429 past the rate limits per client address and per code. The answer "
         "names no person: no name, identity number, phone or address. The page GET /tra-cuu uses it.",
     ),
+    Operation(
+        "POST",
+        "/api/v1/lookups/notification-withdrawal",
+        "The applicant withdraws their consent to messages, with the lookup's proof (public)",
+        "withdraw_notifications_by_lookup",
+        "citizen",
+        request=LookupRequestSchema,
+        response=LookupSchema,
+        errors=(404, 422, 429),
+        public=True,
+        description="No token: the same proof, refusals, lock-out and rate limits as POST /api/v1/lookups. "
+        "On success no message is sent about the dossier from now on (docs/notifications.md), the audit "
+        "trail has a line by the applicant, and the answer is the citizen's view. Withdrawing again "
+        "changes nothing.",
+    ),
     *OPERATIONAL,
 )
 

@@ -256,6 +256,27 @@ class DossierService(OperationalEndpoints):
         command = service_layer.PaymentDue(principal, code, body.get("secret"), body.get("id_number"))
         return PAYMENT_DUE.dump(service_layer.payment_due(command, self.uow, self._office()))
 
+    @api("POST", "/api/v1/lookups/notification-withdrawal")
+    def withdraw_notifications_by_lookup(self, request):
+        """Public: the applicant stops every message about the dossier, with the lookup's proof."""
+        guard = self.guard
+        client = request.remote_addr or "unknown"
+        self._limit(guard.per_client, client, "from one address")
+        body = read_json(request, LOOKUP_REQUEST)
+        self._limit(guard.per_code, body["code"].strip(), "for one dossier code")
+        if not guard.captcha.passed(body.get("captcha"), client):
+            raise ValidationFailed(
+                "captcha: the check was not passed", errors=[{"pointer": "/captcha", "detail": "not passed"}]
+            )
+        command = service_layer.LookUp(
+            body["code"],
+            body.get("secret"),
+            body.get("id_number"),
+            withdraw_notifications=True,
+            request_id=request_id(request),
+        )
+        return LOOKUP.dump(service_layer.look_up(command, self.uow, self._office()))
+
     @api("GET", lookup.PAGE_PATH)
     def lookup_page(self, request):
         """The citizen's lookup page (Vietnamese, no external assets); the QR code's link opens it."""

@@ -40,6 +40,8 @@ from shared.usecase import UnitOfWork
 from shared.vocabulary import FINAL, Channel, ReturnMethod, Status
 
 log = logging.getLogger(__name__)
+# Who acts when the citizen proves the right to the dossier on the public lookup (no token, no name).
+APPLICANT = "applicant"
 DOSSIER_CODE = re.compile(DOSSIER_CODE_PATTERN)
 
 
@@ -118,6 +120,9 @@ class LookUp:
     code: str
     secret: str | None = None
     id_number: str | None = None
+    # The applicant, with the same proof, withdraws their consent to messages (docs/notifications.md).
+    withdraw_notifications: bool = False
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -609,10 +614,30 @@ def look_up(cmd: LookUp, uow: UnitOfWork, office: Office) -> dict[str, Any]:
         right = lookup.proven(settings, guesses, dossier, secret=cmd.secret, id_number=cmd.id_number)
         if right and dossier is not None and not (guesses is not None and guesses.locked(now)):
             rows.succeeded(code)
+            if cmd.withdraw_notifications:
+                dossier = _withdrawn_by_the_applicant(code, cmd.request_id, tx, office, now)
             return _citizen_view(dossier, tx, office)
         if well_formed and not (guesses is not None and guesses.locked(now)):
             rows.failed(code, max_failures=settings.max_failures, until=now + settings.lock)
     raise NotFound(lookup.REFUSAL)
+
+
+def _withdrawn_by_the_applicant(code: str, request_id: str, tx: Transaction, office: Office, now) -> Dossier:
+    """The consent to messages withdrawn by the applicant themselves, who proved it with the receipt's
+    secret or their identity number; the audit line's actor is the applicant (no name)."""
+    dossiers = office.dossiers(tx, APPLICANT)
+    dossier = dossiers.get(code, for_update=True)
+    if dossier.withdraw_notification_consent(now=now):
+        audited = Audited(
+            actor=APPLICANT,
+            roles=(APPLICANT,),
+            action="withdraw_notification_consent",
+            reason="by the applicant, with the receipt's proof (tra cứu hồ sơ)",
+            details={},
+            request_id=request_id,
+        )
+        _audit(dossiers, dossier, audited, dossier.status, now)
+    return dossier
 
 
 def payment_due(cmd: PaymentDue, uow: UnitOfWork, office: Office) -> dict[str, Any]:

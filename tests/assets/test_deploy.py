@@ -505,11 +505,13 @@ def test_kustomize_builds_every_overlay_and_the_monitoring() -> None:
     monitoring = build(MONITORING_KUSTOMIZATION)
 
     services = set(base_deployments())
-    for docs, image in ((local, "motcua:dev"), (production, "ghcr.io/motcua/motcua:0.1.0")):
+    # production names the image by digest (what was built and tested), never by a tag that can move
+    for docs, image in ((local, r"motcua:dev"), (production, r"ghcr\.io/motcua/motcua@sha256:[0-9a-f]{64}")):
         deployments = by_kind(docs, "Deployment")
         assert set(deployments) == {f"motcua-{s}" for s in services}
         for deployment in deployments.values():
-            assert {c["image"] for c in containers(deployment)} == {image}
+            for container in containers(deployment):
+                assert re.fullmatch(image, container["image"]), container["image"]
     assert {"rabbitmq", "postgres"} <= set(by_kind(local, "StatefulSet"))
     broker = by_kind(local, "StatefulSet")["rabbitmq"]["spec"]["template"]["spec"]["containers"][0]
     assert broker["image"] == "rabbitmq:3.12-management"

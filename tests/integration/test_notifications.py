@@ -176,6 +176,20 @@ def test_the_applicant_is_told_once_by_sms_and_no_more_after_withdrawing(world):
     ] == []
     assert len([m for m in gateways["email"].messages() if other in m["subject"]]) == 1  # the receipt's
 
+    # The applicant withdraws on the public lookup with the receipt's secret: a wrong one changes nothing.
+    third = desk.file(["email"])
+    code3, secret = third["code"], third["lookup"]["secret"]
+    assert wait_for(lambda: desk.noticed(code3, "received"), timeout=20)
+    url = f"{desk.dossier_url}/api/v1/lookups/notification-withdrawal"
+    assert requests.post(url, json={"code": code3, "secret": "ABCD-EFGH"}, timeout=10).status_code == 404
+    answer = requests.post(url, json={"code": code3, "secret": secret}, timeout=10)
+    assert answer.status_code == 200 and "nhung.le@example.vn" not in answer.text, answer.text
+    desk.act(code3, "request_supplement", DESK_OFFICER, {"items": ["Tờ khai"], "reason": "Thiếu giấy tờ"})
+    assert wait_for(lambda: desk.noticed(code3, "supplement_requested"), timeout=20)
+    assert [m["subject"] for m in gateways["email"].messages() if code3 in m["subject"]] == [
+        f"Hồ sơ {code3} đã được tiếp nhận"
+    ]
+
 
 def test_a_failing_gateway_is_tried_again_and_zalo_falls_back_to_sms(world):
     desk, gateways, _ = world

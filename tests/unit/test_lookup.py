@@ -168,3 +168,19 @@ def test_a_dossier_filed_before_secrets_opens_by_identity_number_only(uow, offic
     with pytest.raises(NotFound):
         look(uow, office, code, secret="ABCDEFGH")
     assert look(uow, office, code, id_number="079203001234")["code"] == code
+
+
+def test_the_applicant_withdraws_the_consent_to_messages_with_the_same_proof_only(uow, office):
+    """docs/notifications.md: the receipt's secret (or the identity number) is what proves the right;
+    a wrong proof is refused as a lookup is, and changes nothing."""
+    code, secret = filed(uow, office)
+    uow.state.dossiers[code].applicant["notification_channels"] = ["sms"]  # as filed with consent
+    with pytest.raises(NotFound) as refused:
+        look(uow, office, code, secret="ABCDEFGH", withdraw_notifications=True)
+    assert refused.value.detail == lookup.REFUSAL
+    assert uow.state.dossiers[code].applicant["notification_channels"] == ["sms"]
+    view = look(uow, office, code, secret=secret, withdraw_notifications=True)
+    assert view["code"] == code and "0901112233" not in str(view)
+    assert uow.state.dossiers[code].applicant["notification_channels"] == []
+    lines = [e for e in uow.state.audit[code] if e.action == "withdraw_notification_consent"]
+    assert [(e.actor, e.roles) for e in lines] == [("applicant", ["applicant"])]
