@@ -32,7 +32,7 @@ export PYTHONPATH := $(CURDIR)
 # import announce their deprecation on every start
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning,ignore::Warning:nameko.extensions
 
-.PHONY: help check-config run test test-unit test-assets test-integration bench chaos demo lint format token docs \
+.PHONY: help check-config run test test-unit test-assets test-integration bench chaos soak demo lint format token docs \
 	migrate clean lock
 
 $(RUN_STAMP): requirements.lock
@@ -113,6 +113,13 @@ chaos: $(DEV_STAMP)
 	@scripts/ensure-services.sh rabbitmq
 	$(BIN)/python -m chaos.run $(CHAOS_ARGS)
 	MOTCUA_ENV=development $(BIN)/python -m chaos.outbound_rig
+
+## soak: a province's busiest day compressed into SOAK_MINUTES (default 60) on PostgreSQL; memory, descriptors,
+##       connections and backlogs sampled, every series judged bounded (not part of make test), a table
+SOAK_MINUTES ?= 60
+soak: $(DEV_STAMP)
+	@scripts/ensure-services.sh all
+	SOAK_MINUTES=$(SOAK_MINUTES) MOTCUA_ENV=development $(BIN)/python -m chaos.soak $(SOAK_ARGS)
 
 ## demo: a working day of one province through the HTTP API (with `make run` going)
 demo: $(RUN_STAMP)

@@ -4,8 +4,9 @@
     python -m chaos.load --url http://127.0.0.1:8100 --url http://127.0.0.1:8101 --rate 5 --stats s.json
 
 Runs until SIGTERM, then writes what it saw to the stats file: receipts accepted, HTTP answers by
-status, connection errors. A ``500`` is a broken promise (an outage must answer ``503``); a receipt that
-is never accepted is not lost by the system (the oracle is the dossier database, not this count).
+status, connection errors, and the longest wait for each kind of answer. A ``500`` is a broken promise
+(an outage must answer ``503``); a receipt that is never accepted is not lost by the system (the
+oracle is the dossier database, not this count).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Load:
         self.workers = workers
         self.stop = threading.Event()
         self.answers: Counter[str] = Counter()
+        self.slowest: dict[str, float] = {}  # the longest wait for each kind of answer, seconds
         self.accepted = 0
         self._lock = threading.Lock()
         token = mint(DEV_SECRET, sub="chaos-load", roles=["desk_officer"], units=[UNIT])
@@ -48,6 +50,7 @@ class Load:
         body = {"procedure_code": PROCEDURE, "receiving_unit": UNIT, "applicant": APPLICANT}
         while not self.stop.is_set():
             url = next(self.urls)
+            started = time.monotonic()
             try:
                 response = session.post(
                     f"{url}/api/v1/dossiers",
@@ -60,6 +63,8 @@ class Load:
                 outcome = type(exc).__name__
             with self._lock:
                 self.answers[outcome] += 1
+                waited = round(time.monotonic() - started, 2)
+                self.slowest[outcome] = max(self.slowest.get(outcome, 0.0), waited)
                 if outcome == "201":
                     self.accepted += 1
                     return
@@ -82,7 +87,7 @@ class Load:
 
     def stats(self) -> dict:
         with self._lock:
-            return {"accepted": self.accepted, "answers": dict(self.answers)}
+            return {"accepted": self.accepted, "answers": dict(self.answers), "slowest": self.slowest}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,6 @@ small proxy serves the tests and the chaos suite without a Toxiproxy server to i
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import time
 
@@ -15,36 +14,23 @@ from tests.support.tcp_proxy import TcpProxy
 
 class FaultProxy(TcpProxy):
     """``latency`` seconds added to every chunk each way; ``half_open()`` swallows traffic while the
-    connections stay open (a peer that vanished without a FIN or RST); ``cut()`` resets them."""
+    connections stay open (a peer that vanished without a FIN or RST), ``blackhole()`` and ``flow()``
+    (from :class:`TcpProxy`) drop it until the route comes back; ``cut()`` resets them."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.latency = 0.0
-        self.swallowing = False
         super().__init__(target_host, target_port)
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if self.swallowing:
-                    continue
-                if self.latency:
-                    time.sleep(self.latency)
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                sink.shutdown(socket.SHUT_RDWR)
-            source.close()
+    def _forward(self, data: bytes, sink: socket.socket) -> None:
+        if self.latency:
+            time.sleep(self.latency)
+        sink.sendall(data)
 
     def half_open(self) -> None:
-        self.swallowing = True
+        self.blackhole()
 
     def reset(self) -> None:
         """Break every open connection (RST as the client sees it) and accept new ones at once."""
-        self.swallowing = False
         self.cut()
+        self.flow()
         self.restore()

@@ -38,6 +38,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -45,8 +46,9 @@ import requests
 import sqlalchemy as sa
 
 from chaos.proxy import FaultProxy
-from shared.auth import DEV_SECRET
+from shared.auth import DEV_SECRET, mint
 from shared.broker import connect, declare_exchanges
+from shared.db import NETWORK_MARGIN_SECONDS
 from shared.events import EXCHANGE
 from shared.migrate import upgrade
 from tests.support.private_postgres import PrivatePostgres
@@ -68,6 +70,9 @@ SCENARIOS = (
     "reset",
     "half-open",
     "broker-alarm",
+    "blackhole-dossier",
+    "blackhole-metrics",
+    "broker-disk-alarm",
 )
 
 
@@ -79,6 +84,10 @@ class Settings:
     rate: float = 5.0
     latency: float = 0.2
     fault_seconds: float = 20.0
+    blackhole: float = 60.0
+    disk_alarm: float = 60.0
+    # The services' DATABASE_TIMEOUT_SECONDS: a database silent 5 s longer than this answers 503.
+    db_timeout: float = 5.0
     settle_timeout: float = 300.0
     seed: int = 12
     only: list[str] = field(default_factory=lambda: list(SCENARIOS))
@@ -101,6 +110,11 @@ class Row:
     double_counted: int = 0
     dead_letters: int = 0
     note: str = ""
+    # Seconds from the end of the fault until requests succeed and the backlog has caught up.
+    recovery: float | None = None
+    # The longest wait for an answer to the load, and for /health/live, during the run (seconds).
+    slowest: float = 0.0
+    live_slowest: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -189,6 +203,7 @@ class Stack:
             "EVENT_RETRY_DELAYS": "0.2,0.5,1,2",
             "EVENT_OUTAGE_BACKOFF_MAX_SECONDS": "2",
             "MAX_WORKERS": "10",
+            "DATABASE_TIMEOUT_SECONDS": str(self.settings.db_timeout),
             "LOG_LEVEL": "WARNING",
         }
 
@@ -272,11 +287,14 @@ class Stack:
             ).scalar()
         return known, int(counted)
 
-    def outbox_pending(self) -> int:
+    def outbox_pending(self, created_before: datetime | None = None) -> int:
+        """Events not yet published; with ``created_before``, only those written before that moment (the
+        backlog of a fault, apart from what the load keeps adding)."""
+        query = "SELECT count(*) FROM dossier_outbox WHERE published_at IS NULL"
         with self.engines["dossier"].connect() as connection:
-            return connection.execute(
-                sa.text("SELECT count(*) FROM dossier_outbox WHERE published_at IS NULL")
-            ).scalar()
+            if created_before is None:
+                return connection.execute(sa.text(query)).scalar()
+            return connection.execute(sa.text(query + " AND created_at < :t"), {"t": created_before}).scalar()
 
     def drain_subscriber(self) -> None:
         connection = connect(self.amqp_direct)
@@ -352,6 +370,7 @@ def under_load(stack: Stack, row: Row, fault) -> None:
     row.seconds = round(time.monotonic() - started, 1)
     answers = stats["answers"]
     row.http = " ".join(f"{k}:{v}" for k, v in sorted(answers.items()))
+    row.slowest = max([row.slowest, *stats.get("slowest", {}).values()])
     if answers.get("500"):
         row.note += f" {answers['500']} HTTP 500 (must be 503);"
     stack.settle(row)
@@ -610,6 +629,119 @@ def broker_alarm(stack: Stack, s: Settings) -> Row:
     return row
 
 
+class Probe:
+    """GETs ``url`` every half second from a thread of its own: the answers by status and the slowest."""
+
+    def __init__(self, url: str, headers: dict | None = None) -> None:
+        import threading
+        from collections import Counter
+
+        self.url, self.headers = url, headers or {}
+        self.answers: Counter[str] = Counter()
+        self.slowest = 0.0
+        self.last_ok = 0.0  # time.monotonic() of the last 2xx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                outcome = str(session.get(self.url, headers=self.headers, timeout=60).status_code)
+            except requests.RequestException as exc:
+                outcome = type(exc).__name__
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            self.answers[outcome] += 1
+            if outcome.startswith("2"):
+                self.last_ok = time.monotonic()
+            self._stop.wait(0.5)
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join(timeout=70)
+        return " ".join(f"{k}:{v}" for k, v in sorted(self.answers.items()))
+
+
+def blackhole(service: str):
+    """The service's database drops every packet (no reset) for ``--blackhole`` seconds, then the packets
+    flow again. Requests must answer 503 with ``Retry-After`` within the bound (DATABASE_TIMEOUT_SECONDS
+    + 5 s), /health/live must keep answering at once (the eventlet hub is not blocked), and the
+    service must recover by itself."""
+
+    def scenario(stack: Stack, s: Settings) -> Row:
+        row = Row(
+            f"blackhole-{service}",
+            f"{s.blackhole:.0f} s, {service}'s PostgreSQL drops every packet, no reset; "
+            f"DATABASE_TIMEOUT_SECONDS={s.db_timeout:g}",
+        )
+        names = [name for name, kind in stack.SERVICES.items() if kind == service]
+        token = mint(DEV_SECRET, sub="chaos-probe", roles=["auditor"], units=["79"])
+        user_path = "/api/v1/dossiers?page_size=1" if service == "dossier" else "/api/v1/reports/sla?unit=79"
+        probes: dict[str, Probe] = {}
+
+        def fault():
+            for name in names:
+                probes[f"live {name}"] = Probe(f"{stack.url(name)}/health/live")
+            probes["user"] = Probe(f"{stack.url(names[0])}{user_path}", {"Authorization": f"Bearer {token}"})
+            stack.db_proxy[service].blackhole()
+            time.sleep(s.blackhole)
+            before, flowed_at = stack.oracle(), datetime.now(UTC)
+            stack.db_proxy[service].flow()
+            flowed = time.monotonic()
+            deadline = flowed + s.settle_timeout
+            while time.monotonic() < deadline:
+                caught_up = stack.outbox_pending(flowed_at) == 0 and before <= stack.projection()[0]
+                if caught_up and probes["user"].last_ok > flowed:
+                    break
+                time.sleep(0.5)
+            row.recovery = round(time.monotonic() - flowed, 1)
+
+        try:
+            under_load(stack, row, fault)
+        finally:
+            seen = {name: probe.stop() for name, probe in probes.items()}
+        row.live_slowest = round(max(p.slowest for n, p in probes.items() if n.startswith("live")), 2)
+        row.slowest = round(max(row.slowest, probes["user"].slowest), 2)
+        row.http += f" | readers of {service}: {seen['user']}"
+        row.note += (
+            f" slowest answer {row.slowest:g} s (bound {s.db_timeout + NETWORK_MARGIN_SECONDS:g} s);"
+            f" /health/live slowest {row.live_slowest:g} s;"
+        )
+        return row
+
+    return scenario
+
+
+def broker_disk_alarm(stack: Stack, s: Settings) -> Row:
+    row = Row("broker-disk-alarm", f"disk alarm on the (private) broker node, {s.disk_alarm:.0f} s")
+    if stack.rabbit is None:
+        row.note = "skipped: needs --broker private;"
+        return row
+    peak = [0]
+
+    def fault():
+        stack.rabbit.disk_alarm(True)
+        try:
+            deadline = time.monotonic() + s.disk_alarm
+            while time.monotonic() < deadline:
+                peak[0] = max(peak[0], stack.outbox_pending())
+                time.sleep(1.0)
+        finally:
+            stack.rabbit.disk_alarm(False)
+        cleared, cleared_at = time.monotonic(), datetime.now(UTC)
+        while stack.outbox_pending(cleared_at) > 0 and time.monotonic() < cleared + s.settle_timeout:
+            time.sleep(0.5)
+        row.recovery = round(time.monotonic() - cleared, 1)
+
+    under_load(stack, row, fault)
+    row.note += f" publishers blocked: the outbox grew to {peak[0]} waiting events;"
+    if peak[0] == 0:
+        row.note += " UNEXPECTED: the alarm blocked nothing;"
+    return row
+
+
 RUNNERS = {
     "broker-outage": broker_outage,
     "kill-9": kill_9,
@@ -623,6 +755,9 @@ RUNNERS = {
     "reset": reset,
     "half-open": half_open,
     "broker-alarm": broker_alarm,
+    "blackhole-dossier": blackhole("dossier"),
+    "blackhole-metrics": blackhole("metrics"),
+    "broker-disk-alarm": broker_disk_alarm,
 }
 
 
@@ -636,6 +771,7 @@ def table(rows: list[Row]) -> str:
         "lost (projection)",
         "double-counted",
         "dead letters",
+        "recovery s",
         "HTTP answers during the run",
         "notes",
     )
@@ -650,6 +786,7 @@ def table(rows: list[Row]) -> str:
             r.lost_projection,
             r.double_counted,
             r.dead_letters,
+            "" if r.recovery is None else f"{r.recovery:g}",
             r.http,
             r.note.strip(),
         )
@@ -686,6 +823,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=defaults.rate, help="receipts a second")
     parser.add_argument("--latency", type=float, default=defaults.latency, help="seconds per chunk")
     parser.add_argument("--fault-seconds", type=float, default=defaults.fault_seconds)
+    parser.add_argument("--blackhole", type=float, default=defaults.blackhole, help="seconds")
+    parser.add_argument("--disk-alarm", type=float, default=defaults.disk_alarm, help="seconds")
+    parser.add_argument(
+        "--db-timeout", type=float, default=defaults.db_timeout, help="the services' DATABASE_TIMEOUT_SECONDS"
+    )
     parser.add_argument("--settle-timeout", type=float, default=defaults.settle_timeout)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--broker", choices=("private", "shared"), default=defaults.broker)
@@ -698,6 +840,9 @@ def main(argv: list[str] | None = None) -> int:
         rate=args.rate,
         latency=args.latency,
         fault_seconds=args.fault_seconds,
+        blackhole=args.blackhole,
+        disk_alarm=args.disk_alarm,
+        db_timeout=args.db_timeout,
         settle_timeout=args.settle_timeout,
         seed=args.seed,
         broker=args.broker,

@@ -17,6 +17,8 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 
+from shared.db import DATABASE_TIMEOUT_SECONDS
+
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 
 
@@ -191,6 +193,12 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
         _optional_path,
         required=False,
         description="administrative-unit hierarchy file; empty = today's national map",
+    ),
+    Setting(
+        "DATABASE_TIMEOUT_SECONDS",
+        positive,
+        default=DATABASE_TIMEOUT_SECONDS,
+        description="PostgreSQL statement_timeout; a database silent 5 s longer is given up on (503)",
     ),
     Setting("OUTBOX_POLL_SECONDS", positive, description="how often the relay looks for events"),
     Setting("OUTBOX_BATCH_SIZE", positive_int, description="events published per confirm round"),

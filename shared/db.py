@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 
+from shared.transient import DatabaseUnavailable
+
 
 @dataclass(frozen=True)
 class PipelineTables:
@@ -104,9 +106,83 @@ def _eventlet_patched() -> bool:
     return bool(patcher and patcher.is_monkey_patched("socket"))
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> Engine:
+# The longest a statement may run (PostgreSQL's statement_timeout) unless the service's
+# DATABASE_TIMEOUT_SECONDS says otherwise; see :func:`postgresql_connect_args`.
+DATABASE_TIMEOUT_SECONDS = 15.0
+# What a maintenance job (a migration, a projection rebuild) gives each statement: it may rewrite a table.
+MAINTENANCE_TIMEOUT_SECONDS = 600.0
+# What a wait on the database may take beyond the statement timeout before the path is taken for dead:
+# the server cancels a statement at its timeout and answers, so silence past it is the network's.
+NETWORK_MARGIN_SECONDS = 5.0
+
+
+def postgresql_connect_args(timeout: float) -> dict[str, str | int]:
+    """libpq parameters that bound every wait on a PostgreSQL server that stopped answering.
+
+    A blackholed server (packets dropped, no reset) would otherwise hold a connection for the kernel's
+    two hours: TCP keepalives find an idle connection dead, ``tcp_user_timeout`` one with unacknowledged
+    data; the server is given the same bounds for its side (so a dead client's session, and the advisory
+    lock it may hold, ends), plus ``statement_timeout``, ``lock_timeout`` and an idle-in-transaction limit.
+    Parameters given in the URL win over these.
+    """
+    seconds = max(1, round(timeout))
+    idle, interval, count = max(1, seconds // 3), max(1, seconds // 6), 3
+    user_timeout_ms = seconds * 1000
+    server = {
+        "statement_timeout": f"{seconds}s",
+        # Long enough for a queue on a hot row (a unit's dossier counter, a document being signed).
+        "lock_timeout": f"{min(seconds, max(5, seconds * 2 // 3))}s",
+        "idle_in_transaction_session_timeout": f"{seconds * 2}s",
+        "tcp_keepalives_idle": idle,
+        "tcp_keepalives_interval": interval,
+        "tcp_keepalives_count": count,
+        "tcp_user_timeout": user_timeout_ms,
+    }
+    return {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": count,
+        "tcp_user_timeout": user_timeout_ms,
+        "options": " ".join(f"-c {name}={value}" for name, value in server.items()),
+    }
+
+
+# The error of a wait that ran out (psycopg2's, so defined once psycopg2 is in use).
+_not_answering: type[Exception] | None = None
+
+
+def _bounded_green_waits(seconds: float) -> None:
+    """psycopg2 waits through psycogreen's callback, so a greenthread waiting on the database lets the
+    others run; each wait (a connect, a statement, a commit) is bounded here by ``seconds``.
+
+    libpq's ``connect_timeout`` is no use under the callback (the connect is polled, not blocking), and
+    a server that went silent would hold the greenthread forever. Past the bound the wait raises an
+    ``OperationalError`` — a transient failure (503, a held event, a relay round to retry) — and
+    psycopg2 closes the connection, so the pool replaces it rather than reuse a desynchronised one.
+    """
+    import eventlet
+    import psycopg2
+    from psycogreen.eventlet import eventlet_wait_callback
+
+    global _not_answering
+
+    class DatabaseNotAnswering(psycopg2.OperationalError):
+        pass
+
+    _not_answering = DatabaseNotAnswering
+
+    def wait(connection, timeout=None):
+        with eventlet.Timeout(seconds, DatabaseNotAnswering(f"the database did not answer in {seconds:g} s")):
+            eventlet_wait_callback(connection)
+
+    psycopg2.extensions.set_wait_callback(wait)
+
+
+def create_engine(url: str, *, pool_size: int = 10, timeout: float = DATABASE_TIMEOUT_SECONDS) -> Engine:
     """An engine tuned for the dialect: WAL and immediate transactions on SQLite, a green driver
-    for PostgreSQL under eventlet (psycopg2 would otherwise block every greenthread while it waits).
+    for PostgreSQL under eventlet (psycopg2 would otherwise block every greenthread while it waits),
+    every PostgreSQL wait bounded by ``timeout`` (plus a margin for the network).
     Statements' values never appear in an error (``hide_parameters``): they are applicants' data.
     """
     parsed = sa.engine.make_url(url)
@@ -139,11 +215,22 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
 
-    if parsed.get_backend_name() == "postgresql" and _eventlet_patched():
-        from psycogreen.eventlet import patch_psycopg
-
-        patch_psycopg()
-    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
+    connect_args: dict = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = {k: v for k, v in postgresql_connect_args(timeout).items() if k not in parsed.query}
+        if _eventlet_patched():
+            _bounded_green_waits(timeout + NETWORK_MARGIN_SECONDS)
+        else:
+            # Blocking connects (migrations, scripts) may use libpq's own bound.
+            connect_args.setdefault("connect_timeout", max(2, round(timeout)))
+    engine = sa.create_engine(
+        url,
+        connect_args=connect_args,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=timeout,
+        hide_parameters=True,
+    )
     _ping_when_idle(engine)
     return engine
 
@@ -169,6 +256,9 @@ def _ping_when_idle(engine: Engine) -> None:
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:
+            if _not_answering is not None and isinstance(exc, _not_answering):
+                # Not a DisconnectionError: the pool would try up to twice more, each as long.
+                raise DatabaseUnavailable(str(exc)) from exc
             raise sa.exc.DisconnectionError(str(exc)) from exc
         if not alive:
             raise sa.exc.DisconnectionError("the connection did not answer a ping")

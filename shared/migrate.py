@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 
 from shared.config import ConfigurationError, load_config
-from shared.db import create_engine
+from shared.db import MAINTENANCE_TIMEOUT_SECONDS, create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,8 @@ def run_migrations(context, metadata: sa.MetaData, service: str) -> None:
     On PostgreSQL an advisory lock serialises concurrent runs (two replicas' init containers starting
     together): the second waits, then finds nothing left to do.
     """
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"), pool_size=1)
+    url = context.config.get_main_option("sqlalchemy.url")
+    engine = create_engine(url, pool_size=1, timeout=MAINTENANCE_TIMEOUT_SECONDS)
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             key = zlib.crc32(f"motcua-migrate-{service}".encode())

@@ -24,6 +24,7 @@ from shared.config import ConfigurationError
 from shared.http import api, json_response
 from shared.problems import NotFound, ServiceUnavailable, explanation_page
 from shared.tracing import Tracing
+from shared.transient import DatabaseUnavailable, is_transient
 
 log = logging.getLogger(__name__)
 RETENTION_INTERVAL_SECONDS = 3600
@@ -118,10 +119,15 @@ class OperationalEndpoints:
         # Only up or down: where the database and the broker live is not for whoever probes.
         checks = {}
         try:
+            # While the database is known down, say so at once: a probe must not wait on a blackhole.
+            self.uow.health.check()
             with self.uow.engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
+            self.uow.health.succeeded()
             checks["database"] = "up"
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, DatabaseUnavailable) as exc:
+            if not isinstance(exc, DatabaseUnavailable) and is_transient(exc):
+                self.uow.health.failed(exc)
             # The kind of failure and since when; never hosts or error text (they may name the server).
             since = self.uow.health.down_since
             log.warning("readiness: database unreachable (%s)", type(exc).__name__)

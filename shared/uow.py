@@ -342,7 +342,7 @@ class UnitOfWork(DependencyProvider):
 
     def setup(self) -> None:
         conf = settings.validate(self.container.config)
-        engine = create_engine(conf["DATABASE_URL"])
+        engine = create_engine(conf["DATABASE_URL"], timeout=conf["DATABASE_TIMEOUT_SECONDS"])
         if self.with_relay:
             self.relay = OutboxRelay(
                 engine,

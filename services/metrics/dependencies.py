@@ -20,7 +20,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session
 
 from services.metrics import service_layer
-from services.metrics.exposition import SLA_EXPORTER, SlaCollector, UnitLabels, render
+from services.metrics.exposition import SCORECARD_DEPTH, SLA_EXPORTER, SlaCollector, UnitLabels, render
 from shared.config import Setting, positive, positive_int, validate
 from shared.db import create_engine
 from shared.events import Event
@@ -35,6 +35,13 @@ SLA_EXPORTER_LOCK = job_key("SLA exporter", "metrics")
 SETTINGS = (
     Setting(
         "METRICS_UNIT_DEPTH", positive_int, default=2, description="depth of the 'unit' label (1 = province)"
+    ),
+    Setting(
+        "METRICS_SCORECARD_DEPTH",
+        positive_int,
+        default=SCORECARD_DEPTH,
+        description="depth of the Decision 766 scorecard gauges' 'unit' label (1 = province; 2 = district "
+        "on a three-level map)",
     ),
     Setting(
         "SATISFACTION_WINDOW_DAYS",
@@ -54,6 +61,7 @@ SETTINGS = (
 @dataclass(frozen=True)
 class MetricsSettings:
     unit_depth: int
+    scorecard_depth: int
     satisfaction_window: timedelta
     due_soon: timedelta
 
@@ -63,6 +71,7 @@ class MetricsSettings:
         parsed = validate(config, SETTINGS)
         return cls(
             unit_depth=parsed["METRICS_UNIT_DEPTH"],
+            scorecard_depth=parsed["METRICS_SCORECARD_DEPTH"],
             satisfaction_window=timedelta(days=parsed["SATISFACTION_WINDOW_DAYS"]),
             due_soon=timedelta(hours=parsed["METRICS_DUE_SOON_HOURS"]),
         )
@@ -79,8 +88,9 @@ class Settings(DependencyProvider):
 
 
 class SlaMetrics(DependencyProvider):
-    """``self.sla_metrics.render(engine, day_length)``: the /metrics page, SLA metrics read from the
-    projection, resolution times in seconds of ``day_length`` (the calendar's) per working day.
+    """``self.sla_metrics.render(engine, day_length, timezone)``: the /metrics page, SLA metrics read from
+    the projection, resolution times in seconds of ``day_length`` (the calendar's) per working day, the
+    scorecard's month in the calendar's ``timezone``.
 
     With several replicas one exports the SLA families: the elected exporter (shared/leadership.py).
     The election runs every ``ELECTION_SECONDS`` in a thread of its own, so a replica takes over soon
@@ -95,9 +105,13 @@ class SlaMetrics(DependencyProvider):
         registry = UnitRegistry.from_settings(config.get("UNITS_FILE") or None)
         # Shared by every scrape: the unit -> label mapping is cached inside.
         self.unit_labels = UnitLabels(registry, settings.unit_depth)
+        self.scorecard_labels = UnitLabels(registry, settings.scorecard_depth)
         self.due_soon = settings.due_soon
         # One connection holds the lock while this replica exports.
-        self.engine = create_engine(validate(config)["DATABASE_URL"], pool_size=1)
+        conf = validate(config)
+        self.engine = create_engine(
+            conf["DATABASE_URL"], pool_size=1, timeout=conf["DATABASE_TIMEOUT_SECONDS"]
+        )
         self.leadership = Leadership(self.engine, SLA_EXPORTER_LOCK, "SLA exporter of metrics")
         self._stopped = threading.Event()
 
@@ -124,9 +138,16 @@ class SlaMetrics(DependencyProvider):
     def kill(self) -> None:
         self.stop()
 
-    def render(self, engine: sa.Engine, day_length: timedelta) -> bytes:
+    def render(self, engine: sa.Engine, day_length: timedelta, timezone: tzinfo) -> bytes:
         """Raises the database's error when it cannot be asked (the page answers 503)."""
-        collector = SlaCollector(engine, self.unit_labels, self.due_soon, day_length)
+        collector = SlaCollector(
+            engine,
+            self.unit_labels,
+            self.due_soon,
+            day_length,
+            scorecard_labels=self.scorecard_labels,
+            timezone=timezone,
+        )
         return render(collector, exporting=self.leadership.hold())
 
     def get_dependency(self, worker_ctx) -> SlaMetrics:
@@ -154,9 +175,10 @@ class Projector(DependencyProvider):
 
     def setup(self) -> None:
         config = self.container.config
-        url = validate(config)["DATABASE_URL"]
+        conf = validate(config)
         timezone = WorkingCalendar.from_settings(config.get("CALENDAR") or None).timezone
-        self.projection = Projection(create_engine(url, pool_size=2), timezone, self.consumer)
+        engine = create_engine(conf["DATABASE_URL"], pool_size=2, timeout=conf["DATABASE_TIMEOUT_SECONDS"])
+        self.projection = Projection(engine, timezone, self.consumer)
 
     def stop(self) -> None:
         # Workers have finished by now: nameko stops dependencies after them.

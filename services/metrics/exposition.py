@@ -20,6 +20,8 @@ units) and the catalogue's 8 fields that is 1,352 pairs, and each (unit, field) 
 * per unit: received by channel 3, returned by method 2, in process 1, due soon 1, ratings 3 = 10
   ->  1,690
 
+plus, per unit at ``METRICS_SCORECARD_DEPTH`` (default 1, the province: 1 unit), Decision 766's
+scorecard: points of 5 groups and the total, ratios of 7 measured indicators = 13 -> 13;
 about 19,300 with the pipeline metrics. The labels docs/contracts.md §4 allows but no dashboard or alert
 reads are what was left out to fit: ``procedure_field`` on received and in-process, ``channel`` on
 resolved (each would add 1,352 × 3, 1,352 and 1,352 × 6 series). ``test_metrics_exposition`` renders
@@ -35,8 +37,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from prometheus_client import REGISTRY, Gauge, generate_latest
@@ -46,12 +49,16 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from services.metrics import repository
-from services.metrics.projection import MICRO, RESOLUTION_BUCKETS, TOTALS_ROW
+from services.metrics.projection import MICRO, RESOLUTION_BUCKETS, TOTALS_ROW, Period, Tally
+from services.metrics.scorecard import definitions
 from shared import clock as shared_clock
 from shared.units import UnitRegistry
 from shared.vocabulary import RATINGS, RETURN_METHODS, TIMELINESS, Channel
 
 SERVICE = "metrics"
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+# The scorecard gauges' unit depth unless METRICS_SCORECARD_DEPTH says otherwise: the province.
+SCORECARD_DEPTH = 1
 
 
 def _channel_label(code: int) -> str:
@@ -160,8 +167,23 @@ WAITING = Family(
     "Consumed events held back until an earlier event of the same dossier arrives.",
     ("service",),
 )
+SCORE = Family(
+    "motcua_decision766_points",
+    "gauge",
+    "Decision 766/QĐ-TTg scorecard points this month so far (dossiers received since the 1st, Vietnam "
+    "time), by unit at METRICS_SCORECARD_DEPTH and group (transparency, progress, online, digitisation, "
+    "satisfaction; total). Weights: services/metrics/indicators_766.yml.",
+    ("unit", "group"),
+)
+INDICATOR = Family(
+    "motcua_decision766_indicator_ratio",
+    "gauge",
+    "Decision 766/QĐ-TTg indicator ratios this month so far, by unit at METRICS_SCORECARD_DEPTH and "
+    "indicator; absent while an indicator has nothing to divide by.",
+    ("unit", "indicator"),
+)
 SIMPLE = (RECEIVED, RESOLVED, RETURNED, SUPPLEMENTS, RATED)
-GAUGES = (IN_PROCESS, OVERDUE, DUE_SOON, WAITING)
+GAUGES = (IN_PROCESS, OVERDUE, DUE_SOON, WAITING, SCORE, INDICATOR)
 
 
 @dataclass
@@ -254,6 +276,8 @@ def snapshot(
             OVERDUE: dict(sorted(overdue.items())),
             DUE_SOON: dict(sorted(due_soon.items())),
             WAITING: {(SERVICE,): float(waiting)},
+            SCORE: {},
+            INDICATOR: {},
         },
         resolution=resolution,
         bounds=bucket_bounds(day_length),
@@ -314,8 +338,30 @@ def _escape_help(documentation: str) -> str:
     return documentation.replace("\\", r"\\").replace("\n", r"\n")
 
 
+def scorecard(
+    tallies: Iterable[tuple[Any, Tally]], unit_of: Callable[[str], str]
+) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
+    """Decision 766's points per (unit, group) and ratios per (unit, indicator): each receiving unit's
+    tally summed to its label first, so a label's scorecard is computed from summed counts."""
+    summed: dict[str, Tally] = defaultdict(Tally)
+    for unit, tally in tallies:
+        summed[unit_of(unit)] += tally
+    card = definitions()
+    points, ratios = {}, {}
+    for unit in sorted(summed):
+        score = card.score(summed[unit])
+        for group in score["groups"]:
+            points[unit, group["key"]] = group["points"]
+            for indicator in group["indicators"]:
+                if indicator["value"] is not None:
+                    ratios[unit, indicator["key"]] = indicator["value"]
+        points[unit, "total"] = score["points"]
+    return points, ratios
+
+
 class SlaCollector(Collector):
-    """Reads the projection at each scrape: the totals, and the dossiers in process."""
+    """Reads the projection at each scrape: the totals, the dossiers in process, and this month's
+    dossiers for the Decision 766 scorecard (at ``scorecard_labels``' depth: default the province)."""
 
     def __init__(
         self,
@@ -324,20 +370,30 @@ class SlaCollector(Collector):
         due_soon: timedelta,
         day_length: timedelta,
         clock: Callable[[], datetime] = shared_clock.now,
+        *,
+        scorecard_labels: UnitLabels | None = None,
+        timezone: tzinfo = VIETNAM,
     ) -> None:
         self.engine = engine
         self.unit_labels = unit_labels
+        self.scorecard_labels = scorecard_labels or UnitLabels(unit_labels.registry, SCORECARD_DEPTH)
         self.due_soon = due_soon
         self.day_length = day_length
         self.clock = clock
+        self.timezone = timezone
 
     def snapshot(self) -> Snapshot:
         now = self.clock()
+        today = now.astimezone(self.timezone).date()
+        month = Period(today.replace(day=1), today, self.timezone)
         with self.engine.connect() as connection:
             totals = repository.totals_rows(connection)
             backlog = repository.backlog_rows(connection, now, self.due_soon)
             waiting = repository.waiting_count(connection)
-        return snapshot(totals, backlog, waiting, self.unit_labels, self.day_length)
+            tallies = repository.report_tallies(connection, None, month, now, "unit")
+        shot = snapshot(totals, backlog, waiting, self.unit_labels, self.day_length)
+        shot.values[SCORE], shot.values[INDICATOR] = scorecard(tallies, self.scorecard_labels)
+        return shot
 
     def collect(self) -> Iterator[Metric]:
         yield from families(self.snapshot())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from services.metrics import repository
 from shared.config import load_config
-from shared.db import create_engine
+from shared.db import MAINTENANCE_TIMEOUT_SECONDS, create_engine
 from shared.workcalendar import WorkingCalendar
 
 CONFIG = Path(__file__).resolve().parent / "config.yml"
@@ -24,7 +24,7 @@ CONFIG = Path(__file__).resolve().parent / "config.yml"
 
 def rebuild(database_url: str, timezone: tzinfo) -> int:
     """Rebuild the projection in ``database_url``; returns the number of dossiers projected."""
-    engine = create_engine(database_url, pool_size=1)
+    engine = create_engine(database_url, pool_size=1, timeout=MAINTENANCE_TIMEOUT_SECONDS)
     try:
         with engine.begin() as connection:
             return repository.rebuild(connection, timezone)

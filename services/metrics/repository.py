@@ -331,9 +331,10 @@ GROUP_COLUMNS = {
 
 
 def report_tallies(
-    session: Session, units: Iterable[str], period: Period, now: datetime, group_by: str
+    session: Session | Connection, units: Iterable[str] | None, period: Period, now: datetime, group_by: str
 ) -> list[tuple[Any, Tally]]:
-    """One tally per value of the grouping column, over dossiers received in ``period`` by ``units``.
+    """One tally per value of the grouping column, over dossiers received in ``period`` by ``units``
+    (None: every unit, for the scorecard gauges).
 
     The SQL twin of :meth:`projection.Tally.count`; the oracle test holds them to the same answers.
     """
@@ -389,12 +390,13 @@ def report_tallies(
         .select_from(dossier_facts.outerjoin(ratings, ratings.c.dossier_code == facts.code))
         .where(
             facts.received_at.is_not(None),
-            facts.receiving_unit.in_(sorted(units)),
             facts.received_on >= period.first,
             facts.received_on <= period.last,
         )
         .group_by(column)
     )
+    if units is not None:
+        query = query.where(facts.receiving_unit.in_(sorted(units)))
     tallies = []
     for row in session.execute(query).mappings():
         counts = {key: int(value) for key, value in row.items() if key != "value"}

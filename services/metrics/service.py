@@ -57,7 +57,7 @@ class MetricsService(OperationalEndpoints):
 
     @api("GET", "/metrics")
     def metrics(self, request):
-        page = self.sla_metrics.render(self.uow.engine, self.calendar.day_length)
+        page = self.sla_metrics.render(self.uow.engine, self.calendar.day_length, self.calendar.timezone)
         return Response(page, content_type=CONTENT_TYPE_LATEST)
 
     @api("POST", "/api/v1/ratings")

@@ -189,7 +189,10 @@ class PortalSync(DependencyProvider):
         self.settings = OutboundSettings.from_config(config)
         self.portal = PortalAdapter(self.settings.portal)
         self.dossiers = DossierClient(self.settings.dossier_url, self.settings.dossier_token)
-        self.engine = create_engine(validate(config)["DATABASE_URL"], pool_size=1)
+        conf = validate(config)
+        self.engine = create_engine(
+            conf["DATABASE_URL"], pool_size=1, timeout=conf["DATABASE_TIMEOUT_SECONDS"]
+        )
         self.leadership = Leadership(
             self.engine, job_key("portal sync", self.container.service_name), "portal sync"
         )
@@ -229,7 +232,10 @@ class Dispatcher(DependencyProvider):
         )
         self.pool = GreenPool(self.settings.concurrency)
         self.busy: set[str] = set()
-        self.engine = create_engine(validate(config)["DATABASE_URL"], pool_size=1)
+        conf = validate(config)
+        self.engine = create_engine(
+            conf["DATABASE_URL"], pool_size=1, timeout=conf["DATABASE_TIMEOUT_SECONDS"]
+        )
         self.leadership = Leadership(
             self.engine, job_key("webhook delivery", self.container.service_name), "webhook delivery"
         )

@@ -433,28 +433,33 @@ def test_service_monitors_select_the_services_and_keep_the_service_label() -> No
 RABBITMQ_MONITOR = "motcua-rabbitmq-queues"
 
 
-def test_rabbitmq_queue_depths_are_scraped_where_the_unrouted_alert_reads_them() -> None:
+def test_rabbitmq_queue_depths_and_alarms_are_scraped_where_the_alerts_read_them() -> None:
     """RabbitMQ's plugin serves per-queue series on /metrics/detailed, named rabbitmq_detailed_…, only for
-    the families asked for; the Cluster Operator's Service is labelled component=rabbitmq with its metrics
-    port named "prometheus"."""
+    the families asked for, and its alarms (rabbitmq_alarms_…) on the aggregated /metrics; the Cluster
+    Operator's Service is labelled component=rabbitmq with its metrics port named "prometheus"."""
     (monitor,) = [
         doc
         for _, doc in manifests(MONITORING_KUSTOMIZATION, "ServiceMonitor")
         if doc["metadata"]["name"] == RABBITMQ_MONITOR
     ]
     assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/component": "rabbitmq"}
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] == "prometheus" and endpoint["path"] == "/metrics/detailed"
-    assert endpoint["params"]["family"] == ["queue_coarse_metrics"]
+    detailed, aggregated = monitor["spec"]["endpoints"]
+    assert detailed["port"] == "prometheus" and detailed["path"] == "/metrics/detailed"
+    assert detailed["params"]["family"] == ["queue_coarse_metrics"]
+    assert aggregated["port"] == "prometheus" and aggregated["path"] == "/metrics"
+    assert "params" not in aggregated
     rules = yaml.safe_load(
         (ROOT / "deploy" / "monitoring" / "prometheus" / "rules" / "motcua-alerts.yml").read_text(
             encoding="utf-8"
         )
     )
-    (alert,) = [
-        r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "MotcuaEventsWaitingUnrouted"
-    ]
-    assert 'rabbitmq_detailed_queue_messages{queue="egov.events.unrouted"}' in alert["expr"]
+    alerts = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    assert (
+        'rabbitmq_detailed_queue_messages{queue="egov.events.unrouted"}'
+        in alerts["MotcuaEventsWaitingUnrouted"]
+    )
+    for gauge in ("rabbitmq_alarms_free_disk_space_watermark", "rabbitmq_alarms_memory_used_watermark"):
+        assert gauge in alerts["MotcuaBrokerAlarm"]
 
 
 def test_monitoring_kustomization_ships_the_prometheus_rule_and_every_dashboard() -> None:

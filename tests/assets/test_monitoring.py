@@ -68,6 +68,8 @@ _COUNTERS_AND_GAUGES = {
     "motcua_webhook_deliveries_total",
     "motcua_webhook_subscriptions_disabled",
     "motcua_notifications_total",
+    "motcua_decision766_points",
+    "motcua_decision766_indicator_ratio",
     "motcua_notification_gateway_calls_total",
 }
 _HISTOGRAMS = {
@@ -198,7 +200,11 @@ def test_prometheusrule_is_generated_from_the_rules_file() -> None:
 
 
 def test_dashboards_exist_with_stable_uids() -> None:
-    assert [path.name for path in DASHBOARDS] == ["motcua-office.json", "motcua-pipeline.json"]
+    assert [path.name for path in DASHBOARDS] == [
+        "motcua-decision766.json",
+        "motcua-office.json",
+        "motcua-pipeline.json",
+    ]
     for path in DASHBOARDS:
         dashboard = load_dashboard(path)
         assert dashboard["uid"] == path.stem, path.name

@@ -90,6 +90,10 @@ class PrivateRabbitMQ:
         """Publishers are blocked while the node's memory watermark is below what it uses."""
         self.ctl("set_vm_memory_high_watermark", "0.00001" if on else "0.4")
 
+    def disk_alarm(self, on: bool) -> None:
+        """Publishers are blocked while the node's free-disk limit is above the disk's free space."""
+        self.ctl("set_disk_free_limit", "1000000GB" if on else "50MB")
+
     def destroy(self) -> None:
         try:
             self.ctl("stop", timeout=60)

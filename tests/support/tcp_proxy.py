@@ -1,5 +1,10 @@
-"""A TCP proxy in front of RabbitMQ that a test can cut and restore: a real broker outage, seen
-from the service, without stopping the broker the other tests use."""
+"""A TCP proxy in front of RabbitMQ or PostgreSQL that a test can cut and restore, or blackhole: a real
+outage, seen from the service, without stopping the server the other tests use.
+
+A blackhole is a network that drops packets without a reset: connections stay open (new ones are
+accepted), every byte either way is dropped, and a peer's close is not passed on until the packets
+flow again — so the server keeps a dead client's session (and its locks) as it would behind a dead
+route, until its own keepalives or the restored network end it."""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ class TcpProxy:
         self._closed = False
         self.port = self.listener.getsockname()[1]
         self.up = True
+        self.flowing = threading.Event()
+        self.flowing.set()
         self.accepted = 0  # connections taken, for tests that count them
         self._links: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -44,26 +51,40 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            # The connect's timeout must not stay on the link: an idle connection is no fault.
+            upstream.settimeout(None)
             with self._lock:
                 self._links += [client, upstream]
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
         self.listener.close()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
-                sink.sendall(data)
+                if self.flowing.is_set():
+                    self._forward(data, sink)
         except OSError:
             pass
         finally:
+            self.flowing.wait()  # a blackhole drops the FIN too: the other side learns nothing yet
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_RDWR)  # wakes the other direction's reader
             source.close()
+
+    def _forward(self, data: bytes, sink: socket.socket) -> None:
+        sink.sendall(data)
+
+    def blackhole(self) -> None:
+        """Drop every byte either way, open connections and new ones alike, and answer nothing."""
+        self.flowing.clear()
+
+    def flow(self) -> None:
+        """End the blackhole: bytes (and the closes held back) pass again."""
+        self.flowing.set()
 
     def cut(self) -> None:
         """Refuse new connections and break the open ones."""
@@ -78,5 +99,6 @@ class TcpProxy:
         self.up = True
 
     def close(self) -> None:
+        self.flow()
         self.cut()
         self._closed = True

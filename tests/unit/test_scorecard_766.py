@@ -124,3 +124,25 @@ def test_a_definitions_file_that_does_not_add_up_is_refused_with_the_entry(chang
     change(raw)
     with pytest.raises(DefinitionError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse(raw)
+
+
+def test_the_gauges_sum_each_units_counts_to_its_label_before_scoring():
+    """Two communes of one province: the province's scorecard is that of the summed counts, not the
+    average of the communes' (docs/domain.md §12 Roll-up)."""
+    from services.metrics.exposition import scorecard
+
+    small = Tally(received=10, decided_on_time=10, paid=1, paid_online=1)  # 100 % paid online
+    large = Tally(received=90, decided_on_time=45, decided_late=45, paid=9)  # none paid online
+    points, ratios = scorecard([("26734", small), ("26737", large)], lambda unit: "79")
+    # progress: (10 + 45) / 100 = 0.55 -> 11 points (the average of the communes' 20 and 10 would be 15)
+    assert ratios["79", "handled_on_time"] == pytest.approx(0.55)
+    assert points["79", "progress"] == pytest.approx(11.0)
+    # online payment: 1 / 10 = 0.1 -> 1 point; satisfaction: 100 decided, none rated -> 6 points
+    assert points["79", "online"] == pytest.approx(1.0)
+    assert points["79", "total"] == pytest.approx(11.0 + 1.0 + 6.0)
+    # nothing digitised and no result sealed digitally: ratios 0, present; online dossiers 0 / 100
+    assert ratios["79", "digital_results"] == 0 and ratios["79", "online_dossiers"] == 0
+    assert {unit for unit, _ in points} == {"79"}
+    assert sorted(group for _, group in points) == sorted(
+        ["transparency", "progress", "online", "digitisation", "satisfaction", "total"]
+    )
