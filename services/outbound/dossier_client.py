@@ -1,6 +1,7 @@
-"""The dossier service's portal-record read: the applicant's name, phone and email and the procedure's
-names, which the portal needs and no event may carry. Authorised by a token with the ``portal_sync``
-role over the deployment's units (in development minted with the development key)."""
+"""The dossier service's portal-record read: the applicant's name, phone and email, the procedure's
+names, the documents, fees, payments and sealed result, which the portal needs and no event carries.
+Authorised by a token with the ``portal_sync`` role over the deployment's units (in development minted
+with the development key)."""
 
 from __future__ import annotations
 
@@ -52,4 +53,8 @@ class DossierClient:
             email=applicant.get("email"),
             procedure_name=body.get("procedure_name") or "",
             field_name=body.get("field_name") or "",
+            documents=tuple(body.get("documents") or ()),
+            fees=tuple(body.get("fees") or ()),
+            payments=tuple(body.get("payments") or ()),
+            results=tuple(body.get("results") or ()),
         )
