@@ -112,6 +112,7 @@ bench: $(DEV_STAMP)
 chaos: $(DEV_STAMP)
 	@scripts/ensure-services.sh rabbitmq
 	$(BIN)/python -m chaos.run $(CHAOS_ARGS)
+	MOTCUA_ENV=development $(BIN)/python -m chaos.outbound_rig
 
 ## soak: a province's busiest day compressed into SOAK_MINUTES (default 60) on PostgreSQL; memory, descriptors,
 ##       connections and backlogs sampled, every series judged bounded (not part of make test), a table

@@ -181,6 +181,18 @@ def esign(seconds: int, calls: int) -> dict:
     return bench_esign.run(AMQP_URI, seconds, calls)
 
 
+def outbound(burst: int, rate: float, seconds: float, dossiers: int) -> dict:
+    """Webhook deliveries per second vs a bare loop of signed POSTs (100 subscriptions, 10 answering after
+    5 s), the fast ones' lag; dossiers synced to the portal per second vs the simulator's ceiling."""
+    from benchmarks import bench_outbound
+
+    with Postgres() as url:
+        hooks = bench_outbound.webhooks(AMQP_URI, url, burst=burst, rate=rate, seconds=seconds)
+    with Postgres() as url:
+        portal = bench_outbound.portal(AMQP_URI, url, dossiers=dossiers)
+    return {"webhooks": hooks, "portal": portal}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke test)")
@@ -198,6 +210,7 @@ def main() -> int:
         "metrics": lambda: metrics(2000 if quick else 20000, 20_000 if quick else 1_000_000),
         "postal": lambda: postal(3 if quick else 10, 500 if quick else 3000),
         "esign": lambda: esign(2 if quick else 10, 10 if quick else 100),
+        "outbound": lambda: outbound(20 if quick else 40, 2.0, 5 if quick else 15, 30 if quick else 150),
     }
     global AMQP_URI
     results: dict = {}

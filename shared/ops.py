@@ -13,6 +13,7 @@
     python -m shared.ops portal-parked                     # dossiers whose portal sync is parked, why
     python -m shared.ops portal-replay <code>... | --all   # send parked dossiers to the portal again
     python -m shared.ops portal-resync --unit 79 --from 2026-12-01 --to 2026-12-01  # a unit's dossiers again
+    python -m shared.ops subscription-notices              # e-mail notices of dead deliveries, for the mailer
 
 The broker comes from ``AMQP_URI`` (or ``--amqp-uri``); listing queues and setting the policy use the
 management API at ``RABBITMQ_MANAGEMENT_URL`` (default: the broker's host, port 15672, same user).
@@ -489,6 +490,7 @@ def _parser() -> argparse.ArgumentParser:
         ("portal-parked", "dossiers whose national portal sync is parked, and why"),
         ("portal-replay", "send parked dossiers to the national portal again"),
         ("portal-resync", "send a unit's dossiers received in a date range to the national portal again"),
+        ("subscription-notices", "e-mail notices of dead webhook deliveries not yet taken, as JSON lines"),
     ):
         portal = commands.add_parser(name, help=text)
         portal.add_argument("--database-url", help="default: the outbound service's config.yml")
@@ -510,6 +512,8 @@ def _portal(args: argparse.Namespace, out: TextIO) -> None:
     url = args.database_url or service_database_url("outbound")
     if args.command == "portal-parked":
         ops.parked(url, args.units_file, out)
+    elif args.command == "subscription-notices":
+        ops.mail_notices(url, args.units_file, out)
     elif args.command == "portal-replay":
         if not args.all and not args.codes:
             raise OpsError("name dossier codes, or --all")
@@ -547,7 +551,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, ask: Callable[
                 leaders(args.service, args.database_url, out)
             case "rebuild":
                 rebuild_projection(args.service, args.database_url, out)
-            case "portal-parked" | "portal-replay" | "portal-resync":
+            case "portal-parked" | "portal-replay" | "portal-resync" | "subscription-notices":
                 _portal(args, out)
     except OpsError as exc:
         print(f"error: {exc}", file=sys.stderr)

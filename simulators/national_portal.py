@@ -86,6 +86,19 @@ STEP_FIELDS = (
     "NgayKetThucTheoQuyDinh",
 )
 RECORD_DATES = ("NgayTiepNhan", "NgayHenTra", "NgayTra", "NgayKetThucXuLy")
+# Each list of the record: its items' fields, and which of them are dates.
+RECORD_LISTS = {
+    "TaiLieuNop": (("TenTaiLieu", "SoBanChinh", "SoBanSao"), ()),
+    "DanhSachLePhi": (
+        ("TenPhiLePhi", "MucPhi", "NgayYeuCau", "NgayThanhToan"),
+        ("NgayYeuCau", "NgayThanhToan"),
+    ),
+    "DanhSachHoSoBoSung": (
+        ("NgayYeuCauBoSung", "NgayHenTraTruoc", "NgayHenTraMoi"),
+        ("NgayYeuCauBoSung", "NgayHenTraTruoc", "NgayHenTraMoi"),
+    ),
+    "DanhSachGiayToKetQua": (("TenGiayTo", "SoKyHieu", "NgayBanHanh"), ("NgayBanHanh",)),
+}
 STEP_DATES = ("ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
 
 
@@ -101,6 +114,14 @@ def check_record(item: dict[str, Any]) -> str | None:
         return f"sai định dạng ngày {', '.join(bad)}"
     if item["TrangThaiHoSo"] not in range(1, 11):
         return f"TrangThaiHoSo không hợp lệ: {item['TrangThaiHoSo']!r}"
+    for name, (fields, dates) in RECORD_LISTS.items():
+        if not isinstance(item[name], list):
+            return f"{name} không phải danh sách"
+        for entry in item[name]:
+            if missing := [f for f in fields if f not in entry]:
+                return f"{name}: thiếu trường {', '.join(missing)}"
+            if bad := _bad_dates(entry, dates):
+                return f"{name}: sai định dạng ngày {', '.join(bad)}"
     return None
 
 

@@ -81,9 +81,11 @@ def change_for(event: Event) -> Change | None:
                 )
             return True
 
+        # The number the document was issued under: the portal's result document shows it.
+        number = {"document_number": data["document_number"]} if data.get("document_number") else {}
         return report(
             reason=f"organisation's signature applied digitally by {data['signer_name']}",
-            details={**details, "document_sha256": data["document_sha256"]},
+            details={**details, "document_sha256": data["document_sha256"], **number},
             applies=signature_recorded,
             perform=lambda dossier, c: dossier.stamp(now=c.now, digital=True),
         )

@@ -34,7 +34,7 @@ from services.dossier.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.8.0"
+VERSION = "0.9.0"
 
 
 def _action_operation(entry: ActionEntry) -> Operation:
@@ -134,7 +134,7 @@ OPERATIONS = (
     Operation(
         "GET",
         "/api/v1/dossiers/<code>/portal-record",
-        "What the national portal sync needs: the applicant's contact, the procedure's names",
+        "What the national portal sync needs: contact, names, documents, fees, payments, result",
         "portal_record",
         "dossiers",
         response=PortalRecordSchema,

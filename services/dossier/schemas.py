@@ -367,13 +367,40 @@ class ConsentWithdrawalSchema(Schema):
     reason = Text(validate=validate.Length(max=500))
 
 
+class PortalPaymentSchema(Schema):
+    amount_vnd = fields.Integer()
+    requested_at = fields.AwareDateTime()
+    paid_at = fields.AwareDateTime(allow_none=True, metadata={"description": "null until marked paid"})
+
+
+class PortalResultSchema(Schema):
+    decision = fields.String(
+        metadata={"description": "approved (the result) or rejected (the reasoned refusal)"}
+    )
+    number = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the register number the e-signature service gave at the seal; null on paper"
+        },
+    )
+    issued_at = fields.AwareDateTime(metadata={"description": "when it was sealed (stamped)"})
+
+
 class PortalRecordSchema(Schema):
-    """The national portal sync's read: personal data the portal shows the applicant, never on an event."""
+    """The national portal sync's read: personal data the portal shows the applicant, never on an event,
+    and the dossier's documents, fees, payments and result document."""
 
     code = fields.String()
     applicant = fields.Nested(PortalApplicantSchema)
     procedure_name = fields.String()
     field_name = fields.String()
+    documents = fields.List(
+        fields.Nested("DocumentLineSchema"),
+        metadata={"description": "the procedure version's documents, as the receipt (Form 01) lists them"},
+    )
+    fees = fields.List(fields.Nested("FeeLineSchema"), metadata={"description": "the catalogue's fees"})
+    payments = fields.List(fields.Nested(PortalPaymentSchema), metadata={"description": "payments asked for"})
+    results = fields.List(fields.Nested(PortalResultSchema), metadata={"description": "the sealed result"})
 
 
 class PaymentDueRequestSchema(Schema):

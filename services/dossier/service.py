@@ -30,6 +30,7 @@ from services.dossier.schemas import (
     LookupSchema,
     PaymentDueRequestSchema,
     PaymentDueSchema,
+    PortalRecordSchema,
     ReceiptPrintSchema,
     ReceiptRequestSchema,
     RegistrationRequestSchema,
@@ -50,6 +51,7 @@ DOSSIER_QUERY = DossierQuerySchema()
 DOSSIER = DossierSchema()
 DOSSIER_SUMMARY = DossierSummarySchema()
 AUDIT_ENTRIES = AuditEntrySchema(many=True)
+PORTAL_RECORD = PortalRecordSchema()
 LOOKUP_REQUEST = LookupRequestSchema()
 LOOKUP = LookupSchema()
 PAYMENT_DUE_REQUEST = PaymentDueRequestSchema()
@@ -160,10 +162,12 @@ class DossierService(OperationalEndpoints):
 
     @api("GET", "/api/v1/dossiers/<string:code>/portal-record")
     def portal_record(self, request, code):
-        """The national portal sync's read of the applicant's contact (role portal_sync only)."""
+        """The national portal sync's read: the applicant's contact, documents, fees, payments and the
+        sealed result (role portal_sync only)."""
         principal = self.auth.principal(request)
         with self.uow.transaction() as tx:
-            return service_layer.portal_record(service_layer.Read(principal, code), tx, self._office())
+            record = service_layer.portal_record(service_layer.Read(principal, code), tx, self._office())
+        return PORTAL_RECORD.dump(record)
 
     @api("GET", "/api/v1/dossiers/<string:code>/notification-contact")
     def notification_contact(self, request, code):

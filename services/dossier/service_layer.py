@@ -402,8 +402,10 @@ def readable(cmd: Read | ReadForm, tx: Transaction, office: Office) -> Dossier:
 
 
 def portal_record(cmd: Read, tx: Transaction, office: Office) -> dict[str, Any]:
-    """What the national portal needs and no event carries: the applicant's name, phone and email and
-    the procedure's names. Only the portal sync service (role portal_sync), for dossiers received in its
+    """What the national portal needs and no event carries: the applicant's name, phone and email, the
+    procedure's names, the documents and fees the receipt (Form 01) lists, the payments asked for and
+    when they were paid, and the result document once sealed (its number when the e-signature service
+    issued it). Only the portal sync service (role portal_sync), for dossiers received in its
     jurisdiction; any other dossier does not exist for it."""
     cmd.principal.require_role(access.PORTAL_SYNC)
     code = cmd.code
@@ -412,11 +414,32 @@ def portal_record(cmd: Read, tx: Transaction, office: Office) -> dict[str, Any]:
         raise NotFound(f"no dossier {code}")
     procedure = office.catalogue.get_version(dossier.procedure_code, dossier.procedure_version)
     applicant = dossier.applicant
+    payments: list[dict[str, Any]] = []
+    number = None
+    for entry in office.dossiers(tx, None).audit_trail(code):
+        if entry.action == Action.REQUEST_PAYMENT.value and "amount_vnd" in entry.details:
+            payments.append(
+                {"amount_vnd": entry.details["amount_vnd"], "requested_at": entry.at, "paid_at": None}
+            )
+        elif entry.action == Action.RECORD_PAYMENT.value and payments and payments[-1]["paid_at"] is None:
+            payments[-1]["paid_at"] = entry.at
+        elif entry.action == Action.STAMP.value:
+            number = entry.details.get("document_number")  # sealed through the e-signature service
+    sealed = dossier.stamped_at is not None and dossier.decision is not None
     return {
         "code": code,
         "applicant": {key: applicant.get(key) for key in ("full_name", "phone", "email")},
         "procedure_name": procedure.name,
         "field_name": procedure.field_name,
+        "documents": [
+            {"name": doc.name, "original": doc.original, "copies": doc.copies}
+            for doc in procedure.required_documents
+        ],
+        "fees": [{"name": fee.name, "amount_vnd": fee.amount_vnd} for fee in procedure.fees],
+        "payments": payments,
+        "results": [{"decision": dossier.decision, "number": number, "issued_at": dossier.stamped_at}]
+        if sealed
+        else [],
     }
 
 

@@ -234,7 +234,10 @@ class Dispatcher(DependencyProvider):
         config = self.container.config
         self.settings = WebhookSettings.from_config(config)
         self.sender = WebhookSender(
-            allowed=self.settings.allowed, timeout=self.settings.timeout, max_bytes=self.settings.max_bytes
+            allowed=self.settings.allowed,
+            timeout=self.settings.timeout,
+            max_bytes=self.settings.max_bytes,
+            connections=self.settings.concurrency,
         )
         self.pool = GreenPool(self.settings.concurrency)
         self.busy: set[str] = set()

@@ -1,8 +1,8 @@
-"""The dossier service's portal-record read: the applicant's name, phone and email and the procedure's
-names, which the portal needs and no event may carry. Authorised by a token with the ``portal_sync``
-role over the deployment's units (in development minted with the development key). The call is a
-:class:`shared.neighbours.Neighbour` (``dossier``, ``DOSSIER_*`` settings); when it fails the sync
-is tried again later."""
+"""The dossier service's portal-record read: the applicant's name, phone and email, the procedure's
+names, the documents, fees, payments and sealed result, which the portal needs and no event carries.
+Authorised by a token with the ``portal_sync`` role over the deployment's units (in development minted
+with the development key). The call is a :class:`shared.neighbours.Neighbour` (``dossier``,
+``DOSSIER_*`` settings); when it fails the sync is tried again later."""
 
 from __future__ import annotations
 
@@ -49,4 +49,8 @@ class DossierClient:
             email=applicant.get("email"),
             procedure_name=body.get("procedure_name") or "",
             field_name=body.get("field_name") or "",
+            documents=tuple(body.get("documents") or ()),
+            fees=tuple(body.get("fees") or ()),
+            payments=tuple(body.get("payments") or ()),
+            results=tuple(body.get("results") or ()),
         )

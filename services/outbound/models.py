@@ -5,10 +5,13 @@
 * ``outbound_portal_dossiers`` — per dossier: its unit and latest status facts, what was sent
   (``history``: services/outbound/domain/portal.py ``History``), the last sequence synced, and why
   it is parked when its sync kept failing.
-* ``outbound_subscriptions`` — HTTP subscribers: callback, filters, auth header, signing secrets.
+* ``outbound_subscriptions`` — HTTP subscribers: callback, filters, auth header or OAuth2 client
+  credentials, signing secrets, contact.
 * ``outbound_deliveries`` — one row per event per matching subscription, kept until delivered or dead:
   a subscription's deliveries about one dossier go out one at a time in the events' order.
 * ``outbound_delivery_attempts`` — every try of a delivery: when, the answer's status, the error.
+* ``outbound_contact_notices`` — what a subscription's contact was told of dead deliveries (at most one a
+  day per subscription): POSTed to a URL contact, or waiting for the operator's mailer (an e-mail).
 """
 
 from __future__ import annotations
@@ -74,6 +77,11 @@ subscriptions = sa.Table(
     sa.Column("procedure", sa.String(40), nullable=True),
     sa.Column("field", sa.String(60), nullable=True),
     sa.Column("auth_header", sa.String(2000), nullable=True),
+    # OAuth2 client credentials for the callback's bearer token (RFC 6749 §4.4); all four or none.
+    sa.Column("oauth2_token_url", sa.String(2000), nullable=True),
+    sa.Column("oauth2_client_id", sa.String(200), nullable=True),
+    sa.Column("oauth2_client_secret", sa.String(500), nullable=True),
+    sa.Column("oauth2_scope", sa.String(500), nullable=True),
     sa.Column("secrets", sa.JSON, nullable=False),
     sa.Column("contact", sa.String(254), nullable=True),
     sa.Column("active", sa.Boolean, nullable=False),
@@ -121,4 +129,18 @@ delivery_attempts = sa.Table(
     sa.Column("status", sa.Integer, nullable=True),
     sa.Column("error", sa.String(1000), nullable=True),
     sa.Column("seconds", sa.Float, nullable=False),
+)
+
+contact_notices = sa.Table(
+    "outbound_contact_notices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscription_id", sa.String(36), nullable=False),
+    sa.Column("contact", sa.String(2000), nullable=False),
+    sa.Column("channel", sa.String(10), nullable=False),  # url: POSTed; email: for the operator's mailer
+    sa.Column("body", sa.Text, nullable=False),  # the notice, JSON
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),  # POSTed with a 2xx, or taken by the mailer
+    sa.Column("error", sa.String(1000), nullable=True),
+    sa.Index("ix_outbound_contact_notices_subscription", "subscription_id", "created_at"),
 )

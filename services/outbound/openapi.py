@@ -16,7 +16,7 @@ from services.outbound.schemas import (
 )
 from shared.openapi import OPERATIONAL, Operation, build
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 WHO = "Roles subscriber, auditor or admin; a caller sees and changes only its own subscriptions (else 404)."
 
 OPERATIONS = (
@@ -66,7 +66,8 @@ OPERATIONS = (
         replayable=True,
         request=SubscriptionUpdateSchema,
         response=SubscriptionSchema,
-        description=f"{WHO} A new callback, or re-enabling, sends a signed test event first (else 422). "
+        description=f"{WHO} A new callback, OAuth2 credentials or contact, or re-enabling, sends a "
+        "signed test event first (else 422). "
         "During a rotation every secret signs; the last one cannot be removed.",
     ),
     Operation(
@@ -88,6 +89,17 @@ OPERATIONS = (
         response=DeliveryLogSchema,
         errors=(401, 403, 404),
         description=WHO,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/subscriptions/<subscription_id>/dead-letters",
+        "The dead deliveries: every try failed (until redelivered)",
+        "dead_letters",
+        "subscriptions",
+        response=DeliveryLogSchema,
+        errors=(401, 403, 404),
+        description=f"{WHO} Newest first, each with every try; its contact was told of the first of a "
+        "day's dead deliveries.",
     ),
     Operation(
         "POST",

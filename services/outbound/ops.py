@@ -1,8 +1,10 @@
-"""The operator's portal-sync commands, run by ``python -m shared.ops portal-parked | portal-replay |
-portal-resync`` on the service's database (the running service picks the rows up at its next round)."""
+"""The operator's outbound commands, run by ``python -m shared.ops portal-parked | portal-replay |
+portal-resync | subscription-notices`` on the service's database (the running service picks the rows up
+at its next round)."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import TextIO
 
@@ -58,3 +60,21 @@ def resync(
         uow.engine.dispose()
     out.write(f"{len(codes)} dossier(s) of {unit} received {first} to {last} queued for a full re-sync\n")
     return codes
+
+
+def mail_notices(database_url: str, units_file: str | None, out: TextIO) -> list[dict]:
+    """The e-mail notices of dead deliveries not taken yet, one JSON line each (``to``, ``subscription``,
+    ``notice``: the notice's JSON), for the operator's mailer; each is taken (marked sent) once."""
+    uow, context = _open(database_url, units_file)
+    try:
+        taken = service_layer.take_mail_notices(uow, context)
+    finally:
+        uow.engine.dispose()
+    for row in taken:
+        line = {
+            "to": row["contact"],
+            "subscription": row["subscription_id"],
+            "notice": json.loads(row["body"]),
+        }
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return taken

@@ -12,8 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.outbound.domain.subscription import Subscription
+from services.outbound.domain.subscription import ClientCredentials, Subscription
 from services.outbound.models import (
+    contact_notices,
     deliveries,
     delivery_attempts,
     portal_dossiers,
@@ -221,6 +222,11 @@ def _subscription(row) -> Subscription:
         procedure=row.procedure,
         field=row.field,
         auth_header=row.auth_header,
+        oauth2=ClientCredentials(
+            row.oauth2_token_url, row.oauth2_client_id, row.oauth2_client_secret, row.oauth2_scope
+        )
+        if row.oauth2_token_url
+        else None,
         secrets=list(row.secrets or []),
         contact=row.contact,
         active=row.active,
@@ -229,6 +235,7 @@ def _subscription(row) -> Subscription:
 
 
 def _columns(subscription: Subscription) -> dict[str, Any]:
+    oauth2 = subscription.oauth2
     return {
         "owner": subscription.owner,
         "callback_url": subscription.callback_url,
@@ -238,6 +245,10 @@ def _columns(subscription: Subscription) -> dict[str, Any]:
         "procedure": subscription.procedure,
         "field": subscription.field,
         "auth_header": subscription.auth_header,
+        "oauth2_token_url": oauth2.token_url if oauth2 else None,
+        "oauth2_client_id": oauth2.client_id if oauth2 else None,
+        "oauth2_client_secret": oauth2.client_secret if oauth2 else None,
+        "oauth2_scope": oauth2.scope if oauth2 else None,
         "secrets": list(subscription.secrets),
         "contact": subscription.contact,
         "active": subscription.active,
@@ -282,23 +293,31 @@ def delete_subscription(session: Session, subscription_id: str) -> None:
     ids = sa.select(deliveries.c.id).where(deliveries.c.subscription_id == subscription_id)
     session.execute(delivery_attempts.delete().where(delivery_attempts.c.delivery_id.in_(ids)))
     session.execute(deliveries.delete().where(deliveries.c.subscription_id == subscription_id))
+    session.execute(contact_notices.delete().where(contact_notices.c.subscription_id == subscription_id))
     session.execute(subscriptions.delete().where(subscriptions.c.id == subscription_id))
 
 
-def add_delivery(session: Session, subscription_id: str, event: Any, body: str, now: datetime) -> None:
+def add_deliveries(session: Session, rows: list[tuple[str, Any, str]], now: datetime) -> None:
+    """One delivery per ``(subscription id, event, body)``, pending and due now; one statement."""
+    if not rows:
+        return
     session.execute(
-        deliveries.insert().values(
-            subscription_id=subscription_id,
-            subject=event.subject,
-            sequence=event.sequence,
-            event_id=event.id,
-            event_type=event.type,
-            body=body,
-            enqueued_at=now,
-            attempts=0,
-            next_attempt_at=now,
-            state="pending",
-        )
+        deliveries.insert(),
+        [
+            {
+                "subscription_id": subscription_id,
+                "subject": event.subject,
+                "sequence": event.sequence,
+                "event_id": event.id,
+                "event_type": event.type,
+                "body": body,
+                "enqueued_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "state": "pending",
+            }
+            for subscription_id, event, body in rows
+        ],
     )
 
 
@@ -389,11 +408,14 @@ def record_attempt(
     )
 
 
-def delivery_log(session: Session, subscription_id: str, limit: int) -> list[dict[str, Any]]:
+def delivery_log(
+    session: Session, subscription_id: str, limit: int, state: str | None = None
+) -> list[dict[str, Any]]:
+    """The subscription's latest deliveries (only those in ``state`` when given), newest first, each
+    with its attempts."""
     d, a = deliveries, delivery_attempts
-    rows = session.execute(
-        sa.select(d).where(d.c.subscription_id == subscription_id).order_by(d.c.id.desc()).limit(limit)
-    ).all()
+    where = [d.c.subscription_id == subscription_id] + ([d.c.state == state] if state else [])
+    rows = session.execute(sa.select(d).where(*where).order_by(d.c.id.desc()).limit(limit)).all()
     attempts: dict[int, list[dict[str, Any]]] = {}
     if rows:
         for attempt in session.execute(
@@ -415,6 +437,7 @@ def delivery_log(session: Session, subscription_id: str, limit: int) -> list[dic
             "subject": r.subject,
             "sequence": r.sequence,
             "state": r.state,
+            "last_error": r.last_error,
             "enqueued_at": r.enqueued_at,
             "delivered_at": r.delivered_at,
             "attempts": attempts.get(r.id, []),
@@ -449,3 +472,50 @@ def disabled_subscriptions(session: Session) -> int:
     return session.execute(
         sa.select(sa.func.count()).select_from(subscriptions).where(subscriptions.c.active.is_(False))
     ).scalar_one()
+
+
+# --- notices to a subscription's contact -------------------------------------------------------------
+
+
+def last_notice_at(session: Session, subscription_id: str) -> datetime | None:
+    n = contact_notices
+    return session.execute(
+        sa.select(sa.func.max(n.c.created_at)).where(n.c.subscription_id == subscription_id)
+    ).scalar()
+
+
+def add_notice(
+    session: Session, subscription_id: str, contact: str, channel: str, body: str, now: datetime
+) -> int:
+    return session.execute(
+        contact_notices.insert()
+        .values(subscription_id=subscription_id, contact=contact, channel=channel, body=body, created_at=now)
+        .returning(contact_notices.c.id)
+    ).scalar_one()
+
+
+def notice_sent(session: Session, notice_id: int, *, sent_at: datetime | None, error: str | None) -> None:
+    session.execute(
+        contact_notices.update()
+        .where(contact_notices.c.id == notice_id)
+        .values(sent_at=sent_at, error=(error or "")[:1000] or None)
+    )
+
+
+def take_mail_notices(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """The e-mail notices not handed to the mailer yet, oldest first; marked handed over (sent_at)."""
+    n = contact_notices
+    rows = session.execute(
+        sa.select(n.c.id, n.c.subscription_id, n.c.contact, n.c.body, n.c.created_at)
+        .where(n.c.channel == "email", n.c.sent_at.is_(None))
+        .order_by(n.c.id)
+    ).all()
+    if rows:
+        session.execute(n.update().where(n.c.id.in_([r.id for r in rows])).values(sent_at=now))
+    return [dict(row._mapping) for row in rows]
+
+
+def notices(session: Session, subscription_id: str) -> list[dict[str, Any]]:
+    n = contact_notices
+    rows = session.execute(sa.select(n).where(n.c.subscription_id == subscription_id).order_by(n.c.id)).all()
+    return [dict(row._mapping) for row in rows]

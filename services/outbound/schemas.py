@@ -26,6 +26,36 @@ def _callback(**kwargs) -> fields.Url:
     )
 
 
+class ClientCredentialsSchema(Schema):
+    """OAuth2 client credentials (RFC 6749 §4.4): the service asks the token endpoint for a bearer
+    token (client_secret_basic), keeps it until shortly before it expires, and renews it once when the
+    callback answers 401."""
+
+    token_url = fields.Url(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=2000),
+        metadata={"description": "the token endpoint; the same address guard as the callback"},
+    )
+    client_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    client_secret = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "never shown again"},
+    )
+    scope = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+def _contact(value: str) -> None:
+    """An e-mail address (notices go through the operator's mailer) or an http(s) URL (POSTed)."""
+    if value.startswith(("http://", "https://")):
+        fields.Url(schemes={"http", "https"}, require_tld=False).deserialize(value)
+    else:
+        fields.Email().deserialize(value)
+
+
 class _Filters(Schema):
     event_types = fields.List(
         fields.String(validate=EVENT_TYPE), metadata={"description": "CloudEvent types; empty or absent: all"}
@@ -38,7 +68,24 @@ class _Filters(Schema):
         validate=validate.Length(min=1, max=2000),
         metadata={"description": "sent as the callback's Authorization header (never shown again)"},
     )
-    contact = fields.Email(allow_none=True, metadata={"description": "who is told when deliveries fail"})
+    oauth2 = fields.Nested(
+        ClientCredentialsSchema,
+        allow_none=True,
+        metadata={"description": "OAuth2 client credentials for the callback (instead of auth_header)"},
+    )
+    contact = fields.String(
+        allow_none=True,
+        validate=[validate.Length(max=2000), _contact],
+        metadata={
+            "description": "who is told, at most once a day, when a delivery is dead: an e-mail address "
+            "(through the operator's mailer) or an http(s) URL (the notice is POSTed, signed)"
+        },
+    )
+
+    @validates_schema
+    def _one_authorization(self, data: dict, **kwargs) -> None:
+        if data.get("auth_header") and data.get("oauth2"):
+            raise ValidationError("an auth header or OAuth2 client credentials, not both", "oauth2")
 
 
 class SubscriptionRequestSchema(_Filters):
@@ -78,6 +125,7 @@ class SubscriptionSchema(Schema):
     active = fields.Boolean()
     disabled_reason = fields.String(allow_none=True)
     has_auth_header = fields.Function(lambda s: bool(s.auth_header))
+    oauth2 = fields.Nested(ClientCredentialsSchema, allow_none=True)
     secrets = fields.Function(lambda s: len(s.secrets), metadata={"description": "how many secrets sign"})
 
 
@@ -104,6 +152,7 @@ class DeliverySchema(Schema):
     subject = fields.String()
     sequence = fields.Integer()
     state = fields.String(metadata={"description": "pending, delivered, dead (every try failed), gone (410)"})
+    last_error = fields.String(allow_none=True, metadata={"description": "the last try's error, if any"})
     enqueued_at = fields.AwareDateTime()
     delivered_at = fields.AwareDateTime(allow_none=True)
     attempts = fields.List(fields.Nested(AttemptSchema))

@@ -151,6 +151,13 @@ class OutboundService(OperationalEndpoints):
         with self.uow.transaction() as tx:
             return DELIVERY_LOG.dump({"results": service_layer.delivery_log(command, tx, self._courier())})
 
+    @api("GET", "/api/v1/subscriptions/<string:subscription_id>/dead-letters")
+    def dead_letters(self, request, subscription_id):
+        """The dead deliveries (every try failed), newest first, with every try; redeliveries send them."""
+        command = service_layer.ReadSubscription(self.auth.principal(request), subscription_id)
+        with self.uow.transaction() as tx:
+            return DELIVERY_LOG.dump({"results": service_layer.dead_letters(command, tx, self._courier())})
+
     @api("POST", "/api/v1/subscriptions/<string:subscription_id>/redeliveries")
     def redeliver(self, request, subscription_id):
         """Send again one delivery, or every delivery enqueued in a time range."""

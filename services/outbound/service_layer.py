@@ -40,7 +40,13 @@ from services.outbound.domain.portal import (
     remember,
     step,
 )
-from services.outbound.domain.subscription import Backoff, Subscription
+from services.outbound.domain.subscription import (
+    Backoff,
+    ClientCredentials,
+    Subscription,
+    contact_channel,
+    notice_due,
+)
 from services.outbound.portal import PortalUnavailable
 from shared.auth import Principal
 from shared.domain import Invalid, NotFound
@@ -259,7 +265,14 @@ class Webhooks(Protocol):
     def check(self, url: str) -> None: ...
 
     def send(
-        self, url: str, *, message_id: str, body: str, secrets: list[str], auth_header: str | None
+        self,
+        url: str,
+        *,
+        message_id: str,
+        body: str,
+        secrets: list[str],
+        auth_header: str | None,
+        oauth2: ClientCredentials | None = None,
     ) -> Any: ...
 
 
@@ -291,12 +304,23 @@ class Redeliver:
     end: datetime | None
 
 
+def _credentials(value: dict[str, Any] | None) -> ClientCredentials | None:
+    return None if not value else ClientCredentials(**value)
+
+
 def _test_delivery(subscription: Subscription, context: Courier) -> None:
-    """A signed test event to the callback: anything but a 2xx refuses the subscription, with why."""
-    try:
-        context.webhooks.check(subscription.callback_url)
-    except ValueError as exc:
-        raise Invalid("callback_url", str(exc)) from exc
+    """A signed test event to the callback (with a token, for OAuth2 credentials): anything but a 2xx
+    refuses the subscription, with why."""
+    urls = [("callback_url", subscription.callback_url)]
+    if subscription.oauth2:
+        urls.append(("oauth2", subscription.oauth2.token_url))
+    if subscription.contact and contact_channel(subscription.contact) == "url":
+        urls.append(("contact", subscription.contact))
+    for name, url in urls:
+        try:
+            context.webhooks.check(url)
+        except ValueError as exc:
+            raise Invalid(name, str(exc)) from exc
     message_id = str(uuid.uuid4())
     body = json.dumps(
         {
@@ -316,6 +340,7 @@ def _test_delivery(subscription: Subscription, context: Courier) -> None:
         body=body,
         secrets=subscription.secrets,
         auth_header=subscription.auth_header,
+        oauth2=subscription.oauth2,
     )
     if not answer.ok:
         raise Invalid(
@@ -343,6 +368,7 @@ def create_subscription(
         procedure=body.get("procedure"),
         field=body.get("field"),
         auth_header=body.get("auth_header"),
+        oauth2=_credentials(body.get("oauth2")),
         secrets=[body.get("secret") or generated],
         contact=body.get("contact"),
     )
@@ -379,6 +405,10 @@ def update_subscription(cmd: UpdateSubscription, tx: Any, context: Courier) -> S
     for name in ("callback_url", "event_types", "procedure", "field", "auth_header", "contact"):
         if name in body:
             setattr(subscription, name, body[name])
+    if "oauth2" in body:
+        subscription.oauth2 = _credentials(body["oauth2"])
+    if subscription.oauth2 and subscription.auth_header:
+        raise Invalid("oauth2", "an auth header or OAuth2 client credentials, not both")
     if body.get("add_secret") and body["add_secret"] not in subscription.secrets:
         subscription.secrets.append(body["add_secret"])
     if body.get("remove_secret"):
@@ -392,7 +422,7 @@ def update_subscription(cmd: UpdateSubscription, tx: Any, context: Courier) -> S
         subscription.active, subscription.disabled_reason = False, "disabled by its owner"
     if reenabled:
         subscription.active, subscription.disabled_reason = True, None
-    if "callback_url" in body or reenabled:
+    if {"callback_url", "oauth2", "contact"} & body.keys() or reenabled:
         _test_delivery(subscription, context)
     repository.save_subscription(tx.session, subscription, context.clock())
     return subscription
@@ -404,6 +434,12 @@ def delete_subscription(cmd: ReadSubscription, tx: Any, context: Courier) -> Non
 
 def delivery_log(cmd: ReadSubscription, tx: Any, context: Courier, limit: int = 100) -> list[dict[str, Any]]:
     return repository.delivery_log(tx.session, _owned(cmd, tx).id, limit)
+
+
+def dead_letters(cmd: ReadSubscription, tx: Any, context: Courier, limit: int = 500) -> list[dict[str, Any]]:
+    """The subscription's dead deliveries (every try failed), newest first, each with its tries; they
+    stay until redelivered (``redeliver``) or the subscription is deleted."""
+    return repository.delivery_log(tx.session, _owned(cmd, tx).id, limit, state="dead")
 
 
 def redeliver(cmd: Redeliver, tx: Any, context: Courier) -> int:
@@ -430,6 +466,7 @@ def fan_out(events: list[Event], uow: Any, context: Courier) -> list[bool]:
     now = context.clock()
     with uow.transaction() as tx:
         active = repository.active_subscriptions(tx.session)
+        rows = []
         for event in events:
             if not tx.first_delivery(event, SUBSCRIPTIONS_CONSUMER):
                 answers.append(False)
@@ -437,9 +474,8 @@ def fan_out(events: list[Event], uow: Any, context: Courier) -> list[bool]:
             answers.append(True)
             paths = [p for p in (event.unit_path, event.handling_unit_path, *event.also_unit_paths) if p]
             body = event.to_json()
-            for subscription in active:
-                if subscription.matches(event.type, paths, dict(event.data)):
-                    repository.add_delivery(tx.session, subscription.id, event, body, now)
+            rows += [(s.id, event, body) for s in active if s.matches(event.type, paths, dict(event.data))]
+        repository.add_deliveries(tx.session, rows, now)
     return answers
 
 
@@ -462,6 +498,7 @@ def deliver(subscription_id: str, uow: Any, context: Courier, observe: Callable[
                 body=item.body,
                 secrets=subscription.secrets,
                 auth_header=subscription.auth_header,
+                oauth2=subscription.oauth2,
             )
             now = context.clock()
             retry_at = None
@@ -472,6 +509,7 @@ def deliver(subscription_id: str, uow: Any, context: Courier, observe: Callable[
             else:
                 retry_at = context.backoff.next_try(item.attempts + 1, now, answer.retry_after)
                 state, outcome = ("pending", "failed") if retry_at else ("dead", "dead")
+            notice = None
             with uow.transaction() as tx:
                 repository.record_attempt(
                     tx.session,
@@ -489,6 +527,10 @@ def deliver(subscription_id: str, uow: Any, context: Courier, observe: Callable[
                         f"the callback answered 410 Gone at {now:%Y-%m-%d %H:%M:%S} UTC"
                     )
                     repository.save_subscription(tx.session, subscription, now)
+                if state == "dead":
+                    notice = _notice(tx, subscription, item, answer.describe(), now)
+            if notice is not None:
+                _send_notice(notice, subscription, uow, context)
             observe(outcome, (now - item.enqueued_at).total_seconds())
             sent += 1
             if state == "dead":
@@ -502,3 +544,73 @@ def deliver(subscription_id: str, uow: Any, context: Courier, observe: Callable[
             if state == "gone":
                 log.warning("subscription %s disabled: %s", subscription_id, subscription.disabled_reason)
                 return sent
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: int
+    channel: str
+    body: str
+
+
+def _notice(tx: Any, subscription: Subscription, item: Any, error: str, now: datetime) -> Notice | None:
+    """A dead delivery told to the subscription's contact, unless it was told of one within a day."""
+    if not subscription.contact or not notice_due(
+        repository.last_notice_at(tx.session, subscription.id), now
+    ):
+        return None
+    channel = contact_channel(subscription.contact)
+    body = json.dumps(
+        {
+            "type": "vn.motcua.outbound.delivery_dead",
+            "subscription": subscription.id,
+            "callback_url": subscription.callback_url,
+            "delivery": item.id,
+            "event_id": item.event_id,
+            "subject": item.subject,
+            "error": error,
+            "at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "detail": "Every try of this delivery failed. Further dead deliveries are not notified for a "
+            "day: GET /api/v1/subscriptions/{id}/dead-letters lists them all, and POST "
+            "/api/v1/subscriptions/{id}/redeliveries sends them again.",
+        },
+        ensure_ascii=False,
+    )
+    notice_id = repository.add_notice(tx.session, subscription.id, subscription.contact, channel, body, now)
+    return Notice(notice_id, channel, body)
+
+
+def _send_notice(notice: Notice, subscription: Subscription, uow: Any, context: Courier) -> None:
+    """A URL contact is POSTed the notice once, signed with the subscription's secrets (the outcome is
+    kept on the row); an e-mail contact's notice waits in the table for the operator's mailer."""
+    if notice.channel != "url":
+        log.warning(
+            "subscription %s: dead-delivery notice %d waits for the mailer (python -m shared.ops "
+            "subscription-notices)",
+            subscription.id,
+            notice.id,
+        )
+        return
+    answer = context.webhooks.send(
+        subscription.contact,
+        message_id=f"notice-{notice.id}",
+        body=notice.body,
+        secrets=subscription.secrets,
+        auth_header=None,
+    )
+    with uow.transaction() as tx:
+        repository.notice_sent(
+            tx.session,
+            notice.id,
+            sent_at=context.clock() if answer.ok else None,
+            error=None if answer.ok else answer.describe(),
+        )
+    if not answer.ok:
+        log.error("subscription %s: the notice to its contact failed: %s", subscription.id, answer.describe())
+
+
+def take_mail_notices(uow: Any, context: Courier) -> list[dict[str, Any]]:
+    """The e-mail notices for the operator's mailer (shared/ops.py ``subscription-notices``), each
+    handed over once."""
+    with uow.transaction() as tx:
+        return repository.take_mail_notices(tx.session, context.clock())

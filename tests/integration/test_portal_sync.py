@@ -153,6 +153,41 @@ def test_a_dossiers_whole_life_reaches_the_portal_in_order_through_faults(world,
     assert record["NgayKetThucXuLy"] == vn(resolved["resolved_at"])
     assert record["NgayTra"] == vn(returned["returned_at"])
     assert record["DonViXuLy"] == NAMES[final["handling_unit"]]
+    # The lists, from the dossier service's read: the documents and fees of 1.012797 as land.yaml lists
+    # them (four originals, no copies; 25 000 and 500 000 đồng), the 525 000 asked for at the
+    # payment_requested event and paid at the paid event, and the result sealed at the stamped event —
+    # stamped on paper, so with no register number.
+    assert record["TaiLieuNop"] == [
+        {"TenTaiLieu": name, "SoBanChinh": 1, "SoBanSao": 0}
+        for name in (
+            "Đơn đăng ký biến động đất đai, tài sản gắn liền với đất (theo mẫu)",
+            "Hợp đồng, văn bản chuyển nhượng, tặng cho hoặc văn bản thừa kế đã công chứng, chứng thực",
+            "Giấy chứng nhận đã cấp",
+            "Tờ khai thuế thu nhập cá nhân, tờ khai lệ phí trước bạ",
+        )
+    ]
+    by_name = {e["type"].rsplit(".", 1)[-1]: e["data"] for e in events}
+    assert record["DanhSachLePhi"] == [
+        {"TenPhiLePhi": name, "MucPhi": amount, "NgayYeuCau": "", "NgayThanhToan": ""}
+        for name, amount in (
+            ("Lệ phí cấp Giấy chứng nhận quyền sử dụng đất", 25000),
+            ("Phí thẩm định hồ sơ cấp Giấy chứng nhận", 500000),
+        )
+    ] + [
+        {
+            "TenPhiLePhi": "Nghĩa vụ tài chính",
+            "MucPhi": 525000,
+            "NgayYeuCau": vn(by_name["payment_requested"]["occurred_at"]),
+            "NgayThanhToan": vn(by_name["paid"]["occurred_at"]),
+        }
+    ]
+    assert record["DanhSachGiayToKetQua"] == [
+        {
+            "TenGiayTo": f"Kết quả giải quyết: {record['TenTTHC']}",
+            "SoKyHieu": "",
+            "NgayBanHanh": vn(by_name["stamped"]["occurred_at"]),
+        }
+    ]
 
     calls = [
         c for c in received["calls"] if c["body"].get("mahoso", code) == code or c["service"] != "TraCuuHoSo"

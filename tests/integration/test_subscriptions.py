@@ -4,6 +4,8 @@ published as the outbox relay publishes them, subscribers as local HTTP servers 
 
 from __future__ import annotations
 
+import io
+import json
 import time
 import uuid
 from collections import defaultdict
@@ -15,15 +17,17 @@ from standardwebhooks.webhooks import Webhook
 
 from services.dossier.domain.events import EVENTS
 from services.dossier.events import envelope
+from services.outbound import ops as outbound_ops
 from services.outbound.service import OutboundService
 from shared.broker import ConfirmingPublisher, Outgoing
 from shared.events import Event
 from shared.migrate import upgrade
 from shared.units import UnitRegistry
 from shared.vocabulary import Channel, ReturnMethod, Status, StatusFacts
-from tests.conftest import bearer, service_settings
+from tests.conftest import bearer, free_port, service_settings
 from tests.support.broker import wait_for
 from tests.support.receiver import Receiver
+from tests.support.token_endpoint import TokenEndpoint
 
 pytestmark = pytest.mark.integration
 
@@ -89,31 +93,41 @@ def publish(amqp_uri: str, *events: Event) -> None:
 
 
 @pytest.fixture
-def outbound(rabbit_config, database_url, container_factory):
-    upgrade("outbound", database_url)
-    config = service_settings(
-        rabbit_config["AMQP_URI"],
-        database_url,
-        MOTCUA_ENV="development",
-        PORTAL_URL="http://127.0.0.1:9",
-        DOSSIER_URL="http://127.0.0.1:9",
-        PORTAL_SYNC_SECONDS=3600,
-        WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32",
-        WEBHOOK_TIMEOUT_SECONDS=2,
-        WEBHOOK_RETRY_BASE_SECONDS=0.05,
-        WEBHOOK_MAX_ATTEMPTS=7,
-        WEBHOOK_POLL_SECONDS=0.1,
-    )
-    container_factory(OutboundService, config).start()
+def start_outbound(rabbit_config, database_url, container_factory):
+    """The outbound service (``overrides`` on the tests' settings); its URL, the broker's, and a maker of
+    receivers."""
     receivers: list[Receiver] = []
 
-    def receiver() -> Receiver:
-        receivers.append(Receiver())
-        return receivers[-1]
+    def start(**overrides):
+        upgrade("outbound", database_url)
+        settings = {
+            "MOTCUA_ENV": "development",
+            "PORTAL_URL": "http://127.0.0.1:9",
+            "DOSSIER_URL": "http://127.0.0.1:9",
+            "PORTAL_SYNC_SECONDS": 3600,
+            "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+            "WEBHOOK_TIMEOUT_SECONDS": 2,
+            "WEBHOOK_RETRY_BASE_SECONDS": 0.05,
+            "WEBHOOK_MAX_ATTEMPTS": 7,
+            "WEBHOOK_POLL_SECONDS": 0.1,
+        }
+        config = service_settings(rabbit_config["AMQP_URI"], database_url, **(settings | overrides))
+        container_factory(OutboundService, config).start()
 
-    yield f"http://{config['WEB_SERVER_ADDRESS']}", rabbit_config["AMQP_URI"], receiver
+        def receiver() -> Receiver:
+            receivers.append(Receiver())
+            return receivers[-1]
+
+        return f"http://{config['WEB_SERVER_ADDRESS']}", rabbit_config["AMQP_URI"], receiver
+
+    yield start
     for r in receivers:
         r.close()
+
+
+@pytest.fixture
+def outbound(start_outbound):
+    return start_outbound()
 
 
 def subscribe(base: str, headers: dict, **body) -> requests.Response:
@@ -235,3 +249,113 @@ def test_a_410_disables_and_a_rotation_signs_with_both_secrets(outbound):
         == 404
     )
     assert requests.delete(url, headers=desk, timeout=10).status_code == 204
+
+
+@pytest.fixture
+def token_endpoint():
+    endpoint = TokenEndpoint(free_port(), "commune-26734", "s3cret-of-the-commune")
+    yield endpoint
+    endpoint.stop()
+
+
+def test_oauth2_client_credentials_a_token_cached_and_renewed_once_on_401(outbound, token_endpoint):
+    base, amqp, receiver = outbound
+    desk = bearer("subscriber", COMMUNE_A)
+    hook = receiver()
+    hook.authorize = token_endpoint.accepts  # the subscriber takes only a live token of its endpoint
+    credentials = {"token_url": token_endpoint.url, "client_id": "commune-26734"}
+    wrong = subscribe(
+        base, desk, callback_url=hook.url, unit=COMMUNE_A, oauth2=credentials | {"client_secret": "guess"}
+    )
+    assert wrong.status_code == 422 and "invalid_client" in wrong.text
+    assert token_endpoint.issued() == 0 and hook.received == []  # no token, so nothing was sent
+    created = subscribe(
+        base,
+        desk,
+        callback_url=hook.url,
+        unit=COMMUNE_A,
+        secret=SECRET,
+        oauth2=credentials | {"client_secret": "s3cret-of-the-commune"},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["oauth2"] == credentials | {"scope": None}  # the secret is never shown
+    assert token_endpoint.issued() == 1 and len(hook.delivered()) == 1  # the test delivery, with it
+
+    dossier = Dossier(COMMUNE_A)
+    publish(amqp, dossier.event("received", 2), dossier.event("processing_started", 4, step="appraise"))
+    assert wait_for(lambda: len(hook.delivered()) == 3, timeout=20)
+    assert token_endpoint.issued() == 1  # cached: one token for all three deliveries
+
+    token_endpoint.revoke()  # the subscriber no longer takes it: a 401, a new token, the same delivery
+    publish(amqp, dossier.event("stopped", 8, reason="other"))
+    assert wait_for(lambda: len(hook.delivered()) == 4, timeout=20)
+    assert [r["status"] for r in hook.received] == [204, 204, 204, 401, 204]
+    assert token_endpoint.issued() == 2
+    assert [int(verified(d, SECRET)["sequence"]) for d in hook.delivered()[1:]] == [1, 2, 3]
+    # The 401 and its renewal were one try: the delivery log shows one, answered 204.
+    subscription = created.json()["id"]
+    log = requests.get(f"{base}/api/v1/subscriptions/{subscription}/deliveries", headers=desk, timeout=10)
+    assert [[a["status"] for a in d["attempts"]] for d in log.json()["results"]] == [[204]] * 3
+
+
+def test_a_dead_delivery_is_listed_noticed_once_a_day_and_redelivered(start_outbound, database_url):
+    base, amqp, receiver = start_outbound(WEBHOOK_MAX_ATTEMPTS=3)  # three tries: 0.05 s, then 0.2 s apart
+    desk = bearer("subscriber", COMMUNE_A)
+    hook, contact = receiver(), receiver()
+    made = subscribe(
+        base, desk, callback_url=hook.url, unit=COMMUNE_A, secret=SECRET, contact=contact.url
+    ).json()
+    mailed = subscribe(
+        base, desk, callback_url=hook.url, unit=COMMUNE_A, secret=SECRET, contact="mot-cua@phuong.gov.vn"
+    ).json()
+    url = f"{base}/api/v1/subscriptions/{made['id']}"
+    hook.always = (500, {})
+    dossier = Dossier(COMMUNE_A)
+    events = [dossier.event("received", 2), dossier.event("processing_started", 4, step="appraise")]
+    publish(amqp, *events)
+
+    def dead(subscription_url: str) -> list[dict]:
+        return requests.get(f"{subscription_url}/dead-letters", headers=desk, timeout=10).json()["results"]
+
+    mailed_url = f"{base}/api/v1/subscriptions/{mailed['id']}"
+    assert wait_for(lambda: len(dead(url)) == 2 and len(dead(mailed_url)) == 2, timeout=30)
+    letters = dead(url)
+    # Newest first; each died after its three tries, in the dossier's order (the second waited).
+    assert [d["event_id"] for d in letters] == [e.id for e in reversed(events)]
+    assert all([a["status"] for a in d["attempts"]] == [500, 500, 500] for d in letters)
+    assert all(d["state"] == "dead" and d["last_error"] is None for d in letters)
+    # Two dead deliveries in a day: one notice, POSTed to the URL contact, signed as deliveries are.
+    assert wait_for(lambda: len(contact.delivered()) == 1, timeout=10)
+    time.sleep(0.5)
+    notices = contact.delivered()
+    assert len(notices) == 1
+    notice = verified(notices[0], SECRET)
+    assert notice["type"] == "vn.motcua.outbound.delivery_dead" and notice["event_id"] == events[0].id
+    # The e-mail contact's notice waits for the operator's mailer, which takes it once.
+
+    def take_mail() -> list[dict]:
+        lines = io.StringIO()
+        outbound_ops.mail_notices(database_url, None, lines)
+        return [json.loads(line) for line in lines.getvalue().splitlines()]
+
+    taken = take_mail()
+    assert [(t["to"], t["notice"]["event_id"]) for t in taken] == [("mot-cua@phuong.gov.vn", events[0].id)]
+    assert take_mail() == []
+
+    hook.always = None  # the subscriber is back: one delivery by id, then the rest by time range
+    first = letters[1]["id"]
+    again = requests.post(f"{url}/redeliveries", json={"delivery_id": first}, headers=desk, timeout=10)
+    assert again.status_code == 202 and again.json() == {"redelivered": 1}
+    assert wait_for(lambda: [d["event"]["id"] for d in hook.delivered()][-1:] == [events[0].id], timeout=10)
+    assert [d["event_id"] for d in dead(url)] == [events[1].id]
+    window = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
+    ranged = requests.post(f"{url}/redeliveries", json=window, headers=desk, timeout=10)
+    assert ranged.json() == {"redelivered": 2}  # both: the delivered one again (the receiver drops it by id)
+    ids = {e.id for e in events}
+
+    def delivered() -> list[str]:
+        return [d["event"]["id"] for d in hook.delivered() if d["event"]["id"] in ids]
+
+    # The first event twice (by id, then in the range), the second once (in the range).
+    assert wait_for(lambda: sorted(delivered()) == sorted([events[0].id] * 2 + [events[1].id]), timeout=10)
+    assert dead(url) == [] and len(dead(mailed_url)) == 2  # the other subscription's stay dead

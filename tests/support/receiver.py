@@ -1,5 +1,5 @@
 """A webhook subscriber for the tests: records what it is sent, and answers as told (an outage of n
-requests with a status and Retry-After, slowness, 410 Gone)."""
+requests with a status and Retry-After, slowness, 410 Gone, 401 to a request ``authorize`` refuses)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -22,6 +23,7 @@ class Receiver:
         self.answers: deque[tuple[int, dict]] = deque()  # the next answers, then 204
         self.always: tuple[int, dict] | None = None
         self.delay = 0.0
+        self.authorize: Callable[[str | None], bool] | None = None  # the Authorization header -> allowed?
         self.lock = threading.Lock()
         self.server = make_server("127.0.0.1", self.port, self, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -35,8 +37,12 @@ class Receiver:
         request = Request(environ)
         if self.delay:
             time.sleep(self.delay)
+        refused = self.authorize is not None and not self.authorize(request.headers.get("Authorization"))
         with self.lock:
-            status, headers = self.always or (self.answers.popleft() if self.answers else (204, {}))
+            if refused:
+                status, headers = 401, {}
+            else:
+                status, headers = self.always or (self.answers.popleft() if self.answers else (204, {}))
             self.received.append(
                 {"headers": dict(request.headers), "body": request.get_data(as_text=True), "status": status}
             )

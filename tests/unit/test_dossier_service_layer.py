@@ -220,6 +220,14 @@ def test_the_portal_record_is_for_the_portal_sync_of_the_receiving_jurisdiction_
         )
     assert record["applicant"] == {"full_name": "Trần Thị Bình", "phone": None, "email": None}
     assert record["procedure_name"] and record["field_name"]
+    # The documents and fees the receipt lists for 1.012767 (civil-status.yaml, by hand): a death
+    # registration is free of charge (Luật Hộ tịch, Điều 11); nothing asked for or sealed yet.
+    assert record["documents"] == [
+        {"name": "Tờ khai liên thông (theo mẫu)", "original": 1, "copies": 0},
+        {"name": "Giấy báo tử hoặc giấy tờ thay thế Giấy báo tử", "original": 1, "copies": 0},
+    ]
+    assert record["fees"] == [{"name": "Lệ phí đăng ký khai tử đúng hạn", "amount_vnd": 0}]
+    assert record["payments"] == [] and record["results"] == []
     # Staff read the whole dossier elsewhere; this narrow read is the sync service's only.
     with pytest.raises(Forbidden), uow.transaction() as tx:
         service_layer.portal_record(service_layer.Read(person("auditor", PROVINCE), code), tx, office)
@@ -227,6 +235,36 @@ def test_the_portal_record_is_for_the_portal_sync_of_the_receiving_jurisdiction_
         service_layer.portal_record(
             service_layer.Read(person("portal_sync", OTHER_COMMUNE), code), tx, office
         )
+
+
+def test_the_portal_record_lists_the_payments_asked_for_and_the_result_once_sealed(uow, office):
+    code = receive(uow, office)
+    act(uow, office, code, Action.START_PROCESSING)
+    act(uow, office, code, Action.REQUEST_PAYMENT, {"amount_vnd": 120_000})
+    act(uow, office, code, Action.RECORD_PAYMENT, {"receipt_number": "BL-1"})
+    for action, body in ((Action.APPRAISE, {}), (Action.DECIDE, {"decision": "rejected", "reason": "thiếu"})):
+        act(uow, office, code, action, body)
+    act(uow, office, code, Action.SIGN)
+    read = service_layer.Read(person("portal_sync", PROVINCE), code)
+    with uow.transaction() as tx:
+        signed = service_layer.portal_record(read, tx, office)
+    act(uow, office, code, Action.STAMP)
+    act(uow, office, code, Action.REQUEST_PAYMENT, {"amount_vnd": 30_000})  # a second, not paid yet
+    with uow.transaction() as tx:
+        sealed = service_layer.portal_record(read, tx, office)
+    mine = [e for e in uow.published if e.subject == code]
+    times = [datetime.fromisoformat(e.data["occurred_at"]) for e in mine if "payment" in e.type]
+    paid = next(datetime.fromisoformat(e.data["occurred_at"]) for e in mine if e.type.endswith(".paid"))
+    stamped = next(datetime.fromisoformat(e.data["occurred_at"]) for e in mine if e.type.endswith(".stamped"))
+    # Each request with its time, paid when the next payment was recorded; the second still open.
+    assert [(p["amount_vnd"], p["requested_at"], p["paid_at"]) for p in sealed["payments"]] == [
+        (120_000, times[0], paid),
+        (30_000, times[1], None),
+    ]
+    # Signed is not issued: the result document appears at the seal, a reasoned rejection too, with no
+    # number when stamped on paper.
+    assert signed["results"] == []
+    assert sealed["results"] == [{"decision": "rejected", "number": None, "issued_at": stamped}]
 
 
 # --- the rules say no: 409 -----------------------------------------------------------------------

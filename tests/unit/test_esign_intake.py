@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime
 
 import pytest
 
-from services.dossier import esign_intake
+from services.dossier import esign_intake, service_layer
 from services.dossier.actions import REGISTRY
 from services.dossier.domain.model import Action
 from shared.events import Event
-from tests.unit.test_dossier_service_layer import act, office, receive, uow  # noqa: F401 - fixtures
+from tests.unit.test_dossier_service_layer import (  # noqa: F401 - fixtures
+    PROVINCE,
+    act,
+    office,
+    person,
+    receive,
+    uow,
+)
 
 SIGNED, STAMPED = REGISTRY[Action.SIGN].event.name, REGISTRY[Action.STAMP].event.name
 
@@ -87,3 +95,24 @@ def test_only_the_esign_service_reports_a_signature(uow, office, caplog):  # noq
         assert esign_intake.apply(forged, uow, office) is None
     assert uow.state.dossiers[code].signed_at is None and len(uow.published) == before
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
+
+
+def test_a_seal_gives_the_portal_its_result_documents_number_and_date(uow, office):  # noqa: F811
+    """The e-signature service issues the document at the seal, with its register number: the portal's
+    result document (DanhSachGiayToKetQua) shows that number and the seal's time."""
+    code = decided(uow, office)
+    assert esign_intake.apply(esign_event("signed", code, office), uow, office) is None
+    sealed = esign_event("sealed", code, office)
+    sealed = dataclasses.replace(sealed, data={**sealed.data, "document_number": "07/KQ-26740"})
+    assert esign_intake.apply(sealed, uow, office) is None
+    with uow.transaction() as tx:
+        record = service_layer.portal_record(
+            service_layer.Read(person("portal_sync", PROVINCE), code), tx, office
+        )
+    assert record["results"] == [
+        {
+            "decision": "approved",
+            "number": "07/KQ-26740",
+            "issued_at": datetime.fromisoformat(sealed.data["occurred_at"]),
+        }
+    ]

@@ -16,7 +16,13 @@ from services.outbound.domain.portal import (
     remember,
     step,
 )
-from services.outbound.domain.subscription import Backoff, Subscription, refused_address
+from services.outbound.domain.subscription import (
+    Backoff,
+    Subscription,
+    contact_channel,
+    notice_due,
+    refused_address,
+)
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 NAMES = {"26740": "Phường Bến Nghé", "79": "Thành phố Hồ Chí Minh"}
@@ -90,6 +96,60 @@ def test_the_record_carries_the_personal_read_and_the_remembered_dates():
     ]
 
 
+def test_the_records_lists_documents_fees_and_the_sealed_result_from_the_read():
+    lent = Personal(
+        "Trần Thị Bình",
+        None,
+        None,
+        "Đăng ký khai sinh",
+        "Hộ tịch",
+        documents=({"name": "Tờ khai đăng ký khai sinh", "original": 1, "copies": 0},),
+        fees=({"name": "Lệ phí đăng ký khai sinh", "amount_vnd": 0},),
+        payments=(
+            {
+                "amount_vnd": 525000,
+                "requested_at": "2026-03-02T03:00:00+00:00",
+                "paid_at": "2026-03-02T17:15:00+00:00",
+            },
+            {"amount_vnd": 30000, "requested_at": "2026-03-03T02:00:00+00:00", "paid_at": None},
+        ),
+        results=(
+            {"decision": "approved", "number": "07/KQ-26740", "issued_at": "2026-03-03T09:45:30+00:00"},
+        ),
+    )
+    final = record(facts(4, "2026-03-03T10:00:00+00:00"), History(), lent, NAMES, ZONE)
+    assert final["TaiLieuNop"] == [
+        {"TenTaiLieu": "Tờ khai đăng ký khai sinh", "SoBanChinh": 1, "SoBanSao": 0}
+    ]
+    # The catalogue's fee has no dates; each payment asked for has its request's date and, once paid,
+    # the payment's (17:15 UTC is 00:15 the next day in Vietnam).
+    assert final["DanhSachLePhi"] == [
+        {"TenPhiLePhi": "Lệ phí đăng ký khai sinh", "MucPhi": 0, "NgayYeuCau": "", "NgayThanhToan": ""},
+        {
+            "TenPhiLePhi": "Nghĩa vụ tài chính",
+            "MucPhi": 525000,
+            "NgayYeuCau": "20260302100000",
+            "NgayThanhToan": "20260303001500",
+        },
+        {
+            "TenPhiLePhi": "Nghĩa vụ tài chính",
+            "MucPhi": 30000,
+            "NgayYeuCau": "20260303090000",
+            "NgayThanhToan": "",
+        },
+    ]
+    assert final["DanhSachGiayToKetQua"] == [
+        {
+            "TenGiayTo": "Kết quả giải quyết: Đăng ký khai sinh",
+            "SoKyHieu": "07/KQ-26740",
+            "NgayBanHanh": "20260303164530",
+        }
+    ]
+    # Nothing lent (the read of an older dossier service): empty lists, still well-formed.
+    bare = record(facts(2, "2026-03-02T01:30:00+00:00"), History(), PERSONAL, NAMES, ZONE)
+    assert bare["TaiLieuNop"] == bare["DanhSachLePhi"] == bare["DanhSachGiayToKetQua"] == []
+
+
 def test_a_failing_sync_is_tried_again_after_its_delays_then_parked():
     policy, now = RetryPolicy((10.0, 60.0), 4), datetime(2026, 3, 2, tzinfo=UTC)
     assert policy.after_failure(1, now) == now + timedelta(seconds=10)
@@ -152,3 +212,12 @@ def test_a_subscription_sees_its_subtree_as_an_amqp_binding_would():
     assert not subscription.matches("vn.motcua.dossier.received", ["79.760"], {"procedure_code": "1.001193"})
     assert subscription.matches("vn.motcua.dossier.returned", ["79.760"], {"procedure_code": "1.001193"})
     assert not subscription.matches("vn.motcua.dossier.returned", ["79.760"], {"procedure_code": "2.000"})
+
+
+def test_a_contact_hears_of_dead_deliveries_at_most_once_a_day():
+    told = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    assert notice_due(None, told)  # never told: now
+    assert not notice_due(told, told + timedelta(hours=23, minutes=59, seconds=59))
+    assert notice_due(told, told + timedelta(days=1))  # 24 hours later: again
+    assert contact_channel("mot-cua@phuong.gov.vn") == "email"
+    assert contact_channel("https://phuong.gov.vn/thong-bao") == "url"

@@ -47,6 +47,8 @@ STEPS: dict[str, tuple[str, str, str]] = {
     )
 }
 CITIZEN = "1"  # LoaiDoiTuong: công dân (the applicant files with a citizen ID)
+FINANCIAL_OBLIGATION = "Nghĩa vụ tài chính"  # a payment the handling agency asked for
+RESULT_TITLES = {"approved": "Kết quả giải quyết", "rejected": "Văn bản từ chối giải quyết"}
 
 
 def portal_date(moment: datetime | str | None, zone: tzinfo) -> str:
@@ -60,13 +62,20 @@ def portal_date(moment: datetime | str | None, zone: tzinfo) -> str:
 
 @dataclass(frozen=True)
 class Personal:
-    """What the dossier service lends for the portal (its portal-record read); never on an event."""
+    """What the dossier service lends for the portal (its portal-record read), never on an event: the
+    applicant's contact, the procedure's names, the documents and fees the receipt lists, the payments
+    asked for (``amount_vnd``, ``requested_at``, ``paid_at``) and the sealed result (``decision``,
+    ``number``, ``issued_at``)."""
 
     full_name: str
     phone: str | None
     email: str | None
     procedure_name: str
     field_name: str
+    documents: tuple[dict[str, Any], ...] = ()
+    fees: tuple[dict[str, Any], ...] = ()
+    payments: tuple[dict[str, Any], ...] = ()
+    results: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -163,8 +172,8 @@ def record(
         "NgayKetThucXuLy": portal_date(history.resolved_at, zone),
         "DonViXuLy": unit_name(names, data["handling_unit"]),
         "GhiChu": "",
-        "TaiLieuNop": [],
-        "DanhSachLePhi": [],
+        "TaiLieuNop": submitted_documents(personal),
+        "DanhSachLePhi": fees(personal, zone),
         "DanhSachHoSoBoSung": [
             {
                 "NgayYeuCauBoSung": portal_date(s["requested_at"], zone),
@@ -173,8 +182,48 @@ def record(
             }
             for s in history.supplements
         ],
-        "DanhSachGiayToKetQua": [],
+        "DanhSachGiayToKetQua": result_documents(personal, zone),
     }
+
+
+def submitted_documents(personal: Personal) -> list[dict[str, Any]]:
+    """``TaiLieuNop``: the documents the receipt (Form 01) lists, with how many originals and copies."""
+    return [
+        {"TenTaiLieu": doc["name"], "SoBanChinh": doc["original"], "SoBanSao": doc["copies"]}
+        for doc in personal.documents
+    ]
+
+
+def fees(personal: Personal, zone: tzinfo) -> list[dict[str, Any]]:
+    """``DanhSachLePhi``: the catalogue's fees (no dates), then each payment the handling agency asked
+    for, when it asked and when it was paid (empty until then)."""
+    listed = [
+        {"TenPhiLePhi": fee["name"], "MucPhi": fee["amount_vnd"], "NgayYeuCau": "", "NgayThanhToan": ""}
+        for fee in personal.fees
+    ]
+    asked = [
+        {
+            "TenPhiLePhi": FINANCIAL_OBLIGATION,
+            "MucPhi": payment["amount_vnd"],
+            "NgayYeuCau": portal_date(payment["requested_at"], zone),
+            "NgayThanhToan": portal_date(payment.get("paid_at"), zone),
+        }
+        for payment in personal.payments
+    ]
+    return listed + asked
+
+
+def result_documents(personal: Personal, zone: tzinfo) -> list[dict[str, Any]]:
+    """``DanhSachGiayToKetQua``: the sealed result (or reasoned refusal), its number and date of issue."""
+    return [
+        {
+            "TenGiayTo": f"{RESULT_TITLES.get(result['decision'], RESULT_TITLES['approved'])}: "
+            f"{personal.procedure_name}",
+            "SoKyHieu": result.get("number") or "",
+            "NgayBanHanh": portal_date(result["issued_at"], zone),
+        }
+        for result in personal.results
+    ]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,18 @@ from typing import Any
 METADATA = (ipaddress.ip_network("fd00:ec2::254/128"),)
 # The longest a subscriber may ask to be left alone with Retry-After.
 RETRY_AFTER_MAX = timedelta(days=1)
+# A subscription's contact hears of dead deliveries at most this often.
+NOTICE_INTERVAL = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """OAuth2 client credentials (RFC 6749 §4.4) with which the callback's bearer token is obtained."""
+
+    token_url: str
+    client_id: str
+    client_secret: str
+    scope: str | None = None
 
 
 @dataclass
@@ -30,6 +42,7 @@ class Subscription:
     procedure: str | None = None
     field: str | None = None
     auth_header: str | None = None
+    oauth2: ClientCredentials | None = None
     secrets: list[str] = default(default_factory=list)
     contact: str | None = None
     active: bool = True
@@ -79,3 +92,13 @@ def refused_address(address: str, allowed: Iterable[ipaddress._BaseNetwork]) -> 
     if any(ip in network for network in METADATA):
         return f"{address} is a cloud metadata address"
     return None
+
+
+def notice_due(last_notice_at: datetime | None, now: datetime) -> bool:
+    """Whether a dead delivery is told to the contact now: at most once a day per subscription."""
+    return last_notice_at is None or now - last_notice_at >= NOTICE_INTERVAL
+
+
+def contact_channel(contact: str) -> str:
+    """How a contact is told: ``url`` (a POST of the notice) or ``email`` (the operator's mailer)."""
+    return "url" if contact.startswith(("http://", "https://")) else "email"

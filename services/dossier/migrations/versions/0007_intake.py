@@ -19,12 +19,13 @@ COUNTS = ("components_digitised", "components_reused", "components_national")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("dossiers", schema=None) as batch_op:
-        for name in COUNTS:
-            batch_op.add_column(sa.Column(name, sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(
-            sa.Column("vneid_verified", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # Plain ADD COLUMN on both databases (a NOT NULL column with a default needs no table rebuild): a
+    # batch rebuild of ``dossiers`` on SQLite drops the table, which its referencing rows forbid.
+    for name in COUNTS:
+        op.add_column("dossiers", sa.Column(name, sa.Integer(), nullable=False, server_default="0"))
+    op.add_column(
+        "dossiers", sa.Column("vneid_verified", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
 
 
 def downgrade() -> None:
