@@ -95,6 +95,14 @@ class Neighbours:
             "PORTAL_SYNC_UNITS": "79",
             **{f"PORTAL_{k}": v for k, v in POLICY.items()},
         }
+        try:
+            self._start_all(postal, outbound, common)
+        except BaseException:
+            self.close()  # what did start is stopped, not left running
+            raise
+
+    def _start_all(self, postal: dict[str, str], outbound: dict[str, str], common: dict[str, str]) -> None:
+        port = self.port
         for name, env in (("postal", postal), ("outbound", outbound)):
             subprocess.run([sys.executable, "-m", "shared.migrate", name], cwd=ROOT, env=env, check=True)
             self._start(name, [sys.executable, "-m", "shared.runner", name], env)
