@@ -19,10 +19,12 @@ from chaos.soak import DRAIN_SECONDS, SoakSettings, run
 
 pytestmark = pytest.mark.e2e
 
-# 3 minutes by default: the whole `make test` must stay well under CI's 30; SOAK_MINUTES=5 for the longer run.
-MINUTES = float(os.environ.get("SOAK_MINUTES", "3"))
+# Only when SOAK_MINUTES is set (e.g. `SOAK_MINUTES=5 make test`): with it, `make test` no longer stayed well
+# under CI's 30 minutes (docs/chaos.md). `make soak` runs the hour.
+MINUTES = float(os.environ.get("SOAK_MINUTES", "0"))
 
 
+@pytest.mark.skipif(not MINUTES, reason="runs when SOAK_MINUTES is set (SOAK_MINUTES=5 make test)")
 @pytest.mark.timeout(int(MINUTES * 60) + 900)
 def test_a_compressed_day_leaks_nothing_loses_nothing_and_drains_in_a_minute():
     settings = SoakSettings(minutes=MINUTES)
