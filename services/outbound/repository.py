@@ -272,8 +272,11 @@ def save_subscription(session: Session, subscription: Subscription, now: datetim
     )
 
 
+_SUBSCRIPTION = sa.select(subscriptions).where(subscriptions.c.id == sa.bindparam("subscription_id"))
+
+
 def load_subscription(session: Session, subscription_id: str) -> Subscription | None:
-    row = session.execute(sa.select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
+    row = session.execute(_SUBSCRIPTION, {"subscription_id": subscription_id}).first()
     return None if row is None else _subscription(row)
 
 
@@ -333,13 +336,32 @@ class Due:
     enqueued_at: datetime
     attempts: int
     next_attempt_at: datetime
+    more: bool = False  # a later delivery of the same dossier waits behind this one
 
 
-def due_deliveries(session: Session, subscription_id: str, now: datetime, limit: int) -> list[Due]:
-    """Per dossier, the head of the subscription's pending deliveries, when due (a later event of the
-    dossier waits behind an earlier one being retried)."""
+def _due_statement() -> sa.Select:
     d = deliveries
-    rows = session.execute(
+
+    def other(before: bool) -> sa.Exists:
+        """Another pending delivery of the same dossier to the same subscription, before (or after) it."""
+        o = deliveries.alias("earlier" if before else "later")
+        first, then = (o, d) if before else (d, o)
+        return (
+            sa.select(o.c.id)
+            .where(
+                o.c.subscription_id == d.c.subscription_id,
+                o.c.subject == d.c.subject,
+                o.c.state == "pending",
+                sa.or_(
+                    first.c.sequence < then.c.sequence,
+                    sa.and_(first.c.sequence == then.c.sequence, first.c.id < then.c.id),
+                ),
+            )
+            .exists()
+        )
+
+    ahead = other(before=True)
+    return (
         sa.select(
             d.c.id,
             d.c.subscription_id,
@@ -349,17 +371,29 @@ def due_deliveries(session: Session, subscription_id: str, now: datetime, limit:
             d.c.enqueued_at,
             d.c.attempts,
             d.c.next_attempt_at,
+            other(before=False).label("more"),
         )
-        .where(d.c.subscription_id == subscription_id, d.c.state == "pending")
-        .order_by(d.c.subject, d.c.sequence, d.c.id)
-        .limit(limit)
-    ).all()
-    heads: dict[str, Due] = {}
-    for row in rows:
-        heads.setdefault(row.subject, Due(**row._mapping))
-    return sorted(
-        (due for due in heads.values() if due.next_attempt_at <= now), key=lambda due: due.enqueued_at
+        .where(
+            d.c.subscription_id == sa.bindparam("subscription_id"),
+            d.c.state == "pending",
+            d.c.next_attempt_at <= sa.bindparam("now", type_=d.c.next_attempt_at.type),
+            ~ahead,
+        )
+        .order_by(d.c.enqueued_at, d.c.id)
+        .limit(sa.bindparam("limit", literal_execute=False))
     )
+
+
+# Built once: a round's query runs for every subscription many times a second.
+_DUE = _due_statement()
+
+
+def due_deliveries(session: Session, subscription_id: str, now: datetime, limit: int) -> list[Due]:
+    """Per dossier, the head of the subscription's pending deliveries when it is due, oldest first, at
+    most ``limit`` of them. A later event of a dossier waits behind an earlier one being retried, and
+    only that dossier waits: however long its backlog, other dossiers' heads are still found."""
+    rows = session.execute(_DUE, {"subscription_id": subscription_id, "now": now, "limit": limit}).all()
+    return [Due(*row[:-1], more=bool(row[-1])) for row in rows]
 
 
 def subscriptions_with_due_deliveries(session: Session, now: datetime) -> list[str]:
@@ -374,37 +408,67 @@ def subscriptions_with_due_deliveries(session: Session, now: datetime) -> list[s
     )
 
 
-def record_attempt(
-    session: Session,
-    due: Due,
-    *,
-    status: int | None,
-    error: str | None,
-    seconds: float,
-    state: str,
-    retry_at: datetime | None,
-    now: datetime,
-) -> None:
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a delivery, as it is recorded: the answer, and the delivery's state after it."""
+
+    due: Due
+    at: datetime
+    status: int | None
+    error: str | None
+    seconds: float
+    state: str  # pending (tried again at retry_at), delivered, dead, gone
+    retry_at: datetime | None
+
+    def describe(self) -> str:
+        return self.error or f"HTTP {self.status}"
+
+
+_RECORD = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("delivery_id"))
+    .values(
+        attempts=deliveries.c.attempts + 1,
+        state=sa.bindparam("new_state"),
+        last_status=sa.bindparam("status"),
+        last_error=sa.bindparam("error"),
+        next_attempt_at=sa.bindparam("next_at", type_=deliveries.c.next_attempt_at.type),
+        delivered_at=sa.bindparam("done_at", type_=deliveries.c.delivered_at.type),
+    )
+)
+
+
+def record_attempts(session: Session, attempts: list[Attempt]) -> None:
+    """Every try logged, and each delivery's state after it: two statements for a round of tries."""
+    if not attempts:
+        return
+    errors = [(a.error or "")[:1000] or None for a in attempts]
     session.execute(
-        delivery_attempts.insert().values(
-            delivery_id=due.id,
-            attempted_at=now,
-            status=status,
-            error=(error or "")[:1000] or None,
-            seconds=seconds,
-        )
+        delivery_attempts.insert(),
+        [
+            {
+                "delivery_id": a.due.id,
+                "attempted_at": a.at,
+                "status": a.status,
+                "error": error,
+                "seconds": a.seconds,
+            }
+            for a, error in zip(attempts, errors, strict=True)
+        ],
     )
     session.execute(
-        deliveries.update()
-        .where(deliveries.c.id == due.id)
-        .values(
-            attempts=due.attempts + 1,
-            state=state,
-            last_status=status,
-            last_error=(error or "")[:1000] or None,
-            next_attempt_at=retry_at or now,
-            delivered_at=now if state == "delivered" else None,
-        )
+        _RECORD,
+        [
+            {
+                "delivery_id": a.due.id,
+                "new_state": a.state,
+                "status": a.status,
+                "error": error,
+                "next_at": a.retry_at or a.at,
+                "done_at": a.at if a.state == "delivered" else None,
+            }
+            for a, error in zip(attempts, errors, strict=True)
+        ],
     )
 
 
