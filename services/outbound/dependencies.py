@@ -4,6 +4,7 @@ and their timers."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,8 @@ from shared.db import create_engine
 from shared.leadership import Leadership, job_key
 from shared.neighbours import Policy, policy_from, policy_settings
 from shared.providers import setting_timer
+
+log = logging.getLogger(__name__)
 
 SETTINGS = (
     Setting(
@@ -281,9 +284,10 @@ class Dispatcher(DependencyProvider):
     order per subscription). The rounds' tries are recorded in transactions they share
     (:class:`SharedRecord`).
 
-    A subscription is dispatched by the timer when its deliveries are due, and at once when new ones
-    are stored (the consumer's wake-up); one already being delivered to is marked to look again when
-    its thread finishes, so a wake-up that comes during its last look is not lost."""
+    A subscription is wanted by the timer when its deliveries are due, and at once when new ones are
+    stored (the consumer's wake-up); the subscriptions wanted at one moment get their first rounds
+    read together (:meth:`want`). One already being delivered to is wanted again when its thread
+    ends, so a wake-up that comes during its last look is not lost."""
 
     def setup(self) -> None:
         config = self.container.config
@@ -298,8 +302,11 @@ class Dispatcher(DependencyProvider):
         )
         self.pool = GreenPool(settings.concurrency)
         self.record = SharedRecord()
-        self.busy: set[str] = set()
-        self.again: set[str] = set()
+        self.busy: set[str] = set()  # being delivered to, or handed to start
+        self.again: set[str] = set()  # woken while busy: wanted again when its thread ends
+        self.wanted: dict[str, None] = {}  # to hand to start, in the order wanted
+        self.claiming = False
+        self.starter: Callable[[list[str]], None] = self.release
         conf = validate(config)
         self.engine = create_engine(
             conf["DATABASE_URL"], pool_size=1, timeout=conf["DATABASE_TIMEOUT_SECONDS"]
@@ -318,30 +325,62 @@ class Dispatcher(DependencyProvider):
             return [function(item) for item in items]
         return list(GreenPool(self.settings.per_subscription).imap(function, items))
 
-    def dispatch(self, subscription_id: str, deliver: Callable[[], Any], *, woken: bool = False) -> bool:
-        """Start delivering to a subscription. One being delivered to already is left to its thread,
-        which looks once more when it is done if ``woken`` (new deliveries were stored meanwhile)."""
-        if subscription_id in self.busy:
-            if woken:
-                self.again.add(subscription_id)
-            return False
-        if self.pool.free() == 0:
-            return False
-        self.busy.add(subscription_id)
+    def want(self, subscription_ids: list[str], start: Callable[[list[str]], None], *, woken: bool) -> None:
+        """Have these subscriptions delivered to. Those not being delivered to are handed, all that
+        are wanted at the same moment together, to ``start`` (the service's: it reads their first
+        rounds in one transaction and :meth:`run`s each), as the pool has room. One being delivered
+        to already is left to its thread, which is wanted again when it ends if ``woken`` (new
+        deliveries were stored meanwhile)."""
+        self.starter = start
+        for subscription_id in subscription_ids:
+            if subscription_id in self.busy:
+                if woken:
+                    self.again.add(subscription_id)
+            else:
+                self.wanted[subscription_id] = None
+        if self.wanted and not self.claiming:
+            self.claiming = True
+            eventlet.spawn_n(self._claim)
+
+    def _claim(self) -> None:
+        try:
+            while self.wanted:
+                eventlet.sleep(0)  # the wake-ups of this moment join
+                room = self.pool.free()
+                if room == 0:
+                    eventlet.sleep(0.01)  # a subscription's thread ends soon enough
+                    continue
+                taken = [s for s in self.wanted if s not in self.busy][:room]
+                for subscription_id in list(self.wanted):
+                    if subscription_id in self.busy or subscription_id in taken:
+                        del self.wanted[subscription_id]
+                self.busy.update(taken)
+                try:
+                    self.starter(taken)
+                except Exception:  # noqa: BLE001 - the deliveries are stored; the timer finds them
+                    log.exception("webhook dispatch: starting %d subscriptions failed", len(taken))
+                    self.release(taken)
+        finally:
+            self.claiming = False
+
+    def release(self, subscription_ids: list[str]) -> None:
+        """Subscriptions handed to ``start`` that it does not :meth:`run` (nothing was due)."""
+        self.busy.difference_update(subscription_ids)
+
+    def run(self, subscription_id: str, deliver: Callable[[], Any]) -> None:
+        """Deliver to a subscription handed to ``start``, in a green thread of the pool; wanted again
+        when it ends if it was woken meanwhile."""
 
         def run() -> None:
             try:
-                while True:
-                    self.again.discard(subscription_id)
-                    deliver()
-                    if subscription_id not in self.again:
-                        return
+                deliver()
             finally:
                 self.busy.discard(subscription_id)
-                self.again.discard(subscription_id)
+                if subscription_id in self.again:
+                    self.again.discard(subscription_id)
+                    self.want([subscription_id], self.starter, woken=True)
 
         self.pool.spawn_n(run)
-        return True
 
     def stop(self) -> None:
         self.pool.waitall()

@@ -280,6 +280,11 @@ def load_subscription(session: Session, subscription_id: str) -> Subscription | 
     return None if row is None else _subscription(row)
 
 
+def load_subscriptions(session: Session, subscription_ids: list[str]) -> dict[str, Subscription]:
+    rows = session.execute(sa.select(subscriptions).where(subscriptions.c.id.in_(subscription_ids))).all()
+    return {row.id: _subscription(row) for row in rows}
+
+
 def owned_subscriptions(session: Session, owner: str) -> list[Subscription]:
     rows = session.execute(
         sa.select(subscriptions).where(subscriptions.c.owner == owner).order_by(subscriptions.c.created_at)
@@ -339,7 +344,9 @@ class Due:
     more: bool = False  # a later delivery of the same dossier waits behind this one
 
 
-def _due_statement() -> sa.Select:
+def _due_statement(*, many: bool) -> sa.Select:
+    """The due heads of one subscription (``:subscription_id``, at most ``:limit``), or of several
+    (``:subscription_ids``, at most ``:limit`` each, numbered ``place`` within their subscription)."""
     d = deliveries
 
     def other(before: bool) -> sa.Exists:
@@ -361,31 +368,45 @@ def _due_statement() -> sa.Select:
         )
 
     ahead = other(before=True)
+    columns = [
+        d.c.id,
+        d.c.subscription_id,
+        d.c.subject,
+        d.c.event_id,
+        d.c.body,
+        d.c.enqueued_at,
+        d.c.attempts,
+        d.c.next_attempt_at,
+        other(before=False).label("more"),
+    ]
+    due = [
+        d.c.state == "pending",
+        d.c.next_attempt_at <= sa.bindparam("now", type_=d.c.next_attempt_at.type),
+        ~ahead,
+    ]
+    if not many:
+        return (
+            sa.select(*columns)
+            .where(d.c.subscription_id == sa.bindparam("subscription_id"), *due)
+            .order_by(d.c.enqueued_at, d.c.id)
+            .limit(sa.bindparam("limit", literal_execute=False))
+        )
+    place = sa.func.row_number().over(partition_by=d.c.subscription_id, order_by=(d.c.enqueued_at, d.c.id))
+    heads = (
+        sa.select(*columns, place.label("place"))
+        .where(d.c.subscription_id.in_(sa.bindparam("subscription_ids", expanding=True)), *due)
+        .subquery("heads")
+    )
     return (
-        sa.select(
-            d.c.id,
-            d.c.subscription_id,
-            d.c.subject,
-            d.c.event_id,
-            d.c.body,
-            d.c.enqueued_at,
-            d.c.attempts,
-            d.c.next_attempt_at,
-            other(before=False).label("more"),
-        )
-        .where(
-            d.c.subscription_id == sa.bindparam("subscription_id"),
-            d.c.state == "pending",
-            d.c.next_attempt_at <= sa.bindparam("now", type_=d.c.next_attempt_at.type),
-            ~ahead,
-        )
-        .order_by(d.c.enqueued_at, d.c.id)
-        .limit(sa.bindparam("limit", literal_execute=False))
+        sa.select(*(heads.c[column.name] for column in columns))
+        .where(heads.c.place <= sa.bindparam("limit"))
+        .order_by(heads.c.subscription_id, heads.c.place)
     )
 
 
 # Built once: a round's query runs for every subscription many times a second.
-_DUE = _due_statement()
+_DUE = _due_statement(many=False)
+_DUE_MANY = _due_statement(many=True)
 
 
 def due_deliveries(session: Session, subscription_id: str, now: datetime, limit: int) -> list[Due]:
@@ -394,6 +415,18 @@ def due_deliveries(session: Session, subscription_id: str, now: datetime, limit:
     only that dossier waits: however long its backlog, other dossiers' heads are still found."""
     rows = session.execute(_DUE, {"subscription_id": subscription_id, "now": now, "limit": limit}).all()
     return [Due(*row[:-1], more=bool(row[-1])) for row in rows]
+
+
+def due_deliveries_of(
+    session: Session, subscription_ids: list[str], now: datetime, limit: int
+) -> dict[str, list[Due]]:
+    """:func:`due_deliveries` of several subscriptions in one statement: per subscription, its heads."""
+    found: dict[str, list[Due]] = {subscription_id: [] for subscription_id in subscription_ids}
+    if subscription_ids:
+        parameters = {"subscription_ids": list(subscription_ids), "now": now, "limit": limit}
+        for row in session.execute(_DUE_MANY, parameters).all():
+            found[row.subscription_id].append(Due(*row[:-1], more=bool(row[-1])))
+    return found
 
 
 def subscriptions_with_due_deliveries(session: Session, now: datetime) -> list[str]:

@@ -97,16 +97,24 @@ class OutboundService(OperationalEndpoints):
         return self._start(due, woken=False)
 
     def _start(self, subscription_ids, *, woken: bool = True) -> int:
-        """Deliver to each subscription in a green thread of its own, if this replica dispatches
-        (the timer asked just now; a consumer's wake-up asks here)."""
+        """Have each subscription delivered to, if this replica dispatches (the timer asked just now;
+        a consumer's wake-up asks here)."""
         if not subscription_ids or not (not woken or self.dispatcher.leads()):
             return 0
-        uow, courier = self.uow, self._courier()
-        started = 0
-        for subscription_id in subscription_ids:
-            run = partial(service_layer.deliver, subscription_id, uow, courier, _observe)
-            started += self.dispatcher.dispatch(subscription_id, run, woken=woken)
-        return started
+        self.dispatcher.want(list(subscription_ids), self._run, woken=woken)
+        return len(subscription_ids)
+
+    def _run(self, subscription_ids: list[str]) -> None:
+        """The dispatcher's start: the subscriptions' first rounds read in one transaction, then each
+        delivered to in a green thread of its own (those with nothing due are released)."""
+        dispatcher, uow, courier = self.dispatcher, self.uow, self._courier()
+        first = service_layer.claim(subscription_ids, uow, courier)
+        dispatcher.release([s for s in subscription_ids if s not in first])
+        for subscription_id, round_ in first.items():
+            dispatcher.run(
+                subscription_id,
+                partial(service_layer.deliver, subscription_id, uow, courier, _observe, round_),
+            )
 
     @api("POST", "/api/v1/subscriptions")
     def create_subscription(self, request):

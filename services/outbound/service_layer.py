@@ -493,7 +493,24 @@ def fan_out(
     return answers
 
 
-def deliver(subscription_id: str, uow: Any, context: Courier, observe: Callable[..., None]) -> int:
+def claim(subscription_ids: list[str], uow: Any, context: Courier) -> dict[str, tuple[Subscription, list]]:
+    """The first round of each subscription (its due heads, as :func:`deliver` reads them), read for
+    all of them in one transaction: what the dispatcher hands the subscriptions the consumer just gave
+    deliveries to. Only active subscriptions with something due."""
+    with uow.transaction() as tx:
+        found = repository.load_subscriptions(tx.session, subscription_ids)
+        active = [s for s in subscription_ids if s in found and found[s].active]
+        heads = repository.due_deliveries_of(tx.session, active, context.clock(), context.round)
+    return {s: (found[s], heads[s]) for s in active if heads[s]}
+
+
+def deliver(
+    subscription_id: str,
+    uow: Any,
+    context: Courier,
+    observe: Callable[..., None],
+    first: tuple[Subscription, list] | None = None,
+) -> int:
     """Send the due deliveries of one subscription until none is due; what was sent.
 
     In rounds: the head of each dossier's pending deliveries that is due (:func:`repository.due_deliveries`,
@@ -507,10 +524,13 @@ def deliver(subscription_id: str, uow: Any, context: Courier, observe: Callable[
     the way are recorded), and the round is the last.
 
     A crash between a 2xx and the round's commit sends that delivery again (at least once; receivers
-    drop a repeated ``webhook-id``)."""
+    drop a repeated ``webhook-id``). ``first``: the first round, already read (:func:`claim`)."""
     sent = 0
-    with uow.transaction() as tx:
-        subscription, due = _next_round(tx, subscription_id, context)
+    if first is not None:
+        subscription, due = first
+    else:
+        with uow.transaction() as tx:
+            subscription, due = _next_round(tx, subscription_id, context)
     while subscription is not None and subscription.active and due:
         attempts, sending = _send_round(subscription, due, context), subscription
         gone = next((a for a in attempts if a.state == "gone"), None)
