@@ -472,37 +472,59 @@ _RECORD = (
 
 
 def record_attempts(session: Session, attempts: list[Attempt]) -> None:
-    """Every try logged, and each delivery's state after it: two statements for a round of tries."""
+    """Every try logged, and each delivery's state after it, for a round or several: the tries in one
+    insert, the delivered ones' state in one update from their tries, the others' one by one."""
     if not attempts:
         return
     errors = [(a.error or "")[:1000] or None for a in attempts]
-    session.execute(
-        delivery_attempts.insert(),
-        [
-            {
-                "delivery_id": a.due.id,
-                "attempted_at": a.at,
-                "status": a.status,
-                "error": error,
-                "seconds": a.seconds,
-            }
-            for a, error in zip(attempts, errors, strict=True)
-        ],
+    ids = (
+        session.execute(
+            delivery_attempts.insert().returning(delivery_attempts.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "delivery_id": a.due.id,
+                    "attempted_at": a.at,
+                    "status": a.status,
+                    "error": error,
+                    "seconds": a.seconds,
+                }
+                for a, error in zip(attempts, errors, strict=True)
+            ],
+        )
+        .scalars()
+        .all()
     )
-    session.execute(
-        _RECORD,
-        [
-            {
-                "delivery_id": a.due.id,
-                "new_state": a.state,
-                "status": a.status,
-                "error": error,
-                "next_at": a.retry_at or a.at,
-                "done_at": a.at if a.state == "delivered" else None,
-            }
-            for a, error in zip(attempts, errors, strict=True)
-        ],
-    )
+    delivered = [attempt_id for attempt_id, a in zip(ids, attempts, strict=True) if a.state == "delivered"]
+    if delivered:
+        tried = delivery_attempts
+        session.execute(
+            deliveries.update()
+            .where(deliveries.c.id == tried.c.delivery_id, tried.c.id.in_(delivered))
+            .values(
+                attempts=deliveries.c.attempts + 1,
+                state="delivered",
+                last_status=tried.c.status,
+                last_error=None,
+                next_attempt_at=tried.c.attempted_at,
+                delivered_at=tried.c.attempted_at,
+            )
+        )
+    others = [(a, error) for a, error in zip(attempts, errors, strict=True) if a.state != "delivered"]
+    if others:
+        session.execute(
+            _RECORD,
+            [
+                {
+                    "delivery_id": a.due.id,
+                    "new_state": a.state,
+                    "status": a.status,
+                    "error": error,
+                    "next_at": a.retry_at or a.at,
+                    "done_at": None,
+                }
+                for a, error in others
+            ],
+        )
 
 
 def delivery_log(

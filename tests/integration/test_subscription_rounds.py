@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.outbound import repository
@@ -88,3 +89,42 @@ def test_a_round_takes_each_dossiers_head_oldest_first_and_never_another_subscri
         .values(state="delivered")
     )
     assert repository.due_deliveries(session, mine, NOW, limit=1)[0].event_id == "D-0-2"
+
+
+def test_a_rounds_tries_are_each_logged_and_leave_each_delivery_in_its_state(session):
+    mine = _subscription(session, "mine")
+    for n in range(4):
+        _enqueue(session, mine, f"D-{n}", [1], NOW - timedelta(minutes=1))
+    due = repository.due_deliveries(session, mine, NOW, limit=10)
+    at = [NOW + timedelta(seconds=n) for n in range(4)]
+    retry = NOW + timedelta(minutes=1)
+    repository.record_attempts(
+        session,
+        [
+            repository.Attempt(due[0], at[0], 204, None, 0.1, "delivered", None),
+            repository.Attempt(due[1], at[1], 503, None, 0.2, "pending", retry),
+            repository.Attempt(due[2], at[2], None, "ConnectTimeout", 5.0, "dead", None),
+            repository.Attempt(due[3], at[3], 200, None, 0.3, "delivered", None),
+        ],
+    )
+    rows = {
+        r.event_id: r
+        for r in session.execute(sa.select(deliveries).where(deliveries.c.subscription_id == mine)).all()
+    }
+    states = {
+        e: (r.state, r.attempts, r.last_status, r.last_error, r.next_attempt_at, r.delivered_at)
+        for e, r in rows.items()
+    }
+    assert states == {
+        "D-0-1": ("delivered", 1, 204, None, at[0], at[0]),
+        "D-1-1": ("pending", 1, 503, None, retry, None),
+        "D-2-1": ("dead", 1, None, "ConnectTimeout", at[2], None),
+        "D-3-1": ("delivered", 1, 200, None, at[3], at[3]),
+    }
+    log = repository.delivery_log(session, mine, 10)
+    assert {d["event_id"]: [(a["at"], a["status"], a["error"]) for a in d["attempts"]] for d in log} == {
+        "D-0-1": [(at[0], 204, None)],
+        "D-1-1": [(at[1], 503, None)],
+        "D-2-1": [(at[2], None, "ConnectTimeout")],
+        "D-3-1": [(at[3], 200, None)],
+    }
