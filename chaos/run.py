@@ -735,6 +735,10 @@ def blackhole(service: str):
             f" slowest answer {row.slowest:g} s (bound {s.db_timeout + NETWORK_MARGIN_SECONDS:g} s);"
             f" /health/live slowest {row.live_slowest:g} s;"
         )
+        # A service must outlive the fault: a managed thread ending with an error stops the whole process.
+        gone = {name: p.returncode for name, p in stack.processes.items() if p.poll() is not None}
+        if gone:
+            row.note += f" UNEXPECTED: exited {gone} (see their logs);"
         return row
 
     return scenario

@@ -18,7 +18,6 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 
 
-
 @dataclass(frozen=True)
 class PipelineTables:
     outbox: sa.Table

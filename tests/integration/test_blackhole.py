@@ -73,7 +73,9 @@ def test_an_idle_connection_pinged_into_a_blackhole_fails_the_checkout_as_sqlalc
         assert connection.execute(sa.text("SELECT 1")).scalar_one() == 1
 
 
-def test_a_standby_relay_outlives_a_blackhole_then_leads_and_publishes_what_waited(blackholable, rabbit_config):
+def test_a_standby_relay_outlives_a_blackhole_then_leads_and_publishes_what_waited(
+    blackholable, rabbit_config
+):
     """The replica that does not lead asks for the lock every round on a pooled connection, idle since
     its last round: the checkout's ping met the blackhole (the chaos run's dossier replica that died)."""
     engine, proxy, direct_url = blackholable
@@ -81,7 +83,9 @@ def test_a_standby_relay_outlives_a_blackhole_then_leads_and_publishes_what_wait
     holder = direct.connect()  # another replica leads
     holder.execute(sa.select(sa.func.pg_advisory_lock(leader_lock_key("dossier"))))
     subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.#")
-    relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier", poll_seconds=0.2)
+    relay = OutboxRelay(
+        engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier", poll_seconds=0.2
+    )
     # A greenthread, as nameko's managed thread runs it: an error ending it stops the whole service.
     running = eventlet.spawn(relay.run)
     try:
@@ -92,7 +96,12 @@ def test_a_standby_relay_outlives_a_blackhole_then_leads_and_publishes_what_wait
         assert not running.dead, "the relay's thread ended during the blackhole"
         with direct.begin() as connection:  # written meanwhile: it waits in the outbox
             event = Event(
-                source="dossier", name="received", subject="D-DURING", data={}, unit_path="79.26740", sequence=1
+                source="dossier",
+                name="received",
+                subject="D-DURING",
+                data={},
+                unit_path="79.26740",
+                sequence=1,
             )
             record(connection, pipeline.outbox, [event])
         proxy.flow()
