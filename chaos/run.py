@@ -40,12 +40,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import requests
 import sqlalchemy as sa
 
-from chaos import neighbours
+from chaos import neighbours, outside
 from chaos.proxy import FaultProxy
 from shared.auth import DEV_SECRET, mint
 from shared.broker import connect, declare_exchanges
@@ -65,6 +66,12 @@ NEIGHBOUR_SCENARIOS = (
     "postal-operator-slow",
     "portal-down",
     "portal-slow",
+    "notifier-gateways-down",
+    "notifier-gateways-slow",
+    "payment-platform-down",
+    "payment-platform-slow",
+    "esign-tsa-down",
+    "esign-tsa-slow",
 )
 SCENARIOS = (
     "broker-outage",
@@ -204,6 +211,8 @@ class Stack:
         self.firsts: set[tuple[str, str]] = set()
         self.duplicates = 0
         self.neighbours: neighbours.Neighbours | None = None  # started by the first neighbour row
+        self.outside: dict[str, Any] = {}  # chaos/outside.py's families, started by their first row
+        self.load_consent = False  # the load's applicants consent to every notification channel
         self.counted_postal: set[str] = set()
 
     # -- processes ------------------------------------------------------------------------------------
@@ -282,6 +291,8 @@ class Stack:
         ]
         for name in ("dossier-a", "dossier-b"):
             command += ["--url", self.url(name)]
+        if self.load_consent:
+            command.append("--consent")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MOTCUA_ENV": "development"}
         process = subprocess.Popen(command, cwd=ROOT, env=env)
         return process, stats
@@ -364,6 +375,8 @@ class Stack:
     def close(self) -> None:
         if self.neighbours is not None:
             self.neighbours.close()
+        for family in self.outside.values():
+            family.close()
         for process in self.processes.values():
             if process.poll() is None:
                 process.kill()
@@ -750,6 +763,26 @@ def neighbour_row(name: str):
 
     def scenario(stack: Stack, s: Settings) -> Row:
         what = f"{s.neighbour_slow:g} s answers" if slow else "down (connections reset)"
+        if name.startswith("notifier"):
+            row = Row(
+                name,
+                f"SMS, Zalo and e-mail gateways {what} {s.neighbour_outage:.0f} s, {s.rate:g} receipts/s",
+            )
+            return outside.notifier_row(stack, s, row, slow, under_load)
+        if name.startswith("esign"):
+            row = Row(
+                name,
+                f"TSA {what} for esign {s.neighbour_outage:.0f} s, {s.pickup_rate / 4:g} signed results/s"
+                f" and {s.rate:g} receipts/s",
+            )
+            return outside.esign_row(stack, s, row, slow, under_load)
+        if name.startswith("payment"):
+            row = Row(
+                name,
+                f"payment platform {what} for payment {s.neighbour_outage:.0f} s,"
+                f" {s.pickup_rate / 2:g} payments/s and {s.rate:g} receipts/s",
+            )
+            return outside.payment_row(stack, s, row, slow, under_load)
         if name.startswith("portal"):
             row = Row(name, f"national portal {what} {s.neighbour_outage:.0f} s, {s.rate:g} receipts/s")
             return neighbours.portal_row(stack, s, row, slow, under_load)
