@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from chaos.load import APPLICANT as LOAD_APPLICANT
 from chaos.load import PROCEDURE as LOAD_PROCEDURE
 from chaos.neighbours import UNIT, UnderLoad, _fault, _free_port, _wait_live
+from chaos.probe import Probe
 from chaos.proxy import FaultProxy
 from services.payment.domain import protocol
 from shared.auth import DEV_SECRET, PAYMENT_DEVELOPMENT_SECRET, mint
@@ -599,8 +600,6 @@ class Signers:
 def esign_row(stack: Stack, settings: Settings, row: Row, slow: bool, under_load: UnderLoad) -> Row:
     """The timestamp authority down (or slow) for ``settings.neighbour_outage`` s, for the e-signature
     service; its /health/live probed throughout (a TSA call must not hold the other requests)."""
-    from chaos.run import Probe
-
     family = stack.outside.get("signing") or stack.outside.setdefault("signing", Signing(stack))
     signers = Signers(stack, family, settings.pickup_rate / 4)
     live = Probe(f"{family.esign_url}/health/live")
