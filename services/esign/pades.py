@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from asn1crypto import x509 as asn1_x509
@@ -90,9 +90,17 @@ def _signature_image() -> Image.Image:
     return image
 
 
-@cache
+# The seal images kept: each is 400×400 RGBA, 0.6 MiB outside Python's heap, and a province has hundreds
+# of issuing units (168 communes in the default map's 79 alone). Kept for every unit that ever sealed, they
+# grew the process by 0.6 MiB per new unit for as long as new units sealed (the one-hour soak's esign
+# growth, docs/chaos.md). Drawing one again costs ≈ 2 ms, against ≈ 200 ms for the signature it goes on.
+SEAL_IMAGES_KEPT = 16
+
+
+@lru_cache(maxsize=SEAL_IMAGES_KEPT)
 def _seal_image(unit_name: str) -> Image.Image:
-    """The organisation's round red seal: two rings, a star, the unit's name."""
+    """The organisation's round red seal: two rings, a star, the unit's name (the most recently used
+    :data:`SEAL_IMAGES_KEPT` kept)."""
     size = 400
     image = Image.new("RGBA", (size, size), (255, 255, 255, 0))
     draw = ImageDraw.Draw(image)

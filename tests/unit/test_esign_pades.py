@@ -242,3 +242,16 @@ def test_an_unreachable_timestamp_authority_signs_nothing_and_is_a_retryable_fai
     assert is_transient(failed.value) and failed.value.neighbour == "tsa"
     assert failed.value.problem().headers["Retry-After"] == "5"  # no Retry-After from a refused connection
     stamper.close()
+
+
+def test_the_seal_images_kept_are_bounded_however_many_units_seal():
+    # A seal image is 0.6 MiB; a province has hundreds of issuing units. Every unit that ever sealed
+    # kept its image for the process's life (the soak's esign growth): at most SEAL_IMAGES_KEPT now.
+    pades._seal_image.cache_clear()
+    units = [f"Ủy ban nhân dân xã số {n}" for n in range(pades.SEAL_IMAGES_KEPT + 25)]
+    for unit in units:
+        pades.seal_style(unit)
+    assert pades._seal_image.cache_info().currsize == pades.SEAL_IMAGES_KEPT
+    # the most recent units' images are the ones kept, and reused
+    assert pades._seal_image(units[-1]) is pades._seal_image(units[-1])
+    assert pades._seal_image.cache_info().hits >= 2
