@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -33,27 +34,35 @@ def leader_lock_key(service: str) -> int:
     return job_key("outbox relay", service)
 
 
+def rows(events: list[Event]) -> list[dict]:
+    """The outbox rows of ``events``, every column given (shared/deferred.py renders them as they are)."""
+    now = datetime.now(UTC)
+    return [
+        {
+            "event_id": event.id,
+            "subject": event.subject,
+            "event_type": event.type,
+            "routing_key": event.routing_key,
+            "cc": event.cc or None,
+            "body": event.to_json(),
+            "created_at": now,
+            "unroutable": False,
+        }
+        for event in events
+    ]
+
+
+@cache
+def insert(table: sa.Table) -> sa.Insert:
+    """The outbox's insert, built once (so that a compiled form can be kept for it)."""
+    return table.insert()
+
+
 def record(connection: Connection | sa.orm.Session, table: sa.Table, events: list[Event]) -> None:
     """Add events to the outbox inside the caller's transaction."""
     if not events:
         return
-    now = datetime.now(UTC)
-    connection.execute(
-        table.insert(),
-        [
-            {
-                "event_id": event.id,
-                "subject": event.subject,
-                "event_type": event.type,
-                "routing_key": event.routing_key,
-                "cc": event.cc or None,
-                "body": event.to_json(),
-                "created_at": now,
-                "unroutable": False,
-            }
-            for event in events
-        ],
-    )
+    connection.execute(insert(table), rows(events))
 
 
 def _statements(table: sa.Table) -> tuple:

@@ -44,7 +44,8 @@ from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.domain import Aggregate, DomainEvent
 from shared.events import Event, build_event
 from shared.failpoints import crash_point
-from shared.outbox import OutboxRelay, record
+from shared import deferred, outbox
+from shared.outbox import OutboxRelay
 from shared.transient import DatabaseUnavailable, describe, is_transient
 from shared.units import UnitRegistry
 
@@ -285,6 +286,7 @@ class UnitOfWorkFactory:
         self.relay = relay
         self.health = DatabaseHealth()
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        deferred.install(engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -297,7 +299,9 @@ class UnitOfWorkFactory:
                 yield tx
                 events = tx.collect_events()
                 if events:
-                    record(session, self.tables.outbox, self._as_sent(events))
+                    deferred.write(session, outbox.insert(self.tables.outbox), outbox.rows(self._as_sent(events)))
+                # The transaction's deferred writes and its events: one round trip on PostgreSQL.
+                deferred.flush(session)
         except Exception as exc:
             if is_transient(exc):
                 self.health.failed(exc)
