@@ -32,9 +32,12 @@ handler that takes a list of events: nameko's one worker per message is what lim
 here the broker's callback only parses and buffers, and one worker takes each batch (full, or
 ``batch_wait`` seconds after its first message). A batch that succeeds is acked message by message; one
 whose handler raises is handled again one event per call, so a poison event is retried and
-dead-lettered alone, exactly as above, while its neighbours are acked. Batches run one at a time,
-in arrival order; the broker sends up to ``prefetch`` (default twice ``batch_size``) unacked messages, so
-the next batch fills while one is handled. On stop, buffered messages are not acked: the broker
+dead-lettered alone, exactly as above, while its neighbours are acked. Batches are taken in arrival
+order and run one at a time, or ``in_flight`` at a time (an int, or a function of the service's config):
+the next batch's work then overlaps the database work of the ones before it, for a handler that keeps
+per-key order and de-duplication inside its transactions (the metrics projection, issue 23). The broker
+sends up to ``prefetch`` (default ``(in_flight + 1) * batch_size``) unacked messages, so the next batch
+fills while the others are handled. On stop, buffered messages are not acked: the broker
 delivers them again, and the handler's de-duplication keeps them from counting twice.
 """
 
@@ -42,7 +45,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -51,6 +54,7 @@ import eventlet
 from eventlet.event import Event as Done
 from eventlet.greenthread import GreenThread
 from eventlet.queue import Empty, LightQueue
+from eventlet.semaphore import Semaphore
 from kombu import Queue
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint
@@ -377,18 +381,24 @@ class EventBatchConsumer(EventConsumer):
         batch_size: int = 500,
         batch_wait: float = 0.05,
         prefetch: int | None = None,
+        in_flight: int | Callable[[Mapping[str, Any]], int] = 1,
         **kwargs,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"{queue_name}: batch_size must be at least 1, not {batch_size}")
         if batch_wait < 0:
             raise ValueError(f"{queue_name}: batch_wait must not be negative, not {batch_wait}")
-        prefetch = 2 * batch_size if prefetch is None else prefetch
-        if prefetch < batch_size:
+        if isinstance(in_flight, int) and in_flight < 1:
+            raise ValueError(f"{queue_name}: in_flight must be at least 1, not {in_flight}")
+        if prefetch is not None and prefetch < batch_size:
             raise ValueError(f"{queue_name}: prefetch {prefetch} is smaller than batch_size {batch_size}")
         self.batch_size = batch_size
         self.batch_wait = batch_wait
-        self.prefetch = prefetch
+        self._prefetch = prefetch
+        self.prefetch = 2 * batch_size if prefetch is None else prefetch  # set again at setup
+        # Batches handled at once (an int, or one read from the service's config at setup).
+        self._in_flight = in_flight
+        self.in_flight = 1
         self._arrivals: LightQueue | None = None
         self._batches: GreenThread | None = None
         self._stopping = False
@@ -401,6 +411,12 @@ class EventBatchConsumer(EventConsumer):
     def setup(self) -> None:
         self._arrivals = LightQueue()
         self._stopping = False
+        in_flight = self._in_flight(self.container.config) if callable(self._in_flight) else self._in_flight
+        if in_flight < 1:
+            raise ValueError(f"{self.queue_name}: in_flight must be at least 1, not {in_flight}")
+        self.in_flight = in_flight
+        # Every batch in flight, and the next one filling meanwhile.
+        self.prefetch = (in_flight + 1) * self.batch_size if self._prefetch is None else self._prefetch
         super().setup()
 
     def start(self) -> None:
@@ -430,11 +446,38 @@ class EventBatchConsumer(EventConsumer):
         self._arrivals.put((message, event, time.monotonic()))
 
     def _run_batches(self) -> None:
-        while not self._stopping:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            self._handle_batch(batch)
+        """Take batches in arrival order; with ``in_flight`` > 1, the next is taken and handled while
+        the ones before it wait on the database. Each batch's transaction orders itself per dossier
+        (the handler's own guarantee: see the metrics projection, which locks the dossiers it folds
+        and logs an event that comes before its predecessor until that one is folded)."""
+        if self.in_flight == 1:
+            while not self._stopping:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                self._handle_batch(batch)
+            return
+        slots = Semaphore(self.in_flight)
+
+        def handle(batch: list[tuple[Any, Event, float]]) -> None:
+            try:
+                self._handle_batch(batch)
+            finally:
+                slots.release()
+
+        try:
+            while not self._stopping:
+                slots.acquire()  # a slot first: the batch then fills until one is free
+                batch = self._next_batch()
+                if batch is None:
+                    slots.release()
+                    return
+                self.container.spawn_managed_thread(
+                    partial(handle, batch), identifier=f"EventBatchConsumer.batch[{self.queue_name}]"
+                )
+        finally:
+            for _ in range(self.in_flight):  # stop() waits for this thread: every batch settled
+                slots.acquire()
 
     def _next_batch(self) -> list[tuple[Any, Event, float]] | None:
         """Wait for a first message, then take more until the batch is full or ``batch_wait`` is up."""

@@ -80,9 +80,11 @@ def claim_first_deliveries(session: Session, inbox: sa.Table, events: list[Event
     :meth:`Transaction.first_delivery` would cost a round trip per event.
     """
     now = datetime.now(UTC)
+    # In event id order: two batches claiming the same ids at once (a redelivery while the first is
+    # still in flight) then wait on each other in one order, never in a deadlock.
     rows = {
         e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "received_at": now}
-        for e in events
+        for e in sorted(events, key=lambda e: e.id)
     }
     claim = insert_rows(session, inbox, _INBOX_COLUMNS).on_conflict_do_nothing().returning(inbox.c.event_id)
     return {event_id for (event_id,) in execute_rows(session, claim, _INBOX_COLUMNS, rows.values())}

@@ -73,6 +73,33 @@ class HeldProbeService:
         return project(self.uow, events, HELD_QUEUE)
 
 
+OVERLAP_QUEUE = "batchprobe.overlapped-dossier-events"
+active: list[int] = [0, 0]  # batches being handled now, and the most at once
+
+
+def two_on_postgresql(config) -> int:
+    return 2 if config["DATABASE_URL"].startswith("postgresql") else 1
+
+
+class OverlappedProbeService:
+    """Batches handled two at a time on PostgreSQL (as the metrics projection), one on SQLite."""
+
+    name = "batchprobe"
+    uow = UnitOfWork(pipeline, relay=False)
+
+    @event_batch_consumer(
+        OVERLAP_QUEUE, ["dossier.#"], batch_size=10, batch_wait=0.05, verify=False, in_flight=two_on_postgresql
+    )
+    def on_events(self, events: list[Event]) -> list[bool]:
+        active[0] += 1
+        active[1] = max(active)
+        try:
+            time.sleep(0.2)  # the database's wait (eventlet's sleep under nameko: others run)
+            return project(self.uow, events, OVERLAP_QUEUE)
+        finally:
+            active[0] -= 1
+
+
 @pytest.fixture
 def config(rabbit_config, database_url):
     engine = create_engine(database_url)
@@ -223,5 +250,25 @@ def test_a_batch_held_past_the_maximum_hold_goes_back_to_the_broker(config, cont
         assert any("given back to the broker" in r.getMessage() for r in caplog.records), caplog.text
         assert dead_letters(config["AMQP_URI"], QUEUE, expect=1, timeout=1.0) == []
         assert waiting_messages(config["AMQP_URI"], QUEUE) == 0
+    finally:
+        engine.dispose()
+
+
+def test_overlapped_batches_handle_every_event_once_and_ack_all(config, container_factory, rabbit_config):
+    """in_flight=2: the next batch is handled while one waits; each event is still handled once and
+    acked, and never more batches at once than in_flight (one on SQLite)."""
+    active[:] = [0, 0]
+    container = container_factory(OverlappedProbeService, config)
+    container.start()
+    engine = create_engine(config["DATABASE_URL"])
+    amqp_uri = rabbit_config["AMQP_URI"]
+    try:
+        publish(amqp_uri, *(probe_event(n).to_json().encode() for n in range(1, 61)))
+        assert wait_for(lambda: len(sequences(engine)) == 60, timeout=30)
+        time.sleep(0.3)  # room for a wrongly repeated one to show up
+        assert sequences(engine) == list(range(1, 61))
+        assert active[1] == two_on_postgresql(config), active
+        container.stop()
+        assert waiting_messages(amqp_uri, OVERLAP_QUEUE) == 0  # every message was acked
     finally:
         engine.dispose()
