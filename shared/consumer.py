@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -446,10 +447,12 @@ class EventBatchConsumer(EventConsumer):
         self._arrivals.put((message, event, time.monotonic()))
 
     def _run_batches(self) -> None:
-        """Take batches in arrival order; with ``in_flight`` > 1, the next is taken and handled while
-        the ones before it wait on the database. Each batch's transaction orders itself per dossier
-        (the handler's own guarantee: see the metrics projection, which locks the dossiers it folds
-        and logs an event that comes before its predecessor until that one is folded)."""
+        """Take batches in arrival order. With ``in_flight`` > 1 the next batch is taken and handled
+        while the ones before it wait on the database; a batch then never holds an event of a dossier
+        (its ``subject``) that a batch in flight holds: that event and those of its dossier after it
+        wait, in order, for the next batch once the other is settled. So a dossier's events are
+        handled one batch after another, in arrival order, as with one batch at a time, and two
+        transactions never wait on one dossier's locks."""
         if self.in_flight == 1:
             while not self._stopping:
                 batch = self._next_batch()
@@ -458,26 +461,93 @@ class EventBatchConsumer(EventConsumer):
                 self._handle_batch(batch)
             return
         slots = Semaphore(self.in_flight)
+        busy: Counter[str] = Counter()  # the subjects of the batches in flight
 
         def handle(batch: list[tuple[Any, Event, float]]) -> None:
             try:
                 self._handle_batch(batch)
             finally:
+                busy.subtract(event.subject for _message, event, _received in batch)
+                for subject in {event.subject for _message, event, _received in batch}:
+                    if busy[subject] <= 0:
+                        del busy[subject]
                 slots.release()
+                self._arrivals.put(_WAKE)  # what waited for these subjects may go now
 
+        held: deque[tuple[Any, Event, float]] = deque()
         try:
             while not self._stopping:
                 slots.acquire()  # a slot first: the batch then fills until one is free
-                batch = self._next_batch()
+                batch = self._next_disjoint_batch(busy, held)
                 if batch is None:
                     slots.release()
                     return
+                busy.update(event.subject for _message, event, _received in batch)
                 self.container.spawn_managed_thread(
                     partial(handle, batch), identifier=f"EventBatchConsumer.batch[{self.queue_name}]"
                 )
         finally:
             for _ in range(self.in_flight):  # stop() waits for this thread: every batch settled
                 slots.acquire()
+            # What was held back stays unacked: the broker delivers it again.
+
+    def _next_disjoint_batch(
+        self, busy: Counter[str], held: deque[tuple[Any, Event, float]]
+    ) -> list[tuple[Any, Event, float]] | None:
+        """:meth:`_next_batch` without the subjects in ``busy``: their events go to ``held`` (in order),
+        and so does every later event of a subject already held; held events come first once free."""
+        batch: list[tuple[Any, Event, float]] = []
+        waiting: Counter[str] = Counter(event.subject for _message, event, _received in held)
+
+        def take(item: tuple[Any, Event, float]) -> None:
+            subject = item[1].subject
+            if subject in busy or subject in waiting:
+                held.append(item)
+                waiting[subject] += 1
+            else:
+                batch.append(item)
+
+        def from_held() -> None:
+            nonlocal waiting
+            kept: deque[tuple[Any, Event, float]] = deque()
+            blocked: set[str] = set()
+            while held:
+                item = held.popleft()
+                subject = item[1].subject
+                if len(batch) < self.batch_size and subject not in busy and subject not in blocked:
+                    batch.append(item)
+                else:
+                    kept.append(item)
+                    blocked.add(subject)  # its later events stay behind it
+            held.extend(kept)
+            waiting = Counter(event.subject for _message, event, _received in held)
+
+        from_held()
+        while not batch:  # wait for a first event this batch may take
+            item = self._arrivals.get()
+            if item is None:
+                return None
+            if item is _WAKE:
+                from_held()
+            else:
+                take(item)
+        deadline = time.monotonic() + self.batch_wait
+        while len(batch) < self.batch_size:
+            try:
+                item = self._arrivals.get_nowait()
+            except Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._arrivals.get(timeout=remaining)
+                except Empty:
+                    break
+            if item is None:
+                return None
+            if item is not _WAKE:
+                take(item)
+        return batch
 
     def _next_batch(self) -> list[tuple[Any, Event, float]] | None:
         """Wait for a first message, then take more until the batch is full or ``batch_wait`` is up."""
@@ -595,6 +665,8 @@ class EventBatchConsumer(EventConsumer):
 
 # What _call_through_outages answers when the hold is over: the batch goes back to the broker.
 RELEASED: Any = object()
+# Put on the arrivals when a batch in flight is settled: its subjects' held events may go.
+_WAKE: Any = object()
 
 
 def _answers(result: Any, count: int) -> Sequence[Any]:

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shared import metrics
-from shared.db import UTCDateTime
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing
+from shared.db import UTCDateTime
 from shared.events import Event
 from shared.failpoints import crash_point
 from shared.leadership import Leadership, job_key

@@ -38,13 +38,12 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import config as settings
-from shared import tracing
+from shared import deferred, outbox, tracing
 from shared.bulk import execute_rows, insert_rows
 from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.domain import Aggregate, DomainEvent
 from shared.events import Event, build_event
 from shared.failpoints import crash_point
-from shared import deferred, outbox
 from shared.outbox import OutboxRelay
 from shared.transient import DatabaseUnavailable, describe, is_transient
 from shared.units import UnitRegistry
@@ -301,7 +300,9 @@ class UnitOfWorkFactory:
                 yield tx
                 events = tx.collect_events()
                 if events:
-                    deferred.write(session, outbox.insert(self.tables.outbox), outbox.rows(self._as_sent(events)))
+                    deferred.write(
+                        session, outbox.insert(self.tables.outbox), outbox.rows(self._as_sent(events))
+                    )
                 # The transaction's deferred writes and its events: one round trip on PostgreSQL.
                 deferred.flush(session)
         except Exception as exc:

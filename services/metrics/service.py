@@ -35,6 +35,8 @@ def batches_in_flight(config) -> int:
     an event ahead of its predecessor waits in the event log: order and counts hold, issue 23); one on
     SQLite, whose driver blocks the process and whose writers queue on one lock anyway."""
     return 2 if str(config.get("DATABASE_URL", "")).startswith("postgresql") else 1
+
+
 REPORT_ROLES = ("auditor", "desk_officer", "handling_officer", "leader")
 RATING_REQUEST, RATING, REPORT_QUERY = RatingRequestSchema(), RatingSchema(), ReportQuerySchema()
 
