@@ -53,7 +53,7 @@ def one_tree(amqp_uri: str, root: Path, seconds: int, sequential: int = 50) -> d
     ]
     report = Path(tempfile.mkdtemp(prefix="motcua-rt-")) / "count"
     os.environ["MOTCUA_ROUND_TRIPS"] = str(report)
-    RunningService.runner = COUNTED
+    default, RunningService.runner = RunningService.runner, COUNTED
     try:
         with Postgres() as url, bd.RunningDossier(amqp_uri, url, root=root) as service:
             bd._warm(service, desk, bodies[0])
@@ -84,7 +84,7 @@ def one_tree(amqp_uri: str, root: Path, seconds: int, sequential: int = 50) -> d
             loaded["round_trips_one_at_a_time"] = round(one_at_a_time, 2)
             return loaded
     finally:
-        RunningService.runner = (sys.executable, "-m", "shared.runner")
+        RunningService.runner = default
 
 
 def projection(amqp_uri: str, before: Path, repeat: int, n_events: int) -> dict:

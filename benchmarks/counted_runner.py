@@ -2,7 +2,8 @@
 
 Under eventlet every wait of psycopg2 on the server (a connect, BEGIN, a statement, COMMIT, a ping, a
 ``SET``) goes through the green wait callback once; this wraps whatever callback the service installs
-and counts its calls. ``SIGUSR1`` writes the count so far to the file named by ``MOTCUA_ROUND_TRIPS``.
+and counts its calls. ``SIGUSR1`` writes the count so far to the file named by ``MOTCUA_ROUND_TRIPS``; with
+``MOTCUA_PROFILE`` set, the process runs under cProfile and ``SIGUSR2`` writes its statistics there.
 Run by path (not ``-m``), so that it can start the service of another source tree (a baseline's) on
 ``PYTHONPATH``: it only relies on ``shared.runner.main`` and psycopg2.
 """
@@ -45,6 +46,19 @@ def _report(_signum, _frame) -> None:
 
 
 signal.signal(signal.SIGUSR1, _report)
+
+if os.environ.get("MOTCUA_PROFILE"):
+    # cProfile of the whole process (every greenthread), written at SIGUSR2 to MOTCUA_PROFILE.
+    import cProfile
+
+    _profile = cProfile.Profile()
+
+    def _dump(_signum, _frame) -> None:
+        _profile.disable()
+        _profile.dump_stats(os.environ["MOTCUA_PROFILE"])
+
+    signal.signal(signal.SIGUSR2, _dump)
+    _profile.enable()
 
 if __name__ == "__main__":
     sys.path.insert(0, os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] or ".")

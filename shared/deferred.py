@@ -48,19 +48,24 @@ def install(engine: Engine) -> None:
     sa_event.listen(engine.pool, "checkin", _forget_at_checkin)
 
 
+# An invalidated connection (its DBAPI connection lost) is skipped: reading its ``info`` would try to
+# reconnect (PendingRollbackError inside a transaction), and its pool record's info is cleared anyway.
+
+
 def _writes_first(connection, _statement, _multiparams, _params, _options) -> None:
-    if connection.info.get(_PENDING):
+    if not connection.invalidated and connection.info.get(_PENDING):
         _send(connection)
 
 
 def _none_left(connection) -> None:
-    if connection.info.get(_PENDING):
+    if not connection.invalidated and connection.info.get(_PENDING):
         connection.info.pop(_PENDING)
         raise RuntimeError("deferred writes were not flushed before the commit (shared/deferred.py)")
 
 
 def _forget(connection) -> None:
-    connection.info.pop(_PENDING, None)
+    if not connection.invalidated:
+        connection.info.pop(_PENDING, None)
 
 
 def _forget_at_checkin(_dbapi_connection, record) -> None:

@@ -38,13 +38,15 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import config as settings
-from shared import deferred, outbox, tracing
+from shared import deferred, tracing
 from shared.bulk import execute_rows, insert_rows
 from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.domain import Aggregate, DomainEvent
 from shared.events import Event, build_event
 from shared.failpoints import crash_point
 from shared.outbox import OutboxRelay
+from shared.outbox import insert as outbox_insert
+from shared.outbox import rows as outbox_rows
 from shared.transient import DatabaseUnavailable, describe, is_transient
 from shared.units import UnitRegistry
 
@@ -301,7 +303,7 @@ class UnitOfWorkFactory:
                 events = tx.collect_events()
                 if events:
                     deferred.write(
-                        session, outbox.insert(self.tables.outbox), outbox.rows(self._as_sent(events))
+                        session, outbox_insert(self.tables.outbox), outbox_rows(self._as_sent(events))
                     )
                 # The transaction's deferred writes and its events: one round trip on PostgreSQL.
                 deferred.flush(session)
