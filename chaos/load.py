@@ -30,10 +30,11 @@ UNIT = "26740"
 # A procedure a commune receives at the counter, as the integration tests pick it.
 PROCEDURE = next(p.code for p in load_catalogue() if "commune" in p.levels and "counter" in p.channels)
 APPLICANT = {"full_name": "Nguyễn Văn An", "id_number": "079203001234", "phone": "0901234567"}
+CONSENT = {"email": "an.nguyen@example.vn", "notification_channels": ["sms", "zalo", "email"]}
 
 
 class Load:
-    def __init__(self, urls: list[str], rate: float, workers: int = 4) -> None:
+    def __init__(self, urls: list[str], rate: float, workers: int = 4, consent: bool = False) -> None:
         self.urls = itertools.cycle(urls)
         self.interval = workers / rate
         self.workers = workers
@@ -44,10 +45,12 @@ class Load:
         self._lock = threading.Lock()
         token = mint(DEV_SECRET, sub="chaos-load", roles=["desk_officer"], units=[UNIT])
         self.headers = {"Authorization": f"Bearer {token}"}
+        # The notifier's chaos rows (chaos/outside.py): the applicant asks to be told by every channel.
+        self.applicant = {**APPLICANT, **(CONSENT if consent else {})}
 
     def _receipt(self, session: requests.Session) -> None:
         key = str(uuid.uuid4())
-        body = {"procedure_code": PROCEDURE, "receiving_unit": UNIT, "applicant": APPLICANT}
+        body = {"procedure_code": PROCEDURE, "receiving_unit": UNIT, "applicant": self.applicant}
         while not self.stop.is_set():
             url = next(self.urls)
             started = time.monotonic()
@@ -95,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", action="append", required=True)
     parser.add_argument("--rate", type=float, default=5.0, help="receipts a second")
     parser.add_argument("--stats", required=True, help="JSON file written on SIGTERM")
+    parser.add_argument("--consent", action="store_true", help="applicants consent to SMS, Zalo and e-mail")
     args = parser.parse_args(argv)
-    load = Load(args.url, args.rate)
+    load = Load(args.url, args.rate, consent=args.consent)
     signal.signal(signal.SIGTERM, lambda *_: load.stop.set())
     load.run()
     with open(args.stats, "w", encoding="utf-8") as out:

@@ -318,13 +318,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_live(url: str, process: subprocess.Popen, name: str, timeout: float = 60.0) -> None:
+def _wait_live(
+    url: str, process: subprocess.Popen, name: str, timeout: float = 60.0, path: str = "/health/live"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}; see {name}.log")
         try:
-            if requests.get(f"{url}/health/live", timeout=1).status_code == 200:
+            if requests.get(f"{url}{path}", timeout=1).status_code == 200:
                 return
         except requests.RequestException:
             pass

@@ -40,12 +40,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import requests
 import sqlalchemy as sa
 
-from chaos import neighbours
+from chaos import neighbours, outside
+from chaos.probe import Probe
 from chaos.proxy import FaultProxy
 from shared.auth import DEV_SECRET, mint
 from shared.broker import connect, declare_exchanges
@@ -65,6 +67,12 @@ NEIGHBOUR_SCENARIOS = (
     "postal-operator-slow",
     "portal-down",
     "portal-slow",
+    "notifier-gateways-down",
+    "notifier-gateways-slow",
+    "payment-platform-down",
+    "payment-platform-slow",
+    "esign-tsa-down",
+    "esign-tsa-slow",
 )
 SCENARIOS = (
     "broker-outage",
@@ -204,6 +212,8 @@ class Stack:
         self.firsts: set[tuple[str, str]] = set()
         self.duplicates = 0
         self.neighbours: neighbours.Neighbours | None = None  # started by the first neighbour row
+        self.outside: dict[str, Any] = {}  # chaos/outside.py's families, started by their first row
+        self.load_consent = False  # the load's applicants consent to every notification channel
         self.counted_postal: set[str] = set()
 
     # -- processes ------------------------------------------------------------------------------------
@@ -282,6 +292,8 @@ class Stack:
         ]
         for name in ("dossier-a", "dossier-b"):
             command += ["--url", self.url(name)]
+        if self.load_consent:
+            command.append("--consent")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MOTCUA_ENV": "development"}
         process = subprocess.Popen(command, cwd=ROOT, env=env)
         return process, stats
@@ -364,6 +376,8 @@ class Stack:
     def close(self) -> None:
         if self.neighbours is not None:
             self.neighbours.close()
+        for family in self.outside.values():
+            family.close()
         for process in self.processes.values():
             if process.poll() is None:
                 process.kill()
@@ -655,41 +669,6 @@ def broker_alarm(stack: Stack, s: Settings) -> Row:
     return row
 
 
-class Probe:
-    """GETs ``url`` every half second from a thread of its own: the answers by status and the slowest."""
-
-    def __init__(self, url: str, headers: dict | None = None) -> None:
-        import threading
-        from collections import Counter
-
-        self.url, self.headers = url, headers or {}
-        self.answers: Counter[str] = Counter()
-        self.slowest = 0.0
-        self.last_ok = 0.0  # time.monotonic() of the last 2xx
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        session = requests.Session()
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                outcome = str(session.get(self.url, headers=self.headers, timeout=60).status_code)
-            except requests.RequestException as exc:
-                outcome = type(exc).__name__
-            self.slowest = max(self.slowest, time.monotonic() - started)
-            self.answers[outcome] += 1
-            if outcome.startswith("2"):
-                self.last_ok = time.monotonic()
-            self._stop.wait(0.5)
-
-    def stop(self) -> str:
-        self._stop.set()
-        self._thread.join(timeout=70)
-        return " ".join(f"{k}:{v}" for k, v in sorted(self.answers.items()))
-
-
 def blackhole(service: str):
     """The service's database drops every packet (no reset) for ``--blackhole`` seconds, then the packets
     flow again. Requests must answer 503 with ``Retry-After`` within the bound (DATABASE_TIMEOUT_SECONDS
@@ -735,6 +714,10 @@ def blackhole(service: str):
             f" slowest answer {row.slowest:g} s (bound {s.db_timeout + NETWORK_MARGIN_SECONDS:g} s);"
             f" /health/live slowest {row.live_slowest:g} s;"
         )
+        # A service must outlive the fault: a managed thread ending with an error stops the whole process.
+        gone = {name: p.returncode for name, p in stack.processes.items() if p.poll() is not None}
+        if gone:
+            row.note += f" UNEXPECTED: exited {gone} (see their logs);"
         return row
 
     return scenario
@@ -746,6 +729,26 @@ def neighbour_row(name: str):
 
     def scenario(stack: Stack, s: Settings) -> Row:
         what = f"{s.neighbour_slow:g} s answers" if slow else "down (connections reset)"
+        if name.startswith("notifier"):
+            row = Row(
+                name,
+                f"SMS, Zalo and e-mail gateways {what} {s.neighbour_outage:.0f} s, {s.rate:g} receipts/s",
+            )
+            return outside.notifier_row(stack, s, row, slow, under_load)
+        if name.startswith("esign"):
+            row = Row(
+                name,
+                f"TSA {what} for esign {s.neighbour_outage:.0f} s, {s.pickup_rate / 4:g} signed results/s"
+                f" and {s.rate:g} receipts/s",
+            )
+            return outside.esign_row(stack, s, row, slow, under_load)
+        if name.startswith("payment"):
+            row = Row(
+                name,
+                f"payment platform {what} for payment {s.neighbour_outage:.0f} s,"
+                f" {s.pickup_rate / 2:g} payments/s and {s.rate:g} receipts/s",
+            )
+            return outside.payment_row(stack, s, row, slow, under_load)
         if name.startswith("portal"):
             row = Row(name, f"national portal {what} {s.neighbour_outage:.0f} s, {s.rate:g} receipts/s")
             return neighbours.portal_row(stack, s, row, slow, under_load)

@@ -17,8 +17,6 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 
-from shared.transient import DatabaseUnavailable
-
 
 @dataclass(frozen=True)
 class PipelineTables:
@@ -257,8 +255,12 @@ def _ping_when_idle(engine: Engine) -> None:
             alive = engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:
             if _not_answering is not None and isinstance(exc, _not_answering):
-                # Not a DisconnectionError: the pool would try up to twice more, each as long.
-                raise DatabaseUnavailable(str(exc)) from exc
+                # Not a DisconnectionError: the pool would try up to twice more, each as long. The
+                # driver's own error, as a failed connect raises it: the pool drops the connection and
+                # ``engine.connect()`` gives it as SQLAlchemy's OperationalError, which every caller
+                # handles. Anything else escaped the loops that catch SQLAlchemy's errors: the outbox
+                # relay's thread died on it, and with it the whole service (docs/chaos.md, issue 22).
+                raise
             raise sa.exc.DisconnectionError(str(exc)) from exc
         if not alive:
             raise sa.exc.DisconnectionError("the connection did not answer a ping")

@@ -19,6 +19,8 @@ import zlib
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shared.transient import is_transient
+
 log = logging.getLogger(__name__)
 
 
@@ -115,7 +117,9 @@ class Leadership:
         asked means standing down (the lock connection closed), not an error."""
         try:
             return self.hold()
-        except sa.exc.SQLAlchemyError:
+        except Exception as exc:
+            if not (isinstance(exc, sa.exc.SQLAlchemyError) or is_transient(exc)):
+                raise
             self.release()
             return False
 
@@ -128,7 +132,9 @@ class Leadership:
                 {"key": self.key},
             ).scalar()
             self._connection.commit()
-        except sa.exc.SQLAlchemyError:
+        except Exception as exc:
+            if not (isinstance(exc, sa.exc.SQLAlchemyError) or is_transient(exc)):
+                raise
             return False
         return bool(held)
 

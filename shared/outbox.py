@@ -25,6 +25,7 @@ from shared.db import UTCDateTime
 from shared.events import Event
 from shared.failpoints import crash_point
 from shared.leadership import Leadership, job_key
+from shared.transient import describe, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -268,8 +269,13 @@ class OutboxRelay:
                 self._safe_gauges()
                 self._wait(self._backoff)
                 self._backoff = min(self._backoff * 2, 30.0)
-            except sa.exc.SQLAlchemyError as exc:
-                log.error("outbox relay of %s: database error (%s)", self.service, exc)
+            except Exception as exc:
+                # A database error, or any failure of the infrastructure (shared/transient.py): this
+                # thread runs for the life of the service, and nameko stops the whole service when a
+                # managed thread ends with an error. Only a bug (anything else) is let through.
+                if not (isinstance(exc, sa.exc.SQLAlchemyError) or is_transient(exc)):
+                    raise
+                log.error("outbox relay of %s: database error (%s)", self.service, describe(exc))
                 self._release_lock()
                 self._wait(self._backoff)
                 self._backoff = min(self._backoff * 2, 30.0)

@@ -31,10 +31,10 @@ import uuid
 from collections import deque
 from typing import Any
 
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
 from shared import clock
+from simulators.serving import JsonApp, serve
 
 log = logging.getLogger("messaging-simulator")
 GATEWAYS = {"sms": ("/sms/send", 8013), "zalo": ("/oa/message", 8014), "email": ("/mail/send", 8015)}
@@ -43,7 +43,7 @@ NOT_FOLLOWER = -213
 SMS_LIMITS = {False: 160, True: 201}
 
 
-class Gateway:
+class Gateway(JsonApp):
     """One simulated gateway: a WSGI application over what it received."""
 
     def __init__(self, kind: str, *, hang_seconds: float, token: str, not_followers: set[str]) -> None:
@@ -58,13 +58,6 @@ class Gateway:
         self.answers: dict[str, tuple[int, dict[str, Any]]] = {}  # request id -> the first answer
         self.calls: list[dict[str, Any]] = []
         self.faults: deque[str] = deque()
-
-    def __call__(self, environ, start_response):
-        status, body = self.route(Request(environ))
-        response = Response(
-            json.dumps(body, ensure_ascii=False), status=status, content_type="application/json"
-        )
-        return response(environ, start_response)
 
     def route(self, request: Request) -> tuple[int, dict[str, Any]]:
         path = request.path.rstrip("/")
@@ -181,16 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         token=args.token,
         not_followers={p.strip() for p in args.not_followers.split(",") if p.strip()},
     )
-    host, _, port = address.rpartition(":")
-    server = make_server(host, int(port), gateway, threaded=True)
-    log.info("%s gateway simulator on http://%s", args.gateway, address)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve(gateway, address, log, f"{args.gateway} gateway simulator")
 
 
 if __name__ == "__main__":

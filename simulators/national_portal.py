@@ -37,8 +37,9 @@ import uuid
 from collections import deque
 from typing import Any
 
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
+
+from simulators.serving import JsonApp, serve
 
 log = logging.getLogger("national-portal-simulator")
 FAULTS = ("expired_session", "error", "exists", "timeout", "5xx", "slow")
@@ -136,7 +137,7 @@ def check_step(item: dict[str, Any]) -> str | None:
     return None
 
 
-class Portal:
+class Portal(JsonApp):
     """The simulated adapter: a WSGI application over what it holds."""
 
     def __init__(
@@ -154,14 +155,6 @@ class Portal:
         self.calls: list[dict[str, Any]] = []
         self.faults: deque[str] = deque()
         self.logins = 0
-
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        status, body = self.route(request)
-        response = Response(
-            json.dumps(body, ensure_ascii=False), status=status, content_type="application/json"
-        )
-        return response(environ, start_response)
 
     def _fault_for(self, service: str) -> str | None:
         with self.lock:
@@ -318,16 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         hang_seconds=args.hang_seconds,
         slow_seconds=args.slow_seconds,
     )
-    host, _, port = args.address.rpartition(":")
-    server = make_server(host, int(port), portal, threaded=True)
-    log.info("national portal simulator on http://%s", args.address)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve(portal, args.address, log, "national portal simulator")
 
 
 if __name__ == "__main__":

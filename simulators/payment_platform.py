@@ -34,12 +34,12 @@ from collections import deque
 from typing import Any
 
 import requests
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from services.payment.domain import protocol
 from shared import clock
 from shared.auth import PAYMENT_DEVELOPMENT_SECRET
+from simulators.serving import JsonApp, serve
 
 log = logging.getLogger("payment-platform-simulator")
 CALL_FAULTS = ("timeout", "5xx")
@@ -49,7 +49,7 @@ FAILED_CODE = "24"  # the citizen cancelled
 CHECKSUM_ERROR = "07"
 
 
-class Platform:
+class Platform(JsonApp):
     """The simulated platform: a WSGI application over the transactions it holds."""
 
     def __init__(
@@ -62,16 +62,6 @@ class Platform:
         self.calls: list[dict[str, Any]] = []
         self.confirmations: list[dict[str, Any]] = []
         self.faults: deque[str] = deque()
-
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        status, body = self.route(request)
-        if isinstance(body, Response):
-            return body(environ, start_response)
-        response = Response(
-            json.dumps(body, ensure_ascii=False), status=status, content_type="application/json"
-        )
-        return response(environ, start_response)
 
     def route(self, request: Request) -> tuple[int, Any]:
         path = request.path.rstrip("/")
@@ -285,16 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         callback_url=args.callback_url,
         hang_seconds=args.hang_seconds,
     )
-    host, _, port = args.address.rpartition(":")
-    server = make_server(host, int(port), platform, threaded=True)
-    log.info("payment platform simulator on http://%s", args.address)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve(platform, args.address, log, "payment platform simulator")
 
 
 if __name__ == "__main__":

@@ -45,10 +45,10 @@ from typing import Any
 
 import requests
 from standardwebhooks.webhooks import Webhook
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
 from shared import clock
+from simulators.serving import JsonApp, serve
 
 log = logging.getLogger("postal-operator-simulator")
 DEFAULT_SECRET = "whsec_bW90Y3VhLWRldmVsb3BtZW50LXdlYmhvb2stc2VjcmV0"
@@ -107,7 +107,7 @@ def script(direction: str, faults: set[str]) -> list[str]:
     return steps
 
 
-class Simulator:
+class Simulator(JsonApp):
     def __init__(
         self,
         *,
@@ -314,18 +314,7 @@ class Simulator:
 
     # --- HTTP ----------------------------------------------------------------------------------------
 
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        try:
-            status, answer = self._route(request)
-        except (ValueError, KeyError, TypeError) as exc:
-            status, answer = 400, {"error": str(exc)}
-        response = Response(
-            json.dumps(answer, ensure_ascii=False), status=status, content_type="application/json"
-        )
-        return response(environ, start_response)
-
-    def _route(self, request: Request) -> tuple[int, dict[str, Any]]:
+    def route(self, request: Request) -> tuple[int, dict[str, Any]]:
         path, method = request.path.rstrip("/"), request.method
         parts = path.strip("/").split("/")
         if method == "GET" and path == "/health/live":
@@ -388,21 +377,16 @@ def main(argv: list[str] | None = None) -> int:
         promised_hours=args.promised_hours,
         scenario=args.scenario,
     )
-    host, _, port = args.address.rpartition(":")
-    server = make_server(host, int(port), simulator, threaded=True)
     sender = threading.Thread(target=simulator.run_sender, name="webhook-sender", daemon=True)
     sender.start()
-    log.info("postal operator simulator on http://%s, webhooks to %s", args.address, args.webhook_url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
+
+    def stop_sender() -> None:
         simulator.running = False
         with simulator.lock:
             simulator.lock.notify_all()
-        server.server_close()
-    return 0
+
+    banner = f"postal operator simulator (webhooks to {args.webhook_url})"
+    return serve(simulator, args.address, log, banner, on_stop=stop_sender)
 
 
 if __name__ == "__main__":

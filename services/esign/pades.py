@@ -48,12 +48,12 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.path import ValidationPath
 
 from services.esign.document import FONT_BOLD, FONT_REGULAR, LEADER_BOX, nfc
 from services.esign.domain.model import VN_TZ
 from services.esign.keys import KeyStore
+from services.esign.revocation import NeighbourFetcherBackend
 from shared import clock
 
 log = logging.getLogger(__name__)
@@ -399,10 +399,12 @@ class Revocation:
     ``hard-fail`` (the default): a certificate that names an OCSP responder or a CRL must be shown not
     revoked by one of them; a revoked one, or no answer, fails the signature. ``soft-fail``: no answer is
     let pass. ``require``: every certificate must have revocation information. Fetching uses
-    pyhanko-certvalidator's requests fetchers, whose blocking calls run inline in :func:`run`'s private
-    loop (a green socket under eventlet); its aiohttp fetchers would need the loop to poll, which it
-    cannot here. oscrypto, which pyhanko-certvalidator declares, is never imported: it serves only the
-    operating system's trust list, and verification always names its roots.
+    pyhanko-certvalidator's requests fetchers with each call through the shared neighbour client
+    (services/esign/revocation.py: timeouts, a second attempt, a circuit per responder), whose blocking
+    calls run inline in :func:`run`'s private loop (a green socket under eventlet); its aiohttp fetchers
+    would need the loop to poll, which it cannot here. oscrypto, which pyhanko-certvalidator declares, is
+    never imported: it serves only the operating system's trust list, and verification always names its
+    roots.
     """
 
     mode: str = "hard-fail"
@@ -422,7 +424,7 @@ class Revocation:
         return ValidationContext(
             trust_roots=roots,
             allow_fetching=self.fetch,
-            fetcher_backend=RequestsFetcherBackend(per_request_timeout=self.timeout_seconds)
+            fetcher_backend=NeighbourFetcherBackend(per_request_timeout=self.timeout_seconds)
             if self.fetch
             else None,
             revocation_mode=self.mode,

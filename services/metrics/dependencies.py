@@ -25,6 +25,7 @@ from shared.config import Setting, positive, positive_int, validate
 from shared.db import create_engine
 from shared.events import Event
 from shared.leadership import Leadership, job_key
+from shared.transient import describe, is_transient
 from shared.units import UnitRegistry
 from shared.workcalendar import WorkingCalendar
 
@@ -122,8 +123,11 @@ class SlaMetrics(DependencyProvider):
         while not self._stopped.is_set():
             try:
                 SLA_EXPORTER.set(1 if self.leadership.hold() else 0)
-            except sa.exc.SQLAlchemyError as exc:
-                log.warning("SLA exporter election: database error (%s); not exporting", exc)
+            except Exception as exc:
+                # A managed thread: ending with an error would stop the whole service (nameko).
+                if not (isinstance(exc, sa.exc.SQLAlchemyError) or is_transient(exc)):
+                    raise
+                log.warning("SLA exporter election: database error (%s); not exporting", describe(exc))
                 self.leadership.release()
                 SLA_EXPORTER.set(0)
             self._stopped.wait(self.ELECTION_SECONDS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import time
 from typing import Any
 
 from nameko.extensions import DependencyProvider
@@ -15,7 +15,8 @@ from services.notifier.domain.messages import DailyCap, Kind, QuietHours, RetryP
 from services.notifier.dossier_client import DossierClient
 from services.notifier.gateways import EmailGateway, GatewayClient, SmsGateway, ZaloGateway
 from services.notifier.templates import load_templates
-from shared.auth import DEV_SECRET, RECIPIENT_DEVELOPMENT_KEY, is_development, key_problem, mint
+from shared import dossier_access
+from shared.auth import RECIPIENT_DEVELOPMENT_KEY, is_development, key_problem
 from shared.config import (
     ConfigurationError,
     Setting,
@@ -86,23 +87,8 @@ SETTINGS = (
         default="",
         description="HMAC key of the recipients the daily cap counts (32+ bytes; development has one)",
     ),
-    Setting(
-        "DOSSIER_URL",
-        default="http://127.0.0.1:8000",
-        description="the dossier service's base URL (the notification-contact read)",
-    ),
-    Setting(
-        "DOSSIER_TOKEN",
-        required=False,
-        default="",
-        description="a bearer token with the notifier role over NOTIFY_UNITS (development: minted)",
-    ),
-    Setting(
-        "NOTIFY_UNITS",
-        lambda v: tuple(c.strip() for c in str(v).split(",") if c.strip()),
-        default="79",
-        description="the units (province codes) whose applicants this deployment tells",
-    ),
+    dossier_access.url_setting("the notification-contact read"),
+    *dossier_access.token_settings("notifier", "NOTIFY_UNITS", "applicants this deployment tells"),
 )
 
 
@@ -127,17 +113,9 @@ class NotifierSettings:
             raise ConfigurationError(f"{problem}: at least 32 random bytes outside development")
         if p["NOTIFY_DAILY_CAP"] < 0:
             raise ConfigurationError("NOTIFY_DAILY_CAP: 0 (no cap) or more")
-        token = p["DOSSIER_TOKEN"]
-        if not token:
-            if not development:
-                raise ConfigurationError("DOSSIER_TOKEN: missing (only development mints its own)")
-            token = mint(
-                config.get("JWT_SECRET") or DEV_SECRET,
-                sub="notifier",
-                roles=["notifier"],
-                units=p["NOTIFY_UNITS"],
-                ttl=timedelta(days=365),
-            )
+        token = dossier_access.dossier_token(
+            config, p, subject="notifier", role="notifier", units="NOTIFY_UNITS"
+        )
         return cls(
             values=p,
             quiet=p["NOTIFY_QUIET_HOURS"],

@@ -18,8 +18,8 @@ from services.outbound.domain.subscription import Backoff
 from services.outbound.dossier_client import DossierClient
 from services.outbound.portal import PortalAdapter, PortalSettings
 from services.outbound.webhooks import WebhookSender
-from shared.auth import DEV_SECRET, is_development, mint
-from shared.config import ConfigurationError, Setting, parse_delays, positive, positive_int, validate
+from shared import dossier_access
+from shared.config import Setting, parse_delays, positive, positive_int, validate
 from shared.db import create_engine
 from shared.leadership import Leadership, job_key
 from shared.neighbours import Policy, policy_from, policy_settings
@@ -65,24 +65,9 @@ SETTINGS = (
         default=30.0,
         description="how long a later event waits for an earlier one of its dossier that is not here yet",
     ),
-    Setting(
-        "DOSSIER_URL",
-        default="http://127.0.0.1:8000",
-        description="the dossier service's base URL (the portal-record read)",
-    ),
+    dossier_access.url_setting("the portal-record read"),
     *policy_settings("DOSSIER", dossier_client.POLICY, "the dossier service"),
-    Setting(
-        "DOSSIER_TOKEN",
-        required=False,
-        default="",
-        description="a bearer token with the portal_sync role over PORTAL_SYNC_UNITS (development: minted)",
-    ),
-    Setting(
-        "PORTAL_SYNC_UNITS",
-        lambda v: tuple(c.strip() for c in str(v).split(",") if c.strip()),
-        default="79",
-        description="the units (province codes) whose dossiers this deployment syncs",
-    ),
+    *dossier_access.token_settings("portal_sync", "PORTAL_SYNC_UNITS", "dossiers this deployment syncs"),
 )
 
 WEBHOOK_SETTINGS = (
@@ -150,18 +135,9 @@ class OutboundSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> OutboundSettings:
         p = validate(config, SETTINGS)
-        token = p["DOSSIER_TOKEN"]
-        if not token:
-            if not is_development(config):
-                raise ConfigurationError("DOSSIER_TOKEN: missing (only development mints its own)")
-            secret = config.get("JWT_SECRET") or DEV_SECRET
-            token = mint(
-                secret,
-                sub="outbound",
-                roles=["portal_sync"],
-                units=p["PORTAL_SYNC_UNITS"],
-                ttl=timedelta(days=365),
-            )
+        token = dossier_access.dossier_token(
+            config, p, subject="outbound", role="portal_sync", units="PORTAL_SYNC_UNITS"
+        )
         return cls(
             portal=PortalSettings(
                 url=p["PORTAL_URL"],

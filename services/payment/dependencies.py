@@ -21,7 +21,8 @@ from nameko.extensions import DependencyProvider
 from services.payment.domain.model import Window
 from services.payment.dossier_client import DossierClient
 from services.payment.platform import PartnerSettings, PaymentPlatform, policy
-from shared.auth import DEV_SECRET, PAYMENT_DEVELOPMENT_SECRET, is_development, mint, partner_secret_problem
+from shared import dossier_access
+from shared.auth import PAYMENT_DEVELOPMENT_SECRET, is_development, partner_secret_problem
 from shared.config import ConfigurationError, Setting, positive, positive_int, validate
 from shared.providers import setting_timer
 from shared.ratelimit import SlidingWindow
@@ -70,18 +71,9 @@ SETTINGS = (
         default=600,
         description="confirmations per client address a minute",
     ),
-    Setting("DOSSIER_URL", default="http://127.0.0.1:8000", description="the dossier service"),
-    Setting(
-        "DOSSIER_TOKEN",
-        required=False,
-        default="",
-        description="a bearer token with the role payment_service over PAYMENT_UNITS (development: minted)",
-    ),
-    Setting(
-        "PAYMENT_UNITS",
-        lambda v: tuple(c.strip() for c in str(v).split(",") if c.strip()),
-        default="79",
-        description="the units (province codes) whose dossiers this deployment takes payments for",
+    dossier_access.url_setting("the payment-due read and the paid report"),
+    *dossier_access.token_settings(
+        "payment_service", "PAYMENT_UNITS", "dossiers this deployment takes payments for"
     ),
 )
 
@@ -106,17 +98,9 @@ class PaymentSettings:
         secret = p["PAYMENT_PARTNER_SECRET"] or (PAYMENT_DEVELOPMENT_SECRET if development else "")
         if not development and partner_secret_problem(secret):
             raise ConfigurationError(f"{partner_secret_problem(secret)} (required outside development)")
-        token = p["DOSSIER_TOKEN"]
-        if not token:
-            if not development:
-                raise ConfigurationError("DOSSIER_TOKEN: missing (only development mints its own)")
-            token = mint(
-                config.get("JWT_SECRET") or DEV_SECRET,
-                sub="payment",
-                roles=["payment_service"],
-                units=p["PAYMENT_UNITS"],
-                ttl=timedelta(days=365),
-            )
+        token = dossier_access.dossier_token(
+            config, p, subject="payment", role="payment_service", units="PAYMENT_UNITS"
+        )
         if p["PAYMENT_QUERY_FOR_SECONDS"] <= p["PAYMENT_QUERY_AFTER_SECONDS"]:
             raise ConfigurationError(
                 "PAYMENT_QUERY_FOR_SECONDS: must be longer than PAYMENT_QUERY_AFTER_SECONDS"

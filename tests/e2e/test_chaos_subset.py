@@ -9,7 +9,6 @@ and of the metrics projection are compared with the dossier service's own databa
 from __future__ import annotations
 
 import io
-import os
 
 import pytest
 
@@ -38,11 +37,6 @@ def test_one_kill_and_short_outages_lose_nothing_and_count_nothing_twice():
         assert row.dead_letters == 0 and "HTTP 500" not in row.note, out.getvalue()
 
 
-@pytest.mark.skipif(
-    not os.environ.get("CHAOS_BLACKHOLE"),
-    reason="known defect, see docs/chaos.md: the dossier service sometimes stops answering after a blackhole "
-    "(CHAOS_BLACKHOLE=1 runs it)",
-)
 @pytest.mark.timeout(600)
 def test_a_blackholed_database_answers_503_in_bounded_time_and_recovers_by_itself():
     """Dossier's, then metrics's PostgreSQL drops every packet (no reset) for 8 s under load.
@@ -52,7 +46,9 @@ def test_a_blackholed_database_answers_503_in_bounded_time_and_recovers_by_itsel
     the blackhole was felt (503s, never 500); the hub was not blocked: /health/live, which touches no
     database, answered every probe in well under the bound (half of it) throughout; and the service
     recovered by itself: a reader's 2xx and the whole backlog published and projected soon after the
-    packets flowed again.
+    packets flowed again. Every process is still running at the end: a wait that ran out once ended the
+    outbox relay's thread with an error, and nameko then stopped the whole dossier process (issue 22; the
+    reader and half the load then met a closed port).
     """
     settings = Settings(
         only=["blackhole-dossier", "blackhole-metrics"],
@@ -78,3 +74,5 @@ def test_a_blackholed_database_answers_503_in_bounded_time_and_recovers_by_itsel
         assert row.recovery is not None and row.recovery < 30.0, out.getvalue()
     dossier = rows[0]
     assert "503:" in dossier.http.split("|")[0], out.getvalue()  # the filings felt it too, and were retried
+    for row in rows:  # no process stopped: a closed port would show as ConnectionError, and in the note
+        assert "ConnectionError" not in row.http and "exited" not in row.note, out.getvalue()

@@ -24,6 +24,7 @@ from shared.migrate import upgrade
 from shared.units import EXAMPLE_3LEVEL_FILE
 from tests.conftest import bearer
 from tests.support.broker import Subscriber
+from tests.support.land_dossier import LIFE
 
 pytestmark = pytest.mark.integration
 
@@ -110,19 +111,7 @@ def test_an_interlinked_dossier_from_receipt_to_return(api, rabbit_config):
         dossier = received(api)
         code = dossier["code"]
         assert dossier["status"] == 2 and dossier["due_at"] > dossier["received_at"]
-        steps = [
-            ("start_processing", DESK_OFFICER, {}),
-            ("appraise", PROVINCE_OFFICER, {"opinion": "Hồ sơ hợp lệ"}),
-            ("request_payment", PROVINCE_OFFICER, {"amount_vnd": 525_000}),
-            ("record_payment", DESK_OFFICER, {"receipt_number": "BL-0001"}),
-            ("transfer", PROVINCE_OFFICER, {}),
-            ("transfer", TAX_OFFICER, {"reason": "Đã xác định nghĩa vụ tài chính"}),
-            ("decide", LEADER, {"decision": "approved"}),
-            ("sign", LEADER, {}),
-            ("stamp", CLERK, {}),
-            ("resolve", PROVINCE_OFFICER, {}),
-            ("return", DESK_OFFICER, {"method": "counter"}),
-        ]
+        steps = LIFE
         handling = []
         for action, headers, body in steps:
             response = api.act(code, action, headers, body)

@@ -21,9 +21,10 @@ import pytest
 from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from services.esign import pades
+from services.esign import pades, revocation
 from services.esign.document import ResultDocument, render_result
 from services.esign.keys import Issued, _private_key_info, to_asn1_cert
+from shared import metrics, neighbours
 from tests.conftest import free_port
 from tests.support.revocation import RevocationPki, responder_process, served
 
@@ -120,12 +121,40 @@ def test_with_the_responder_down_hard_fail_refuses_and_soft_fail_lets_pass(pki, 
     assert soft[0].verdict == "valid and trusted"
 
 
+def test_each_responder_is_a_neighbour_whose_circuit_opens_when_it_stays_dead(pki, tmp_path):
+    """The fetches go through shared/neighbours.py (services/esign/revocation.py): a responder that
+    refuses every connection opens its circuit after the policy's failed calls in a row, readiness names
+    it, and the next verifications ask it nothing until the cool-down is over, still refusing (hard-fail)."""
+    port = free_port()
+    silent = RevocationPki(tmp_path / "dead", f"http://127.0.0.1:{port}")
+    pdf = sign(silent, silent.issue("Lê Thị Hoa"))
+    name = f"revocation 127.0.0.1:{port}"
+    limit = revocation.policy(2).failures_to_open
+
+    def count(outcome: str) -> float:
+        return metrics.NEIGHBOUR_CALLS.labels("esign", name, outcome)._value.get()
+
+    for _ in range(limit):  # each verification fails at least one fetch
+        report = pades.verify(pdf, roots(silent), pades.Revocation("hard-fail", timeout_seconds=2))[0]
+        assert not report.verdict_ok
+        if count("failed") >= limit:
+            break
+    assert count("failed") >= limit
+    [responder] = [n for n in neighbours.of_service("esign") if n.name == name]
+    assert responder.health().startswith("circuit open")
+    before = count("short_circuited")
+    report = pades.verify(pdf, roots(silent), pades.Revocation("hard-fail", timeout_seconds=2))[0]
+    assert not report.verdict_ok and report.verdict.startswith("not trusted:")
+    assert count("short_circuited") > before and count("failed") < limit + 2
+
+
 CHILD = """
 import eventlet
 eventlet.monkey_patch()  # as shared/runner.py does before a service starts
 import json, sys
 from asn1crypto import x509
-from services.esign import pades
+from services.esign import pades, revocation
+from shared import metrics, neighbours
 root = x509.Certificate.load(bytes.fromhex(sys.argv[1]))
 verdicts = [pades.verify(open(path, "rb").read(), [root])[0].verdict for path in sys.argv[2:]]
 print(json.dumps({"verdicts": verdicts, "oscrypto": "oscrypto" in sys.modules}))

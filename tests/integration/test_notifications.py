@@ -19,29 +19,19 @@ from services.dossier.service import DossierService
 from services.notifier.service import NotifierService
 from shared.migrate import upgrade
 from shared.units import EXAMPLE_3LEVEL_FILE
-from tests.conftest import bearer, service_settings
+from tests.conftest import service_settings
 from tests.support.broker import Subscriber, publish, wait_for
+from tests.support.land_dossier import (
+    DESK,
+    DESK_OFFICER,
+    LAND,
+    TO_RESOLVED,
+)
 from tests.support.messaging import gateway_simulators
 
 pytestmark = pytest.mark.integration
 
-DESK, LAND = "30280", "1.012797"
 PHONE, NOT_FOLLOWER_PHONE = "0912345678", "0987000111"
-DESK_OFFICER = bearer("desk_officer", DESK)
-PROVINCE_OFFICER, TAX_OFFICER = bearer("handling_officer", "89"), bearer("handling_officer", "89-CT")
-LEADER, CLERK = bearer("leader", "89"), bearer("clerk", "89")
-TO_RESOLVED = [
-    ("start_processing", DESK_OFFICER, {}),
-    ("appraise", PROVINCE_OFFICER, {"opinion": "Hồ sơ hợp lệ"}),
-    ("request_payment", PROVINCE_OFFICER, {"amount_vnd": 525_000}),
-    ("record_payment", DESK_OFFICER, {"receipt_number": "BL-0001"}),
-    ("transfer", PROVINCE_OFFICER, {}),
-    ("transfer", TAX_OFFICER, {"reason": "Đã xác định nghĩa vụ tài chính"}),
-    ("decide", LEADER, {"decision": "approved"}),
-    ("sign", LEADER, {}),
-    ("stamp", CLERK, {}),
-    ("resolve", PROVINCE_OFFICER, {}),
-]
 
 
 def vietnam(instant: str) -> str:

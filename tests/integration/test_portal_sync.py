@@ -18,31 +18,20 @@ from services.outbound.service import OutboundService
 from shared import ops
 from shared.migrate import upgrade
 from shared.units import EXAMPLE_3LEVEL_FILE
-from tests.conftest import bearer, service_settings
+from tests.conftest import service_settings
 from tests.support.broker import Subscriber, wait_for
+from tests.support.land_dossier import (
+    DESK,
+    DESK_OFFICER,
+    LAND,
+    LIFE,
+)
 from tests.support.portal import portal_simulator
 
 pytestmark = pytest.mark.integration
 
-DESK, LAND = "30280", "1.012797"
 APPLICANT = {"full_name": "Lê Thị Hồng Nhung", "id_number": "089190004567", "phone": "0912345678"}
-DESK_OFFICER = bearer("desk_officer", DESK)
-PROVINCE_OFFICER, TAX_OFFICER = bearer("handling_officer", "89"), bearer("handling_officer", "89-CT")
-LEADER, CLERK = bearer("leader", "89"), bearer("clerk", "89")
 NAMES = {"89": "Tỉnh An Giang", "30280": "Phường Mỹ Bình", "89-CT": "Cục Thuế tỉnh An Giang"}
-LIFE = [
-    ("start_processing", DESK_OFFICER, {}),
-    ("appraise", PROVINCE_OFFICER, {"opinion": "Hồ sơ hợp lệ"}),
-    ("request_payment", PROVINCE_OFFICER, {"amount_vnd": 525_000}),
-    ("record_payment", DESK_OFFICER, {"receipt_number": "BL-0001"}),
-    ("transfer", PROVINCE_OFFICER, {}),
-    ("transfer", TAX_OFFICER, {"reason": "Đã xác định nghĩa vụ tài chính"}),
-    ("decide", LEADER, {"decision": "approved"}),
-    ("sign", LEADER, {}),
-    ("stamp", CLERK, {}),
-    ("resolve", PROVINCE_OFFICER, {}),
-    ("return", DESK_OFFICER, {"method": "counter"}),
-]
 # The portal's status after each event of that life: received 2, processing 4, awaiting payment 6,
 # processing again 4 until resolved 9 and returned 10 (docs/domain.md's table of national codes).
 STATUSES = [2, 4, 4, 6, 4, 4, 4, 4, 4, 4, 9, 10]
