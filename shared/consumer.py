@@ -32,12 +32,9 @@ handler that takes a list of events: nameko's one worker per message is what lim
 here the broker's callback only parses and buffers, and one worker takes each batch (full, or
 ``batch_wait`` seconds after its first message). A batch that succeeds is acked message by message; one
 whose handler raises is handled again one event per call, so a poison event is retried and
-dead-lettered alone, exactly as above, while its neighbours are acked. Batches are taken in arrival
-order and run one at a time, or ``in_flight`` at a time (an int, or a function of the service's config):
-the next batch's work then overlaps the database work of the ones before it, for a handler that keeps
-per-key order and de-duplication inside its transactions (the metrics projection, issue 23). The broker
-sends up to ``prefetch`` (default ``(in_flight + 1) * batch_size``) unacked messages, so the next batch
-fills while the others are handled. On stop, buffered messages are not acked: the broker
+dead-lettered alone, exactly as above, while its neighbours are acked. Batches run one at a time,
+in arrival order; the broker sends up to ``prefetch`` (default twice ``batch_size``) unacked messages, so
+the next batch fills while one is handled. On stop, buffered messages are not acked: the broker
 delivers them again, and the handler's de-duplication keeps them from counting twice.
 """
 
@@ -45,8 +42,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -55,7 +51,6 @@ import eventlet
 from eventlet.event import Event as Done
 from eventlet.greenthread import GreenThread
 from eventlet.queue import Empty, LightQueue
-from eventlet.semaphore import Semaphore
 from kombu import Queue
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint
@@ -382,24 +377,18 @@ class EventBatchConsumer(EventConsumer):
         batch_size: int = 500,
         batch_wait: float = 0.05,
         prefetch: int | None = None,
-        in_flight: int | Callable[[Mapping[str, Any]], int] = 1,
         **kwargs,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"{queue_name}: batch_size must be at least 1, not {batch_size}")
         if batch_wait < 0:
             raise ValueError(f"{queue_name}: batch_wait must not be negative, not {batch_wait}")
-        if isinstance(in_flight, int) and in_flight < 1:
-            raise ValueError(f"{queue_name}: in_flight must be at least 1, not {in_flight}")
-        if prefetch is not None and prefetch < batch_size:
+        prefetch = 2 * batch_size if prefetch is None else prefetch
+        if prefetch < batch_size:
             raise ValueError(f"{queue_name}: prefetch {prefetch} is smaller than batch_size {batch_size}")
         self.batch_size = batch_size
         self.batch_wait = batch_wait
-        self._prefetch = prefetch
-        self.prefetch = 2 * batch_size if prefetch is None else prefetch  # set again at setup
-        # Batches handled at once (an int, or one read from the service's config at setup).
-        self._in_flight = in_flight
-        self.in_flight = 1
+        self.prefetch = prefetch
         self._arrivals: LightQueue | None = None
         self._batches: GreenThread | None = None
         self._stopping = False
@@ -412,12 +401,6 @@ class EventBatchConsumer(EventConsumer):
     def setup(self) -> None:
         self._arrivals = LightQueue()
         self._stopping = False
-        in_flight = self._in_flight(self.container.config) if callable(self._in_flight) else self._in_flight
-        if in_flight < 1:
-            raise ValueError(f"{self.queue_name}: in_flight must be at least 1, not {in_flight}")
-        self.in_flight = in_flight
-        # Every batch in flight, and the next one filling meanwhile.
-        self.prefetch = (in_flight + 1) * self.batch_size if self._prefetch is None else self._prefetch
         super().setup()
 
     def start(self) -> None:
@@ -447,107 +430,11 @@ class EventBatchConsumer(EventConsumer):
         self._arrivals.put((message, event, time.monotonic()))
 
     def _run_batches(self) -> None:
-        """Take batches in arrival order. With ``in_flight`` > 1 the next batch is taken and handled
-        while the ones before it wait on the database; a batch then never holds an event of a dossier
-        (its ``subject``) that a batch in flight holds: that event and those of its dossier after it
-        wait, in order, for the next batch once the other is settled. So a dossier's events are
-        handled one batch after another, in arrival order, as with one batch at a time, and two
-        transactions never wait on one dossier's locks."""
-        if self.in_flight == 1:
-            while not self._stopping:
-                batch = self._next_batch()
-                if batch is None:
-                    return
-                self._handle_batch(batch)
-            return
-        slots = Semaphore(self.in_flight)
-        busy: Counter[str] = Counter()  # the subjects of the batches in flight
-
-        def handle(batch: list[tuple[Any, Event, float]]) -> None:
-            try:
-                self._handle_batch(batch)
-            finally:
-                busy.subtract(event.subject for _message, event, _received in batch)
-                for subject in {event.subject for _message, event, _received in batch}:
-                    if busy[subject] <= 0:
-                        del busy[subject]
-                slots.release()
-                self._arrivals.put(_WAKE)  # what waited for these subjects may go now
-
-        held: deque[tuple[Any, Event, float]] = deque()
-        try:
-            while not self._stopping:
-                slots.acquire()  # a slot first: the batch then fills until one is free
-                batch = self._next_disjoint_batch(busy, held)
-                if batch is None:
-                    slots.release()
-                    return
-                busy.update(event.subject for _message, event, _received in batch)
-                self.container.spawn_managed_thread(
-                    partial(handle, batch), identifier=f"EventBatchConsumer.batch[{self.queue_name}]"
-                )
-        finally:
-            for _ in range(self.in_flight):  # stop() waits for this thread: every batch settled
-                slots.acquire()
-            # What was held back stays unacked: the broker delivers it again.
-
-    def _next_disjoint_batch(
-        self, busy: Counter[str], held: deque[tuple[Any, Event, float]]
-    ) -> list[tuple[Any, Event, float]] | None:
-        """:meth:`_next_batch` without the subjects in ``busy``: their events go to ``held`` (in order),
-        and so does every later event of a subject already held; held events come first once free."""
-        batch: list[tuple[Any, Event, float]] = []
-        waiting: Counter[str] = Counter(event.subject for _message, event, _received in held)
-
-        def take(item: tuple[Any, Event, float]) -> None:
-            subject = item[1].subject
-            if subject in busy or subject in waiting:
-                held.append(item)
-                waiting[subject] += 1
-            else:
-                batch.append(item)
-
-        def from_held() -> None:
-            nonlocal waiting
-            kept: deque[tuple[Any, Event, float]] = deque()
-            blocked: set[str] = set()
-            while held:
-                item = held.popleft()
-                subject = item[1].subject
-                if len(batch) < self.batch_size and subject not in busy and subject not in blocked:
-                    batch.append(item)
-                else:
-                    kept.append(item)
-                    blocked.add(subject)  # its later events stay behind it
-            held.extend(kept)
-            waiting = Counter(event.subject for _message, event, _received in held)
-
-        from_held()
-        while not batch:  # wait for a first event this batch may take
-            item = self._arrivals.get()
-            if item is None:
-                return None
-            if item is _WAKE:
-                from_held()
-            else:
-                take(item)
-        deadline = time.monotonic() + self.batch_wait
-        while len(batch) < self.batch_size:
-            try:
-                item = self._arrivals.get_nowait()
-            except Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._arrivals.get(timeout=remaining)
-                except Empty:
-                    break
-            if item is None:
-                return None
-            if item is not _WAKE:
-                take(item)
-        return batch
+        while not self._stopping:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._handle_batch(batch)
 
     def _next_batch(self) -> list[tuple[Any, Event, float]] | None:
         """Wait for a first message, then take more until the batch is full or ``batch_wait`` is up."""
@@ -665,8 +552,6 @@ class EventBatchConsumer(EventConsumer):
 
 # What _call_through_outages answers when the hold is over: the batch goes back to the broker.
 RELEASED: Any = object()
-# Put on the arrivals when a batch in flight is settled: its subjects' held events may go.
-_WAKE: Any = object()
 
 
 def _answers(result: Any, count: int) -> Sequence[Any]:

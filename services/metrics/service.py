@@ -27,16 +27,6 @@ from shared.uow import UnitOfWork
 QUEUE = "metrics.dossier-events"
 # Events per projection transaction, and how long a batch waits to fill (seconds).
 BATCH_SIZE, BATCH_WAIT = 500, 0.05
-
-
-def batches_in_flight(config) -> int:
-    """Projection batches handled at once: two on PostgreSQL, so that the next batch is taken and
-    prepared while the last waits on the database (each transaction locks the dossiers it folds, and
-    an event ahead of its predecessor waits in the event log: order and counts hold, issue 23); one on
-    SQLite, whose driver blocks the process and whose writers queue on one lock anyway."""
-    return 2 if str(config.get("DATABASE_URL", "")).startswith("postgresql") else 1
-
-
 REPORT_ROLES = ("auditor", "desk_officer", "handling_officer", "leader")
 RATING_REQUEST, RATING, REPORT_QUERY = RatingRequestSchema(), RatingSchema(), ReportQuerySchema()
 
@@ -59,9 +49,7 @@ class MetricsService(OperationalEndpoints):
     sla_metrics = SlaMetrics()
     projector = Projector(QUEUE)
 
-    @event_batch_consumer(
-        QUEUE, ["dossier.#"], batch_size=BATCH_SIZE, batch_wait=BATCH_WAIT, in_flight=batches_in_flight
-    )
+    @event_batch_consumer(QUEUE, ["dossier.#"], batch_size=BATCH_SIZE, batch_wait=BATCH_WAIT)
     def project(self, events: list[Event]) -> list[bool]:
         """Fold dossier events into the projection in one transaction, each once (inbox), in sequence
         order (event log). One answer per event: False for a redelivery, which changes nothing."""

@@ -73,47 +73,6 @@ class HeldProbeService:
         return project(self.uow, events, HELD_QUEUE)
 
 
-OVERLAP_QUEUE = "batchprobe.overlapped-dossier-events"
-active: list[int] = [0, 0]  # batches being handled now, and the most at once
-handling: list[set[str]] = []  # the dossiers of each batch being handled
-shared_dossiers: list[str] = []  # a dossier found in two batches at once (must stay empty)
-seen: list[tuple[str, int]] = []  # (dossier, sequence) in the order batches were handed over
-
-
-def two_on_postgresql(config) -> int:
-    return 2 if config["DATABASE_URL"].startswith("postgresql") else 1
-
-
-class OverlappedProbeService:
-    """Batches handled two at a time on PostgreSQL (as the metrics projection), one on SQLite."""
-
-    name = "batchprobe"
-    uow = UnitOfWork(pipeline, relay=False)
-
-    @event_batch_consumer(
-        OVERLAP_QUEUE,
-        ["dossier.#"],
-        batch_size=10,
-        batch_wait=0.05,
-        verify=False,
-        in_flight=two_on_postgresql,
-    )
-    def on_events(self, events: list[Event]) -> list[bool]:
-        dossiers = {event.subject for event in events}
-        for other in handling:
-            shared_dossiers.extend(sorted(dossiers & other))
-        handling.append(dossiers)
-        seen.extend((event.subject, event.sequence) for event in events)
-        active[0] += 1
-        active[1] = max(active)
-        try:
-            time.sleep(0.2)  # the database's wait (eventlet's sleep under nameko: others run)
-            return project(self.uow, events, OVERLAP_QUEUE)
-        finally:
-            active[0] -= 1
-            handling.remove(dossiers)
-
-
 @pytest.fixture
 def config(rabbit_config, database_url):
     engine = create_engine(database_url)
@@ -264,40 +223,5 @@ def test_a_batch_held_past_the_maximum_hold_goes_back_to_the_broker(config, cont
         assert any("given back to the broker" in r.getMessage() for r in caplog.records), caplog.text
         assert dead_letters(config["AMQP_URI"], QUEUE, expect=1, timeout=1.0) == []
         assert waiting_messages(config["AMQP_URI"], QUEUE) == 0
-    finally:
-        engine.dispose()
-
-
-def test_overlapped_batches_handle_every_event_once_in_each_dossiers_order(
-    config, container_factory, rabbit_config
-):
-    """in_flight=2: the next batch is handled while one waits, never with a dossier of a batch in
-    flight; each dossier's events are handed over in their order, each event handled once and acked."""
-    active[:] = [0, 0]
-    for kept in (handling, shared_dossiers, seen):
-        kept.clear()
-    container = container_factory(OverlappedProbeService, config)
-    container.start()
-    engine = create_engine(config["DATABASE_URL"])
-    amqp_uri = rabbit_config["AMQP_URI"]
-    # Thirty dossiers' events interleaved, each dossier's in order (as the relay publishes them): more
-    # dossiers than a batch holds, so that a second batch has dossiers of its own.
-    events = [
-        Event(source="dossier", name="received", subject=f"D-{d}", data={}, unit_path="79.26740", sequence=n)
-        for n in range(1, 3)
-        for d in range(1, 31)
-    ]
-    try:
-        publish(amqp_uri, *(event.to_json().encode() for event in events))
-        assert wait_for(lambda: len(sequences(engine)) == 60, timeout=30)
-        time.sleep(0.3)  # room for a wrongly repeated one to show up
-        assert sorted(sequences(engine)) == sorted(e.sequence for e in events)
-        assert len(seen) == 60  # each handed over once
-        for d in range(1, 31):
-            assert [n for subject, n in seen if subject == f"D-{d}"] == [1, 2]
-        assert shared_dossiers == []
-        assert active[1] == two_on_postgresql(config), active
-        container.stop()
-        assert waiting_messages(amqp_uri, OVERLAP_QUEUE) == 0  # every message was acked
     finally:
         engine.dispose()

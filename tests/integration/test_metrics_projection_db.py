@@ -86,7 +86,8 @@ def everything(uow, period, now) -> dict:
 
 def write_batches(projection, deliveries, sizes, in_flight: int) -> list[bool]:
     """The deliveries in batches of ``sizes``, as the consumer hands them over: one after another, or
-    ``in_flight`` transactions at once (the overlapped consumer on PostgreSQL), answers in order."""
+    ``in_flight`` transactions at once (replicas sharing the queue, or batches overlapped), answers
+    in order."""
     batches, start = [], 0
     for size in sizes:
         batches.append(deliveries[start : start + size])
@@ -101,7 +102,7 @@ def write_batches(projection, deliveries, sizes, in_flight: int) -> list[bool]:
 def test_shuffled_redelivered_month_matches_the_oracle_and_survives_a_rebuild(metrics_db, in_flight):
     url, uow = metrics_db
     if in_flight > 1 and url.startswith("sqlite"):
-        pytest.skip("on SQLite the consumer handles one batch at a time (services/metrics/service.py)")
+        pytest.skip("one process per SQLite database: its batches run one at a time")
     now = datetime.now(UTC)
     first = (now - timedelta(days=30)).astimezone(VN).date()
     last = now.astimezone(VN).date()
