@@ -86,8 +86,15 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
+        class Server(ThreadingHTTPServer):
+            # socketserver's listen backlog is 5: the service opening a connection per subscription
+            # at once overflowed it, and a connection the kernel completed but the server had not
+            # accepted was closed unanswered — a failed try, retried after the 25 s backoff. A web
+            # server's backlog is hundreds (nginx: 511).
+            request_queue_size = 1024
+
         self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = Server(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -21,6 +21,7 @@ must stay within the series' tolerance — a leak grows with the load, a cache l
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import signal
 import statistics
@@ -56,6 +57,16 @@ TOLERANCE = {
     "queue": lambda first: 100.0,
 }
 DRAIN_SECONDS = 60.0
+# The outside parties' stand-ins keep every request they get (their /_control/received is what the tests
+# read), so their memory grows with the load by design: shown, not judged. The test TSA keeps nothing.
+STAND_INS = (
+    "national_portal",
+    "postal_operator",
+    "payment_platform",
+    "sms_messaging",
+    "zalo_messaging",
+    "email_messaging",
+)
 # Rounds of the day running together at most; one more due is skipped (and counted): the system fell behind.
 MAX_ROUNDS_AT_ONCE = 4
 
@@ -91,8 +102,12 @@ class Verdict:
     tolerance: float
 
     @property
+    def judged(self) -> bool:
+        return not (self.series.startswith("rss MiB ") and self.series.removeprefix("rss MiB ") in STAND_INS)
+
+    @property
     def bounded(self) -> bool:
-        return self.growth <= self.tolerance
+        return self.growth <= self.tolerance or not self.judged
 
 
 @dataclass
@@ -437,6 +452,22 @@ def judge(samples: list[Sample], warmup_fraction: float) -> list[Verdict]:
     return verdicts
 
 
+def verdict(v: Verdict) -> str:
+    if not v.judged:
+        return "not judged: a stand-in keeps what it receives"
+    return "yes" if v.growth <= v.tolerance else "NO"
+
+
+def write_samples(samples: list[Sample], path: Path) -> None:
+    """Every sample of every series, a row a sample (seconds since the start, then the series by name)."""
+    names = sorted({name for sample in samples for name in sample.series})
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["seconds", *names])
+        for sample in samples:
+            writer.writerow([f"{sample.at:.0f}", *(sample.series.get(name, "") for name in names)])
+
+
 def table(report: Report) -> str:
     lines = [
         "| series | after warm-up | at the end | peak | growth the slope predicts | tolerance | bounded |",
@@ -445,7 +476,7 @@ def table(report: Report) -> str:
     for v in report.verdicts:
         lines.append(
             f"| {v.series} | {v.first:.0f} | {v.last:.0f} | {v.peak:.0f} | {v.growth:+.1f} "
-            f"| {v.tolerance:.0f} | {'yes' if v.bounded else 'NO'} |"
+            f"| {v.tolerance:.0f} | {verdict(v)} |"
         )
     return "\n".join(lines)
 
@@ -495,6 +526,8 @@ def run(settings: SoakSettings, out=sys.stdout) -> Report:
         report.verdicts = judge(report.samples, settings.warmup_fraction)
     finally:
         system.stop()
+        write_samples(report.samples, workdir / "samples.csv")
+        out.write(f"soak: every sample in {workdir / 'samples.csv'}\n")
     out.write(summary(report) + "\n\n" + table(report) + "\n")
     out.flush()
     return report

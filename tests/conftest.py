@@ -20,6 +20,32 @@ POSTGRES_ADMIN_URL = os.environ.get("MOTCUA_TEST_POSTGRES", "postgresql://postgr
 DATABASES = [d.strip() for d in os.environ.get("MOTCUA_TEST_DATABASES", "sqlite,postgresql").split(",")]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Pair a module's variants with one database kind each (its ``DATABASE_FOR_VARIANT``: variant ->
+    database), so that every variant and every database runs once instead of every combination. The
+    end-to-end flows that start whole processes do this (the key store, the unit map): their variants do
+    not touch the database, and every combination would add minutes to ``make test``.
+    ``MOTCUA_TEST_ALL_PAIRS=1`` runs every combination; a variant whose database is not being tested
+    (``MOTCUA_TEST_DATABASES``) runs on those that are."""
+    if os.environ.get("MOTCUA_TEST_ALL_PAIRS"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        pairs = getattr(item.module, "DATABASE_FOR_VARIANT", None)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        database = params.get("database_url")
+        paired = [
+            pairs[value] for value in params.values() if pairs and isinstance(value, str) and value in pairs
+        ]
+        if database and paired and paired[0] in DATABASES and paired[0] != database:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def _postgres_database():
     name = f"motcua_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -272,9 +272,17 @@ def save_subscription(session: Session, subscription: Subscription, now: datetim
     )
 
 
+_SUBSCRIPTION = sa.select(subscriptions).where(subscriptions.c.id == sa.bindparam("subscription_id"))
+
+
 def load_subscription(session: Session, subscription_id: str) -> Subscription | None:
-    row = session.execute(sa.select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
+    row = session.execute(_SUBSCRIPTION, {"subscription_id": subscription_id}).first()
     return None if row is None else _subscription(row)
+
+
+def load_subscriptions(session: Session, subscription_ids: list[str]) -> dict[str, Subscription]:
+    rows = session.execute(sa.select(subscriptions).where(subscriptions.c.id.in_(subscription_ids))).all()
+    return {row.id: _subscription(row) for row in rows}
 
 
 def owned_subscriptions(session: Session, owner: str) -> list[Subscription]:
@@ -333,33 +341,92 @@ class Due:
     enqueued_at: datetime
     attempts: int
     next_attempt_at: datetime
+    more: bool = False  # a later delivery of the same dossier waits behind this one
+
+
+def _due_statement(*, many: bool) -> sa.Select:
+    """The due heads of one subscription (``:subscription_id``, at most ``:limit``), or of several
+    (``:subscription_ids``, at most ``:limit`` each, numbered ``place`` within their subscription)."""
+    d = deliveries
+
+    def other(before: bool) -> sa.Exists:
+        """Another pending delivery of the same dossier to the same subscription, before (or after) it."""
+        o = deliveries.alias("earlier" if before else "later")
+        first, then = (o, d) if before else (d, o)
+        return (
+            sa.select(o.c.id)
+            .where(
+                o.c.subscription_id == d.c.subscription_id,
+                o.c.subject == d.c.subject,
+                o.c.state == "pending",
+                sa.or_(
+                    first.c.sequence < then.c.sequence,
+                    sa.and_(first.c.sequence == then.c.sequence, first.c.id < then.c.id),
+                ),
+            )
+            .exists()
+        )
+
+    ahead = other(before=True)
+    columns = [
+        d.c.id,
+        d.c.subscription_id,
+        d.c.subject,
+        d.c.event_id,
+        d.c.body,
+        d.c.enqueued_at,
+        d.c.attempts,
+        d.c.next_attempt_at,
+        other(before=False).label("more"),
+    ]
+    due = [
+        d.c.state == "pending",
+        d.c.next_attempt_at <= sa.bindparam("now", type_=d.c.next_attempt_at.type),
+        ~ahead,
+    ]
+    if not many:
+        return (
+            sa.select(*columns)
+            .where(d.c.subscription_id == sa.bindparam("subscription_id"), *due)
+            .order_by(d.c.enqueued_at, d.c.id)
+            .limit(sa.bindparam("limit", literal_execute=False))
+        )
+    place = sa.func.row_number().over(partition_by=d.c.subscription_id, order_by=(d.c.enqueued_at, d.c.id))
+    heads = (
+        sa.select(*columns, place.label("place"))
+        .where(d.c.subscription_id.in_(sa.bindparam("subscription_ids", expanding=True)), *due)
+        .subquery("heads")
+    )
+    return (
+        sa.select(*(heads.c[column.name] for column in columns))
+        .where(heads.c.place <= sa.bindparam("limit"))
+        .order_by(heads.c.subscription_id, heads.c.place)
+    )
+
+
+# Built once: a round's query runs for every subscription many times a second.
+_DUE = _due_statement(many=False)
+_DUE_MANY = _due_statement(many=True)
 
 
 def due_deliveries(session: Session, subscription_id: str, now: datetime, limit: int) -> list[Due]:
-    """Per dossier, the head of the subscription's pending deliveries, when due (a later event of the
-    dossier waits behind an earlier one being retried)."""
-    d = deliveries
-    rows = session.execute(
-        sa.select(
-            d.c.id,
-            d.c.subscription_id,
-            d.c.subject,
-            d.c.event_id,
-            d.c.body,
-            d.c.enqueued_at,
-            d.c.attempts,
-            d.c.next_attempt_at,
-        )
-        .where(d.c.subscription_id == subscription_id, d.c.state == "pending")
-        .order_by(d.c.subject, d.c.sequence, d.c.id)
-        .limit(limit)
-    ).all()
-    heads: dict[str, Due] = {}
-    for row in rows:
-        heads.setdefault(row.subject, Due(**row._mapping))
-    return sorted(
-        (due for due in heads.values() if due.next_attempt_at <= now), key=lambda due: due.enqueued_at
-    )
+    """Per dossier, the head of the subscription's pending deliveries when it is due, oldest first, at
+    most ``limit`` of them. A later event of a dossier waits behind an earlier one being retried, and
+    only that dossier waits: however long its backlog, other dossiers' heads are still found."""
+    rows = session.execute(_DUE, {"subscription_id": subscription_id, "now": now, "limit": limit}).all()
+    return [Due(*row[:-1], more=bool(row[-1])) for row in rows]
+
+
+def due_deliveries_of(
+    session: Session, subscription_ids: list[str], now: datetime, limit: int
+) -> dict[str, list[Due]]:
+    """:func:`due_deliveries` of several subscriptions in one statement: per subscription, its heads."""
+    found: dict[str, list[Due]] = {subscription_id: [] for subscription_id in subscription_ids}
+    if subscription_ids:
+        parameters = {"subscription_ids": list(subscription_ids), "now": now, "limit": limit}
+        for row in session.execute(_DUE_MANY, parameters).all():
+            found[row.subscription_id].append(Due(*row[:-1], more=bool(row[-1])))
+    return found
 
 
 def subscriptions_with_due_deliveries(session: Session, now: datetime) -> list[str]:
@@ -374,38 +441,90 @@ def subscriptions_with_due_deliveries(session: Session, now: datetime) -> list[s
     )
 
 
-def record_attempt(
-    session: Session,
-    due: Due,
-    *,
-    status: int | None,
-    error: str | None,
-    seconds: float,
-    state: str,
-    retry_at: datetime | None,
-    now: datetime,
-) -> None:
-    session.execute(
-        delivery_attempts.insert().values(
-            delivery_id=due.id,
-            attempted_at=now,
-            status=status,
-            error=(error or "")[:1000] or None,
-            seconds=seconds,
-        )
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a delivery, as it is recorded: the answer, and the delivery's state after it."""
+
+    due: Due
+    at: datetime
+    status: int | None
+    error: str | None
+    seconds: float
+    state: str  # pending (tried again at retry_at), delivered, dead, gone
+    retry_at: datetime | None
+
+    def describe(self) -> str:
+        return self.error or f"HTTP {self.status}"
+
+
+_RECORD = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("delivery_id"))
+    .values(
+        attempts=deliveries.c.attempts + 1,
+        state=sa.bindparam("new_state"),
+        last_status=sa.bindparam("status"),
+        last_error=sa.bindparam("error"),
+        next_attempt_at=sa.bindparam("next_at", type_=deliveries.c.next_attempt_at.type),
+        delivered_at=sa.bindparam("done_at", type_=deliveries.c.delivered_at.type),
     )
-    session.execute(
-        deliveries.update()
-        .where(deliveries.c.id == due.id)
-        .values(
-            attempts=due.attempts + 1,
-            state=state,
-            last_status=status,
-            last_error=(error or "")[:1000] or None,
-            next_attempt_at=retry_at or now,
-            delivered_at=now if state == "delivered" else None,
+)
+
+
+def record_attempts(session: Session, attempts: list[Attempt]) -> None:
+    """Every try logged, and each delivery's state after it, for a round or several: the tries in one
+    insert, the delivered ones' state in one update from their tries, the others' one by one."""
+    if not attempts:
+        return
+    errors = [(a.error or "")[:1000] or None for a in attempts]
+    ids = (
+        session.execute(
+            delivery_attempts.insert().returning(delivery_attempts.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "delivery_id": a.due.id,
+                    "attempted_at": a.at,
+                    "status": a.status,
+                    "error": error,
+                    "seconds": a.seconds,
+                }
+                for a, error in zip(attempts, errors, strict=True)
+            ],
         )
+        .scalars()
+        .all()
     )
+    delivered = [attempt_id for attempt_id, a in zip(ids, attempts, strict=True) if a.state == "delivered"]
+    if delivered:
+        tried = delivery_attempts
+        session.execute(
+            deliveries.update()
+            .where(deliveries.c.id == tried.c.delivery_id, tried.c.id.in_(delivered))
+            .values(
+                attempts=deliveries.c.attempts + 1,
+                state="delivered",
+                last_status=tried.c.status,
+                last_error=None,
+                next_attempt_at=tried.c.attempted_at,
+                delivered_at=tried.c.attempted_at,
+            )
+        )
+    others = [(a, error) for a, error in zip(attempts, errors, strict=True) if a.state != "delivered"]
+    if others:
+        session.execute(
+            _RECORD,
+            [
+                {
+                    "delivery_id": a.due.id,
+                    "new_state": a.state,
+                    "status": a.status,
+                    "error": error,
+                    "next_at": a.retry_at or a.at,
+                    "done_at": None,
+                }
+                for a, error in others
+            ],
+        )
 
 
 def delivery_log(

@@ -7,8 +7,9 @@ field: :mod:`.domain.portal`; the adapter: :mod:`.portal`. Operators replay park
 re-sync a unit's dossiers with ``python -m shared.ops portal-replay`` / ``portal-resync``.
 
 HTTP subscriptions (docs/contracts.md §5): the API under ``/api/v1/subscriptions``; every event is fanned
-out into deliveries (:func:`.service_layer.fan_out`), which a timer hands, per subscription, to a green
-thread of the dispatcher (:func:`.service_layer.deliver`).
+out into deliveries (:func:`.service_layer.fan_out`), which are handed, per subscription, to a green
+thread of the dispatcher (:func:`.service_layer.deliver`) as soon as they are stored, and by a timer
+when a retry comes due.
 """
 
 from __future__ import annotations
@@ -79,8 +80,9 @@ class OutboundService(OperationalEndpoints):
         batch_wait=BATCH_WAIT,
     )
     def fan_out(self, events: list[Event]) -> list[bool]:
-        """Each event once into a delivery per matching subscription; False for a redelivery."""
-        return service_layer.fan_out(events, self.uow, self._courier())
+        """Each event once into a delivery per matching subscription; False for a redelivery. The
+        subscriptions that got deliveries are dispatched at once, not at the next tick."""
+        return service_layer.fan_out(events, self.uow, self._courier(), self._start)
 
     @dispatch_timer
     def dispatch(self) -> int:
@@ -92,12 +94,27 @@ class OutboundService(OperationalEndpoints):
                 if self.dispatcher.leads()
                 else []
             )
-        uow, courier = self.uow, self._courier()
-        started = 0
-        for subscription_id in due:
-            run = partial(service_layer.deliver, subscription_id, uow, courier, _observe)
-            started += self.dispatcher.dispatch(subscription_id, run)
-        return started
+        return self._start(due, woken=False)
+
+    def _start(self, subscription_ids, *, woken: bool = True) -> int:
+        """Have each subscription delivered to, if this replica dispatches (the timer asked just now;
+        a consumer's wake-up asks here)."""
+        if not subscription_ids or not (not woken or self.dispatcher.leads()):
+            return 0
+        self.dispatcher.want(list(subscription_ids), self._run, woken=woken)
+        return len(subscription_ids)
+
+    def _run(self, subscription_ids: list[str]) -> None:
+        """The dispatcher's start: the subscriptions' first rounds read in one transaction, then each
+        delivered to in a green thread of its own (those with nothing due are released)."""
+        dispatcher, uow, courier = self.dispatcher, self.uow, self._courier()
+        first = service_layer.claim(subscription_ids, uow, courier)
+        dispatcher.release([s for s in subscription_ids if s not in first])
+        for subscription_id, round_ in first.items():
+            dispatcher.run(
+                subscription_id,
+                partial(service_layer.deliver, subscription_id, uow, courier, _observe, round_),
+            )
 
     @api("POST", "/api/v1/subscriptions")
     def create_subscription(self, request):
@@ -183,6 +200,8 @@ class OutboundService(OperationalEndpoints):
             gap_wait=settings.gap_wait,
             webhooks=self.dispatcher.sender,
             backoff=self.dispatcher.settings.backoff,
+            parallel=self.dispatcher.parallel,
+            record=self.dispatcher.record,
         )
 
 

@@ -84,8 +84,17 @@ class Courier(Context):
     policy: RetryPolicy = field(default_factory=lambda: RetryPolicy((5.0, 30.0, 120.0, 600.0), 6))
     gap_wait: timedelta = timedelta(seconds=30)
     batch: int = 200
+    round: int = 50  # a subscription's deliveries sent before their tries are recorded together
     webhooks: Webhooks | None = None
     backoff: Backoff = field(default_factory=Backoff)
+    # Runs a function over a round's deliveries, some at a time (the dispatcher's bounded pool per
+    # subscription); one after the other when not given. Results in the deliveries' order.
+    parallel: Callable[[Callable[[Any], Any], list[Any]], list[Any]] = field(
+        default=lambda function, items: [function(item) for item in items]
+    )
+    # Records a round's tries, then runs a follow-up in the same transaction (``record_alone``, or the
+    # dispatcher's transaction shared by the rounds that end together).
+    record: Callable[..., Any] = field(default=lambda *args: record_alone(*args))
 
 
 def enqueue(events: list[Event], uow: Any, context: Courier) -> list[bool]:
@@ -460,8 +469,11 @@ def redeliver(cmd: Redeliver, tx: Any, context: Courier) -> int:
     return count
 
 
-def fan_out(events: list[Event], uow: Any, context: Courier) -> list[bool]:
-    """Each event once (inbox) into a delivery per active subscription it matches, as published."""
+def fan_out(
+    events: list[Event], uow: Any, context: Courier, stored: Callable[[set[str]], None] | None = None
+) -> list[bool]:
+    """Each event once (inbox) into a delivery per active subscription it matches, as published;
+    ``stored(subscription ids)`` once they are committed (the dispatcher's wake-up)."""
     answers = []
     now = context.clock()
     with uow.transaction() as tx:
@@ -476,74 +488,139 @@ def fan_out(events: list[Event], uow: Any, context: Courier) -> list[bool]:
             body = event.to_json()
             rows += [(s.id, event, body) for s in active if s.matches(event.type, paths, dict(event.data))]
         repository.add_deliveries(tx.session, rows, now)
+    if rows and stored is not None:
+        stored({subscription_id for subscription_id, _, _ in rows})
     return answers
 
 
-def deliver(subscription_id: str, uow: Any, context: Courier, observe: Callable[..., None]) -> int:
-    """Send the due deliveries of one subscription, each dossier's in order, until none is due; what
-    was sent. ``observe(outcome, lag_seconds)`` counts each try. A 410 disables the subscription."""
+def claim(subscription_ids: list[str], uow: Any, context: Courier) -> dict[str, tuple[Subscription, list]]:
+    """The first round of each subscription (its due heads, as :func:`deliver` reads them), read for
+    all of them in one transaction: what the dispatcher hands the subscriptions the consumer just gave
+    deliveries to. Only active subscriptions with something due."""
+    with uow.transaction() as tx:
+        found = repository.load_subscriptions(tx.session, subscription_ids)
+        active = [s for s in subscription_ids if s in found and found[s].active]
+        heads = repository.due_deliveries_of(tx.session, active, context.clock(), context.round)
+    return {s: (found[s], heads[s]) for s in active if heads[s]}
+
+
+def deliver(
+    subscription_id: str,
+    uow: Any,
+    context: Courier,
+    observe: Callable[..., None],
+    first: tuple[Subscription, list] | None = None,
+) -> int:
+    """Send the due deliveries of one subscription until none is due; what was sent.
+
+    In rounds: the head of each dossier's pending deliveries that is due (:func:`repository.due_deliveries`,
+    at most ``context.round``), sent ``context.parallel`` at a time — one per dossier, so each dossier's
+    events still go one at a time in order, and a later one waits while an earlier one is retried —
+    then every try of the round recorded in one transaction (``context.record``: the dispatcher's is
+    shared by the subscriptions whose rounds end together), which reads the next round's heads when a
+    delivered or dead head had a later delivery waiting behind it, or the round was full. New
+    deliveries wake the dispatcher; retries come due on its timer. ``observe(outcome, lag_seconds)``
+    counts each try. A 410 disables the subscription: no new try starts after it (those already on
+    the way are recorded), and the round is the last.
+
+    A crash between a 2xx and the round's commit sends that delivery again (at least once; receivers
+    drop a repeated ``webhook-id``). ``first``: the first round, already read (:func:`claim`)."""
     sent = 0
-    while True:
+    if first is not None:
+        subscription, due = first
+    else:
         with uow.transaction() as tx:
-            subscription = repository.load_subscription(tx.session, subscription_id)
-            if subscription is None or not subscription.active:
-                return sent
-            due = repository.due_deliveries(tx.session, subscription_id, context.clock(), context.batch)
-        if not due:
-            return sent
-        for item in due:
-            answer = context.webhooks.send(
-                subscription.callback_url,
-                message_id=item.event_id,
-                body=item.body,
-                secrets=subscription.secrets,
-                auth_header=subscription.auth_header,
-                oauth2=subscription.oauth2,
-            )
-            now = context.clock()
-            retry_at = None
-            if answer.ok:
-                state, outcome = "delivered", "delivered"
-            elif answer.status == 410:
-                state, outcome = "gone", "gone"
-            else:
-                retry_at = context.backoff.next_try(item.attempts + 1, now, answer.retry_after)
-                state, outcome = ("pending", "failed") if retry_at else ("dead", "dead")
+            subscription, due = _next_round(tx, subscription_id, context)
+    while subscription is not None and subscription.active and due:
+        attempts, sending = _send_round(subscription, due, context), subscription
+        gone = next((a for a in attempts if a.state == "gone"), None)
+        look_again = gone is None and (
+            len(due) >= context.round
+            or any(a.due.more and a.state in ("delivered", "dead") for a in attempts)
+        )
+
+        def follow_up(tx: Any, attempts=attempts, gone=gone, look_again=look_again, sending=sending):
+            """In the recording transaction: a 410's disabling, the contact's notice, the next heads."""
+            if gone is not None:
+                sending.active = False
+                sending.disabled_reason = f"the callback answered 410 Gone at {gone.at:%Y-%m-%d %H:%M:%S} UTC"
+                repository.save_subscription(tx.session, sending, gone.at)
             notice = None
-            with uow.transaction() as tx:
-                repository.record_attempt(
-                    tx.session,
-                    item,
-                    status=answer.status,
-                    error=answer.error,
-                    seconds=answer.seconds,
-                    state=state,
-                    retry_at=retry_at,
-                    now=now,
-                )
-                if state == "gone":
-                    subscription.active = False
-                    subscription.disabled_reason = (
-                        f"the callback answered 410 Gone at {now:%Y-%m-%d %H:%M:%S} UTC"
-                    )
-                    repository.save_subscription(tx.session, subscription, now)
-                if state == "dead":
-                    notice = _notice(tx, subscription, item, answer.describe(), now)
-            if notice is not None:
-                _send_notice(notice, subscription, uow, context)
-            observe(outcome, (now - item.enqueued_at).total_seconds())
-            sent += 1
-            if state == "dead":
+            for attempt in attempts:
+                if attempt.state == "dead" and notice is None:
+                    notice = _notice(tx, sending, attempt.due, attempt.describe(), attempt.at)
+            following = _next_round(tx, subscription_id, context) if look_again else (None, [])
+            return notice, following
+
+        notice, (subscription, due) = context.record(uow, attempts, follow_up)
+        if notice is not None:
+            _send_notice(notice, sending, uow, context)
+        for attempt in attempts:
+            observe(_OUTCOMES[attempt.state], (attempt.at - attempt.due.enqueued_at).total_seconds())
+            if attempt.state == "dead":
                 log.error(
                     "subscription %s: delivery of %s is dead after %d tries: %s",
                     subscription_id,
-                    item.event_id,
-                    item.attempts + 1,
-                    answer.describe(),
+                    attempt.due.event_id,
+                    attempt.due.attempts + 1,
+                    attempt.describe(),
                 )
-            if state == "gone":
-                log.warning("subscription %s disabled: %s", subscription_id, subscription.disabled_reason)
-                return sent
+        sent += len(attempts)
+        if gone is not None:
+            log.warning("subscription %s disabled: %s", subscription_id, sending.disabled_reason)
+    return sent
+
+
+def record_alone(uow: Any, attempts: list[repository.Attempt], follow_up: Callable[[Any], Any]) -> Any:
+    """A round's tries recorded in a transaction of its own, then ``follow_up(tx)`` in it: its result."""
+    with uow.transaction() as tx:
+        repository.record_attempts(tx.session, attempts)
+        return follow_up(tx)
+
+
+_OUTCOMES = {"delivered": "delivered", "gone": "gone", "pending": "failed", "dead": "dead"}
+
+
+def _next_round(tx: Any, subscription_id: str, context: Courier) -> tuple[Subscription | None, list]:
+    subscription = repository.load_subscription(tx.session, subscription_id)
+    if subscription is None or not subscription.active:
+        return subscription, []
+    return subscription, repository.due_deliveries(
+        tx.session, subscription_id, context.clock(), context.round
+    )
+
+
+def _send_round(
+    subscription: Subscription, due: list[repository.Due], context: Courier
+) -> list[repository.Attempt]:
+    """Each due head sent (``context.parallel`` at a time), each try with its outcome; after a 410 no
+    new try starts."""
+    stopped: list[bool] = []
+
+    def send(item: repository.Due) -> repository.Attempt | None:
+        if stopped:
+            return None
+        answer = context.webhooks.send(
+            subscription.callback_url,
+            message_id=item.event_id,
+            body=item.body,
+            secrets=subscription.secrets,
+            auth_header=subscription.auth_header,
+            oauth2=subscription.oauth2,
+        )
+        now = context.clock()
+        retry_at = None
+        if answer.ok:
+            state = "delivered"
+        elif answer.status == 410:
+            state = "gone"
+            stopped.append(True)
+        else:
+            retry_at = context.backoff.next_try(item.attempts + 1, now, answer.retry_after)
+            state = "pending" if retry_at else "dead"
+        return repository.Attempt(item, now, answer.status, answer.error, answer.seconds, state, retry_at)
+
+    return [attempt for attempt in context.parallel(send, due) if attempt is not None]
 
 
 @dataclass(frozen=True)

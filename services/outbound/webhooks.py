@@ -118,13 +118,16 @@ class WebhookSender:
         resolver: Callable[[str, int], list[str]] = resolve,
         verify: bool | str = True,
         connections: int = 10,
+        hosts: int = 10,
     ) -> None:
         self.allowed, self.timeout, self.max_bytes = allowed, timeout, max_bytes
         self.resolver = resolver
         self.http = requests.Session()
         self.http.trust_env = False  # no proxy from the environment: the guard checks where it goes
         self.http.verify = verify
-        adapter = _PinnedAdapter(pool_maxsize=connections)  # kept alive per address: one per sending thread
+        # Connections kept alive per checked address (up to one per sending green thread), for up to
+        # ``hosts`` addresses at once: more subscribers' hosts than that would close each other's.
+        adapter = _PinnedAdapter(pool_connections=hosts, pool_maxsize=connections)
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
         self.user_agent = f"{sender}-webhooks/1"

@@ -46,6 +46,10 @@ AGENCIES = textwrap.dedent(
 )
 
 
+# Each unit map on one database kind (tests/conftest.py pairs them; MOTCUA_TEST_ALL_PAIRS=1 runs all four).
+DATABASE_FOR_VARIANT = {"default-map": "sqlite", "with-agencies": "postgresql"}
+
+
 @pytest.fixture(params=["default-map", "with-agencies"])
 def system(request, service_config, container_factory, rabbit_config, database_url, tmp_path, monkeypatch):
     units_file = ""

@@ -89,6 +89,10 @@ class System:
         return r.json()
 
 
+# Each key store on one database kind (tests/conftest.py pairs them; MOTCUA_TEST_ALL_PAIRS=1 runs all four).
+DATABASE_FOR_VARIANT = {"files": "sqlite", "pkcs11": "postgresql"}
+
+
 @pytest.fixture(params=["files", "pkcs11"])
 def system(request, rabbit_config, database_url, tmp_path):
     env = {

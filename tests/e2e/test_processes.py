@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import bearer
+from tests.conftest import bearer, free_port
 from tests.integration.test_dossier_receipt import APPLICANT, COMMUNE_PROCEDURE
 from tests.support.broker import Subscriber
 
@@ -83,3 +84,33 @@ def test_a_clock_file_outside_development_stops_the_service(environment, tmp_pat
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "MOTCUA_CLOCK_FILE is set outside MOTCUA_ENV=development" in output and "Traceback" not in output
+
+
+def test_an_idle_service_stops_on_sigterm_without_waiting_for_its_next_timer(rabbit_config, tmp_path):
+    """The payment service has no consumer: between reconciliation rounds its hub sleeps until the next
+    round. SIGTERM must end that sleep (shared/runner.py), not wait for the round an hour later: here
+    the round is an hour away, so a stop that waited for it could not happen within the test's bound
+    (Kubernetes' grace period is 30 s, make run's 15 s)."""
+    env = {
+        **os.environ,
+        "AMQP_URI": rabbit_config["AMQP_URI"],
+        "PYTHONPATH": str(ROOT),
+        "MOTCUA_ENV": "development",
+        "PAYMENT_DATABASE_URL": f"sqlite:///{tmp_path / 'payment.sqlite3'}",
+        "PAYMENT_ADDRESS": f"127.0.0.1:{free_port()}",
+        "PAYMENT_RECONCILE_SECONDS": "3600",
+    }
+    process = start("payment", env)
+    try:
+        # Started (its signal handlers are set before it logs this), and then left alone: no request
+        # (an HTTP call's own timers would wake the hub and hide the fault).
+        for line in process.stdout:
+            if "starting services: payment" in line:
+                break
+        time.sleep(10)  # past its start-up's own timers: from here its hub sleeps until the next round
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        assert "stopping services: payment" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()

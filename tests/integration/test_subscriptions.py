@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -359,3 +360,54 @@ def test_a_dead_delivery_is_listed_noticed_once_a_day_and_redelivered(start_outb
     # The first event twice (by id, then in the range), the second once (in the range).
     assert wait_for(lambda: sorted(delivered()) == sorted([events[0].id] * 2 + [events[1].id]), timeout=10)
     assert dead(url) == [] and len(dead(mailed_url)) == 2  # the other subscription's stay dead
+
+
+def test_a_held_subscriber_does_not_delay_another_and_gets_one_event_per_dossier_at_a_time(start_outbound):
+    """Isolation and order (docs/portal-and-subscriptions.md): while one subscriber holds every request
+    it is sent, another of the same events gets all of them; the held one meanwhile has only the first
+    event of each dossier on the way (several dossiers at once, never a later event of one whose
+    earlier event is unanswered), and once released gets the rest, in order per dossier."""
+    base, amqp, receiver = start_outbound(WEBHOOK_TIMEOUT_SECONDS=30, WEBHOOK_CONCURRENCY_PER_SUBSCRIPTION=4)
+    held, fast = receiver(), receiver()
+    desk = bearer("subscriber", COMMUNE_A)
+    for hook in (held, fast):
+        assert subscribe(base, desk, callback_url=hook.url, unit=COMMUNE_A, secret=SECRET).status_code == 201
+    held.hold = threading.Event()
+    dossiers = [Dossier(COMMUNE_A) for _ in range(3)]
+    lives = [d.life() for d in dossiers]
+    events = [e for triple in zip(*lives, strict=True) for e in triple]
+    try:
+        publish(amqp, *events)
+        ids = {e.id for e in events}
+        assert wait_for(lambda: {d["event"]["id"] for d in fast.delivered()} >= ids, timeout=20)
+        # The fast subscriber has all nine while the held one has answered none of them...
+        assert [d for d in held.delivered() if d["event"]["id"] in ids] == []
+        # ...and has on the way the first event of each dossier, all three at once, and nothing later.
+        assert wait_for(lambda: len(held.arrived) >= 1 + 3, timeout=10)
+        on_the_way = [a for a in held.arrived if a["id"] in ids]
+        assert sorted(a["id"] for a in on_the_way) == sorted(life[0].id for life in lives)
+    finally:
+        held.hold.set()
+    assert wait_for(lambda: {d["event"]["id"] for d in held.delivered()} >= ids, timeout=20)
+    for hook in (held, fast):
+        got = [d["event"] for d in hook.delivered() if d["event"]["id"] in ids]
+        assert len(got) == len(events)  # each once
+        per_dossier = defaultdict(list)
+        for event in got:
+            per_dossier[event["subject"]].append(int(event["sequence"]))
+        assert dict(per_dossier) == {d.code: [1, 2, 3] for d in dossiers}
+
+
+def test_new_deliveries_go_out_without_waiting_for_the_timer(start_outbound):
+    """The consumer wakes the dispatcher when it stores deliveries: with the timer an hour away, they
+    still go out, in order per dossier (a retry's time is what the timer is for)."""
+    base, amqp, receiver = start_outbound(WEBHOOK_POLL_SECONDS=3600)
+    hook = receiver()
+    desk = bearer("subscriber", COMMUNE_A)
+    assert subscribe(base, desk, callback_url=hook.url, unit=COMMUNE_A, secret=SECRET).status_code == 201
+    dossier = Dossier(COMMUNE_A)
+    events = dossier.life()
+    publish(amqp, *events[:2])
+    publish(amqp, events[2])
+    ids = [e.id for e in events]
+    assert wait_for(lambda: [d["event"]["id"] for d in hook.delivered()][1:] == ids, timeout=20)

@@ -1,5 +1,6 @@
 """A webhook subscriber for the tests: records what it is sent, and answers as told (an outage of n
-requests with a status and Retry-After, slowness, 410 Gone, 401 to a request ``authorize`` refuses)."""
+requests with a status and Retry-After, slowness, requests held until released, 410 Gone, 401 to a
+request ``authorize`` refuses)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ class Receiver:
         self.answers: deque[tuple[int, dict]] = deque()  # the next answers, then 204
         self.always: tuple[int, dict] | None = None
         self.delay = 0.0
+        # While set, each request waits for it to be released (at most ``hold_seconds``) before its answer.
+        self.hold: threading.Event | None = None
+        self.hold_seconds = 30.0
+        self.arrived: list[dict] = []  # every request's event as it arrived, before any wait or answer
         self.authorize: Callable[[str | None], bool] | None = None  # the Authorization header -> allowed?
         self.lock = threading.Lock()
         self.server = make_server("127.0.0.1", self.port, self, threaded=True)
@@ -35,6 +40,11 @@ class Receiver:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
+        with self.lock:
+            self.arrived.append(json.loads(request.get_data(as_text=True) or "null"))
+        hold = self.hold
+        if hold is not None:
+            hold.wait(self.hold_seconds)
         if self.delay:
             time.sleep(self.delay)
         refused = self.authorize is not None and not self.authorize(request.headers.get("Authorization"))
