@@ -243,9 +243,13 @@ class RunningMetrics(RunningService):
     """The metrics service as its own process (benchmarks/common.py), taking as many messages at a time
     as the services under test."""
 
-    def __init__(self, amqp_uri: str, database_url: str) -> None:
+    def __init__(self, amqp_uri: str, database_url: str, *, root: Path = ROOT) -> None:
         super().__init__(
-            "metrics", amqp_uri, database_url, env={"JWT_SECRET": DEV_SECRET, "MAX_WORKERS": str(PREFETCH)}
+            "metrics",
+            amqp_uri,
+            database_url,
+            root=root,
+            env={"JWT_SECRET": DEV_SECRET, "MAX_WORKERS": str(PREFETCH)},
         )
 
 
@@ -263,8 +267,11 @@ def consume_baselines(amqp_uri: str, events: list[Event], bodies: list[bytes]) -
     }
 
 
-def projected_rate(amqp_uri: str, database_url: str, events: list[Event], bodies: list[bytes]) -> dict:
-    """Events projected per second by the metrics service process, on one database."""
+def projected_rate(
+    amqp_uri: str, database_url: str, events: list[Event], bodies: list[bytes], *, root: Path = ROOT
+) -> dict:
+    """Events projected per second by the metrics service process (of the source tree ``root``), on
+    one database."""
     upgrade("metrics", database_url)
     _empty_queue(amqp_uri, QUEUE, bindings=["dossier.#"])
     _route(amqp_uri, events, bodies)
@@ -277,7 +284,7 @@ def projected_rate(amqp_uri: str, database_url: str, events: list[Event], bodies
     count = handled_before = 0
     cpu = None
     try:
-        with RunningMetrics(amqp_uri, database_url) as running:
+        with RunningMetrics(amqp_uri, database_url, root=root) as running:
             cpu_before = _cpu_seconds(running.process.pid)
             with engine.connect() as connection:
                 # It consumes from its start: what it handled before it answered is not counted.

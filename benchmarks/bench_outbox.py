@@ -91,6 +91,9 @@ def relay(amqp_uri: str, database_url: str, count: int, batch_size: int = 500) -
         with engine.begin() as connection:
             record(connection, pipeline.outbox, [_event(n) for n in range(start, min(count, start + 5000))])
     worker = OutboxRelay(engine, pipeline.outbox, amqp_uri, service="dossier", batch_size=batch_size)
+    # Elected, as the service's relay is: on PostgreSQL its statements then run on the lock connection.
+    if not worker._acquire_leadership():
+        raise RuntimeError("another relay leads on the benchmark's database")
     started = time.perf_counter()
     moved = 0
     while moved < count:

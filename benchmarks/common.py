@@ -90,7 +90,11 @@ def cpu_seconds(pid: int) -> float:
 
 class RunningService:
     """``service`` as ``processes`` processes of its own on one port (SO_REUSEPORT, which eventlet.listen
-    sets), migrated first, on the given database and broker; ``root``: the source tree to run."""
+    sets), migrated first, on the given database and broker; ``root``: the source tree to run.
+    ``runner``: the command that starts one process, the service's name appended (``shared.runner``;
+    benchmarks/counted_runner.py to count PostgreSQL round trips)."""
+
+    runner: tuple[str, ...] = (sys.executable, "-m", "shared.runner")
 
     def __init__(
         self,
@@ -131,7 +135,7 @@ class RunningService:
         for _ in range(self.processes_wanted):
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "shared.runner", self.service],
+                    [*self.runner, self.service],
                     cwd=self.root,
                     env=self.env,
                     stdout=subprocess.DEVNULL,

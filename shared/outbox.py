@@ -11,13 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shared import metrics
 from shared.broker import BrokerUnavailable, ConfirmingPublisher, Outgoing
+from shared.db import UTCDateTime
 from shared.events import Event
 from shared.failpoints import crash_point
 from shared.leadership import Leadership, job_key
@@ -31,27 +35,62 @@ def leader_lock_key(service: str) -> int:
     return job_key("outbox relay", service)
 
 
+def rows(events: list[Event]) -> list[dict]:
+    """The outbox rows of ``events``, every column given (shared/deferred.py renders them as they are)."""
+    now = datetime.now(UTC)
+    return [
+        {
+            "event_id": event.id,
+            "subject": event.subject,
+            "event_type": event.type,
+            "routing_key": event.routing_key,
+            "cc": event.cc or None,
+            "body": event.to_json(),
+            "created_at": now,
+            "unroutable": False,
+        }
+        for event in events
+    ]
+
+
+@cache
+def insert(table: sa.Table) -> sa.Insert:
+    """The outbox's insert, built once (so that a compiled form can be kept for it)."""
+    return table.insert()
+
+
 def record(connection: Connection | sa.orm.Session, table: sa.Table, events: list[Event]) -> None:
     """Add events to the outbox inside the caller's transaction."""
     if not events:
         return
-    now = datetime.now(UTC)
-    connection.execute(
-        table.insert(),
-        [
-            {
-                "event_id": event.id,
-                "subject": event.subject,
-                "event_type": event.type,
-                "routing_key": event.routing_key,
-                "cc": event.cc or None,
-                "body": event.to_json(),
-                "created_at": now,
-                "unroutable": False,
-            }
-            for event in events
-        ],
+    connection.execute(insert(table), rows(events))
+
+
+def _statements(table: sa.Table) -> tuple:
+    """The relay's statements, built once: read a batch; mark a confirmed prefix published (and flag
+    the unroutable among it) in one UPDATE; on PostgreSQL that UPDATE with the next batch's read.
+
+    The read in the same statement sees the rows as they were before the UPDATE (one snapshot), so it
+    leaves out the ids just marked itself; rows committed since with lower ids are still read (ids are
+    taken before commit, so commit order and id order can differ), as by the plain read."""
+    t = table
+    select = (
+        sa.select(t.c.id, t.c.event_id, t.c.event_type, t.c.routing_key, t.c.cc, t.c.body)
+        .where(t.c.published_at.is_(None))
+        .order_by(t.c.id)
+        .limit(sa.bindparam("limit"))
     )
+    name = t.name
+    mark = sa.text(
+        f"UPDATE {name} SET published_at = :now, unroutable = (id = ANY(CAST(:unroutable AS bigint[]))) "
+        "WHERE id = ANY(CAST(:published AS bigint[]))"
+    ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+    mark_then_select = sa.text(
+        f"WITH marked AS ({mark.text}) "
+        f"SELECT id, event_id, event_type, routing_key, cc, body FROM {name} "
+        "WHERE published_at IS NULL AND NOT (id = ANY(CAST(:published AS bigint[]))) ORDER BY id LIMIT :limit"
+    ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+    return select, mark, mark_then_select
 
 
 class OutboxRelay:
@@ -71,13 +110,15 @@ class OutboxRelay:
         sleep=None,
     ) -> None:
         self.engine = engine
-        # The relay's reads and writes are one statement each: on PostgreSQL each runs on its own,
-        # without BEGIN and COMMIT round trips.
+        # Without an election (tests, the benchmark's bare relay): a pooled connection per statement,
+        # in autocommit on PostgreSQL. The elected relay uses its lock connection (_connection).
         self._statements = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if engine.dialect.name == "postgresql"
             else engine
         )
+        self._select, self._mark, self._mark_then_select = _statements(table)
+        self._prefetched: list[sa.Row] | None = None
         self.linger_seconds = linger_seconds
         self.table = table
         self.service = service
@@ -96,23 +137,47 @@ class OutboxRelay:
         """Called after a commit that recorded events: publish now rather than at the next poll."""
         self._wake.set()
 
-    def _pending_rows(self) -> list[sa.Row]:
-        t = self.table
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """Where the relay's statements run. The elected relay on PostgreSQL: its lock connection, in
+        autocommit (shared/leadership.py) — one round trip a statement, no pool checkout, no isolation
+        reset at check-in, and each success proves the lead still held. Otherwise (SQLite, or a relay
+        run without an election, as in tests): a connection of the pool, one transaction."""
+        lock = self.leadership.connection
+        if lock is not None:
+            yield lock
+            lock.commit()  # ends SQLAlchemy's bookkeeping transaction; autocommit sends nothing
+            return
         with self._statements.begin() as connection:
-            return connection.execute(
-                sa.select(t.c.id, t.c.event_id, t.c.event_type, t.c.routing_key, t.c.cc, t.c.body)
-                .where(t.c.published_at.is_(None))
-                .order_by(t.c.id)
-                .limit(self.batch_size)
-            ).all()
+            yield connection
 
-    def _mark_published(self, published: list[int], unroutable: list[int]) -> None:
+    def _pending_rows(self) -> list[sa.Row]:
+        rows, self._prefetched = self._prefetched, None
+        if rows is not None:
+            return rows
+        with self._connection() as connection:
+            return connection.execute(self._select, {"limit": self.batch_size}).all()
+
+    def _mark_published(self, published: list[int], unroutable: list[int], then_read: bool = False) -> None:
+        """Mark the confirmed rows (and flag the unroutable ones) in one statement. ``then_read`` (the
+        batch was full, so the next round starts at once): on PostgreSQL the same statement reads the
+        next batch, which the next :meth:`_pending_rows` takes — one round trip a round under a backlog."""
+        if not published:
+            return
         now = datetime.now(UTC)
+        if self.engine.dialect.name == "postgresql":
+            values = {"now": now, "published": published, "unroutable": unroutable}
+            with self._connection() as connection:
+                if then_read:
+                    self._prefetched = connection.execute(
+                        self._mark_then_select, {**values, "limit": self.batch_size}
+                    ).all()
+                else:
+                    connection.execute(self._mark, values)
+            return
         t = self.table
-        # Both flags in one transaction when a row was unroutable (rare); else one statement alone.
-        with (self.engine if unroutable else self._statements).begin() as connection:
-            if published:
-                connection.execute(t.update().where(t.c.id.in_(published)).values(published_at=now))
+        with self._connection() as connection:
+            connection.execute(t.update().where(t.c.id.in_(published)).values(published_at=now))
             if unroutable:
                 connection.execute(t.update().where(t.c.id.in_(unroutable)).values(unroutable=True))
 
@@ -143,12 +208,12 @@ class OutboxRelay:
             if outcome.unroutable:
                 unroutable.append(row.id)
                 metrics.EVENTS_UNROUTABLE.labels(self.service).inc()
-        self._mark_published(published, unroutable)
+        self._mark_published(published, unroutable, len(published) == self.batch_size)
         return len(published)
 
     def update_gauges(self) -> None:
         t = self.table
-        with self.engine.begin() as connection:
+        with self._connection() as connection:
             count, oldest = connection.execute(
                 sa.select(sa.func.count(), sa.func.min(t.c.created_at)).where(t.c.published_at.is_(None))
             ).one()
@@ -163,8 +228,9 @@ class OutboxRelay:
 
     def _acquire_leadership(self) -> bool:
         """One relay per database: on PostgreSQL an advisory lock elects it among replicas
-        (shared/leadership.py), re-checked every round."""
-        return self.leadership.hold()
+        (shared/leadership.py). Each round's statements run on the lock connection, so each success
+        re-proves the lead; a failure stands the relay down (the loop's database-error path)."""
+        return self.leadership.hold(works_on_lock=True)
 
     def run(self) -> None:
         """The relay loop; returns when :meth:`stop` is called."""
@@ -242,6 +308,7 @@ class OutboxRelay:
             (self._sleep or time.sleep)(self.linger_seconds)
 
     def _release_lock(self) -> None:
+        self._prefetched = None  # read on the lock connection: whoever leads next reads again
         self.leadership.release()
 
     def stop(self) -> None:

@@ -38,13 +38,15 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import config as settings
-from shared import tracing
+from shared import deferred, tracing
 from shared.bulk import execute_rows, insert_rows
 from shared.db import PipelineTables, UTCDateTime, create_engine
 from shared.domain import Aggregate, DomainEvent
 from shared.events import Event, build_event
 from shared.failpoints import crash_point
-from shared.outbox import OutboxRelay, record
+from shared.outbox import OutboxRelay
+from shared.outbox import insert as outbox_insert
+from shared.outbox import rows as outbox_rows
 from shared.transient import DatabaseUnavailable, describe, is_transient
 from shared.units import UnitRegistry
 
@@ -79,9 +81,11 @@ def claim_first_deliveries(session: Session, inbox: sa.Table, events: list[Event
     :meth:`Transaction.first_delivery` would cost a round trip per event.
     """
     now = datetime.now(UTC)
+    # In event id order: two batches claiming the same ids at once (a redelivery while the first is
+    # still in flight) then wait on each other in one order, never in a deadlock.
     rows = {
         e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "received_at": now}
-        for e in events
+        for e in sorted(events, key=lambda e: e.id)
     }
     claim = insert_rows(session, inbox, _INBOX_COLUMNS).on_conflict_do_nothing().returning(inbox.c.event_id)
     return {event_id for (event_id,) in execute_rows(session, claim, _INBOX_COLUMNS, rows.values())}
@@ -285,6 +289,7 @@ class UnitOfWorkFactory:
         self.relay = relay
         self.health = DatabaseHealth()
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        deferred.install(engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -297,7 +302,11 @@ class UnitOfWorkFactory:
                 yield tx
                 events = tx.collect_events()
                 if events:
-                    record(session, self.tables.outbox, self._as_sent(events))
+                    deferred.write(
+                        session, outbox_insert(self.tables.outbox), outbox_rows(self._as_sent(events))
+                    )
+                # The transaction's deferred writes and its events: one round trip on PostgreSQL.
+                deferred.flush(session)
         except Exception as exc:
             if is_transient(exc):
                 self.health.failed(exc)

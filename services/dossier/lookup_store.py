@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from services.dossier.lookup import Guesses
 from services.dossier.models import dossier_lookups
+from shared import deferred
 from shared.db import UTCDateTime
 from shared.uow import Transaction
 
@@ -42,7 +43,8 @@ class Lookups:
 
     def set_secret(self, code: str, secret_hmac: str) -> None:
         """A new secret for ``code``: the old one stops working, and past guesses are forgotten."""
-        self.session.execute(_SET_SECRET, {"code": code, "secret_hmac": secret_hmac})
+        # Nothing reads what it returns: on PostgreSQL it goes with the transaction's other writes.
+        deferred.write(self.session, _SET_SECRET, [{"code": code, "secret_hmac": secret_hmac}])
 
     def failed(self, code: str, *, max_failures: int, until: datetime) -> None:
         """One more wrong guess; the ``max_failures``-th locks the code until ``until``."""

@@ -26,6 +26,7 @@ from services.dossier.models import (
     dossiers,
     start_mappers,
 )
+from shared import deferred
 from shared.events import Event
 from shared.units import UnitRegistry
 from shared.uow import TrackingRepository, Transaction
@@ -84,7 +85,7 @@ def insert(session: Session, dossier: Dossier, units: UnitRegistry, *, actor: st
     """Insert a new dossier and write its pending hand-overs; returns its row as stored."""
     _set_paths(dossier, units)
     stored = {name: getattr(dossier, name) for name in _COLUMNS}
-    session.execute(_INSERT, stored)
+    deferred.write(session, _INSERT, [stored])
     _write_handovers(session, dossier, actor)
     return stored
 
@@ -98,7 +99,7 @@ def save(
     _set_paths(dossier, units)
     changed = {name: value for name in _COLUMNS if (value := getattr(dossier, name)) != stored[name]}
     if changed:
-        session.execute(_UPDATE, {"stored_code": stored["code"], **changed})
+        deferred.write(session, _UPDATE, [{"stored_code": stored["code"], **changed}])
         stored.update(changed)
     _write_handovers(session, dossier, actor)
 
@@ -111,7 +112,8 @@ def _set_paths(dossier: Dossier, units: UnitRegistry) -> None:
 def _write_handovers(session: Session, dossier: Dossier, actor: str | None) -> None:
     pending, dossier.handovers = list(dossier.handovers), []
     if pending:
-        session.execute(
+        deferred.write(
+            session,
             _INSERT_HANDOVERS,
             [
                 {
@@ -147,7 +149,8 @@ class AuditEntry:
 
 def audit(session: Session, code: str, entry: AuditEntry) -> None:
     """Append one line to the dossier's audit trail (the table refuses updates and deletes)."""
-    session.execute(
+    deferred.write(
+        session,
         _INSERT_AUDIT,
         [
             {

@@ -9,6 +9,7 @@ with the sum of its units; and the projection with its own rebuild from the even
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -83,8 +84,25 @@ def everything(uow, period, now) -> dict:
     return {"totals": rows, "waiting": sorted(waiting), "metrics": metrics, "reports": reports}
 
 
-def test_shuffled_redelivered_month_matches_the_oracle_and_survives_a_rebuild(metrics_db):
+def write_batches(projection, deliveries, sizes, in_flight: int) -> list[bool]:
+    """The deliveries in batches of ``sizes``, as the consumer hands them over: one after another, or
+    ``in_flight`` transactions at once (replicas sharing the queue, or batches overlapped), answers
+    in order."""
+    batches, start = [], 0
+    for size in sizes:
+        batches.append(deliveries[start : start + size])
+        start += size
+    if in_flight == 1:
+        return [answer for batch in batches for answer in projection.write(batch)]
+    with ThreadPoolExecutor(in_flight) as pool:
+        return [answer for answers in pool.map(projection.write, batches) for answer in answers]
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_shuffled_redelivered_month_matches_the_oracle_and_survives_a_rebuild(metrics_db, in_flight):
     url, uow = metrics_db
+    if in_flight > 1 and url.startswith("sqlite"):
+        pytest.skip("one process per SQLite database: its batches run one at a time")
     now = datetime.now(UTC)
     first = (now - timedelta(days=30)).astimezone(VN).date()
     last = now.astimezone(VN).date()
@@ -94,12 +112,14 @@ def test_shuffled_redelivered_month_matches_the_oracle_and_survives_a_rebuild(me
     twice = rng.sample(deliveries, len(deliveries) // 20)  # at-least-once: some come twice
     deliveries += twice
     rng.shuffle(deliveries)  # and in any order, within a dossier too
-    # Written as the projector writes them: batches of any size, a duplicate possibly in the same one.
+    # Written as the projector writes them: batches of any size, a duplicate possibly in the same one
+    # or in a batch in flight at the same time; a dossier's events possibly in batches in flight at once.
     projection = Projection(uow.engine, VN, QUEUE)
-    outcomes: list[bool] = []
-    while len(outcomes) < len(deliveries):
-        size = rng.choice((1, 2, 7, 40, 150))
-        outcomes += projection.write(deliveries[len(outcomes) : len(outcomes) + size])
+    sizes: list[int] = []
+    while sum(sizes) < len(deliveries):
+        sizes.append(rng.choice((1, 2, 7, 40, 150)))
+    outcomes = write_batches(projection, deliveries, sizes, in_flight)
+    assert len(outcomes) == len(deliveries)
     assert outcomes.count(False) == len(twice)
 
     ratings = {}

@@ -238,3 +238,79 @@ def test_a_counter_table_reserves_consecutive_numbers_per_dossier(database_url):
     finally:
         engine.dispose()
     assert first == [1, 1, 3]  # D-1: 1-2, then 3-5; D-2 its own 1
+
+
+def test_an_elected_relay_drains_a_backlog_in_order_reading_each_next_batch_with_its_mark(
+    engine, rabbit_config
+):
+    """A full batch is marked and the next one read in one statement (PostgreSQL); every event still
+    goes out once per round, in id order, and nothing is left pending."""
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.#")
+    relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier", batch_size=3)
+    with engine.begin() as connection:
+        record(connection, pipeline.outbox, make_events("D-7", 8))
+    try:
+        assert relay._acquire_leadership()
+        # 8 events in batches of 3: two full batches (each read with the previous mark), then the rest.
+        assert [relay.relay_once() for _ in range(4)] == [3, 3, 2, 0]
+        subscriber.drain(expect=8)
+    finally:
+        relay.stop()
+        subscriber.close()
+    assert [int(e["sequence"]) for e in subscriber.envelopes] == list(range(1, 9))
+    assert pending(engine) == 0
+
+
+def test_a_lower_id_committed_after_a_higher_one_is_still_relayed(engine, rabbit_config, database_url):
+    """Ids are taken at insert, not at commit: the read that comes with a mark skips only the rows it
+    marked, so an earlier-numbered row that commits later goes out at the next round."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write transaction at a time: ids follow commit order")
+    relay = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier", batch_size=2)
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "dossier.#")
+    slow = engine.connect()
+    try:
+        assert relay._acquire_leadership()
+        late = slow.begin()
+        record(slow, pipeline.outbox, make_events("D-8", 1))  # takes the lowest id, commits last
+        with engine.begin() as connection:
+            record(connection, pipeline.outbox, make_events("D-9", 2))
+        assert relay.relay_once() == 2  # D-9's two: a full batch, marked with the next read (empty)
+        late.commit()
+        # The read that came with the mark was made before this commit (empty); the next reads again.
+        assert [relay.relay_once(), relay.relay_once()] == [0, 1]
+        subscriber.drain(expect=3)
+    finally:
+        slow.close()
+        relay.stop()
+        subscriber.close()
+    assert sorted(e["subject"] for e in subscriber.envelopes) == ["D-8", "D-9", "D-9"]
+    assert pending(engine) == 0
+
+
+def test_an_elected_relay_whose_lock_session_ends_stands_down_and_another_takes_over(
+    engine, rabbit_config, database_url
+):
+    """The elected relay's statements run on its lock connection and prove the lead; when that session
+    ends (pg_terminate_backend, a restart), its next statement fails and it stands down."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("one process per SQLite database: it always leads")
+    first = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+    second = OutboxRelay(engine, pipeline.outbox, rabbit_config["AMQP_URI"], service="dossier")
+    try:
+        assert first._acquire_leadership()
+        assert not second._acquire_leadership()
+        pid = first.leadership.connection.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        with engine.begin() as connection:
+            record(connection, pipeline.outbox, make_events("D-10", 1))
+        with pytest.raises(sa.exc.SQLAlchemyError):
+            first.relay_once()
+        first._release_lock()  # what the loop does on a database error
+        assert wait_for(second._acquire_leadership, timeout=10)
+        assert second.relay_once() == 1
+    finally:
+        first.stop()
+        second.stop()
+    assert pending(engine) == 0

@@ -33,11 +33,12 @@ def imports(path: Path) -> set[str]:
 
 
 def writes_the_outbox(path: Path) -> bool:
-    """Imports the outbox's ``record`` (the one function that inserts outbox rows)."""
+    """Imports what inserts outbox rows: the outbox's ``record``, or its ``insert`` and ``rows`` (the
+    unit of work's deferred write, shared/deferred.py)."""
     return any(
         isinstance(node, ast.ImportFrom)
         and node.module == "shared.outbox"
-        and "record" in {a.name for a in node.names}
+        and {"record", "insert", "rows"} & {a.name for a in node.names}
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
     )
 
