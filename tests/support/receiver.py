@@ -40,8 +40,13 @@ class Receiver:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
+        body = request.get_data(as_text=True)
+        try:
+            arrived = json.loads(body or "null")  # a webhook's event
+        except ValueError:
+            arrived = body  # a form or any other body, as it came (the lookup page's payment start)
         with self.lock:
-            self.arrived.append(json.loads(request.get_data(as_text=True) or "null"))
+            self.arrived.append(arrived)
         hold = self.hold
         if hold is not None:
             hold.wait(self.hold_seconds)
