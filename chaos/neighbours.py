@@ -26,7 +26,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -37,6 +36,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from chaos.probe import SteadyClients
 from chaos.proxy import FaultProxy
 from shared.auth import DEV_SECRET, mint
 from shared.vocabulary import Channel
@@ -148,23 +148,22 @@ class Neighbours:
             proxy.close()
 
 
-class Pickups:
+class Pickups(SteadyClients):
     """Pickups at ``rate`` a second, each retried with its key until accepted (at most 5 s apart)."""
 
+    join_seconds = 180.0
+
     def __init__(self, url: str, rate: float, workers: int = 4) -> None:
-        self.url, self.interval, self.workers = url, workers / rate, workers
-        self.stop = threading.Event()
+        super().__init__(rate, workers)
+        self.url = url
         self.answers: Counter[str] = Counter()
         self.accepted: list[dict] = []
         self.accepted_at: list[float] = []
-        self.lock = threading.Lock()
         token = mint(DEV_SECRET, sub="chaos-pickups", roles=["portal"], units=[UNIT])
         self.headers = {"Authorization": f"Bearer {token}"}
-        self.threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(workers)]
-        for thread in self.threads:
-            thread.start()
+        self.start()
 
-    def _pickup(self, session: requests.Session) -> None:
+    def one(self, session: requests.Session) -> None:
         key = str(uuid.uuid4())
         body = {
             "procedure_code": PICKUP_PROCEDURE,
@@ -195,19 +194,6 @@ class Pickups:
                     self.accepted_at.append(time.monotonic())
                     return
             time.sleep(min(wait, 5.0))
-
-    def _worker(self) -> None:
-        session = requests.Session()
-        next_at = time.monotonic()
-        while not self.stop.is_set():
-            self._pickup(session)
-            next_at += self.interval
-            self.stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=180)
 
 
 def postal_row(

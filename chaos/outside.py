@@ -30,7 +30,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -43,7 +42,7 @@ import sqlalchemy as sa
 from chaos.load import APPLICANT as LOAD_APPLICANT
 from chaos.load import PROCEDURE as LOAD_PROCEDURE
 from chaos.neighbours import UNIT, UnderLoad, _fault, _free_port, _wait_live
-from chaos.probe import Probe
+from chaos.probe import Probe, SteadyClients
 from chaos.proxy import FaultProxy
 from services.payment.domain import protocol
 from shared.auth import DEV_SECRET, PAYMENT_DEVELOPMENT_SECRET, mint
@@ -258,24 +257,21 @@ class Payments(_Processes):
         return requests.get(f"{self.payment_url}/health/ready", timeout=10).json()
 
 
-class Citizens:
+class Citizens(SteadyClients):
     """Payments by ``workers`` citizens at ``rate`` a second in all: a dossier asked for its fee, the payment
     started (retried after its Retry-After until 201) and paid at the platform."""
 
     def __init__(self, stack: Stack, family: Payments, rate: float, workers: int = 4) -> None:
+        super().__init__(rate, workers)
         self.stack, self.family = stack, family
-        self.interval, self.stop = workers / rate, threading.Event()
         self.answers: Counter[str] = Counter()
         self.paid: dict[str, str] = {}  # reference -> dossier code
         self.slowest = 0.0  # the longest wait for an answer to a start, seconds
         self.started_at: list[float] = []
         self.failures: Counter[str] = Counter()
-        self.lock = threading.Lock()
         token = mint(DEV_SECRET, sub="chaos-desk", roles=["desk_officer"], units=[UNIT])
         self.desk = {"Authorization": f"Bearer {token}"}
-        self.threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(workers)]
-        for thread in self.threads:
-            thread.start()
+        self.start()
 
     def _awaiting_payment(self, session: requests.Session) -> tuple[str, str] | None:
         dossier = self.stack.url("dossier-a")
@@ -303,7 +299,7 @@ class Citizens:
                 return None
         return code, secret
 
-    def _payment(self, session: requests.Session) -> None:
+    def one(self, session: requests.Session) -> None:
         try:
             awaiting = self._awaiting_payment(session)
         except requests.RequestException as exc:
@@ -343,19 +339,6 @@ class Citizens:
                         self.failures[f"pay {paid.status_code}"] += 1
                 return
             time.sleep(min(wait, 5.0))
-
-    def _worker(self) -> None:
-        session = requests.Session()
-        next_at = time.monotonic()
-        while not self.stop.is_set():
-            self._payment(session)
-            next_at += self.interval
-            self.stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=300)
 
 
 def payment_row(stack: Stack, settings: Settings, row: Row, slow: bool, under_load: UnderLoad) -> Row:
@@ -477,28 +460,27 @@ class Signing(_Processes):
         return requests.get(f"{self.esign_url}/health/ready", timeout=30).json()
 
 
-class Signers:
+class Signers(SteadyClients):
     """Results signed by the leader and sealed by the clerk, ``workers`` at a time at ``rate`` a second in
     all: a dossier decided at the desk; its signing request (made from ``dossier.decided``); the signature,
     then the seal, each retried after the ``Retry-After`` it is given (at most 5 s) until done."""
 
+    join_seconds = 600.0  # a signature and a seal under way may wait out a slow TSA
+
     def __init__(self, stack: Stack, family: Signing, rate: float, workers: int = 2) -> None:
+        super().__init__(rate, workers)
         self.stack, self.family = stack, family
-        self.interval, self.stop = workers / rate, threading.Event()
         self.answers: Counter[str] = Counter()  # "signature 200", "seal 503", …
         self.sealed: set[str] = set()
         self.slowest = 0.0  # the longest wait for an answer to a signature or a seal, seconds
         self.signed_at: list[float] = []
         self.failures: Counter[str] = Counter()
-        self.lock = threading.Lock()
         roles = ("desk_officer", "handling_officer", "leader", "clerk")
         tokens = {
             role: mint(DEV_SECRET, sub=f"{role}.chaos@{UNIT}", roles=[role], units=[UNIT]) for role in roles
         }
         self.as_role = {role: {"Authorization": f"Bearer {token}"} for role, token in tokens.items()}
-        self.threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(workers)]
-        for thread in self.threads:
-            thread.start()
+        self.start()
 
     def _decided(self, session: requests.Session) -> str | None:
         dossier = f"{self.stack.url('dossier-a')}/api/v1/dossiers"
@@ -559,7 +541,7 @@ class Signers:
             time.sleep(min(wait, 5.0))
         return None
 
-    def _one(self, session: requests.Session) -> None:
+    def one(self, session: requests.Session) -> None:
         try:
             code = self._decided(session)
             if code is None:
@@ -582,19 +564,6 @@ class Signers:
                     self.sealed.add(code)
         except requests.RequestException as exc:
             self.failures[type(exc).__name__] += 1
-
-    def _worker(self) -> None:
-        session = requests.Session()
-        next_at = time.monotonic()
-        while not self.stop.is_set():
-            self._one(session)
-            next_at += self.interval
-            self.stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=600)
 
 
 def esign_row(stack: Stack, settings: Settings, row: Row, slow: bool, under_load: UnderLoad) -> Row:

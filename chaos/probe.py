@@ -42,3 +42,38 @@ class Probe:
         self._stop.set()
         self._thread.join(timeout=70)
         return " ".join(f"{k}:{v}" for k, v in sorted(self.answers.items()))
+
+
+class SteadyClients:
+    """``workers`` client threads, each calling ``one(session)`` on a steady schedule so that together they
+    make ``rate`` a second (a call that takes longer delays only its own thread), until :meth:`finish`.
+    A subclass sets its own state, then calls :meth:`start`."""
+
+    join_seconds = 300.0  # how long finish() waits for a thread's call under way
+
+    def __init__(self, rate: float, workers: int) -> None:
+        self.interval, self.workers = workers / rate, workers
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def one(self, session: requests.Session) -> None:  # pragma: no cover - every load overrides it
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.workers)]
+        for thread in self.threads:
+            thread.start()
+
+    def _worker(self) -> None:
+        session = requests.Session()
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            self.one(session)
+            next_at += self.interval
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=self.join_seconds)
